@@ -1,0 +1,48 @@
+# Thin wrapper over Meson/Ninja: the two commands a newcomer needs.
+#   make run    set up what is missing, build, initialise ./var, start parleyd
+#   make check  set up what is missing, build (plain, sanitized, fuzz), run every test
+.POSIX:
+.PHONY: all deps deps-check build build-asan build-fuzz run check unit fuzz clean
+
+PY       = /usr/bin/python3
+JOBS    ?= $(shell nproc)
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+deps-check:
+	@scripts/deps.sh check
+
+build/build.ninja:
+	meson setup build --buildtype=debugoptimized
+
+build: deps build/build.ninja
+	ninja -C build
+
+build-asan/build.ninja:
+	meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+build-asan: deps-check build-asan/build.ninja
+	ninja -C build-asan
+
+build-fuzz/build.ninja:
+	CC=clang meson setup build-fuzz --buildtype=debug -Dfuzzing=true -Db_lundef=false
+
+build-fuzz: deps-check build-fuzz/build.ninja
+	ninja -C build-fuzz
+
+run: build
+	@scripts/run-dev.sh
+
+# Every test runs under AddressSanitizer + UndefinedBehaviorSanitizer; the
+# unit tests also run in the plain build; each fuzz target runs briefly.
+check: deps-check build build-asan build-fuzz
+	meson test -C build --suite unit --print-errorlogs
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    meson test -C build-asan --print-errorlogs --num-processes $(JOBS)
+	scripts/run-fuzz.sh build-fuzz 20
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Installs the Debian packages Parley needs to build, run and test.
+#   scripts/deps.sh build   what `make`/`make run` need
+#   scripts/deps.sh check   plus the real peers the tests drive
+# As root, missing packages are installed with apt-get; otherwise they are
+# named and the script fails, so nothing half-works.
+set -eu
+
+BUILD_PKGS="gcc make meson ninja-build pkg-config libevent-dev libssl-dev openssl
+libsqlite3-dev libc-ares-dev libjansson-dev libinih-dev python3"
+CHECK_PKGS="libcmocka-dev clang libclang-rt-14-dev baresip-core sip-tester coturn
+dnsmasq-base procps iproute2"
+
+want="$BUILD_PKGS"
+[ "${1:-build}" = check ] && want="$want $CHECK_PKGS"
+
+missing=""
+for p in $want; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+        *"install ok installed"*) ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "parley: missing Debian packages:$missing" >&2
+    echo "parley: install them with: sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+
+echo "parley: installing Debian packages:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >&2
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing >&2

@@ -1,0 +1,264 @@
+/*
+ * sip/msg — parsing, inspecting, editing and printing SIP messages (RFC 3261).
+ *
+ * sip_msg_parse() copies the input into a buffer the message owns and
+ * records views into it; it never reads outside the input and never trusts
+ * a length field. Line folding is unfolded and bare LF line ends are
+ * accepted. Typed values (Via, From, To, CSeq, ...) are parsed on demand
+ * by the helpers below from the header views.
+ *
+ * A message is edited in place through the sip_msg_hdr_* functions (the
+ * proxy adds a Via, removes a Route, ...); new strings live in the
+ * message's own arena. sip_msg_print() writes the result with a correct
+ * Content-Length.
+ *
+ * The struct is public for reading; change it only through the functions.
+ */
+#ifndef PARLEY_SIP_MSG_H
+#define PARLEY_SIP_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/strbuf.h"
+#include "core/strview.h"
+#include "sip/uri.h"
+
+enum sip_method {
+    SIP_METHOD_UNKNOWN = 0, /* an extension method: see method_name */
+    SIP_METHOD_INVITE,
+    SIP_METHOD_ACK,
+    SIP_METHOD_BYE,
+    SIP_METHOD_CANCEL,
+    SIP_METHOD_OPTIONS,
+    SIP_METHOD_REGISTER,
+    SIP_METHOD_MESSAGE,
+    SIP_METHOD_SUBSCRIBE,
+    SIP_METHOD_NOTIFY,
+    SIP_METHOD_PUBLISH,
+    SIP_METHOD_REFER,
+    SIP_METHOD_INFO,
+    SIP_METHOD_UPDATE,
+    SIP_METHOD_PRACK,
+    SIP_METHOD_SERVICE,
+};
+
+/* Case-sensitive, as RFC 3261 says methods are. */
+enum sip_method sip_method_from_view(struct strview name);
+const char *sip_method_name(enum sip_method m); /* "UNKNOWN" for extensions */
+
+/* Headers Parley reads or writes by identity. Compact forms (RFC 3261
+ * §7.3.3 and later RFCs: i m e l c f s k t v o r u b x y) map to these. */
+enum sip_hdr_id {
+    SIP_HDR_OTHER = 0,
+    SIP_HDR_VIA,
+    SIP_HDR_FROM,
+    SIP_HDR_TO,
+    SIP_HDR_CALL_ID,
+    SIP_HDR_CSEQ,
+    SIP_HDR_CONTACT,
+    SIP_HDR_ROUTE,
+    SIP_HDR_RECORD_ROUTE,
+    SIP_HDR_MAX_FORWARDS,
+    SIP_HDR_CONTENT_LENGTH,
+    SIP_HDR_CONTENT_TYPE,
+    SIP_HDR_CONTENT_ENCODING,
+    SIP_HDR_EXPIRES,
+    SIP_HDR_MIN_EXPIRES,
+    SIP_HDR_AUTHORIZATION,
+    SIP_HDR_PROXY_AUTHORIZATION,
+    SIP_HDR_WWW_AUTHENTICATE,
+    SIP_HDR_PROXY_AUTHENTICATE,
+    SIP_HDR_AUTHENTICATION_INFO,
+    SIP_HDR_EVENT,
+    SIP_HDR_ALLOW_EVENTS,
+    SIP_HDR_SUBSCRIPTION_STATE,
+    SIP_HDR_SUPPORTED,
+    SIP_HDR_REQUIRE,
+    SIP_HDR_PROXY_REQUIRE,
+    SIP_HDR_UNSUPPORTED,
+    SIP_HDR_ALLOW,
+    SIP_HDR_ACCEPT,
+    SIP_HDR_USER_AGENT,
+    SIP_HDR_SERVER,
+    SIP_HDR_P_ASSERTED_IDENTITY,
+    SIP_HDR_P_PREFERRED_IDENTITY,
+    SIP_HDR_SIP_ETAG,
+    SIP_HDR_SIP_IF_MATCH,
+    SIP_HDR_REASON,
+    SIP_HDR_WARNING,
+    SIP_HDR_RSEQ,
+    SIP_HDR_RACK,
+    SIP_HDR_REFER_TO,
+    SIP_HDR_REFERRED_BY,
+    SIP_HDR_PATH,
+    SIP_HDR_TIMESTAMP,
+    SIP_HDR_COUNT_ /* not a header */
+};
+
+/* Canonical name ("Via", "Call-ID", ...); NULL for SIP_HDR_OTHER. */
+const char *sip_hdr_name(enum sip_hdr_id id);
+/* Maps a header name (any case, compact forms included) to its id. */
+enum sip_hdr_id sip_hdr_id_from_name(struct strview name);
+
+struct sip_hdr {
+    enum sip_hdr_id id;
+    struct strview name;  /* as received, or canonical for added headers */
+    struct strview value; /* trimmed; folding replaced by single spaces */
+    struct sip_hdr *next;
+    bool removed;         /* removed by an edit; skipped by iteration and print */
+};
+
+struct sip_msg {
+    bool is_request;
+
+    /* request line */
+    enum sip_method method;
+    struct strview method_name; /* always set for requests */
+    struct strview request_uri; /* text; parsed form below */
+    struct sip_uri ruri;
+
+    /* status line */
+    int status;                 /* 100..699 */
+    struct strview reason;
+
+    /* headers in order (see sip_msg_hdr_first / next) */
+    struct sip_hdr *hdrs;
+
+    /* frequently used values, filled at parse time; views into the message */
+    struct strview call_id;
+    uint32_t cseq_num;
+    enum sip_method cseq_method;
+    struct strview cseq_method_name;
+    int max_forwards;           /* -1 when absent */
+    long long expires;          /* Expires header; -1 when absent */
+    struct strview content_type; /* media type without parameters, e.g. "application/sdp" */
+
+    struct strview body;
+
+    /* private: owned storage */
+    char *buf_;
+    size_t buf_len_;
+    void *arena_;
+};
+
+/* Limits a parser enforces regardless of the caller's size limit. */
+#define SIP_MAX_HEADERS       256
+#define SIP_MAX_HEADER_LINE   8192
+
+struct sip_parse_error {
+    /* The response the peer should get: 400 (malformed), 505 (version),
+     * 513 (too large); 0 when no response can be formed and the
+     * connection should just be closed. */
+    int status;
+    /* Names the fault, for the reason phrase and the log. */
+    char reason[128];
+};
+
+/*
+ * Parses exactly one complete message (start line, headers, blank line,
+ * and a body of len minus the head's length). Requires From, To, Call-ID,
+ * CSeq, Via (and Max-Forwards is optional) per RFC 3261 §8.1.1; a
+ * Content-Length, when present, must equal the body's length.
+ * Returns 0 and *out, or -EINVAL (err filled) / -ENOMEM.
+ */
+int sip_msg_parse(const char *data, size_t len, struct sip_msg **out,
+                  struct sip_parse_error *err);
+void sip_msg_free(struct sip_msg *msg);
+
+/* Iteration over headers that are not removed. */
+struct sip_hdr *sip_msg_hdr_first(const struct sip_msg *msg, enum sip_hdr_id id);
+struct sip_hdr *sip_msg_hdr_next(const struct sip_hdr *h, enum sip_hdr_id id);
+/* Headers of another name, by name (case-insensitive). */
+struct sip_hdr *sip_msg_hdr_find_name(const struct sip_msg *msg, const char *name);
+size_t sip_msg_hdr_count(const struct sip_msg *msg, enum sip_hdr_id id);
+
+/*
+ * Comma-separated values of one header kind, across all its header lines,
+ * in order (Via, Route, Record-Route, Contact, Supported, Allow, ...).
+ * Commas inside quoted strings, <...> and parameter values are respected.
+ * Iterate with:
+ *   struct sip_value_iter it; struct strview v;
+ *   sip_value_iter_init(&it, msg, SIP_HDR_VIA);
+ *   while (sip_value_iter_next(&it, &v)) ...
+ */
+struct sip_value_iter {
+    const struct sip_hdr *hdr;
+    enum sip_hdr_id id;
+    size_t pos;
+};
+void sip_value_iter_init(struct sip_value_iter *it, const struct sip_msg *msg, enum sip_hdr_id id);
+bool sip_value_iter_next(struct sip_value_iter *it, struct strview *value);
+
+/* Splits one header value at top-level commas; same rules as above. Calls
+ * fn for each element; stops early when fn returns false. */
+void sip_split_commas(struct strview value, bool (*fn)(struct strview elem, void *arg), void *arg);
+
+/* --- typed values --------------------------------------------------- */
+
+/* Generic ";name=value;flag" parameter lists (header or URI parameters).
+ * Looks name up case-insensitively; *value is empty for a flag. */
+bool sip_param_find(struct strview params, const char *name, struct strview *value);
+
+struct sip_via {
+    struct strview protocol;  /* "SIP/2.0" */
+    struct strview transport; /* "TLS", "TCP", "UDP", "WSS", ... */
+    struct strview host;      /* without brackets for IPv6 */
+    uint16_t port;            /* 0 when absent */
+    struct strview params;    /* ";branch=...;received=..." */
+    struct strview branch;
+};
+/* One Via value (a single element, not a comma list). */
+int sip_via_parse(struct strview value, struct sip_via *out);
+
+/* name-addr / addr-spec with header parameters: From, To, Contact, Route,
+ * Record-Route, P-Asserted-Identity, Refer-To. */
+struct sip_addr {
+    struct strview display;   /* without quotes; may contain escapes */
+    struct strview uri_text;
+    struct sip_uri uri;
+    struct strview params;    /* header parameters after the address */
+    struct strview tag;
+    bool wildcard;            /* Contact: * */
+};
+int sip_addr_parse(struct strview value, struct sip_addr *out);
+
+/* From and To of a message, parsed. Returns 0 or -EINVAL. */
+int sip_msg_from(const struct sip_msg *msg, struct sip_addr *out);
+int sip_msg_to(const struct sip_msg *msg, struct sip_addr *out);
+/* The top-most Via value. */
+int sip_msg_top_via(const struct sip_msg *msg, struct sip_via *out);
+
+/* --- editing -------------------------------------------------------- */
+
+/* Copies bytes into the message's arena (lives as long as the message). */
+struct strview sip_msg_strdup(struct sip_msg *msg, const char *data, size_t n);
+struct strview sip_msg_printf(struct sip_msg *msg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Adds a header before all others (Via, Record-Route are added this way). */
+int sip_msg_hdr_prepend(struct sip_msg *msg, enum sip_hdr_id id, const char *name,
+                        struct strview value);
+/* Adds a header after all others. */
+int sip_msg_hdr_append(struct sip_msg *msg, enum sip_hdr_id id, const char *name,
+                       struct strview value);
+/* Marks a header removed. */
+void sip_msg_hdr_remove(struct sip_msg *msg, struct sip_hdr *h);
+/* Removes every header with this id. Returns how many. */
+size_t sip_msg_hdr_remove_all(struct sip_msg *msg, enum sip_hdr_id id);
+/* Removes the first value of the first header with this id: the whole
+ * header when it has one value, else its first comma element (a proxy
+ * popping its own Via or a Route). Returns 0 or -ENOENT. */
+int sip_msg_hdr_remove_first_value(struct sip_msg *msg, enum sip_hdr_id id);
+void sip_msg_hdr_set_value(struct sip_msg *msg, struct sip_hdr *h, struct strview value);
+void sip_msg_set_request_uri(struct sip_msg *msg, struct strview uri);
+void sip_msg_set_body(struct sip_msg *msg, struct strview content_type, struct strview body);
+/* Max-Forwards: rewritten (or added) with this value. */
+int sip_msg_set_max_forwards(struct sip_msg *msg, int value);
+
+/* Writes the message: start line, headers in order (Content-Length
+ * rewritten to match the body, added when missing), blank line, body. */
+int sip_msg_print(const struct sip_msg *msg, struct strbuf *out);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * sip/uri — SIP, SIPS and TEL URIs (RFC 3261 §19.1, RFC 3966).
+ *
+ *   sip:user:password@host:port;uri-parameters?headers
+ *
+ * Parsing records views into the input; nothing is copied or unescaped.
+ */
+#ifndef PARLEY_SIP_URI_H
+#define PARLEY_SIP_URI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/strbuf.h"
+#include "core/strview.h"
+
+enum sip_uri_scheme {
+    SIP_URI_SIP = 1,
+    SIP_URI_SIPS,
+    SIP_URI_TEL,
+};
+
+struct sip_uri {
+    enum sip_uri_scheme scheme;
+    struct strview user;     /* empty when there is no user part; TEL: the number */
+    struct strview password;
+    struct strview host;     /* IPv6 without brackets */
+    bool host_is_ipv6;
+    uint16_t port;           /* 0 when absent */
+    struct strview params;   /* ";transport=tls;lr" (leading ';' included) */
+    struct strview headers;  /* "?subject=x" without the '?' */
+};
+
+/* Returns 0 or -EINVAL. Rejects control characters, spaces, empty hosts,
+ * ports > 65535, unbalanced brackets. */
+int sip_uri_parse(struct strview text, struct sip_uri *out);
+/* A URI parameter, case-insensitive name; *value empty for flags like lr. */
+bool sip_uri_param(const struct sip_uri *uri, const char *name, struct strview *value);
+/* RFC 3261 §19.1.4 comparison (scheme, user case-sensitive, host
+ * case-insensitive, port, and the transport/user/method/maddr/ttl params). */
+bool sip_uri_equal(const struct sip_uri *a, const struct sip_uri *b);
+/* Writes "scheme:user@host:port" plus params (no headers). */
+void sip_uri_print(const struct sip_uri *uri, struct strbuf *out);
+
+#endif
