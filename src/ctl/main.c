@@ -1,1 +1,260 @@
-int main(void) { return 0; }
+/*
+ * parleyctl — Parley's management tool.
+ *
+ *   parleyctl init --dir DIR --domain DOMAIN [--address IP] [--key-type p256|rsa2048]
+ *   parleyctl [-c CONF] [--json] COMMAND ...
+ *
+ * Commands that change stored state (users, configuration) work whether or
+ * not parleyd runs; runtime views (status) ask the daemon over its control
+ * socket.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ctl/ctl.h"
+#include "core/log.h"
+#include "server/control.h"
+
+#define CTL_DEFAULT_CONFIG "var/parley.conf"
+
+static void ctl_print_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: parleyctl [-c CONF] [--json] COMMAND [ARGS]\n"
+            "\n"
+            "  init --dir DIR --domain DOMAIN [--address IP] [--key-type p256|rsa2048]\n"
+            "                          create a configuration, development PKI and store\n"
+            "  config get SECTION.KEY  print a configuration value\n"
+            "  config set SECTION.KEY VALUE\n"
+            "                          change a value (validated; the file is replaced atomically)\n"
+            "  config list             every key with its value\n"
+            "  user add NAME [--password-stdin | --generate-password]\n"
+            "  user passwd NAME [--password-stdin | --generate-password]\n"
+            "  user remove NAME\n"
+            "  user list\n"
+            "  status                  what the running server enforces (or the configured view)\n"
+            "  reload                  re-read configuration and certificates (as SIGHUP)\n"
+            "\n"
+            "  -c CONF   configuration file (default $PARLEY_CONFIG or " CTL_DEFAULT_CONFIG ")\n"
+            "  --json    machine-readable output\n"
+            "Exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+int ctl_load_config(struct ctl *ctl)
+{
+    char err[1024];
+    if (ctl->cfg)
+        return CTL_OK;
+    if (config_load(ctl->config_path, &ctl->cfg, err, sizeof(err)) != 0)
+        return ctl_fail(ctl, "%s", err);
+    return CTL_OK;
+}
+
+static void ctl_vreport(struct ctl *ctl, const char *fmt, va_list ap)
+{
+    char msg[2048];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (ctl->json) {
+        json_t *doc = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+        json_dumpf(doc, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(doc);
+    } else {
+        fprintf(stderr, "parleyctl: %s\n", msg);
+    }
+}
+
+int ctl_fail(struct ctl *ctl, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ctl_vreport(ctl, fmt, ap);
+    va_end(ap);
+    return CTL_FAIL;
+}
+
+int ctl_usage(struct ctl *ctl, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ctl_vreport(ctl, fmt, ap);
+    va_end(ap);
+    if (!ctl->json)
+        fprintf(stderr, "run `parleyctl --help` for usage\n");
+    return CTL_USAGE;
+}
+
+int ctl_done(struct ctl *ctl, json_t *doc, const char *text)
+{
+    if (ctl->json) {
+        if (!doc)
+            doc = json_object();
+        if (!json_object_get(doc, "ok"))
+            json_object_set_new(doc, "ok", json_true());
+        json_dumpf(doc, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+    } else if (text) {
+        fputs(text, stdout);
+        if (*text && text[strlen(text) - 1] != '\n')
+            fputc('\n', stdout);
+    }
+    json_decref(doc);
+    return CTL_OK;
+}
+
+static void ctl_remove_args(struct ctl *ctl, int at, int count)
+{
+    for (int i = at; i + count < ctl->argc; i++)
+        ctl->argv[i] = ctl->argv[i + count];
+    ctl->argc -= count;
+}
+
+bool ctl_take_flag(struct ctl *ctl, const char *name)
+{
+    for (int i = 0; i < ctl->argc; i++) {
+        if (strcmp(ctl->argv[i], name) == 0) {
+            ctl_remove_args(ctl, i, 1);
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *ctl_take_option(struct ctl *ctl, const char *name, bool *missing)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < ctl->argc; i++) {
+        const char *a = ctl->argv[i];
+        if (strncmp(a, name, n) == 0 && a[n] == '=') {
+            ctl_remove_args(ctl, i, 1);
+            return a + n + 1;
+        }
+        if (strcmp(a, name) == 0) {
+            if (i + 1 >= ctl->argc) {
+                *missing = true;
+                ctl_remove_args(ctl, i, 1);
+                return NULL;
+            }
+            const char *v = ctl->argv[i + 1];
+            ctl_remove_args(ctl, i, 2);
+            return v;
+        }
+    }
+    return NULL;
+}
+
+int ctl_control_request(const struct config *cfg, const char *command, json_t **reply, char *err,
+                        size_t errlen)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", cfg->state_dir,
+                     CONTROL_SOCKET_NAME);
+    if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
+        snprintf(err, errlen, "control socket path too long");
+        return -ENAMETOOLONG;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+        int e = errno;
+        snprintf(err, errlen, "parleyd is not running (control socket %s: %s)", sun.sun_path,
+                 strerror(e));
+        close(fd);
+        return -e;
+    }
+    struct timeval tv = {30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    json_t *req = json_pack("{s:s}", "command", command);
+    char *text = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    int rc = 0;
+    size_t len = strlen(text);
+    if (write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot send to parleyd: %s", strerror(errno));
+    }
+    free(text);
+    if (rc == 0) {
+        json_error_t jerr;
+        FILE *f = fdopen(fd, "r");
+        if (!f) {
+            rc = -errno;
+            close(fd);
+            return rc;
+        }
+        *reply = json_loadf(f, JSON_DISABLE_EOF_CHECK, &jerr);
+        fclose(f);
+        if (!*reply) {
+            snprintf(err, errlen, "no valid answer from parleyd: %s", jerr.text);
+            return -EPROTO;
+        }
+        return 0;
+    }
+    close(fd);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl ctl = {0};
+    /* library modules log; a command line tool reports only problems */
+    log_set_level(LOG_LEVEL_WARN);
+    const char *env = getenv("PARLEY_CONFIG");
+    ctl.config_path = env && *env ? env : CTL_DEFAULT_CONFIG;
+
+    /* global options may come before or after the command */
+    char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+    int nrest = 0;
+    if (!rest)
+        return CTL_FAIL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            ctl.json = true;
+        } else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                free(rest);
+                return ctl_usage(&ctl, "%s needs a file name", argv[i]);
+            }
+            ctl.config_path = argv[++i];
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            ctl_print_usage(stdout);
+            free(rest);
+            return CTL_OK;
+        } else {
+            rest[nrest++] = argv[i];
+        }
+    }
+    if (nrest == 0) {
+        ctl_print_usage(stderr);
+        free(rest);
+        return CTL_USAGE;
+    }
+    const char *cmd = rest[0];
+    ctl.argc = nrest - 1;
+    ctl.argv = rest + 1;
+
+    int rc;
+    if (strcmp(cmd, "init") == 0)
+        rc = cmd_init(&ctl);
+    else if (strcmp(cmd, "config") == 0)
+        rc = cmd_config(&ctl);
+    else if (strcmp(cmd, "user") == 0)
+        rc = cmd_user(&ctl);
+    else if (strcmp(cmd, "status") == 0)
+        rc = cmd_status(&ctl);
+    else if (strcmp(cmd, "reload") == 0)
+        rc = cmd_reload(&ctl);
+    else
+        rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
+
+    config_free(ctl.cfg);
+    free(rest);
+    return rc;
+}

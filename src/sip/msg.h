@@ -9,8 +9,9 @@
  *
  * A message is edited in place through the sip_msg_hdr_* functions (the
  * proxy adds a Via, removes a Route, ...); new strings live in the
- * message's own arena. sip_msg_print() writes the result with a correct
- * Content-Length.
+ * message's own arena (values the editing functions get are copied there
+ * unless they already live in the message). sip_msg_print() writes the
+ * result with a correct Content-Length.
  *
  * The struct is public for reading; change it only through the functions.
  */
@@ -49,7 +50,8 @@ enum sip_method sip_method_from_view(struct strview name);
 const char *sip_method_name(enum sip_method m); /* "UNKNOWN" for extensions */
 
 /* Headers Parley reads or writes by identity. Compact forms (RFC 3261
- * §7.3.3 and later RFCs: i m e l c f s k t v o r u b x y) map to these. */
+ * §7.3.3 and later RFCs: i m e l c f s k t v o r u b x y) map to these.
+ * New ids are only ever added before SIP_HDR_COUNT_. */
 enum sip_hdr_id {
     SIP_HDR_OTHER = 0,
     SIP_HDR_VIA,
@@ -94,6 +96,10 @@ enum sip_hdr_id {
     SIP_HDR_REFERRED_BY,
     SIP_HDR_PATH,
     SIP_HDR_TIMESTAMP,
+    SIP_HDR_SUBJECT,
+    SIP_HDR_SESSION_EXPIRES,
+    SIP_HDR_IDENTITY,
+    SIP_HDR_DATE,
     SIP_HDR_COUNT_ /* not a header */
 };
 
@@ -126,7 +132,9 @@ struct sip_msg {
     /* headers in order (see sip_msg_hdr_first / next) */
     struct sip_hdr *hdrs;
 
-    /* frequently used values, filled at parse time; views into the message */
+    /* frequently used values, filled at parse time; views into the message.
+     * Edits keep them up to date only where a setter says so
+     * (sip_msg_set_max_forwards, sip_msg_set_body, sip_msg_set_request_uri). */
     struct strview call_id;
     uint32_t cseq_num;
     enum sip_method cseq_method;
@@ -147,27 +155,40 @@ struct sip_msg {
 #define SIP_MAX_HEADERS       256
 #define SIP_MAX_HEADER_LINE   8192
 
+/* Limits count a header line as its name plus its unfolded value; repeated
+ * identical Content-Length headers count once (they print as one). */
+
 struct sip_parse_error {
-    /* The response the peer should get: 400 (malformed), 505 (version),
-     * 513 (too large); 0 when no response can be formed and the
-     * connection should just be closed. */
+    /* The response the peer should get: 400 (malformed), 416 (Request-URI
+     * of a scheme other than sip, sips, tel), 505 (version), 513 (too
+     * large); 0 when no response can be formed and the message should
+     * just be dropped (the input is a response, or no start line). */
     int status;
-    /* Names the fault, for the reason phrase and the log. */
+    /* A reason phrase naming the fault, usable as is in the response and
+     * in the log: "Bad Request (missing Call-ID)". */
     char reason[128];
 };
 
 /*
  * Parses exactly one complete message (start line, headers, blank line,
- * and a body of len minus the head's length). Requires From, To, Call-ID,
- * CSeq, Via (and Max-Forwards is optional) per RFC 3261 §8.1.1; a
- * Content-Length, when present, must equal the body's length.
+ * and a body of len minus the head's length; CR/LFs before the start line
+ * are skipped). Requires From, To, Call-ID, CSeq, Via (and Max-Forwards is
+ * optional) per RFC 3261 §8.1.1; a Content-Length, when present, must equal
+ * the body's length. Checked as they are met: every Via value, From, To
+ * and every Contact value (as sip_via_parse / sip_addr_parse), Call-ID
+ * syntax, CSeq (32-bit number; a request's CSeq method must equal its
+ * method), Max-Forwards 0..255, Expires 0..2^32-1, Content-Type syntax,
+ * Date (rfc1123 in GMT), no Request-URI headers, no empty top Via branch
+ * cookie, and no repeated From, To, Call-ID, CSeq, Max-Forwards or
+ * Content-Length with a different value. err may be NULL.
  * Returns 0 and *out, or -EINVAL (err filled) / -ENOMEM.
  */
 int sip_msg_parse(const char *data, size_t len, struct sip_msg **out,
                   struct sip_parse_error *err);
 void sip_msg_free(struct sip_msg *msg);
 
-/* Iteration over headers that are not removed. */
+/* Iteration over headers that are not removed. Every header is in the
+ * msg->hdrs list (check h->removed when walking it directly). */
 struct sip_hdr *sip_msg_hdr_first(const struct sip_msg *msg, enum sip_hdr_id id);
 struct sip_hdr *sip_msg_hdr_next(const struct sip_hdr *h, enum sip_hdr_id id);
 /* Headers of another name, by name (case-insensitive). */
@@ -177,7 +198,8 @@ size_t sip_msg_hdr_count(const struct sip_msg *msg, enum sip_hdr_id id);
 /*
  * Comma-separated values of one header kind, across all its header lines,
  * in order (Via, Route, Record-Route, Contact, Supported, Allow, ...).
- * Commas inside quoted strings, <...> and parameter values are respected.
+ * Commas inside quoted strings (parameter values included) and <...> are
+ * respected; empty elements are skipped; values come trimmed.
  * Iterate with:
  *   struct sip_value_iter it; struct strview v;
  *   sip_value_iter_init(&it, msg, SIP_HDR_VIA);
@@ -198,18 +220,19 @@ void sip_split_commas(struct strview value, bool (*fn)(struct strview elem, void
 /* --- typed values --------------------------------------------------- */
 
 /* Generic ";name=value;flag" parameter lists (header or URI parameters).
- * Looks name up case-insensitively; *value is empty for a flag. */
+ * Looks name up case-insensitively; *value is empty for a flag; a quoted
+ * value keeps its quotes. value may be NULL. */
 bool sip_param_find(struct strview params, const char *name, struct strview *value);
 
 struct sip_via {
-    struct strview protocol;  /* "SIP/2.0" */
+    struct strview protocol;  /* "SIP/2.0" (as received for other protocols) */
     struct strview transport; /* "TLS", "TCP", "UDP", "WSS", ... */
     struct strview host;      /* without brackets for IPv6 */
     uint16_t port;            /* 0 when absent */
     struct strview params;    /* ";branch=...;received=..." */
-    struct strview branch;
+    struct strview branch;    /* p is NULL when there is no branch */
 };
-/* One Via value (a single element, not a comma list). */
+/* One Via value (a single element, not a comma list). Returns 0 or -EINVAL. */
 int sip_via_parse(struct strview value, struct sip_via *out);
 
 /* name-addr / addr-spec with header parameters: From, To, Contact, Route,
@@ -217,11 +240,15 @@ int sip_via_parse(struct strview value, struct sip_via *out);
 struct sip_addr {
     struct strview display;   /* without quotes; may contain escapes */
     struct strview uri_text;
-    struct sip_uri uri;
+    struct sip_uri uri;       /* scheme 0 (and only uri_text) for other schemes */
     struct strview params;    /* header parameters after the address */
-    struct strview tag;
+    struct strview tag;       /* p is NULL when there is no tag */
     bool wildcard;            /* Contact: * */
 };
+/* One element (not a comma list). A URI of a scheme other than sip, sips
+ * and tel is accepted as text (RFC 3261 allows any absoluteURI); an
+ * addr-spec whose URI holds '?' or ',' is refused (it needs <>).
+ * Returns 0 or -EINVAL. */
 int sip_addr_parse(struct strview value, struct sip_addr *out);
 
 /* From and To of a message, parsed. Returns 0 or -EINVAL. */
@@ -232,12 +259,17 @@ int sip_msg_top_via(const struct sip_msg *msg, struct sip_via *out);
 
 /* --- editing -------------------------------------------------------- */
 
-/* Copies bytes into the message's arena (lives as long as the message). */
+/* Copies bytes into the message's arena (lives as long as the message;
+ * NUL-terminated for convenience). On allocation failure the view's p is
+ * NULL. */
 struct strview sip_msg_strdup(struct sip_msg *msg, const char *data, size_t n);
 struct strview sip_msg_printf(struct sip_msg *msg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Adds a header before all others (Via, Record-Route are added this way). */
+/* Adds a header before all others (Via, Record-Route are added this way).
+ * name NULL means id's canonical name; a name with id SIP_HDR_OTHER gets
+ * the id the name maps to. The value is trimmed; one holding CR or LF is
+ * refused. Returns 0, -EINVAL or -ENOMEM (same for append). */
 int sip_msg_hdr_prepend(struct sip_msg *msg, enum sip_hdr_id id, const char *name,
                         struct strview value);
 /* Adds a header after all others. */
@@ -251,14 +283,24 @@ size_t sip_msg_hdr_remove_all(struct sip_msg *msg, enum sip_hdr_id id);
  * header when it has one value, else its first comma element (a proxy
  * popping its own Via or a Route). Returns 0 or -ENOENT. */
 int sip_msg_hdr_remove_first_value(struct sip_msg *msg, enum sip_hdr_id id);
-void sip_msg_hdr_set_value(struct sip_msg *msg, struct sip_hdr *h, struct strview value);
-void sip_msg_set_request_uri(struct sip_msg *msg, struct strview uri);
-void sip_msg_set_body(struct sip_msg *msg, struct strview content_type, struct strview body);
+/* Replaces a header's value (trimmed; CR or LF refused). Returns 0,
+ * -EINVAL or -ENOMEM. */
+int sip_msg_hdr_set_value(struct sip_msg *msg, struct sip_hdr *h, struct strview value);
+/* Replaces a request's Request-URI, which must parse as a sip, sips or tel
+ * URI without headers; msg->ruri follows. Returns 0, -EINVAL or -ENOMEM. */
+int sip_msg_set_request_uri(struct sip_msg *msg, struct strview uri);
+/* Replaces the body and Content-Type (an empty content_type removes the
+ * header); msg->body and msg->content_type follow. Returns 0, -EINVAL or
+ * -ENOMEM. */
+int sip_msg_set_body(struct sip_msg *msg, struct strview content_type, struct strview body);
 /* Max-Forwards: rewritten (or added) with this value. */
 int sip_msg_set_max_forwards(struct sip_msg *msg, int value);
 
-/* Writes the message: start line, headers in order (Content-Length
- * rewritten to match the body, added when missing), blank line, body. */
+/* Appends the message to out: start line, headers in order, each on one
+ * line as "Name: value" (Content-Length rewritten to match the body and
+ * printed once, added at the end when missing), blank line, body. What
+ * sip_msg_parse accepted prints as a message it accepts again with the
+ * same values. Returns 0 or out's error. */
 int sip_msg_print(const struct sip_msg *msg, struct strbuf *out);
 
 #endif

@@ -31,13 +31,18 @@ struct sip_uri {
     struct strview headers;  /* "?subject=x" without the '?' */
 };
 
-/* Returns 0 or -EINVAL. Rejects control characters, spaces, empty hosts,
- * ports > 65535, unbalanced brackets. */
+/* Returns 0 or -EINVAL. Rejects control characters, spaces, non-ASCII
+ * bytes, broken %HH escapes, empty hosts, ports 0 or > 65535, unbalanced
+ * brackets, invalid IPv6 addresses, empty parameters. A well-formed URI of
+ * another scheme ("http:...") returns -EPROTONOSUPPORT with scheme 0. */
 int sip_uri_parse(struct strview text, struct sip_uri *out);
 /* A URI parameter, case-insensitive name; *value empty for flags like lr. */
 bool sip_uri_param(const struct sip_uri *uri, const char *name, struct strview *value);
 /* RFC 3261 §19.1.4 comparison (scheme, user case-sensitive, host
- * case-insensitive, port, and the transport/user/method/maddr/ttl params). */
+ * case-insensitive, port, and the transport/user/method/maddr/ttl params;
+ * other parameters must agree when both carry them; headers must agree;
+ * escapes compare decoded). TEL: the number without visual separators and
+ * the same parameters. */
 bool sip_uri_equal(const struct sip_uri *a, const struct sip_uri *b);
 /* Writes "scheme:user@host:port" plus params (no headers). */
 void sip_uri_print(const struct sip_uri *uri, struct strbuf *out);

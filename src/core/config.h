@@ -1,0 +1,138 @@
+/*
+ * config — parley.conf: an INI file of documented keys.
+ *
+ * Every key is a row of one table (config.c): its section, name, type,
+ * default, whether SIGHUP applies it, and a one-line help. That table
+ * drives loading, validation, `parleyctl config get|set`, the file that
+ * `parleyctl init` writes, and a test that checks docs/parley.conf.md
+ * documents every key. Add a key by adding a row and a field.
+ *
+ * Relative paths in the file are relative to the file's directory, which
+ * is also the server's state directory (lock, control socket, store).
+ */
+#ifndef PARLEY_CORE_CONFIG_H
+#define PARLEY_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/netaddr.h"
+#include "core/strbuf.h"
+
+struct config_addr_list {
+    size_t n;
+    struct netaddr *v;
+};
+
+struct config_cidr_list {
+    size_t n;
+    struct cidr *v;
+};
+
+struct config_str_list {
+    size_t n;
+    char **v;
+};
+
+struct config {
+    char *path;      /* absolute path of the file */
+    char *state_dir; /* its directory */
+
+    struct {
+        char *domain;
+        long long workers; /* 0: one per core */
+    } server;
+    struct {
+        struct config_addr_list tls_listen;
+        struct config_addr_list tcp_listen;
+        struct config_cidr_list internal_networks;
+        long long max_message_size;
+        long long idle_timeout;
+    } sip;
+    struct {
+        char *certificate;
+        char *private_key;
+        struct config_str_list ca_files;
+        struct config_str_list crl_files;
+        char *min_version; /* "1.2" | "1.3" */
+        char *ciphers;     /* TLS 1.2 cipher list */
+        char *ciphersuites; /* TLS 1.3 suites */
+        char *groups;
+        long long handshake_timeout;
+        bool require_crl;
+    } tls;
+    struct {
+        long long connections_per_source;
+        long long connections_total;
+    } limits;
+    struct {
+        char *level;
+    } log;
+};
+
+enum config_type {
+    CONFIG_STRING,
+    CONFIG_ENUM,      /* one of `allowed`, "a|b|c" */
+    CONFIG_INT,       /* within [min, max] */
+    CONFIG_BOOL,      /* true|false|yes|no|on|off|1|0 */
+    CONFIG_PATH,      /* resolved against the config directory */
+    CONFIG_PATH_LIST,
+    CONFIG_ADDR_LIST, /* ADDR:PORT, ... */
+    CONFIG_CIDR_LIST,
+    CONFIG_DOMAIN,    /* a DNS name */
+};
+
+struct config_key {
+    const char *section;
+    const char *name;
+    enum config_type type;
+    const char *default_value; /* text form; "" for empty */
+    const char *allowed;       /* CONFIG_ENUM: "a|b"; else NULL */
+    long long min, max;        /* CONFIG_INT */
+    bool reloadable;           /* applied by SIGHUP (else at restart) */
+    bool in_template;          /* written uncommented by `parleyctl init` */
+    const char *unit;          /* "seconds", "bytes", ... or NULL */
+    const char *help;
+    size_t offset;             /* of the field in struct config */
+};
+
+/* The table, terminated by a row with section == NULL. */
+const struct config_key *config_keys(void);
+/* "sip.tls_listen" -> row, or NULL. */
+const struct config_key *config_key_find(const char *dotted);
+
+/* Loads and validates a file. On error returns a negative errno and writes
+ * one line naming the file, line and fault into err. */
+int config_load(const char *path, struct config **out, char *err, size_t errlen);
+/* Same, from text (path is used for messages and relative paths). */
+int config_load_string(const char *path, const char *text, struct config **out, char *err,
+                       size_t errlen);
+void config_free(struct config *cfg);
+
+/* Validates one value for a key, without loading a file. */
+int config_validate_value(const struct config_key *key, const char *value, char *err,
+                          size_t errlen);
+
+/* The value of a key in cfg, as text (lists comma-separated). */
+void config_format_value(const struct config *cfg, const struct config_key *key,
+                         struct strbuf *out);
+
+/*
+ * Sets SECTION.KEY = VALUE in the file at path: the value is validated, the
+ * edited text must load as a whole, and the file is replaced atomically
+ * (temporary file, fsync, rename, fsync of the directory) keeping every
+ * other line and comment. Returns 0 or a negative errno with err filled.
+ */
+int config_set(const char *path, const char *dotted_key, const char *value, char *err,
+               size_t errlen);
+
+/* The text `parleyctl init` writes: every key with its help as a comment;
+ * `values` holds "section.key=value" strings for the keys set explicitly,
+ * NULL-terminated. */
+int config_template(const char *const *values, struct strbuf *out);
+
+/* Describes the allowed values of a key ("an integer from 1 to 65535",
+ * "one of: 1.2, 1.3"), for error messages and docs. */
+void config_describe_allowed(const struct config_key *key, struct strbuf *out);
+
+#endif

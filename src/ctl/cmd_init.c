@@ -1,0 +1,204 @@
+/*
+ * parleyctl init: a new state directory with a documented configuration, a
+ * development PKI and an empty store. It never overwrites: run again on an
+ * initialised directory, it changes nothing and names what exists.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/strbuf.h"
+#include "crypto/pki.h"
+#include "ctl/ctl.h"
+#include "store/store.h"
+
+static const char *const init_pki_files[] = {PKI_CA_CERT_FILE, PKI_CA_KEY_FILE, PKI_CRL_FILE,
+                                              PKI_SERVER_CERT_FILE, PKI_SERVER_KEY_FILE};
+
+static char *init_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static bool init_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Writes the configuration file, never replacing one. */
+static int init_write_config(const char *path, const char *text, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    size_t len = strlen(text);
+    ssize_t w = write(fd, text, len);
+    int rc = 0;
+    if (w != (ssize_t)len || fsync(fd) != 0) {
+        rc = w < 0 ? -errno : -EIO;
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(-rc));
+    }
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc)
+        unlink(path);
+    return rc;
+}
+
+int cmd_init(struct ctl *ctl)
+{
+    bool missing = false;
+    const char *dir = ctl_take_option(ctl, "--dir", &missing);
+    const char *domain = ctl_take_option(ctl, "--domain", &missing);
+    const char *address = ctl_take_option(ctl, "--address", &missing);
+    const char *key_type_name = ctl_take_option(ctl, "--key-type", &missing);
+    enum pki_key_type key_type = PKI_KEY_ECDSA_P256;
+    char err[1024];
+    char *conf = NULL, *pki = NULL, *db = NULL;
+    struct strbuf existing = STRBUF_INIT, text = STRBUF_INIT;
+    bool made_dir = false, made_pki = false, made_db = false;
+    int rc = CTL_FAIL;
+
+    if (missing)
+        return ctl_usage(ctl, "an option is missing its value");
+    if (ctl->argc)
+        return ctl_usage(ctl, "unexpected argument \"%s\"", ctl->argv[0]);
+    if (!dir || !domain)
+        return ctl_usage(ctl, "init needs --dir DIR and --domain DOMAIN");
+    if (!address)
+        address = "127.0.0.1";
+    if (key_type_name && pki_key_type_parse(key_type_name, &key_type) != 0)
+        return ctl_usage(ctl, "--key-type must be p256 or rsa2048, not \"%s\"", key_type_name);
+
+    /* validate before touching anything */
+    const struct config_key *dk = config_key_find("server.domain");
+    if (config_validate_value(dk, domain, err, sizeof(err)) != 0 || !*domain)
+        return ctl_usage(ctl, "--domain: \"%s\" is not a DNS domain name", domain);
+    unsigned char ipbuf[16];
+    bool v6 = inet_pton(AF_INET6, address, ipbuf) == 1;
+    if (!v6 && inet_pton(AF_INET, address, ipbuf) != 1)
+        return ctl_usage(ctl, "--address: \"%s\" is not a numeric IPv4 or IPv6 address", address);
+
+    conf = init_path(dir, "parley.conf");
+    pki = init_path(dir, "pki");
+    db = init_path(dir, "parley.db");
+    if (!conf || !pki || !db)
+        goto out;
+
+    if (init_exists(conf))
+        strbuf_printf(&existing, "%s%s", existing.len ? ", " : "", conf);
+    if (init_exists(db))
+        strbuf_printf(&existing, "%s%s", existing.len ? ", " : "", db);
+    for (size_t i = 0; i < sizeof(init_pki_files) / sizeof(init_pki_files[0]); i++) {
+        char *f = init_path(pki, init_pki_files[i]);
+        if (f && init_exists(f))
+            strbuf_printf(&existing, "%s%s", existing.len ? ", " : "", f);
+        free(f);
+    }
+    if (existing.len) {
+        rc = ctl_fail(ctl, "%s is already initialised; nothing changed (exists: %s)", dir,
+                      strbuf_cstr(&existing));
+        goto out;
+    }
+
+    if (mkdir(dir, 0700) == 0) {
+        made_dir = true;
+    } else if (errno != EEXIST) {
+        rc = ctl_fail(ctl, "%s: cannot create: %s", dir, strerror(errno));
+        goto out;
+    }
+
+    if (pki_create(pki, domain, address, key_type, err, sizeof(err)) != 0) {
+        rc = ctl_fail(ctl, "%s", err);
+        goto undo;
+    }
+    made_pki = true;
+
+    struct store *st = NULL;
+    if (store_open(db, STORE_CREATE, &st, err, sizeof(err)) != 0) {
+        rc = ctl_fail(ctl, "%s", err);
+        goto undo;
+    }
+    made_db = true;
+    if (store_close(st) != 0) {
+        rc = ctl_fail(ctl, "%s: closing the new store failed", db);
+        goto undo;
+    }
+
+    char v_domain[300], v_listen[128];
+    snprintf(v_domain, sizeof(v_domain), "server.domain=%s", domain);
+    snprintf(v_listen, sizeof(v_listen), v6 ? "sip.tls_listen=[%s]:5061" : "sip.tls_listen=%s:5061",
+             address);
+    const char *values[] = {v_domain, v_listen, NULL};
+    if (config_template(values, &text) != 0) {
+        rc = ctl_fail(ctl, "out of memory");
+        goto undo;
+    }
+    if (init_write_config(conf, strbuf_cstr(&text), err, sizeof(err)) != 0) {
+        rc = ctl_fail(ctl, "%s", err);
+        goto undo;
+    }
+
+    {
+        struct strbuf msg = STRBUF_INIT;
+        strbuf_printf(&msg,
+                      "Initialised %s for domain %s:\n"
+                      "  %s            configuration (documented in docs/parley.conf.md)\n"
+                      "  %s/ca.pem, ca.key      development CA (key 0600)\n"
+                      "  %s/crl.pem             its revocation list\n"
+                      "  %s/server.pem, .key    certificate for sip.%s, %s, %s\n"
+                      "  %s              user store\n"
+                      "Next: parleyctl -c %s user add NAME, then parleyd -c %s\n",
+                      dir, domain, conf, pki, pki, pki, domain, domain, address, db, conf, conf);
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "dir", dir, "domain", domain,
+                                "address", address, "config", conf, "pki", pki, "store", db);
+        ctl_done(ctl, doc, strbuf_cstr(&msg));
+        strbuf_free(&msg);
+    }
+    rc = CTL_OK;
+    goto out;
+
+undo:
+    /* leave nothing half-made behind */
+    if (made_db) {
+        unlink(db);
+        char *side = init_path(dir, "parley.db-wal");
+        if (side)
+            unlink(side);
+        free(side);
+        side = init_path(dir, "parley.db-shm");
+        if (side)
+            unlink(side);
+        free(side);
+    }
+    if (made_pki) {
+        for (size_t i = 0; i < sizeof(init_pki_files) / sizeof(init_pki_files[0]); i++) {
+            char *f = init_path(pki, init_pki_files[i]);
+            if (f)
+                unlink(f);
+            free(f);
+        }
+        rmdir(pki);
+    }
+    if (made_dir)
+        rmdir(dir);
+out:
+    strbuf_free(&existing);
+    strbuf_free(&text);
+    free(conf);
+    free(pki);
+    free(db);
+    return rc;
+}

@@ -1,0 +1,139 @@
+/* parleyctl status | reload: runtime views through the control socket. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/strbuf.h"
+#include "ctl/ctl.h"
+#include "server/status.h"
+
+static const char *status_str(json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
+static void status_render_list(struct strbuf *t, json_t *arr)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        strbuf_printf(t, "%s%s", i ? "; " : "", json_string_value(v) ? json_string_value(v) : "");
+    }
+}
+
+static void status_render(json_t *doc, const char *why_offline, struct strbuf *t)
+{
+    json_t *d = json_object_get(doc, "daemon");
+    if (json_is_true(json_object_get(d, "running")))
+        strbuf_printf(t, "parleyd: running (pid %lld, up %lld s, %lld workers, %lld connections)\n",
+                      json_integer_value(json_object_get(d, "pid")),
+                      json_integer_value(json_object_get(d, "uptime_s")),
+                      json_integer_value(json_object_get(d, "workers")),
+                      json_integer_value(json_object_get(d, "connections")));
+    else
+        strbuf_printf(t, "parleyd: not running (%s)\nshowing the configured view of %s\n",
+                      why_offline ? why_offline : "no answer", status_str(d, "config"));
+    strbuf_printf(t, "domain: %s\n", status_str(doc, "domain"));
+
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(doc, "listeners"), i, l)
+    {
+        strbuf_printf(t, "\nlistener %s (%s)\n", status_str(l, "address"),
+                      status_str(l, "transport"));
+        if (json_object_get(l, "tls_error"))
+            strbuf_printf(t, "  TLS:            cannot be set up: %s\n", status_str(l, "tls_error"));
+        if (json_object_get(l, "tls_versions")) {
+            strbuf_printf(t, "  TLS versions:   %s\n", status_str(l, "tls_versions"));
+            strbuf_printf(t, "  suites:         %s\n", status_str(l, "tls_suites"));
+            strbuf_printf(t, "  groups:         %s\n", status_str(l, "tls_groups"));
+            strbuf_printf(t, "  client certs:   %s\n", status_str(l, "client_certificates"));
+            strbuf_printf(t, "  revocation:     %s\n", status_str(l, "revocation"));
+        }
+        if (json_object_get(l, "allowed_sources")) {
+            strbuf_puts(t, "  sources:        ");
+            status_render_list(t, json_object_get(l, "allowed_sources"));
+            strbuf_puts(t, "\n");
+        }
+        strbuf_puts(t, "  carries:        ");
+        status_render_list(t, json_object_get(l, "carries"));
+        strbuf_puts(t, "\n");
+        if (json_object_get(l, "refuses")) {
+            strbuf_puts(t, "  refuses:        ");
+            status_render_list(t, json_object_get(l, "refuses"));
+            strbuf_puts(t, "\n");
+        }
+        json_t *c = json_object_get(l, "certificate");
+        if (c && json_object_get(c, "error"))
+            strbuf_printf(t, "  certificate:    %s\n", status_str(c, "error"));
+        else if (c)
+            strbuf_printf(t,
+                          "  certificate:    %s\n"
+                          "    issuer:       %s\n"
+                          "    names:        %s\n"
+                          "    key:          %s\n"
+                          "    expires:      %s (%lld days left)\n",
+                          status_str(c, "subject"), status_str(c, "issuer"), status_str(c, "names"),
+                          status_str(c, "key"), status_str(c, "not_after"),
+                          json_integer_value(json_object_get(c, "days_left")));
+    }
+
+    strbuf_puts(t, "\nprotection\n");
+    json_array_foreach(json_object_get(doc, "protection"), i, l)
+    {
+        strbuf_printf(t, "  %-46s %-12s %s\n", status_str(l, "traffic"),
+                      status_str(l, "protection"), status_str(l, "enforced"));
+    }
+}
+
+int cmd_status(struct ctl *ctl)
+{
+    if (ctl->argc)
+        return ctl_usage(ctl, "status takes no arguments");
+    int rc = ctl_load_config(ctl);
+    if (rc)
+        return rc;
+
+    char err[512];
+    json_t *doc = NULL;
+    int cr = ctl_control_request(ctl->cfg, "status", &doc, err, sizeof(err));
+    const char *why = NULL;
+    if (cr != 0) {
+        /* no daemon: say so and show what the configuration would enforce */
+        why = err;
+        doc = status_build(ctl->cfg, NULL, NULL);
+        json_object_set_new(json_object_get(doc, "daemon"), "reason", json_string(err));
+    } else if (!json_is_true(json_object_get(doc, "ok"))) {
+        rc = ctl_fail(ctl, "parleyd: %s", status_str(doc, "error"));
+        json_decref(doc);
+        return rc;
+    }
+    struct strbuf text = STRBUF_INIT;
+    status_render(doc, why, &text);
+    ctl_done(ctl, doc, strbuf_cstr(&text));
+    strbuf_free(&text);
+    return CTL_OK;
+}
+
+int cmd_reload(struct ctl *ctl)
+{
+    if (ctl->argc)
+        return ctl_usage(ctl, "reload takes no arguments");
+    int rc = ctl_load_config(ctl);
+    if (rc)
+        return rc;
+    char err[512];
+    json_t *reply = NULL;
+    if (ctl_control_request(ctl->cfg, "reload", &reply, err, sizeof(err)) != 0)
+        return ctl_fail(ctl, "%s", err);
+    if (!json_is_true(json_object_get(reply, "ok"))) {
+        rc = ctl_fail(ctl, "%s", status_str(reply, "error"));
+        json_decref(reply);
+        return rc;
+    }
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", status_str(reply, "message"));
+    return ctl_done(ctl, reply, msg);
+}

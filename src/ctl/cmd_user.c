@@ -1,0 +1,262 @@
+/*
+ * parleyctl user add|remove|list|passwd. Passwords are never stored: only
+ * the digest hashes (HA1, MD5 and SHA-256) for realm = server.domain.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "core/random.h"
+#include "core/strbuf.h"
+#include "crypto/digest.h"
+#include "ctl/ctl.h"
+#include "store/store.h"
+
+#define USER_PASSWORD_MAX 256
+
+/* Reads one line without echo from the terminal. */
+static int user_prompt(const char *prompt, char *buf, size_t cap)
+{
+    struct termios old, quiet;
+    FILE *tty = fopen("/dev/tty", "r+");
+    if (!tty)
+        return -ENOTTY;
+    fputs(prompt, tty);
+    fflush(tty);
+    int fd = fileno(tty);
+    bool restore = tcgetattr(fd, &old) == 0;
+    if (restore) {
+        quiet = old;
+        quiet.c_lflag &= (tcflag_t)~ECHO;
+        tcsetattr(fd, TCSAFLUSH, &quiet);
+    }
+    char *r = fgets(buf, (int)cap, tty);
+    if (restore)
+        tcsetattr(fd, TCSAFLUSH, &old);
+    fputc('\n', tty);
+    fclose(tty);
+    if (!r)
+        return -EIO;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return 0;
+}
+
+/* The password from --password-stdin, --generate-password or a prompt. */
+static int user_get_password(struct ctl *ctl, char *buf, size_t cap, bool *generated)
+{
+    bool from_stdin = ctl_take_flag(ctl, "--password-stdin");
+    bool generate = ctl_take_flag(ctl, "--generate-password");
+    *generated = false;
+
+    if (from_stdin && generate)
+        return ctl_usage(ctl, "--password-stdin and --generate-password exclude each other");
+    if (generate) {
+        random_token(buf, 20);
+        *generated = true;
+        return CTL_OK;
+    }
+    if (from_stdin) {
+        if (!fgets(buf, (int)cap, stdin))
+            return ctl_fail(ctl, "no password on standard input");
+        if (!strchr(buf, '\n') && !feof(stdin))
+            return ctl_fail(ctl, "password longer than %d characters", USER_PASSWORD_MAX);
+        buf[strcspn(buf, "\r\n")] = '\0';
+    } else {
+        char again[USER_PASSWORD_MAX + 2];
+        if (user_prompt("Password: ", buf, cap) != 0)
+            return ctl_fail(ctl, "no terminal to ask for a password; use --password-stdin or "
+                                 "--generate-password");
+        if (user_prompt("Again: ", again, sizeof(again)) != 0)
+            return ctl_fail(ctl, "cannot read the password");
+        bool same = strcmp(buf, again) == 0;
+        OPENSSL_cleanse(again, sizeof(again));
+        if (!same)
+            return ctl_fail(ctl, "the passwords differ; nothing changed");
+    }
+    if (buf[0] == '\0')
+        return ctl_fail(ctl, "empty password refused");
+    return CTL_OK;
+}
+
+static int user_hashes(struct ctl *ctl, const char *name, const char *password, char md5[65],
+                       char sha256[65])
+{
+    if (digest_init(NULL, NULL) != 0)
+        return ctl_fail(ctl, "cannot initialise digest algorithms");
+    int rc = digest_ha1(DIGEST_ALG_MD5, name, ctl->cfg->server.domain, password, md5);
+    if (rc == 0)
+        rc = digest_ha1(DIGEST_ALG_SHA256, name, ctl->cfg->server.domain, password, sha256);
+    digest_cleanup();
+    if (rc)
+        return ctl_fail(ctl, "cannot compute the digest hashes (%s)", strerror(-rc));
+    return CTL_OK;
+}
+
+static int user_open_store(struct ctl *ctl, struct store **st)
+{
+    char err[1024], path[4096];
+    snprintf(path, sizeof(path), "%s/parley.db", ctl->cfg->state_dir);
+    if (store_open(path, 0, st, err, sizeof(err)) != 0)
+        return ctl_fail(ctl, "%s", err);
+    return CTL_OK;
+}
+
+static int user_set(struct ctl *ctl, const char *name, bool add)
+{
+    char password[USER_PASSWORD_MAX + 2];
+    char md5[65], sha256[65];
+    bool generated;
+    struct store *st = NULL;
+    int rc;
+
+    if (!store_user_name_valid(name))
+        return ctl_fail(ctl, "\"%s\" is not a valid user name: 1 to 64 of a-z 0-9 . _ -, "
+                             "starting with a letter or digit",
+                        name);
+    rc = user_get_password(ctl, password, sizeof(password), &generated);
+    if (rc)
+        goto out;
+    if (ctl->argc != 1) {
+        rc = ctl_usage(ctl, "unexpected argument \"%s\"", ctl->argv[1]);
+        goto out;
+    }
+    rc = user_hashes(ctl, name, password, md5, sha256);
+    if (rc)
+        goto out;
+    rc = user_open_store(ctl, &st);
+    if (rc)
+        goto out;
+    int sr = add ? store_user_add(st, name, md5, sha256) : store_user_set_ha1(st, name, md5, sha256);
+    if (sr == -EEXIST) {
+        rc = ctl_fail(ctl, "user %s exists already", name);
+        goto out;
+    }
+    if (sr == -ENOENT) {
+        rc = ctl_fail(ctl, "no user %s", name);
+        goto out;
+    }
+    if (sr) {
+        rc = ctl_fail(ctl, "cannot store user %s: %s", name, store_errmsg(st));
+        goto out;
+    }
+    char msg[1024];
+    char uri[200];
+    snprintf(uri, sizeof(uri), "sip:%s@%s", name, ctl->cfg->server.domain);
+    if (generated)
+        snprintf(msg, sizeof(msg), "%s %s <%s> with password %s (shown once)",
+                 add ? "added" : "changed password of", name, uri, password);
+    else
+        snprintf(msg, sizeof(msg), "%s %s <%s>", add ? "added" : "changed password of", name, uri);
+    json_t *doc = json_pack("{s:s, s:s}", "user", name, "uri", uri);
+    if (generated)
+        json_object_set_new(doc, "password", json_string(password));
+    ctl_done(ctl, doc, msg);
+    rc = CTL_OK;
+out:
+    OPENSSL_cleanse(password, sizeof(password));
+    OPENSSL_cleanse(md5, sizeof(md5));
+    OPENSSL_cleanse(sha256, sizeof(sha256));
+    if (st && store_close(st) != 0 && rc == CTL_OK)
+        rc = ctl_fail(ctl, "closing the store failed");
+    return rc;
+}
+
+static int user_remove(struct ctl *ctl, const char *name)
+{
+    struct store *st = NULL;
+    int rc = user_open_store(ctl, &st);
+    if (rc)
+        return rc;
+    int sr = store_user_remove(st, name);
+    if (sr == -ENOENT)
+        rc = ctl_fail(ctl, "no user %s", name);
+    else if (sr)
+        rc = ctl_fail(ctl, "cannot remove user %s: %s", name, store_errmsg(st));
+    store_close(st);
+    if (rc)
+        return rc;
+    char msg[128];
+    snprintf(msg, sizeof(msg), "removed %s", name);
+    return ctl_done(ctl, json_pack("{s:s}", "user", name), msg);
+}
+
+struct user_list_ctx {
+    json_t *users;
+    struct strbuf text;
+    const char *domain;
+};
+
+static int user_list_one(const struct store_user *u, void *arg)
+{
+    struct user_list_ctx *lc = arg;
+    char uri[200];
+    snprintf(uri, sizeof(uri), "sip:%s@%s", u->name, lc->domain);
+    json_array_append_new(lc->users, json_pack("{s:s, s:s, s:I, s:I}", "user", u->name, "uri", uri,
+                                               "created", (json_int_t)u->created, "updated",
+                                               (json_int_t)u->updated));
+    strbuf_printf(&lc->text, "%s\n", uri);
+    return 0;
+}
+
+static int user_list(struct ctl *ctl)
+{
+    struct store *st = NULL;
+    int rc = user_open_store(ctl, &st);
+    if (rc)
+        return rc;
+    struct user_list_ctx lc = {json_array(), STRBUF_INIT, ctl->cfg->server.domain};
+    int sr = store_user_list(st, user_list_one, &lc);
+    store_close(st);
+    if (sr) {
+        json_decref(lc.users);
+        strbuf_free(&lc.text);
+        return ctl_fail(ctl, "cannot list users");
+    }
+    if (lc.users && json_array_size(lc.users) == 0)
+        strbuf_puts(&lc.text, "no users; add one with `parleyctl user add NAME`\n");
+    ctl_done(ctl, json_pack("{s:o}", "users", lc.users), strbuf_cstr(&lc.text));
+    strbuf_free(&lc.text);
+    return CTL_OK;
+}
+
+int cmd_user(struct ctl *ctl)
+{
+    if (ctl->argc < 1)
+        return ctl_usage(ctl, "user needs add, passwd, remove or list");
+    const char *verb = ctl->argv[0];
+    ctl->argc--;
+    ctl->argv++;
+    int rc = ctl_load_config(ctl);
+    if (rc)
+        return rc;
+    if (strcmp(verb, "list") == 0) {
+        if (ctl->argc)
+            return ctl_usage(ctl, "user list takes no arguments");
+        return user_list(ctl);
+    }
+    if (strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0) {
+        if (ctl->argc < 1)
+            return ctl_usage(ctl, "user %s needs a NAME", verb);
+        /* the name is the one argument that is not an option */
+        const char *name = NULL;
+        for (int i = 0; i < ctl->argc; i++)
+            if (ctl->argv[i][0] != '-') {
+                name = ctl->argv[i];
+                break;
+            }
+        if (!name)
+            return ctl_usage(ctl, "user %s needs a NAME", verb);
+        return user_set(ctl, name, strcmp(verb, "add") == 0);
+    }
+    if (strcmp(verb, "remove") == 0) {
+        if (ctl->argc != 1)
+            return ctl_usage(ctl, "user remove needs exactly one NAME");
+        return user_remove(ctl, ctl->argv[0]);
+    }
+    return ctl_usage(ctl, "unknown user command \"%s\"", verb);
+}

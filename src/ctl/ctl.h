@@ -1,0 +1,59 @@
+/*
+ * parleyctl internals: command handlers and output helpers shared by the
+ * files of src/ctl. Every command takes --json; exit status 0 success,
+ * 1 failure, 2 usage.
+ */
+#ifndef PARLEY_CTL_CTL_H
+#define PARLEY_CTL_CTL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "core/config.h"
+
+enum {
+    CTL_OK = 0,
+    CTL_FAIL = 1,
+    CTL_USAGE = 2,
+};
+
+struct ctl {
+    const char *config_path;
+    bool json;
+    int argc;        /* the command's own arguments (after the command word) */
+    char **argv;
+    struct config *cfg; /* loaded on demand by ctl_load_config */
+};
+
+/* Loads ctl->config_path into ctl->cfg; prints the error and returns
+ * CTL_FAIL on failure. */
+int ctl_load_config(struct ctl *ctl);
+
+/* Prints a failure (stderr, or {"ok":false,"error":...} with --json) and
+ * returns CTL_FAIL. */
+int ctl_fail(struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints a usage error and returns CTL_USAGE. */
+int ctl_usage(struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* With --json prints doc (adding "ok": true); otherwise prints text (which
+ * may be NULL). Takes ownership of doc. Returns CTL_OK. */
+int ctl_done(struct ctl *ctl, json_t *doc, const char *text);
+
+/* Finds and removes "--name" (a flag) from the command's arguments. */
+bool ctl_take_flag(struct ctl *ctl, const char *name);
+/* Finds and removes "--name VALUE"; returns VALUE or NULL. Sets *missing
+ * when the option is present without a value. */
+const char *ctl_take_option(struct ctl *ctl, const char *name, bool *missing);
+
+/* One request to the running parleyd over its control socket. Returns 0,
+ * -ECONNREFUSED / -ENOENT when no parleyd runs, or another negative errno;
+ * err says why. */
+int ctl_control_request(const struct config *cfg, const char *command, json_t **reply, char *err,
+                        size_t errlen);
+
+int cmd_init(struct ctl *ctl);
+int cmd_config(struct ctl *ctl);
+int cmd_user(struct ctl *ctl);
+int cmd_status(struct ctl *ctl);
+int cmd_reload(struct ctl *ctl);
+
+#endif

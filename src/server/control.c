@@ -1,0 +1,174 @@
+#include "server/control.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "server/runtime.h"
+#include "server/status.h"
+
+#define CONTROL_REQUEST_MAX 4096
+
+struct control {
+    struct runtime *rt;
+    struct evconnlistener *evl;
+    char *path;
+};
+
+static void control_client_done(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_free(bev);
+}
+
+static void control_client_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    bufferevent_free(bev);
+}
+
+static json_t *control_error(const char *message)
+{
+    return json_pack("{s:b, s:s}", "ok", 0, "error", message);
+}
+
+static json_t *control_dispatch(struct runtime *rt, const char *line)
+{
+    json_error_t jerr;
+    json_t *req = json_loads(line, 0, &jerr);
+    json_t *reply = NULL;
+    const char *cmd = NULL;
+
+    if (!req || json_unpack(req, "{s:s}", "command", &cmd) != 0) {
+        reply = control_error("request must be a JSON object with a \"command\"");
+        goto out;
+    }
+    if (strcmp(cmd, "status") == 0) {
+        reply = status_build(rt->cfg, rt->tls, rt);
+    } else if (strcmp(cmd, "reload") == 0) {
+        struct strbuf report = STRBUF_INIT;
+        int rc = runtime_reload(rt, &report);
+        reply = json_pack("{s:b, s:s}", "ok", rc == 0, rc == 0 ? "message" : "error",
+                          strbuf_cstr(&report));
+        strbuf_free(&report);
+    } else {
+        reply = control_error("unknown command");
+    }
+out:
+    json_decref(req);
+    return reply ? reply : control_error("out of memory");
+}
+
+static void control_client_read(struct bufferevent *bev, void *arg)
+{
+    struct control *ctl = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len;
+    char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
+
+    if (!line) {
+        if (evbuffer_get_length(in) > CONTROL_REQUEST_MAX)
+            bufferevent_free(bev);
+        return;
+    }
+    json_t *reply = control_dispatch(ctl->rt, line);
+    free(line);
+    char *text = json_dumps(reply, JSON_COMPACT);
+    json_decref(reply);
+    bufferevent_disable(bev, EV_READ);
+    if (text) {
+        bufferevent_write(bev, text, strlen(text));
+        bufferevent_write(bev, "\n", 1);
+        free(text);
+    }
+    bufferevent_setcb(bev, NULL, control_client_done, control_client_event, ctl);
+}
+
+static void control_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+                              int salen, void *arg)
+{
+    (void)evl;
+    (void)sa;
+    (void)salen;
+    struct control *ctl = arg;
+    struct bufferevent *bev =
+        bufferevent_socket_new(ctl->rt->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!bev) {
+        close(fd);
+        return;
+    }
+    struct timeval tv = {5, 0};
+    bufferevent_set_timeouts(bev, &tv, &tv);
+    bufferevent_setwatermark(bev, EV_READ, 0, CONTROL_REQUEST_MAX + 1);
+    bufferevent_setcb(bev, control_client_read, NULL, control_client_event, ctl);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+int control_open(struct runtime *rt, struct control **out, char *err, size_t errlen)
+{
+    struct control *ctl = calloc(1, sizeof(*ctl));
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int rc = 0;
+
+    if (!ctl)
+        return -ENOMEM;
+    ctl->rt = rt;
+    size_t n = strlen(rt->cfg->state_dir) + sizeof("/" CONTROL_SOCKET_NAME);
+    ctl->path = malloc(n);
+    if (!ctl->path) {
+        free(ctl);
+        return -ENOMEM;
+    }
+    snprintf(ctl->path, n, "%s/%s", rt->cfg->state_dir, CONTROL_SOCKET_NAME);
+    if (n > sizeof(sun.sun_path)) {
+        snprintf(err, errlen, "%s: path too long for a Unix socket (%zu bytes, at most %zu)",
+                 ctl->path, n - 1, sizeof(sun.sun_path) - 1);
+        rc = -ENAMETOOLONG;
+        goto fail;
+    }
+    memcpy(sun.sun_path, ctl->path, n);
+    /* We hold the state-directory lock, so a socket file left here is from
+     * a parleyd that died. */
+    unlink(ctl->path);
+    /* Created private: only the server's user (and root) may ask it things. */
+    mode_t old = umask(0077);
+    ctl->evl = evconnlistener_new_bind(rt->base, control_on_accept, ctl,
+                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
+                                       (struct sockaddr *)&sun, (int)sizeof(sun));
+    umask(old);
+    if (!ctl->evl) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: cannot create the control socket: %s", ctl->path,
+                 strerror(-rc));
+        goto fail;
+    }
+    chmod(ctl->path, 0600);
+    *out = ctl;
+    return 0;
+fail:
+    free(ctl->path);
+    free(ctl);
+    return rc;
+}
+
+void control_close(struct control *ctl)
+{
+    if (!ctl)
+        return;
+    evconnlistener_free(ctl->evl);
+    unlink(ctl->path);
+    free(ctl->path);
+    free(ctl);
+}

@@ -1,0 +1,285 @@
+/*
+ * Listeners and the core's connection table: the accept path applies the
+ * connection limits and the internal-network rule for plain TCP before a
+ * connection is handed to a worker.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "server/runtime.h"
+
+struct source_count {
+    struct hmap_node node;
+    struct netaddr addr; /* port zeroed */
+    size_t n;
+};
+
+static uint64_t source_hash(const struct netaddr *a)
+{
+    char ip[NETADDR_STRLEN];
+    netaddr_format_ip(a, ip);
+    return hash_bytes(ip, strlen(ip));
+}
+
+static struct source_count *source_find(struct runtime *rt, const struct netaddr *a, uint64_t h)
+{
+    for (struct hmap_node *n = hmap_first(&rt->sources, h); n; n = hmap_next(n, h)) {
+        struct source_count *s = container_of(n, struct source_count, node);
+        if (netaddr_same_ip(&s->addr, a))
+            return s;
+    }
+    return NULL;
+}
+
+static void source_release(struct runtime *rt, const struct netaddr *a)
+{
+    uint64_t h = source_hash(a);
+    struct source_count *s = source_find(rt, a, h);
+    if (s && --s->n == 0) {
+        hmap_remove(&rt->sources, &s->node);
+        free(s);
+    }
+}
+
+static bool listener_source_allowed(struct runtime *rt, const struct netaddr *peer)
+{
+    const struct config_cidr_list *nets = &rt->cfg->sip.internal_networks;
+    for (size_t i = 0; i < nets->n; i++)
+        if (cidr_contains(&nets->v[i], peer))
+            return true;
+    return false;
+}
+
+static void listener_refuse(int fd, const struct listener *l, const struct netaddr *peer,
+                            const char *reason)
+{
+    char p[NETADDR_STRLEN], a[NETADDR_STRLEN];
+    log_warn("conn.refused", "peer", netaddr_format(peer, p), "listener",
+             netaddr_format(&l->addr, a), "transport", l->tls ? "tls" : "tcp", "reason", reason);
+    close(fd);
+}
+
+static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
+                               struct sockaddr *sa, int salen, void *arg)
+{
+    (void)evl;
+    struct listener *l = arg;
+    struct runtime *rt = l->rt;
+    struct netaddr peer;
+
+    if (netaddr_from_sockaddr(sa, (socklen_t)salen, &peer) != 0) {
+        close(fd);
+        return;
+    }
+    /* Plain TCP exists only for the internal networks; anyone else is cut
+     * off before a byte is read. */
+    if (!l->tls && !listener_source_allowed(rt, &peer)) {
+        listener_refuse(fd, l, &peer, "source not in sip.internal_networks");
+        return;
+    }
+    if (rt->nconns >= (size_t)rt->cfg->limits.connections_total) {
+        listener_refuse(fd, l, &peer, "limits.connections_total reached");
+        return;
+    }
+    uint64_t h = source_hash(&peer);
+    struct source_count *src = source_find(rt, &peer, h);
+    if (src && src->n >= (size_t)rt->cfg->limits.connections_per_source) {
+        listener_refuse(fd, l, &peer, "limits.connections_per_source reached");
+        return;
+    }
+    struct core_conn *cc = calloc(1, sizeof(*cc));
+    if (!src) {
+        src = calloc(1, sizeof(*src));
+        if (src) {
+            src->addr = peer;
+            netaddr_set_port(&src->addr, 0);
+            hmap_insert(&rt->sources, &src->node, h);
+        }
+    }
+    if (!cc || !src) {
+        free(cc);
+        close(fd);
+        return;
+    }
+    src->n++;
+    cc->id = worker_pool_new_id(rt->workers);
+    cc->listener = l->index;
+    cc->tls = l->tls;
+    cc->peer = peer;
+    cc->opened = time(NULL);
+    hmap_insert(&rt->conns, &cc->node, hash_u64(cc->id));
+    rt->nconns++;
+
+    struct worker_conn_params params = {
+        .tls = l->tls ? rt->tls : NULL,
+        .proto = &sip_transport_protocol,
+        .proto_arg = &rt->transport,
+        .listener = l->index,
+        .handshake_timeout_s = (unsigned)rt->cfg->tls.handshake_timeout,
+        .idle_timeout_s = (unsigned)rt->cfg->sip.idle_timeout,
+        .read_limit = (size_t)rt->cfg->sip.max_message_size + 4096,
+    };
+    char p[NETADDR_STRLEN];
+    log_debug("conn.accepted", "conn", LOG_INT(cc->id), "peer", netaddr_format(&peer, p),
+              "transport", l->tls ? "tls" : "tcp");
+    worker_pool_adopt(rt->workers, cc->id, fd, &peer, &params);
+}
+
+static void listener_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(arg);
+}
+
+static void listener_on_error(struct evconnlistener *evl, void *arg)
+{
+    struct listener *l = arg;
+    char a[NETADDR_STRLEN];
+    int err = EVUTIL_SOCKET_ERROR();
+    log_error("listener.error", "listener", netaddr_format(&l->addr, a), "reason",
+              evutil_socket_error_to_string(err));
+    /* EMFILE and the like: pause briefly rather than spin */
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        evconnlistener_disable(evl);
+        struct timeval tv = {1, 0};
+        event_base_once(l->rt->base, -1, EV_TIMEOUT, listener_resume, evl, &tv);
+    }
+}
+
+static int listener_open_one(struct runtime *rt, struct listener *l, char *err, size_t errlen)
+{
+    char a[NETADDR_STRLEN];
+    /* SO_REUSEADDR only (for TIME_WAIT); never SO_REUSEPORT, which would let
+     * a second server share the port silently. */
+    l->evl = evconnlistener_new_bind(rt->base, listener_on_accept, l,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+                                         LEV_OPT_REUSEABLE,
+                                     1024, &l->addr.u.sa, (int)l->addr.len);
+    if (!l->evl) {
+        int e = errno;
+        snprintf(err, errlen, "%s (%s in %s): cannot listen: %s%s",
+                 netaddr_format(&l->addr, a), l->tls ? "sip.tls_listen" : "sip.tcp_listen",
+                 rt->config_path, strerror(e),
+                 e == EADDRINUSE ? " (another parleyd or SIP server holds it)" : "");
+        return -e;
+    }
+    evconnlistener_set_error_cb(l->evl, listener_on_error);
+    return 0;
+}
+
+int listeners_open(struct runtime *rt, char *err, size_t errlen)
+{
+    const struct config *cfg = rt->cfg;
+    size_t n = cfg->sip.tls_listen.n + cfg->sip.tcp_listen.n;
+    rt->listeners = calloc(n, sizeof(*rt->listeners));
+    if (!rt->listeners)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct listener *l = &rt->listeners[i];
+        l->rt = rt;
+        l->index = (int)i;
+        l->tls = i < cfg->sip.tls_listen.n;
+        l->addr = l->tls ? cfg->sip.tls_listen.v[i]
+                         : cfg->sip.tcp_listen.v[i - cfg->sip.tls_listen.n];
+        int rc = listener_open_one(rt, l, err, errlen);
+        if (rc)
+            return rc; /* listeners_close cleans up */
+        rt->nlisteners++;
+    }
+    for (size_t i = 0; i < rt->nlisteners; i++) {
+        char a[NETADDR_STRLEN];
+        struct listener *l = &rt->listeners[i];
+        log_info("listener.open", "address", netaddr_format(&l->addr, a), "transport",
+                 l->tls ? "tls" : "tcp");
+    }
+    return 0;
+}
+
+void listeners_close(struct runtime *rt)
+{
+    for (size_t i = 0; i < rt->nlisteners; i++)
+        if (rt->listeners[i].evl)
+            evconnlistener_free(rt->listeners[i].evl);
+    free(rt->listeners);
+    rt->listeners = NULL;
+    rt->nlisteners = 0;
+}
+
+struct core_conn *runtime_conn_find(struct runtime *rt, uint64_t id)
+{
+    uint64_t h = hash_u64(id);
+    for (struct hmap_node *n = hmap_first(&rt->conns, h); n; n = hmap_next(n, h)) {
+        struct core_conn *cc = container_of(n, struct core_conn, node);
+        if (cc->id == id)
+            return cc;
+    }
+    return NULL;
+}
+
+void runtime_conn_opened(struct runtime *rt, uint64_t id, struct conn_info *info)
+{
+    struct core_conn *cc = runtime_conn_find(rt, id);
+    if (!cc) {
+        conn_info_free(info);
+        return;
+    }
+    conn_info_free(cc->info);
+    cc->info = info;
+    char p[NETADDR_STRLEN];
+    if (info->tls)
+        log_debug("conn.open", "conn", LOG_INT(id), "peer", netaddr_format(&info->peer, p),
+                  "tls", info->tls_version, "cipher", info->tls_cipher, "resumed",
+                  info->tls_resumed ? "yes" : "no", "client_cert",
+                  info->peer_cert ? (info->peer_cert_verified ? "verified" : "unverified")
+                                  : "none");
+    if (info->peer_crl_missing)
+        log_warn("tls.crl_missing", "conn", LOG_INT(id), "peer", netaddr_format(&info->peer, p),
+                 "reason", "issuer of the peer certificate has no CRL loaded; accepted");
+}
+
+void runtime_conn_closed(struct runtime *rt, uint64_t id, const char *reason)
+{
+    struct core_conn *cc = runtime_conn_find(rt, id);
+    if (!cc)
+        return;
+    char p[NETADDR_STRLEN];
+    log_debug("conn.closed", "conn", LOG_INT(id), "peer", netaddr_format(&cc->peer, p), "reason",
+              reason);
+    hmap_remove(&rt->conns, &cc->node);
+    rt->nconns--;
+    source_release(rt, &cc->peer);
+    conn_info_free(cc->info);
+    free(cc);
+}
+
+void runtime_conn_tables_free(struct runtime *rt)
+{
+    size_t b;
+    if (rt->conns.buckets) {
+        struct hmap_node *n = hmap_iter_first(&rt->conns, &b);
+        while (n) {
+            struct hmap_node *next = hmap_iter_next(&rt->conns, n, &b);
+            struct core_conn *cc = container_of(n, struct core_conn, node);
+            conn_info_free(cc->info);
+            free(cc);
+            n = next;
+        }
+        hmap_destroy(&rt->conns);
+    }
+    if (rt->sources.buckets) {
+        struct hmap_node *n = hmap_iter_first(&rt->sources, &b);
+        while (n) {
+            struct hmap_node *next = hmap_iter_next(&rt->sources, n, &b);
+            free(container_of(n, struct source_count, node));
+            n = next;
+        }
+        hmap_destroy(&rt->sources);
+    }
+    rt->nconns = 0;
+}

@@ -1,0 +1,95 @@
+/*
+ * runtime — the one runtime context of parleyd, owned by the core thread.
+ *
+ * Everything mutable that the daemon holds hangs from here: the active
+ * configuration and TLS context, listeners, the connection table, timers,
+ * the store. Only the core thread touches it; workers receive copies of
+ * what they need with each connection. This header is for the modules of
+ * src/server; other subsystems get what they need passed in.
+ */
+#ifndef PARLEY_SERVER_RUNTIME_H
+#define PARLEY_SERVER_RUNTIME_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "core/config.h"
+#include "core/conn.h"
+#include "core/hmap.h"
+#include "core/strbuf.h"
+#include "core/timer.h"
+#include "core/worker.h"
+#include "sip/transport.h"
+
+struct event;
+struct event_base;
+struct evconnlistener;
+struct control;
+
+struct listener {
+    struct runtime *rt;
+    int index;
+    bool tls;
+    struct netaddr addr;
+    struct evconnlistener *evl;
+};
+
+/* A connection as the core sees it. */
+struct core_conn {
+    struct hmap_node node;
+    uint64_t id;
+    int listener;
+    bool tls;
+    struct netaddr peer;
+    struct conn_info *info; /* set once the connection is established */
+    time_t opened;
+};
+
+struct runtime {
+    struct config *cfg;
+    char *config_path;
+    bool debug;
+    time_t started;
+    int exit_code;
+
+    struct event_base *base;
+    struct timer_heap *timers;
+    struct event *timer_ev;
+    struct event *sig_term, *sig_int, *sig_hup;
+
+    SSL_CTX *tls; /* for new connections; established ones hold their own */
+    struct worker_pool *workers;
+    struct sip_transport transport;
+    struct mbox *core_mbox;
+
+    struct listener *listeners;
+    size_t nlisteners;
+
+    struct hmap conns;   /* id -> core_conn */
+    struct hmap sources; /* source address -> count */
+    size_t nconns;
+
+    int lock_fd;
+    char *lock_path;
+    struct control *control;
+};
+
+/* listener.c */
+int listeners_open(struct runtime *rt, char *err, size_t errlen);
+void listeners_close(struct runtime *rt);
+/* The connection table (listener.c): */
+struct core_conn *runtime_conn_find(struct runtime *rt, uint64_t id);
+void runtime_conn_opened(struct runtime *rt, uint64_t id, struct conn_info *info);
+void runtime_conn_closed(struct runtime *rt, uint64_t id, const char *reason);
+void runtime_conn_tables_free(struct runtime *rt);
+
+/* server.c */
+int runtime_reload(struct runtime *rt, struct strbuf *report);
+void runtime_send(struct runtime *rt, uint64_t conn, struct strbuf *data);
+
+/* sipcore.c: messages and connection events from the transport. */
+void sipcore_on_event(struct mbox_msg *m, void *arg);
+
+#endif

@@ -1,0 +1,323 @@
+/*
+ * parleyd's life: start-up checks and refusals, the core thread's loop,
+ * SIGHUP reload, SIGTERM stop.
+ */
+#include "server/server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/mbox.h"
+#include "server/control.h"
+#include "server/runtime.h"
+#include "tls/context.h"
+
+#define STOP_GRACE_MS 2000
+
+static void runtime_on_timer(evutil_socket_t fd, short what, void *arg);
+
+static void runtime_arm_timer(void *arg)
+{
+    struct runtime *rt = arg;
+    int64_t next = timer_heap_next_ms(rt->timers);
+    if (next < 0) {
+        event_del(rt->timer_ev);
+        return;
+    }
+    struct timeval tv = {next / 1000, (next % 1000) * 1000};
+    event_add(rt->timer_ev, &tv);
+}
+
+static void runtime_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct runtime *rt = arg;
+    timer_heap_run(rt->timers);
+    runtime_arm_timer(rt);
+}
+
+void runtime_send(struct runtime *rt, uint64_t conn, struct strbuf *data)
+{
+    size_t len;
+    if (data->err) {
+        strbuf_free(data);
+        return;
+    }
+    char *p = strbuf_take(data, &len);
+    worker_pool_send(rt->workers, conn, p, len);
+}
+
+/* The state directory belongs to one parleyd at a time. */
+static int runtime_lock(struct runtime *rt, char *err, size_t errlen)
+{
+    size_t n = strlen(rt->cfg->state_dir) + sizeof("/parleyd.lock");
+    rt->lock_path = malloc(n);
+    if (!rt->lock_path)
+        return -ENOMEM;
+    snprintf(rt->lock_path, n, "%s/parleyd.lock", rt->cfg->state_dir);
+    rt->lock_fd = open(rt->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (rt->lock_fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: cannot open the lock file: %s", rt->lock_path, strerror(e));
+        return -e;
+    }
+    if (flock(rt->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t r = pread(rt->lock_fd, pid, sizeof(pid) - 1, 0);
+        pid[r > 0 ? r : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (e == EWOULDBLOCK)
+            snprintf(err, errlen, "%s: another parleyd (pid %s) is running on this state directory",
+                     rt->lock_path, pid[0] ? pid : "?");
+        else
+            snprintf(err, errlen, "%s: cannot lock: %s", rt->lock_path, strerror(e));
+        close(rt->lock_fd);
+        rt->lock_fd = -1;
+        return e == EWOULDBLOCK ? -EBUSY : -e;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(rt->lock_fd, 0) != 0 || pwrite(rt->lock_fd, pid, (size_t)len, 0) != len)
+        log_warn("server.lock_write_failed", "path", rt->lock_path, "reason", strerror(errno));
+    return 0;
+}
+
+static void runtime_apply_log_level(struct runtime *rt)
+{
+    enum log_level level = LOG_LEVEL_INFO;
+    log_level_parse(rt->cfg->log.level, &level);
+    log_set_level(rt->debug ? LOG_LEVEL_DEBUG : level);
+}
+
+static unsigned runtime_worker_count(const struct config *cfg)
+{
+    if (cfg->server.workers > 0)
+        return (unsigned)cfg->server.workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static bool runtime_addr_lists_equal(const struct config_addr_list *a,
+                                     const struct config_addr_list *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (!netaddr_equal(&a->v[i], &b->v[i]))
+            return false;
+    return true;
+}
+
+int runtime_reload(struct runtime *rt, struct strbuf *report)
+{
+    char err[512];
+    struct config *cfg = NULL;
+    SSL_CTX *ctx = NULL;
+
+    int rc = config_load(rt->config_path, &cfg, err, sizeof(err));
+    if (rc == 0)
+        rc = tls_context_new(cfg, &ctx, err, sizeof(err));
+    if (rc) {
+        log_error("config.reload_failed", "reason", err, "action", "keeping the running configuration");
+        if (report)
+            strbuf_printf(report, "reload failed, running configuration kept: %s", err);
+        config_free(cfg);
+        return rc;
+    }
+    if (!runtime_addr_lists_equal(&cfg->sip.tls_listen, &rt->cfg->sip.tls_listen))
+        log_warn("config.restart_needed", "key", "sip.tls_listen", "reason",
+                 "listener addresses change only when parleyd restarts");
+    if (!runtime_addr_lists_equal(&cfg->sip.tcp_listen, &rt->cfg->sip.tcp_listen))
+        log_warn("config.restart_needed", "key", "sip.tcp_listen", "reason",
+                 "listener addresses change only when parleyd restarts");
+    if (cfg->server.workers != rt->cfg->server.workers)
+        log_warn("config.restart_needed", "key", "server.workers", "reason",
+                 "the worker count changes only when parleyd restarts");
+    if (strcmp(cfg->server.domain, rt->cfg->server.domain) != 0)
+        log_warn("config.domain_changed", "old", rt->cfg->server.domain, "new",
+                 cfg->server.domain, "reason", "users' stored digests are bound to the old domain "
+                                               "(realm); reset their passwords");
+
+    /* Listener addresses stay as opened; everything else takes effect for
+     * new connections and requests. Established TLS connections keep the
+     * context (and certificate) they were made with. */
+    struct config_addr_list keep_tls = cfg->sip.tls_listen, keep_tcp = cfg->sip.tcp_listen;
+    cfg->sip.tls_listen = rt->cfg->sip.tls_listen;
+    cfg->sip.tcp_listen = rt->cfg->sip.tcp_listen;
+    rt->cfg->sip.tls_listen = keep_tls;
+    rt->cfg->sip.tcp_listen = keep_tcp;
+
+    config_free(rt->cfg);
+    rt->cfg = cfg;
+    SSL_CTX_free(rt->tls);
+    rt->tls = ctx;
+    atomic_store(&rt->transport.max_message_size, (size_t)cfg->sip.max_message_size);
+    runtime_apply_log_level(rt);
+    log_info("config.reloaded", "path", rt->config_path);
+    if (report)
+        strbuf_puts(report, "configuration and certificates reloaded");
+    return 0;
+}
+
+static void runtime_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct runtime *rt = arg;
+    if (sig == SIGHUP) {
+        runtime_reload(rt, NULL);
+        return;
+    }
+    log_info("server.stopping", "signal", sig == SIGTERM ? "TERM" : "INT");
+    event_base_loopbreak(rt->base);
+}
+
+int server_start(const struct server_options *opts, struct runtime **out, char *err,
+                 size_t errlen)
+{
+    struct runtime *rt = calloc(1, sizeof(*rt));
+    int rc;
+
+    if (!rt)
+        return -ENOMEM;
+    rt->lock_fd = -1;
+    rt->debug = opts->debug;
+    rt->started = time(NULL);
+    rt->config_path = strdup(opts->config_path);
+    if (!rt->config_path) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if (opts->debug)
+        log_set_level(LOG_LEVEL_DEBUG);
+
+    rc = config_load(opts->config_path, &rt->cfg, err, errlen);
+    if (rc)
+        goto fail;
+    runtime_apply_log_level(rt);
+
+    rc = tls_init();
+    if (rc == 0)
+        rc = tls_context_new(rt->cfg, &rt->tls, err, errlen);
+    if (rc)
+        goto fail;
+
+    rc = runtime_lock(rt, err, errlen);
+    if (rc)
+        goto fail;
+
+    evthread_use_pthreads();
+    rt->base = event_base_new();
+    rt->timers = timer_heap_new(clock_system());
+    if (!rt->base || !rt->timers || hmap_init(&rt->conns, 1024) || hmap_init(&rt->sources, 256)) {
+        rc = -ENOMEM;
+        goto fail_nomem;
+    }
+    rt->timer_ev = evtimer_new(rt->base, runtime_on_timer, rt);
+    rt->core_mbox = mbox_new(rt->base, sipcore_on_event, rt);
+    rt->sig_term = evsignal_new(rt->base, SIGTERM, runtime_on_signal, rt);
+    rt->sig_int = evsignal_new(rt->base, SIGINT, runtime_on_signal, rt);
+    rt->sig_hup = evsignal_new(rt->base, SIGHUP, runtime_on_signal, rt);
+    if (!rt->timer_ev || !rt->core_mbox || !rt->sig_term || !rt->sig_int || !rt->sig_hup) {
+        rc = -ENOMEM;
+        goto fail_nomem;
+    }
+    timer_heap_on_change(rt->timers, runtime_arm_timer, rt);
+    event_add(rt->sig_term, NULL);
+    event_add(rt->sig_int, NULL);
+    event_add(rt->sig_hup, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rt->transport.core = rt->core_mbox;
+    atomic_store(&rt->transport.max_message_size, (size_t)rt->cfg->sip.max_message_size);
+
+    rc = listeners_open(rt, err, errlen);
+    if (rc)
+        goto fail;
+    rc = control_open(rt, &rt->control, err, errlen);
+    if (rc)
+        goto fail;
+    rt->workers = worker_pool_new(runtime_worker_count(rt->cfg), err, errlen);
+    if (!rt->workers) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    *out = rt;
+    return 0;
+
+fail_nomem:
+    snprintf(err, errlen, "out of memory during start-up");
+fail:
+    server_free(rt);
+    return rc;
+}
+
+int server_run(struct runtime *rt)
+{
+    char a[NETADDR_STRLEN];
+    struct strbuf addrs = STRBUF_INIT;
+    for (size_t i = 0; i < rt->nlisteners; i++) {
+        strbuf_puts(&addrs, i ? "," : "");
+        strbuf_printf(&addrs, "%s/%s", rt->listeners[i].tls ? "tls" : "tcp",
+                      netaddr_format(&rt->listeners[i].addr, a));
+    }
+    log_info("server.ready", "domain", rt->cfg->server.domain, "listeners", strbuf_cstr(&addrs),
+             "workers", LOG_INT(worker_pool_size(rt->workers)), "pid", LOG_INT(getpid()));
+    strbuf_free(&addrs);
+
+    event_base_dispatch(rt->base);
+
+    /* Stop taking new work, then let the workers flush and close. */
+    listeners_close(rt);
+    control_close(rt->control);
+    rt->control = NULL;
+    worker_pool_stop(rt->workers, STOP_GRACE_MS);
+    log_info("server.stopped", "exit_code", LOG_INT(rt->exit_code));
+    return rt->exit_code;
+}
+
+void server_free(struct runtime *rt)
+{
+    if (!rt)
+        return;
+    listeners_close(rt);
+    control_close(rt->control);
+    if (rt->workers) {
+        worker_pool_free(rt->workers);
+        rt->workers = NULL;
+    }
+    /* Events the workers posted while stopping are freed here. */
+    mbox_free(rt->core_mbox);
+    runtime_conn_tables_free(rt);
+    if (rt->timer_ev)
+        event_free(rt->timer_ev);
+    if (rt->sig_term)
+        event_free(rt->sig_term);
+    if (rt->sig_int)
+        event_free(rt->sig_int);
+    if (rt->sig_hup)
+        event_free(rt->sig_hup);
+    timer_heap_free(rt->timers);
+    if (rt->base)
+        event_base_free(rt->base);
+    SSL_CTX_free(rt->tls);
+    if (rt->lock_fd >= 0) {
+        /* The lock file stays (unlinking it would race with a starting
+         * parleyd); the lock itself goes with the descriptor. */
+        close(rt->lock_fd);
+    }
+    free(rt->lock_path);
+    config_free(rt->cfg);
+    free(rt->config_path);
+    free(rt);
+}

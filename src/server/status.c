@@ -1,0 +1,156 @@
+#include "server/status.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/runtime.h"
+#include "tls/cert.h"
+#include "tls/context.h"
+
+#ifndef PARLEY_VERSION
+#define PARLEY_VERSION "unknown"
+#endif
+
+static void status_time(int64_t t, char *buf, size_t cap)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    gmtime_r(&tt, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *status_certificate(const struct config *cfg)
+{
+    struct cert_summary s;
+    char err[256];
+    char when[32];
+
+    if (cert_summarize_file(cfg->tls.certificate, &s, err, sizeof(err)) != 0)
+        return json_pack("{s:s, s:s}", "file", cfg->tls.certificate, "error", err);
+    status_time(s.not_after, when, sizeof(when));
+    long long days = (s.not_after - (int64_t)time(NULL)) / 86400;
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "file", cfg->tls.certificate,
+                     "subject", s.subject, "issuer", s.issuer, "names", s.sans, "not_after", when,
+                     "days_left", (json_int_t)days, "key", s.key_type);
+}
+
+static json_t *status_cidrs(const struct config *cfg)
+{
+    json_t *a = json_array();
+    char buf[NETADDR_STRLEN];
+    for (size_t i = 0; i < cfg->sip.internal_networks.n; i++)
+        json_array_append_new(a, json_string(cidr_format(&cfg->sip.internal_networks.v[i], buf)));
+    return a;
+}
+
+static json_t *status_listeners(const struct config *cfg, const struct tls_context_facts *facts,
+                                const char *tls_error)
+{
+    json_t *arr = json_array();
+    char a[NETADDR_STRLEN];
+
+    for (size_t i = 0; i < cfg->sip.tls_listen.n; i++) {
+        json_t *l = json_pack("{s:s, s:s}", "address", netaddr_format(&cfg->sip.tls_listen.v[i], a),
+                              "transport", "tls");
+        if (facts) {
+            json_object_set_new(l, "tls_versions", json_string(facts->versions));
+            json_object_set_new(l, "tls_suites", json_string(facts->suites ? facts->suites : ""));
+            json_object_set_new(l, "tls_groups", json_string(facts->groups));
+            json_object_set_new(l, "client_certificates",
+                                json_string(facts->client_cert_required
+                                                ? "required"
+                                                : "requested; verified when presented"));
+            json_object_set_new(l, "revocation", json_string(facts->crl_policy));
+        } else {
+            json_object_set_new(l, "tls_error", json_string(tls_error));
+        }
+        json_object_set_new(l, "carries",
+                            json_pack("[s, s]", "client signalling, IM and presence (TLS)",
+                                      "server-to-server signalling (mutual TLS)"));
+        json_object_set_new(l, "certificate", status_certificate(cfg));
+        json_array_append_new(arr, l);
+    }
+    for (size_t i = 0; i < cfg->sip.tcp_listen.n; i++) {
+        json_t *l = json_pack("{s:s, s:s, s:o, s:o, s:o}", "address",
+                              netaddr_format(&cfg->sip.tcp_listen.v[i], a), "transport", "tcp",
+                              "allowed_sources", status_cidrs(cfg), "carries",
+                              json_pack("[s]", "client signalling, IM and presence from the "
+                                               "internal networks (unencrypted)"),
+                              "refuses",
+                              json_pack("[s, s, s]", "sources outside the internal networks",
+                                        "server-to-server traffic", "SDES media keys"));
+        json_array_append_new(arr, l);
+    }
+    return arr;
+}
+
+static json_t *status_protection(const struct config *cfg, const struct tls_context_facts *facts)
+{
+    json_t *rows = json_array();
+    char buf[256];
+
+    snprintf(buf, sizeof(buf), "client certificates %s and verified against tls.ca_files; "
+                               "revocation %s",
+             facts && facts->client_cert_required ? "required" : "requested",
+             cfg->tls.require_crl ? "required for every issuer"
+                                  : "checked where the issuer has a CRL");
+    json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "server <-> server",
+                                          "protection", "mutual TLS", "enforced", buf));
+    if (cfg->sip.tcp_listen.n)
+        snprintf(buf, sizeof(buf), "TLS %s+ on %zu listener(s); plain TCP on %zu listener(s), "
+                                   "internal networks only",
+                 cfg->tls.min_version, cfg->sip.tls_listen.n, cfg->sip.tcp_listen.n);
+    else
+        snprintf(buf, sizeof(buf), "TLS %s+ on %zu listener(s); plain TCP off",
+                 cfg->tls.min_version, cfg->sip.tls_listen.n);
+    json_array_append_new(rows,
+                          json_pack("{s:s, s:s, s:s}", "traffic",
+                                    "client <-> server signalling, IM and presence", "protection",
+                                    "TLS 1.2+", "enforced", buf));
+    return rows;
+}
+
+json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtime *rt)
+{
+    struct tls_context_facts facts;
+    bool have_facts = false;
+    char tls_error[512] = "";
+    SSL_CTX *own = NULL;
+
+    if (!ctx) {
+        if (tls_init() == 0 && tls_context_new(cfg, &own, tls_error, sizeof(tls_error)) == 0)
+            ctx = own;
+    }
+    if (ctx) {
+        tls_context_facts(ctx, cfg, &facts);
+        have_facts = true;
+    }
+
+    json_t *doc = json_object();
+    json_t *daemon = json_object();
+    json_object_set_new(daemon, "running", json_boolean(rt != NULL));
+    json_object_set_new(daemon, "version", json_string(PARLEY_VERSION));
+    json_object_set_new(daemon, "config", json_string(cfg->path));
+    if (rt) {
+        char when[32];
+        status_time(rt->started, when, sizeof(when));
+        json_object_set_new(daemon, "pid", json_integer(getpid()));
+        json_object_set_new(daemon, "started", json_string(when));
+        json_object_set_new(daemon, "uptime_s", json_integer(time(NULL) - rt->started));
+        json_object_set_new(daemon, "workers", json_integer(worker_pool_size(rt->workers)));
+        json_object_set_new(daemon, "connections", json_integer((json_int_t)rt->nconns));
+    }
+    json_object_set_new(doc, "ok", json_true());
+    json_object_set_new(doc, "daemon", daemon);
+    json_object_set_new(doc, "domain", json_string(cfg->server.domain));
+    json_object_set_new(doc, "listeners",
+                        status_listeners(cfg, have_facts ? &facts : NULL, tls_error));
+    json_object_set_new(doc, "protection", status_protection(cfg, have_facts ? &facts : NULL));
+
+    if (have_facts)
+        tls_context_facts_free(&facts);
+    SSL_CTX_free(own);
+    return doc;
+}

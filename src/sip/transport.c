@@ -1,0 +1,141 @@
+#include "sip/transport.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/strbuf.h"
+#include "sip/build.h"
+#include "sip/frame.h"
+
+void sip_tp_event_free(struct sip_tp_event *ev)
+{
+    if (!ev)
+        return;
+    conn_info_free(ev->info);
+    sip_msg_free(ev->msg);
+    free(ev);
+}
+
+static struct sip_tp_event *sip_tp_event_new(int type, uint64_t conn)
+{
+    struct sip_tp_event *ev = calloc(1, sizeof(*ev));
+    if (ev) {
+        ev->m.type = type;
+        ev->conn = conn;
+    }
+    return ev;
+}
+
+static void sip_tp_on_open(struct conn *c, void *arg)
+{
+    struct sip_transport *tp = arg;
+    struct sip_tp_event *ev = sip_tp_event_new(SIP_TP_OPEN, conn_id(c));
+    if (!ev || !(ev->info = conn_info_dup(conn_info(c)))) {
+        free(ev);
+        conn_close(c, "out of memory");
+        return;
+    }
+    mbox_post(tp->core, &ev->m);
+}
+
+static void sip_tp_on_close(struct conn *c, const char *reason, void *arg)
+{
+    struct sip_transport *tp = arg;
+    struct sip_tp_event *ev = sip_tp_event_new(SIP_TP_CLOSE, conn_id(c));
+    if (!ev)
+        return; /* the core's conn table then keeps a stale entry; out of memory anyway */
+    snprintf(ev->reason, sizeof(ev->reason), "%s", reason);
+    mbox_post(tp->core, &ev->m);
+}
+
+/* Answers input that cannot be handed to the core, when a response can be
+ * formed from it. */
+static void sip_tp_reject(struct conn *c, const char *data, size_t len, int status,
+                          const char *reason)
+{
+    char peer[NETADDR_STRLEN];
+    struct strbuf out = STRBUF_INIT;
+
+    log_info("sip.bad_message", "conn", LOG_INT(conn_id(c)), "peer",
+             netaddr_format(&conn_info(c)->peer, peer), "status", LOG_INT(status), "reason",
+             reason);
+    if (status && sip_build_error_from_raw(data, len, status, reason, &out) == 0 && !out.err)
+        conn_write(c, out.p, out.len);
+    strbuf_free(&out);
+}
+
+static void sip_tp_on_read(struct conn *c, struct evbuffer *in, void *arg)
+{
+    struct sip_transport *tp = arg;
+    size_t max = atomic_load(&tp->max_message_size);
+
+    for (;;) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0)
+            return;
+        /* Frame over at most max + a little, so an oversized head is
+         * recognised without buffering more of it. */
+        size_t look = avail < max + 1 ? avail : max + 1;
+        const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+        if (!data) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        struct sip_frame fr;
+        switch (sip_frame_scan(data, look, max, &fr)) {
+        case SIP_FRAME_NEED_MORE:
+            return; /* the idle timeout bounds how long we wait */
+        case SIP_FRAME_KEEPALIVE:
+            if (fr.ping)
+                conn_write(c, "\r\n", 2);
+            evbuffer_drain(in, fr.len);
+            continue;
+        case SIP_FRAME_TOO_LARGE:
+            sip_tp_reject(c, data, look, 513, fr.reason ? fr.reason : "Message Too Large");
+            conn_close(c, "message too large");
+            return;
+        case SIP_FRAME_BAD:
+            sip_tp_reject(c, data, look, 400, fr.reason ? fr.reason : "Bad framing");
+            conn_close(c, "unusable framing");
+            return;
+        case SIP_FRAME_MESSAGE:
+            break;
+        }
+
+        struct sip_msg *msg = NULL;
+        struct sip_parse_error perr = {0, ""};
+        int rc = sip_msg_parse(data, fr.len, &msg, &perr);
+        if (rc == 0) {
+            struct sip_tp_event *ev = sip_tp_event_new(SIP_TP_MESSAGE, conn_id(c));
+            if (!ev) {
+                sip_msg_free(msg);
+                conn_close(c, "out of memory");
+                return;
+            }
+            ev->msg = msg;
+            mbox_post(tp->core, &ev->m);
+        } else if (rc == -ENOMEM) {
+            conn_close(c, "out of memory");
+            return;
+        } else {
+            /* a malformed message is answered; the stream stays usable
+             * because its framing was sound */
+            sip_tp_reject(c, data, fr.len, perr.status, perr.reason);
+            if (perr.status == 0 || perr.status == 513) {
+                conn_close(c, "malformed message");
+                return;
+            }
+        }
+        evbuffer_drain(in, fr.len);
+    }
+}
+
+const struct conn_protocol sip_transport_protocol = {
+    .name = "sip",
+    .on_open = sip_tp_on_open,
+    .on_read = sip_tp_on_read,
+    .on_close = sip_tp_on_close,
+};

@@ -1,0 +1,814 @@
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/strview.h"
+
+struct store {
+    sqlite3 *db;
+    char *path; /* for log lines */
+    struct clock *clock;
+    char errmsg[512];
+};
+
+/*
+ * Migrations: entry i brings the schema from version i to i + 1. Append,
+ * never edit a released one. STRICT tables (SQLite >= 3.37) make SQLite
+ * refuse a value of the wrong type instead of storing it anyway.
+ */
+static const char *const migrations[] = {
+    /* 0 -> 1: users, settings, call log */
+    "CREATE TABLE users ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  ha1_md5 TEXT NOT NULL CHECK (length(ha1_md5) IN (0, 32)),"
+    "  ha1_sha256 TEXT NOT NULL CHECK (length(ha1_sha256) IN (0, 64)),"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE settings ("
+    "  key TEXT PRIMARY KEY NOT NULL,"
+    "  value TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE calls ("
+    "  id INTEGER PRIMARY KEY,"
+    "  call_id TEXT NOT NULL,"
+    "  caller TEXT NOT NULL,"
+    "  callee TEXT NOT NULL,"
+    "  started INTEGER NOT NULL,"
+    "  answered INTEGER,"
+    "  ended INTEGER,"
+    "  reason TEXT,"
+    "  media TEXT"
+    ") STRICT;"
+    "CREATE INDEX calls_by_started ON calls (started, id);",
+};
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+static int errno_from_sqlite(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return -EBUSY;
+    case SQLITE_READONLY:
+        return -EROFS;
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+        return -EPERM;
+    case SQLITE_CANTOPEN:
+        return -ENOENT;
+    case SQLITE_CONSTRAINT: /* a CHECK or trigger refused the data */
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE:
+    case SQLITE_MISMATCH:
+        return -EINVAL;
+    default:
+        return -EIO;
+    }
+}
+
+static void set_msg(struct store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_msg(struct store *st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->errmsg, sizeof(st->errmsg), fmt, ap);
+    va_end(ap);
+}
+
+/* An SQLite call failed: keep its message, log it, map it to an errno. */
+static int fail(struct store *st, const char *op, int rc)
+{
+    set_msg(st, "%s: %s", op, sqlite3_errmsg(st->db));
+    log_error("store.failed", "path", st->path, "op", op, "error", sqlite3_errmsg(st->db), "code",
+              LOG_INT(rc));
+    return errno_from_sqlite(rc);
+}
+
+static int prepare(struct store *st, const char *op, const char *sql, sqlite3_stmt **out)
+{
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
+    if (rc != SQLITE_OK) {
+        *out = NULL;
+        return fail(st, op, rc);
+    }
+    return 0;
+}
+
+/* Binds texts to ?1.. in order; a NULL binds SQL NULL. */
+static int bind_texts(struct store *st, const char *op, sqlite3_stmt *s, int n, ...)
+{
+    va_list ap;
+    int rc = SQLITE_OK;
+
+    va_start(ap, n);
+    for (int i = 1; i <= n && rc == SQLITE_OK; i++) {
+        const char *t = va_arg(ap, const char *);
+        rc = t ? sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+    }
+    va_end(ap);
+    return rc == SQLITE_OK ? 0 : fail(st, op, rc);
+}
+
+static int bind_int64(struct store *st, const char *op, sqlite3_stmt *s, int idx, int64_t v)
+{
+    int rc = sqlite3_bind_int64(s, idx, v);
+    return rc == SQLITE_OK ? 0 : fail(st, op, rc);
+}
+
+/* Runs a statement that returns no rows. */
+static int step_done(struct store *st, const char *op, sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    return rc == SQLITE_DONE ? 0 : fail(st, op, rc);
+}
+
+static int exec_sql(struct store *st, const char *op, const char *sql)
+{
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : fail(st, op, rc);
+}
+
+/* Reads a single-row, single-column result (PRAGMAs). text may be NULL. */
+static int query_one(struct store *st, const char *op, const char *sql, int64_t *num, char *text,
+                     size_t cap)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    rc = prepare(st, op, sql, &s);
+    if (rc < 0)
+        goto out;
+    int src = sqlite3_step(s);
+    if (src == SQLITE_DONE) {
+        set_msg(st, "%s: no result", op);
+        rc = -EIO;
+        goto out;
+    }
+    if (src != SQLITE_ROW) {
+        rc = fail(st, op, src);
+        goto out;
+    }
+    if (num)
+        *num = sqlite3_column_int64(s, 0);
+    if (text) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        snprintf(text, cap, "%s", t ? t : "");
+    }
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* --- opening --- */
+
+static int configure(struct store *st)
+{
+    char mode[16];
+    int64_t fk = 0;
+    int rc;
+
+    sqlite3_extended_result_codes(st->db, 1);
+    rc = sqlite3_busy_timeout(st->db, 5000);
+    if (rc != SQLITE_OK)
+        return fail(st, "busy_timeout", rc);
+    /* Defensive mode stops SQL from corrupting the file on purpose
+     * (writable_schema and the like); we never need those. */
+    rc = sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+    if (rc != SQLITE_OK)
+        return fail(st, "db_config", rc);
+
+    rc = query_one(st, "journal_mode", "PRAGMA journal_mode = WAL", NULL, mode, sizeof(mode));
+    if (rc < 0)
+        return rc;
+    /* SQLite answers with the mode it kept: WAL can be refused (no shared
+     * memory on some file systems), and we rely on it for readers. */
+    if (strcasecmp(mode, "wal") != 0) {
+        set_msg(st, "journal_mode: WAL refused (got %s)", mode);
+        return -EIO;
+    }
+    rc = exec_sql(st, "synchronous", "PRAGMA synchronous = FULL");
+    if (rc == 0)
+        rc = exec_sql(st, "foreign_keys", "PRAGMA foreign_keys = ON");
+    if (rc < 0)
+        return rc;
+    rc = query_one(st, "foreign_keys", "PRAGMA foreign_keys", &fk, NULL, 0);
+    if (rc < 0)
+        return rc;
+    if (fk != 1) {
+        set_msg(st, "foreign_keys: not supported by this SQLite");
+        return -EIO;
+    }
+    return 0;
+}
+
+static int migrate(struct store *st, bool created, bool readonly)
+{
+    int64_t version = 0;
+    int rc;
+
+    if (!readonly) {
+        /* IMMEDIATE takes the write lock first, so two processes opening
+         * an old store at once cannot both migrate it. */
+        rc = exec_sql(st, "migrate", "BEGIN IMMEDIATE");
+        if (rc < 0)
+            return rc;
+    }
+    rc = query_one(st, "user_version", "PRAGMA user_version", &version, NULL, 0);
+    if (rc < 0)
+        goto out;
+    if (version == 0 && !created) {
+        set_msg(st, "not an initialised Parley store (schema version 0)");
+        rc = -EPROTO;
+        goto out;
+    }
+    if (version > STORE_SCHEMA_VERSION || version < 0) {
+        set_msg(st, "schema version %lld is newer than this build's (%d)", (long long)version,
+                STORE_SCHEMA_VERSION);
+        rc = -EPROTO;
+        goto out;
+    }
+    if (version < STORE_SCHEMA_VERSION && readonly) {
+        set_msg(st, "schema version %lld needs migrating to %d; open read-write",
+                (long long)version, STORE_SCHEMA_VERSION);
+        rc = -EPROTO;
+        goto out;
+    }
+    for (int64_t v = version; v < STORE_SCHEMA_VERSION; v++) {
+        char sql[48];
+        rc = exec_sql(st, "migrate", migrations[v]);
+        if (rc < 0)
+            goto out;
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld", (long long)(v + 1));
+        rc = exec_sql(st, "migrate", sql);
+        if (rc < 0)
+            goto out;
+    }
+    if (!readonly)
+        rc = exec_sql(st, "migrate", "COMMIT");
+    if (rc == 0 && version < STORE_SCHEMA_VERSION)
+        log_info("store.migrated", "path", st->path, "from", LOG_INT(version), "to",
+                 LOG_INT(STORE_SCHEMA_VERSION));
+out:
+    if (rc < 0 && !readonly && !sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Creates the file with mode 0600 before SQLite sees it: SQLite would use
+ * 0644 & ~umask, and gives its -wal and -shm files the database's mode. */
+static int create_file(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    /* The umask can only have removed bits; fchmod puts back exactly 0600. */
+    if (fchmod(fd, 0600) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: chmod: %s", path, strerror(e));
+        close(fd);
+        unlink(path);
+        return -e;
+    }
+    close(fd);
+    return 0;
+}
+
+static int check_existing(const char *path, char *err, size_t errlen)
+{
+    struct stat sb;
+
+    if (stat(path, &sb) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        return -EINVAL;
+    }
+    if (sb.st_mode & 077) {
+        snprintf(err, errlen,
+                 "%s: mode %04o lets group or others access it (it holds password "
+                 "hashes); chmod 600 it",
+                 path, (unsigned)(sb.st_mode & 07777));
+        return -EPERM;
+    }
+    return 0;
+}
+
+int store_open(const char *path, int flags, struct store **out, char *err, size_t errlen)
+{
+    char dummy[1];
+    struct store *st = NULL;
+    bool create = flags & STORE_CREATE;
+    bool readonly = flags & STORE_READONLY;
+    bool created = false;
+    int rc;
+
+    if (!err || errlen == 0) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    err[0] = '\0';
+    if (out)
+        *out = NULL;
+    if (!path || !*path || !out || (flags & ~(STORE_CREATE | STORE_READONLY)) ||
+        (create && readonly)) {
+        snprintf(err, errlen, "invalid arguments");
+        return -EINVAL;
+    }
+
+    rc = create ? create_file(path, err, errlen) : check_existing(path, err, errlen);
+    if (rc < 0)
+        return rc;
+    created = create;
+
+    st = calloc(1, sizeof(*st));
+    if (st)
+        st->path = strdup(path);
+    if (!st || !st->path) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
+    st->clock = clock_system();
+    /* Without SQLITE_OPEN_CREATE: the file exists now (we made it or
+     * checked it), and if it vanished meanwhile we want an error, not a
+     * fresh empty store. NOMUTEX: one thread per connection. */
+    int src = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        rc = st->db ? fail(st, "open", src) : -ENOMEM;
+        goto out;
+    }
+    rc = configure(st);
+    if (rc == 0)
+        rc = migrate(st, created, readonly);
+    if (rc == 0 && readonly)
+        rc = exec_sql(st, "query_only", "PRAGMA query_only = ON");
+    if (rc < 0)
+        goto out;
+    st->errmsg[0] = '\0';
+    *out = st;
+    st = NULL;
+out:
+    if (st) {
+        if (st->errmsg[0])
+            snprintf(err, errlen, "%s: %s", path, st->errmsg);
+        sqlite3_close(st->db);
+        free(st->path);
+        free(st);
+    }
+    if (rc < 0 && created)
+        unlink(path);
+    return rc;
+}
+
+int store_close(struct store *st)
+{
+    int rc = 0;
+
+    if (!st)
+        return 0;
+    /* Closing checkpoints the WAL into the main file; a failure there
+     * loses nothing (the WAL stays and is replayed on the next open) but
+     * it is still worth knowing about. */
+    int src = sqlite3_close(st->db);
+    if (src != SQLITE_OK) {
+        log_error("store.failed", "path", st->path, "op", "close", "error", sqlite3_errmsg(st->db));
+        sqlite3_close_v2(st->db);
+        rc = -EIO;
+    }
+    free(st->path);
+    free(st);
+    return rc;
+}
+
+const char *store_errmsg(const struct store *st)
+{
+    return st ? st->errmsg : "no store";
+}
+
+void store_set_clock(struct store *st, struct clock *clock)
+{
+    st->clock = clock ? clock : clock_system();
+}
+
+/* --- users --- */
+
+bool store_user_name_valid(const char *name)
+{
+    size_t n;
+
+    if (!name)
+        return false;
+    for (n = 0; name[n]; n++) {
+        char c = name[n];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (n >= STORE_USER_NAME_MAX)
+            return false;
+        if (!alnum && (n == 0 || (c != '.' && c != '_' && c != '-')))
+            return false;
+    }
+    return n > 0;
+}
+
+static bool ha1_valid(const char *h, size_t len)
+{
+    if (!h)
+        return false;
+    size_t n = strnlen(h, len + 1);
+    if (n == 0)
+        return true;
+    if (n != len)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static int check_user_args(struct store *st, const char *name, const char *md5, const char *sha256)
+{
+    if (!store_user_name_valid(name)) {
+        set_msg(st, "invalid user name");
+        return -EINVAL;
+    }
+    if (!ha1_valid(md5, 32) || !ha1_valid(sha256, 64) || (!md5[0] && !sha256[0])) {
+        set_msg(st, "invalid HA1 values");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int store_user_add(struct store *st, const char *name, const char *ha1_md5, const char *ha1_sha256)
+{
+    static const char op[] = "user_add";
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    rc = check_user_args(st, name, ha1_md5, ha1_sha256);
+    if (rc < 0)
+        return rc;
+    int64_t now = clock_wall_s(st->clock);
+    rc = prepare(st, op,
+                 "INSERT INTO users (name, ha1_md5, ha1_sha256, created, updated) "
+                 "VALUES (?1, ?2, ?3, ?4, ?4)",
+                 &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 3, name, ha1_md5, ha1_sha256);
+    if (rc == 0)
+        rc = bind_int64(st, op, s, 4, now);
+    if (rc < 0)
+        goto out;
+    int src = sqlite3_step(s);
+    if (src == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        set_msg(st, "user %s exists", name);
+        rc = -EEXIST;
+    } else if (src != SQLITE_DONE) {
+        rc = fail(st, op, src);
+    }
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_user_remove(struct store *st, const char *name)
+{
+    static const char op[] = "user_remove";
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!store_user_name_valid(name)) {
+        set_msg(st, "invalid user name");
+        return -EINVAL;
+    }
+    rc = prepare(st, op, "DELETE FROM users WHERE name = ?1", &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 1, name);
+    if (rc == 0)
+        rc = step_done(st, op, s);
+    if (rc == 0 && sqlite3_changes(st->db) == 0) {
+        set_msg(st, "no user %s", name);
+        rc = -ENOENT;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_user_set_ha1(struct store *st, const char *name, const char *ha1_md5,
+                       const char *ha1_sha256)
+{
+    static const char op[] = "user_set_ha1";
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    rc = check_user_args(st, name, ha1_md5, ha1_sha256);
+    if (rc < 0)
+        return rc;
+    int64_t now = clock_wall_s(st->clock);
+    rc = prepare(
+        st, op, "UPDATE users SET ha1_md5 = ?2, ha1_sha256 = ?3, updated = ?4 WHERE name = ?1", &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 3, name, ha1_md5, ha1_sha256);
+    if (rc == 0)
+        rc = bind_int64(st, op, s, 4, now);
+    if (rc == 0)
+        rc = step_done(st, op, s);
+    if (rc == 0 && sqlite3_changes(st->db) == 0) {
+        set_msg(st, "no user %s", name);
+        rc = -ENOENT;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Copies a text column; a value that does not fit means the file was
+ * edited behind our back, which we report rather than truncate. */
+static int column_copy(struct store *st, sqlite3_stmt *s, int col, char *dst, size_t cap)
+{
+    const char *t = (const char *)sqlite3_column_text(s, col);
+    size_t n = (size_t)sqlite3_column_bytes(s, col);
+    if (strview_copy(strview_make(t, t ? n : 0), dst, cap) < 0) {
+        set_msg(st, "corrupt row: %s too long", sqlite3_column_name(s, col));
+        return -EIO;
+    }
+    return 0;
+}
+
+static int user_from_row(struct store *st, sqlite3_stmt *s, struct store_user *u)
+{
+    int rc;
+
+    memset(u, 0, sizeof(*u));
+    rc = column_copy(st, s, 0, u->name, sizeof(u->name));
+    if (rc == 0)
+        rc = column_copy(st, s, 1, u->ha1_md5, sizeof(u->ha1_md5));
+    if (rc == 0)
+        rc = column_copy(st, s, 2, u->ha1_sha256, sizeof(u->ha1_sha256));
+    u->created = sqlite3_column_int64(s, 3);
+    u->updated = sqlite3_column_int64(s, 4);
+    return rc;
+}
+
+#define USER_COLUMNS "name, ha1_md5, ha1_sha256, created, updated"
+
+int store_user_get(struct store *st, const char *name, struct store_user *out)
+{
+    static const char op[] = "user_get";
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!store_user_name_valid(name)) {
+        set_msg(st, "invalid user name");
+        return -EINVAL;
+    }
+    rc = prepare(st, op, "SELECT " USER_COLUMNS " FROM users WHERE name = ?1", &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 1, name);
+    if (rc < 0)
+        goto out;
+    int src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        rc = user_from_row(st, s, out);
+    } else if (src == SQLITE_DONE) {
+        set_msg(st, "no user %s", name);
+        rc = -ENOENT;
+    } else {
+        rc = fail(st, op, src);
+    }
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_user_list(struct store *st, int (*fn)(const struct store_user *user, void *arg),
+                    void *arg)
+{
+    static const char op[] = "user_list";
+    sqlite3_stmt *s = NULL;
+    struct store_user u;
+    int rc, src;
+
+    rc = prepare(st, op, "SELECT " USER_COLUMNS " FROM users ORDER BY name", &s);
+    if (rc < 0)
+        return rc;
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        rc = user_from_row(st, s, &u);
+        if (rc == 0)
+            rc = fn(&u, arg);
+        if (rc != 0)
+            goto out;
+    }
+    if (src != SQLITE_DONE)
+        rc = fail(st, op, src);
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* --- settings --- */
+
+static bool setting_key_valid(const char *key)
+{
+    size_t n;
+
+    if (!key)
+        return false;
+    for (n = 0; key[n]; n++) {
+        char c = key[n];
+        if (n >= STORE_SETTING_KEY_MAX)
+            return false;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == ':' || c == '-'))
+            return false;
+    }
+    return n > 0;
+}
+
+int store_setting_get(struct store *st, const char *key, char *buf, size_t cap)
+{
+    static const char op[] = "setting_get";
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!setting_key_valid(key) || !buf || cap == 0) {
+        set_msg(st, "invalid setting key or buffer");
+        return -EINVAL;
+    }
+    rc = prepare(st, op, "SELECT value FROM settings WHERE key = ?1", &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 1, key);
+    if (rc < 0)
+        goto out;
+    int src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        size_t n = (size_t)sqlite3_column_bytes(s, 0);
+        if (strview_copy(strview_make(t, t ? n : 0), buf, cap) < 0) {
+            set_msg(st, "setting %s: value longer than %zu bytes", key, cap - 1);
+            buf[0] = '\0';
+            rc = -ENOSPC;
+        }
+    } else if (src == SQLITE_DONE) {
+        set_msg(st, "no setting %s", key);
+        rc = -ENOENT;
+    } else {
+        rc = fail(st, op, src);
+    }
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_setting_set(struct store *st, const char *key, const char *value)
+{
+    static const char op[] = "setting_set";
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!setting_key_valid(key) || !value) {
+        set_msg(st, "invalid setting key or value");
+        return -EINVAL;
+    }
+    rc = prepare(st, op,
+                 "INSERT INTO settings (key, value) VALUES (?1, ?2) "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 2, key, value);
+    if (rc == 0)
+        rc = step_done(st, op, s);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_setting_delete(struct store *st, const char *key)
+{
+    static const char op[] = "setting_delete";
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!setting_key_valid(key)) {
+        set_msg(st, "invalid setting key");
+        return -EINVAL;
+    }
+    rc = prepare(st, op, "DELETE FROM settings WHERE key = ?1", &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 1, key);
+    if (rc == 0)
+        rc = step_done(st, op, s);
+    if (rc == 0 && sqlite3_changes(st->db) == 0) {
+        set_msg(st, "no setting %s", key);
+        rc = -ENOENT;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* --- call log --- */
+
+static int bind_time(struct store *st, const char *op, sqlite3_stmt *s, int idx, int64_t t)
+{
+    if (t != 0)
+        return bind_int64(st, op, s, idx, t);
+    int rc = sqlite3_bind_null(s, idx);
+    return rc == SQLITE_OK ? 0 : fail(st, op, rc);
+}
+
+int store_call_insert(struct store *st, const struct store_call *call, int64_t *id_out)
+{
+    static const char op[] = "call_insert";
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!call || !call->call_id || !call->caller || !call->callee) {
+        set_msg(st, "call_id, caller and callee are required");
+        return -EINVAL;
+    }
+    rc = prepare(st, op,
+                 "INSERT INTO calls (call_id, caller, callee, reason, media, started, answered, "
+                 "ended) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 5, call->call_id, call->caller, call->callee, call->reason,
+                        call->media);
+    if (rc == 0)
+        rc = bind_int64(st, op, s, 6, call->started);
+    if (rc == 0)
+        rc = bind_time(st, op, s, 7, call->answered);
+    if (rc == 0)
+        rc = bind_time(st, op, s, 8, call->ended);
+    if (rc == 0)
+        rc = step_done(st, op, s);
+    if (rc == 0 && id_out)
+        *id_out = sqlite3_last_insert_rowid(st->db);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_call_list(struct store *st, int limit,
+                    int (*fn)(const struct store_call *call, void *arg), void *arg)
+{
+    static const char op[] = "call_list";
+    sqlite3_stmt *s = NULL;
+    int rc, src;
+
+    rc = prepare(st, op,
+                 "SELECT id, call_id, caller, callee, started, answered, ended, reason, media "
+                 "FROM calls ORDER BY started DESC, id DESC LIMIT ?1",
+                 &s);
+    if (rc == 0)
+        rc = bind_int64(st, op, s, 1, limit > 0 ? limit : -1);
+    if (rc < 0)
+        goto out;
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_call c = {
+            .id = sqlite3_column_int64(s, 0),
+            .call_id = (const char *)sqlite3_column_text(s, 1),
+            .caller = (const char *)sqlite3_column_text(s, 2),
+            .callee = (const char *)sqlite3_column_text(s, 3),
+            .started = sqlite3_column_int64(s, 4),
+            .answered = sqlite3_column_int64(s, 5), /* NULL reads as 0 */
+            .ended = sqlite3_column_int64(s, 6),
+            .reason = (const char *)sqlite3_column_text(s, 7),
+            .media = (const char *)sqlite3_column_text(s, 8),
+        };
+        if (!c.call_id || !c.caller || !c.callee) {
+            set_msg(st, "corrupt calls row %lld", (long long)c.id);
+            rc = -EIO;
+            goto out;
+        }
+        rc = fn(&c, arg);
+        if (rc != 0)
+            goto out;
+    }
+    if (src != SQLITE_DONE)
+        rc = fail(st, op, src);
+out:
+    sqlite3_finalize(s);
+    return rc;
+}

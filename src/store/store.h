@@ -1,0 +1,138 @@
+/*
+ * store — the state that must survive restarts, in an embedded SQLite file.
+ *
+ * One connection per process, used by one thread (SQLite is opened without
+ * its own mutexes). The daemon and parleyctl may both have the file open:
+ * WAL mode lets readers run beside the writer, and a writer that finds the
+ * file locked waits up to 5 s before reporting -EBUSY.
+ *
+ * Durability: synchronous=FULL, so a write that returned 0 is on disk.
+ * A write that fails is reported: a negative errno is returned, the SQLite
+ * message is kept for store_errmsg() and an event=store.failed line is
+ * logged. Nothing is retried or ignored silently.
+ *
+ * The file is created with mode 0600 whatever the umask (it holds HA1
+ * hashes, which are password equivalents for their realm), and an existing
+ * file that group or others may access is refused.
+ *
+ * The schema version lives in PRAGMA user_version. Later work adds tables
+ * by appending a migration to store.c; store_open() runs the pending ones
+ * in one transaction.
+ */
+#ifndef PARLEY_STORE_STORE_H
+#define PARLEY_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct clock;
+struct store;
+
+#define STORE_SCHEMA_VERSION 1
+
+/* store_open() flags. */
+#define STORE_CREATE   0x1 /* create a new store; refuse (-EEXIST) if the file exists */
+#define STORE_READONLY 0x2 /* refuse every write (PRAGMA query_only) */
+
+/* Opens (or with STORE_CREATE creates) the store at path. Without
+ * STORE_CREATE the file must exist (-ENOENT otherwise). Returns 0 or a
+ * negative errno with a one-line reason in err (when err is not NULL):
+ *   -EEXIST   STORE_CREATE and the file exists
+ *   -ENOENT   no STORE_CREATE and the file is missing
+ *   -EPERM    the existing file is accessible to group or others
+ *   -EPROTO   not an initialised Parley store, or a schema newer than this
+ *             build (or older, with STORE_READONLY: it cannot migrate)
+ *   -EBUSY    another process kept the file locked for 5 s
+ *   -EIO and others: from the file system or SQLite (message in err)
+ * A store that failed to be created is removed again. */
+int store_open(const char *path, int flags, struct store **out, char *err, size_t errlen);
+/* Closes the store (NULL is fine). Returns 0, or -EIO (logged) if SQLite
+ * could not close cleanly; the handle is freed either way. */
+int store_close(struct store *st);
+
+/* The reason for the last failure on this store ("" if none). Valid until
+ * the next call on st. */
+const char *store_errmsg(const struct store *st);
+
+/* Time source for created/updated stamps (default: clock_system()). */
+void store_set_clock(struct store *st, struct clock *clock);
+
+/* --- users --- */
+
+/* A user name: 1..64 characters of [a-z0-9._-], starting with a letter or
+ * a digit. Lowercase only: SIP user parts compare case-sensitively but
+ * people do not, and guessing which "Alice" was meant (folding on lookup,
+ * or not) leads to two accounts or to one that never matches; refusing
+ * uppercase up front avoids both. */
+#define STORE_USER_NAME_MAX 64
+bool store_user_name_valid(const char *name);
+
+/* HA1 values are lowercase hex (32 for MD5, 64 for SHA-256), or "" when
+ * that algorithm's HA1 could not be computed (MD5 under FIPS): at least
+ * one of the two must be present. The realm is fixed per deployment, so
+ * the HA1 values are valid only for the realm they were computed with. */
+struct store_user {
+    char name[STORE_USER_NAME_MAX + 1];
+    char ha1_md5[33];
+    char ha1_sha256[65];
+    int64_t created; /* Unix seconds */
+    int64_t updated; /* Unix seconds; changed by store_user_set_ha1() */
+};
+
+/* Returns 0, -EINVAL (bad name or HA1), -EEXIST, or a write failure. */
+int store_user_add(struct store *st, const char *name, const char *ha1_md5, const char *ha1_sha256);
+/* Returns 0, -EINVAL, -ENOENT, or a write failure. */
+int store_user_remove(struct store *st, const char *name);
+/* Replaces both HA1 values (a password change). Returns 0, -EINVAL,
+ * -ENOENT, or a write failure. */
+int store_user_set_ha1(struct store *st, const char *name, const char *ha1_md5,
+                       const char *ha1_sha256);
+/* Returns 0, -EINVAL (bad name), -ENOENT, or a read failure. */
+int store_user_get(struct store *st, const char *name, struct store_user *out);
+/* Calls fn for every user in name order. fn must not change the store. A
+ * non-zero return from fn stops the walk and is returned; otherwise 0 or
+ * a read failure. */
+int store_user_list(struct store *st, int (*fn)(const struct store_user *user, void *arg),
+                    void *arg);
+
+/* --- settings: a small key/value table for state, not configuration --- */
+
+/* Keys: 1..128 characters of [a-z0-9._:-]. Values: any string. */
+#define STORE_SETTING_KEY_MAX 128
+/* Copies the value into buf (NUL-terminated). Returns 0, -EINVAL (bad
+ * key), -ENOENT, -ENOSPC (buf too small; nothing useful in buf), or a read
+ * failure. */
+int store_setting_get(struct store *st, const char *key, char *buf, size_t cap);
+/* Inserts or replaces. Returns 0, -EINVAL, or a write failure. */
+int store_setting_set(struct store *st, const char *key, const char *value);
+/* Returns 0, -EINVAL, -ENOENT, or a write failure. */
+int store_setting_delete(struct store *st, const char *key);
+
+/* --- call log --- */
+
+/* Strings are borrowed: the caller's for store_call_insert(), SQLite's
+ * (valid only during the callback) for store_call_list(). call_id, caller
+ * and callee are required; reason and media may be NULL. Times are Unix
+ * seconds; 0 in answered/ended means "never" (NULL in the table). */
+struct store_call {
+    int64_t id; /* assigned by the store; ignored by store_call_insert() */
+    const char *call_id;
+    const char *caller;
+    const char *callee;
+    int64_t started;
+    int64_t answered;
+    int64_t ended;
+    const char *reason;
+    const char *media;
+};
+
+/* Returns 0 and the new row's id in *id_out (when not NULL), -EINVAL, or
+ * a write failure. */
+int store_call_insert(struct store *st, const struct store_call *call, int64_t *id_out);
+/* Calls fn for at most limit calls (limit <= 0: all), newest start first
+ * (ties: last inserted first). Same callback rules as store_user_list(). */
+int store_call_list(struct store *st, int limit,
+                    int (*fn)(const struct store_call *call, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,303 @@
+#include "tls/context.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "tls/cert.h"
+
+/* ex_data: on an SSL_CTX, whether a missing CRL is fatal; on an SSL,
+ * whether a missing CRL was tolerated during verification. */
+static int tls_ctx_require_crl_idx = -1;
+static int tls_ssl_crl_missing_idx = -1;
+static int tls_ssl_alert_idx = -1;
+
+int tls_init(void)
+{
+    if (tls_ctx_require_crl_idx < 0)
+        tls_ctx_require_crl_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (tls_ssl_crl_missing_idx < 0)
+        tls_ssl_crl_missing_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (tls_ssl_alert_idx < 0)
+        tls_ssl_alert_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    return tls_ctx_require_crl_idx < 0 || tls_ssl_crl_missing_idx < 0 || tls_ssl_alert_idx < 0
+               ? -ENOMEM
+               : 0;
+}
+
+bool tls_session_crl_missing(SSL *ssl)
+{
+    return tls_ssl_crl_missing_idx >= 0 && SSL_get_ex_data(ssl, tls_ssl_crl_missing_idx) != NULL;
+}
+
+/*
+ * libevent 2.1 does not always keep OpenSSL's error for a failed handshake,
+ * so the alert that ended it is recorded here: the first alert sent or
+ * received, as (direction << 16 | alert value) + 1.
+ */
+static void tls_info_cb(const SSL *ssl, int where, int ret)
+{
+    if (!(where & SSL_CB_ALERT) || SSL_get_ex_data(ssl, tls_ssl_alert_idx))
+        return;
+    uintptr_t sent = (where & SSL_CB_WRITE) ? 1 : 0;
+    SSL_set_ex_data((SSL *)ssl, tls_ssl_alert_idx,
+                    (void *)(((sent << 16) | (uintptr_t)(ret & 0xffff)) + 1));
+}
+
+bool tls_session_failure(SSL *ssl, char *buf, size_t cap)
+{
+    uintptr_t v = (uintptr_t)SSL_get_ex_data(ssl, tls_ssl_alert_idx);
+    long vr = SSL_get_verify_result(ssl);
+    if (vr != X509_V_OK) {
+        snprintf(buf, cap, "certificate verify failed: %s", X509_verify_cert_error_string(vr));
+        return true;
+    }
+    unsigned long e = ERR_peek_last_error();
+    if (!v && e) {
+        const char *r = ERR_reason_error_string(e);
+        snprintf(buf, cap, "%s", r ? r : "TLS error");
+        ERR_clear_error();
+        return true;
+    }
+    if (!v)
+        return false;
+    v--;
+    int alert = (int)(v & 0xffff);
+    snprintf(buf, cap, "%s alert: %s", (v >> 16) ? "sent" : "received",
+             SSL_alert_desc_string_long(alert));
+    return true;
+}
+
+const char *tls_version_name(int version)
+{
+    switch (version) {
+    case TLS1_2_VERSION:
+        return "TLSv1.2";
+    case TLS1_3_VERSION:
+        return "TLSv1.3";
+    default:
+        return "?";
+    }
+}
+
+/*
+ * Certificate checks run with X509_V_FLAG_CRL_CHECK(_ALL): a revoked
+ * certificate, or any certificate while its issuer's CRL is past its next
+ * update, is refused by OpenSSL. An issuer with no CRL at all is OpenSSL's
+ * X509_V_ERR_UNABLE_TO_GET_CRL, which we forgive unless tls.require_crl.
+ */
+static int tls_verify_cb(int ok, X509_STORE_CTX *store)
+{
+    if (ok)
+        return 1;
+    int err = X509_STORE_CTX_get_error(store);
+    if (err != X509_V_ERR_UNABLE_TO_GET_CRL)
+        return 0;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    if (!ssl)
+        return 0;
+    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+    if (SSL_CTX_get_ex_data(ctx, tls_ctx_require_crl_idx) != NULL)
+        return 0;
+    SSL_set_ex_data(ssl, tls_ssl_crl_missing_idx, (void *)1);
+    X509_STORE_CTX_set_error(store, X509_V_OK);
+    return 1;
+}
+
+static void tls_err(char *err, size_t errlen, const char *what, const char *file)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *reason = e ? ERR_reason_error_string(e) : NULL;
+    if (file)
+        snprintf(err, errlen, "%s: %s%s%s", file, what, reason ? ": " : "", reason ? reason : "");
+    else
+        snprintf(err, errlen, "%s%s%s", what, reason ? ": " : "", reason ? reason : "");
+    ERR_clear_error();
+}
+
+static int tls_load_crls(X509_STORE *store, const struct config_str_list *files, char *err,
+                         size_t errlen)
+{
+    for (size_t i = 0; i < files->n; i++) {
+        BIO *bio = BIO_new_file(files->v[i], "r");
+        if (!bio) {
+            tls_err(err, errlen, "cannot read the CRL file", files->v[i]);
+            return -ENOENT;
+        }
+        size_t count = 0;
+        X509_CRL *crl;
+        while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+            int ok = X509_STORE_add_crl(store, crl);
+            X509_CRL_free(crl);
+            if (!ok) {
+                BIO_free(bio);
+                tls_err(err, errlen, "cannot add CRL", files->v[i]);
+                return -EINVAL;
+            }
+            count++;
+        }
+        BIO_free(bio);
+        ERR_clear_error(); /* the end-of-file "no start line" */
+        if (count == 0) {
+            snprintf(err, errlen, "%s: no CRL found in the file", files->v[i]);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int tls_parse_min_version(const char *text)
+{
+    return strcmp(text, "1.3") == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
+}
+
+int tls_context_new(const struct config *cfg, SSL_CTX **out, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = NULL;
+    STACK_OF(X509_NAME) *ca_names = NULL;
+    int rc = -EINVAL;
+
+    /* Our own checks first: their messages name the file and the fault. */
+    rc = cert_check_keypair(cfg->tls.certificate, cfg->tls.private_key, err, errlen);
+    if (rc)
+        return rc;
+    rc = -EINVAL;
+
+    ctx = SSL_CTX_new_ex(NULL, NULL, TLS_method());
+    if (!ctx) {
+        tls_err(err, errlen, "cannot create a TLS context", NULL);
+        return -ENOMEM;
+    }
+    /* TLS 1.0 and 1.1 are never spoken, whatever the configuration. */
+    if (!SSL_CTX_set_min_proto_version(ctx, tls_parse_min_version(cfg->tls.min_version)) ||
+        !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION)) {
+        tls_err(err, errlen, "cannot set TLS versions", NULL);
+        goto fail;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* Idle connections give their read/write buffers back (tens of KB each). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+
+    if (!SSL_CTX_set_cipher_list(ctx, cfg->tls.ciphers)) {
+        tls_err(err, errlen, "tls.ciphers: no usable TLS 1.2 cipher suite", NULL);
+        goto fail;
+    }
+    if (!SSL_CTX_set_ciphersuites(ctx, cfg->tls.ciphersuites)) {
+        tls_err(err, errlen, "tls.ciphersuites: not a valid TLS 1.3 suite list", NULL);
+        goto fail;
+    }
+    if (!SSL_CTX_set1_groups_list(ctx, cfg->tls.groups)) {
+        tls_err(err, errlen, "tls.groups: not a valid group list", NULL);
+        goto fail;
+    }
+
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls.certificate) != 1) {
+        tls_err(err, errlen, "cannot use the certificate", cfg->tls.certificate);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls.private_key, SSL_FILETYPE_PEM) != 1) {
+        tls_err(err, errlen, "cannot use the private key", cfg->tls.private_key);
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        tls_err(err, errlen, "the private key does not match the certificate",
+                cfg->tls.private_key);
+        rc = -EKEYREJECTED;
+        goto fail;
+    }
+
+    ca_names = sk_X509_NAME_new_null();
+    if (!ca_names) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->tls.ca_files.n; i++) {
+        const char *f = cfg->tls.ca_files.v[i];
+        if (SSL_CTX_load_verify_file(ctx, f) != 1) {
+            tls_err(err, errlen, "cannot load trusted CA certificates", f);
+            rc = -ENOENT;
+            goto fail;
+        }
+        if (!SSL_add_file_cert_subjects_to_stack(ca_names, f))
+            ERR_clear_error();
+    }
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    if (cfg->tls.crl_files.n) {
+        rc = tls_load_crls(store, &cfg->tls.crl_files, err, errlen);
+        if (rc)
+            goto fail;
+    }
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    SSL_CTX_set_ex_data(ctx, tls_ctx_require_crl_idx, cfg->tls.require_crl ? (void *)1 : NULL);
+
+    /* Ask for a client certificate (servers and partners present one;
+     * users need not); verify it when presented. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_cb);
+    SSL_CTX_set_info_callback(ctx, tls_info_cb);
+    SSL_CTX_set_verify_depth(ctx, 8);
+    SSL_CTX_set_client_CA_list(ctx, ca_names);
+    ca_names = NULL;
+
+    /* Resumption: a server-side session cache for TLS 1.2 session ids and
+     * tickets for both versions; the id context is required once client
+     * certificates are requested. */
+    static const unsigned char sid_ctx[] = "parley-sip";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(ctx, 20000);
+    SSL_CTX_set_timeout(ctx, 3600);
+    SSL_CTX_set_num_tickets(ctx, 1);
+
+    *out = ctx;
+    return 0;
+fail:
+    sk_X509_NAME_pop_free(ca_names, X509_NAME_free);
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+void tls_context_facts(SSL_CTX *ctx, const struct config *cfg, struct tls_context_facts *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->versions, sizeof(out->versions), "%s",
+             SSL_CTX_get_min_proto_version(ctx) == TLS1_3_VERSION ? "TLSv1.3"
+                                                                  : "TLSv1.2, TLSv1.3");
+    snprintf(out->groups, sizeof(out->groups), "%s", cfg->tls.groups);
+    out->client_cert_requested = (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) != 0;
+    out->client_cert_required =
+        (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_FAIL_IF_NO_PEER_CERT) != 0;
+    snprintf(out->crl_policy, sizeof(out->crl_policy), "%s",
+             cfg->tls.require_crl ? "CRL required for every issuer"
+                                  : "checked where the issuer has a CRL");
+
+    /* Only the suites the certificate's key can actually serve. */
+    EVP_PKEY *key = SSL_CTX_get0_privatekey(ctx);
+    int key_auth = key && EVP_PKEY_is_a(key, "EC") ? NID_auth_ecdsa : NID_auth_rsa;
+    struct strbuf b = STRBUF_INIT;
+    STACK_OF(SSL_CIPHER) *ciphers = SSL_CTX_get_ciphers(ctx);
+    for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(ciphers, i);
+        int auth = SSL_CIPHER_get_auth_nid(c);
+        bool tls13 = strcmp(SSL_CIPHER_get_version(c), "TLSv1.3") == 0;
+        if (!tls13 && SSL_CTX_get_min_proto_version(ctx) == TLS1_3_VERSION)
+            continue;
+        if (auth != NID_auth_any && auth != key_auth)
+            continue;
+        strbuf_puts(&b, b.len ? ", " : "");
+        strbuf_puts(&b, SSL_CIPHER_get_name(c));
+    }
+    out->suites = strbuf_take(&b, NULL);
+}
+
+void tls_context_facts_free(struct tls_context_facts *f)
+{
+    free(f->suites);
+    f->suites = NULL;
+}

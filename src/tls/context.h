@@ -1,0 +1,52 @@
+/*
+ * tls/context — the TLS contexts Parley serves and connects with.
+ *
+ * One SSL_CTX per configuration, used both to accept (SIP/TLS listeners)
+ * and to connect (server-to-server links): TLS 1.2+ only, the configured
+ * AEAD suites and groups, the node certificate, the trust store with its
+ * CRLs, client certificates requested (verified when presented), session
+ * resumption, buffers released while idle. After SIGHUP a new context is
+ * built and used for new connections; established ones keep theirs
+ * (OpenSSL reference-counts contexts).
+ */
+#ifndef PARLEY_TLS_CONTEXT_H
+#define PARLEY_TLS_CONTEXT_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+
+#include "core/config.h"
+#include "core/strbuf.h"
+
+/* Once per process, before any context is built. Returns 0 or -ENOMEM. */
+int tls_init(void);
+
+/* Builds a context from cfg. On failure returns a negative errno and writes
+ * one line naming the file and the fault into err. */
+int tls_context_new(const struct config *cfg, SSL_CTX **out, char *err, size_t errlen);
+
+/* The peer's issuer had no CRL loaded and the certificate was accepted
+ * anyway (tls.require_crl = false). */
+bool tls_session_crl_missing(SSL *ssl);
+
+/* Why a handshake failed, as far as the TLS layer recorded it: the alert
+ * we sent or received ("we sent alert: protocol version"). Returns false
+ * when nothing was recorded. */
+bool tls_session_failure(SSL *ssl, char *buf, size_t cap);
+
+/* What a context actually enforces, for `parleyctl status`. */
+struct tls_context_facts {
+    char versions[32];   /* "TLSv1.2, TLSv1.3" */
+    char *suites;        /* malloc'd, comma-separated, usable with the key */
+    char groups[128];
+    bool client_cert_requested;
+    bool client_cert_required;
+    char crl_policy[64];
+};
+void tls_context_facts(SSL_CTX *ctx, const struct config *cfg, struct tls_context_facts *out);
+void tls_context_facts_free(struct tls_context_facts *f);
+
+/* "TLSv1.2" style name for a protocol version constant. */
+const char *tls_version_name(int version);
+
+#endif

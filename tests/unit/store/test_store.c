@@ -1,0 +1,592 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "store/store.h"
+
+#define MD5_A "3d78807defe7de2157e2b0b6573a855f"
+#define MD5_B "939e7578ed9e3c518a452acee763bce9"
+#define SHA_A "7987c64c30e25f1b74be53f966b49b90f2808aa92faf9a00262392d7b4794232"
+#define SHA_B "a1306b0595a6c7fe96c448631fb5cfbd5107bd1fe1da729d978dd7446b812363"
+
+struct fixture {
+    char dir[64];
+    char path[96];
+    char err[256];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/parley-store-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/parley.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char p[128];
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        snprintf(p, sizeof(p), "%s%s", f->path, suffix[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static struct store *create(struct fixture *f)
+{
+    struct store *st = NULL;
+    int rc = store_open(f->path, STORE_CREATE, &st, f->err, sizeof(f->err));
+    if (rc != 0)
+        fail_msg("store_open create: %d %s", rc, f->err);
+    return st;
+}
+
+static struct store *reopen(struct fixture *f, int flags)
+{
+    struct store *st = NULL;
+    int rc = store_open(f->path, flags, &st, f->err, sizeof(f->err));
+    if (rc != 0)
+        fail_msg("store_open: %d %s", rc, f->err);
+    return st;
+}
+
+/* Opens the file with plain SQLite, as an administrator's sqlite3 would. */
+static sqlite3 *raw_open(struct fixture *f)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static int64_t raw_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+static void raw_exec(struct fixture *f, const char *sql)
+{
+    sqlite3 *db = raw_open(f);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+static void test_create_refuses_existing(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    assert_int_equal(store_close(st), 0);
+
+    st = (struct store *)0x1;
+    assert_int_equal(store_open(f->path, STORE_CREATE, &st, f->err, sizeof(f->err)), -EEXIST);
+    assert_null(st);
+    assert_non_null(strstr(f->err, "exists"));
+
+    /* an unrelated file is left alone too */
+    unlink(f->path);
+    int fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "hello", 5), 5);
+    close(fd);
+    assert_int_equal(store_open(f->path, STORE_CREATE, &st, f->err, sizeof(f->err)), -EEXIST);
+    struct stat sb;
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_size, 5);
+}
+
+static void test_open_refuses_missing(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = NULL;
+    struct stat sb;
+
+    assert_int_equal(store_open(f->path, 0, &st, f->err, sizeof(f->err)), -ENOENT);
+    assert_null(st);
+    assert_true(f->err[0] != '\0');
+    assert_int_equal(stat(f->path, &sb), -1); /* not created behind our back */
+    assert_int_equal(store_open(f->path, STORE_READONLY, &st, f->err, sizeof(f->err)), -ENOENT);
+    /* and argument errors */
+    assert_int_equal(store_open(NULL, 0, &st, f->err, sizeof(f->err)), -EINVAL);
+    assert_int_equal(store_open(f->path, STORE_CREATE | STORE_READONLY, &st, NULL, 0), -EINVAL);
+    assert_int_equal(store_open(f->path, 0x100, &st, NULL, 0), -EINVAL);
+    assert_int_equal(stat(f->path, &sb), -1);
+}
+
+static void test_file_mode(void **state)
+{
+    struct fixture *f = *state;
+    struct stat sb;
+    char wal[128];
+
+    /* the umask neither widens nor narrows the mode */
+    mode_t old = umask(0);
+    struct store *st = create(f);
+    umask(old);
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0600);
+    assert_int_equal(store_user_add(st, "alice", MD5_A, SHA_A), 0);
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    assert_int_equal(stat(wal, &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0600);
+    assert_int_equal(store_close(st), 0);
+    unlink(f->path);
+
+    old = umask(0277);
+    st = create(f);
+    umask(old);
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0600);
+    assert_int_equal(store_close(st), 0);
+
+    /* an existing file others can read is refused */
+    assert_int_equal(chmod(f->path, 0640), 0);
+    st = NULL;
+    assert_int_equal(store_open(f->path, 0, &st, f->err, sizeof(f->err)), -EPERM);
+    assert_null(st);
+    assert_non_null(strstr(f->err, "chmod 600"));
+    assert_int_equal(chmod(f->path, 0604), 0);
+    assert_int_equal(store_open(f->path, 0, &st, f->err, sizeof(f->err)), -EPERM);
+    assert_int_equal(chmod(f->path, 0600), 0);
+    st = reopen(f, 0);
+    assert_int_equal(store_close(st), 0);
+}
+
+static void test_schema_version(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    assert_int_equal(store_close(st), 0);
+
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+    assert_int_equal(STORE_SCHEMA_VERSION, 1);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+                                 "name IN ('users', 'settings', 'calls')"),
+                     3);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+
+    /* a newer schema is refused, not guessed at */
+    raw_exec(f, "PRAGMA user_version = 2");
+    st = NULL;
+    assert_int_equal(store_open(f->path, 0, &st, f->err, sizeof(f->err)), -EPROTO);
+    assert_null(st);
+    assert_non_null(strstr(f->err, "newer"));
+
+    /* an SQLite file that is not ours is refused, not migrated */
+    raw_exec(f, "PRAGMA user_version = 0");
+    assert_int_equal(store_open(f->path, 0, &st, f->err, sizeof(f->err)), -EPROTO);
+    assert_non_null(strstr(f->err, "not an initialised"));
+
+    /* neither is a file that is not SQLite at all */
+    unlink(f->path);
+    int fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    char junk[4096];
+    memset(junk, 'j', sizeof(junk));
+    assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+    close(fd);
+    assert_true(store_open(f->path, 0, &st, f->err, sizeof(f->err)) < 0);
+    assert_null(st);
+    assert_non_null(strstr(f->err, "not a database"));
+}
+
+struct collected {
+    int n;
+    char names[8][STORE_USER_NAME_MAX + 1];
+    int stop_after;
+};
+
+static int collect_user(const struct store_user *u, void *arg)
+{
+    struct collected *c = arg;
+    if (c->n < 8)
+        snprintf(c->names[c->n], sizeof(c->names[0]), "%s", u->name);
+    c->n++;
+    return c->stop_after && c->n == c->stop_after ? 42 : 0;
+}
+
+static void test_users(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    struct clock_fake clk;
+    struct store_user u;
+
+    clock_fake_init(&clk, 0, 1700000000);
+    store_set_clock(st, &clk.base);
+
+    assert_int_equal(store_user_add(st, "carol", MD5_A, SHA_A), 0);
+    assert_int_equal(store_user_add(st, "alice", MD5_B, SHA_B), 0);
+    assert_int_equal(store_user_add(st, "bob", MD5_A, SHA_B), 0);
+    assert_int_equal(store_user_add(st, "alice", MD5_A, SHA_A), -EEXIST);
+    assert_non_null(strstr(store_errmsg(st), "exists"));
+
+    assert_int_equal(store_user_get(st, "alice", &u), 0);
+    assert_string_equal(u.name, "alice");
+    assert_string_equal(u.ha1_md5, MD5_B);
+    assert_string_equal(u.ha1_sha256, SHA_B);
+    assert_int_equal(u.created, 1700000000);
+    assert_int_equal(u.updated, 1700000000);
+    assert_int_equal(store_user_get(st, "dave", &u), -ENOENT);
+
+    struct collected c = {0};
+    assert_int_equal(store_user_list(st, collect_user, &c), 0);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.names[0], "alice");
+    assert_string_equal(c.names[1], "bob");
+    assert_string_equal(c.names[2], "carol");
+    struct collected stop = {.stop_after = 2};
+    assert_int_equal(store_user_list(st, collect_user, &stop), 42);
+    assert_int_equal(stop.n, 2);
+
+    clock_fake_advance(&clk, 60000);
+    assert_int_equal(store_user_set_ha1(st, "alice", MD5_A, SHA_A), 0);
+    assert_int_equal(store_user_get(st, "alice", &u), 0);
+    assert_string_equal(u.ha1_md5, MD5_A);
+    assert_string_equal(u.ha1_sha256, SHA_A);
+    assert_int_equal(u.created, 1700000000);
+    assert_int_equal(u.updated, 1700000060);
+    assert_int_equal(store_user_set_ha1(st, "dave", MD5_A, SHA_A), -ENOENT);
+
+    assert_int_equal(store_user_remove(st, "bob"), 0);
+    assert_int_equal(store_user_remove(st, "bob"), -ENOENT);
+    assert_int_equal(store_user_get(st, "bob", &u), -ENOENT);
+    c = (struct collected){0};
+    assert_int_equal(store_user_list(st, collect_user, &c), 0);
+    assert_int_equal(c.n, 2);
+
+    /* FIPS: a user may have only the SHA-256 HA1, or only MD5 */
+    assert_int_equal(store_user_add(st, "fips", "", SHA_A), 0);
+    assert_int_equal(store_user_get(st, "fips", &u), 0);
+    assert_string_equal(u.ha1_md5, "");
+    assert_string_equal(u.ha1_sha256, SHA_A);
+    assert_int_equal(store_user_add(st, "legacy", MD5_A, ""), 0);
+    assert_int_equal(store_user_add(st, "none", "", ""), -EINVAL);
+
+    /* HA1 values are lowercase hex of the right length */
+    assert_int_equal(store_user_add(st, "x1", "3D78807DEFE7DE2157E2B0B6573A855F", SHA_A), -EINVAL);
+    assert_int_equal(store_user_add(st, "x1", MD5_A "0", SHA_A), -EINVAL);
+    assert_int_equal(store_user_add(st, "x1", SHA_A, MD5_A), -EINVAL);
+    assert_int_equal(store_user_add(st, "x1", "3d78807defe7de2157e2b0b6573a855z", SHA_A), -EINVAL);
+    assert_int_equal(store_user_add(st, "x1", NULL, SHA_A), -EINVAL);
+    assert_int_equal(store_user_set_ha1(st, "alice", MD5_A, "abc"), -EINVAL);
+    assert_int_equal(store_user_get(st, "x1", &u), -ENOENT);
+
+    assert_int_equal(store_close(st), 0);
+}
+
+static void test_user_names(void **state)
+{
+    (void)state;
+    char n64[65], n65[66];
+    memset(n64, 'a', 64);
+    n64[64] = '\0';
+    memset(n65, 'a', 65);
+    n65[65] = '\0';
+
+    assert_true(store_user_name_valid("a"));
+    assert_true(store_user_name_valid("0"));
+    assert_true(store_user_name_valid("alice.smith_2-x"));
+    assert_true(store_user_name_valid("9lives"));
+    assert_true(store_user_name_valid(n64));
+    assert_false(store_user_name_valid(n65));
+    assert_false(store_user_name_valid(""));
+    assert_false(store_user_name_valid(NULL));
+    assert_false(store_user_name_valid("Alice"));
+    assert_false(store_user_name_valid("aliCe"));
+    assert_false(store_user_name_valid(".alice"));
+    assert_false(store_user_name_valid("-alice"));
+    assert_false(store_user_name_valid("_alice"));
+    assert_false(store_user_name_valid("al ice"));
+    assert_false(store_user_name_valid("alice@example.org"));
+    assert_false(store_user_name_valid("al%69ce"));
+    assert_false(store_user_name_valid("alice\n"));
+    assert_false(store_user_name_valid("al\xc3\xa9"));
+}
+
+static void test_invalid_names_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    struct store_user u;
+    static const char *const bad[] = {"Alice", "", ".x", "a b", "a;DROP TABLE users"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(store_user_add(st, bad[i], MD5_A, SHA_A), -EINVAL);
+        assert_int_equal(store_user_get(st, bad[i], &u), -EINVAL);
+        assert_int_equal(store_user_remove(st, bad[i]), -EINVAL);
+        assert_int_equal(store_user_set_ha1(st, bad[i], MD5_A, SHA_A), -EINVAL);
+    }
+    assert_int_equal(store_user_add(st, NULL, MD5_A, SHA_A), -EINVAL);
+    struct collected c = {0};
+    assert_int_equal(store_user_list(st, collect_user, &c), 0);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(store_close(st), 0);
+}
+
+static int count_call(const struct store_call *call, void *arg)
+{
+    (void)call;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_survives_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    struct store_user u;
+    char buf[64];
+
+    assert_int_equal(store_user_add(st, "alice", MD5_A, SHA_A), 0);
+    assert_int_equal(store_setting_set(st, "relay.secret.id", "k1"), 0);
+    struct store_call call = {
+        .call_id = "c1@x", .caller = "alice", .callee = "bob", .started = 100};
+    assert_int_equal(store_call_insert(st, &call, NULL), 0);
+    assert_int_equal(store_close(st), 0);
+
+    st = reopen(f, 0);
+    assert_int_equal(store_user_get(st, "alice", &u), 0);
+    assert_string_equal(u.ha1_sha256, SHA_A);
+    assert_int_equal(store_setting_get(st, "relay.secret.id", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "k1");
+    int n = 0;
+    assert_int_equal(store_call_list(st, 0, count_call, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_close(st), 0);
+
+    /* read-only opens see the data too */
+    st = reopen(f, STORE_READONLY);
+    assert_int_equal(store_user_get(st, "alice", &u), 0);
+    assert_int_equal(store_close(st), 0);
+    assert_int_equal(store_close(NULL), 0);
+}
+
+static void test_write_failure_reported(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    char buf[16];
+    int fds[2];
+
+    assert_int_equal(store_user_add(st, "alice", MD5_A, SHA_A), 0);
+    assert_int_equal(store_close(st), 0);
+
+    /* capture the log line a failure leaves */
+    assert_int_equal(pipe(fds), 0);
+    log_set_fd(fds[1]);
+
+    /* a connection that may not write: every write says so */
+    st = reopen(f, STORE_READONLY);
+    assert_int_equal(store_user_add(st, "bob", MD5_A, SHA_A), -EROFS);
+    assert_non_null(strstr(store_errmsg(st), "user_add"));
+    assert_non_null(strstr(store_errmsg(st), "readonly"));
+    assert_int_equal(store_user_set_ha1(st, "alice", MD5_B, SHA_B), -EROFS);
+    assert_int_equal(store_user_remove(st, "alice"), -EROFS);
+    assert_int_equal(store_setting_set(st, "k", "v"), -EROFS);
+    assert_non_null(strstr(store_errmsg(st), "setting_set"));
+    struct store_call call = {.call_id = "c", .caller = "a", .callee = "b", .started = 1};
+    assert_int_equal(store_call_insert(st, &call, NULL), -EROFS);
+    assert_non_null(strstr(store_errmsg(st), "call_insert"));
+    assert_int_equal(store_close(st), 0);
+
+    /* a write SQLite itself refuses, on a normal connection: the message
+     * is SQLite's, passed on */
+    raw_exec(f, "CREATE TRIGGER no_users BEFORE INSERT ON users "
+                "BEGIN SELECT RAISE(ABORT, 'disk says no'); END");
+    st = reopen(f, 0);
+    int rc = store_user_add(st, "bob", MD5_A, SHA_A);
+    assert_true(rc < 0);
+    assert_int_not_equal(rc, -EEXIST);
+    assert_non_null(strstr(store_errmsg(st), "disk says no"));
+    struct store_user u;
+    assert_int_equal(store_user_get(st, "bob", &u), -ENOENT);
+    assert_int_equal(store_user_get(st, "alice", &u), 0);
+    assert_string_equal(u.ha1_md5, MD5_A); /* the read-only attempts changed nothing */
+    assert_int_equal(store_setting_get(st, "k", buf, sizeof(buf)), -ENOENT);
+    assert_int_equal(store_close(st), 0);
+
+    log_set_fd(2);
+    close(fds[1]);
+    char logbuf[8192];
+    ssize_t n = read(fds[0], logbuf, sizeof(logbuf) - 1);
+    close(fds[0]);
+    assert_true(n > 0);
+    logbuf[n] = '\0';
+    assert_non_null(strstr(logbuf, "event=store.failed path="));
+    assert_non_null(strstr(logbuf, " op=user_add error=\"disk says no\""));
+}
+
+static void test_settings(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    char buf[8];
+
+    assert_int_equal(store_setting_get(st, "a.b", buf, sizeof(buf)), -ENOENT);
+    assert_int_equal(store_setting_set(st, "a.b", "one"), 0);
+    assert_int_equal(store_setting_get(st, "a.b", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "one");
+    assert_int_equal(store_setting_set(st, "a.b", "two"), 0);
+    assert_int_equal(store_setting_get(st, "a.b", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "two");
+    assert_int_equal(store_setting_set(st, "a.b", ""), 0);
+    assert_int_equal(store_setting_get(st, "a.b", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(store_setting_set(st, "long", "1234567"), 0);
+    assert_int_equal(store_setting_get(st, "long", buf, sizeof(buf)), 0);
+    assert_int_equal(store_setting_set(st, "long", "12345678"), 0);
+    assert_int_equal(store_setting_get(st, "long", buf, sizeof(buf)), -ENOSPC);
+    assert_int_equal(store_setting_delete(st, "long"), 0);
+    assert_int_equal(store_setting_delete(st, "long"), -ENOENT);
+    assert_int_equal(store_setting_get(st, "long", buf, sizeof(buf)), -ENOENT);
+
+    assert_int_equal(store_setting_set(st, "", "x"), -EINVAL);
+    assert_int_equal(store_setting_set(st, "Upper", "x"), -EINVAL);
+    assert_int_equal(store_setting_set(st, "a b", "x"), -EINVAL);
+    assert_int_equal(store_setting_set(st, NULL, "x"), -EINVAL);
+    assert_int_equal(store_setting_set(st, "k", NULL), -EINVAL);
+    assert_int_equal(store_setting_get(st, "k", buf, 0), -EINVAL);
+    char key[STORE_SETTING_KEY_MAX + 2];
+    memset(key, 'k', sizeof(key));
+    key[STORE_SETTING_KEY_MAX] = '\0';
+    assert_int_equal(store_setting_set(st, key, "x"), 0);
+    key[STORE_SETTING_KEY_MAX] = 'k';
+    key[STORE_SETTING_KEY_MAX + 1] = '\0';
+    assert_int_equal(store_setting_set(st, key, "x"), -EINVAL);
+    assert_int_equal(store_close(st), 0);
+}
+
+struct calls_seen {
+    int n;
+    int64_t ids[8];
+    char call_ids[8][16];
+    int64_t answered[8];
+    bool reason_null[8];
+};
+
+static int collect_call(const struct store_call *call, void *arg)
+{
+    struct calls_seen *c = arg;
+    if (c->n < 8) {
+        c->ids[c->n] = call->id;
+        snprintf(c->call_ids[c->n], sizeof(c->call_ids[0]), "%s", call->call_id);
+        c->answered[c->n] = call->answered;
+        c->reason_null[c->n] = call->reason == NULL;
+    }
+    c->n++;
+    return 0;
+}
+
+static void test_calls(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    int64_t id1 = 0, id2 = 0, id3 = 0, id4 = 0;
+
+    struct store_call a = {.call_id = "a",
+                           .caller = "alice",
+                           .callee = "bob",
+                           .started = 100,
+                           .answered = 105,
+                           .ended = 160,
+                           .reason = "bye",
+                           .media = "srtp"};
+    struct store_call b = {.call_id = "b", .caller = "bob", .callee = "alice", .started = 300};
+    struct store_call c = {.call_id = "c",
+                           .caller = "carol",
+                           .callee = "bob",
+                           .started = 200,
+                           .ended = 210,
+                           .reason = "486"};
+    struct store_call d = {.call_id = "d", .caller = "dave", .callee = "bob", .started = 300};
+    assert_int_equal(store_call_insert(st, &a, &id1), 0);
+    assert_int_equal(store_call_insert(st, &b, &id2), 0);
+    assert_int_equal(store_call_insert(st, &c, &id3), 0);
+    assert_int_equal(store_call_insert(st, &d, &id4), 0);
+    assert_true(id1 > 0 && id2 > id1 && id3 > id2 && id4 > id3);
+
+    struct calls_seen seen = {0};
+    assert_int_equal(store_call_list(st, 0, collect_call, &seen), 0);
+    assert_int_equal(seen.n, 4);
+    /* newest start first; same start: last inserted first */
+    assert_string_equal(seen.call_ids[0], "d");
+    assert_string_equal(seen.call_ids[1], "b");
+    assert_string_equal(seen.call_ids[2], "c");
+    assert_string_equal(seen.call_ids[3], "a");
+    assert_int_equal(seen.ids[3], id1);
+    assert_int_equal(seen.answered[3], 105);
+    assert_int_equal(seen.answered[1], 0); /* never answered */
+    assert_true(seen.reason_null[1]);
+    assert_false(seen.reason_null[3]);
+
+    seen = (struct calls_seen){0};
+    assert_int_equal(store_call_list(st, 2, collect_call, &seen), 0);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.call_ids[0], "d");
+    assert_string_equal(seen.call_ids[1], "b");
+
+    struct store_call bad = {.call_id = "x", .caller = NULL, .callee = "b", .started = 1};
+    assert_int_equal(store_call_insert(st, &bad, NULL), -EINVAL);
+    assert_int_equal(store_call_insert(st, NULL, NULL), -EINVAL);
+
+    /* the NULLs really are NULLs in the table */
+    assert_int_equal(store_close(st), 0);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM calls WHERE answered IS NULL"), 3);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM calls WHERE ended IS NULL"), 2);
+    sqlite3_close(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_refuses_existing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_refuses_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_users, setup, teardown),
+        cmocka_unit_test(test_user_names),
+        cmocka_unit_test_setup_teardown(test_invalid_names_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_survives_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_failure_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_calls, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
