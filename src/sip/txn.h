@@ -1,0 +1,135 @@
+/*
+ * sip/txn — RFC 3261 §17 transactions, with RFC 6026's Accepted state, for
+ * reliable transports (Parley speaks SIP over TLS and TCP only, so nothing
+ * is retransmitted by timer; the timers that remain bound how long a
+ * transaction may wait).
+ *
+ * The layer belongs to the SIP core thread. It owns the transactions and
+ * the requests they carry, matches incoming requests and responses to
+ * them, absorbs retransmissions and hop-by-hop ACKs, sends the ACK for a
+ * non-2xx final response itself, builds CANCELs, and reports to the
+ * transaction user (the proxy) through hooks. Time comes from the timer
+ * heap's clock, so tests run the state machines on fake time.
+ *
+ * Transactions are freed by the layer when they terminate, after the
+ * `terminated` hook; the user must drop its pointers then. Nothing is freed
+ * inside the user's own hook calls: a transaction that terminates during a
+ * hook is reaped afterwards.
+ */
+#ifndef PARLEY_SIP_TXN_H
+#define PARLEY_SIP_TXN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/strbuf.h"
+#include "core/timer.h"
+#include "sip/msg.h"
+
+#define SIP_T1_MS 500
+#define SIP_TIMER_B_MS (64 * SIP_T1_MS) /* INVITE client: no response at all */
+#define SIP_TIMER_C_MS (180 * 1000)     /* INVITE client (proxy): no final response after a 1xx */
+#define SIP_TIMER_F_MS (64 * SIP_T1_MS) /* non-INVITE client: no final response */
+#define SIP_TIMER_H_MS (64 * SIP_T1_MS) /* INVITE server: waiting for the ACK of a non-2xx */
+#define SIP_TIMER_L_MS (64 * SIP_T1_MS) /* INVITE server: Accepted, after a 2xx */
+#define SIP_TIMER_M_MS (64 * SIP_T1_MS) /* INVITE client: Accepted, after a 2xx */
+
+struct sip_txn_layer;
+struct sip_server_txn;
+struct sip_client_txn;
+
+struct sip_txn_hooks {
+    /* Sends bytes on a connection; takes the strbuf's contents. */
+    void (*send)(void *arg, uint64_t conn, struct strbuf *data);
+    /* A client transaction received a response (resp set; 1xx or final;
+     * for INVITE also 2xx retransmissions while Accepted, with
+     * retransmission = true), or failed: status 408 (a timer fired) or 503
+     * (its connection closed), resp NULL. */
+    void (*client_response)(void *arg, struct sip_client_txn *t, const struct sip_msg *resp,
+                            int status, bool retransmission);
+    /* A transaction is about to be freed. */
+    void (*server_terminated)(void *arg, struct sip_server_txn *t);
+    void (*client_terminated)(void *arg, struct sip_client_txn *t);
+};
+
+struct sip_txn_layer *sip_txn_layer_new(struct timer_heap *timers, const struct sip_txn_hooks *hooks,
+                                        void *arg);
+/* Frees every transaction (calling the terminated hooks) and the layer. */
+void sip_txn_layer_free(struct sip_txn_layer *l);
+size_t sip_txn_layer_count(const struct sip_txn_layer *l); /* server + client, for status */
+
+/* A fresh branch ("z9hG4bK" + random), NUL-terminated; out holds >= 32. */
+void sip_txn_new_branch(char *out, size_t cap);
+
+/* --- server transactions -------------------------------------------- */
+
+enum sip_txn_verdict {
+    SIP_TXN_NEW,       /* a new server transaction: *txn (the layer took the request) */
+    SIP_TXN_ABSORBED,  /* a retransmission (last response re-sent) or the ACK of a
+                        * non-2xx final; the request was freed */
+    SIP_TXN_CANCEL,    /* a CANCEL: *txn is its own new transaction (answer it),
+                        * *cancelled the INVITE transaction it names or NULL (481) */
+    SIP_TXN_ACK,       /* an ACK that belongs to no transaction (the ACK of a 2xx):
+                        * the caller keeps the request and routes it */
+    SIP_TXN_INVALID,   /* no usable top Via branch; the caller keeps the request */
+};
+
+/* Matches a request received on conn (RFC 3261 §17.2.3: branch, sent-by and
+ * method; INVITE and its ACK share a transaction). */
+enum sip_txn_verdict sip_txn_server_receive(struct sip_txn_layer *l, uint64_t conn,
+                                            struct sip_msg *req, struct sip_server_txn **txn,
+                                            struct sip_server_txn **cancelled);
+
+const struct sip_msg *sip_server_txn_request(const struct sip_server_txn *t);
+uint64_t sip_server_txn_conn(const struct sip_server_txn *t);
+void sip_server_txn_set_context(struct sip_server_txn *t, void *ctx);
+void *sip_server_txn_context(const struct sip_server_txn *t);
+/* Has a final response been sent? */
+bool sip_server_txn_answered(const struct sip_server_txn *t);
+/* The To tag used for responses this transaction builds itself. */
+const char *sip_server_txn_local_tag(const struct sip_server_txn *t);
+
+/* Sends a response (bytes already built) and moves the state machine:
+ * 1xx keeps it Proceeding; a 2xx to INVITE moves to Accepted (more 2xx may
+ * follow: forked answers); another final moves to Completed / Terminated.
+ * Returns -EALREADY when a final response other than an INVITE 2xx was
+ * already sent (the bytes are dropped), else 0. */
+int sip_server_txn_send(struct sip_server_txn *t, int status, struct strbuf *bytes);
+/* Builds the response with sip_build_response (To tag = local tag) and
+ * sends it. extra_headers: complete CRLF-terminated lines or NULL. */
+int sip_server_txn_reply(struct sip_server_txn *t, int status, const char *reason,
+                         const char *extra_headers);
+
+/* --- client transactions -------------------------------------------- */
+
+/* Sends req (owned by the layer from now on) on conn as a new client
+ * transaction. The request must already carry the caller's top Via with a
+ * branch from sip_txn_new_branch. Returns NULL (and frees req) only when
+ * out of memory or when the Via has no branch. */
+struct sip_client_txn *sip_txn_client_send(struct sip_txn_layer *l, uint64_t conn,
+                                           struct sip_msg *req, void *ctx);
+
+/* Matches a response received on conn to its client transaction (top Via
+ * branch and CSeq method) and reports it through client_response. Returns
+ * false for a stray response (the caller drops it). The caller keeps resp. */
+bool sip_txn_client_receive(struct sip_txn_layer *l, uint64_t conn, const struct sip_msg *resp);
+
+const struct sip_msg *sip_client_txn_request(const struct sip_client_txn *t);
+uint64_t sip_client_txn_conn(const struct sip_client_txn *t);
+void *sip_client_txn_context(const struct sip_client_txn *t);
+void sip_client_txn_set_context(struct sip_client_txn *t, void *ctx);
+int sip_client_txn_last_status(const struct sip_client_txn *t); /* 0 before any response */
+
+/* Cancels an INVITE client transaction (RFC 3261 §9.1): sends a CANCEL
+ * built from its request once a provisional response has arrived (at once
+ * if one has; later otherwise), with `reason` as a Reason header value when
+ * not NULL. No-op for a transaction that has a final response. If no final
+ * response comes within 64*T1 after the CANCEL, the transaction ends with
+ * 408. */
+void sip_client_txn_cancel(struct sip_client_txn *t, const char *reason);
+
+/* The connection closed: client transactions on it end with 503; server
+ * transactions on it can no longer answer and end (server_terminated). */
+void sip_txn_conn_closed(struct sip_txn_layer *l, uint64_t conn);
+
+#endif
