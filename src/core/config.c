@@ -72,6 +72,29 @@ static const struct config_key config_table[] = {
      "Refuse peer certificates whose issuer has no loaded CRL (otherwise they are accepted "
      "with a warning).", F(tls.require_crl)},
 
+    {"auth", "algorithms", CONFIG_ENUM_LIST, "MD5", "MD5|SHA-256", 0, 0, true, true, NULL,
+     "Digest algorithms offered in challenges, in order (RFC 8760). Many clients (Debian's "
+     "baresip among them) answer only MD5; use \"SHA-256, MD5\" where clients allow.",
+     F(auth.algorithms)},
+    {"auth", "nonce_lifetime", CONFIG_INT, "300", NULL, 1, 86400, true, false, "seconds",
+     "How long a challenge's nonce may be used; an older one is answered stale=true.",
+     F(auth.nonce_lifetime)},
+
+    {"registrar", "min_expires", CONFIG_INT, "60", NULL, 1, 86400, true, false, "seconds",
+     "Shortest registration accepted; shorter ones get 423 Interval Too Brief.",
+     F(registrar.min_expires)},
+    {"registrar", "max_expires", CONFIG_INT, "3600", NULL, 1, 604800, true, false, "seconds",
+     "Longest registration granted; longer requests are shortened to this.",
+     F(registrar.max_expires)},
+    {"registrar", "default_expires", CONFIG_INT, "3600", NULL, 1, 604800, true, false, "seconds",
+     "Registration length when a REGISTER names none.", F(registrar.default_expires)},
+    {"registrar", "max_devices_per_user", CONFIG_INT, "10", NULL, 1, 16, true, false, NULL,
+     "Most devices one user may register at once.", F(registrar.max_devices_per_user)},
+
+    {"im", "max_body_size", CONFIG_INT, "16384", NULL, 1, 1048576, true, false, "bytes",
+     "Largest instant message (MESSAGE body) relayed; larger ones get 413.",
+     F(im.max_body_size)},
+
     {"limits", "connections_per_source", CONFIG_INT, "64", NULL, 1, 1000000, true, false, NULL,
      "Most simultaneous connections from one source address; more are closed at once.",
      F(limits.connections_per_source)},
@@ -156,6 +179,14 @@ void config_describe_allowed(const struct config_key *key, struct strbuf *out)
         break;
     case CONFIG_DOMAIN:
         strbuf_puts(out, "a DNS domain name, e.g. example.com");
+        break;
+    case CONFIG_ENUM_LIST:
+        strbuf_puts(out, "a comma-separated list of one or more of: ");
+        for (const char *p = key->allowed; *p; p++)
+            if (*p == '|')
+                strbuf_puts(out, ", ");
+            else
+                strbuf_putc(out, *p);
         break;
     }
 }
@@ -410,6 +441,32 @@ static int config_apply(struct config *cfg, const struct config_key *key, const 
         }
         break;
     }
+    case CONFIG_ENUM_LIST: {
+        struct config_str_list l;
+        rc = config_split(value, &l);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc == 0 && l.n == 0)
+            rc = -EINVAL;
+        for (size_t i = 0; rc == 0 && i < l.n; i++) {
+            if (!config_enum_allows(key->allowed, l.v[i]))
+                rc = -EINVAL;
+            for (size_t j = 0; j < i; j++)
+                if (strcmp(l.v[i], l.v[j]) == 0)
+                    rc = -EINVAL;
+        }
+        if (rc) {
+            config_str_list_free(&l);
+            goto bad;
+        }
+        if (field) {
+            config_str_list_free(field);
+            *(struct config_str_list *)field = l;
+        } else {
+            config_str_list_free(&l);
+        }
+        break;
+    }
     case CONFIG_ADDR_LIST:
     case CONFIG_CIDR_LIST: {
         struct config_str_list l;
@@ -543,6 +600,11 @@ static int config_check_whole(struct config *cfg, char *err, size_t errlen)
 {
     if (!cfg->server.domain || !*cfg->server.domain) {
         config_err(err, errlen, "server.domain is not set; it names the SIP domain served");
+        return -EINVAL;
+    }
+    if (cfg->registrar.min_expires > cfg->registrar.max_expires) {
+        config_err(err, errlen, "registrar.min_expires (%lld) is above registrar.max_expires (%lld)",
+                   cfg->registrar.min_expires, cfg->registrar.max_expires);
         return -EINVAL;
     }
     if (cfg->sip.tls_listen.n == 0 && cfg->sip.tcp_listen.n == 0) {
@@ -695,6 +757,7 @@ void config_free(struct config *cfg)
             free(*(char **)field);
             break;
         case CONFIG_PATH_LIST:
+        case CONFIG_ENUM_LIST:
             config_str_list_free(field);
             break;
         case CONFIG_ADDR_LIST:
@@ -734,7 +797,8 @@ void config_format_value(const struct config *cfg, const struct config_key *key,
     case CONFIG_BOOL:
         strbuf_puts(out, *(const bool *)field ? "true" : "false");
         break;
-    case CONFIG_PATH_LIST: {
+    case CONFIG_PATH_LIST:
+    case CONFIG_ENUM_LIST: {
         const struct config_str_list *l = field;
         for (size_t i = 0; i < l->n; i++) {
             strbuf_puts(out, i ? ", " : "");

@@ -62,6 +62,19 @@ struct config {
         bool require_crl;
     } tls;
     struct {
+        struct config_str_list algorithms; /* "MD5", "SHA-256", in order */
+        long long nonce_lifetime;
+    } auth;
+    struct {
+        long long min_expires;
+        long long max_expires;
+        long long default_expires;
+        long long max_devices_per_user;
+    } registrar;
+    struct {
+        long long max_body_size;
+    } im;
+    struct {
         long long connections_per_source;
         long long connections_total;
     } limits;
@@ -80,6 +93,7 @@ enum config_type {
     CONFIG_ADDR_LIST, /* ADDR:PORT, ... */
     CONFIG_CIDR_LIST,
     CONFIG_DOMAIN,    /* a DNS name */
+    CONFIG_ENUM_LIST, /* comma-separated values of `allowed`, no repeats, at least one */
 };
 
 struct config_key {

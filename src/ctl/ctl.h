@@ -55,5 +55,7 @@ int cmd_config(struct ctl *ctl);
 int cmd_user(struct ctl *ctl);
 int cmd_status(struct ctl *ctl);
 int cmd_reload(struct ctl *ctl);
+int cmd_registrations(struct ctl *ctl);
+int cmd_calls(struct ctl *ctl);
 
 #endif

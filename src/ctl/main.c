@@ -40,6 +40,8 @@ static void ctl_print_usage(FILE *f)
             "  user list\n"
             "  status                  what the running server enforces (or the configured view)\n"
             "  reload                  re-read configuration and certificates (as SIGHUP)\n"
+            "  registrations           registered devices (from the running server)\n"
+            "  calls [--limit N]       the call log, newest first\n"
             "\n"
             "  -c CONF   configuration file (default $PARLEY_CONFIG or " CTL_DEFAULT_CONFIG ")\n"
             "  --json    machine-readable output\n"
@@ -251,6 +253,10 @@ int main(int argc, char **argv)
         rc = cmd_status(&ctl);
     else if (strcmp(cmd, "reload") == 0)
         rc = cmd_reload(&ctl);
+    else if (strcmp(cmd, "registrations") == 0)
+        rc = cmd_registrations(&ctl);
+    else if (strcmp(cmd, "calls") == 0)
+        rc = cmd_calls(&ctl);
     else
         rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 

@@ -31,28 +31,42 @@
 
 #define AUTH_MAX_ALGORITHMS 2
 
+#define AUTH_USER_MAX                  64     /* longest user name accepted */
+#define AUTH_REALM_MAX                 255    /* longest realm configured */
+#define AUTH_DEFAULT_MAX_NONCES        100000
+#define AUTH_DEFAULT_NONCE_LIFETIME_MS 300000 /* 5 minutes */
+
 struct auth_config {
     const char *realm;                          /* the SIP domain */
     enum digest_alg algorithms[AUTH_MAX_ALGORITHMS];
     size_t nalgorithms;                         /* offered in this order */
-    uint64_t nonce_lifetime_ms;
+    uint64_t nonce_lifetime_ms;                 /* 0: a default */
     size_t max_nonces;                          /* nc table bound (0: a default) */
 };
 
 struct auth;
 
-/* Returns NULL when out of memory or when randomness for the key fails. */
+/* Returns NULL when out of memory, when randomness for the key fails, or
+ * when the configuration is refused (see auth_set_config). digest_init()
+ * must have run: algorithms are checked for availability. */
 struct auth *auth_new(struct clock *clock, const struct auth_config *cfg);
 /* Applies a new configuration (reload); issued nonces stay valid until
- * they expire, unless their algorithm is no longer allowed. */
+ * they expire, unless their algorithm is no longer allowed. Returns 0,
+ * -EINVAL (no realm, a realm longer than AUTH_REALM_MAX or holding '"',
+ * '\' or control characters, no algorithm, an unknown or repeated one),
+ * -ENOTSUP (an algorithm digest_init() could not fetch, MD5 under FIPS
+ * say) or -ENOMEM; on failure the previous configuration stays. */
 int auth_set_config(struct auth *a, const struct auth_config *cfg);
 void auth_free(struct auth *a);
 
 /* Appends the challenge header lines for a 401 (proxy = false:
  * WWW-Authenticate) or 407 (proxy = true: Proxy-Authenticate), each
  * ending in CRLF, one per configured algorithm, all with a fresh nonce,
- * qop="auth", and stale=true when asked. */
-void auth_challenge(struct auth *a, bool proxy, bool stale, struct strbuf *out);
+ * qop="auth", and stale=true when asked:
+ *   WWW-Authenticate: Digest realm="R", nonce="N", algorithm=MD5, qop="auth"
+ * Returns 0, out's error (-ENOMEM), or -EIO when a nonce could not be
+ * made (nothing is appended then). */
+int auth_challenge(struct auth *a, bool proxy, bool stale, struct strbuf *out);
 
 enum auth_result {
     AUTH_OK,              /* credentials valid: *user is set */
@@ -62,6 +76,46 @@ enum auth_result {
                            * algorithm not allowed: 403 */
     AUTH_BAD_REQUEST,     /* malformed credentials: 400 */
 };
+
+/*
+ * How each case is answered; the `why` strings are stable (logs, tests).
+ *
+ *   CHALLENGE "no credentials": no Authorization for our realm (none,
+ *     only other realms, only other schemes such as Basic).
+ *   BAD_REQUEST "malformed credentials": no usable credentials for our
+ *     realm and at least one Digest header that does not parse.
+ *   FORBIDDEN "algorithm not allowed": credentials for our realm, none
+ *     with a configured algorithm (unknown names and -sess included; an
+ *     absent algorithm means MD5).
+ *   FORBIDDEN "qop=auth required": no qop (RFC 2069 form: without nc
+ *     there is no replay protection; our challenges always ask for it).
+ *   FORBIDDEN "qop not supported": a qop other than auth (auth-int).
+ *   BAD_REQUEST "bad username": empty, longer than AUTH_USER_MAX or than
+ *     user_cap allows, or holding control characters (after unescaping).
+ *   BAD_REQUEST "digest-uri mismatch": the unescaped uri is not
+ *     byte-equal to the Request-URI (RFC 7616 §3.4: 400).
+ *   STALE "unknown nonce": not one of ours (undecodable, tampered, from
+ *     another instance or an earlier run); treated like an expired one so
+ *     the client retries at once with the stale challenge's fresh nonce.
+ *   STALE "nonce expired": older than nonce_lifetime_ms.
+ *   FORBIDDEN "nonce algorithm mismatch": issued for another algorithm.
+ *   BAD_REQUEST "bad nonce count": nc 00000000.
+ *   FORBIDDEN "nonce count replayed": nc not above the highest accepted.
+ *   STALE "nonce forgotten": a valid nonce the table does not hold, at an
+ *     nc above 1, or at any nc when it was issued before (or in the same
+ *     millisecond as) the latest entry evicted for room: it may have been
+ *     used and forgotten, and accepting nc 1 again would accept a replay.
+ *     A never-used nonce that old is refused too; that costs a retry.
+ *   FORBIDDEN "authentication failed": wrong password, unknown user,
+ *     store failure, stored HA1 not lowercase hex of the right length.
+ *   FORBIDDEN "algorithm not available": digest_init() no longer offers
+ *     the algorithm (re-initialised after the configuration was set).
+ *   FORBIDDEN "internal error": invalid arguments, out of memory.
+ *
+ * A stale nonce is answered before the password is checked: the retry
+ * with a fresh nonce checks it. nc is recorded only once the response has
+ * verified, so a client without the password cannot use up nc values.
+ */
 
 /* Looks up a user's HA1 for an algorithm: 0, -ENOENT (no such user) or
  * another negative errno (store failure: treated as AUTH_FORBIDDEN and
@@ -75,7 +129,11 @@ typedef int (*auth_lookup_fn)(void *arg, const char *user, enum digest_alg alg,
  * algorithm among those configured, our nonce (HMAC, age), nc greater than
  * any seen for the nonce, digest-uri equal to the Request-URI, and the
  * response computed from the user's HA1 (compared in constant time).
- * `why` is set to a short reason for the log on every result but AUTH_OK.
+ * `why` is set to a short reason for the log on every result but AUTH_OK
+ * (NULL then; why itself may be NULL). user (user_cap bytes, at least 1)
+ * gets the authenticated name on AUTH_OK and "" otherwise. Invalid
+ * arguments (NULL auth, request, lookup or user, a response message) are
+ * answered AUTH_FORBIDDEN "internal error": failing closed.
  */
 enum auth_result auth_check(struct auth *a, const struct sip_msg *req, bool proxy,
                             auth_lookup_fn lookup, void *lookup_arg, char *user, size_t user_cap,

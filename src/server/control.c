@@ -57,6 +57,8 @@ static json_t *control_dispatch(struct runtime *rt, const char *line)
     }
     if (strcmp(cmd, "status") == 0) {
         reply = status_build(rt->cfg, rt->tls, rt);
+    } else if (strcmp(cmd, "registrations") == 0) {
+        reply = status_registrations(rt);
     } else if (strcmp(cmd, "reload") == 0) {
         struct strbuf report = STRBUF_INIT;
         int rc = runtime_reload(rt, &report);

@@ -21,6 +21,9 @@
 #include "core/strbuf.h"
 #include "core/timer.h"
 #include "core/worker.h"
+#include "proxy/proxy.h"
+#include "registrar/auth.h"
+#include "registrar/registrar.h"
 #include "sip/transport.h"
 
 struct event;
@@ -71,6 +74,12 @@ struct runtime {
     struct hmap sources; /* source address -> count */
     size_t nconns;
 
+    struct store *store;
+    struct auth *auth;
+    struct registrar *registrar;
+    struct proxy *proxy;
+    struct netaddr *listen_addrs; /* the listeners' addresses, for the proxy */
+
     int lock_fd;
     char *lock_path;
     struct control *control;
@@ -89,7 +98,13 @@ void runtime_conn_tables_free(struct runtime *rt);
 int runtime_reload(struct runtime *rt, struct strbuf *report);
 void runtime_send(struct runtime *rt, uint64_t conn, struct strbuf *data);
 
-/* sipcore.c: messages and connection events from the transport. */
+/* sipcore.c: the SIP core (proxy, registrar, authentication) and the
+ * messages and connection events from the transport. */
+int sipcore_start(struct runtime *rt, char *err, size_t errlen);
+void sipcore_reconfigure(struct runtime *rt);
+void sipcore_stop(struct runtime *rt);
 void sipcore_on_event(struct mbox_msg *m, void *arg);
+void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct registrar_config *rc,
+                     struct proxy_config *pc);
 
 #endif

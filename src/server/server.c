@@ -18,7 +18,9 @@
 #include "core/log.h"
 #include "core/mbox.h"
 #include "server/control.h"
+#include "crypto/digest.h"
 #include "server/runtime.h"
+#include "store/store.h"
 #include "tls/context.h"
 
 #define STOP_GRACE_MS 2000
@@ -49,7 +51,7 @@ static void runtime_on_timer(evutil_socket_t fd, short what, void *arg)
 void runtime_send(struct runtime *rt, uint64_t conn, struct strbuf *data)
 {
     size_t len;
-    if (data->err) {
+    if (data->err || !rt->workers) {
         strbuf_free(data);
         return;
     }
@@ -164,6 +166,8 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     rt->tls = ctx;
     atomic_store(&rt->transport.max_message_size, (size_t)cfg->sip.max_message_size);
     runtime_apply_log_level(rt);
+    if (rt->proxy)
+        sipcore_reconfigure(rt);
     log_info("config.reloaded", "path", rt->config_path);
     if (report)
         strbuf_puts(report, "configuration and certificates reloaded");
@@ -216,6 +220,19 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     if (rc)
         goto fail;
 
+    if (digest_init(NULL, NULL) != 0) {
+        snprintf(err, errlen, "no digest algorithm is available from OpenSSL");
+        rc = -ENOTSUP;
+        goto fail;
+    }
+    {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/parley.db", rt->cfg->state_dir);
+        rc = store_open(path, 0, &rt->store, err, errlen);
+        if (rc)
+            goto fail;
+    }
+
     evthread_use_pthreads();
     rt->base = event_base_new();
     rt->timers = timer_heap_new(clock_system());
@@ -242,6 +259,9 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     atomic_store(&rt->transport.max_message_size, (size_t)rt->cfg->sip.max_message_size);
 
     rc = listeners_open(rt, err, errlen);
+    if (rc)
+        goto fail;
+    rc = sipcore_start(rt, err, errlen);
     if (rc)
         goto fail;
     rc = control_open(rt, &rt->control, err, errlen);
@@ -296,8 +316,14 @@ void server_free(struct runtime *rt)
         worker_pool_free(rt->workers);
         rt->workers = NULL;
     }
-    /* Events the workers posted while stopping are freed here. */
+    /* Events the workers posted while stopping are handled (and freed) here,
+     * while the SIP core can still see them. */
     mbox_free(rt->core_mbox);
+    rt->core_mbox = NULL;
+    sipcore_stop(rt);
+    store_close(rt->store);
+    rt->store = NULL;
+    digest_cleanup();
     runtime_conn_tables_free(rt);
     if (rt->timer_ev)
         event_free(rt->timer_ev);

@@ -1,89 +1,167 @@
 /*
- * The SIP core: receives parsed messages and connection events from the
- * transport (in the I/O workers) and decides what happens. It runs on the
- * core thread and owns all SIP state without locks.
+ * The SIP core's wiring on the core thread: connection events and parsed
+ * messages from the transport go to the proxy; the proxy reaches
+ * connections, the store and the call log through the functions here.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "core/log.h"
-#include "core/random.h"
 #include "server/runtime.h"
-#include "sip/build.h"
-#include "sip/msg.h"
+#include "store/store.h"
 
-/* Methods Parley answers itself when a request is addressed to the server. */
-#define SIPCORE_ALLOW "OPTIONS"
-#define SIPCORE_ACCEPT "application/sdp"
-#define SIPCORE_SUPPORTED ""
-
-/* Is the Request-URI the server itself (no user part; our domain, host
- * name or one of our addresses)? */
-static bool sipcore_addressed_to_server(struct runtime *rt, const struct sip_msg *msg)
+static const struct conn_info *sipcore_conn_info(void *arg, uint64_t conn)
 {
-    const struct sip_uri *u = &msg->ruri;
-    if (u->scheme == SIP_URI_TEL || u->user.n)
-        return false;
-    const char *domain = rt->cfg->server.domain;
-    if (strview_eq_nocase(u->host, domain))
-        return true;
-    if (u->host.n == strlen(domain) + 4 && strncasecmp(u->host.p, "sip.", 4) == 0 &&
-        strncasecmp(u->host.p + 4, domain, strlen(domain)) == 0)
-        return true;
-    char host[NETADDR_STRLEN];
-    if (strview_copy(u->host, host, sizeof(host)) != 0)
-        return false;
-    struct netaddr a;
-    if (netaddr_parse_ip(host, 0, &a) != 0)
-        return false;
+    struct core_conn *cc = runtime_conn_find(arg, conn);
+    return cc ? cc->info : NULL;
+}
+
+static void sipcore_send(void *arg, uint64_t conn, struct strbuf *data)
+{
+    runtime_send(arg, conn, data);
+}
+
+static bool sipcore_user_exists(void *arg, const char *user)
+{
+    struct runtime *rt = arg;
+    struct store_user u;
+    return store_user_get(rt->store, user, &u) == 0;
+}
+
+static int sipcore_lookup(void *arg, const char *user, enum digest_alg alg, char ha1[DIGEST_HEX_BUF])
+{
+    struct runtime *rt = arg;
+    struct store_user u;
+    int rc = store_user_get(rt->store, user, &u);
+    if (rc)
+        return rc;
+    const char *h = alg == DIGEST_ALG_SHA256 ? u.ha1_sha256 : u.ha1_md5;
+    if (!*h)
+        return -ENOENT; /* no digest stored for this algorithm */
+    snprintf(ha1, DIGEST_HEX_BUF, "%s", h);
+    return 0;
+}
+
+/* A connection that carries registrations stays open while they last, even
+ * when the device says nothing for longer than sip.idle_timeout. */
+static void sipcore_keep_alive(void *arg, uint64_t conn, unsigned seconds)
+{
+    struct runtime *rt = arg;
+    if (!rt->workers)
+        return;
+    if (seconds == 0)
+        seconds = (unsigned)rt->cfg->registrar.max_expires + 60;
+    worker_pool_set_idle(rt->workers, conn, seconds);
+}
+
+static void sipcore_binding_removed(void *arg, const struct binding *b, const char *reason)
+{
+    struct runtime *rt = arg;
+    (void)reason;
+    if (rt->workers && runtime_conn_find(rt, b->conn) && !registrar_conn_in_use(rt->registrar, b->conn))
+        worker_pool_set_idle(rt->workers, b->conn, (unsigned)rt->cfg->sip.idle_timeout);
+}
+
+static void sipcore_call_ended(void *arg, const struct proxy_call_record *rec)
+{
+    struct runtime *rt = arg;
+    struct store_call c = {
+        .call_id = rec->call_id,
+        .caller = rec->caller,
+        .callee = rec->callee,
+        .started = rec->started,
+        .answered = rec->answered,
+        .ended = rec->ended,
+        .reason = rec->reason,
+        .media = NULL,
+    };
+    if (store_call_insert(rt->store, &c, NULL) != 0)
+        log_error("call.store_failed", "call_id", rec->call_id, "reason", store_errmsg(rt->store));
+}
+
+void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct registrar_config *rc,
+                     struct proxy_config *pc)
+{
+    memset(ac, 0, sizeof(*ac));
+    ac->realm = cfg->server.domain;
+    for (size_t i = 0; i < cfg->auth.algorithms.n && i < AUTH_MAX_ALGORITHMS; i++) {
+        enum digest_alg alg;
+        if (digest_alg_parse(strview_cstr(cfg->auth.algorithms.v[i]), &alg) == 0)
+            ac->algorithms[ac->nalgorithms++] = alg;
+    }
+    ac->nonce_lifetime_ms = (uint64_t)cfg->auth.nonce_lifetime * 1000;
+    ac->max_nonces = 0;
+
+    rc->domain = cfg->server.domain;
+    rc->min_expires = (uint32_t)cfg->registrar.min_expires;
+    rc->max_expires = (uint32_t)cfg->registrar.max_expires;
+    rc->default_expires = (uint32_t)cfg->registrar.default_expires;
+    rc->max_per_user = (size_t)cfg->registrar.max_devices_per_user;
+    rc->max_total = (size_t)cfg->limits.connections_total * 4;
+
+    pc->domain = cfg->server.domain;
+    pc->max_im_body = (size_t)cfg->im.max_body_size;
+}
+
+int sipcore_start(struct runtime *rt, char *err, size_t errlen)
+{
+    struct auth_config ac;
+    struct registrar_config rc;
+    struct proxy_config pc;
+    sipcore_configs(rt->cfg, &ac, &rc, &pc);
+
+    rt->listen_addrs = calloc(rt->nlisteners ? rt->nlisteners : 1, sizeof(*rt->listen_addrs));
+    if (!rt->listen_addrs)
+        goto nomem;
     for (size_t i = 0; i < rt->nlisteners; i++)
-        if (netaddr_same_ip(&rt->listeners[i].addr, &a))
-            return true;
-    return false;
+        rt->listen_addrs[i] = rt->listeners[i].addr;
+
+    rt->auth = auth_new(clock_system(), &ac);
+    rt->registrar = registrar_new(rt->timers, &rc);
+    if (!rt->auth || !rt->registrar)
+        goto nomem;
+    registrar_on_removed(rt->registrar, sipcore_binding_removed, rt);
+    struct proxy_env env = {
+        .arg = rt,
+        .conn_info = sipcore_conn_info,
+        .send = sipcore_send,
+        .user_exists = sipcore_user_exists,
+        .lookup = sipcore_lookup,
+        .keep_alive = sipcore_keep_alive,
+        .call_ended = sipcore_call_ended,
+        .listeners = rt->listen_addrs,
+        .nlisteners = rt->nlisteners,
+    };
+    rt->proxy = proxy_new(rt->timers, &env, &pc, rt->registrar, rt->auth);
+    if (!rt->proxy)
+        goto nomem;
+    return 0;
+nomem:
+    snprintf(err, errlen, "out of memory starting the SIP core");
+    return -ENOMEM;
 }
 
-static void sipcore_respond(struct runtime *rt, uint64_t conn, const struct sip_msg *req,
-                            int status, const char *reason, const char *extra)
+void sipcore_reconfigure(struct runtime *rt)
 {
-    char tag[17];
-    struct strbuf out = STRBUF_INIT;
-    random_token(tag, 16);
-    if (sip_build_response(req, status, reason, tag, extra, NULL, STRVIEW_EMPTY, &out) != 0) {
-        strbuf_free(&out);
-        return;
-    }
-    runtime_send(rt, conn, &out);
+    struct auth_config ac;
+    struct registrar_config rc;
+    struct proxy_config pc;
+    sipcore_configs(rt->cfg, &ac, &rc, &pc);
+    auth_set_config(rt->auth, &ac);
+    registrar_set_config(rt->registrar, &rc);
+    proxy_set_config(rt->proxy, &pc);
 }
 
-static void sipcore_request_to_server(struct runtime *rt, uint64_t conn, const struct sip_msg *msg)
+void sipcore_stop(struct runtime *rt)
 {
-    switch (msg->method) {
-    case SIP_METHOD_OPTIONS:
-        sipcore_respond(rt, conn, msg, 200, NULL,
-                        "Allow: " SIPCORE_ALLOW "\r\n"
-                        "Accept: " SIPCORE_ACCEPT "\r\n"
-                        "Supported: " SIPCORE_SUPPORTED "\r\n");
-        return;
-    case SIP_METHOD_ACK:
-        return;
-    case SIP_METHOD_UNKNOWN:
-        sipcore_respond(rt, conn, msg, 501, NULL, "Allow: " SIPCORE_ALLOW "\r\n");
-        return;
-    default:
-        sipcore_respond(rt, conn, msg, 405, NULL, "Allow: " SIPCORE_ALLOW "\r\n");
-        return;
-    }
-}
-
-static void sipcore_on_request(struct runtime *rt, uint64_t conn, struct sip_msg *msg)
-{
-    if (sipcore_addressed_to_server(rt, msg)) {
-        sipcore_request_to_server(rt, conn, msg);
-        return;
-    }
-    if (msg->method == SIP_METHOD_ACK)
-        return;
-    /* Routing to users arrives with the registrar and proxy. */
-    sipcore_respond(rt, conn, msg, 501, "Not Implemented (no routing to users yet)", NULL);
+    proxy_free(rt->proxy);
+    rt->proxy = NULL;
+    registrar_free(rt->registrar);
+    rt->registrar = NULL;
+    auth_free(rt->auth);
+    rt->auth = NULL;
+    free(rt->listen_addrs);
+    rt->listen_addrs = NULL;
 }
 
 void sipcore_on_event(struct mbox_msg *m, void *arg)
@@ -97,12 +175,15 @@ void sipcore_on_event(struct mbox_msg *m, void *arg)
         ev->info = NULL;
         break;
     case SIP_TP_CLOSE:
+        if (rt->proxy)
+            proxy_conn_closed(rt->proxy, ev->conn);
         runtime_conn_closed(rt, ev->conn, ev->reason);
         break;
     case SIP_TP_MESSAGE:
-        if (ev->msg->is_request)
-            sipcore_on_request(rt, ev->conn, ev->msg);
-        /* responses: no client transactions yet */
+        if (rt->proxy && runtime_conn_find(rt, ev->conn)) {
+            proxy_on_message(rt->proxy, ev->conn, ev->msg);
+            ev->msg = NULL;
+        }
         break;
     }
     sip_tp_event_free(ev);

@@ -141,6 +141,10 @@ json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtim
         json_object_set_new(daemon, "uptime_s", json_integer(time(NULL) - rt->started));
         json_object_set_new(daemon, "workers", json_integer(worker_pool_size(rt->workers)));
         json_object_set_new(daemon, "connections", json_integer((json_int_t)rt->nconns));
+        json_object_set_new(daemon, "registrations",
+                            json_integer(rt->registrar ? (json_int_t)registrar_count(rt->registrar) : 0));
+        json_object_set_new(daemon, "dialogs",
+                            json_integer(rt->proxy ? (json_int_t)proxy_dialog_count(rt->proxy) : 0));
     }
     json_object_set_new(doc, "ok", json_true());
     json_object_set_new(doc, "daemon", daemon);
@@ -153,4 +157,26 @@ json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtim
         tls_context_facts_free(&facts);
     SSL_CTX_free(own);
     return doc;
+}
+
+static bool status_one_binding(const struct binding *b, void *arg)
+{
+    json_t *arr = arg;
+    char src[NETADDR_STRLEN], when[32];
+    status_time(b->expires_at, when, sizeof(when));
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "user",
+                                         b->user, "contact", b->contact, "transport",
+                                         b->transport, "source", netaddr_format(&b->source, src),
+                                         "tls_version", b->tls_version, "user_agent",
+                                         b->user_agent, "expires", when, "expires_in_s",
+                                         (json_int_t)(b->expires_at - (int64_t)time(NULL))));
+    return true;
+}
+
+json_t *status_registrations(const struct runtime *rt)
+{
+    json_t *arr = json_array();
+    if (rt->registrar)
+        registrar_foreach(rt->registrar, status_one_binding, arr);
+    return json_pack("{s:b, s:o}", "ok", 1, "registrations", arr);
 }

@@ -20,4 +20,8 @@ struct runtime;
  * is NULL when built by parleyctl without a running daemon. */
 json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtime *rt);
 
+/* Every registered device: user, contact, transport, source, TLS version,
+ * expiry. */
+json_t *status_registrations(const struct runtime *rt);
+
 #endif

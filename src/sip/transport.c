@@ -53,9 +53,10 @@ static void sip_tp_on_close(struct conn *c, const char *reason, void *arg)
 
 /* Answers input that cannot be handed to the core, when a response can be
  * formed from it. */
-static void sip_tp_reject(struct conn *c, const char *data, size_t len, int status,
+static bool sip_tp_reject(struct conn *c, const char *data, size_t len, int status,
                           const char *reason)
 {
+    bool answered = false;
     char peer[NETADDR_STRLEN];
     struct strbuf out = STRBUF_INIT;
 
@@ -63,8 +64,9 @@ static void sip_tp_reject(struct conn *c, const char *data, size_t len, int stat
              netaddr_format(&conn_info(c)->peer, peer), "status", LOG_INT(status), "reason",
              reason);
     if (status && sip_build_error_from_raw(data, len, status, reason, &out) == 0 && !out.err)
-        conn_write(c, out.p, out.len);
+        answered = conn_write(c, out.p, out.len) == 0;
     strbuf_free(&out);
+    return answered;
 }
 
 static void sip_tp_on_read(struct conn *c, struct evbuffer *in, void *arg)
@@ -121,10 +123,11 @@ static void sip_tp_on_read(struct conn *c, struct evbuffer *in, void *arg)
             conn_close(c, "out of memory");
             return;
         } else {
-            /* a malformed message is answered; the stream stays usable
-             * because its framing was sound */
-            sip_tp_reject(c, data, fr.len, perr.status, perr.reason);
-            if (perr.status == 0 || perr.status == 513) {
+            /* a malformed message is answered and the stream stays usable,
+             * its framing being sound; one that cannot even be answered
+             * (no Call-ID, no Via...) ends the connection */
+            bool answered = sip_tp_reject(c, data, fr.len, perr.status, perr.reason);
+            if (!answered || perr.status == 513) {
                 conn_close(c, "malformed message");
                 return;
             }

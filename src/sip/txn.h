@@ -14,7 +14,10 @@
  * Transactions are freed by the layer when they terminate, after the
  * `terminated` hook; the user must drop its pointers then. Nothing is freed
  * inside the user's own hook calls: a transaction that terminates during a
- * hook is reaped afterwards.
+ * hook is reaped afterwards. The reaper is a 0 ms timer on the heap, so a
+ * transaction that ends during any call into the layer (a final response
+ * sent or received, Timers D/I/J/K, which are zero here) stays valid until
+ * the event loop next runs the timers; the terminated hooks run there.
  */
 #ifndef PARLEY_SIP_TXN_H
 #define PARLEY_SIP_TXN_H
@@ -26,13 +29,20 @@
 #include "core/timer.h"
 #include "sip/msg.h"
 
-#define SIP_T1_MS 500
+#define SIP_T1_MS      500
 #define SIP_TIMER_B_MS (64 * SIP_T1_MS) /* INVITE client: no response at all */
 #define SIP_TIMER_C_MS (180 * 1000)     /* INVITE client (proxy): no final response after a 1xx */
 #define SIP_TIMER_F_MS (64 * SIP_T1_MS) /* non-INVITE client: no final response */
 #define SIP_TIMER_H_MS (64 * SIP_T1_MS) /* INVITE server: waiting for the ACK of a non-2xx */
 #define SIP_TIMER_L_MS (64 * SIP_T1_MS) /* INVITE server: Accepted, after a 2xx */
 #define SIP_TIMER_M_MS (64 * SIP_T1_MS) /* INVITE client: Accepted, after a 2xx */
+/* Not in RFC 3261: a server transaction its user never answers still ends
+ * (server_terminated, no response sent), so a stuck user cannot hold memory
+ * for ever. An INVITE gets Timer B + Timer C + 64*T1 (longer than its
+ * forwarded INVITE can wait), restarted by each provisional response it
+ * sends; any other request 2 * 64*T1 (longer than Timer F). */
+#define SIP_SERVER_INVITE_GUARD_MS (SIP_TIMER_B_MS + SIP_TIMER_C_MS + 64 * SIP_T1_MS)
+#define SIP_SERVER_GUARD_MS        (2 * 64 * SIP_T1_MS)
 
 struct sip_txn_layer;
 struct sip_server_txn;
@@ -52,8 +62,8 @@ struct sip_txn_hooks {
     void (*client_terminated)(void *arg, struct sip_client_txn *t);
 };
 
-struct sip_txn_layer *sip_txn_layer_new(struct timer_heap *timers, const struct sip_txn_hooks *hooks,
-                                        void *arg);
+struct sip_txn_layer *sip_txn_layer_new(struct timer_heap *timers,
+                                        const struct sip_txn_hooks *hooks, void *arg);
 /* Frees every transaction (calling the terminated hooks) and the layer. */
 void sip_txn_layer_free(struct sip_txn_layer *l);
 size_t sip_txn_layer_count(const struct sip_txn_layer *l); /* server + client, for status */
@@ -64,18 +74,25 @@ void sip_txn_new_branch(char *out, size_t cap);
 /* --- server transactions -------------------------------------------- */
 
 enum sip_txn_verdict {
-    SIP_TXN_NEW,       /* a new server transaction: *txn (the layer took the request) */
-    SIP_TXN_ABSORBED,  /* a retransmission (last response re-sent) or the ACK of a
-                        * non-2xx final; the request was freed */
-    SIP_TXN_CANCEL,    /* a CANCEL: *txn is its own new transaction (answer it),
-                        * *cancelled the INVITE transaction it names or NULL (481) */
-    SIP_TXN_ACK,       /* an ACK that belongs to no transaction (the ACK of a 2xx):
-                        * the caller keeps the request and routes it */
-    SIP_TXN_INVALID,   /* no usable top Via branch; the caller keeps the request */
+    SIP_TXN_NEW,      /* a new server transaction: *txn (the layer took the request) */
+    SIP_TXN_ABSORBED, /* a retransmission (last response re-sent) or the ACK of a
+                       * non-2xx final; the request was freed */
+    SIP_TXN_CANCEL,   /* a CANCEL: *txn is its own new transaction (answer it),
+                       * *cancelled the INVITE transaction it names or NULL (481) */
+    SIP_TXN_ACK,      /* an ACK that belongs to no transaction (the ACK of a 2xx):
+                       * the caller keeps the request and routes it */
+    SIP_TXN_INVALID,  /* no usable top Via branch; the caller keeps the request */
+    SIP_TXN_FAILED,   /* out of memory (or the layer is being freed): no
+                       * transaction; the caller keeps the request */
 };
 
 /* Matches a request received on conn (RFC 3261 §17.2.3: branch, sent-by and
- * method; INVITE and its ACK share a transaction). */
+ * method; INVITE and its ACK share a transaction). The top Via branch must
+ * start with the magic cookie z9hG4bK (no RFC 2543 matching). A
+ * retransmission re-sends the last response on the transaction's own
+ * connection. An ACK that matches an INVITE transaction in Accepted (a 2xx
+ * was sent) is SIP_TXN_ACK; one that matches it before any final response
+ * is absorbed. *txn and *cancelled are NULL unless the verdict sets them. */
 enum sip_txn_verdict sip_txn_server_receive(struct sip_txn_layer *l, uint64_t conn,
                                             struct sip_msg *req, struct sip_server_txn **txn,
                                             struct sip_server_txn **cancelled);
@@ -93,7 +110,11 @@ const char *sip_server_txn_local_tag(const struct sip_server_txn *t);
  * 1xx keeps it Proceeding; a 2xx to INVITE moves to Accepted (more 2xx may
  * follow: forked answers); another final moves to Completed / Terminated.
  * Returns -EALREADY when a final response other than an INVITE 2xx was
- * already sent (the bytes are dropped), else 0. */
+ * already sent, or when anything but a 2xx follows a 2xx; -ENOTCONN when the
+ * transaction has ended without a final response (connection closed, guard
+ * timer) or ended in Accepted (Timer L); -EINVAL for a status outside
+ * 100..699; else 0. The bytes are taken in every case. The response always
+ * goes to the transaction's connection. */
 int sip_server_txn_send(struct sip_server_txn *t, int status, struct strbuf *bytes);
 /* Builds the response with sip_build_response (To tag = local tag) and
  * sends it. extra_headers: complete CRLF-terminated lines or NULL. */
@@ -105,7 +126,12 @@ int sip_server_txn_reply(struct sip_server_txn *t, int status, const char *reaso
 /* Sends req (owned by the layer from now on) on conn as a new client
  * transaction. The request must already carry the caller's top Via with a
  * branch from sip_txn_new_branch. Returns NULL (and frees req) only when
- * out of memory or when the Via has no branch. */
+ * out of memory, when the Via has no branch, when a client transaction with
+ * the same branch and method exists, for an ACK (not a transaction: send it
+ * directly), or while the layer is being freed. The send hook is called
+ * before this returns; should the connection fail inside it, the 503 may
+ * be reported before the caller sees the pointer (which stays valid until
+ * client_terminated). */
 struct sip_client_txn *sip_txn_client_send(struct sip_txn_layer *l, uint64_t conn,
                                            struct sip_msg *req, void *ctx);
 
@@ -123,13 +149,18 @@ int sip_client_txn_last_status(const struct sip_client_txn *t); /* 0 before any 
 /* Cancels an INVITE client transaction (RFC 3261 §9.1): sends a CANCEL
  * built from its request once a provisional response has arrived (at once
  * if one has; later otherwise), with `reason` as a Reason header value when
- * not NULL. No-op for a transaction that has a final response. If no final
+ * not NULL (ignored if it holds control characters). No-op for a
+ * transaction that has a final response, or when called again. If no final
  * response comes within 64*T1 after the CANCEL, the transaction ends with
- * 408. */
+ * 408. The CANCEL's own responses are not reported. When Timer C fires
+ * after a provisional response the layer sends a CANCEL itself (RFC 3261
+ * §16.8) before reporting 408. */
 void sip_client_txn_cancel(struct sip_client_txn *t, const char *reason);
 
-/* The connection closed: client transactions on it end with 503; server
- * transactions on it can no longer answer and end (server_terminated). */
+/* The connection closed: client transactions on it end with 503 (an INVITE
+ * already Accepted ends without a report: its final response was reported);
+ * server transactions on it can no longer answer and end
+ * (server_terminated). */
 void sip_txn_conn_closed(struct sip_txn_layer *l, uint64_t conn);
 
 #endif

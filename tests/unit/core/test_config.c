@@ -75,10 +75,14 @@ static void test_refusals_name_key_and_line(void **state)
 
 static char *read_all(const char *path)
 {
+    struct stat st;
     FILE *f = fopen(path, "r");
     assert_non_null(f);
-    char *buf = calloc(1, 1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    assert_int_equal(fstat(fileno(f), &st), 0);
+    size_t size = (size_t)st.st_size;
+    char *buf = malloc(size + 1);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, size, f);
     buf[n] = '\0';
     fclose(f);
     return buf;

@@ -1,0 +1,116 @@
+/* parleyctl registrations | calls */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/strbuf.h"
+#include "ctl/ctl.h"
+#include "store/store.h"
+
+static const char *calls_str(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+int cmd_registrations(struct ctl *ctl)
+{
+    if (ctl->argc)
+        return ctl_usage(ctl, "registrations takes no arguments");
+    int rc = ctl_load_config(ctl);
+    if (rc)
+        return rc;
+    char err[512];
+    json_t *reply = NULL;
+    if (ctl_control_request(ctl->cfg, "registrations", &reply, err, sizeof(err)) != 0)
+        return ctl_fail(ctl, "%s (registrations live in the running server's memory)", err);
+    json_t *regs = json_object_get(reply, "registrations");
+    struct strbuf t = STRBUF_INIT;
+    size_t i;
+    json_t *r;
+    if (json_array_size(regs) == 0)
+        strbuf_puts(&t, "no registered devices\n");
+    else
+        strbuf_printf(&t, "%-12s %-9s %-22s %-8s %-8s %s\n", "USER", "TRANSPORT", "SOURCE", "TLS",
+                      "EXPIRES", "CONTACT");
+    json_array_foreach(regs, i, r)
+    {
+        char exp[32];
+        snprintf(exp, sizeof(exp), "%llds",
+                 (long long)json_integer_value(json_object_get(r, "expires_in_s")));
+        strbuf_printf(&t, "%-12s %-9s %-22s %-8s %-8s %s\n", calls_str(r, "user"),
+                      calls_str(r, "transport"), calls_str(r, "source"),
+                      *calls_str(r, "tls_version") ? calls_str(r, "tls_version") : "-", exp,
+                      calls_str(r, "contact"));
+    }
+    ctl_done(ctl, reply, strbuf_cstr(&t));
+    strbuf_free(&t);
+    return CTL_OK;
+}
+
+struct calls_ctx {
+    json_t *arr;
+    struct strbuf text;
+};
+
+static void calls_time(int64_t t, char *buf, size_t cap)
+{
+    if (!t) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    struct tm tm;
+    time_t tt = (time_t)t;
+    gmtime_r(&tt, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int calls_one(const struct store_call *c, void *arg)
+{
+    struct calls_ctx *cc = arg;
+    char s[32], a[32], e[32];
+    calls_time(c->started, s, sizeof(s));
+    calls_time(c->answered, a, sizeof(a));
+    calls_time(c->ended, e, sizeof(e));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "call_id", c->call_id, "caller",
+                          c->caller, "callee", c->callee, "started", s, "answered", a, "ended", e,
+                          "reason", c->reason ? c->reason : "");
+    if (c->media)
+        json_object_set_new(o, "media", json_string(c->media));
+    json_array_append_new(cc->arr, o);
+    strbuf_printf(&cc->text, "%s  %s -> %s  answered %s  ended %s  (%s)%s%s\n", s, c->caller,
+                  c->callee, a, e, c->reason ? c->reason : "", c->media ? "  media: " : "",
+                  c->media ? c->media : "");
+    return 0;
+}
+
+int cmd_calls(struct ctl *ctl)
+{
+    bool missing = false;
+    const char *limit_s = ctl_take_option(ctl, "--limit", &missing);
+    if (missing || ctl->argc)
+        return ctl_usage(ctl, "usage: calls [--limit N]");
+    int limit = limit_s ? atoi(limit_s) : 50;
+    int rc = ctl_load_config(ctl);
+    if (rc)
+        return rc;
+    char err[1024], path[4096];
+    snprintf(path, sizeof(path), "%s/parley.db", ctl->cfg->state_dir);
+    struct store *st = NULL;
+    if (store_open(path, STORE_READONLY, &st, err, sizeof(err)) != 0)
+        return ctl_fail(ctl, "%s", err);
+    struct calls_ctx cc = {json_array(), STRBUF_INIT};
+    int sr = store_call_list(st, limit, calls_one, &cc);
+    store_close(st);
+    if (sr) {
+        json_decref(cc.arr);
+        strbuf_free(&cc.text);
+        return ctl_fail(ctl, "cannot read the call log");
+    }
+    if (json_array_size(cc.arr) == 0)
+        strbuf_puts(&cc.text, "no calls logged\n");
+    ctl_done(ctl, json_pack("{s:o}", "calls", cc.arr), strbuf_cstr(&cc.text));
+    strbuf_free(&cc.text);
+    return CTL_OK;
+}

@@ -1,0 +1,218 @@
+/*
+ * Dialogs Parley routed, and the calls they belong to (the call log).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "proxy/proxy_priv.h"
+
+/* A confirmed dialog that never sees its BYE (a client that vanished) is
+ * forgotten after this long; an early one when its INVITE ends. */
+#define DIALOG_MAX_LIFETIME_MS (24ULL * 3600 * 1000)
+#define DIALOG_EARLY_LIFETIME_MS (SIP_TIMER_C_MS + 64 * SIP_T1_MS)
+
+static int64_t proxy_now(struct proxy *p)
+{
+    return clock_wall_s(timer_heap_clock(p->timers));
+}
+
+struct proxy_call *proxy_call_new(struct proxy *p, const struct sip_msg *invite,
+                                  const char *caller, const char *callee)
+{
+    struct proxy_call *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->call_id = malloc(invite->call_id.n + 1);
+    if (!c->call_id) {
+        free(c);
+        return NULL;
+    }
+    strview_copy(invite->call_id, c->call_id, invite->call_id.n + 1);
+    snprintf(c->caller, sizeof(c->caller), "%s", caller);
+    snprintf(c->callee, sizeof(c->callee), "%s", callee);
+    c->started = proxy_now(p);
+    c->refs = 1;
+    log_info("call.started", "call_id", c->call_id, "caller", c->caller, "callee", c->callee);
+    return c;
+}
+
+void proxy_call_finish(struct proxy *p, struct proxy_call *call, const char *reason)
+{
+    if (!call || call->logged)
+        return;
+    call->logged = true;
+    call->ended = proxy_now(p);
+    log_info("call.ended", "call_id", call->call_id, "caller", call->caller, "callee",
+             call->callee, "answered", call->answered ? "yes" : "no", "duration_s",
+             LOG_INT(call->answered ? call->ended - call->answered : 0), "reason", reason);
+    struct proxy_call_record rec = {
+        .call_id = call->call_id,
+        .caller = call->caller,
+        .callee = call->callee,
+        .started = call->started,
+        .answered = call->answered,
+        .ended = call->ended,
+        .reason = reason,
+    };
+    if (p->env.call_ended)
+        p->env.call_ended(p->env.arg, &rec);
+}
+
+void proxy_call_release(struct proxy_call *call)
+{
+    if (!call || --call->refs > 0)
+        return;
+    free(call->call_id);
+    free(call);
+}
+
+static uint64_t dialog_hash(struct strview call_id)
+{
+    return hash_bytes(call_id.p, call_id.n);
+}
+
+struct dialog *dialog_find(struct proxy *p, struct strview call_id, struct strview from_tag,
+                           struct strview to_tag, bool *from_caller)
+{
+    uint64_t h = dialog_hash(call_id);
+    for (struct hmap_node *n = hmap_first(&p->dialogs, h); n; n = hmap_next(n, h)) {
+        struct dialog *d = container_of(n, struct dialog, node);
+        if (!strview_eq(call_id, d->call_id))
+            continue;
+        if (strview_eq(from_tag, d->caller_tag) && strview_eq(to_tag, d->callee_tag)) {
+            *from_caller = true;
+            return d;
+        }
+        if (strview_eq(from_tag, d->callee_tag) && strview_eq(to_tag, d->caller_tag)) {
+            *from_caller = false;
+            return d;
+        }
+    }
+    return NULL;
+}
+
+static void dialog_free(struct dialog *d)
+{
+    struct proxy *p = d->p;
+    timer_stop(p->timers, &d->timer);
+    hmap_remove(&p->dialogs, &d->node);
+    p->ndialogs--;
+    proxy_call_release(d->call);
+    free(d->call_id);
+    free(d);
+}
+
+static void dialog_expired(struct timer *t, void *arg)
+{
+    (void)t;
+    struct dialog *d = arg;
+    if (d->state == DIALOG_CONFIRMED)
+        dialog_end(d, "dialog expired without BYE");
+    else
+        dialog_free(d);
+}
+
+struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
+                             const struct proxy_request *pr, uint64_t callee_conn)
+{
+    struct sip_addr from, to;
+    bool from_caller;
+    if (sip_msg_from(resp, &from) != 0 || sip_msg_to(resp, &to) != 0 || !to.tag.n)
+        return NULL;
+    if (from.tag.n >= PROXY_TAG_MAX || to.tag.n >= PROXY_TAG_MAX)
+        return NULL;
+    struct dialog *d = dialog_find(p, resp->call_id, from.tag, to.tag, &from_caller);
+    if (d)
+        return d;
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->call_id = malloc(resp->call_id.n + 1);
+    if (!d->call_id) {
+        free(d);
+        return NULL;
+    }
+    strview_copy(resp->call_id, d->call_id, resp->call_id.n + 1);
+    strview_copy(from.tag, d->caller_tag, sizeof(d->caller_tag));
+    strview_copy(to.tag, d->callee_tag, sizeof(d->callee_tag));
+    d->p = p;
+    d->state = DIALOG_EARLY;
+    d->caller_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
+    d->callee_conn = callee_conn;
+    if (pr->call) {
+        d->call = pr->call;
+        d->call->refs++;
+    }
+    hmap_insert(&p->dialogs, &d->node, dialog_hash(resp->call_id));
+    p->ndialogs++;
+    timer_start(p->timers, &d->timer, DIALOG_EARLY_LIFETIME_MS, dialog_expired, d);
+    return d;
+}
+
+void dialog_confirm(struct dialog *d)
+{
+    struct proxy *p = d->p;
+    if (d->state == DIALOG_CONFIRMED)
+        return;
+    d->state = DIALOG_CONFIRMED;
+    timer_start(p->timers, &d->timer, DIALOG_MAX_LIFETIME_MS, dialog_expired, d);
+    if (d->call && !d->call->answered) {
+        d->call->answered = proxy_now(p);
+        log_info("call.answered", "call_id", d->call->call_id, "caller", d->call->caller,
+                 "callee", d->call->callee);
+    }
+}
+
+void dialog_end(struct dialog *d, const char *reason)
+{
+    if (d->call)
+        proxy_call_finish(d->p, d->call, reason);
+    dialog_free(d);
+}
+
+/* The INVITE ended: its early dialogs that were never confirmed go. */
+void dialog_end_early(struct proxy *p, struct proxy_call *call)
+{
+    if (!call)
+        return;
+    size_t bucket;
+    struct hmap_node *n = p->dialogs.count ? hmap_iter_first(&p->dialogs, &bucket) : NULL;
+    while (n) {
+        struct hmap_node *next = hmap_iter_next(&p->dialogs, n, &bucket);
+        struct dialog *d = container_of(n, struct dialog, node);
+        if (d->call == call && d->state == DIALOG_EARLY)
+            dialog_free(d);
+        n = next;
+    }
+}
+
+void dialogs_conn_closed(struct proxy *p, uint64_t conn)
+{
+    size_t bucket;
+    struct hmap_node *n = p->dialogs.count ? hmap_iter_first(&p->dialogs, &bucket) : NULL;
+    while (n) {
+        struct hmap_node *next = hmap_iter_next(&p->dialogs, n, &bucket);
+        struct dialog *d = container_of(n, struct dialog, node);
+        /* A device may come back on a new connection (its binding will say
+         * where); only when both sides are gone is the call over. */
+        if (d->caller_conn == conn)
+            d->caller_conn = 0;
+        if (d->callee_conn == conn)
+            d->callee_conn = 0;
+        if (d->caller_conn == 0 && d->callee_conn == 0)
+            dialog_end(d, "connections closed");
+        n = next;
+    }
+}
+
+void dialogs_free(struct proxy *p)
+{
+    size_t bucket;
+    struct hmap_node *n = p->dialogs.count ? hmap_iter_first(&p->dialogs, &bucket) : NULL;
+    while (n) {
+        struct hmap_node *next = hmap_iter_next(&p->dialogs, n, &bucket);
+        dialog_free(container_of(n, struct dialog, node));
+        n = next;
+    }
+}

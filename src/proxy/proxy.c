@@ -1,0 +1,414 @@
+/*
+ * The proxy's front door: what arrives, whether it is authenticated, and
+ * whether it is for the server itself (OPTIONS, REGISTER) or for a user.
+ */
+#include "proxy/proxy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "proxy/proxy_priv.h"
+#include "sip/build.h"
+
+/* Methods this server handles (as a proxy or itself). */
+#define PROXY_ALLOW                                                                               \
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH, REFER, "   \
+    "INFO, UPDATE, PRACK"
+#define PROXY_ACCEPT "application/sdp"
+#define PROXY_SUPPORTED "path"
+
+static void proxy_txn_send(void *arg, uint64_t conn, struct strbuf *data)
+{
+    struct proxy *p = arg;
+    p->env.send(p->env.arg, conn, data);
+}
+
+struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
+                        const struct proxy_config *cfg, struct registrar *registrar,
+                        struct auth *auth)
+{
+    struct proxy *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->timers = timers;
+    p->env = *env;
+    p->registrar = registrar;
+    p->auth = auth;
+    struct sip_txn_hooks h = {
+        .send = proxy_txn_send,
+        .client_response = proxy_client_response,
+        .server_terminated = proxy_server_terminated,
+        .client_terminated = proxy_client_terminated,
+    };
+    p->txn = sip_txn_layer_new(timers, &h, p);
+    if (!p->txn || hmap_init(&p->dialogs, 256) != 0) {
+        proxy_free(p);
+        return NULL;
+    }
+    proxy_set_config(p, cfg);
+    if (!p->domain) {
+        proxy_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void proxy_set_config(struct proxy *p, const struct proxy_config *cfg)
+{
+    char *d = strdup(cfg->domain);
+    if (!d)
+        return;
+    free(p->domain);
+    p->domain = d;
+    p->cfg = *cfg;
+    p->cfg.domain = p->domain;
+}
+
+void proxy_free(struct proxy *p)
+{
+    if (!p)
+        return;
+    if (p->txn)
+        sip_txn_layer_free(p->txn);
+    if (p->dialogs.buckets) {
+        dialogs_free(p);
+        hmap_destroy(&p->dialogs);
+    }
+    free(p->domain);
+    free(p);
+}
+
+size_t proxy_dialog_count(const struct proxy *p)
+{
+    return p->ndialogs;
+}
+
+size_t proxy_transaction_count(const struct proxy *p)
+{
+    return sip_txn_layer_count(p->txn);
+}
+
+/* --- helpers ------------------------------------------------------------ */
+
+bool proxy_uri_is_us(struct proxy *p, const struct sip_uri *uri)
+{
+    if (uri->scheme == SIP_URI_TEL)
+        return false;
+    size_t dl = strlen(p->domain);
+    if (strview_eq_nocase(uri->host, p->domain))
+        return true;
+    if (uri->host.n == dl + 4 && strncasecmp(uri->host.p, "sip.", 4) == 0 &&
+        strncasecmp(uri->host.p + 4, p->domain, dl) == 0)
+        return true;
+    char host[NETADDR_STRLEN];
+    struct netaddr a;
+    if (strview_copy(uri->host, host, sizeof(host)) != 0 || netaddr_parse_ip(host, 0, &a) != 0)
+        return false;
+    for (size_t i = 0; i < p->env.nlisteners; i++) {
+        if (netaddr_same_ip(&p->env.listeners[i], &a) &&
+            (uri->port == 0 || uri->port == netaddr_port(&p->env.listeners[i])))
+            return true;
+    }
+    return false;
+}
+
+/* Our Via for a request leaving on conn: its transport and local address. */
+void proxy_make_via(struct proxy *p, uint64_t conn, const char *branch, struct strbuf *out)
+{
+    const struct conn_info *ci = p->env.conn_info(p->env.arg, conn);
+    char a[NETADDR_STRLEN];
+    if (ci)
+        netaddr_format(&ci->local, a);
+    else if (p->env.nlisteners)
+        netaddr_format(&p->env.listeners[0], a);
+    else
+        snprintf(a, sizeof(a), "%s", p->domain);
+    strbuf_printf(out, "SIP/2.0/%s %s;branch=%s", ci && !ci->tls ? "TCP" : "TLS", a, branch);
+}
+
+void proxy_log_reject(const struct sip_msg *req, uint64_t conn, int status, const char *why)
+{
+    char method[32], cid[128];
+    strview_copy(req->method_name, method, sizeof(method));
+    strview_copy(req->call_id, cid, sizeof(cid));
+    log_info("sip.rejected", "conn", LOG_INT(conn), "method", method, "call_id", cid, "status",
+             LOG_INT(status), "reason", why);
+}
+
+static void proxy_reply(struct sip_server_txn *st, int status, const char *reason,
+                        const char *headers)
+{
+    sip_server_txn_reply(st, status, reason, headers);
+}
+
+static void proxy_reject(struct sip_server_txn *st, int status, const char *reason,
+                         const char *why)
+{
+    proxy_log_reject(sip_server_txn_request(st), sip_server_txn_conn(st), status, why);
+    proxy_reply(st, status, reason, NULL);
+}
+
+static void proxy_challenge(struct proxy *p, struct sip_server_txn *st, bool proxy, bool stale)
+{
+    struct strbuf h = STRBUF_INIT;
+    auth_challenge(p->auth, proxy, stale, &h);
+    proxy_reply(st, proxy ? 407 : 401, NULL, strbuf_cstr(&h));
+    strbuf_free(&h);
+}
+
+/* Authenticates st's request; returns true with user set, or answers. */
+static bool proxy_authenticate(struct proxy *p, struct sip_server_txn *st, bool proxy, char *user,
+                               size_t cap)
+{
+    const char *why = NULL;
+    enum auth_result r = auth_check(p->auth, sip_server_txn_request(st), proxy, p->env.lookup,
+                                    p->env.arg, user, cap, &why);
+    switch (r) {
+    case AUTH_OK:
+        return true;
+    case AUTH_CHALLENGE:
+        proxy_challenge(p, st, proxy, false);
+        return false;
+    case AUTH_STALE:
+        proxy_challenge(p, st, proxy, true);
+        return false;
+    case AUTH_FORBIDDEN:
+        proxy_reject(st, 403, "Forbidden", why ? why : "authentication failed");
+        return false;
+    case AUTH_BAD_REQUEST:
+        proxy_reject(st, 400, "Bad Request (malformed credentials)", why ? why : "bad credentials");
+        return false;
+    }
+    return false;
+}
+
+/* The user part of a URI in our domain, or false. */
+static bool proxy_local_user(struct proxy *p, const struct sip_uri *uri, char *user, size_t cap)
+{
+    if (uri->scheme == SIP_URI_TEL || !uri->user.n || !proxy_uri_is_us(p, uri))
+        return false;
+    return strview_copy(uri->user, user, cap) == 0;
+}
+
+/* --- requests to the server itself -------------------------------------- */
+
+static void proxy_options_to_server(struct sip_server_txn *st)
+{
+    proxy_reply(st, 200, NULL,
+                "Allow: " PROXY_ALLOW "\r\n"
+                "Accept: " PROXY_ACCEPT "\r\n"
+                "Supported: " PROXY_SUPPORTED "\r\n");
+}
+
+static void proxy_register(struct proxy *p, struct sip_server_txn *st)
+{
+    const struct sip_msg *req = sip_server_txn_request(st);
+    char user[PROXY_USER_MAX];
+    struct sip_addr to;
+
+    if (!proxy_authenticate(p, st, false, user, sizeof(user)))
+        return;
+    char to_user[PROXY_USER_MAX];
+    if (sip_msg_to(req, &to) != 0 || !proxy_local_user(p, &to.uri, to_user, sizeof(to_user)) ||
+        strcmp(to_user, user) != 0) {
+        proxy_reject(st, 403, "Forbidden (To does not name the authenticated user)",
+                     "REGISTER for another address of record");
+        return;
+    }
+    const struct conn_info *ci = p->env.conn_info(p->env.arg, sip_server_txn_conn(st));
+    if (!ci)
+        return; /* the connection is gone; nobody to answer */
+    struct registrar_flow flow = {
+        .conn = ci->id,
+        .source = ci->peer,
+        .transport = ci->tls ? "TLS" : "TCP",
+        .tls_version = ci->tls_version,
+    };
+    int status;
+    const char *reason;
+    struct strbuf h = STRBUF_INIT;
+    registrar_register(p->registrar, user, req, &flow, &status, &reason, &h);
+    if (status != 200)
+        proxy_log_reject(req, ci->id, status, reason ? reason : "refused");
+    else if (p->env.keep_alive && registrar_conn_in_use(p->registrar, ci->id))
+        p->env.keep_alive(p->env.arg, ci->id, 0);
+    proxy_reply(st, status, reason, h.len ? strbuf_cstr(&h) : NULL);
+    strbuf_free(&h);
+}
+
+static void proxy_request_to_server(struct proxy *p, struct sip_server_txn *st)
+{
+    const struct sip_msg *req = sip_server_txn_request(st);
+    switch (req->method) {
+    case SIP_METHOD_OPTIONS:
+        proxy_options_to_server(st);
+        return;
+    case SIP_METHOD_REGISTER:
+        proxy_register(p, st);
+        return;
+    case SIP_METHOD_UNKNOWN:
+        proxy_reply(st, 501, NULL, "Allow: " PROXY_ALLOW "\r\n");
+        return;
+    default:
+        proxy_reply(st, 405, NULL, "Allow: " PROXY_ALLOW "\r\n");
+        return;
+    }
+}
+
+/* --- requests for users --------------------------------------------------- */
+
+/* Removes the Route headers that name us (loose routing, RFC 3261 §16.4):
+ * the client's outbound proxy route and our own Record-Route. Returns
+ * false when a Route to somewhere else remains. */
+static bool proxy_pop_own_routes(struct proxy *p, struct sip_msg *req)
+{
+    for (;;) {
+        struct sip_value_iter it;
+        struct strview v;
+        sip_value_iter_init(&it, req, SIP_HDR_ROUTE);
+        if (!sip_value_iter_next(&it, &v))
+            return true;
+        struct sip_addr a;
+        if (sip_addr_parse(v, &a) != 0 || !proxy_uri_is_us(p, &a.uri))
+            return false;
+        sip_msg_hdr_remove_first_value(req, SIP_HDR_ROUTE);
+    }
+}
+
+/* The identity checks of an authenticated request from one of our users:
+ * From must be that user; P-Asserted-Identity is ours to set. */
+static bool proxy_assert_identity(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req,
+                                  const char *user)
+{
+    struct sip_addr from;
+    char from_user[PROXY_USER_MAX];
+    if (sip_msg_from(req, &from) != 0 || !proxy_local_user(p, &from.uri, from_user, sizeof(from_user)) ||
+        strcmp(from_user, user) != 0) {
+        proxy_reject(st, 403, "Forbidden (From does not match the authenticated identity)",
+                     "From is not the authenticated user");
+        return false;
+    }
+    sip_msg_hdr_remove_all(req, SIP_HDR_P_ASSERTED_IDENTITY);
+    sip_msg_hdr_remove_all(req, SIP_HDR_P_PREFERRED_IDENTITY);
+    struct strview pai = sip_msg_printf(req, "<sip:%s@%s>", user, p->domain);
+    sip_msg_hdr_append(req, SIP_HDR_P_ASSERTED_IDENTITY, "P-Asserted-Identity", pai);
+    return true;
+}
+
+static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req)
+{
+    bool in_dialog = false;
+    struct sip_addr to;
+    if (sip_msg_to(req, &to) == 0 && to.tag.n)
+        in_dialog = true;
+
+    if (in_dialog) {
+        proxy_route_in_dialog(p, st, req);
+        return;
+    }
+
+    char user[PROXY_USER_MAX];
+    if (!proxy_authenticate(p, st, true, user, sizeof(user)))
+        return;
+    if (!proxy_assert_identity(p, st, req, user))
+        return;
+
+    char callee[PROXY_USER_MAX];
+    if (!proxy_local_user(p, &req->ruri, callee, sizeof(callee))) {
+        if (req->ruri.scheme != SIP_URI_TEL && !proxy_uri_is_us(p, &req->ruri)) {
+            proxy_reject(st, 403, "Forbidden (not a domain Parley serves or federates with)",
+                         "request for a foreign domain");
+            return;
+        }
+        proxy_reject(st, 404, "Not Found", "no user part in the Request-URI");
+        return;
+    }
+    if (req->method == SIP_METHOD_MESSAGE && req->body.n > p->cfg.max_im_body) {
+        proxy_reject(st, 413, "Request Entity Too Large", "instant message too large");
+        return;
+    }
+    if (!p->env.user_exists(p->env.arg, callee)) {
+        proxy_reject(st, 404, "Not Found", "no such user");
+        return;
+    }
+    proxy_route_new_request(p, st, req, user, callee);
+}
+
+/* --- dispatch ----------------------------------------------------------- */
+
+static void proxy_on_request(struct proxy *p, uint64_t conn, struct sip_msg *req)
+{
+    /* Hop-by-hop checks that need no transaction come first. */
+    struct sip_server_txn *st = NULL, *cancelled = NULL;
+    enum sip_txn_verdict v = sip_txn_server_receive(p->txn, conn, req, &st, &cancelled);
+    switch (v) {
+    case SIP_TXN_ABSORBED:
+        return;
+    case SIP_TXN_FAILED:
+        /* out of memory: drop it; the client's own timers take over */
+        log_warn("sip.dropped", "conn", LOG_INT(conn), "reason", "no transaction could be made");
+        sip_msg_free(req);
+        return;
+    case SIP_TXN_INVALID: {
+        struct strbuf out = STRBUF_INIT;
+        if (req->method != SIP_METHOD_ACK &&
+            sip_build_response(req, 400, "Bad Request (Via without an RFC 3261 branch)", "x",
+                               NULL, NULL, STRVIEW_EMPTY, &out) == 0)
+            p->env.send(p->env.arg, conn, &out);
+        strbuf_free(&out);
+        sip_msg_free(req);
+        return;
+    }
+    case SIP_TXN_ACK:
+        proxy_route_ack(p, conn, req);
+        return;
+    case SIP_TXN_CANCEL:
+        proxy_route_cancel(p, st, cancelled);
+        return;
+    case SIP_TXN_NEW:
+        break;
+    }
+
+    /* st owns req from here */
+    if (req->method == SIP_METHOD_INVITE)
+        sip_server_txn_reply(st, 100, NULL, NULL);
+
+    bool to_server = req->ruri.user.n == 0 && proxy_uri_is_us(p, &req->ruri) &&
+                     sip_msg_hdr_first(req, SIP_HDR_ROUTE) == NULL;
+    if (req->max_forwards == 0 && !(to_server && req->method == SIP_METHOD_OPTIONS)) {
+        proxy_reject(st, 483, NULL, "Max-Forwards reached 0");
+        return;
+    }
+    if (!proxy_pop_own_routes(p, req)) {
+        proxy_reject(st, 403, "Forbidden (Route to another server)", "foreign Route header");
+        return;
+    }
+    if (req->ruri.user.n == 0 && proxy_uri_is_us(p, &req->ruri)) {
+        proxy_request_to_server(p, st);
+        return;
+    }
+    proxy_request_for_user(p, st, req);
+}
+
+void proxy_on_message(struct proxy *p, uint64_t conn, struct sip_msg *msg)
+{
+    if (msg->is_request) {
+        proxy_on_request(p, conn, msg);
+        return;
+    }
+    /* responses belong to our client transactions; strays are dropped
+     * (RFC 3261 §16.7: a stateful proxy forwards nothing it did not send) */
+    if (!sip_txn_client_receive(p->txn, conn, msg))
+        log_debug("sip.stray_response", "conn", LOG_INT(conn), "status", LOG_INT(msg->status));
+    sip_msg_free(msg);
+}
+
+void proxy_conn_closed(struct proxy *p, uint64_t conn)
+{
+    sip_txn_conn_closed(p->txn, conn);
+    dialogs_conn_closed(p, conn);
+    registrar_conn_closed(p->registrar, conn);
+}

@@ -1,0 +1,81 @@
+/*
+ * proxy — Parley's SIP core: the registrar's front door and a stateful
+ * proxy (RFC 3261 §16) for the users of our domain.
+ *
+ * It authenticates requests (401 for REGISTER, 407 for the rest; ACK and
+ * CANCEL are not challenged), asserts the caller's identity
+ * (P-Asserted-Identity, From must match), forks requests to every device a
+ * user registered — over the connection each device registered on —,
+ * selects the best response, cancels the other branches on a 2xx, and keeps
+ * the dialogs of the calls it routes so in-dialog requests find their way
+ * and the call log knows how each call went.
+ *
+ * Belongs to the SIP core thread. What it needs from the outside comes in
+ * struct proxy_env, so it does not depend on the daemon's runtime.
+ */
+#ifndef PARLEY_PROXY_PROXY_H
+#define PARLEY_PROXY_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/conn.h"
+#include "core/timer.h"
+#include "registrar/auth.h"
+#include "registrar/registrar.h"
+#include "sip/msg.h"
+
+/* A finished call, for the call log. */
+struct proxy_call_record {
+    const char *call_id;
+    const char *caller; /* user@domain */
+    const char *callee;
+    int64_t started;    /* wall clock, seconds */
+    int64_t answered;   /* 0 when never answered */
+    int64_t ended;
+    const char *reason; /* "BYE from caller", "486 Busy Here", ... */
+};
+
+struct proxy_env {
+    void *arg;
+    /* Facts about a connection; NULL once it is gone. */
+    const struct conn_info *(*conn_info)(void *arg, uint64_t conn);
+    /* Sends bytes on a connection (takes the contents). */
+    void (*send)(void *arg, uint64_t conn, struct strbuf *data);
+    /* Does the user exist in the store? */
+    bool (*user_exists)(void *arg, const char *user);
+    /* HA1 lookup for digest authentication. */
+    auth_lookup_fn lookup;
+    /* A device registered on conn: keep the connection open for this long
+     * even when idle. */
+    void (*keep_alive)(void *arg, uint64_t conn, unsigned seconds);
+    /* A call ended (attempt, answered or not). */
+    void (*call_ended)(void *arg, const struct proxy_call_record *rec);
+    /* Addresses of our listeners (Record-Route, Via, "is this URI us?"). */
+    const struct netaddr *listeners;
+    size_t nlisteners;
+};
+
+struct proxy_config {
+    const char *domain;
+    size_t max_im_body; /* MESSAGE bodies larger than this get 413 */
+};
+
+struct proxy;
+
+struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
+                        const struct proxy_config *cfg, struct registrar *registrar,
+                        struct auth *auth);
+void proxy_set_config(struct proxy *p, const struct proxy_config *cfg);
+void proxy_free(struct proxy *p);
+
+/* A request or response arrived on conn; the proxy takes msg. */
+void proxy_on_message(struct proxy *p, uint64_t conn, struct sip_msg *msg);
+/* A connection closed: its transactions, bindings and dialogs end. */
+void proxy_conn_closed(struct proxy *p, uint64_t conn);
+
+/* Counts for status. */
+size_t proxy_dialog_count(const struct proxy *p);
+size_t proxy_transaction_count(const struct proxy *p);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * Internals shared by the files of src/proxy. Not a public header.
+ */
+#ifndef PARLEY_PROXY_PRIV_H
+#define PARLEY_PROXY_PRIV_H
+
+#include "core/hmap.h"
+#include "core/strbuf.h"
+#include "proxy/proxy.h"
+#include "sip/txn.h"
+
+#define PROXY_MAX_BRANCHES 16
+#define PROXY_USER_MAX 65
+#define PROXY_ADDR_MAX 200 /* "user@domain" */
+#define PROXY_TAG_MAX 128
+
+struct proxy_request;
+struct dialog;
+
+/* One forked leg of a proxied request. */
+struct proxy_branch {
+    struct proxy_request *pr;
+    struct sip_client_txn *txn; /* NULL once it has ended */
+    uint64_t conn;
+    int status;                 /* last status seen; 0 before any */
+};
+
+/* A request being proxied: its server transaction and its branches. */
+struct proxy_request {
+    struct proxy *p;
+    struct sip_server_txn *st;
+    enum sip_method method;
+    bool in_dialog;
+    struct proxy_branch branches[PROXY_MAX_BRANCHES];
+    size_t nbranches;
+    size_t pending;             /* branches without a final response */
+    int best_status;            /* best final response so far (0: none) */
+    struct strbuf best;         /* its bytes, ready to send upstream */
+    bool forwarded_2xx;
+    bool cancelling;
+    char caller[PROXY_ADDR_MAX];
+    char callee[PROXY_ADDR_MAX];
+    struct proxy_call *call;    /* out-of-dialog INVITE: the call being tried */
+};
+
+/* A call from its INVITE to its end, for the call log. */
+struct proxy_call {
+    char *call_id;
+    char caller[PROXY_ADDR_MAX];
+    char callee[PROXY_ADDR_MAX];
+    int64_t started, answered, ended;
+    unsigned refs; /* the INVITE's proxy_request and dialogs */
+    bool logged;
+};
+
+enum dialog_state {
+    DIALOG_EARLY,
+    DIALOG_CONFIRMED,
+};
+
+/* A dialog Parley routed (INVITE-created), known by Call-ID and tags. */
+struct dialog {
+    struct hmap_node node;
+    struct proxy *p;
+    enum dialog_state state;
+    char *call_id;
+    char caller_tag[PROXY_TAG_MAX];
+    char callee_tag[PROXY_TAG_MAX];
+    uint64_t caller_conn;
+    uint64_t callee_conn;
+    struct proxy_call *call;
+    struct timer timer; /* early dialogs and confirmed ones both end eventually */
+};
+
+struct proxy {
+    struct timer_heap *timers;
+    struct proxy_env env;
+    struct proxy_config cfg;
+    char *domain;
+    struct registrar *registrar;
+    struct auth *auth;
+    struct sip_txn_layer *txn;
+    struct hmap dialogs; /* by Call-ID */
+    size_t ndialogs;
+};
+
+/* proxy.c */
+bool proxy_uri_is_us(struct proxy *p, const struct sip_uri *uri);
+void proxy_make_via(struct proxy *p, uint64_t conn, const char *branch, struct strbuf *out);
+void proxy_log_reject(const struct sip_msg *req, uint64_t conn, int status, const char *why);
+
+/* route.c: forwarding and responses */
+void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req,
+                             const char *caller_user, const char *callee_user);
+void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req);
+void proxy_route_ack(struct proxy *p, uint64_t conn, struct sip_msg *ack);
+void proxy_route_cancel(struct proxy *p, struct sip_server_txn *cancel_st,
+                        struct sip_server_txn *invite_st);
+void proxy_client_response(void *arg, struct sip_client_txn *t, const struct sip_msg *resp,
+                           int status, bool retransmission);
+void proxy_server_terminated(void *arg, struct sip_server_txn *t);
+void proxy_client_terminated(void *arg, struct sip_client_txn *t);
+
+/* dialog.c */
+struct dialog *dialog_find(struct proxy *p, struct strview call_id, struct strview from_tag,
+                           struct strview to_tag, bool *from_caller);
+struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
+                             const struct proxy_request *pr, uint64_t callee_conn);
+void dialog_confirm(struct dialog *d);
+void dialog_end(struct dialog *d, const char *reason);
+void dialog_end_early(struct proxy *p, struct proxy_call *call);
+void dialogs_conn_closed(struct proxy *p, uint64_t conn);
+void dialogs_free(struct proxy *p);
+struct proxy_call *proxy_call_new(struct proxy *p, const struct sip_msg *invite,
+                                  const char *caller, const char *callee);
+void proxy_call_finish(struct proxy *p, struct proxy_call *call, const char *reason);
+void proxy_call_release(struct proxy_call *call);
+
+#endif

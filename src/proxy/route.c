@@ -1,0 +1,491 @@
+/*
+ * Forwarding: forking a request to a user's devices, choosing the best
+ * response, CANCEL, in-dialog requests and the ACK of a 2xx.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/random.h"
+#include "proxy/proxy_priv.h"
+#include "sip/build.h"
+
+/* --- proxy_request lifetime ------------------------------------------------
+ * A proxy_request lives while its server transaction or any branch's client
+ * transaction lives: the transaction layer's terminated hooks detach them,
+ * and the last one out frees it. */
+
+static size_t proxy_request_live_branches(const struct proxy_request *pr)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < pr->nbranches; i++)
+        if (pr->branches[i].txn)
+            n++;
+    return n;
+}
+
+static void proxy_request_maybe_free(struct proxy_request *pr)
+{
+    if (pr->st || proxy_request_live_branches(pr))
+        return;
+    if (pr->call)
+        proxy_call_release(pr->call);
+    strbuf_free(&pr->best);
+    free(pr);
+}
+
+static struct proxy_request *proxy_request_new(struct proxy *p, struct sip_server_txn *st)
+{
+    struct proxy_request *pr = calloc(1, sizeof(*pr));
+    if (!pr)
+        return NULL;
+    pr->p = p;
+    pr->st = st;
+    pr->method = sip_server_txn_request(st)->method;
+    sip_server_txn_set_context(st, pr);
+    return pr;
+}
+
+/* --- sending upstream ------------------------------------------------------ */
+
+/* Sends a response received from a branch to the caller, without our Via. */
+static void proxy_forward_response(struct proxy_request *pr, struct sip_msg *resp, int status)
+{
+    if (!pr->st)
+        return;
+    struct strbuf out = STRBUF_INIT;
+    sip_msg_hdr_remove_first_value(resp, SIP_HDR_VIA);
+    if (sip_msg_print(resp, &out) == 0)
+        sip_server_txn_send(pr->st, status, &out);
+    strbuf_free(&out);
+}
+
+/* RFC 3261 §16.7 step 6: 6xx beats everything, then the lowest class. */
+static bool proxy_better(int candidate, int best)
+{
+    if (best == 0)
+        return true;
+    if (best >= 600)
+        return false;
+    if (candidate >= 600)
+        return true;
+    return candidate / 100 < best / 100;
+}
+
+static void proxy_cancel_pending(struct proxy_request *pr, const char *reason)
+{
+    for (size_t i = 0; i < pr->nbranches; i++) {
+        struct proxy_branch *b = &pr->branches[i];
+        if (b->txn && b->status < 200)
+            sip_client_txn_cancel(b->txn, reason);
+    }
+}
+
+static void proxy_call_outcome(struct proxy_request *pr, int status, const char *text)
+{
+    if (!pr->call || pr->call->answered)
+        return;
+    char reason[96];
+    if (pr->cancelling && status == 487)
+        snprintf(reason, sizeof(reason), "cancelled by caller");
+    else
+        snprintf(reason, sizeof(reason), "%d %s", status, text);
+    dialog_end_early(pr->p, pr->call);
+    proxy_call_finish(pr->p, pr->call, reason);
+}
+
+/* All branches have answered or failed: the best final response goes up. */
+static void proxy_finish(struct proxy_request *pr)
+{
+    if (pr->forwarded_2xx || !pr->st || sip_server_txn_answered(pr->st))
+        return;
+    if (pr->best_status == 0) {
+        sip_server_txn_reply(pr->st, 480, NULL, NULL);
+        proxy_call_outcome(pr, 480, "Temporarily Unavailable");
+        return;
+    }
+    if (pr->best.len) {
+        sip_server_txn_send(pr->st, pr->best_status, &pr->best);
+    } else {
+        /* a locally decided status (timeout, lost connection) */
+        sip_server_txn_reply(pr->st, pr->best_status, NULL, NULL);
+    }
+    proxy_call_outcome(pr, pr->best_status, sip_reason_phrase(pr->best_status));
+}
+
+/* --- responses from branches -------------------------------------------- */
+
+void proxy_client_response(void *arg, struct sip_client_txn *t, const struct sip_msg *cresp,
+                           int status, bool retransmission)
+{
+    (void)arg;
+    struct proxy_branch *b = sip_client_txn_context(t);
+    if (!b)
+        return;
+    struct proxy_request *pr = b->pr;
+    /* The transaction layer lends us the response the proxy itself passed
+     * to sip_txn_client_receive (see proxy_on_message); editing it here,
+     * before it is freed, is ours to do. */
+    struct sip_msg *resp = (struct sip_msg *)cresp;
+
+    if (retransmission) {
+        /* a 2xx retransmitted by a forked answerer: pass it on (RFC 6026) */
+        if (resp && status >= 200 && status < 300)
+            proxy_forward_response(pr, resp, status);
+        return;
+    }
+    if (status < 200) {
+        b->status = status;
+        if (status == 100 || !resp)
+            return;
+        if (pr->method == SIP_METHOD_INVITE && !pr->forwarded_2xx) {
+            struct sip_addr to;
+            if (sip_msg_to(resp, &to) == 0 && to.tag.n)
+                dialog_upsert(pr->p, resp, pr, b->conn);
+            proxy_forward_response(pr, resp, status);
+        }
+        return;
+    }
+
+    b->status = status;
+    if (pr->pending)
+        pr->pending--;
+
+    if (status < 300 && resp) {
+        if (pr->method == SIP_METHOD_INVITE || pr->method == SIP_METHOD_SUBSCRIBE ||
+            pr->method == SIP_METHOD_REFER) {
+            if (!pr->in_dialog) {
+                struct dialog *d = dialog_upsert(pr->p, resp, pr, b->conn);
+                if (d)
+                    dialog_confirm(d);
+            }
+        }
+        bool first = !pr->forwarded_2xx;
+        pr->forwarded_2xx = true;
+        if (pr->method == SIP_METHOD_INVITE || first)
+            proxy_forward_response(pr, resp, status);
+        if (pr->method == SIP_METHOD_INVITE)
+            proxy_cancel_pending(pr, "SIP;cause=200;text=\"Call completed elsewhere\"");
+        return;
+    }
+
+    /* a final failure: remember the best, forward when every branch ended */
+    int effective = status;
+    if (resp && status == 503)
+        effective = 500; /* RFC 3261 §16.7: a 503 is not ours to pass on */
+    if (!resp)
+        effective = status == 408 ? 408 : 480; /* timer, or the device's connection went */
+    if (proxy_better(effective, pr->best_status)) {
+        pr->best_status = effective;
+        strbuf_reset(&pr->best);
+        if (resp) {
+            sip_msg_hdr_remove_first_value(resp, SIP_HDR_VIA);
+            if (effective != status) {
+                /* rewrite the status line: print, then patch the code */
+                struct strbuf tmp = STRBUF_INIT;
+                if (sip_msg_print(resp, &tmp) == 0 && tmp.len > 12) {
+                    char code[4];
+                    snprintf(code, sizeof(code), "%03d", effective);
+                    memcpy(tmp.p + 8, code, 3);
+                    strbuf_append(&pr->best, tmp.p, tmp.len);
+                }
+                strbuf_free(&tmp);
+            } else {
+                sip_msg_print(resp, &pr->best);
+            }
+        }
+    }
+    if (pr->method == SIP_METHOD_INVITE && status >= 600)
+        proxy_cancel_pending(pr, NULL);
+    if (pr->pending == 0)
+        proxy_finish(pr);
+}
+
+void proxy_client_terminated(void *arg, struct sip_client_txn *t)
+{
+    (void)arg;
+    struct proxy_branch *b = sip_client_txn_context(t);
+    if (!b)
+        return;
+    struct proxy_request *pr = b->pr;
+    if (b->status < 200 && pr->pending) {
+        /* ended without a final response reported: count it as failed */
+        pr->pending--;
+        if (pr->pending == 0)
+            proxy_finish(pr);
+    }
+    b->txn = NULL;
+    proxy_request_maybe_free(pr);
+}
+
+void proxy_server_terminated(void *arg, struct sip_server_txn *t)
+{
+    (void)arg;
+    struct proxy_request *pr = sip_server_txn_context(t);
+    if (!pr)
+        return;
+    if (!sip_server_txn_answered(t)) {
+        /* the caller's connection went before an answer: stop ringing */
+        pr->cancelling = true;
+        proxy_cancel_pending(pr, "SIP;cause=487;text=\"Caller went away\"");
+        if (pr->call && !pr->call->answered) {
+            dialog_end_early(pr->p, pr->call);
+            proxy_call_finish(pr->p, pr->call, "caller connection closed");
+        }
+    }
+    pr->st = NULL;
+    proxy_request_maybe_free(pr);
+}
+
+/* --- forwarding downstream ---------------------------------------------- */
+
+/* A loop is our own Via on a request that comes back unchanged: our
+ * branches carry a hash of what identifies the request as we got it. */
+static void proxy_loop_hash(const struct sip_msg *req, char out[17])
+{
+    struct strbuf k = STRBUF_INIT;
+    struct sip_addr from;
+    strbuf_putview(&k, req->request_uri);
+    strbuf_putc(&k, '\n');
+    strbuf_putview(&k, req->call_id);
+    if (sip_msg_from(req, &from) == 0) {
+        strbuf_putc(&k, '\n');
+        strbuf_putview(&k, from.tag);
+    }
+    strbuf_printf(&k, "\n%u", req->cseq_num);
+    uint64_t h = hash_bytes(k.p ? k.p : "", k.len);
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    strbuf_free(&k);
+}
+
+#define PROXY_BRANCH_PREFIX "z9hG4bKpl"
+
+static bool proxy_is_loop(const struct sip_msg *req, const char *hash)
+{
+    struct sip_value_iter it;
+    struct strview v;
+    sip_value_iter_init(&it, req, SIP_HDR_VIA);
+    size_t plen = strlen(PROXY_BRANCH_PREFIX);
+    while (sip_value_iter_next(&it, &v)) {
+        struct sip_via via;
+        if (sip_via_parse(v, &via) != 0)
+            continue;
+        if (via.branch.n >= plen + 16 && memcmp(via.branch.p, PROXY_BRANCH_PREFIX, plen) == 0 &&
+            memcmp(via.branch.p + plen, hash, 16) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Sends one copy of `bytes` (the request as forwarded) to a device. */
+static bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len,
+                           const char *target_uri, uint64_t conn, const char *loop_hash)
+{
+    struct proxy *p = pr->p;
+    if (pr->nbranches == PROXY_MAX_BRANCHES)
+        return false;
+    struct sip_msg *m = NULL;
+    struct sip_parse_error perr;
+    if (sip_msg_parse(bytes, len, &m, &perr) != 0)
+        return false;
+    if (target_uri)
+        sip_msg_set_request_uri(m, strview_cstr(target_uri));
+    char branch[64], rnd[9];
+    random_token(rnd, 8);
+    snprintf(branch, sizeof(branch), PROXY_BRANCH_PREFIX "%s.%s", loop_hash, rnd);
+    struct strbuf via = STRBUF_INIT;
+    proxy_make_via(p, conn, branch, &via);
+    sip_msg_hdr_prepend(m, SIP_HDR_VIA, "Via", sip_msg_strdup(m, via.p, via.len));
+    strbuf_free(&via);
+
+    struct proxy_branch *b = &pr->branches[pr->nbranches];
+    b->pr = pr;
+    b->conn = conn;
+    b->status = 0;
+    b->txn = sip_txn_client_send(p->txn, conn, m, b);
+    if (!b->txn)
+        return false;
+    pr->nbranches++;
+    pr->pending++;
+    return true;
+}
+
+/* Edits common to every copy: Max-Forwards, Record-Route. */
+static void proxy_prepare(struct proxy *p, struct sip_msg *req, uint64_t in_conn, bool record_route)
+{
+    sip_msg_set_max_forwards(req, req->max_forwards < 0 ? 70 : req->max_forwards - 1);
+    if (!record_route)
+        return;
+    const struct conn_info *ci = p->env.conn_info(p->env.arg, in_conn);
+    char a[NETADDR_STRLEN];
+    if (ci)
+        netaddr_format(&ci->local, a);
+    else
+        snprintf(a, sizeof(a), "%s", p->domain);
+    struct strview rr = sip_msg_printf(req, "<sip:%s;transport=%s;lr>", a,
+                                       ci && !ci->tls ? "tcp" : "tls");
+    sip_msg_hdr_prepend(req, SIP_HDR_RECORD_ROUTE, "Record-Route", rr);
+}
+
+void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req,
+                             const char *caller_user, const char *callee_user)
+{
+    const struct binding *bindings[PROXY_MAX_BRANCHES];
+    char loop[17];
+    uint64_t in_conn = sip_server_txn_conn(st);
+
+    proxy_loop_hash(req, loop);
+    if (proxy_is_loop(req, loop)) {
+        proxy_log_reject(req, in_conn, 482, "the request came back to us");
+        sip_server_txn_reply(st, 482, NULL, NULL);
+        return;
+    }
+    size_t n = registrar_lookup(p->registrar, callee_user, bindings, PROXY_MAX_BRANCHES);
+    if (n > PROXY_MAX_BRANCHES)
+        n = PROXY_MAX_BRANCHES;
+    struct proxy_request *pr = proxy_request_new(p, st);
+    if (!pr) {
+        sip_server_txn_reply(st, 500, "Server Internal Error (out of memory)", NULL);
+        return;
+    }
+    snprintf(pr->caller, sizeof(pr->caller), "%s@%s", caller_user, p->domain);
+    snprintf(pr->callee, sizeof(pr->callee), "%s@%s", callee_user, p->domain);
+    if (req->method == SIP_METHOD_INVITE)
+        pr->call = proxy_call_new(p, req, pr->caller, pr->callee);
+    if (n == 0) {
+        proxy_log_reject(req, in_conn, 480, "callee has no registered device");
+        sip_server_txn_reply(st, 480, NULL, NULL);
+        proxy_call_outcome(pr, 480, "Temporarily Unavailable");
+        return;
+    }
+
+    bool rr = req->method == SIP_METHOD_INVITE || req->method == SIP_METHOD_SUBSCRIBE ||
+              req->method == SIP_METHOD_REFER;
+    proxy_prepare(p, req, in_conn, rr);
+    struct strbuf bytes = STRBUF_INIT;
+    if (sip_msg_print(req, &bytes) != 0) {
+        strbuf_free(&bytes);
+        sip_server_txn_reply(st, 500, NULL, NULL);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        proxy_fork_one(pr, bytes.p, bytes.len, bindings[i]->contact, bindings[i]->conn, loop);
+    strbuf_free(&bytes);
+    if (pr->nbranches == 0) {
+        sip_server_txn_reply(st, 480, NULL, NULL);
+        proxy_call_outcome(pr, 480, "Temporarily Unavailable");
+    }
+}
+
+/* Where an in-dialog request goes: a registered device whose contact is the
+ * Request-URI (its current connection), else the dialog's other side. */
+static uint64_t proxy_dialog_target(struct proxy *p, const struct sip_msg *req, struct dialog **dout,
+                                    bool *from_caller)
+{
+    struct sip_addr from, to;
+    *dout = NULL;
+    if (sip_msg_from(req, &from) != 0 || sip_msg_to(req, &to) != 0)
+        return 0;
+    struct dialog *d = dialog_find(p, req->call_id, from.tag, to.tag, from_caller);
+    if (!d)
+        return 0;
+    *dout = d;
+    const struct binding *b = registrar_find_contact(p->registrar, &req->ruri);
+    if (b && p->env.conn_info(p->env.arg, b->conn))
+        return b->conn;
+    uint64_t conn = *from_caller ? d->callee_conn : d->caller_conn;
+    return p->env.conn_info(p->env.arg, conn) ? conn : 0;
+}
+
+void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req)
+{
+    struct dialog *d;
+    bool from_caller = false;
+    uint64_t conn = proxy_dialog_target(p, req, &d, &from_caller);
+    if (!d) {
+        proxy_log_reject(req, sip_server_txn_conn(st), 481, "no dialog Parley routed");
+        sip_server_txn_reply(st, 481, NULL, NULL);
+        return;
+    }
+    if (!conn) {
+        proxy_log_reject(req, sip_server_txn_conn(st), 480, "the other side's connection is gone");
+        sip_server_txn_reply(st, 480, "Temporarily Unavailable (connection gone)", NULL);
+        return;
+    }
+    struct proxy_request *pr = proxy_request_new(p, st);
+    if (!pr) {
+        sip_server_txn_reply(st, 500, NULL, NULL);
+        return;
+    }
+    pr->in_dialog = true;
+    char loop[17];
+    proxy_loop_hash(req, loop);
+    proxy_prepare(p, req, sip_server_txn_conn(st), false);
+    struct strbuf bytes = STRBUF_INIT;
+    if (sip_msg_print(req, &bytes) != 0 || !proxy_fork_one(pr, bytes.p, bytes.len, NULL, conn, loop))
+        sip_server_txn_reply(st, 500, NULL, NULL);
+    strbuf_free(&bytes);
+    if (req->method == SIP_METHOD_BYE)
+        dialog_end(d, from_caller ? "BYE from caller" : "BYE from callee");
+}
+
+void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
+{
+    (void)in_conn;
+    struct dialog *d;
+    bool from_caller;
+    /* the ACK of a 2xx is end-to-end: routed statelessly along the dialog */
+    for (;;) {
+        struct sip_value_iter it;
+        struct strview v;
+        sip_value_iter_init(&it, ack, SIP_HDR_ROUTE);
+        if (!sip_value_iter_next(&it, &v))
+            break;
+        struct sip_addr a;
+        if (sip_addr_parse(v, &a) != 0 || !proxy_uri_is_us(p, &a.uri))
+            break;
+        sip_msg_hdr_remove_first_value(ack, SIP_HDR_ROUTE);
+    }
+    uint64_t conn = proxy_dialog_target(p, ack, &d, &from_caller);
+    if (!conn || ack->max_forwards == 0) {
+        sip_msg_free(ack);
+        return;
+    }
+    sip_msg_set_max_forwards(ack, ack->max_forwards < 0 ? 70 : ack->max_forwards - 1);
+    char branch[48], rnd[17];
+    random_token(rnd, 16);
+    snprintf(branch, sizeof(branch), "z9hG4bKpa%s", rnd);
+    struct strbuf via = STRBUF_INIT;
+    proxy_make_via(p, conn, branch, &via);
+    sip_msg_hdr_prepend(ack, SIP_HDR_VIA, "Via", sip_msg_strdup(ack, via.p, via.len));
+    strbuf_free(&via);
+    struct strbuf out = STRBUF_INIT;
+    if (sip_msg_print(ack, &out) == 0)
+        p->env.send(p->env.arg, conn, &out);
+    strbuf_free(&out);
+    sip_msg_free(ack);
+}
+
+void proxy_route_cancel(struct proxy *p, struct sip_server_txn *cancel_st,
+                        struct sip_server_txn *invite_st)
+{
+    (void)p;
+    if (!invite_st) {
+        sip_server_txn_reply(cancel_st, 481, NULL, NULL);
+        return;
+    }
+    sip_server_txn_reply(cancel_st, 200, NULL, NULL);
+    struct proxy_request *pr = sip_server_txn_context(invite_st);
+    if (!pr || sip_server_txn_answered(invite_st))
+        return;
+    pr->cancelling = true;
+    const struct sip_msg *c = sip_server_txn_request(cancel_st);
+    struct sip_hdr *reason = sip_msg_hdr_first(c, SIP_HDR_REASON);
+    char rbuf[256] = "";
+    if (reason)
+        strview_copy(reason->value, rbuf, sizeof(rbuf));
+    proxy_cancel_pending(pr, rbuf[0] ? rbuf : NULL);
+    if (pr->nbranches == 0)
+        sip_server_txn_reply(invite_st, 487, NULL, NULL);
+}
