@@ -15,97 +15,166 @@
 
 #define F(field) offsetof(struct config, field)
 
+static int config_check_ip_or_empty(const char *value, char *err, size_t errlen)
+{
+    struct netaddr a;
+    if (*value == '\0' || netaddr_parse_ip(value, 0, &a) == 0)
+        return 0;
+    snprintf(err, errlen, "a numeric IPv4 or IPv6 address, or empty");
+    return -EINVAL;
+}
+
+static int config_check_port_range(const char *value, char *err, size_t errlen)
+{
+    unsigned first, last;
+    char tail;
+    if (sscanf(value, "%u-%u%c", &first, &last, &tail) == 2 && first >= 1024 && first <= last &&
+        last <= 65535 && last - first >= 1)
+        return 0;
+    snprintf(err, errlen, "FIRST-LAST with 1024 <= FIRST < LAST <= 65535, e.g. 50000-59999");
+    return -EINVAL;
+}
+
 /* clang-format off */
 static const struct config_key config_table[] = {
     {"server", "domain", CONFIG_DOMAIN, "", NULL, 0, 0, true, true, NULL,
      "The SIP domain this server is authoritative for (users are user@domain).",
-     F(server.domain)},
+     F(server.domain), NULL},
     {"server", "workers", CONFIG_INT, "0", NULL, 0, 64, false, false, NULL,
      "I/O worker threads that carry TLS connections; 0 means one per CPU core.",
-     F(server.workers)},
+     F(server.workers), NULL},
 
     {"sip", "tls_listen", CONFIG_ADDR_LIST, "127.0.0.1:5061", NULL, 0, 0, false, true, NULL,
      "Addresses (ADDR:PORT, comma-separated) where SIP over TLS is accepted.",
-     F(sip.tls_listen)},
+     F(sip.tls_listen), NULL},
     {"sip", "tcp_listen", CONFIG_ADDR_LIST, "", NULL, 0, 0, false, true, NULL,
      "Addresses for plain SIP over TCP; empty (the default) means no plain TCP. Only sources "
      "inside sip.internal_networks may use it, and it never carries media keys.",
-     F(sip.tcp_listen)},
+     F(sip.tcp_listen), NULL},
     {"sip", "internal_networks", CONFIG_CIDR_LIST, "127.0.0.0/8, ::1/128", NULL, 0, 0, true, true,
      NULL, "Networks (CIDR, comma-separated) allowed to use the plain TCP listener.",
-     F(sip.internal_networks)},
+     F(sip.internal_networks), NULL},
     {"sip", "max_message_size", CONFIG_INT, "65535", NULL, 1024, 1048576, true, false, "bytes",
      "Largest SIP message (head and body) accepted; larger ones get 513 and the connection "
-     "closes.", F(sip.max_message_size)},
+     "closes.", F(sip.max_message_size), NULL},
     {"sip", "idle_timeout", CONFIG_INT, "300", NULL, 1, 86400, true, false, "seconds",
      "A connection that carries nothing for this long is closed (a message that stops "
-     "half-way is waited for this long too).", F(sip.idle_timeout)},
+     "half-way is waited for this long too).", F(sip.idle_timeout), NULL},
 
     {"tls", "certificate", CONFIG_PATH, "pki/server.pem", NULL, 0, 0, true, true, NULL,
-     "The server's certificate chain (PEM), leaf first.", F(tls.certificate)},
+     "The server's certificate chain (PEM), leaf first.", F(tls.certificate), NULL},
     {"tls", "private_key", CONFIG_PATH, "pki/server.key", NULL, 0, 0, true, true, NULL,
      "The server's private key (PEM); must not be readable by group or others.",
-     F(tls.private_key)},
+     F(tls.private_key), NULL},
     {"tls", "ca_files", CONFIG_PATH_LIST, "pki/ca.pem", NULL, 0, 0, true, true, NULL,
      "Trusted CA certificates (PEM files, comma-separated) for client and server "
-     "certificates of peers.", F(tls.ca_files)},
+     "certificates of peers.", F(tls.ca_files), NULL},
     {"tls", "crl_files", CONFIG_PATH_LIST, "pki/crl.pem", NULL, 0, 0, true, true, NULL,
      "Certificate revocation lists (PEM), checked for every peer certificate whose issuer "
-     "has one.", F(tls.crl_files)},
+     "has one.", F(tls.crl_files), NULL},
     {"tls", "min_version", CONFIG_ENUM, "1.2", "1.2|1.3", 0, 0, true, false, NULL,
-     "Lowest TLS version accepted. TLS 1.0 and 1.1 are never accepted.", F(tls.min_version)},
+     "Lowest TLS version accepted. TLS 1.0 and 1.1 are never accepted.", F(tls.min_version), NULL},
     {"tls", "ciphers", CONFIG_STRING,
      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
      "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
      NULL, 0, 0, true, false, NULL,
      "TLS 1.2 cipher suites (OpenSSL syntax). The default allows ECDHE key exchange with "
-     "AEAD ciphers only.", F(tls.ciphers)},
+     "AEAD ciphers only.", F(tls.ciphers), NULL},
     {"tls", "ciphersuites", CONFIG_STRING,
      "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256", NULL, 0, 0,
-     true, false, NULL, "TLS 1.3 cipher suites (OpenSSL syntax).", F(tls.ciphersuites)},
+     true, false, NULL, "TLS 1.3 cipher suites (OpenSSL syntax).", F(tls.ciphersuites), NULL},
     {"tls", "groups", CONFIG_STRING, "X25519:P-256:P-384", NULL, 0, 0, true, false, NULL,
-     "Key-exchange groups, in order of preference.", F(tls.groups)},
+     "Key-exchange groups, in order of preference.", F(tls.groups), NULL},
     {"tls", "handshake_timeout", CONFIG_INT, "10", NULL, 1, 300, true, false, "seconds",
      "A TLS handshake that has not finished after this long is abandoned.",
-     F(tls.handshake_timeout)},
+     F(tls.handshake_timeout), NULL},
     {"tls", "require_crl", CONFIG_BOOL, "false", NULL, 0, 0, true, false, NULL,
      "Refuse peer certificates whose issuer has no loaded CRL (otherwise they are accepted "
-     "with a warning).", F(tls.require_crl)},
+     "with a warning).", F(tls.require_crl), NULL},
 
     {"auth", "algorithms", CONFIG_ENUM_LIST, "MD5", "MD5|SHA-256", 0, 0, true, true, NULL,
      "Digest algorithms offered in challenges, in order (RFC 8760). Many clients (Debian's "
      "baresip among them) answer only MD5; use \"SHA-256, MD5\" where clients allow.",
-     F(auth.algorithms)},
+     F(auth.algorithms), NULL},
     {"auth", "nonce_lifetime", CONFIG_INT, "300", NULL, 1, 86400, true, false, "seconds",
      "How long a challenge's nonce may be used; an older one is answered stale=true.",
-     F(auth.nonce_lifetime)},
+     F(auth.nonce_lifetime), NULL},
 
     {"registrar", "min_expires", CONFIG_INT, "60", NULL, 1, 86400, true, false, "seconds",
      "Shortest registration accepted; shorter ones get 423 Interval Too Brief.",
-     F(registrar.min_expires)},
+     F(registrar.min_expires), NULL},
     {"registrar", "max_expires", CONFIG_INT, "3600", NULL, 1, 604800, true, false, "seconds",
      "Longest registration granted; longer requests are shortened to this.",
-     F(registrar.max_expires)},
+     F(registrar.max_expires), NULL},
     {"registrar", "default_expires", CONFIG_INT, "3600", NULL, 1, 604800, true, false, "seconds",
-     "Registration length when a REGISTER names none.", F(registrar.default_expires)},
+     "Registration length when a REGISTER names none.", F(registrar.default_expires), NULL},
     {"registrar", "max_devices_per_user", CONFIG_INT, "10", NULL, 1, 16, true, false, NULL,
-     "Most devices one user may register at once.", F(registrar.max_devices_per_user)},
+     "Most devices one user may register at once.", F(registrar.max_devices_per_user), NULL},
 
     {"im", "max_body_size", CONFIG_INT, "16384", NULL, 1, 1048576, true, false, "bytes",
      "Largest instant message (MESSAGE body) relayed; larger ones get 413.",
-     F(im.max_body_size)},
+     F(im.max_body_size), NULL},
+
+    {"media", "encryption_level", CONFIG_ENUM, "required", "required|supported|not_supported", 0,
+     0, true, true, NULL,
+     "Media encryption level enforced on every offer and answer: required (SRTP only), "
+     "supported (SRTP preferred, RTP allowed) or not_supported (RTP only).",
+     F(media.encryption_level), NULL},
+    {"media", "srtp_suites", CONFIG_ENUM_LIST,
+     "AES_CM_128_HMAC_SHA1_80, AEAD_AES_128_GCM, AEAD_AES_256_GCM",
+     "AES_CM_128_HMAC_SHA1_80|AES_CM_128_HMAC_SHA1_32|AEAD_AES_128_GCM|AEAD_AES_256_GCM", 0, 0,
+     true, false, NULL, "SDES crypto suites that count as encryption.", F(media.srtp_suites), NULL},
+
+    {"relay", "enabled", CONFIG_BOOL, "true", NULL, 0, 0, false, true, NULL,
+     "Run the media relay (TURN) on this node.", F(relay.enabled), NULL},
+    {"relay", "listen", CONFIG_ADDR_LIST, "127.0.0.1:3478", NULL, 0, 0, false, true, NULL,
+     "Where TURN is served over UDP and TCP (ADDR:PORT, comma-separated).", F(relay.listen),
+     NULL},
+    {"relay", "tls_listen", CONFIG_ADDR_LIST, "127.0.0.1:5349", NULL, 0, 0, false, true, NULL,
+     "Where TURN is served over TLS (5349, or 443 where a site wants it).",
+     F(relay.tls_listen), NULL},
+    {"relay", "relay_address", CONFIG_STRING, "", NULL, 0, 0, false, false, NULL,
+     "The IP address relayed transport addresses are allocated on and announced with; empty "
+     "means the address of the first relay.listen entry.", F(relay.relay_address),
+     config_check_ip_or_empty},
+    {"relay", "port_range", CONFIG_STRING, "50000-59999", NULL, 0, 0, false, false, NULL,
+     "UDP ports for relayed transport addresses, as FIRST-LAST.", F(relay.port_range),
+     config_check_port_range},
+    {"relay", "allowed_peers", CONFIG_CIDR_LIST, "", NULL, 0, 0, true, false, NULL,
+     "Peer networks the relay may send to although they are in a refused range (loopback, "
+     "private, link-local...): for tests and internal deployments.", F(relay.allowed_peers),
+     NULL},
+    {"relay", "max_lifetime", CONFIG_INT, "28800", NULL, 60, 604800, true, false, "seconds",
+     "Longest lifetime of the relay credentials Parley issues (8 hours by default).",
+     F(relay.max_lifetime), NULL},
+    {"relay", "allocation_lifetime", CONFIG_INT, "3600", NULL, 60, 86400, true, false, "seconds",
+     "Longest lifetime a TURN allocation may be given per Allocate or Refresh.",
+     F(relay.allocation_lifetime), NULL},
+    {"relay", "max_allocations_per_user", CONFIG_INT, "10", NULL, 1, 1000, true, false, NULL,
+     "Most simultaneous allocations per user (486 Allocation Quota Reached beyond).",
+     F(relay.max_allocations_per_user), NULL},
+    {"relay", "max_allocations", CONFIG_INT, "10000", NULL, 1, 1000000, true, false, NULL,
+     "Most simultaneous allocations in all.", F(relay.max_allocations), NULL},
+    {"relay", "max_bandwidth", CONFIG_INT, "10000", NULL, 0, 10000000, true, false, "kbit/s",
+     "Most relayed traffic per allocation and direction; 0 means no limit.",
+     F(relay.max_bandwidth), NULL},
+    {"relay", "nonce_lifetime", CONFIG_INT, "600", NULL, 1, 86400, true, false, "seconds",
+     "How long a TURN nonce stays valid before 438 Stale Nonce.", F(relay.nonce_lifetime),
+     NULL},
+    {"relay", "workers", CONFIG_INT, "1", NULL, 1, 64, false, false, NULL,
+     "Threads that carry relayed packets.", F(relay.workers), NULL},
 
     {"limits", "connections_per_source", CONFIG_INT, "64", NULL, 1, 1000000, true, false, NULL,
      "Most simultaneous connections from one source address; more are closed at once.",
-     F(limits.connections_per_source)},
+     F(limits.connections_per_source), NULL},
     {"limits", "connections_total", CONFIG_INT, "10000", NULL, 1, 10000000, true, false, NULL,
      "Most simultaneous connections in all; more are closed at once.",
-     F(limits.connections_total)},
+     F(limits.connections_total), NULL},
 
     {"log", "level", CONFIG_ENUM, "info", "debug|info|warn|error", 0, 0, true, false, NULL,
-     "Least severe level written to the log (parleyd -d forces debug).", F(log.level)},
+     "Least severe level written to the log (parleyd -d forces debug).", F(log.level), NULL},
 
-    {NULL, NULL, 0, NULL, NULL, 0, 0, false, false, NULL, NULL, 0},
+    {NULL, NULL, 0, NULL, NULL, 0, 0, false, false, NULL, NULL, 0, NULL},
 };
 /* clang-format on */
 
@@ -370,6 +439,15 @@ static int config_apply(struct config *cfg, const struct config_key *key, const 
             free(v);
             rc = -EINVAL;
             goto bad;
+        }
+        if (key->check) {
+            char allowed_text[160];
+            if (key->check(v, allowed_text, sizeof(allowed_text)) != 0) {
+                config_err(err, errlen, "%s.%s: invalid value \"%s\"; expected %s", key->section,
+                           key->name, v, allowed_text);
+                free(v);
+                return -EINVAL;
+            }
         }
         if (key->type == CONFIG_DOMAIN)
             for (char *c = v; *c; c++)

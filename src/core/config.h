@@ -75,6 +75,25 @@ struct config {
         long long max_body_size;
     } im;
     struct {
+        char *encryption_level; /* "required" | "supported" | "not_supported" */
+        struct config_str_list srtp_suites;
+    } media;
+    struct {
+        bool enabled;
+        struct config_addr_list listen;     /* UDP and TCP */
+        struct config_addr_list tls_listen;
+        char *relay_address;                /* "" = the first listen address */
+        char *port_range;                   /* "50000-59999" */
+        struct config_cidr_list allowed_peers;
+        long long max_lifetime;             /* credentials Parley issues */
+        long long allocation_lifetime;      /* most a TURN allocation may last */
+        long long max_allocations_per_user;
+        long long max_allocations;
+        long long max_bandwidth;            /* kbit/s per allocation; 0 = no limit */
+        long long nonce_lifetime;
+        long long workers;
+    } relay;
+    struct {
         long long connections_per_source;
         long long connections_total;
     } limits;
@@ -108,6 +127,9 @@ struct config_key {
     const char *unit;          /* "seconds", "bytes", ... or NULL */
     const char *help;
     size_t offset;             /* of the field in struct config */
+    /* Extra validation of a value (after its type's), or NULL. Returns 0
+     * or -EINVAL with a description of what is allowed in err. */
+    int (*check)(const char *value, char *err, size_t errlen);
 };
 
 /* The table, terminated by a row with section == NULL. */
