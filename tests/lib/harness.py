@@ -1082,6 +1082,11 @@ class Parley:
         try:
             self._run(cmd_init(self.parleyctl, self.dir, domain, address))
             self.config_set("sip.tls_listen", _hostport(address, self.tls_port))
+            # the relay is on by default: give it ports of this test's own
+            self.relay_port = free_port("both")
+            self.relay_tls_port = free_port("tcp")
+            self.config_set("relay.listen", _hostport(address, self.relay_port))
+            self.config_set("relay.tls_listen", _hostport(address, self.relay_tls_port))
             for k, v in (config or {}).items():
                 self.config_set(k, v)
             for u, pw in (users or {}).items():
