@@ -115,6 +115,23 @@ static const struct config_key config_table[] = {
      "Largest instant message (MESSAGE body) relayed; larger ones get 413.",
      F(im.max_body_size), NULL},
 
+    {"presence", "policy", CONFIG_ENUM, "domain", "domain|contacts", 0, 0, true, true, NULL,
+     "Who may see a user's presence: domain (users of the same domain) or contacts (only "
+     "watchers on the user's allow list).", F(presence.policy), NULL},
+    {"presence", "min_notify_interval", CONFIG_INT, "5", NULL, 0, 3600, true, false, "seconds",
+     "Least time between two NOTIFYs to one watcher; changes in between are sent together.",
+     F(presence.min_notify_interval), NULL},
+    {"presence", "min_expires", CONFIG_INT, "60", NULL, 1, 86400, true, false, "seconds",
+     "Shortest subscription or publication accepted (423 below).", F(presence.min_expires),
+     NULL},
+    {"presence", "max_expires", CONFIG_INT, "3600", NULL, 1, 604800, true, false, "seconds",
+     "Longest subscription or publication granted.", F(presence.max_expires), NULL},
+    {"presence", "max_subscriptions", CONFIG_INT, "100000", NULL, 1, 10000000, true, false, NULL,
+     "Most presence subscriptions in all.", F(presence.max_subscriptions), NULL},
+    {"presence", "max_per_user", CONFIG_INT, "200", NULL, 1, 100000, true, false, NULL,
+     "Most watchers of one user, and most publications by one user.", F(presence.max_per_user),
+     NULL},
+
     {"media", "encryption_level", CONFIG_ENUM, "required", "required|supported|not_supported", 0,
      0, true, true, NULL,
      "Media encryption level enforced on every offer and answer: required (SRTP only), "
@@ -683,6 +700,11 @@ static int config_check_whole(struct config *cfg, char *err, size_t errlen)
     if (cfg->registrar.min_expires > cfg->registrar.max_expires) {
         config_err(err, errlen, "registrar.min_expires (%lld) is above registrar.max_expires (%lld)",
                    cfg->registrar.min_expires, cfg->registrar.max_expires);
+        return -EINVAL;
+    }
+    if (cfg->presence.min_expires > cfg->presence.max_expires) {
+        config_err(err, errlen, "presence.min_expires (%lld) is above presence.max_expires (%lld)",
+                   cfg->presence.min_expires, cfg->presence.max_expires);
         return -EINVAL;
     }
     if (cfg->sip.tls_listen.n == 0 && cfg->sip.tcp_listen.n == 0) {

@@ -75,6 +75,14 @@ struct config {
         long long max_body_size;
     } im;
     struct {
+        char *policy; /* "domain" | "contacts" */
+        long long min_notify_interval;
+        long long min_expires;
+        long long max_expires;
+        long long max_subscriptions;
+        long long max_per_user;
+    } presence;
+    struct {
         char *encryption_level; /* "required" | "supported" | "not_supported" */
         struct config_str_list srtp_suites;
     } media;

@@ -50,7 +50,12 @@ const char *ctl_take_option(struct ctl *ctl, const char *name, bool *missing);
 int ctl_control_request(const struct config *cfg, const char *command, json_t **reply, char *err,
                         size_t errlen);
 
+/* Same, with a whole request object (not taken). */
+int ctl_control_send(const struct config *cfg, json_t *req, json_t **reply, char *err,
+                     size_t errlen);
+
 int cmd_init(struct ctl *ctl);
+int cmd_presence(struct ctl *ctl);
 int cmd_config(struct ctl *ctl);
 int cmd_user(struct ctl *ctl);
 int cmd_status(struct ctl *ctl);

@@ -42,6 +42,8 @@ static void ctl_print_usage(FILE *f)
             "  reload                  re-read configuration and certificates (as SIGHUP)\n"
             "  registrations           registered devices (from the running server)\n"
             "  calls [--limit N]       the call log, newest first\n"
+            "  presence allow|block|unset USER WATCHER\n"
+            "  presence list USER      who may (not) see USER's presence\n"
             "\n"
             "  -c CONF   configuration file (default $PARLEY_CONFIG or " CTL_DEFAULT_CONFIG ")\n"
             "  --json    machine-readable output\n"
@@ -154,6 +156,15 @@ const char *ctl_take_option(struct ctl *ctl, const char *name, bool *missing)
 int ctl_control_request(const struct config *cfg, const char *command, json_t **reply, char *err,
                         size_t errlen)
 {
+    json_t *req = json_pack("{s:s}", "command", command);
+    int rc = ctl_control_send(cfg, req, reply, err, errlen);
+    json_decref(req);
+    return rc;
+}
+
+int ctl_control_send(const struct config *cfg, json_t *req, json_t **reply, char *err,
+                     size_t errlen)
+{
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", cfg->state_dir,
                      CONTROL_SOCKET_NAME);
@@ -173,9 +184,7 @@ int ctl_control_request(const struct config *cfg, const char *command, json_t **
     }
     struct timeval tv = {30, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    json_t *req = json_pack("{s:s}", "command", command);
     char *text = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
     int rc = 0;
     size_t len = strlen(text);
     if (write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1) {
@@ -257,6 +266,8 @@ int main(int argc, char **argv)
         rc = cmd_registrations(&ctl);
     else if (strcmp(cmd, "calls") == 0)
         rc = cmd_calls(&ctl);
+    else if (strcmp(cmd, "presence") == 0)
+        rc = cmd_presence(&ctl);
     else
         rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 

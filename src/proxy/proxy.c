@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "presence/presence.h"
 #include "proxy/proxy_priv.h"
 #include "sip/build.h"
 
@@ -26,6 +27,24 @@ static void proxy_txn_send(void *arg, uint64_t conn, struct strbuf *data)
     p->env.send(p->env.arg, conn, data);
 }
 
+/* Client transactions belong to whoever started them (see sip_txn_user). */
+static void proxy_txn_client_response(void *arg, struct sip_client_txn *t,
+                                      const struct sip_msg *resp, int status, bool retransmission)
+{
+    (void)arg;
+    struct sip_txn_user *u = sip_client_txn_context(t);
+    if (u && u->response)
+        u->response(u, t, resp, status, retransmission);
+}
+
+static void proxy_txn_client_terminated(void *arg, struct sip_client_txn *t)
+{
+    (void)arg;
+    struct sip_txn_user *u = sip_client_txn_context(t);
+    if (u && u->terminated)
+        u->terminated(u, t);
+}
+
 struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
                         const struct proxy_config *cfg, struct registrar *registrar,
                         struct auth *auth)
@@ -39,9 +58,9 @@ struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
     p->auth = auth;
     struct sip_txn_hooks h = {
         .send = proxy_txn_send,
-        .client_response = proxy_client_response,
+        .client_response = proxy_txn_client_response,
         .server_terminated = proxy_server_terminated,
-        .client_terminated = proxy_client_terminated,
+        .client_terminated = proxy_txn_client_terminated,
     };
     p->txn = sip_txn_layer_new(timers, &h, p);
     if (!p->txn || hmap_init(&p->dialogs, 256) != 0) {
@@ -79,6 +98,16 @@ void proxy_free(struct proxy *p)
     }
     free(p->domain);
     free(p);
+}
+
+void proxy_set_presence(struct proxy *p, struct presence *presence)
+{
+    p->presence = presence;
+}
+
+struct sip_txn_layer *proxy_txn_layer(struct proxy *p)
+{
+    return p->txn;
 }
 
 size_t proxy_dialog_count(const struct proxy *p)
@@ -306,6 +335,13 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
         in_dialog = true;
 
     if (in_dialog) {
+        if (req->method == SIP_METHOD_SUBSCRIBE && p->presence &&
+            presence_subscribe_in_dialog(p->presence, st))
+            return;
+        if (req->method == SIP_METHOD_SUBSCRIBE && presence_handles_event(req)) {
+            proxy_reject(st, 481, NULL, "no such presence subscription");
+            return;
+        }
         proxy_route_in_dialog(p, st, req);
         return;
     }
@@ -332,6 +368,22 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
     }
     if (!p->env.user_exists(p->env.arg, callee)) {
         proxy_reject(st, 404, "Not Found", "no such user");
+        return;
+    }
+    /* Parley is the presence agent of its users: presence SUBSCRIBE and
+     * every PUBLISH end here rather than at a device. */
+    if (req->method == SIP_METHOD_PUBLISH) {
+        if (!p->presence || !presence_handles_event(req)) {
+            proxy_reply(st, 489, NULL, "Allow-Events: presence\r\n");
+            return;
+        }
+        presence_publish(p->presence, st, user);
+        return;
+    }
+    if (req->method == SIP_METHOD_SUBSCRIBE && p->presence && presence_handles_event(req)) {
+        char watcher[PROXY_ADDR_MAX];
+        snprintf(watcher, sizeof(watcher), "%s@%s", user, p->domain);
+        presence_subscribe(p->presence, st, watcher, callee);
         return;
     }
     proxy_route_new_request(p, st, req, user, callee);

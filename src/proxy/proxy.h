@@ -69,6 +69,13 @@ struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
 void proxy_set_config(struct proxy *p, const struct proxy_config *cfg);
 void proxy_free(struct proxy *p);
 
+struct presence;
+/* Hands SUBSCRIBE and PUBLISH of the presence event package to the
+ * presence server. */
+void proxy_set_presence(struct proxy *p, struct presence *presence);
+/* The transaction layer, for other modules that send requests. */
+struct sip_txn_layer *proxy_txn_layer(struct proxy *p);
+
 /* A request or response arrived on conn; the proxy takes msg. */
 void proxy_on_message(struct proxy *p, uint64_t conn, struct sip_msg *msg);
 /* A connection closed: its transactions, bindings and dialogs end. */

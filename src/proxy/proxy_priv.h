@@ -19,6 +19,7 @@ struct dialog;
 
 /* One forked leg of a proxied request. */
 struct proxy_branch {
+    struct sip_txn_user user; /* first: the transaction's context */
     struct proxy_request *pr;
     struct sip_client_txn *txn; /* NULL once it has ended */
     uint64_t conn;
@@ -80,6 +81,7 @@ struct proxy {
     struct registrar *registrar;
     struct auth *auth;
     struct sip_txn_layer *txn;
+    struct presence *presence;
     struct hmap dialogs; /* by Call-ID */
     size_t ndialogs;
 };
@@ -96,10 +98,10 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
 void proxy_route_ack(struct proxy *p, uint64_t conn, struct sip_msg *ack);
 void proxy_route_cancel(struct proxy *p, struct sip_server_txn *cancel_st,
                         struct sip_server_txn *invite_st);
-void proxy_client_response(void *arg, struct sip_client_txn *t, const struct sip_msg *resp,
-                           int status, bool retransmission);
+void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
+                           const struct sip_msg *resp, int status, bool retransmission);
+void proxy_branch_terminated(struct sip_txn_user *u, struct sip_client_txn *t);
 void proxy_server_terminated(void *arg, struct sip_server_txn *t);
-void proxy_client_terminated(void *arg, struct sip_client_txn *t);
 
 /* dialog.c */
 struct dialog *dialog_find(struct proxy *p, struct strview call_id, struct strview from_tag,

@@ -116,13 +116,11 @@ static void proxy_finish(struct proxy_request *pr)
 
 /* --- responses from branches -------------------------------------------- */
 
-void proxy_client_response(void *arg, struct sip_client_txn *t, const struct sip_msg *cresp,
-                           int status, bool retransmission)
+void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
+                           const struct sip_msg *cresp, int status, bool retransmission)
 {
-    (void)arg;
-    struct proxy_branch *b = sip_client_txn_context(t);
-    if (!b)
-        return;
+    (void)t;
+    struct proxy_branch *b = (struct proxy_branch *)u;
     struct proxy_request *pr = b->pr;
     /* The transaction layer lends us the response the proxy itself passed
      * to sip_txn_client_receive (see proxy_on_message); editing it here,
@@ -202,12 +200,10 @@ void proxy_client_response(void *arg, struct sip_client_txn *t, const struct sip
         proxy_finish(pr);
 }
 
-void proxy_client_terminated(void *arg, struct sip_client_txn *t)
+void proxy_branch_terminated(struct sip_txn_user *u, struct sip_client_txn *t)
 {
-    (void)arg;
-    struct proxy_branch *b = sip_client_txn_context(t);
-    if (!b)
-        return;
+    (void)t;
+    struct proxy_branch *b = (struct proxy_branch *)u;
     struct proxy_request *pr = b->pr;
     if (b->status < 200 && pr->pending) {
         /* ended without a final response reported: count it as failed */
@@ -300,10 +296,12 @@ static bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t l
     strbuf_free(&via);
 
     struct proxy_branch *b = &pr->branches[pr->nbranches];
+    b->user.response = proxy_branch_response;
+    b->user.terminated = proxy_branch_terminated;
     b->pr = pr;
     b->conn = conn;
     b->status = 0;
-    b->txn = sip_txn_client_send(p->txn, conn, m, b);
+    b->txn = sip_txn_client_send(p->txn, conn, m, &b->user);
     if (!b->txn)
         return false;
     pr->nbranches++;

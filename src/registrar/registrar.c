@@ -38,6 +38,8 @@ struct registrar {
     size_t total;
     registrar_removed_fn on_removed;
     void *on_removed_arg;
+    registrar_added_fn on_added;
+    void *on_added_arg;
 };
 
 struct registrar *registrar_new(struct timer_heap *timers, const struct registrar_config *cfg)
@@ -71,6 +73,12 @@ void registrar_on_removed(struct registrar *r, registrar_removed_fn fn, void *ar
 {
     r->on_removed = fn;
     r->on_removed_arg = arg;
+}
+
+void registrar_on_added(struct registrar *r, registrar_added_fn fn, void *arg)
+{
+    r->on_added = fn;
+    r->on_added_arg = arg;
 }
 
 static struct reg_user *reg_user_find(struct registrar *r, const char *name)
@@ -373,6 +381,8 @@ void registrar_register(struct registrar *r, const char *user, const struct sip_
             log_info("registrar.bound", "user", u->name, "contact", b->contact, "source",
                      netaddr_format(&flow->source, src), "transport", flow->transport, "expires",
                      LOG_INT(expires));
+            if (r->on_added)
+                r->on_added(r->on_added_arg, &b->pub);
         }
     }
     reg_list_contacts(r, u, headers, now);

@@ -61,6 +61,9 @@ struct registrar;
 struct registrar *registrar_new(struct timer_heap *timers, const struct registrar_config *cfg);
 void registrar_set_config(struct registrar *r, const struct registrar_config *cfg);
 void registrar_on_removed(struct registrar *r, registrar_removed_fn fn, void *arg);
+/* Told when a new binding is made (not on refreshes). */
+typedef void (*registrar_added_fn)(void *arg, const struct binding *b);
+void registrar_on_added(struct registrar *r, registrar_added_fn fn, void *arg);
 void registrar_free(struct registrar *r);
 
 /*

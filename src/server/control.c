@@ -57,6 +57,12 @@ static json_t *control_dispatch(struct runtime *rt, const char *line)
     }
     if (strcmp(cmd, "status") == 0) {
         reply = status_build(rt->cfg, rt->tls, rt);
+    } else if (strcmp(cmd, "presence-rules") == 0) {
+        const char *user = NULL;
+        json_unpack(req, "{s?:s}", "user", &user);
+        if (rt->presence)
+            presence_rules_changed(rt->presence, user);
+        reply = json_pack("{s:b}", "ok", 1);
     } else if (strcmp(cmd, "registrations") == 0) {
         reply = status_registrations(rt);
     } else if (strcmp(cmd, "reload") == 0) {

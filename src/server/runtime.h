@@ -21,6 +21,7 @@
 #include "core/strbuf.h"
 #include "core/timer.h"
 #include "core/worker.h"
+#include "presence/presence.h"
 #include "proxy/proxy.h"
 #include "registrar/auth.h"
 #include "registrar/registrar.h"
@@ -78,6 +79,7 @@ struct runtime {
     struct auth *auth;
     struct registrar *registrar;
     struct proxy *proxy;
+    struct presence *presence;
     struct netaddr *listen_addrs; /* the listeners' addresses, for the proxy */
 
     int lock_fd;
@@ -105,6 +107,6 @@ void sipcore_reconfigure(struct runtime *rt);
 void sipcore_stop(struct runtime *rt);
 void sipcore_on_event(struct mbox_msg *m, void *arg);
 void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct registrar_config *rc,
-                     struct proxy_config *pc);
+                     struct proxy_config *pc, struct presence_config *prc);
 
 #endif

@@ -54,10 +54,30 @@ static void sipcore_keep_alive(void *arg, uint64_t conn, unsigned seconds)
     worker_pool_set_idle(rt->workers, conn, seconds);
 }
 
+static void sipcore_binding_added(void *arg, const struct binding *b)
+{
+    struct runtime *rt = arg;
+    if (rt->presence)
+        presence_binding_added(rt->presence, b);
+}
+
+static enum presence_rule sipcore_presence_rule(void *arg, const char *user, const char *watcher)
+{
+    struct runtime *rt = arg;
+    enum store_presence_rule r;
+    if (store_presence_rule_get(rt->store, user, watcher, &r) != 0)
+        return PRESENCE_RULE_NONE;
+    return r == STORE_PRESENCE_ALLOW   ? PRESENCE_RULE_ALLOW
+           : r == STORE_PRESENCE_BLOCK ? PRESENCE_RULE_BLOCK
+                                       : PRESENCE_RULE_NONE;
+}
+
 static void sipcore_binding_removed(void *arg, const struct binding *b, const char *reason)
 {
     struct runtime *rt = arg;
     (void)reason;
+    if (rt->presence)
+        presence_binding_removed(rt->presence, b);
     if (rt->workers && runtime_conn_find(rt, b->conn) && !registrar_conn_in_use(rt->registrar, b->conn))
         worker_pool_set_idle(rt->workers, b->conn, (unsigned)rt->cfg->sip.idle_timeout);
 }
@@ -80,7 +100,7 @@ static void sipcore_call_ended(void *arg, const struct proxy_call_record *rec)
 }
 
 void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct registrar_config *rc,
-                     struct proxy_config *pc)
+                     struct proxy_config *pc, struct presence_config *prc)
 {
     memset(ac, 0, sizeof(*ac));
     ac->realm = cfg->server.domain;
@@ -101,6 +121,15 @@ void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct re
 
     pc->domain = cfg->server.domain;
     pc->max_im_body = (size_t)cfg->im.max_body_size;
+
+    prc->domain = cfg->server.domain;
+    prc->policy = strcmp(cfg->presence.policy, "contacts") == 0 ? PRESENCE_POLICY_CONTACTS
+                                                                : PRESENCE_POLICY_DOMAIN;
+    prc->min_notify_interval_ms = (uint64_t)cfg->presence.min_notify_interval * 1000;
+    prc->min_expires = (uint32_t)cfg->presence.min_expires;
+    prc->max_expires = (uint32_t)cfg->presence.max_expires;
+    prc->max_subscriptions = (size_t)cfg->presence.max_subscriptions;
+    prc->max_per_user = (size_t)cfg->presence.max_per_user;
 }
 
 int sipcore_start(struct runtime *rt, char *err, size_t errlen)
@@ -108,7 +137,8 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
     struct auth_config ac;
     struct registrar_config rc;
     struct proxy_config pc;
-    sipcore_configs(rt->cfg, &ac, &rc, &pc);
+    struct presence_config prc;
+    sipcore_configs(rt->cfg, &ac, &rc, &pc, &prc);
 
     rt->listen_addrs = calloc(rt->nlisteners ? rt->nlisteners : 1, sizeof(*rt->listen_addrs));
     if (!rt->listen_addrs)
@@ -121,6 +151,7 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
     if (!rt->auth || !rt->registrar)
         goto nomem;
     registrar_on_removed(rt->registrar, sipcore_binding_removed, rt);
+    registrar_on_added(rt->registrar, sipcore_binding_added, rt);
     struct proxy_env env = {
         .arg = rt,
         .conn_info = sipcore_conn_info,
@@ -135,6 +166,15 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
     rt->proxy = proxy_new(rt->timers, &env, &pc, rt->registrar, rt->auth);
     if (!rt->proxy)
         goto nomem;
+    struct presence_env penv = {
+        .arg = rt,
+        .conn_info = sipcore_conn_info,
+        .rule = sipcore_presence_rule,
+    };
+    rt->presence = presence_new(rt->timers, proxy_txn_layer(rt->proxy), rt->registrar, &penv, &prc);
+    if (!rt->presence)
+        goto nomem;
+    proxy_set_presence(rt->proxy, rt->presence);
     return 0;
 nomem:
     snprintf(err, errlen, "out of memory starting the SIP core");
@@ -146,14 +186,22 @@ void sipcore_reconfigure(struct runtime *rt)
     struct auth_config ac;
     struct registrar_config rc;
     struct proxy_config pc;
-    sipcore_configs(rt->cfg, &ac, &rc, &pc);
+    struct presence_config prc;
+    sipcore_configs(rt->cfg, &ac, &rc, &pc, &prc);
     auth_set_config(rt->auth, &ac);
     registrar_set_config(rt->registrar, &rc);
     proxy_set_config(rt->proxy, &pc);
+    presence_set_config(rt->presence, &prc);
 }
 
 void sipcore_stop(struct runtime *rt)
 {
+    /* presence's NOTIFY transactions live in the proxy's layer: presence
+     * goes first, detaching itself from them */
+    presence_free(rt->presence);
+    rt->presence = NULL;
+    if (rt->proxy)
+        proxy_set_presence(rt->proxy, NULL);
     proxy_free(rt->proxy);
     rt->proxy = NULL;
     registrar_free(rt->registrar);
@@ -175,8 +223,11 @@ void sipcore_on_event(struct mbox_msg *m, void *arg)
         ev->info = NULL;
         break;
     case SIP_TP_CLOSE:
+        /* bindings first: their end is what takes a device's presence away */
         if (rt->proxy)
             proxy_conn_closed(rt->proxy, ev->conn);
+        if (rt->presence)
+            presence_conn_closed(rt->presence, ev->conn);
         runtime_conn_closed(rt, ev->conn, ev->reason);
         break;
     case SIP_TP_MESSAGE:

@@ -123,6 +123,19 @@ int sip_server_txn_reply(struct sip_server_txn *t, int status, const char *reaso
 
 /* --- client transactions -------------------------------------------- */
 
+/*
+ * Several modules start client transactions on one layer (the proxy's
+ * branches, presence's NOTIFYs). By convention the context of every client
+ * transaction is a struct sip_txn_user, embedded first in the owner's
+ * object, and the layer's hooks dispatch to it. A context set to NULL
+ * means the owner went away: reports are dropped.
+ */
+struct sip_txn_user {
+    void (*response)(struct sip_txn_user *u, struct sip_client_txn *t, const struct sip_msg *resp,
+                     int status, bool retransmission);
+    void (*terminated)(struct sip_txn_user *u, struct sip_client_txn *t);
+};
+
 /* Sends req (owned by the layer from now on) on conn as a new client
  * transaction. The request must already carry the caller's top Via with a
  * branch from sip_txn_new_branch. Returns NULL (and frees req) only when

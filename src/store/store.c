@@ -52,6 +52,13 @@ static const char *const migrations[] = {
     "  media TEXT"
     ") STRICT;"
     "CREATE INDEX calls_by_started ON calls (started, id);",
+    /* 1 -> 2: presence authorization rules */
+    "CREATE TABLE presence_rules ("
+    "  user TEXT NOT NULL,"
+    "  watcher TEXT NOT NULL,"
+    "  rule TEXT NOT NULL CHECK (rule IN ('allow', 'block')),"
+    "  PRIMARY KEY (user, watcher)"
+    ") STRICT;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -809,6 +816,89 @@ int store_call_list(struct store *st, int limit,
     if (src != SQLITE_DONE)
         rc = fail(st, op, src);
 out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* --- presence rules ------------------------------------------------------ */
+
+int store_presence_rule_set(struct store *st, const char *user, const char *watcher,
+                            enum store_presence_rule rule)
+{
+    static const char op[] = "presence_rule_set";
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!store_user_name_valid(user) || !watcher || !*watcher || strlen(watcher) > 255) {
+        set_msg(st, "invalid user or watcher");
+        return -EINVAL;
+    }
+    if (rule == STORE_PRESENCE_NONE)
+        rc = prepare(st, op, "DELETE FROM presence_rules WHERE user = ?1 AND watcher = ?2", &s);
+    else
+        rc = prepare(st, op,
+                     "INSERT INTO presence_rules (user, watcher, rule) VALUES (?1, ?2, ?3) "
+                     "ON CONFLICT (user, watcher) DO UPDATE SET rule = excluded.rule",
+                     &s);
+    if (rc == 0)
+        rc = rule == STORE_PRESENCE_NONE
+                 ? bind_texts(st, op, s, 2, user, watcher)
+                 : bind_texts(st, op, s, 3, user, watcher,
+                              rule == STORE_PRESENCE_ALLOW ? "allow" : "block");
+    if (rc == 0)
+        rc = step_done(st, op, s);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_presence_rule_get(struct store *st, const char *user, const char *watcher,
+                            enum store_presence_rule *out)
+{
+    static const char op[] = "presence_rule_get";
+    sqlite3_stmt *s = NULL;
+    *out = STORE_PRESENCE_NONE;
+    int rc = prepare(st, op, "SELECT rule FROM presence_rules WHERE user = ?1 AND watcher = ?2",
+                     &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 2, user, watcher);
+    if (rc == 0) {
+        int src = sqlite3_step(s);
+        if (src == SQLITE_ROW) {
+            const char *t = (const char *)sqlite3_column_text(s, 0);
+            *out = t && strcmp(t, "allow") == 0 ? STORE_PRESENCE_ALLOW : STORE_PRESENCE_BLOCK;
+        } else if (src != SQLITE_DONE) {
+            rc = fail(st, op, src);
+        }
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_presence_rule_list(struct store *st, const char *user,
+                             int (*fn)(const char *watcher, enum store_presence_rule rule, void *arg),
+                             void *arg)
+{
+    static const char op[] = "presence_rule_list";
+    sqlite3_stmt *s = NULL;
+    int rc = prepare(st, op,
+                     "SELECT watcher, rule FROM presence_rules WHERE user = ?1 ORDER BY watcher",
+                     &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 1, user);
+    while (rc == 0) {
+        int src = sqlite3_step(s);
+        if (src == SQLITE_DONE)
+            break;
+        if (src != SQLITE_ROW) {
+            rc = fail(st, op, src);
+            break;
+        }
+        const char *w = (const char *)sqlite3_column_text(s, 0);
+        const char *r = (const char *)sqlite3_column_text(s, 1);
+        rc = fn(w ? w : "", r && strcmp(r, "allow") == 0 ? STORE_PRESENCE_ALLOW
+                                                         : STORE_PRESENCE_BLOCK,
+                arg);
+    }
     sqlite3_finalize(s);
     return rc;
 }

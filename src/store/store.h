@@ -29,7 +29,8 @@
 struct clock;
 struct store;
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_NEXT 3 /* for tests: a version this build does not know */
 
 /* store_open() flags. */
 #define STORE_CREATE   0x1 /* create a new store; refuse (-EEXIST) if the file exists */
@@ -134,5 +135,25 @@ int store_call_insert(struct store *st, const struct store_call *call, int64_t *
  * (ties: last inserted first). Same callback rules as store_user_list(). */
 int store_call_list(struct store *st, int limit,
                     int (*fn)(const struct store_call *call, void *arg), void *arg);
+
+/* --- presence authorization rules ------------------------------------ */
+
+enum store_presence_rule {
+    STORE_PRESENCE_NONE = 0, /* no rule: the presence policy decides */
+    STORE_PRESENCE_ALLOW,
+    STORE_PRESENCE_BLOCK,
+};
+
+/* Sets the rule for `watcher` ("user@domain") on `user`'s presence;
+ * STORE_PRESENCE_NONE removes it. */
+int store_presence_rule_set(struct store *st, const char *user, const char *watcher,
+                            enum store_presence_rule rule);
+/* The rule, or STORE_PRESENCE_NONE (returned as 0 with *out set). */
+int store_presence_rule_get(struct store *st, const char *user, const char *watcher,
+                            enum store_presence_rule *out);
+/* Every rule of a user, ordered by watcher. */
+int store_presence_rule_list(struct store *st, const char *user,
+                             int (*fn)(const char *watcher, enum store_presence_rule rule, void *arg),
+                             void *arg);
 
 #endif

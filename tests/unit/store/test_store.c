@@ -17,6 +17,10 @@
 #include "core/log.h"
 #include "store/store.h"
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+#define STORE_SCHEMA_VERSION_TEXT_NEXT STRINGIFY(STORE_SCHEMA_NEXT)
+
 #define MD5_A "3d78807defe7de2157e2b0b6573a855f"
 #define MD5_B "939e7578ed9e3c518a452acee763bce9"
 #define SHA_A "7987c64c30e25f1b74be53f966b49b90f2808aa92faf9a00262392d7b4794232"
@@ -188,8 +192,7 @@ static void test_schema_version(void **state)
     assert_int_equal(store_close(st), 0);
 
     sqlite3 *db = raw_open(f);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
-    assert_int_equal(STORE_SCHEMA_VERSION, 1);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
                                  "name IN ('users', 'settings', 'calls')"),
                      3);
@@ -201,7 +204,7 @@ static void test_schema_version(void **state)
     sqlite3_close(db);
 
     /* a newer schema is refused, not guessed at */
-    raw_exec(f, "PRAGMA user_version = 2");
+    raw_exec(f, "PRAGMA user_version = " STORE_SCHEMA_VERSION_TEXT_NEXT);
     st = NULL;
     assert_int_equal(store_open(f->path, 0, &st, f->err, sizeof(f->err)), -EPROTO);
     assert_null(st);

@@ -1,0 +1,907 @@
+#include "presence/presence.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/hmap.h"
+#include "core/log.h"
+#include "core/random.h"
+#include "presence/pidf.h"
+#include "sip/build.h"
+
+#define PRESENCE_DEFAULT_EXPIRES 3600
+#define PRESENCE_ETAG_LEN 16
+#define PRESENCE_AOR_MAX 200
+
+struct presentity;
+
+/* One device's published state (RFC 3903). */
+struct publication {
+    struct publication *next;
+    struct presentity *pe;
+    struct presence *ps;
+    char etag[PRESENCE_ETAG_LEN + 1];
+    uint64_t conn;
+    char *body;
+    size_t len;
+    struct pidf_state state;
+    struct timer timer;
+};
+
+enum sub_state {
+    SUB_PENDING,
+    SUB_ACTIVE,
+};
+
+/* A watcher's subscription: a dialog in which Parley is the notifier. */
+struct subscription {
+    struct sip_txn_user user; /* first: context of its NOTIFY transactions */
+    struct hmap_node node;    /* by Call-ID */
+    struct subscription *next_of_presentity;
+    struct presentity *pe;
+    struct presence *ps;
+    char watcher[PRESENCE_AOR_MAX];
+    char *call_id;
+    char local_tag[24];
+    char *remote_tag;
+    char *remote_target;      /* the watcher's Contact */
+    char *remote_uri;         /* the watcher's From URI, for the NOTIFY's To */
+    char *local_uri;          /* the SUBSCRIBE's To URI, for the NOTIFY's From */
+    char *route_set;          /* Route header value from its Record-Route, or NULL */
+    uint64_t conn;
+    uint32_t cseq;
+    enum sub_state state;
+    int64_t expires_at_ms;
+    struct timer expiry;
+    struct timer throttle;
+    uint64_t last_notify_ms;
+    bool dirty;               /* state changed since the last NOTIFY */
+    struct sip_client_txn *inflight;
+    uint64_t last_body_hash;
+};
+
+struct presentity {
+    struct hmap_node node;
+    char *user;
+    struct publication *pubs;
+    size_t npubs;
+    struct subscription *subs;
+    size_t nsubs;
+};
+
+struct presence {
+    struct timer_heap *timers;
+    struct sip_txn_layer *txn;
+    struct registrar *registrar;
+    struct presence_env env;
+    struct presence_config cfg;
+    char *domain;
+    struct hmap presentities; /* by user */
+    struct hmap dialogs;      /* subscriptions by Call-ID */
+    size_t nsubs, npubs;
+};
+
+static uint64_t presence_now(struct presence *ps)
+{
+    return clock_now_ms(timer_heap_clock(ps->timers));
+}
+
+static char *presence_dup(struct strview v)
+{
+    char *s = malloc(v.n + 1);
+    if (s) {
+        if (v.n)
+            memcpy(s, v.p, v.n);
+        s[v.n] = '\0';
+    }
+    return s;
+}
+
+/* --- presentities ------------------------------------------------------- */
+
+static struct presentity *presentity_find(struct presence *ps, const char *user)
+{
+    uint64_t h = hash_bytes(user, strlen(user));
+    for (struct hmap_node *n = hmap_first(&ps->presentities, h); n; n = hmap_next(n, h)) {
+        struct presentity *pe = container_of(n, struct presentity, node);
+        if (strcmp(pe->user, user) == 0)
+            return pe;
+    }
+    return NULL;
+}
+
+static struct presentity *presentity_get(struct presence *ps, const char *user)
+{
+    struct presentity *pe = presentity_find(ps, user);
+    if (pe)
+        return pe;
+    pe = calloc(1, sizeof(*pe));
+    if (!pe || !(pe->user = strdup(user))) {
+        free(pe);
+        return NULL;
+    }
+    hmap_insert(&ps->presentities, &pe->node, hash_bytes(user, strlen(user)));
+    return pe;
+}
+
+static void presentity_drop_if_unused(struct presence *ps, struct presentity *pe)
+{
+    if (pe->pubs || pe->subs)
+        return;
+    hmap_remove(&ps->presentities, &pe->node);
+    free(pe->user);
+    free(pe);
+}
+
+/* The document watchers get: the most available device's own document
+ * (extensions and all), a plain one when the user is registered but
+ * published nothing, and "closed" when no device is registered. */
+static void presentity_compose(struct presence *ps, struct presentity *pe, struct strbuf *out)
+{
+    char aor[PRESENCE_AOR_MAX];
+    snprintf(aor, sizeof(aor), "%s@%s", pe->user, ps->domain);
+    const struct binding *b[1];
+    bool registered = registrar_lookup(ps->registrar, pe->user, b, 1) > 0;
+    if (registered) {
+        struct publication *best = NULL;
+        for (struct publication *p = pe->pubs; p; p = p->next)
+            if (!best || pidf_rank(&p->state) > pidf_rank(&best->state))
+                best = p;
+        if (best) {
+            strbuf_append(out, best->body, best->len);
+            return;
+        }
+    }
+    struct pidf_state st = {.open = registered, .activity = ""};
+    pidf_write(aor, &st, out);
+}
+
+/* --- NOTIFY ------------------------------------------------------------- */
+
+static void subscription_free(struct subscription *s);
+
+static void notify_response(struct sip_txn_user *u, struct sip_client_txn *t,
+                            const struct sip_msg *resp, int status, bool retransmission);
+static void notify_terminated(struct sip_txn_user *u, struct sip_client_txn *t);
+
+/* Sends a NOTIFY with the subscription's current state; `terminated`
+ * names the reason when the subscription ends with it. */
+static void subscription_notify(struct subscription *s, const char *terminated)
+{
+    struct presence *ps = s->ps;
+    const struct conn_info *ci = ps->env.conn_info(ps->env.arg, s->conn);
+    if (!ci)
+        return; /* the watcher's connection is gone; nothing can reach it */
+
+    struct strbuf body = STRBUF_INIT;
+    if (!terminated && s->state == SUB_ACTIVE)
+        presentity_compose(ps, s->pe, &body);
+
+    uint64_t now = presence_now(ps);
+    char state[96];
+    if (terminated) {
+        snprintf(state, sizeof(state), "terminated;reason=%s", terminated);
+    } else {
+        int64_t left = (s->expires_at_ms - (int64_t)now) / 1000;
+        snprintf(state, sizeof(state), "%s;expires=%lld",
+                 s->state == SUB_ACTIVE ? "active" : "pending", (long long)(left > 0 ? left : 0));
+    }
+
+    char branch[48], local[NETADDR_STRLEN];
+    sip_txn_new_branch(branch, sizeof(branch));
+    netaddr_format(&ci->local, local);
+    const char *tp = ci->tls ? "TLS" : "TCP";
+    struct strbuf m = STRBUF_INIT;
+    strbuf_printf(&m,
+                  "NOTIFY %s SIP/2.0\r\n"
+                  "Via: SIP/2.0/%s %s;branch=%s\r\n"
+                  "Max-Forwards: 70\r\n",
+                  s->remote_target, tp, local, branch);
+    if (s->route_set)
+        strbuf_printf(&m, "Route: %s\r\n", s->route_set);
+    strbuf_printf(&m,
+                  "From: <%s>;tag=%s\r\n"
+                  "To: <%s>;tag=%s\r\n"
+                  "Call-ID: %s\r\n"
+                  "CSeq: %u NOTIFY\r\n"
+                  "Contact: <sip:%s;transport=%s>\r\n"
+                  "Event: presence\r\n"
+                  "Subscription-State: %s\r\n",
+                  s->local_uri, s->local_tag, s->remote_uri, s->remote_tag, s->call_id,
+                  ++s->cseq, local, ci->tls ? "tls" : "tcp", state);
+    if (body.len)
+        strbuf_puts(&m, "Content-Type: application/pidf+xml\r\n");
+    strbuf_printf(&m, "Content-Length: %zu\r\n\r\n", body.len);
+    strbuf_append(&m, body.p, body.len);
+
+    uint64_t h = body.len ? hash_bytes(body.p, body.len) : 0;
+    strbuf_free(&body);
+    if (m.err) {
+        strbuf_free(&m);
+        return;
+    }
+    struct sip_msg *msg = NULL;
+    struct sip_parse_error perr;
+    int rc = sip_msg_parse(m.p, m.len, &msg, &perr);
+    strbuf_free(&m);
+    if (rc != 0) {
+        log_warn("presence.notify_failed", "watcher", s->watcher, "reason", perr.reason);
+        return;
+    }
+    s->last_notify_ms = now;
+    s->last_body_hash = h;
+    s->dirty = false;
+    struct sip_client_txn *t = sip_txn_client_send(ps->txn, s->conn, msg,
+                                                   terminated ? NULL : &s->user);
+    if (!terminated)
+        s->inflight = t;
+    log_debug("presence.notify", "presentity", s->pe->user, "watcher", s->watcher, "state",
+              state);
+}
+
+static void subscription_on_throttle(struct timer *t, void *arg)
+{
+    (void)t;
+    struct subscription *s = arg;
+    if (s->dirty && !s->inflight)
+        subscription_notify(s, NULL);
+}
+
+/* The presentity's state may have changed: each watcher gets one NOTIFY,
+ * no sooner than presence.min_notify_interval after its last. */
+static void subscription_changed(struct subscription *s)
+{
+    struct presence *ps = s->ps;
+    if (s->state != SUB_ACTIVE)
+        return;
+    s->dirty = true;
+    if (s->inflight)
+        return; /* sent when the NOTIFY in flight completes */
+    uint64_t now = presence_now(ps);
+    uint64_t due = s->last_notify_ms + ps->cfg.min_notify_interval_ms;
+    if (now >= due)
+        subscription_notify(s, NULL);
+    else if (!timer_is_active(&s->throttle))
+        timer_start(ps->timers, &s->throttle, due - now, subscription_on_throttle, s);
+}
+
+static void presentity_changed(struct presence *ps, struct presentity *pe)
+{
+    /* skip watchers whose last NOTIFY already said exactly this */
+    struct strbuf doc = STRBUF_INIT;
+    presentity_compose(ps, pe, &doc);
+    uint64_t h = doc.len ? hash_bytes(doc.p, doc.len) : 0;
+    strbuf_free(&doc);
+    for (struct subscription *s = pe->subs; s; s = s->next_of_presentity)
+        if (s->last_body_hash != h)
+            subscription_changed(s);
+}
+
+static void notify_response(struct sip_txn_user *u, struct sip_client_txn *t,
+                            const struct sip_msg *resp, int status, bool retransmission)
+{
+    (void)t;
+    (void)resp;
+    (void)retransmission;
+    struct subscription *s = (struct subscription *)u;
+    if (status < 200)
+        return;
+    s->inflight = NULL;
+    if (status == 481 || status == 408 || status >= 500 || status == 503) {
+        /* the watcher forgot the subscription, or cannot be reached */
+        log_info("presence.subscription_ended", "presentity", s->pe->user, "watcher", s->watcher,
+                 "reason", status == 481 ? "watcher answered 481" : "NOTIFY failed");
+        struct presence *ps = s->ps;
+        struct presentity *pe = s->pe;
+        sip_client_txn_set_context(t, NULL);
+        subscription_free(s);
+        presentity_drop_if_unused(ps, pe);
+        return;
+    }
+    if (s->dirty) {
+        uint64_t now = presence_now(s->ps);
+        uint64_t due = s->last_notify_ms + s->ps->cfg.min_notify_interval_ms;
+        if (now >= due)
+            subscription_notify(s, NULL);
+        else
+            timer_start(s->ps->timers, &s->throttle, due - now, subscription_on_throttle, s);
+    }
+}
+
+static void notify_terminated(struct sip_txn_user *u, struct sip_client_txn *t)
+{
+    struct subscription *s = (struct subscription *)u;
+    if (s->inflight == t)
+        s->inflight = NULL;
+}
+
+/* --- subscriptions ------------------------------------------------------ */
+
+static void subscription_free(struct subscription *s)
+{
+    struct presence *ps = s->ps;
+    struct presentity *pe = s->pe;
+    timer_stop(ps->timers, &s->expiry);
+    timer_stop(ps->timers, &s->throttle);
+    if (s->inflight)
+        sip_client_txn_set_context(s->inflight, NULL);
+    hmap_remove(&ps->dialogs, &s->node);
+    for (struct subscription **pp = &pe->subs; *pp; pp = &(*pp)->next_of_presentity) {
+        if (*pp == s) {
+            *pp = s->next_of_presentity;
+            break;
+        }
+    }
+    pe->nsubs--;
+    ps->nsubs--;
+    free(s->call_id);
+    free(s->remote_tag);
+    free(s->remote_target);
+    free(s->remote_uri);
+    free(s->local_uri);
+    free(s->route_set);
+    free(s);
+}
+
+/* Ends a subscription with a final NOTIFY. The caller drops the
+ * presentity if it became unused. */
+static void subscription_end(struct subscription *s, const char *reason)
+{
+    log_info("presence.subscription_ended", "presentity", s->pe->user, "watcher", s->watcher,
+             "reason", reason);
+    subscription_notify(s, reason);
+    subscription_free(s);
+}
+
+static void subscription_expired(struct timer *t, void *arg)
+{
+    (void)t;
+    struct subscription *s = arg;
+    struct presence *ps = s->ps;
+    struct presentity *pe = s->pe;
+    subscription_end(s, "timeout");
+    presentity_drop_if_unused(ps, pe);
+}
+
+/* The authorization decision for a watcher. */
+static int presence_authorize(struct presence *ps, const char *presentity, const char *watcher)
+{
+    enum presence_rule rule = ps->env.rule ? ps->env.rule(ps->env.arg, presentity, watcher)
+                                           : PRESENCE_RULE_NONE;
+    if (rule == PRESENCE_RULE_BLOCK)
+        return -1;
+    if (rule == PRESENCE_RULE_ALLOW)
+        return SUB_ACTIVE;
+    char self[PRESENCE_AOR_MAX];
+    snprintf(self, sizeof(self), "%s@%s", presentity, ps->domain);
+    if (strcmp(self, watcher) == 0)
+        return SUB_ACTIVE;
+    const char *at = strrchr(watcher, '@');
+    bool same_domain = at && strcasecmp(at + 1, ps->domain) == 0;
+    /* users of other domains are never covered by the domain policy */
+    if (ps->cfg.policy == PRESENCE_POLICY_DOMAIN && same_domain)
+        return SUB_ACTIVE;
+    return SUB_PENDING;
+}
+
+static long long presence_expires(struct presence *ps, const struct sip_msg *req)
+{
+    long long e = req->expires >= 0 ? req->expires : PRESENCE_DEFAULT_EXPIRES;
+    if (e > (long long)ps->cfg.max_expires)
+        e = ps->cfg.max_expires;
+    return e;
+}
+
+static bool presence_accepts_pidf(const struct sip_msg *req)
+{
+    struct sip_value_iter it;
+    struct strview v;
+    bool any = false;
+    sip_value_iter_init(&it, req, SIP_HDR_ACCEPT);
+    while (sip_value_iter_next(&it, &v)) {
+        any = true;
+        const char *semi = memchr(v.p, ';', v.n);
+        struct strview type = strview_trim(strview_make(v.p, semi ? (size_t)(semi - v.p) : v.n));
+        if (strview_eq_nocase(type, "application/pidf+xml") || strview_eq(type, "*/*") ||
+            strview_eq_nocase(type, "application/*"))
+            return true;
+    }
+    return !any;
+}
+
+bool presence_handles_event(const struct sip_msg *req)
+{
+    struct sip_hdr *ev = sip_msg_hdr_first(req, SIP_HDR_EVENT);
+    if (!ev)
+        return false;
+    const char *semi = memchr(ev->value.p, ';', ev->value.n);
+    struct strview pkg = strview_trim(
+        strview_make(ev->value.p, semi ? (size_t)(semi - ev->value.p) : ev->value.n));
+    return strview_eq_nocase(pkg, "presence");
+}
+
+static void presence_reply(struct sip_server_txn *st, int status, const char *reason,
+                           const char *headers, const char *why)
+{
+    if (status >= 300) {
+        const struct sip_msg *req = sip_server_txn_request(st);
+        char method[16];
+        strview_copy(req->method_name, method, sizeof(method));
+        log_info("sip.rejected", "conn", LOG_INT(sip_server_txn_conn(st)), "method", method,
+                 "status", LOG_INT(status), "reason", why ? why : reason);
+    }
+    sip_server_txn_reply(st, status, reason, headers);
+}
+
+void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const char *watcher,
+                        const char *presentity)
+{
+    const struct sip_msg *req = sip_server_txn_request(st);
+    struct sip_addr from, to, contact;
+    struct sip_value_iter it;
+    struct strview cv;
+
+    if (!presence_accepts_pidf(req)) {
+        presence_reply(st, 406, NULL, "Accept: application/pidf+xml\r\n", "Accept lacks PIDF");
+        return;
+    }
+    sip_value_iter_init(&it, req, SIP_HDR_CONTACT);
+    if (!sip_value_iter_next(&it, &cv) || sip_addr_parse(cv, &contact) != 0 ||
+        sip_msg_from(req, &from) != 0 || sip_msg_to(req, &to) != 0 || !from.tag.n) {
+        presence_reply(st, 400, "Bad Request (SUBSCRIBE needs a Contact and a From tag)", NULL,
+                       NULL);
+        return;
+    }
+    long long expires = presence_expires(ps, req);
+    if (expires != 0 && expires < (long long)ps->cfg.min_expires) {
+        char h[48];
+        snprintf(h, sizeof(h), "Min-Expires: %u\r\n", ps->cfg.min_expires);
+        presence_reply(st, 423, NULL, h, "subscription too brief");
+        return;
+    }
+    struct presentity *pe = presentity_get(ps, presentity);
+    if (!pe) {
+        presence_reply(st, 500, NULL, NULL, "out of memory");
+        return;
+    }
+    if (ps->nsubs >= ps->cfg.max_subscriptions || pe->nsubs >= ps->cfg.max_per_user) {
+        presentity_drop_if_unused(ps, pe);
+        presence_reply(st, 503, "Service Unavailable (too many subscriptions)",
+                       "Retry-After: 60\r\n", "subscription limit reached");
+        return;
+    }
+
+    struct subscription *s = calloc(1, sizeof(*s));
+    if (!s) {
+        presentity_drop_if_unused(ps, pe);
+        presence_reply(st, 500, NULL, NULL, "out of memory");
+        return;
+    }
+    s->user.response = notify_response;
+    s->user.terminated = notify_terminated;
+    s->ps = ps;
+    s->pe = pe;
+    snprintf(s->watcher, sizeof(s->watcher), "%s", watcher);
+    s->call_id = presence_dup(req->call_id);
+    snprintf(s->local_tag, sizeof(s->local_tag), "%s", sip_server_txn_local_tag(st));
+    s->remote_tag = presence_dup(from.tag);
+    s->remote_target = presence_dup(contact.uri_text);
+    s->remote_uri = presence_dup(from.uri_text);
+    s->local_uri = presence_dup(to.uri_text);
+    s->conn = sip_server_txn_conn(st);
+    struct sip_hdr *rr = sip_msg_hdr_first(req, SIP_HDR_RECORD_ROUTE);
+    if (rr)
+        s->route_set = presence_dup(rr->value);
+    if (!s->call_id || !s->remote_tag || !s->remote_target || !s->remote_uri || !s->local_uri) {
+        free(s->call_id);
+        free(s->remote_tag);
+        free(s->remote_target);
+        free(s->remote_uri);
+        free(s->local_uri);
+        free(s->route_set);
+        free(s);
+        presentity_drop_if_unused(ps, pe);
+        presence_reply(st, 500, NULL, NULL, "out of memory");
+        return;
+    }
+    hmap_insert(&ps->dialogs, &s->node, hash_bytes(s->call_id, strlen(s->call_id)));
+    s->next_of_presentity = pe->subs;
+    pe->subs = s;
+    pe->nsubs++;
+    ps->nsubs++;
+
+    int auth = presence_authorize(ps, presentity, watcher);
+    s->state = auth == SUB_ACTIVE ? SUB_ACTIVE : SUB_PENDING;
+    s->expires_at_ms = (int64_t)(presence_now(ps) + (uint64_t)expires * 1000);
+    char h[96];
+    snprintf(h, sizeof(h), "Expires: %lld\r\n", expires);
+    presence_reply(st, 200, NULL, h, NULL);
+    log_info("presence.subscribed", "presentity", presentity, "watcher", watcher, "state",
+             auth < 0 ? "rejected" : (s->state == SUB_ACTIVE ? "active" : "pending"));
+
+    if (auth < 0) {
+        subscription_end(s, "rejected");
+        presentity_drop_if_unused(ps, pe);
+        return;
+    }
+    if (expires == 0) {
+        /* a fetch: one NOTIFY with the state, and the end */
+        subscription_notify(s, NULL);
+        subscription_end(s, "timeout");
+        presentity_drop_if_unused(ps, pe);
+        return;
+    }
+    timer_start(ps->timers, &s->expiry, (uint64_t)expires * 1000, subscription_expired, s);
+    subscription_notify(s, NULL);
+}
+
+static struct subscription *presence_find_dialog(struct presence *ps, const struct sip_msg *req)
+{
+    struct sip_addr from, to;
+    if (sip_msg_from(req, &from) != 0 || sip_msg_to(req, &to) != 0)
+        return NULL;
+    uint64_t h = hash_bytes(req->call_id.p, req->call_id.n);
+    for (struct hmap_node *n = hmap_first(&ps->dialogs, h); n; n = hmap_next(n, h)) {
+        struct subscription *s = container_of(n, struct subscription, node);
+        if (strview_eq(req->call_id, s->call_id) && strview_eq(from.tag, s->remote_tag) &&
+            strview_eq(to.tag, s->local_tag))
+            return s;
+    }
+    return NULL;
+}
+
+bool presence_subscribe_in_dialog(struct presence *ps, struct sip_server_txn *st)
+{
+    const struct sip_msg *req = sip_server_txn_request(st);
+    struct subscription *s = presence_find_dialog(ps, req);
+    if (!s)
+        return false;
+    long long expires = presence_expires(ps, req);
+    if (expires != 0 && expires < (long long)ps->cfg.min_expires) {
+        char h[48];
+        snprintf(h, sizeof(h), "Min-Expires: %u\r\n", ps->cfg.min_expires);
+        presence_reply(st, 423, NULL, h, "subscription too brief");
+        return true;
+    }
+    char h[96];
+    snprintf(h, sizeof(h), "Expires: %lld\r\n", expires);
+    presence_reply(st, 200, NULL, h, NULL);
+    s->conn = sip_server_txn_conn(st); /* the watcher may have reconnected */
+    if (expires == 0) {
+        struct presentity *pe = s->pe;
+        subscription_end(s, "timeout");
+        presentity_drop_if_unused(ps, pe);
+        return true;
+    }
+    s->expires_at_ms = (int64_t)(presence_now(ps) + (uint64_t)expires * 1000);
+    timer_start(ps->timers, &s->expiry, (uint64_t)expires * 1000, subscription_expired, s);
+    /* a refresh gets the current state (RFC 6665 §4.2.1.2) */
+    if (!s->inflight)
+        subscription_notify(s, NULL);
+    else
+        s->dirty = true;
+    return true;
+}
+
+/* Re-checks the watchers of pe; pe may be gone afterwards. */
+static void presence_recheck(struct presence *ps, struct presentity *pe)
+{
+    struct subscription *s = pe->subs;
+    while (s) {
+        struct subscription *next = s->next_of_presentity;
+        int auth = presence_authorize(ps, pe->user, s->watcher);
+        if (auth < 0 || (auth == SUB_PENDING && s->state == SUB_ACTIVE)) {
+            subscription_end(s, "rejected");
+        } else if (auth == SUB_ACTIVE && s->state == SUB_PENDING) {
+            s->state = SUB_ACTIVE;
+            subscription_changed(s);
+        }
+        s = next;
+    }
+    presentity_drop_if_unused(ps, pe);
+}
+
+void presence_rules_changed(struct presence *ps, const char *user)
+{
+    if (user) {
+        struct presentity *pe = presentity_find(ps, user);
+        if (pe)
+            presence_recheck(ps, pe);
+        return;
+    }
+    size_t bucket;
+    struct hmap_node *n = ps->presentities.count ? hmap_iter_first(&ps->presentities, &bucket)
+                                                 : NULL;
+    while (n) {
+        struct hmap_node *next = hmap_iter_next(&ps->presentities, n, &bucket);
+        presence_recheck(ps, container_of(n, struct presentity, node));
+        n = next;
+    }
+}
+
+/* --- publications ---------------------------------------------------------- */
+
+static void publication_free(struct publication *p)
+{
+    struct presence *ps = p->ps;
+    struct presentity *pe = p->pe;
+    timer_stop(ps->timers, &p->timer);
+    for (struct publication **pp = &pe->pubs; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    pe->npubs--;
+    ps->npubs--;
+    free(p->body);
+    free(p);
+}
+
+/* Removes a publication and tells the watchers. */
+static void publication_remove(struct publication *p, const char *reason)
+{
+    struct presence *ps = p->ps;
+    struct presentity *pe = p->pe;
+    log_info("presence.unpublished", "user", pe->user, "etag", p->etag, "reason", reason);
+    publication_free(p);
+    presentity_changed(ps, pe);
+    presentity_drop_if_unused(ps, pe);
+}
+
+static void publication_expired(struct timer *t, void *arg)
+{
+    (void)t;
+    publication_remove(arg, "expired");
+}
+
+void presence_publish(struct presence *ps, struct sip_server_txn *st, const char *user)
+{
+    const struct sip_msg *req = sip_server_txn_request(st);
+    char aor[PRESENCE_AOR_MAX];
+    snprintf(aor, sizeof(aor), "%s@%s", user, ps->domain);
+
+    /* one may publish only one's own presence */
+    char target[72];
+    if (req->ruri.user.n == 0 || strview_copy(req->ruri.user, target, sizeof(target)) != 0 ||
+        strcmp(target, user) != 0) {
+        presence_reply(st, 403, "Forbidden (only your own presence may be published)", NULL,
+                       NULL);
+        return;
+    }
+    if (req->body.n && !strview_eq_nocase(req->content_type, "application/pidf+xml")) {
+        presence_reply(st, 415, NULL, "Accept: application/pidf+xml\r\n",
+                       "PUBLISH body is not PIDF");
+        return;
+    }
+    long long expires = presence_expires(ps, req);
+    if (expires != 0 && expires < (long long)ps->cfg.min_expires) {
+        char h[48];
+        snprintf(h, sizeof(h), "Min-Expires: %u\r\n", ps->cfg.min_expires);
+        presence_reply(st, 423, NULL, h, "publication too brief");
+        return;
+    }
+
+    struct pidf_state state;
+    if (req->body.n) {
+        char err[120];
+        int rc = pidf_check(req->body.p, req->body.n, aor, &state, err, sizeof(err));
+        if (rc) {
+            char reason[160];
+            snprintf(reason, sizeof(reason), "Bad Request (%s)", err);
+            presence_reply(st, rc == -ENOMEM ? 500 : 400, reason, NULL, err);
+            return;
+        }
+    }
+
+    struct presentity *pe = presentity_get(ps, user);
+    if (!pe) {
+        presence_reply(st, 500, NULL, NULL, "out of memory");
+        return;
+    }
+    struct publication *pub = NULL;
+    struct sip_hdr *ifm = sip_msg_hdr_first(req, SIP_HDR_SIP_IF_MATCH);
+    if (ifm) {
+        struct strview tag = strview_trim(ifm->value);
+        for (struct publication *p = pe->pubs; p; p = p->next)
+            if (strview_eq(tag, p->etag))
+                pub = p;
+        if (!pub) {
+            presentity_drop_if_unused(ps, pe);
+            presence_reply(st, 412, NULL, NULL, "unknown entity tag");
+            return;
+        }
+    } else if (!req->body.n) {
+        presentity_drop_if_unused(ps, pe);
+        presence_reply(st, 400, "Bad Request (an initial PUBLISH needs a body)", NULL, NULL);
+        return;
+    }
+
+    if (expires == 0) {
+        if (pub)
+            publication_remove(pub, "removed by the device");
+        presence_reply(st, 200, NULL, "Expires: 0\r\n", NULL);
+        return;
+    }
+    if (!pub) {
+        if (pe->npubs >= ps->cfg.max_per_user) {
+            presentity_drop_if_unused(ps, pe);
+            presence_reply(st, 403, "Forbidden (too many publications)", NULL,
+                           "publication limit reached");
+            return;
+        }
+        pub = calloc(1, sizeof(*pub));
+        if (!pub) {
+            presentity_drop_if_unused(ps, pe);
+            presence_reply(st, 500, NULL, NULL, "out of memory");
+            return;
+        }
+        pub->ps = ps;
+        pub->pe = pe;
+        pub->next = pe->pubs;
+        pe->pubs = pub;
+        pe->npubs++;
+        ps->npubs++;
+    }
+    bool changed = false;
+    if (req->body.n) {
+        char *body = presence_dup(req->body);
+        if (!body) {
+            presence_reply(st, 500, NULL, NULL, "out of memory");
+            return;
+        }
+        changed = !pub->body || pub->len != req->body.n || memcmp(pub->body, body, pub->len);
+        free(pub->body);
+        pub->body = body;
+        pub->len = req->body.n;
+        pub->state = state;
+    }
+    /* a new entity tag for every successful PUBLISH (RFC 3903 §6) */
+    random_token(pub->etag, PRESENCE_ETAG_LEN);
+    pub->conn = sip_server_txn_conn(st);
+    timer_start(ps->timers, &pub->timer, (uint64_t)expires * 1000, publication_expired, pub);
+    char h[96];
+    snprintf(h, sizeof(h), "SIP-ETag: %s\r\nExpires: %lld\r\n", pub->etag, expires);
+    presence_reply(st, 200, NULL, h, NULL);
+    if (changed) {
+        log_info("presence.published", "user", user, "basic", pub->state.open ? "open" : "closed",
+                 "activity", pub->state.activity);
+        presentity_changed(ps, pe);
+    }
+}
+
+/* --- devices ----------------------------------------------------------------- */
+
+void presence_binding_added(struct presence *ps, const struct binding *b)
+{
+    struct presentity *pe = presentity_find(ps, b->user);
+    if (pe)
+        presentity_changed(ps, pe);
+}
+
+static void presence_drop_conn_pubs(struct presence *ps, struct presentity *pe, uint64_t conn,
+                                    const char *reason)
+{
+    struct publication *p = pe->pubs;
+    while (p) {
+        struct publication *next = p->next;
+        if (p->conn == conn) {
+            log_info("presence.unpublished", "user", pe->user, "etag", p->etag, "reason", reason);
+            publication_free(p);
+        }
+        p = next;
+    }
+}
+
+void presence_binding_removed(struct presence *ps, const struct binding *b)
+{
+    struct presentity *pe = presentity_find(ps, b->user);
+    if (!pe)
+        return;
+    presence_drop_conn_pubs(ps, pe, b->conn, "device binding ended");
+    presentity_changed(ps, pe);
+    presentity_drop_if_unused(ps, pe);
+}
+
+void presence_conn_closed(struct presence *ps, uint64_t conn)
+{
+    size_t bucket;
+    struct hmap_node *n = ps->presentities.count ? hmap_iter_first(&ps->presentities, &bucket)
+                                                 : NULL;
+    while (n) {
+        struct hmap_node *next = hmap_iter_next(&ps->presentities, n, &bucket);
+        struct presentity *pe = container_of(n, struct presentity, node);
+        size_t before = pe->npubs;
+        presence_drop_conn_pubs(ps, pe, conn, "connection closed");
+        /* watchers on that connection can no longer be notified */
+        struct subscription *s = pe->subs;
+        while (s) {
+            struct subscription *snext = s->next_of_presentity;
+            if (s->conn == conn) {
+                log_info("presence.subscription_ended", "presentity", pe->user, "watcher",
+                         s->watcher, "reason", "connection closed");
+                subscription_free(s);
+            }
+            s = snext;
+        }
+        if (before != pe->npubs)
+            presentity_changed(ps, pe);
+        presentity_drop_if_unused(ps, pe);
+        n = next;
+    }
+}
+
+/* --- life -------------------------------------------------------------------- */
+
+struct presence *presence_new(struct timer_heap *timers, struct sip_txn_layer *txn,
+                              struct registrar *registrar, const struct presence_env *env,
+                              const struct presence_config *cfg)
+{
+    struct presence *ps = calloc(1, sizeof(*ps));
+    if (!ps)
+        return NULL;
+    ps->timers = timers;
+    ps->txn = txn;
+    ps->registrar = registrar;
+    ps->env = *env;
+    if (hmap_init(&ps->presentities, 256) || hmap_init(&ps->dialogs, 256)) {
+        presence_free(ps);
+        return NULL;
+    }
+    presence_set_config(ps, cfg);
+    if (!ps->domain) {
+        presence_free(ps);
+        return NULL;
+    }
+    return ps;
+}
+
+void presence_set_config(struct presence *ps, const struct presence_config *cfg)
+{
+    char *d = strdup(cfg->domain);
+    if (!d)
+        return;
+    free(ps->domain);
+    ps->domain = d;
+    ps->cfg = *cfg;
+    ps->cfg.domain = ps->domain;
+    presence_rules_changed(ps, NULL);
+}
+
+void presence_free(struct presence *ps)
+{
+    if (!ps)
+        return;
+    if (ps->presentities.buckets) {
+        size_t bucket;
+        struct hmap_node *n = ps->presentities.count
+                                  ? hmap_iter_first(&ps->presentities, &bucket)
+                                  : NULL;
+        while (n) {
+            struct hmap_node *next = hmap_iter_next(&ps->presentities, n, &bucket);
+            struct presentity *pe = container_of(n, struct presentity, node);
+            while (pe->pubs)
+                publication_free(pe->pubs);
+            while (pe->subs)
+                subscription_free(pe->subs);
+            presentity_drop_if_unused(ps, pe);
+            n = next;
+        }
+    }
+    hmap_destroy(&ps->presentities);
+    hmap_destroy(&ps->dialogs);
+    free(ps->domain);
+    free(ps);
+}
+
+size_t presence_subscription_count(const struct presence *ps)
+{
+    return ps->nsubs;
+}
+
+size_t presence_publication_count(const struct presence *ps)
+{
+    return ps->npubs;
+}
