@@ -183,8 +183,8 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
                 /* rewrite the status line: print, then patch the code */
                 struct strbuf tmp = STRBUF_INIT;
                 if (sip_msg_print(resp, &tmp) == 0 && tmp.len > 12) {
-                    char code[4];
-                    snprintf(code, sizeof(code), "%03d", effective);
+                    char code[12];
+                    snprintf(code, sizeof(code), "%03d", effective % 1000);
                     memcpy(tmp.p + 8, code, 3);
                     strbuf_append(&pr->best, tmp.p, tmp.len);
                 }

@@ -59,6 +59,14 @@ static const char *const migrations[] = {
     "  rule TEXT NOT NULL CHECK (rule IN ('allow', 'block')),"
     "  PRIMARY KEY (user, watcher)"
     ") STRICT;",
+    /* 2 -> 3: federation partners */
+    "CREATE TABLE partners ("
+    "  domain TEXT PRIMARY KEY NOT NULL,"
+    "  server TEXT NOT NULL,"
+    "  port INTEGER NOT NULL,"
+    "  address TEXT NOT NULL,"
+    "  added INTEGER NOT NULL"
+    ") STRICT;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -898,6 +906,109 @@ int store_presence_rule_list(struct store *st, const char *user,
         rc = fn(w ? w : "", r && strcmp(r, "allow") == 0 ? STORE_PRESENCE_ALLOW
                                                          : STORE_PRESENCE_BLOCK,
                 arg);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* --- partners -------------------------------------------------------------- */
+
+static void partner_from_row(sqlite3_stmt *s, struct store_partner *p)
+{
+    memset(p, 0, sizeof(*p));
+    const char *d = (const char *)sqlite3_column_text(s, 0);
+    const char *h = (const char *)sqlite3_column_text(s, 1);
+    const char *a = (const char *)sqlite3_column_text(s, 3);
+    snprintf(p->domain, sizeof(p->domain), "%s", d ? d : "");
+    snprintf(p->server, sizeof(p->server), "%s", h ? h : "");
+    p->port = sqlite3_column_int(s, 2);
+    snprintf(p->address, sizeof(p->address), "%s", a ? a : "");
+    p->added = sqlite3_column_int64(s, 4);
+}
+
+int store_partner_add(struct store *st, const struct store_partner *p)
+{
+    static const char op[] = "partner_add";
+    sqlite3_stmt *s = NULL;
+    struct store_partner existing;
+    if (store_partner_get(st, p->domain, &existing) == 0) {
+        set_msg(st, "%s is a partner already", p->domain);
+        return -EEXIST;
+    }
+    int rc = prepare(st, op,
+                     "INSERT INTO partners (domain, server, port, address, added) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5)",
+                     &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 2, p->domain, p->server);
+    if (rc == 0 && (sqlite3_bind_int(s, 3, p->port) != SQLITE_OK ||
+                    sqlite3_bind_text(s, 4, p->address, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+                    sqlite3_bind_int64(s, 5, p->added) != SQLITE_OK))
+        rc = fail(st, op, sqlite3_errcode(st->db));
+    if (rc == 0)
+        rc = step_done(st, op, s);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_partner_remove(struct store *st, const char *domain)
+{
+    static const char op[] = "partner_remove";
+    sqlite3_stmt *s = NULL;
+    int rc = prepare(st, op, "DELETE FROM partners WHERE domain = ?1", &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 1, domain);
+    if (rc == 0)
+        rc = step_done(st, op, s);
+    if (rc == 0 && sqlite3_changes(st->db) == 0) {
+        set_msg(st, "no partner %s", domain);
+        rc = -ENOENT;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_partner_get(struct store *st, const char *domain, struct store_partner *out)
+{
+    static const char op[] = "partner_get";
+    sqlite3_stmt *s = NULL;
+    int rc = prepare(st, op,
+                     "SELECT domain, server, port, address, added FROM partners WHERE domain = ?1",
+                     &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 1, domain);
+    if (rc == 0) {
+        int src = sqlite3_step(s);
+        if (src == SQLITE_ROW)
+            partner_from_row(s, out);
+        else if (src == SQLITE_DONE)
+            rc = -ENOENT;
+        else
+            rc = fail(st, op, src);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int store_partner_list(struct store *st, int (*fn)(const struct store_partner *p, void *arg),
+                       void *arg)
+{
+    static const char op[] = "partner_list";
+    sqlite3_stmt *s = NULL;
+    int rc = prepare(st, op,
+                     "SELECT domain, server, port, address, added FROM partners ORDER BY domain",
+                     &s);
+    while (rc == 0) {
+        int src = sqlite3_step(s);
+        if (src == SQLITE_DONE)
+            break;
+        if (src != SQLITE_ROW) {
+            rc = fail(st, op, src);
+            break;
+        }
+        struct store_partner p;
+        partner_from_row(s, &p);
+        rc = fn(&p, arg);
     }
     sqlite3_finalize(s);
     return rc;

@@ -29,8 +29,8 @@
 struct clock;
 struct store;
 
-#define STORE_SCHEMA_VERSION 2
-#define STORE_SCHEMA_NEXT 3 /* for tests: a version this build does not know */
+#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_NEXT 4 /* for tests: a version this build does not know */
 
 /* store_open() flags. */
 #define STORE_CREATE   0x1 /* create a new store; refuse (-EEXIST) if the file exists */
@@ -155,5 +155,22 @@ int store_presence_rule_get(struct store *st, const char *user, const char *watc
 int store_presence_rule_list(struct store *st, const char *user,
                              int (*fn)(const char *watcher, enum store_presence_rule rule, void *arg),
                              void *arg);
+
+/* --- federation partners --------------------------------------------- */
+
+struct store_partner {
+    char domain[256];
+    char server[256];  /* HOST the partner is reached at; "" = DNS SRV */
+    int port;          /* 0 = default (5061) */
+    char address[64];  /* overrides where HOST resolves; "" = DNS */
+    int64_t added;
+};
+
+/* -EEXIST when the domain is already a partner. */
+int store_partner_add(struct store *st, const struct store_partner *p);
+int store_partner_remove(struct store *st, const char *domain); /* -ENOENT */
+int store_partner_get(struct store *st, const char *domain, struct store_partner *out);
+int store_partner_list(struct store *st, int (*fn)(const struct store_partner *p, void *arg),
+                       void *arg);
 
 #endif
