@@ -56,6 +56,9 @@ int ctl_control_send(const struct config *cfg, json_t *req, json_t **reply, char
 
 int cmd_init(struct ctl *ctl);
 int cmd_presence(struct ctl *ctl);
+int cmd_partner(struct ctl *ctl);
+int cmd_trust(struct ctl *ctl);
+int cmd_cert(struct ctl *ctl);
 int cmd_config(struct ctl *ctl);
 int cmd_user(struct ctl *ctl);
 int cmd_status(struct ctl *ctl);

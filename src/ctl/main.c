@@ -44,6 +44,14 @@ static void ctl_print_usage(FILE *f)
             "  calls [--limit N]       the call log, newest first\n"
             "  presence allow|block|unset USER WATCHER\n"
             "  presence list USER      who may (not) see USER's presence\n"
+            "  partner add DOMAIN [--server HOST[:PORT]] [--address IP]\n"
+            "  partner remove DOMAIN | partner list\n"
+            "                          federation partners (mutual TLS)\n"
+            "  trust add FILE | trust remove FILE|FINGERPRINT | trust list\n"
+            "                          CA certificates trusted for peers\n"
+            "  cert request            write a CSR for this node's key\n"
+            "  cert install FILE       install a signed certificate (checked first)\n"
+            "  cert revoke FILE|SERIAL revoke a certificate of the development CA\n"
             "\n"
             "  -c CONF   configuration file (default $PARLEY_CONFIG or " CTL_DEFAULT_CONFIG ")\n"
             "  --json    machine-readable output\n"
@@ -268,6 +276,12 @@ int main(int argc, char **argv)
         rc = cmd_calls(&ctl);
     else if (strcmp(cmd, "presence") == 0)
         rc = cmd_presence(&ctl);
+    else if (strcmp(cmd, "partner") == 0)
+        rc = cmd_partner(&ctl);
+    else if (strcmp(cmd, "trust") == 0)
+        rc = cmd_trust(&ctl);
+    else if (strcmp(cmd, "cert") == 0)
+        rc = cmd_cert(&ctl);
     else
         rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 

@@ -1,5 +1,6 @@
 #include "tls/context.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -227,6 +228,29 @@ int tls_context_new(const struct config *cfg, SSL_CTX **out, char *err, size_t e
         }
         if (!SSL_add_file_cert_subjects_to_stack(ca_names, f))
             ERR_clear_error();
+    }
+    /* CA certificates added with `parleyctl trust add` */
+    char trusted[4096];
+    snprintf(trusted, sizeof(trusted), "%s/" TLS_TRUSTED_DIR, cfg->state_dir);
+    DIR *dir = opendir(trusted);
+    if (dir) {
+        struct dirent *de;
+        while ((de = readdir(dir)) != NULL) {
+            size_t n = strlen(de->d_name);
+            if (n < 5 || strcmp(de->d_name + n - 4, ".pem") != 0)
+                continue;
+            char f[4096 + 256];
+            snprintf(f, sizeof(f), "%s/%s", trusted, de->d_name);
+            if (SSL_CTX_load_verify_file(ctx, f) != 1) {
+                closedir(dir);
+                tls_err(err, errlen, "cannot load a trusted CA certificate", f);
+                rc = -EINVAL;
+                goto fail;
+            }
+            if (!SSL_add_file_cert_subjects_to_stack(ca_names, f))
+                ERR_clear_error();
+        }
+        closedir(dir);
     }
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
     if (cfg->tls.crl_files.n) {

@@ -18,6 +18,10 @@
 #include "core/config.h"
 #include "core/strbuf.h"
 
+/* CA certificates added with `parleyctl trust add`, relative to the state
+ * directory; loaded in addition to tls.ca_files. */
+#define TLS_TRUSTED_DIR "pki/trusted"
+
 /* Once per process, before any context is built. Returns 0 or -ENOMEM. */
 int tls_init(void);
 
