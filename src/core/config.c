@@ -35,6 +35,26 @@ static int config_check_port_range(const char *value, char *err, size_t errlen)
     return -EINVAL;
 }
 
+static int config_check_nameservers(const char *value, char *err, size_t errlen)
+{
+    char copy[1024];
+    snprintf(copy, sizeof(copy), "%s", value);
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && end[-1] == ' ')
+            *--end = '\0';
+        struct netaddr a;
+        if (netaddr_parse_ip(tok, 53, &a) != 0 && netaddr_parse(tok, &a) != 0) {
+            snprintf(err, errlen, "comma-separated IP or IP:PORT ([IPv6]:PORT) entries");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 /* clang-format off */
 static const struct config_key config_table[] = {
     {"server", "domain", CONFIG_DOMAIN, "", NULL, 0, 0, true, true, NULL,
@@ -180,6 +200,10 @@ static const struct config_key config_table[] = {
      NULL},
     {"relay", "workers", CONFIG_INT, "1", NULL, 1, 64, false, false, NULL,
      "Threads that carry relayed packets.", F(relay.workers), NULL},
+
+    {"dns", "nameservers", CONFIG_STRING, "", NULL, 0, 0, false, false, NULL,
+     "DNS servers (IP[:PORT], comma-separated) for finding federation partners; empty means "
+     "those of /etc/resolv.conf.", F(dns.nameservers), config_check_nameservers},
 
     {"limits", "connections_per_source", CONFIG_INT, "64", NULL, 1, 1000000, true, false, NULL,
      "Most simultaneous connections from one source address; more are closed at once.",

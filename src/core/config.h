@@ -102,6 +102,9 @@ struct config {
         long long workers;
     } relay;
     struct {
+        char *nameservers; /* "IP[:PORT], ..." or "" for /etc/resolv.conf */
+    } dns;
+    struct {
         long long connections_per_source;
         long long connections_total;
     } limits;

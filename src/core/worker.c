@@ -38,6 +38,7 @@ struct conn {
     int connect_fd;           /* outgoing, before the socket is connected */
     SSL_CTX *pending_ctx;     /* outgoing TLS, until the socket is connected */
     char *sni;
+    char *verify_host;
     struct event *connect_ev;
     const struct conn_protocol *proto;
     void *proto_arg;
@@ -90,6 +91,7 @@ struct wmsg {
     bool has_local;
     struct worker_conn_params params;
     char *sni;
+    char *verify_host;
     void *data;
     size_t len;
     unsigned seconds;
@@ -177,6 +179,7 @@ static void conn_free(struct conn *c)
     }
     SSL_CTX_free(c->pending_ctx);
     free(c->sni);
+    free(c->verify_host);
     if (c->connect_ev)
         event_free(c->connect_ev);
     if (c->timer)
@@ -376,18 +379,19 @@ static struct conn *conn_new(struct worker *w, uint64_t id, const struct worker_
 }
 
 /* Wires a connected socket into a bufferevent (TLS or plain). */
-static int conn_attach(struct conn *c, int fd, SSL_CTX *tls, const char *sni, bool accepting)
+static int conn_attach(struct conn *c, int fd, SSL_CTX *tls, const char *sni,
+                       const char *verify_host, bool accepting)
 {
     const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
     if (tls) {
         c->ssl = SSL_new(tls);
         if (!c->ssl)
             return -ENOMEM;
-        if (!accepting && sni) {
+        if (!accepting && sni)
             SSL_set_tlsext_host_name(c->ssl, sni);
+        if (!accepting && verify_host) {
             /* the peer's certificate must name the host we meant to reach */
-            SSL_set1_host(c->ssl, sni);
-            SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+            SSL_set1_host(c->ssl, verify_host);
         }
         c->bev = bufferevent_openssl_socket_new(
             c->w->base, fd, c->ssl,
@@ -427,7 +431,7 @@ static void worker_adopt(struct worker *w, struct wmsg *m)
         netaddr_from_sockaddr((struct sockaddr *)&ss, sl, &local) == 0)
         c->info.local = local;
     hmap_insert(&w->conns, &c->node, hash_u64(c->info.id));
-    if (conn_attach(c, m->fd, m->params.tls, NULL, true) != 0) {
+    if (conn_attach(c, m->fd, m->params.tls, NULL, NULL, true) != 0) {
         close(m->fd);
         conn_kill(c, "out of memory", false);
         goto out;
@@ -471,7 +475,7 @@ static void conn_on_connect_ready(evutil_socket_t fd, short what, void *arg)
     event_free(c->connect_ev);
     c->connect_ev = NULL;
     c->connect_fd = -1;
-    if (conn_attach(c, fd, c->pending_ctx, c->sni, false) != 0) {
+    if (conn_attach(c, fd, c->pending_ctx, c->sni, c->verify_host, false) != 0) {
         close(fd);
         conn_kill(c, "out of memory", false);
         return;
@@ -501,6 +505,8 @@ static void worker_connect(struct worker *w, struct wmsg *m)
     m->params.tls = NULL;
     c->sni = m->sni;
     m->sni = NULL;
+    c->verify_host = m->verify_host;
+    m->verify_host = NULL;
 
     fd = socket(netaddr_family(&m->addr), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -611,6 +617,7 @@ static void worker_on_msg(struct mbox_msg *msg, void *arg)
     }
     free(m->data);
     free(m->sni);
+    free(m->verify_host);
     free(m);
 }
 
@@ -737,8 +744,11 @@ void worker_pool_connect(struct worker_pool *pool, uint64_t id, const struct net
     }
     m->params = *params;
     m->params.sni = NULL;
+    m->params.verify_host = NULL;
     if (params->sni)
         m->sni = strdup(params->sni);
+    if (params->verify_host)
+        m->verify_host = strdup(params->verify_host);
     if (params->tls)
         SSL_CTX_up_ref(params->tls);
     mbox_post(w->mbox, &m->m);

@@ -21,7 +21,9 @@ struct worker_pool;
 
 struct worker_conn_params {
     SSL_CTX *tls;                      /* NULL for plain TCP; the pool takes its own reference */
-    const char *sni;                   /* outgoing TLS: server name to send and verify (or NULL) */
+    const char *sni;                   /* outgoing TLS: server name to send (or NULL) */
+    const char *verify_host;           /* outgoing TLS: name the peer's certificate must carry,
+                                        * checked in the handshake (or NULL: chain only) */
     const struct conn_protocol *proto;
     void *proto_arg;
     int listener;                      /* -1 for outgoing */

@@ -80,6 +80,24 @@ static void status_render(json_t *doc, const char *why_offline, struct strbuf *t
                           json_integer_value(json_object_get(c, "days_left")));
     }
 
+    json_t *partners = json_object_get(doc, "partners");
+    if (json_array_size(partners)) {
+        strbuf_puts(t, "\npartners\n");
+        json_array_foreach(partners, i, l)
+        {
+            strbuf_printf(t, "  %-24s %-12s %s:%lld", status_str(l, "domain"),
+                          status_str(l, "state"), status_str(l, "server"),
+                          json_integer_value(json_object_get(l, "port")));
+            json_t *c = json_object_get(l, "certificate");
+            if (c)
+                strbuf_printf(t, "  cert %s (issuer %s, until %s)", status_str(c, "subject"),
+                              status_str(c, "issuer"), status_str(c, "not_after"));
+            if (*status_str(l, "last_error"))
+                strbuf_printf(t, "  last error: %s", status_str(l, "last_error"));
+            strbuf_putc(t, '\n');
+        }
+    }
+
     strbuf_puts(t, "\nprotection\n");
     json_array_foreach(json_object_get(doc, "protection"), i, l)
     {

@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "presence/presence.h"
+#include "proxy/federation.h"
 #include "proxy/proxy_priv.h"
 #include "sip/build.h"
 
@@ -90,6 +91,7 @@ void proxy_free(struct proxy *p)
 {
     if (!p)
         return;
+    federation_free(p);
     if (p->txn)
         sip_txn_layer_free(p->txn);
     if (p->dialogs.buckets) {
@@ -327,10 +329,32 @@ static bool proxy_assert_identity(struct proxy *p, struct sip_server_txn *st, st
     return true;
 }
 
+/* Presence SUBSCRIBE and every PUBLISH end here rather than at a device:
+ * Parley is the presence agent of its users. Returns true when handled. */
+static bool proxy_presence(struct proxy *p, struct sip_server_txn *st, const struct sip_msg *req,
+                           const char *from_aor, const char *from_user, const char *callee)
+{
+    if (req->method == SIP_METHOD_PUBLISH) {
+        if (!p->presence || !presence_handles_event(req))
+            proxy_reply(st, 489, NULL, "Allow-Events: presence\r\n");
+        else if (!from_user)
+            proxy_reject(st, 403, "Forbidden (only your own presence may be published)",
+                         "PUBLISH from another domain");
+        else
+            presence_publish(p->presence, st, from_user);
+        return true;
+    }
+    if (req->method == SIP_METHOD_SUBSCRIBE && p->presence && presence_handles_event(req)) {
+        presence_subscribe(p->presence, st, from_aor, callee);
+        return true;
+    }
+    return false;
+}
+
 static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req)
 {
     bool in_dialog = false;
-    struct sip_addr to;
+    struct sip_addr to, from;
     if (sip_msg_to(req, &to) == 0 && to.tag.n)
         in_dialog = true;
 
@@ -346,14 +370,59 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
         return;
     }
 
+    /* From another domain: a partner's server, proven by its certificate
+     * (no digest: the identity is the domain's) */
+    char from_domain[256] = "";
+    if (sip_msg_from(req, &from) == 0 && from.uri.scheme != SIP_URI_TEL)
+        strview_copy(from.uri.host, from_domain, sizeof(from_domain));
+    if (from_domain[0] && !proxy_uri_is_us(p, &from.uri)) {
+        if (!federation_check_inbound(p, st, req, from_domain))
+            return;
+        char callee[PROXY_USER_MAX], from_aor[PROXY_ADDR_MAX], fu[PROXY_USER_MAX] = "";
+        strview_copy(from.uri.user, fu, sizeof(fu));
+        snprintf(from_aor, sizeof(from_aor), "%s@%s", fu, from_domain);
+        if (!proxy_local_user(p, &req->ruri, callee, sizeof(callee))) {
+            proxy_reject(st, 403, "Forbidden (Parley relays partner requests only to its own users)",
+                         "partner request for another domain");
+            return;
+        }
+        if (!p->env.user_exists(p->env.arg, callee)) {
+            proxy_reject(st, 404, "Not Found", "no such user");
+            return;
+        }
+        if (proxy_presence(p, st, req, from_aor, NULL, callee))
+            return;
+        proxy_route_new_request(p, st, req, from_aor, callee);
+        return;
+    }
+
     char user[PROXY_USER_MAX];
     if (!proxy_authenticate(p, st, true, user, sizeof(user)))
         return;
     if (!proxy_assert_identity(p, st, req, user))
         return;
+    char caller[PROXY_ADDR_MAX];
+    snprintf(caller, sizeof(caller), "%s@%s", user, p->domain);
 
     char callee[PROXY_USER_MAX];
     if (!proxy_local_user(p, &req->ruri, callee, sizeof(callee))) {
+        char host[256] = "";
+        if (req->ruri.scheme != SIP_URI_TEL)
+            strview_copy(req->ruri.host, host, sizeof(host));
+        struct partner *pt = host[0] ? federation_find(p, host) : NULL;
+        if (pt && req->ruri.user.n) {
+            if (req->method == SIP_METHOD_PUBLISH) {
+                proxy_reject(st, 403, "Forbidden (only your own presence may be published)",
+                             "PUBLISH to another domain");
+                return;
+            }
+            if (req->method == SIP_METHOD_MESSAGE && req->body.n > p->cfg.max_im_body) {
+                proxy_reject(st, 413, "Request Entity Too Large", "instant message too large");
+                return;
+            }
+            proxy_route_to_partner(p, st, req, caller, pt);
+            return;
+        }
         if (req->ruri.scheme != SIP_URI_TEL && !proxy_uri_is_us(p, &req->ruri)) {
             proxy_reject(st, 403, "Forbidden (not a domain Parley serves or federates with)",
                          "request for a foreign domain");
@@ -370,23 +439,9 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
         proxy_reject(st, 404, "Not Found", "no such user");
         return;
     }
-    /* Parley is the presence agent of its users: presence SUBSCRIBE and
-     * every PUBLISH end here rather than at a device. */
-    if (req->method == SIP_METHOD_PUBLISH) {
-        if (!p->presence || !presence_handles_event(req)) {
-            proxy_reply(st, 489, NULL, "Allow-Events: presence\r\n");
-            return;
-        }
-        presence_publish(p->presence, st, user);
+    if (proxy_presence(p, st, req, caller, user, callee))
         return;
-    }
-    if (req->method == SIP_METHOD_SUBSCRIBE && p->presence && presence_handles_event(req)) {
-        char watcher[PROXY_ADDR_MAX];
-        snprintf(watcher, sizeof(watcher), "%s@%s", user, p->domain);
-        presence_subscribe(p->presence, st, watcher, callee);
-        return;
-    }
-    proxy_route_new_request(p, st, req, user, callee);
+    proxy_route_new_request(p, st, req, caller, callee);
 }
 
 /* --- dispatch ----------------------------------------------------------- */
@@ -435,8 +490,13 @@ static void proxy_on_request(struct proxy *p, uint64_t conn, struct sip_msg *req
         return;
     }
     if (!proxy_pop_own_routes(p, req)) {
-        proxy_reject(st, 403, "Forbidden (Route to another server)", "foreign Route header");
-        return;
+        /* a Route beyond us is fine inside a dialog we routed (the other
+         * server's Record-Route); outside one it is a relay request */
+        struct sip_addr to;
+        if (sip_msg_to(req, &to) != 0 || !to.tag.n) {
+            proxy_reject(st, 403, "Forbidden (Route to another server)", "foreign Route header");
+            return;
+        }
     }
     if (req->ruri.user.n == 0 && proxy_uri_is_us(p, &req->ruri)) {
         proxy_request_to_server(p, st);
@@ -458,8 +518,14 @@ void proxy_on_message(struct proxy *p, uint64_t conn, struct sip_msg *msg)
     sip_msg_free(msg);
 }
 
-void proxy_conn_closed(struct proxy *p, uint64_t conn)
+void proxy_conn_opened(struct proxy *p, uint64_t conn, const struct conn_info *info)
 {
+    federation_conn_opened(p, conn, info);
+}
+
+void proxy_conn_closed(struct proxy *p, uint64_t conn, const char *reason)
+{
+    federation_conn_closed(p, conn, reason);
     sip_txn_conn_closed(p->txn, conn);
     dialogs_conn_closed(p, conn);
     registrar_conn_closed(p->registrar, conn);

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "core/conn.h"
+#include "core/dns.h"
 #include "core/timer.h"
 #include "registrar/auth.h"
 #include "registrar/registrar.h"
@@ -51,6 +52,14 @@ struct proxy_env {
     void (*keep_alive)(void *arg, uint64_t conn, unsigned seconds);
     /* A call ended (attempt, answered or not). */
     void (*call_ended)(void *arg, const struct proxy_call_record *rec);
+    /* Opens a TLS connection to a partner server (bound to our listen
+     * address); returns its id, or 0. Its OPEN and CLOSE come back through
+     * proxy_conn_opened / proxy_conn_closed. */
+    uint64_t (*connect)(void *arg, const struct netaddr *addr, const char *sni,
+                        const char *verify_host);
+    /* Closes a connection (a partner that failed its identity check). */
+    void (*disconnect)(void *arg, uint64_t conn, const char *reason);
+    struct dns_resolver *dns;
     /* Addresses of our listeners (Record-Route, Via, "is this URI us?"). */
     const struct netaddr *listeners;
     size_t nlisteners;
@@ -78,8 +87,10 @@ struct sip_txn_layer *proxy_txn_layer(struct proxy *p);
 
 /* A request or response arrived on conn; the proxy takes msg. */
 void proxy_on_message(struct proxy *p, uint64_t conn, struct sip_msg *msg);
+/* A connection (ours to a partner, or accepted) is established. */
+void proxy_conn_opened(struct proxy *p, uint64_t conn, const struct conn_info *info);
 /* A connection closed: its transactions, bindings and dialogs end. */
-void proxy_conn_closed(struct proxy *p, uint64_t conn);
+void proxy_conn_closed(struct proxy *p, uint64_t conn, const char *reason);
 
 /* Counts for status. */
 size_t proxy_dialog_count(const struct proxy *p);

@@ -8,6 +8,7 @@
 #include "core/strbuf.h"
 #include "proxy/proxy.h"
 #include "sip/txn.h"
+#include "tls/cert.h"
 
 #define PROXY_MAX_BRANCHES 16
 #define PROXY_USER_MAX 65
@@ -16,6 +17,7 @@
 
 struct proxy_request;
 struct dialog;
+struct partner;
 
 /* One forked leg of a proxied request. */
 struct proxy_branch {
@@ -42,6 +44,11 @@ struct proxy_request {
     char caller[PROXY_ADDR_MAX];
     char callee[PROXY_ADDR_MAX];
     struct proxy_call *call;    /* out-of-dialog INVITE: the call being tried */
+    /* waiting for a partner connection: the request as it will be sent */
+    struct partner *waiting_for;
+    struct proxy_request *next_waiting;
+    struct strbuf held;
+    char loop_hash[17];
 };
 
 /* A call from its INVITE to its end, for the call log. */
@@ -73,6 +80,31 @@ struct dialog {
     struct timer timer; /* early dialogs and confirmed ones both end eventually */
 };
 
+enum partner_state {
+    PARTNER_IDLE,
+    PARTNER_RESOLVING,
+    PARTNER_CONNECTING,
+    PARTNER_UP,
+};
+
+struct partner {
+    struct proxy *p;
+    char domain[256];
+    char server[256];
+    int port;
+    char address[64];
+    enum partner_state state;
+    uint64_t conn;          /* our connection to it, once opened */
+    char host[320];         /* the host being connected (SRV target or server) */
+    unsigned generation;    /* bumped when a lookup must be ignored */
+    struct proxy_request *waiting;
+    size_t nwaiting;
+    bool have_cert;
+    struct cert_summary cert;
+    char last_error[160];
+    struct partner *next;
+};
+
 struct proxy {
     struct timer_heap *timers;
     struct proxy_env env;
@@ -82,6 +114,7 @@ struct proxy {
     struct auth *auth;
     struct sip_txn_layer *txn;
     struct presence *presence;
+    struct partner *partners;
     struct hmap dialogs; /* by Call-ID */
     size_t ndialogs;
 };
@@ -93,7 +126,9 @@ void proxy_log_reject(const struct sip_msg *req, uint64_t conn, int status, cons
 
 /* route.c: forwarding and responses */
 void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req,
-                             const char *caller_user, const char *callee_user);
+                             const char *caller, const char *callee_user);
+void proxy_route_to_partner(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req,
+                            const char *caller, struct partner *pt);
 void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req);
 void proxy_route_ack(struct proxy *p, uint64_t conn, struct sip_msg *ack);
 void proxy_route_cancel(struct proxy *p, struct sip_server_txn *cancel_st,
@@ -102,6 +137,25 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
                            const struct sip_msg *resp, int status, bool retransmission);
 void proxy_branch_terminated(struct sip_txn_user *u, struct sip_client_txn *t);
 void proxy_server_terminated(void *arg, struct sip_server_txn *t);
+
+/* federation.c */
+struct partner *federation_find(struct proxy *p, const char *domain);
+/* Sends pr's held request to the partner now, or once connected. */
+void federation_send(struct proxy *p, struct partner *pt, struct proxy_request *pr);
+void federation_forget_waiter(struct proxy_request *pr);
+void federation_conn_opened(struct proxy *p, uint64_t conn, const struct conn_info *info);
+void federation_conn_closed(struct proxy *p, uint64_t conn, const char *reason);
+/* Is the request from a partner, and may it be accepted? Answers and
+ * returns false when not; sets *partner_domain otherwise. */
+bool federation_check_inbound(struct proxy *p, struct sip_server_txn *st, const struct sip_msg *req,
+                              const char *from_domain);
+void federation_free(struct proxy *p);
+
+/* route.c, used by federation.c */
+bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len, const char *target_uri,
+                    uint64_t conn, const char *loop_hash);
+void proxy_finish(struct proxy_request *pr);
+void proxy_request_maybe_free(struct proxy_request *pr);
 
 /* dialog.c */
 struct dialog *dialog_find(struct proxy *p, struct strview call_id, struct strview from_tag,

@@ -25,13 +25,14 @@ static size_t proxy_request_live_branches(const struct proxy_request *pr)
     return n;
 }
 
-static void proxy_request_maybe_free(struct proxy_request *pr)
+void proxy_request_maybe_free(struct proxy_request *pr)
 {
-    if (pr->st || proxy_request_live_branches(pr))
+    if (pr->st || pr->waiting_for || proxy_request_live_branches(pr))
         return;
     if (pr->call)
         proxy_call_release(pr->call);
     strbuf_free(&pr->best);
+    strbuf_free(&pr->held);
     free(pr);
 }
 
@@ -96,7 +97,7 @@ static void proxy_call_outcome(struct proxy_request *pr, int status, const char 
 }
 
 /* All branches have answered or failed: the best final response goes up. */
-static void proxy_finish(struct proxy_request *pr)
+void proxy_finish(struct proxy_request *pr)
 {
     if (pr->forwarded_2xx || !pr->st || sip_server_txn_answered(pr->st))
         return;
@@ -230,6 +231,7 @@ void proxy_server_terminated(void *arg, struct sip_server_txn *t)
             proxy_call_finish(pr->p, pr->call, "caller connection closed");
         }
     }
+    federation_forget_waiter(pr);
     pr->st = NULL;
     proxy_request_maybe_free(pr);
 }
@@ -275,7 +277,7 @@ static bool proxy_is_loop(const struct sip_msg *req, const char *hash)
 }
 
 /* Sends one copy of `bytes` (the request as forwarded) to a device. */
-static bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len,
+bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len,
                            const char *target_uri, uint64_t conn, const char *loop_hash)
 {
     struct proxy *p = pr->p;
@@ -327,7 +329,7 @@ static void proxy_prepare(struct proxy *p, struct sip_msg *req, uint64_t in_conn
 }
 
 void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req,
-                             const char *caller_user, const char *callee_user)
+                             const char *caller, const char *callee_user)
 {
     const struct binding *bindings[PROXY_MAX_BRANCHES];
     char loop[17];
@@ -347,7 +349,7 @@ void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct 
         sip_server_txn_reply(st, 500, "Server Internal Error (out of memory)", NULL);
         return;
     }
-    snprintf(pr->caller, sizeof(pr->caller), "%s@%s", caller_user, p->domain);
+    snprintf(pr->caller, sizeof(pr->caller), "%s", caller);
     snprintf(pr->callee, sizeof(pr->callee), "%s@%s", callee_user, p->domain);
     if (req->method == SIP_METHOD_INVITE)
         pr->call = proxy_call_new(p, req, pr->caller, pr->callee);
@@ -486,4 +488,35 @@ void proxy_route_cancel(struct proxy *p, struct sip_server_txn *cancel_st,
     proxy_cancel_pending(pr, rbuf[0] ? rbuf : NULL);
     if (pr->nbranches == 0)
         sip_server_txn_reply(invite_st, 487, NULL, NULL);
+}
+
+void proxy_route_to_partner(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req,
+                            const char *caller, struct partner *pt)
+{
+    uint64_t in_conn = sip_server_txn_conn(st);
+    struct proxy_request *pr = proxy_request_new(p, st);
+    if (!pr) {
+        sip_server_txn_reply(st, 500, "Server Internal Error (out of memory)", NULL);
+        return;
+    }
+    proxy_loop_hash(req, pr->loop_hash);
+    if (proxy_is_loop(req, pr->loop_hash)) {
+        proxy_log_reject(req, in_conn, 482, "the request came back to us");
+        sip_server_txn_reply(st, 482, NULL, NULL);
+        return;
+    }
+    snprintf(pr->caller, sizeof(pr->caller), "%s", caller);
+    char user[PROXY_USER_MAX] = "";
+    strview_copy(req->ruri.user, user, sizeof(user));
+    snprintf(pr->callee, sizeof(pr->callee), "%s@%s", user, pt->domain);
+    if (req->method == SIP_METHOD_INVITE)
+        pr->call = proxy_call_new(p, req, pr->caller, pr->callee);
+    bool rr = req->method == SIP_METHOD_INVITE || req->method == SIP_METHOD_SUBSCRIBE ||
+              req->method == SIP_METHOD_REFER;
+    proxy_prepare(p, req, in_conn, rr);
+    if (sip_msg_print(req, &pr->held) != 0) {
+        sip_server_txn_reply(st, 500, NULL, NULL);
+        return;
+    }
+    federation_send(p, pt, pr);
 }

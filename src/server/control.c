@@ -63,6 +63,9 @@ static json_t *control_dispatch(struct runtime *rt, const char *line)
         if (rt->presence)
             presence_rules_changed(rt->presence, user);
         reply = json_pack("{s:b}", "ok", 1);
+    } else if (strcmp(cmd, "partners") == 0) {
+        int rc = rt->proxy ? sipcore_load_partners(rt) : -ENOENT;
+        reply = json_pack("{s:b}", "ok", rc == 0);
     } else if (strcmp(cmd, "registrations") == 0) {
         reply = status_registrations(rt);
     } else if (strcmp(cmd, "reload") == 0) {

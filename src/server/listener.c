@@ -283,3 +283,33 @@ void runtime_conn_tables_free(struct runtime *rt)
     }
     rt->nconns = 0;
 }
+
+struct core_conn *runtime_conn_add_outgoing(struct runtime *rt, uint64_t id,
+                                            const struct netaddr *peer)
+{
+    struct core_conn *cc = calloc(1, sizeof(*cc));
+    if (!cc)
+        return NULL;
+    cc->id = id;
+    cc->listener = -1;
+    cc->tls = true;
+    cc->peer = *peer;
+    cc->opened = time(NULL);
+    hmap_insert(&rt->conns, &cc->node, hash_u64(id));
+    rt->nconns++;
+    /* counted against its own peer like any connection, so the per-source
+     * count stays balanced when it closes */
+    uint64_t h = source_hash(peer);
+    struct source_count *src = source_find(rt, peer, h);
+    if (!src) {
+        src = calloc(1, sizeof(*src));
+        if (src) {
+            src->addr = *peer;
+            netaddr_set_port(&src->addr, 0);
+            hmap_insert(&rt->sources, &src->node, h);
+        }
+    }
+    if (src)
+        src->n++;
+    return cc;
+}

@@ -81,6 +81,8 @@ struct runtime {
     struct proxy *proxy;
     struct presence *presence;
     struct netaddr *listen_addrs; /* the listeners' addresses, for the proxy */
+    struct dns_resolver *dns;
+    struct event *cert_check_ev;  /* daily certificate expiry check */
 
     int lock_fd;
     char *lock_path;
@@ -95,6 +97,9 @@ struct core_conn *runtime_conn_find(struct runtime *rt, uint64_t id);
 void runtime_conn_opened(struct runtime *rt, uint64_t id, struct conn_info *info);
 void runtime_conn_closed(struct runtime *rt, uint64_t id, const char *reason);
 void runtime_conn_tables_free(struct runtime *rt);
+/* Records an outgoing connection the core asked a worker to make. */
+struct core_conn *runtime_conn_add_outgoing(struct runtime *rt, uint64_t id,
+                                            const struct netaddr *peer);
 
 /* server.c */
 int runtime_reload(struct runtime *rt, struct strbuf *report);
@@ -103,6 +108,11 @@ void runtime_send(struct runtime *rt, uint64_t conn, struct strbuf *data);
 /* sipcore.c: the SIP core (proxy, registrar, authentication) and the
  * messages and connection events from the transport. */
 int sipcore_start(struct runtime *rt, char *err, size_t errlen);
+/* Loads the partner list from the store into the proxy. */
+int sipcore_load_partners(struct runtime *rt);
+/* Warns (log) about certificates that expire within 30 days; re-arms a
+ * daily check. */
+void sipcore_check_certificates(struct runtime *rt);
 void sipcore_reconfigure(struct runtime *rt);
 void sipcore_stop(struct runtime *rt);
 void sipcore_on_event(struct mbox_msg *m, void *arg);

@@ -166,8 +166,10 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     rt->tls = ctx;
     atomic_store(&rt->transport.max_message_size, (size_t)cfg->sip.max_message_size);
     runtime_apply_log_level(rt);
-    if (rt->proxy)
+    if (rt->proxy) {
         sipcore_reconfigure(rt);
+        sipcore_load_partners(rt);
+    }
     log_info("config.reloaded", "path", rt->config_path);
     if (report)
         strbuf_puts(report, "configuration and certificates reloaded");

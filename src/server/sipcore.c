@@ -3,10 +3,17 @@
  * messages from the transport go to the proxy; the proxy reaches
  * connections, the store and the call log through the functions here.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "proxy/federation.h"
+#include "tls/cert.h"
+#include "tls/context.h"
 #include "server/runtime.h"
 #include "store/store.h"
 
@@ -82,6 +89,45 @@ static void sipcore_binding_removed(void *arg, const struct binding *b, const ch
         worker_pool_set_idle(rt->workers, b->conn, (unsigned)rt->cfg->sip.idle_timeout);
 }
 
+static uint64_t sipcore_connect(void *arg, const struct netaddr *addr, const char *sni,
+                                const char *verify_host)
+{
+    struct runtime *rt = arg;
+    if (!rt->workers)
+        return 0;
+    uint64_t id = worker_pool_new_id(rt->workers);
+    if (!runtime_conn_add_outgoing(rt, id, addr))
+        return 0;
+    struct worker_conn_params params = {
+        .tls = rt->tls,
+        .sni = sni,
+        .verify_host = verify_host,
+        .proto = &sip_transport_protocol,
+        .proto_arg = &rt->transport,
+        .listener = -1,
+        .handshake_timeout_s = (unsigned)rt->cfg->tls.handshake_timeout,
+        .idle_timeout_s = (unsigned)rt->cfg->sip.idle_timeout,
+        .read_limit = (size_t)rt->cfg->sip.max_message_size + 4096,
+    };
+    /* outgoing connections leave from the node's own (first TLS) address */
+    const struct netaddr *local = NULL;
+    for (size_t i = 0; i < rt->nlisteners; i++) {
+        if (rt->listeners[i].tls) {
+            local = &rt->listeners[i].addr;
+            break;
+        }
+    }
+    worker_pool_connect(rt->workers, id, addr, local, &params);
+    return id;
+}
+
+static void sipcore_disconnect(void *arg, uint64_t conn, const char *reason)
+{
+    struct runtime *rt = arg;
+    if (rt->workers)
+        worker_pool_close(rt->workers, conn, reason);
+}
+
 static void sipcore_call_ended(void *arg, const struct proxy_call_record *rec)
 {
     struct runtime *rt = arg;
@@ -146,6 +192,9 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
     for (size_t i = 0; i < rt->nlisteners; i++)
         rt->listen_addrs[i] = rt->listeners[i].addr;
 
+    int drc = dns_resolver_new(rt->base, rt->cfg->dns.nameservers, &rt->dns, err, errlen);
+    if (drc)
+        return drc;
     rt->auth = auth_new(clock_system(), &ac);
     rt->registrar = registrar_new(rt->timers, &rc);
     if (!rt->auth || !rt->registrar)
@@ -160,6 +209,9 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         .lookup = sipcore_lookup,
         .keep_alive = sipcore_keep_alive,
         .call_ended = sipcore_call_ended,
+        .connect = sipcore_connect,
+        .disconnect = sipcore_disconnect,
+        .dns = rt->dns,
         .listeners = rt->listen_addrs,
         .nlisteners = rt->nlisteners,
     };
@@ -175,10 +227,145 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
     if (!rt->presence)
         goto nomem;
     proxy_set_presence(rt->proxy, rt->presence);
+    sipcore_load_partners(rt);
+    sipcore_check_certificates(rt);
     return 0;
 nomem:
     snprintf(err, errlen, "out of memory starting the SIP core");
     return -ENOMEM;
+}
+
+struct sipcore_partner_list {
+    struct federation_partner_conf *v;
+    struct store_partner *rows;
+    size_t n, cap;
+};
+
+static int sipcore_partner_row(const struct store_partner *p, void *arg)
+{
+    struct sipcore_partner_list *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        struct store_partner *rows = realloc(l->rows, cap * sizeof(*rows));
+        if (!rows)
+            return -ENOMEM;
+        l->rows = rows;
+        l->cap = cap;
+    }
+    l->rows[l->n++] = *p;
+    return 0;
+}
+
+int sipcore_load_partners(struct runtime *rt)
+{
+    struct sipcore_partner_list l = {0};
+    int rc = store_partner_list(rt->store, sipcore_partner_row, &l);
+    if (rc == 0) {
+        l.v = calloc(l.n ? l.n : 1, sizeof(*l.v));
+        if (!l.v)
+            rc = -ENOMEM;
+    }
+    if (rc == 0) {
+        for (size_t i = 0; i < l.n; i++) {
+            l.v[i].domain = l.rows[i].domain;
+            l.v[i].server = l.rows[i].server;
+            l.v[i].port = l.rows[i].port;
+            l.v[i].address = l.rows[i].address;
+        }
+        rc = proxy_set_partners(rt->proxy, l.v, l.n);
+        log_info("federation.partners", "count", LOG_INT(l.n));
+    } else {
+        log_error("federation.partners_failed", "reason", store_errmsg(rt->store));
+    }
+    free(l.v);
+    free(l.rows);
+    return rc;
+}
+
+/* --- certificates that expire soon --------------------------------------- */
+
+#define CERT_WARN_DAYS 30
+#define CERT_CHECK_INTERVAL_S (24 * 3600)
+
+static void sipcore_warn_cert(X509 *x, const char *what)
+{
+    int64_t days = cert_days_left(x, (int64_t)time(NULL));
+    if (days >= CERT_WARN_DAYS)
+        return;
+    struct cert_summary s;
+    if (cert_summarize(x, &s) != 0)
+        return;
+    char when[32];
+    struct tm tm;
+    time_t t = (time_t)s.not_after;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    log_warn(days < 0 ? "cert.expired" : "cert.expiring", "certificate", what, "subject",
+             s.subject, "issuer", s.issuer, "not_after", when, "days_left", LOG_INT(days));
+}
+
+static void sipcore_warn_file(const char *path, const char *what)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    X509 *x;
+    while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        sipcore_warn_cert(x, what);
+        X509_free(x);
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+}
+
+static bool sipcore_warn_partner(const struct federation_partner_info *info, void *arg)
+{
+    (void)arg;
+    if (!info->have_cert)
+        return true;
+    int64_t days = (info->cert.not_after - (int64_t)time(NULL)) / 86400;
+    if (days < CERT_WARN_DAYS)
+        log_warn(days < 0 ? "cert.expired" : "cert.expiring", "certificate", "partner",
+                 "partner", info->domain, "subject", info->cert.subject, "issuer",
+                 info->cert.issuer, "days_left", LOG_INT(days));
+    return true;
+}
+
+static void sipcore_on_cert_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sipcore_check_certificates(arg);
+}
+
+/* Ours, the CAs we trust and partners' are warned about at start-up and
+ * daily once fewer than 30 days are left. */
+void sipcore_check_certificates(struct runtime *rt)
+{
+    sipcore_warn_file(rt->cfg->tls.certificate, "server");
+    for (size_t i = 0; i < rt->cfg->tls.ca_files.n; i++)
+        sipcore_warn_file(rt->cfg->tls.ca_files.v[i], "trusted CA");
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/" TLS_TRUSTED_DIR, rt->cfg->state_dir);
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            size_t n = strlen(de->d_name);
+            if (n < 5 || strcmp(de->d_name + n - 4, ".pem") != 0)
+                continue;
+            char f[4400];
+            snprintf(f, sizeof(f), "%s/%s", dir, de->d_name);
+            sipcore_warn_file(f, "trusted CA");
+        }
+        closedir(d);
+    }
+    if (rt->proxy)
+        proxy_partners_foreach(rt->proxy, sipcore_warn_partner, NULL);
+    if (!rt->cert_check_ev)
+        rt->cert_check_ev = evtimer_new(rt->base, sipcore_on_cert_check, rt);
+    if (rt->cert_check_ev) {
+        struct timeval tv = {CERT_CHECK_INTERVAL_S, 0};
+        event_add(rt->cert_check_ev, &tv);
+    }
 }
 
 void sipcore_reconfigure(struct runtime *rt)
@@ -196,6 +383,13 @@ void sipcore_reconfigure(struct runtime *rt)
 
 void sipcore_stop(struct runtime *rt)
 {
+    if (rt->cert_check_ev) {
+        event_free(rt->cert_check_ev);
+        rt->cert_check_ev = NULL;
+    }
+    /* pending lookups are answered "cancelled" while the proxy still exists */
+    dns_resolver_free(rt->dns);
+    rt->dns = NULL;
     /* presence's NOTIFY transactions live in the proxy's layer: presence
      * goes first, detaching itself from them */
     presence_free(rt->presence);
@@ -218,14 +412,18 @@ void sipcore_on_event(struct mbox_msg *m, void *arg)
     struct sip_tp_event *ev = (struct sip_tp_event *)m;
 
     switch ((enum sip_tp_event_type)m->type) {
-    case SIP_TP_OPEN:
-        runtime_conn_opened(rt, ev->conn, ev->info);
+    case SIP_TP_OPEN: {
+        struct conn_info *info = ev->info;
+        runtime_conn_opened(rt, ev->conn, info);
         ev->info = NULL;
+        if (rt->proxy && runtime_conn_find(rt, ev->conn))
+            proxy_conn_opened(rt->proxy, ev->conn, info);
         break;
+    }
     case SIP_TP_CLOSE:
         /* bindings first: their end is what takes a device's presence away */
         if (rt->proxy)
-            proxy_conn_closed(rt->proxy, ev->conn);
+            proxy_conn_closed(rt->proxy, ev->conn, ev->reason);
         if (rt->presence)
             presence_conn_closed(rt->presence, ev->conn);
         runtime_conn_closed(rt, ev->conn, ev->reason);

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proxy/federation.h"
 #include "server/runtime.h"
 #include "tls/cert.h"
 #include "tls/context.h"
@@ -112,6 +113,25 @@ static json_t *status_protection(const struct config *cfg, const struct tls_cont
     return rows;
 }
 
+static bool status_one_partner(const struct federation_partner_info *info, void *arg)
+{
+    json_t *arr = arg;
+    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s}", "domain", info->domain, "server",
+                          info->server[0] ? info->server : "(DNS SRV)", "port",
+                          info->port ? info->port : 5061, "state", info->state, "last_error",
+                          info->last_error);
+    if (info->have_cert) {
+        char when[32];
+        status_time(info->cert.not_after, when, sizeof(when));
+        json_object_set_new(o, "certificate",
+                            json_pack("{s:s, s:s, s:s, s:s}", "subject", info->cert.subject,
+                                      "issuer", info->cert.issuer, "names", info->cert.sans,
+                                      "not_after", when));
+    }
+    json_array_append_new(arr, o);
+    return true;
+}
+
 json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtime *rt)
 {
     struct tls_context_facts facts;
@@ -152,6 +172,11 @@ json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtim
     json_object_set_new(doc, "listeners",
                         status_listeners(cfg, have_facts ? &facts : NULL, tls_error));
     json_object_set_new(doc, "protection", status_protection(cfg, have_facts ? &facts : NULL));
+    if (rt && rt->proxy) {
+        json_t *partners = json_array();
+        proxy_partners_foreach(rt->proxy, status_one_partner, partners);
+        json_object_set_new(doc, "partners", partners);
+    }
 
     if (have_facts)
         tls_context_facts_free(&facts);
