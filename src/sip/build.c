@@ -89,7 +89,7 @@ static const struct phrase phrases[] = {
 
 const char *sip_reason_phrase(int status)
 {
-    static const char *const classes[] = {"Provisional", "Success", "Redirection",
+    static const char *const classes[] = {"Provisional",  "Success",      "Redirection",
                                           "Client Error", "Server Error", "Global Failure"};
     size_t lo = 0, hi = sizeof(phrases) / sizeof(phrases[0]);
 
@@ -123,8 +123,8 @@ static bool has_ctl_line_end(const char *s)
 }
 
 int sip_build_response(const struct sip_msg *req, int status, const char *reason,
-                       const char *to_tag, const char *extra_headers,
-                       const char *content_type, struct strview body, struct strbuf *out)
+                       const char *to_tag, const char *extra_headers, const char *content_type,
+                       struct strview body, struct strbuf *out)
 {
     const struct sip_hdr *from, *to, *call_id, *cseq, *via;
     size_t start = out->len;
@@ -139,7 +139,7 @@ int sip_build_response(const struct sip_msg *req, int status, const char *reason
     cseq = sip_msg_hdr_first(req, SIP_HDR_CSEQ);
     if (!via || !from || !to || !call_id || !cseq)
         return -EINVAL;
-    if (to_tag && !sip_lex_is_token(strview_cstr(to_tag)))
+    if (to_tag && *to_tag && !sip_lex_is_token(strview_cstr(to_tag)))
         return -EINVAL;
     if (has_ctl_line_end(content_type))
         return -EINVAL;

@@ -18,13 +18,13 @@ const char *sip_reason_phrase(int status);
  * NULL, is inserted verbatim before Content-Length: complete lines, each
  * ending in CRLF (anything else, or an empty line, is -EINVAL).
  * content_type may be NULL; body may be empty. Adds "Server: Parley" and
- * always Content-Length. to_tag must be a token. Appends to out (nothing
+ * always Content-Length. to_tag (NULL or "" for none) must be a token. Appends to out (nothing
  * on failure). Returns 0, -EINVAL (req not a request, status outside
  * 100..699, a required header missing) or -ENOMEM.
  */
 int sip_build_response(const struct sip_msg *req, int status, const char *reason,
-                       const char *to_tag, const char *extra_headers,
-                       const char *content_type, struct strview body, struct strbuf *out);
+                       const char *to_tag, const char *extra_headers, const char *content_type,
+                       struct strview body, struct strbuf *out);
 
 /*
  * Best-effort 400 for input that did not parse: if the raw bytes look like

@@ -89,8 +89,7 @@ bool sip_lex_split_next(struct strview s, size_t *pos, struct strview *elem)
     return true;
 }
 
-int sip_lex_param_next(struct strview s, size_t *pos, struct strview *name,
-                       struct strview *value)
+int sip_lex_param_next(struct strview s, size_t *pos, struct strview *name, struct strview *value)
 {
     size_t i = sip_lex_skip_wsp(s, *pos);
 

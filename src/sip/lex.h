@@ -12,8 +12,8 @@
 #include "core/strview.h"
 
 /* RFC 3261 §25.1 character classes, one bit each. */
-#define SIP_C_TOKEN      (1u << 0)  /* token */
-#define SIP_C_WSP        (1u << 1)  /* SP HTAB */
+#define SIP_C_TOKEN      (1u << 0) /* token */
+#define SIP_C_WSP        (1u << 1) /* SP HTAB */
 #define SIP_C_DIGIT      (1u << 2)
 #define SIP_C_ALPHA      (1u << 3)
 #define SIP_C_HEX        (1u << 4)
@@ -70,8 +70,7 @@ bool sip_lex_split_next(struct strview s, size_t *pos, struct strview *elem);
 /* One ";name[=value]" of a header parameter list, with optional LWS around
  * ';' and '='. Returns 1 with name/value, 0 at the end, -EINVAL when the
  * list is malformed (empty name, empty value, stray characters). */
-int sip_lex_param_next(struct strview s, size_t *pos, struct strview *name,
-                       struct strview *value);
+int sip_lex_param_next(struct strview s, size_t *pos, struct strview *name, struct strview *value);
 
 /* Looks a parameter up in a ";a=b;c" list, leniently (LWS allowed, quoted
  * values kept with their quotes). *value is empty for a flag. */

@@ -18,14 +18,22 @@
 /* --- methods and header names ------------------------------------------ */
 
 static const char *const method_names[] = {
-    [SIP_METHOD_UNKNOWN] = "UNKNOWN",     [SIP_METHOD_INVITE] = "INVITE",
-    [SIP_METHOD_ACK] = "ACK",             [SIP_METHOD_BYE] = "BYE",
-    [SIP_METHOD_CANCEL] = "CANCEL",       [SIP_METHOD_OPTIONS] = "OPTIONS",
-    [SIP_METHOD_REGISTER] = "REGISTER",   [SIP_METHOD_MESSAGE] = "MESSAGE",
-    [SIP_METHOD_SUBSCRIBE] = "SUBSCRIBE", [SIP_METHOD_NOTIFY] = "NOTIFY",
-    [SIP_METHOD_PUBLISH] = "PUBLISH",     [SIP_METHOD_REFER] = "REFER",
-    [SIP_METHOD_INFO] = "INFO",           [SIP_METHOD_UPDATE] = "UPDATE",
-    [SIP_METHOD_PRACK] = "PRACK",         [SIP_METHOD_SERVICE] = "SERVICE",
+    [SIP_METHOD_UNKNOWN] = "UNKNOWN",
+    [SIP_METHOD_INVITE] = "INVITE",
+    [SIP_METHOD_ACK] = "ACK",
+    [SIP_METHOD_BYE] = "BYE",
+    [SIP_METHOD_CANCEL] = "CANCEL",
+    [SIP_METHOD_OPTIONS] = "OPTIONS",
+    [SIP_METHOD_REGISTER] = "REGISTER",
+    [SIP_METHOD_MESSAGE] = "MESSAGE",
+    [SIP_METHOD_SUBSCRIBE] = "SUBSCRIBE",
+    [SIP_METHOD_NOTIFY] = "NOTIFY",
+    [SIP_METHOD_PUBLISH] = "PUBLISH",
+    [SIP_METHOD_REFER] = "REFER",
+    [SIP_METHOD_INFO] = "INFO",
+    [SIP_METHOD_UPDATE] = "UPDATE",
+    [SIP_METHOD_PRACK] = "PRACK",
+    [SIP_METHOD_SERVICE] = "SERVICE",
 };
 
 enum sip_method sip_method_from_view(struct strview name)
@@ -141,8 +149,8 @@ const char *sip_hdr_name(enum sip_hdr_id id)
 
 /* Candidates per name length, so a lookup compares at most a handful of
  * names and usually one (the first letter rejects the others cheaply). */
-#define HDR_MAX_NAME  20
-#define HDR_PER_LEN   6
+#define HDR_MAX_NAME 20
+#define HDR_PER_LEN  6
 static uint8_t hdr_by_len[HDR_MAX_NAME + 1][HDR_PER_LEN];
 
 __attribute__((constructor)) static void hdr_index_init(void)
@@ -224,7 +232,8 @@ struct parse_ctx {
     bool have_via;
     bool have_cl;
     unsigned long long cl;
-    const struct sip_hdr *single[SIP_HDR_COUNT_]; /* first of each singleton */
+    /* The first From, To, Call-ID and CSeq: repeats must say the same. */
+    const struct sip_hdr *single[4];
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct parse_ctx *c, int status,
@@ -294,8 +303,8 @@ static int parse_status_line(struct parse_ctx *c, struct strview line)
     msg->status = (line.p[i] - '0') * 100 + (line.p[i + 1] - '0') * 10 + (line.p[i + 2] - '0');
     if (msg->status < 100 || msg->status > 699)
         return fail(c, 400, "status code out of range");
-    msg->reason = d < line.n ? strview_make(line.p + d + 1, line.n - d - 1)
-                             : strview_make(line.p + d, 0);
+    msg->reason =
+        d < line.n ? strview_make(line.p + d + 1, line.n - d - 1) : strview_make(line.p + d, 0);
     for (size_t k = 0; k < msg->reason.n; k++) {
         unsigned char ch = (unsigned char)msg->reason.p[k];
         if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
@@ -408,32 +417,10 @@ static int parse_cseq(struct parse_ctx *c, struct strview v)
 
 static int parse_content_type(struct parse_ctx *c, struct strview v)
 {
-    size_t t = sip_lex_span(v, 0, SIP_C_TOKEN);
-    size_t s = sip_lex_skip_wsp(v, t);
-
-    if (t == 0 || s >= v.n || v.p[s] != '/')
+    int rc = sip_msg_media_type(c->msg, v, &c->msg->content_type);
+    if (rc == -EINVAL)
         return fail(c, 400, "malformed Content-Type");
-    size_t ss = sip_lex_skip_wsp(v, s + 1);
-    size_t se = sip_lex_span(v, ss, SIP_C_TOKEN);
-    if (se == ss)
-        return fail(c, 400, "malformed Content-Type");
-    size_t pos = se;
-    struct strview pn, pv;
-    int rc;
-    while ((rc = sip_lex_param_next(v, &pos, &pn, &pv)) > 0)
-        ;
-    if (rc < 0)
-        return fail(c, 400, "malformed Content-Type");
-    if (s == t && ss == s + 1) {
-        c->msg->content_type = strview_make(v.p, se);
-    } else {
-        /* "text / plain": store the canonical spelling. */
-        c->msg->content_type =
-            sip_msg_printf(c->msg, "%.*s/%.*s", (int)t, v.p, (int)(se - ss), v.p + ss);
-        if (!c->msg->content_type.p)
-            return -ENOMEM;
-    }
-    return 0;
+    return rc;
 }
 
 /* rfc1123-date, which RFC 3261 §20.17 pins to GMT. */
@@ -445,12 +432,28 @@ static bool is_sip_date(struct strview v)
         return false;
     for (size_t i = 0; i < v.n; i++) {
         unsigned char ch = (unsigned char)v.p[i];
-        if (pattern[i] == 'a' ? !sip_lex_is(ch, SIP_C_ALPHA)
-                              : pattern[i] == 'd' ? !sip_lex_is(ch, SIP_C_DIGIT)
-                                                  : ch != (unsigned char)pattern[i])
+        if (pattern[i] == 'a'   ? !sip_lex_is(ch, SIP_C_ALPHA)
+            : pattern[i] == 'd' ? !sip_lex_is(ch, SIP_C_DIGIT)
+                                : ch != (unsigned char)pattern[i])
             return false;
     }
     return true;
+}
+
+static int single_slot(enum sip_hdr_id id)
+{
+    switch (id) {
+    case SIP_HDR_FROM:
+        return 0;
+    case SIP_HDR_TO:
+        return 1;
+    case SIP_HDR_CALL_ID:
+        return 2;
+    case SIP_HDR_CSEQ:
+        return 3;
+    default:
+        return -1;
+    }
 }
 
 static int check_header(struct parse_ctx *c, struct sip_hdr *h)
@@ -459,23 +462,15 @@ static int check_header(struct parse_ctx *c, struct sip_hdr *h)
     unsigned long long num;
     struct strview v = h->value;
 
-    switch (h->id) {
-    case SIP_HDR_FROM:
-    case SIP_HDR_TO:
-    case SIP_HDR_CALL_ID:
-    case SIP_HDR_CSEQ:
-    case SIP_HDR_MAX_FORWARDS:
-    case SIP_HDR_CONTENT_LENGTH:
-        if (c->single[h->id]) {
+    int slot = single_slot(h->id);
+    if (slot >= 0) {
+        if (c->single[slot]) {
             /* A repeat is harmless only when it says the same thing. */
-            if (!strview_eq_view(c->single[h->id]->value, v))
+            if (!strview_eq_view(c->single[slot]->value, v))
                 return fail(c, 400, "conflicting %s headers", sip_hdr_name(h->id));
             return 0;
         }
-        c->single[h->id] = h;
-        break;
-    default:
-        break;
+        c->single[slot] = h;
     }
 
     switch (h->id) {
@@ -498,13 +493,18 @@ static int check_header(struct parse_ctx *c, struct sip_hdr *h)
     case SIP_HDR_CSEQ:
         return parse_cseq(c, v);
     case SIP_HDR_MAX_FORWARDS:
+        /* Numbers repeat as numbers: "070" says what "70" says. */
         if (strview_to_u64(v, 255, &num))
             return fail(c, 400, "Max-Forwards not 0-255");
+        if (msg->max_forwards >= 0 && msg->max_forwards != (int)num)
+            return fail(c, 400, "conflicting Max-Forwards headers");
         msg->max_forwards = (int)num;
         return 0;
     case SIP_HDR_CONTENT_LENGTH:
         if (strview_to_u64(v, ~0ULL, &num))
             return fail(c, 400, "malformed Content-Length");
+        if (c->have_cl && c->cl != num)
+            return fail(c, 400, "conflicting Content-Length headers");
         c->have_cl = true;
         c->cl = num;
         return 0;
@@ -525,6 +525,31 @@ static int check_header(struct parse_ctx *c, struct sip_hdr *h)
     default:
         return 0;
     }
+}
+
+/* True when one of 8 bytes is a control (HTAB included: it only sends the
+ * scan to the byte loop), DEL or '\'. Bytes >= 0x80 never match. */
+static inline bool swar_stop(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t del = x ^ (ones * 0x7f), bs = x ^ (ones * '\\');
+    return (((x - ones * 0x20) & ~x) | ((del - ones) & ~del) | ((bs - ones) & ~bs)) & high;
+}
+
+/* Index of the first byte at or after p that the value scan must look at
+ * (SIP_C_VSTOP), or len: eight bytes at a time while nothing is there. */
+static inline size_t skip_plain(const char *buf, size_t p, size_t len)
+{
+    while (len - p >= 8) {
+        uint64_t x;
+        memcpy(&x, buf + p, 8);
+        if (swar_stop(x))
+            break;
+        p += 8;
+    }
+    while (p < len && !sip_lex_is((unsigned char)buf[p], SIP_C_VSTOP))
+        p++;
+    return p;
 }
 
 /*
@@ -554,8 +579,7 @@ static int parse_header(struct parse_ctx *c, size_t *pos)
             p++;
         size_t seg = p;
         for (;;) {
-            while (p < len && !sip_lex_is((unsigned char)buf[p], SIP_C_VSTOP))
-                p++;
+            p = skip_plain(buf, p, len);
             if (p >= len || buf[p] == '\r' || buf[p] == '\n')
                 break;
             if (buf[p] == '\\') {
@@ -600,8 +624,9 @@ static int parse_header(struct parse_ctx *c, size_t *pos)
     if (name.n + value.n > SIP_MAX_HEADER_LINE)
         return fail(c, 513, "header too long");
     enum sip_hdr_id id = sip_hdr_id_from_name(name);
-    /* Repeated Content-Lengths print as one, so they count as one. */
-    if (!(id == SIP_HDR_CONTENT_LENGTH && c->have_cl) && ++c->nhdrs > SIP_MAX_HEADERS)
+    /* Content-Length does not count: print writes exactly one, present or
+     * not, and what parsed must print as something that parses. */
+    if (id != SIP_HDR_CONTENT_LENGTH && ++c->nhdrs > SIP_MAX_HEADERS)
         return fail(c, 513, "too many headers");
 
     struct sip_hdr *h = sip_msg_alloc(c->msg, sizeof(*h));
@@ -672,13 +697,13 @@ static int parse_all(struct parse_ctx *c)
 
     if (!c->have_via)
         return fail(c, 400, "missing Via");
-    if (!c->single[SIP_HDR_FROM])
+    if (!c->single[single_slot(SIP_HDR_FROM)])
         return fail(c, 400, "missing From");
-    if (!c->single[SIP_HDR_TO])
+    if (!c->single[single_slot(SIP_HDR_TO)])
         return fail(c, 400, "missing To");
-    if (!c->single[SIP_HDR_CALL_ID])
+    if (!c->single[single_slot(SIP_HDR_CALL_ID)])
         return fail(c, 400, "missing Call-ID");
-    if (!c->single[SIP_HDR_CSEQ])
+    if (!c->single[single_slot(SIP_HDR_CSEQ)])
         return fail(c, 400, "missing CSeq");
     if (msg->is_request && !strview_eq_view(msg->cseq_method_name, msg->method_name))
         return fail(c, 400, "CSeq method does not match");
@@ -687,8 +712,7 @@ static int parse_all(struct parse_ctx *c)
     return 0;
 }
 
-int sip_msg_parse(const char *data, size_t len, struct sip_msg **out,
-                  struct sip_parse_error *err)
+int sip_msg_parse(const char *data, size_t len, struct sip_msg **out, struct sip_parse_error *err)
 {
     struct parse_ctx c;
     int rc;

@@ -5,7 +5,8 @@
  * records views into it; it never reads outside the input and never trusts
  * a length field. Line folding is unfolded and bare LF line ends are
  * accepted. Typed values (Via, From, To, CSeq, ...) are parsed on demand
- * by the helpers below from the header views.
+ * by the helpers below from the header views; the ones the rest of Parley
+ * relies on are also checked once while parsing (see sip_msg_parse).
  *
  * A message is edited in place through the sip_msg_hdr_* functions (the
  * proxy adds a Via, removes a Route, ...); new strings live in the
@@ -113,7 +114,7 @@ struct sip_hdr {
     struct strview name;  /* as received, or canonical for added headers */
     struct strview value; /* trimmed; folding replaced by single spaces */
     struct sip_hdr *next;
-    bool removed;         /* removed by an edit; skipped by iteration and print */
+    bool removed; /* removed by an edit; skipped by iteration and print */
 };
 
 struct sip_msg {
@@ -126,7 +127,7 @@ struct sip_msg {
     struct sip_uri ruri;
 
     /* status line */
-    int status;                 /* 100..699 */
+    int status; /* 100..699 */
     struct strview reason;
 
     /* headers in order (see sip_msg_hdr_first / next) */
@@ -139,8 +140,8 @@ struct sip_msg {
     uint32_t cseq_num;
     enum sip_method cseq_method;
     struct strview cseq_method_name;
-    int max_forwards;           /* -1 when absent */
-    long long expires;          /* Expires header; -1 when absent */
+    int max_forwards;            /* -1 when absent */
+    long long expires;           /* Expires header; -1 when absent */
     struct strview content_type; /* media type without parameters, e.g. "application/sdp" */
 
     struct strview body;
@@ -151,12 +152,12 @@ struct sip_msg {
     void *arena_;
 };
 
-/* Limits a parser enforces regardless of the caller's size limit. */
-#define SIP_MAX_HEADERS       256
-#define SIP_MAX_HEADER_LINE   8192
-
-/* Limits count a header line as its name plus its unfolded value; repeated
- * identical Content-Length headers count once (they print as one). */
+/* Limits a parser enforces regardless of the caller's size limit. A
+ * header line counts as its name plus its unfolded value; Content-Length
+ * headers do not count toward SIP_MAX_HEADERS (sip_msg_print writes
+ * exactly one, whether the message had it or not). */
+#define SIP_MAX_HEADERS     256
+#define SIP_MAX_HEADER_LINE 8192
 
 struct sip_parse_error {
     /* The response the peer should get: 400 (malformed), 416 (Request-URI
@@ -183,8 +184,7 @@ struct sip_parse_error {
  * Content-Length with a different value. err may be NULL.
  * Returns 0 and *out, or -EINVAL (err filled) / -ENOMEM.
  */
-int sip_msg_parse(const char *data, size_t len, struct sip_msg **out,
-                  struct sip_parse_error *err);
+int sip_msg_parse(const char *data, size_t len, struct sip_msg **out, struct sip_parse_error *err);
 void sip_msg_free(struct sip_msg *msg);
 
 /* Iteration over headers that are not removed. Every header is in the
@@ -238,12 +238,12 @@ int sip_via_parse(struct strview value, struct sip_via *out);
 /* name-addr / addr-spec with header parameters: From, To, Contact, Route,
  * Record-Route, P-Asserted-Identity, Refer-To. */
 struct sip_addr {
-    struct strview display;   /* without quotes; may contain escapes */
+    struct strview display; /* without quotes; may contain escapes */
     struct strview uri_text;
-    struct sip_uri uri;       /* scheme 0 (and only uri_text) for other schemes */
-    struct strview params;    /* header parameters after the address */
-    struct strview tag;       /* p is NULL when there is no tag */
-    bool wildcard;            /* Contact: * */
+    struct sip_uri uri;    /* scheme 0 (and only uri_text) for other schemes */
+    struct strview params; /* header parameters after the address */
+    struct strview tag;    /* p is NULL when there is no tag */
+    bool wildcard;         /* Contact: * */
 };
 /* One element (not a comma list). A URI of a scheme other than sip, sips
  * and tel is accepted as text (RFC 3261 allows any absoluteURI); an
@@ -289,9 +289,9 @@ int sip_msg_hdr_set_value(struct sip_msg *msg, struct sip_hdr *h, struct strview
 /* Replaces a request's Request-URI, which must parse as a sip, sips or tel
  * URI without headers; msg->ruri follows. Returns 0, -EINVAL or -ENOMEM. */
 int sip_msg_set_request_uri(struct sip_msg *msg, struct strview uri);
-/* Replaces the body and Content-Type (an empty content_type removes the
- * header); msg->body and msg->content_type follow. Returns 0, -EINVAL or
- * -ENOMEM. */
+/* Replaces the body and Content-Type (a media type with parameters; an
+ * empty content_type removes the header); msg->body and msg->content_type
+ * follow. Returns 0, -EINVAL or -ENOMEM. */
 int sip_msg_set_body(struct sip_msg *msg, struct strview content_type, struct strview body);
 /* Max-Forwards: rewritten (or added) with this value. */
 int sip_msg_set_max_forwards(struct sip_msg *msg, int value);

@@ -100,17 +100,22 @@ void *sip_msg_alloc(struct sip_msg *msg, size_t n)
     return p;
 }
 
+/* Whether [p, p+n) lies inside [base, base+size); integer arithmetic, as
+ * pointers into different objects do not compare in C. */
+static bool in_range(uintptr_t p, size_t n, uintptr_t base, size_t size)
+{
+    return p >= base && n <= size && p - base <= size - n;
+}
+
 bool sip_msg_owns(const struct sip_msg *msg, const void *p, size_t n)
 {
-    const char *q = p;
+    uintptr_t q = (uintptr_t)p;
 
-    if (q >= msg->buf_ && n <= msg->buf_len_ && q - msg->buf_ <= (ptrdiff_t)(msg->buf_len_ - n))
+    if (in_range(q, n, (uintptr_t)msg->buf_, msg->buf_len_))
         return true;
-    for (struct sip_arena_chunk *c = sip_msg_priv(msg)->chunks; c; c = c->next) {
-        const char *d = chunk_data(c);
-        if (q >= d && n <= c->used && q - d <= (ptrdiff_t)(c->used - n))
+    for (struct sip_arena_chunk *c = sip_msg_priv(msg)->chunks; c; c = c->next)
+        if (in_range(q, n, (uintptr_t)chunk_data(c), c->used))
             return true;
-    }
     return false;
 }
 
@@ -144,6 +149,33 @@ struct strview sip_msg_printf(struct sip_msg *msg, const char *fmt, ...)
     vsnprintf(p, (size_t)n + 1, fmt, ap);
     va_end(ap);
     return strview_make(p, (size_t)n);
+}
+
+int sip_msg_media_type(struct sip_msg *msg, struct strview v, struct strview *type)
+{
+    size_t t = sip_lex_span(v, 0, SIP_C_TOKEN);
+    size_t s = sip_lex_skip_wsp(v, t);
+
+    if (t == 0 || s >= v.n || v.p[s] != '/')
+        return -EINVAL;
+    size_t ss = sip_lex_skip_wsp(v, s + 1);
+    size_t se = sip_lex_span(v, ss, SIP_C_TOKEN);
+    if (se == ss)
+        return -EINVAL;
+    size_t pos = se;
+    struct strview pn, pv;
+    int rc;
+    while ((rc = sip_lex_param_next(v, &pos, &pn, &pv)) > 0)
+        ;
+    if (rc < 0)
+        return -EINVAL;
+    if (s == t && ss == s + 1) {
+        *type = strview_make(v.p, se);
+        return 0;
+    }
+    /* "text / plain": keep the canonical spelling. */
+    *type = sip_msg_printf(msg, "%.*s/%.*s", (int)t, v.p, (int)(se - ss), v.p + ss);
+    return type->p ? 0 : -ENOMEM;
 }
 
 /* --- editing --------------------------------------------------------------- */
@@ -317,10 +349,12 @@ int sip_msg_set_request_uri(struct sip_msg *msg, struct strview uri)
 
 int sip_msg_set_body(struct sip_msg *msg, struct strview content_type, struct strview body)
 {
-    struct strview ct, b = body;
+    struct strview ct, b = body, type = strview_make("", 0);
     int rc;
 
     if ((rc = own_value(msg, content_type, &ct)))
+        return rc;
+    if (ct.n && (rc = sip_msg_media_type(msg, ct, &type)))
         return rc;
     if (b.n && !sip_msg_owns(msg, b.p, b.n)) {
         b = sip_msg_strdup(msg, body.p, body.n);
@@ -338,8 +372,7 @@ int sip_msg_set_body(struct sip_msg *msg, struct strview content_type, struct st
     } else if ((rc = sip_msg_hdr_append(msg, SIP_HDR_CONTENT_TYPE, NULL, ct))) {
         return rc;
     }
-    const char *semi = ct.n ? memchr(ct.p, ';', ct.n) : NULL;
-    msg->content_type = semi ? strview_trim(strview_make(ct.p, (size_t)(semi - ct.p))) : ct;
+    msg->content_type = type;
     msg->body = b.n ? b : strview_make("", 0);
     return 0;
 }

@@ -38,6 +38,11 @@ void *sip_msg_alloc(struct sip_msg *msg, size_t n);
 /* True when [p, p+n) lies in storage the message owns. */
 bool sip_msg_owns(const struct sip_msg *msg, const void *p, size_t n);
 
+/* Checks a Content-Type value (type "/" subtype *(";" param)) and sets
+ * *type to "type/subtype" (copied to the arena when LWS has to go).
+ * Returns 0, -EINVAL or -ENOMEM. */
+int sip_msg_media_type(struct sip_msg *msg, struct strview value, struct strview *type);
+
 /* Allocates a message with room for a copy of len input bytes; the copy
  * goes to msg->buf_. */
 struct sip_msg *sip_msg_new(const char *data, size_t len);

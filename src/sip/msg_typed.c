@@ -84,8 +84,7 @@ int sip_via_parse(struct strview value, struct sip_via *out)
         size_t ps = sip_lex_skip_wsp(s, j + 1);
         size_t pe = sip_lex_span(s, ps, SIP_C_DIGIT);
         unsigned long long port;
-        if (pe == ps || strview_to_u64(strview_make(s.p + ps, pe - ps), 65535, &port) ||
-            port == 0)
+        if (pe == ps || strview_to_u64(strview_make(s.p + ps, pe - ps), 65535, &port) || port == 0)
             return -EINVAL;
         out->port = (uint16_t)port;
         i = pe;

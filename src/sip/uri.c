@@ -308,53 +308,97 @@ static bool uri_kv_find(struct strview s, char sep, struct strview name, struct 
     return false;
 }
 
-static bool uri_params_match(struct strview a, struct strview b, bool all_required)
+/* Only the first of a repeated name counts, on both sides, so that the
+ * comparison stays an equivalence however odd the input. */
+static bool uri_kv_first(struct strview s, char sep, const struct uri_kv *kv)
+{
+    struct uri_kv first;
+    return uri_kv_find(s, sep, kv->name, &first) && first.name.p == kv->name.p;
+}
+
+static bool uri_param_must_match(struct strview name)
 {
     static const char *const must[] = {"transport", "user", "ttl", "method", "maddr"};
+    for (size_t k = 0; k < sizeof(must) / sizeof(must[0]); k++)
+        if (uri_eq_esc(name, strview_cstr(must[k]), true))
+            return true;
+    return false;
+}
+
+/* Lookups below are linear, so comparing two lists is quadratic: past
+ * this many elements, only byte-identical lists compare equal. */
+#define URI_CMP_MAX_ELEMS 64
+
+static size_t uri_kv_count(struct strview s, char sep)
+{
+    size_t pos = 0, n = 0;
+    struct uri_kv kv;
+    while (uri_kv_next(s, &pos, sep, &kv))
+        n++;
+    return n;
+}
+
+/* 1: equal bytes, 0: too long to compare, -1: compare element-wise. */
+static int uri_lists_quick(struct strview a, struct strview b, char sep)
+{
+    if (a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0))
+        return 1;
+    if (uri_kv_count(a, sep) > URI_CMP_MAX_ELEMS || uri_kv_count(b, sep) > URI_CMP_MAX_ELEMS)
+        return 0;
+    return -1;
+}
+
+/* Parameters present in both must agree; the RFC 3261 §19.1.4 ones (or,
+ * with all_required, every one) must also be present in both. */
+static bool uri_params_match(struct strview a, struct strview b, bool all_required)
+{
     size_t pos = 0;
     struct uri_kv kv, other;
+    int quick = uri_lists_quick(a, b, ';');
 
-    /* Parameters present in both must agree; the ones above must also be
-     * present in both. */
+    if (quick >= 0)
+        return quick;
+
     while (uri_kv_next(a, &pos, ';', &kv)) {
+        if (!uri_kv_first(a, ';', &kv))
+            continue;
         if (uri_kv_find(b, ';', kv.name, &other)) {
             if (!uri_eq_esc(kv.value, other.value, true) || kv.has_value != other.has_value)
                 return false;
-            continue;
-        }
-        if (all_required)
+        } else if (all_required || uri_param_must_match(kv.name)) {
             return false;
-        for (size_t k = 0; k < sizeof(must) / sizeof(must[0]); k++)
-            if (uri_eq_esc(kv.name, strview_cstr(must[k]), true))
-                return false;
+        }
     }
     pos = 0;
     while (uri_kv_next(b, &pos, ';', &kv)) {
-        if (uri_kv_find(a, ';', kv.name, &other))
-            continue;
-        if (all_required)
+        if (!uri_kv_find(a, ';', kv.name, &other) &&
+            (all_required || uri_param_must_match(kv.name)))
             return false;
-        for (size_t k = 0; k < sizeof(must) / sizeof(must[0]); k++)
-            if (uri_eq_esc(kv.name, strview_cstr(must[k]), true))
-                return false;
     }
     return true;
 }
 
+/* The same set of header names with the same values. */
 static bool uri_headers_match(struct strview a, struct strview b)
 {
-    size_t pos = 0, na = 0, nb = 0;
+    size_t pos = 0;
     struct uri_kv kv, other;
+    int quick = uri_lists_quick(a, b, '&');
+
+    if (quick >= 0)
+        return quick;
 
     while (uri_kv_next(a, &pos, '&', &kv)) {
-        na++;
+        if (!uri_kv_first(a, '&', &kv))
+            continue;
         if (!uri_kv_find(b, '&', kv.name, &other) || !uri_eq_esc(kv.value, other.value, false))
             return false;
     }
     pos = 0;
     while (uri_kv_next(b, &pos, '&', &kv))
-        nb++;
-    return na == nb;
+        if (!uri_kv_find(a, '&', kv.name, &other))
+            return false;
+    return true;
 }
 
 static bool tel_number_eq(struct strview a, struct strview b)

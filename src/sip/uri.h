@@ -22,13 +22,13 @@ enum sip_uri_scheme {
 
 struct sip_uri {
     enum sip_uri_scheme scheme;
-    struct strview user;     /* empty when there is no user part; TEL: the number */
+    struct strview user; /* empty when there is no user part; TEL: the number */
     struct strview password;
-    struct strview host;     /* IPv6 without brackets */
+    struct strview host; /* IPv6 without brackets */
     bool host_is_ipv6;
-    uint16_t port;           /* 0 when absent */
-    struct strview params;   /* ";transport=tls;lr" (leading ';' included) */
-    struct strview headers;  /* "?subject=x" without the '?' */
+    uint16_t port;          /* 0 when absent */
+    struct strview params;  /* ";transport=tls;lr" (leading ';' included) */
+    struct strview headers; /* "?subject=x" without the '?' */
 };
 
 /* Returns 0 or -EINVAL. Rejects control characters, spaces, non-ASCII
@@ -42,7 +42,8 @@ bool sip_uri_param(const struct sip_uri *uri, const char *name, struct strview *
  * case-insensitive, port, and the transport/user/method/maddr/ttl params;
  * other parameters must agree when both carry them; headers must agree;
  * escapes compare decoded). TEL: the number without visual separators and
- * the same parameters. */
+ * the same parameters. Parameter or header lists of more than 64 elements
+ * compare equal only when byte-identical (keeps the cost linear). */
 bool sip_uri_equal(const struct sip_uri *a, const struct sip_uri *b);
 /* Writes "scheme:user@host:port" plus params (no headers). */
 void sip_uri_print(const struct sip_uri *uri, struct strbuf *out);
