@@ -47,6 +47,7 @@ void proxy_call_finish(struct proxy *p, struct proxy_call *call, const char *rea
              call->callee, "answered", call->answered ? "yes" : "no", "duration_s",
              LOG_INT(call->answered ? call->ended - call->answered : 0), "reason", reason);
     struct proxy_call_record rec = {
+        .media = call->media[0] ? call->media : NULL,
         .call_id = call->call_id,
         .caller = call->caller,
         .callee = call->callee,
@@ -99,6 +100,7 @@ static void dialog_free(struct dialog *d)
     hmap_remove(&p->dialogs, &d->node);
     p->ndialogs--;
     proxy_call_release(d->call);
+    strbuf_free(&d->late_offer);
     free(d->call_id);
     free(d);
 }
@@ -143,6 +145,24 @@ struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
     if (pr->call) {
         d->call = pr->call;
         d->call->refs++;
+    }
+    snprintf(d->caller_aor, sizeof(d->caller_aor), "%s", pr->caller);
+    snprintf(d->callee_aor, sizeof(d->callee_aor), "%s", pr->callee);
+    /* enough to send each side a BYE of our own (media policy) */
+    strview_copy(from.uri_text, d->caller_uri, sizeof(d->caller_uri));
+    strview_copy(to.uri_text, d->callee_uri, sizeof(d->callee_uri));
+    struct sip_value_iter it;
+    struct strview cv;
+    struct sip_addr contact;
+    sip_value_iter_init(&it, resp, SIP_HDR_CONTACT);
+    if (sip_value_iter_next(&it, &cv) && sip_addr_parse(cv, &contact) == 0)
+        strview_copy(contact.uri_text, d->callee_target, sizeof(d->callee_target));
+    if (pr->st) {
+        const struct sip_msg *req = sip_server_txn_request(pr->st);
+        sip_value_iter_init(&it, req, SIP_HDR_CONTACT);
+        if (sip_value_iter_next(&it, &cv) && sip_addr_parse(cv, &contact) == 0)
+            strview_copy(contact.uri_text, d->caller_target, sizeof(d->caller_target));
+        d->invite_cseq = req->cseq_num;
     }
     hmap_insert(&p->dialogs, &d->node, dialog_hash(resp->call_id));
     p->ndialogs++;
@@ -215,4 +235,16 @@ void dialogs_free(struct proxy *p)
         dialog_free(container_of(n, struct dialog, node));
         n = next;
     }
+}
+
+/* A branch that failed leaves no early dialog behind. */
+void dialog_end_early_tag(struct proxy *p, struct strview call_id, struct strview from_tag,
+                          const char *to_tag)
+{
+    bool from_caller;
+    if (!to_tag[0])
+        return;
+    struct dialog *d = dialog_find(p, call_id, from_tag, strview_cstr(to_tag), &from_caller);
+    if (d && d->state == DIALOG_EARLY)
+        dialog_free(d);
 }

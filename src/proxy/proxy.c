@@ -85,6 +85,10 @@ void proxy_set_config(struct proxy *p, const struct proxy_config *cfg)
     p->domain = d;
     p->cfg = *cfg;
     p->cfg.domain = p->domain;
+    proxy_media_configure(p, cfg->media_level ? cfg->media_level : "required", cfg->media_suites,
+                          cfg->media_nsuites);
+    p->cfg.media_level = NULL;
+    p->cfg.media_suites = NULL;
 }
 
 void proxy_free(struct proxy *p)
@@ -98,6 +102,8 @@ void proxy_free(struct proxy *p)
         dialogs_free(p);
         hmap_destroy(&p->dialogs);
     }
+    for (size_t i = 0; i < 8; i++)
+        free(p->media_suites[i]);
     free(p->domain);
     free(p);
 }
@@ -324,6 +330,16 @@ static bool proxy_assert_identity(struct proxy *p, struct sip_server_txn *st, st
     }
     sip_msg_hdr_remove_all(req, SIP_HDR_P_ASSERTED_IDENTITY);
     sip_msg_hdr_remove_all(req, SIP_HDR_P_PREFERRED_IDENTITY);
+    /* our realm's credentials were for us, not for the next hop */
+    for (struct sip_hdr *h = sip_msg_hdr_first(req, SIP_HDR_PROXY_AUTHORIZATION); h;) {
+        struct sip_hdr *next = sip_msg_hdr_next(h, SIP_HDR_PROXY_AUTHORIZATION);
+        struct digest_credentials cred;
+        char realm[256];
+        if (digest_credentials_parse(h->value, &cred) == 0 &&
+            digest_unescape(cred.realm, realm, sizeof(realm)) == 0 && strcmp(realm, p->domain) == 0)
+            sip_msg_hdr_remove(req, h);
+        h = next;
+    }
     struct strview pai = sip_msg_printf(req, "<sip:%s@%s>", user, p->domain);
     sip_msg_hdr_append(req, SIP_HDR_P_ASSERTED_IDENTITY, "P-Asserted-Identity", pai);
     return true;

@@ -35,6 +35,7 @@ struct proxy_call_record {
     int64_t answered;   /* 0 when never answered */
     int64_t ended;
     const char *reason; /* "BYE from caller", "486 Busy Here", ... */
+    const char *media;  /* per media section: "audio SRTP AES_CM_128_HMAC_SHA1_80"; or NULL */
 };
 
 struct proxy_env {
@@ -68,6 +69,9 @@ struct proxy_env {
 struct proxy_config {
     const char *domain;
     size_t max_im_body; /* MESSAGE bodies larger than this get 413 */
+    const char *media_level;          /* media.encryption_level */
+    const char *const *media_suites;  /* media.srtp_suites */
+    size_t media_nsuites;
 };
 
 struct proxy;

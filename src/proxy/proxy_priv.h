@@ -8,6 +8,7 @@
 #include "core/strbuf.h"
 #include "proxy/proxy.h"
 #include "sip/txn.h"
+#include "media/policy.h"
 #include "tls/cert.h"
 
 #define PROXY_MAX_BRANCHES 16
@@ -26,6 +27,10 @@ struct proxy_branch {
     struct sip_client_txn *txn; /* NULL once it has ended */
     uint64_t conn;
     int status;                 /* last status seen; 0 before any */
+    struct strbuf offer;        /* the SDP offer as sent on this branch (empty: none) */
+    char early_tag[PROXY_TAG_MAX]; /* To tag of the early dialog its 1xx made */
+    char asserted[PROXY_ADDR_MAX]; /* the user it reaches (local bindings), for PAI */
+    bool media_refused;         /* its answer broke the media policy */
 };
 
 /* A request being proxied: its server transaction and its branches. */
@@ -41,6 +46,7 @@ struct proxy_request {
     struct strbuf best;         /* its bytes, ready to send upstream */
     bool forwarded_2xx;
     bool cancelling;
+    char warning[200];          /* a Warning for a locally decided final response */
     char caller[PROXY_ADDR_MAX];
     char callee[PROXY_ADDR_MAX];
     struct proxy_call *call;    /* out-of-dialog INVITE: the call being tried */
@@ -54,6 +60,7 @@ struct proxy_request {
 /* A call from its INVITE to its end, for the call log. */
 struct proxy_call {
     char *call_id;
+    char media[400];            /* what each media section negotiated */
     char caller[PROXY_ADDR_MAX];
     char callee[PROXY_ADDR_MAX];
     int64_t started, answered, ended;
@@ -77,6 +84,14 @@ struct dialog {
     uint64_t caller_conn;
     uint64_t callee_conn;
     struct proxy_call *call;
+    struct strbuf late_offer;   /* an offer in a 2xx, until the ACK answers it */
+    char caller_uri[PROXY_ADDR_MAX + 8];  /* From URI, To URI and remote targets, to BYE */
+    char callee_uri[PROXY_ADDR_MAX + 8];
+    char caller_target[256];
+    char caller_aor[PROXY_ADDR_MAX]; /* user@domain of each party */
+    char callee_aor[PROXY_ADDR_MAX];
+    char callee_target[256];
+    uint32_t invite_cseq;
     struct timer timer; /* early dialogs and confirmed ones both end eventually */
 };
 
@@ -107,6 +122,8 @@ struct partner {
 
 struct proxy {
     struct timer_heap *timers;
+    struct media_policy media;
+    char *media_suites[8];
     struct proxy_env env;
     struct proxy_config cfg;
     char *domain;
@@ -157,6 +174,36 @@ bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len, con
 void proxy_finish(struct proxy_request *pr);
 void proxy_request_maybe_free(struct proxy_request *pr);
 
+/* media.c: the encryption level on offers and answers */
+enum proxy_media_result {
+    PROXY_MEDIA_OK,
+    PROXY_MEDIA_REFUSED, /* 488: `warning` says why */
+    PROXY_MEDIA_BAD,     /* malformed SDP: 400 */
+};
+bool proxy_has_sdp(const struct sip_msg *m);
+/* An offer in a request about to leave on out_conn; may rewrite m's body.
+ * On success the SDP as sent goes to `sent` (if not NULL). */
+enum proxy_media_result proxy_media_offer(struct proxy *p, struct sip_msg *m, uint64_t in_conn,
+                                          uint64_t out_conn, struct strbuf *sent, char *warning,
+                                          size_t cap);
+/* An answer to `offer` in m (a response or an ACK) about to leave on
+ * out_conn, having come over in_conn; may rewrite m's body. */
+enum proxy_media_result proxy_media_answer(struct proxy *p, struct strview offer, struct sip_msg *m,
+                                           uint64_t in_conn, uint64_t out_conn, char *warning,
+                                           size_t cap, char *summary, size_t summary_cap);
+/* A Warning header line (CRLF-terminated) for a refusal. */
+void proxy_media_warning_header(struct proxy *p, const char *warning, char *out, size_t cap);
+/* Ends an answered INVITE branch Parley refuses: ACK its 2xx, then BYE
+ * with a Reason. */
+void proxy_media_reject_2xx(struct proxy *p, struct proxy_branch *b, const struct sip_msg *resp,
+                            const char *warning);
+/* Sends a BYE with a Reason into a dialog, to one side. */
+void proxy_send_bye(struct proxy *p, uint64_t conn, const char *target, const char *from_uri,
+                    const char *from_tag, const char *to_uri, const char *to_tag,
+                    struct strview call_id, uint32_t cseq, const char *reason);
+void proxy_media_configure(struct proxy *p, const char *level, const char *const *suites,
+                           size_t nsuites);
+
 /* dialog.c */
 struct dialog *dialog_find(struct proxy *p, struct strview call_id, struct strview from_tag,
                            struct strview to_tag, bool *from_caller);
@@ -165,6 +212,8 @@ struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
 void dialog_confirm(struct dialog *d);
 void dialog_end(struct dialog *d, const char *reason);
 void dialog_end_early(struct proxy *p, struct proxy_call *call);
+void dialog_end_early_tag(struct proxy *p, struct strview call_id, struct strview from_tag,
+                          const char *to_tag);
 void dialogs_conn_closed(struct proxy *p, uint64_t conn);
 void dialogs_free(struct proxy *p);
 struct proxy_call *proxy_call_new(struct proxy *p, const struct sip_msg *invite,

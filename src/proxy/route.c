@@ -31,6 +31,8 @@ void proxy_request_maybe_free(struct proxy_request *pr)
         return;
     if (pr->call)
         proxy_call_release(pr->call);
+    for (size_t i = 0; i < pr->nbranches; i++)
+        strbuf_free(&pr->branches[i].offer);
     strbuf_free(&pr->best);
     strbuf_free(&pr->held);
     free(pr);
@@ -51,12 +53,26 @@ static struct proxy_request *proxy_request_new(struct proxy *p, struct sip_serve
 /* --- sending upstream ------------------------------------------------------ */
 
 /* Sends a response received from a branch to the caller, without our Via. */
-static void proxy_forward_response(struct proxy_request *pr, struct sip_msg *resp, int status)
+/* Identities in responses are ours to assert too: whatever the answerer
+ * claimed goes, and a device of ours is named for what it is. */
+static void proxy_assert_response_identity(struct proxy_branch *b, struct sip_msg *resp)
+{
+    sip_msg_hdr_remove_all(resp, SIP_HDR_P_ASSERTED_IDENTITY);
+    sip_msg_hdr_remove_all(resp, SIP_HDR_P_PREFERRED_IDENTITY);
+    if (b && b->asserted[0]) {
+        struct strview pai = sip_msg_printf(resp, "<sip:%s>", b->asserted);
+        sip_msg_hdr_append(resp, SIP_HDR_P_ASSERTED_IDENTITY, "P-Asserted-Identity", pai);
+    }
+}
+
+static void proxy_forward_response(struct proxy_request *pr, struct proxy_branch *b,
+                                   struct sip_msg *resp, int status)
 {
     if (!pr->st)
         return;
     struct strbuf out = STRBUF_INIT;
     sip_msg_hdr_remove_first_value(resp, SIP_HDR_VIA);
+    proxy_assert_response_identity(b, resp);
     if (sip_msg_print(resp, &out) == 0)
         sip_server_txn_send(pr->st, status, &out);
     strbuf_free(&out);
@@ -87,11 +103,12 @@ static void proxy_call_outcome(struct proxy_request *pr, int status, const char 
 {
     if (!pr->call || pr->call->answered)
         return;
-    char reason[96];
+    char reason[300];
     if (pr->cancelling && status == 487)
         snprintf(reason, sizeof(reason), "cancelled by caller");
     else
-        snprintf(reason, sizeof(reason), "%d %s", status, text);
+        snprintf(reason, sizeof(reason), "%d %s%s%s", status, text, pr->warning[0] ? ": " : "",
+             pr->warning);
     dialog_end_early(pr->p, pr->call);
     proxy_call_finish(pr->p, pr->call, reason);
 }
@@ -109,10 +126,33 @@ void proxy_finish(struct proxy_request *pr)
     if (pr->best.len) {
         sip_server_txn_send(pr->st, pr->best_status, &pr->best);
     } else {
-        /* a locally decided status (timeout, lost connection) */
-        sip_server_txn_reply(pr->st, pr->best_status, NULL, NULL);
+        /* a locally decided status (timeout, lost connection, media policy) */
+        char warning[300] = "";
+        if (pr->warning[0])
+            proxy_media_warning_header(pr->p, pr->warning, warning, sizeof(warning));
+        char reason[260] = "";
+        if (pr->best_status == 400 && pr->warning[0])
+            snprintf(reason, sizeof(reason), "Bad Request (%s)", pr->warning);
+        sip_server_txn_reply(pr->st, pr->best_status, reason[0] ? reason : NULL,
+                             warning[0] ? warning : NULL);
     }
     proxy_call_outcome(pr, pr->best_status, sip_reason_phrase(pr->best_status));
+}
+
+/* A branch ends with a status Parley decided (media policy...). */
+static void proxy_branch_local_failure(struct proxy_request *pr, struct proxy_branch *b,
+                                       int status, const char *warning)
+{
+    b->status = status;
+    if (pr->pending)
+        pr->pending--;
+    if (proxy_better(status, pr->best_status)) {
+        pr->best_status = status;
+        strbuf_reset(&pr->best);
+        snprintf(pr->warning, sizeof(pr->warning), "%s", warning);
+    }
+    if (pr->pending == 0)
+        proxy_finish(pr);
 }
 
 /* --- responses from branches -------------------------------------------- */
@@ -131,18 +171,58 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
     if (retransmission) {
         /* a 2xx retransmitted by a forked answerer: pass it on (RFC 6026) */
         if (resp && status >= 200 && status < 300)
-            proxy_forward_response(pr, resp, status);
+            proxy_forward_response(pr, b, resp, status);
         return;
     }
+    bool media_method = pr->method == SIP_METHOD_INVITE || pr->method == SIP_METHOD_UPDATE;
+    uint64_t caller_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
+    char warning[200] = "", summary[400] = "";
+    bool late_offer = false;
+    if (media_method && resp && status > 100 && status < 300 && proxy_has_sdp(resp)) {
+        enum proxy_media_result mr;
+        if (b->offer.len) {
+            mr = proxy_media_answer(pr->p, strview_make(b->offer.p, b->offer.len), resp, b->conn,
+                                    caller_conn, warning, sizeof(warning), summary,
+                                    sizeof(summary));
+        } else {
+            /* no offer in the request: this is the offer (late offer) */
+            mr = proxy_media_offer(pr->p, resp, b->conn, caller_conn, NULL, warning,
+                                   sizeof(warning));
+            late_offer = true;
+        }
+        if (mr != PROXY_MEDIA_OK) {
+            bool reliable = sip_msg_hdr_first(resp, SIP_HDR_RSEQ) != NULL;
+            if (status >= 200) {
+                /* never forwarded: the answerer gets ACK and BYE, the caller
+                 * 488 unless another branch still may answer */
+                proxy_media_reject_2xx(pr->p, b, resp, warning);
+                b->media_refused = true;
+                proxy_branch_local_failure(pr, b, 488, warning);
+                return;
+            }
+            if (reliable) {
+                sip_client_txn_cancel(b->txn, "SIP;cause=488;text=\"media policy\"");
+                b->media_refused = true;
+                if (!pr->warning[0])
+                    snprintf(pr->warning, sizeof(pr->warning), "%s", warning);
+                return;
+            }
+            /* an unreliable provisional: its early SDP does not bind; pass
+             * the response on without it */
+            sip_msg_set_body(resp, STRVIEW_EMPTY, STRVIEW_EMPTY);
+        }
+    }
+
     if (status < 200) {
         b->status = status;
         if (status == 100 || !resp)
             return;
         if (pr->method == SIP_METHOD_INVITE && !pr->forwarded_2xx) {
             struct sip_addr to;
-            if (sip_msg_to(resp, &to) == 0 && to.tag.n)
-                dialog_upsert(pr->p, resp, pr, b->conn);
-            proxy_forward_response(pr, resp, status);
+            if (sip_msg_to(resp, &to) == 0 && to.tag.n && !pr->in_dialog &&
+                dialog_upsert(pr->p, resp, pr, b->conn))
+                strview_copy(to.tag, b->early_tag, sizeof(b->early_tag));
+            proxy_forward_response(pr, b, resp, status);
         }
         return;
     }
@@ -156,20 +236,32 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
             pr->method == SIP_METHOD_REFER) {
             if (!pr->in_dialog) {
                 struct dialog *d = dialog_upsert(pr->p, resp, pr, b->conn);
-                if (d)
+                if (d) {
                     dialog_confirm(d);
+                    if (late_offer)
+                        strbuf_putview(&d->late_offer, resp->body);
+                }
             }
         }
+        if (pr->call && summary[0])
+            snprintf(pr->call->media, sizeof(pr->call->media), "%s", summary);
         bool first = !pr->forwarded_2xx;
         pr->forwarded_2xx = true;
         if (pr->method == SIP_METHOD_INVITE || first)
-            proxy_forward_response(pr, resp, status);
+            proxy_forward_response(pr, b, resp, status);
         if (pr->method == SIP_METHOD_INVITE)
             proxy_cancel_pending(pr, "SIP;cause=200;text=\"Call completed elsewhere\"");
         return;
     }
 
     /* a final failure: remember the best, forward when every branch ended */
+    if (pr->method == SIP_METHOD_INVITE && b->early_tag[0] && pr->st) {
+        struct sip_addr from;
+        const struct sip_msg *req = sip_server_txn_request(pr->st);
+        if (sip_msg_from(req, &from) == 0)
+            dialog_end_early_tag(pr->p, req->call_id, from.tag, b->early_tag);
+        b->early_tag[0] = '\0';
+    }
     int effective = status;
     if (resp && status == 503)
         effective = 500; /* RFC 3261 §16.7: a 503 is not ours to pass on */
@@ -180,6 +272,7 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
         strbuf_reset(&pr->best);
         if (resp) {
             sip_msg_hdr_remove_first_value(resp, SIP_HDR_VIA);
+            proxy_assert_response_identity(b, resp);
             if (effective != status) {
                 /* rewrite the status line: print, then patch the code */
                 struct strbuf tmp = STRBUF_INIT;
@@ -289,6 +382,24 @@ bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len,
         return false;
     if (target_uri)
         sip_msg_set_request_uri(m, strview_cstr(target_uri));
+    struct strbuf offer = STRBUF_INIT;
+    if (m->method == SIP_METHOD_INVITE || m->method == SIP_METHOD_UPDATE) {
+        char warning[200] = "";
+        uint64_t in_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
+        enum proxy_media_result mr =
+            proxy_media_offer(p, m, in_conn, conn, &offer, warning, sizeof(warning));
+        if (mr != PROXY_MEDIA_OK) {
+            int status = mr == PROXY_MEDIA_BAD ? 400 : 488;
+            if (proxy_better(status, pr->best_status) || pr->best_status == status) {
+                pr->best_status = status;
+                strbuf_reset(&pr->best);
+                snprintf(pr->warning, sizeof(pr->warning), "%s", warning);
+            }
+            strbuf_free(&offer);
+            sip_msg_free(m);
+            return false;
+        }
+    }
     char branch[64], rnd[9];
     random_token(rnd, 8);
     snprintf(branch, sizeof(branch), PROXY_BRANCH_PREFIX "%s.%s", loop_hash, rnd);
@@ -298,14 +409,17 @@ bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len,
     strbuf_free(&via);
 
     struct proxy_branch *b = &pr->branches[pr->nbranches];
+    b->offer = offer;
     b->user.response = proxy_branch_response;
     b->user.terminated = proxy_branch_terminated;
     b->pr = pr;
     b->conn = conn;
     b->status = 0;
     b->txn = sip_txn_client_send(p->txn, conn, m, &b->user);
-    if (!b->txn)
+    if (!b->txn) {
+        strbuf_free(&b->offer);
         return false;
+    }
     pr->nbranches++;
     pr->pending++;
     return true;
@@ -369,12 +483,21 @@ void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct 
         sip_server_txn_reply(st, 500, NULL, NULL);
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        proxy_fork_one(pr, bytes.p, bytes.len, bindings[i]->contact, bindings[i]->conn, loop);
+    for (size_t i = 0; i < n; i++) {
+        size_t before = pr->nbranches;
+        if (proxy_fork_one(pr, bytes.p, bytes.len, bindings[i]->contact, bindings[i]->conn, loop) &&
+            pr->nbranches > before)
+            snprintf(pr->branches[before].asserted, sizeof(pr->branches[before].asserted), "%s",
+                     pr->callee);
+    }
     strbuf_free(&bytes);
     if (pr->nbranches == 0) {
-        sip_server_txn_reply(st, 480, NULL, NULL);
-        proxy_call_outcome(pr, 480, "Temporarily Unavailable");
+        if (pr->best_status) {
+            proxy_finish(pr); /* e.g. 488: no device may get this offer */
+        } else {
+            sip_server_txn_reply(st, 480, NULL, NULL);
+            proxy_call_outcome(pr, 480, "Temporarily Unavailable");
+        }
     }
 }
 
@@ -391,9 +514,17 @@ static uint64_t proxy_dialog_target(struct proxy *p, const struct sip_msg *req, 
     if (!d)
         return 0;
     *dout = d;
+    /* The other party may have moved to a new connection: its binding says
+     * where. Only that party's binding counts: a Request-URI naming someone
+     * else's device must not turn a dialog into a way to reach them. */
+    const char *other = *from_caller ? d->callee_aor : d->caller_aor;
     const struct binding *b = registrar_find_contact(p->registrar, &req->ruri);
-    if (b && p->env.conn_info(p->env.arg, b->conn))
-        return b->conn;
+    if (b && p->env.conn_info(p->env.arg, b->conn)) {
+        char aor[PROXY_ADDR_MAX];
+        snprintf(aor, sizeof(aor), "%s@%s", b->user, p->domain);
+        if (strcmp(aor, other) == 0)
+            return b->conn;
+    }
     uint64_t conn = *from_caller ? d->callee_conn : d->caller_conn;
     return p->env.conn_info(p->env.arg, conn) ? conn : 0;
 }
@@ -411,8 +542,13 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
     if (!conn) {
         proxy_log_reject(req, sip_server_txn_conn(st), 480, "the other side's connection is gone");
         sip_server_txn_reply(st, 480, "Temporarily Unavailable (connection gone)", NULL);
+        if (req->method == SIP_METHOD_BYE)
+            dialog_end(d, from_caller ? "BYE from caller" : "BYE from callee");
         return;
     }
+    /* identities inside a dialog are no more the client's to assert */
+    sip_msg_hdr_remove_all(req, SIP_HDR_P_ASSERTED_IDENTITY);
+    sip_msg_hdr_remove_all(req, SIP_HDR_P_PREFERRED_IDENTITY);
     struct proxy_request *pr = proxy_request_new(p, st);
     if (!pr) {
         sip_server_txn_reply(st, 500, NULL, NULL);
@@ -423,8 +559,13 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
     proxy_loop_hash(req, loop);
     proxy_prepare(p, req, sip_server_txn_conn(st), false);
     struct strbuf bytes = STRBUF_INIT;
-    if (sip_msg_print(req, &bytes) != 0 || !proxy_fork_one(pr, bytes.p, bytes.len, NULL, conn, loop))
+    if (sip_msg_print(req, &bytes) != 0) {
         sip_server_txn_reply(st, 500, NULL, NULL);
+    } else if (!proxy_fork_one(pr, bytes.p, bytes.len, NULL, conn, loop)) {
+        if (!pr->best_status)
+            pr->best_status = 500;
+        proxy_finish(pr);
+    }
     strbuf_free(&bytes);
     if (req->method == SIP_METHOD_BYE)
         dialog_end(d, from_caller ? "BYE from caller" : "BYE from callee");
@@ -432,7 +573,6 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
 
 void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
 {
-    (void)in_conn;
     struct dialog *d;
     bool from_caller;
     /* the ACK of a 2xx is end-to-end: routed statelessly along the dialog */
@@ -452,6 +592,23 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
         sip_msg_free(ack);
         return;
     }
+    bool end_dialog = false;
+    char warning[200] = "";
+    if (d && d->late_offer.len && proxy_has_sdp(ack)) {
+        char summary[400] = "";
+        enum proxy_media_result mr =
+            proxy_media_answer(p, strview_make(d->late_offer.p, d->late_offer.len), ack, in_conn,
+                               conn, warning, sizeof(warning), summary, sizeof(summary));
+        strbuf_free(&d->late_offer);
+        if (mr != PROXY_MEDIA_OK) {
+            /* the ACK still goes (it ends the 2xx's retransmissions), without
+             * the refused answer; then both sides get a BYE */
+            sip_msg_set_body(ack, STRVIEW_EMPTY, STRVIEW_EMPTY);
+            end_dialog = true;
+        } else if (d->call && summary[0]) {
+            snprintf(d->call->media, sizeof(d->call->media), "%s", summary);
+        }
+    }
     sip_msg_set_max_forwards(ack, ack->max_forwards < 0 ? 70 : ack->max_forwards - 1);
     char branch[48], rnd[17];
     random_token(rnd, 16);
@@ -464,6 +621,20 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
     if (sip_msg_print(ack, &out) == 0)
         p->env.send(p->env.arg, conn, &out);
     strbuf_free(&out);
+    if (end_dialog) {
+        char reason[260];
+        snprintf(reason, sizeof(reason), "SIP;cause=488;text=\"%s\"", warning);
+        if (d->callee_conn)
+            proxy_send_bye(p, d->callee_conn, d->callee_target, d->caller_uri, d->caller_tag,
+                           d->callee_uri, d->callee_tag, ack->call_id, d->invite_cseq + 1, reason);
+        if (d->caller_conn)
+            proxy_send_bye(p, d->caller_conn, d->caller_target, d->callee_uri, d->callee_tag,
+                           d->caller_uri, d->caller_tag, ack->call_id, 100000 + d->invite_cseq,
+                           reason);
+        char full[260];
+        snprintf(full, sizeof(full), "488 media refused in the ACK: %s", warning);
+        dialog_end(d, full);
+    }
     sip_msg_free(ack);
 }
 

@@ -188,8 +188,12 @@ struct reg_contact {
 static struct reg_binding *reg_find_binding(struct reg_user *u, const struct reg_contact *c)
 {
     for (struct reg_binding *b = u->first; b; b = b->next) {
-        if (c->instance.n && b->instance[0] && strview_eq(c->instance, b->instance))
-            return b;
+        if (c->instance.n && b->instance[0]) {
+            /* both name their device: the instance decides (RFC 5626) */
+            if (strview_eq(c->instance, b->instance))
+                return b;
+            continue;
+        }
         struct sip_uri bu;
         if (sip_uri_parse(strview_cstr(b->contact), &bu) == 0 && sip_uri_equal(&bu, &c->addr.uri))
             return b;
@@ -201,7 +205,8 @@ static char *reg_dup_view(struct strview v)
 {
     char *s = malloc(v.n + 1);
     if (s) {
-        memcpy(s, v.p, v.n);
+        if (v.n)
+            memcpy(s, v.p, v.n);
         s[v.n] = '\0';
     }
     return s;
@@ -357,6 +362,14 @@ void registrar_register(struct registrar *r, const char *user, const struct sip_
             r->total++;
             b->pub.registered_at = now;
             created = true;
+        }
+        if (!created && !strview_eq(c->addr.uri_text, b->contact)) {
+            /* same device (by instance), new address */
+            char *uri = reg_dup_view(c->addr.uri_text);
+            if (uri) {
+                free(b->contact);
+                b->contact = uri;
+            }
         }
         free(b->call_id);
         free(b->instance);

@@ -139,7 +139,7 @@ static void sipcore_call_ended(void *arg, const struct proxy_call_record *rec)
         .answered = rec->answered,
         .ended = rec->ended,
         .reason = rec->reason,
-        .media = NULL,
+        .media = rec->media,
     };
     if (store_call_insert(rt->store, &c, NULL) != 0)
         log_error("call.store_failed", "call_id", rec->call_id, "reason", store_errmsg(rt->store));
@@ -167,6 +167,9 @@ void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct re
 
     pc->domain = cfg->server.domain;
     pc->max_im_body = (size_t)cfg->im.max_body_size;
+    pc->media_level = cfg->media.encryption_level;
+    pc->media_suites = (const char *const *)cfg->media.srtp_suites.v;
+    pc->media_nsuites = cfg->media.srtp_suites.n;
 
     prc->domain = cfg->server.domain;
     prc->policy = strcmp(cfg->presence.policy, "contacts") == 0 ? PRESENCE_POLICY_CONTACTS

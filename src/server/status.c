@@ -90,7 +90,7 @@ static json_t *status_listeners(const struct config *cfg, const struct tls_conte
 static json_t *status_protection(const struct config *cfg, const struct tls_context_facts *facts)
 {
     json_t *rows = json_array();
-    char buf[256];
+    char buf[512];
 
     snprintf(buf, sizeof(buf), "client certificates %s and verified against tls.ca_files; "
                                "revocation %s",
@@ -110,6 +110,20 @@ static json_t *status_protection(const struct config *cfg, const struct tls_cont
                           json_pack("{s:s, s:s, s:s}", "traffic",
                                     "client <-> server signalling, IM and presence", "protection",
                                     "TLS 1.2+", "enforced", buf));
+    struct strbuf suites = STRBUF_INIT;
+    for (size_t i = 0; i < cfg->media.srtp_suites.n; i++) {
+        strbuf_puts(&suites, i ? ", " : "");
+        strbuf_puts(&suites, cfg->media.srtp_suites.v[i]);
+    }
+    snprintf(buf, sizeof(buf),
+             "media.encryption_level %s on every offer and answer; SDES suites %s; SDES keys "
+             "only over TLS hops",
+             cfg->media.encryption_level, strbuf_cstr(&suites));
+    strbuf_free(&suites);
+    json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:s}", "traffic",
+                                          "audio, video and desktop-sharing media", "protection",
+                                          "SRTP", "enforced", buf, "level",
+                                          cfg->media.encryption_level));
     return rows;
 }
 

@@ -285,9 +285,13 @@ def _reserve_across_processes(port: int) -> bool:
     one between probing it and the server binding it. Stale files (their
     process is gone) are taken over."""
     path = os.path.join(_port_dir(), str(port))
-    for _ in range(2):
+    for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileNotFoundError:
+            # someone cleaned the temporary directory under us: make it again
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            continue
         except FileExistsError:
             try:
                 with open(path) as f:

@@ -1,0 +1,205 @@
+/*
+ * The media encryption level on the calls Parley routes: every offer and
+ * answer is checked (media/policy decides), refused ones end the way the
+ * product promises — 488 to the caller, ACK and BYE to an answerer whose
+ * 2xx broke the policy.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/random.h"
+#include "proxy/proxy_priv.h"
+#include "sip/build.h"
+
+void proxy_media_configure(struct proxy *p, const char *level, const char *const *suites,
+                           size_t nsuites)
+{
+    enum media_level l = MEDIA_LEVEL_REQUIRED;
+    media_level_parse(level, &l);
+    for (size_t i = 0; i < 8; i++) {
+        free(p->media_suites[i]);
+        p->media_suites[i] = NULL;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < nsuites && n < 8; i++)
+        if ((p->media_suites[n] = strdup(suites[i])) != NULL)
+            n++;
+    p->media.level = l;
+    p->media.suites = (const char *const *)p->media_suites;
+    p->media.nsuites = n;
+}
+
+bool proxy_has_sdp(const struct sip_msg *m)
+{
+    return m->body.n > 0 && strview_eq_nocase(m->content_type, "application/sdp");
+}
+
+static bool proxy_conn_tls(struct proxy *p, uint64_t conn)
+{
+    const struct conn_info *ci = p->env.conn_info(p->env.arg, conn);
+    return ci && ci->tls;
+}
+
+void proxy_media_warning_header(struct proxy *p, const char *warning, char *out, size_t cap)
+{
+    /* Warning: 399 is "miscellaneous" (RFC 3261 §20.43); the text must not
+     * break the quoted string */
+    char clean[200];
+    size_t j = 0;
+    for (size_t i = 0; warning[i] && j + 1 < sizeof(clean); i++)
+        clean[j++] = (warning[i] == '"' || warning[i] == '\\' || warning[i] < ' ') ? '\''
+                                                                                    : warning[i];
+    clean[j] = '\0';
+    snprintf(out, cap, "Warning: 399 %s \"%s\"\r\n", p->domain, clean);
+}
+
+static void proxy_media_log(const struct sip_msg *m, const char *what, const char *warning)
+{
+    char cid[128];
+    strview_copy(m->call_id, cid, sizeof(cid));
+    log_info("media.refused", "call_id", cid, "sdp", what, "reason", warning);
+}
+
+enum proxy_media_result proxy_media_offer(struct proxy *p, struct sip_msg *m, uint64_t in_conn,
+                                          uint64_t out_conn, struct strbuf *sent, char *warning,
+                                          size_t cap)
+{
+    if (!proxy_has_sdp(m))
+        return PROXY_MEDIA_OK;
+    struct media_hops hops = {proxy_conn_tls(p, in_conn), proxy_conn_tls(p, out_conn)};
+    struct media_decision d;
+    media_decision_init(&d);
+    int rc = media_policy_offer(&p->media, m->body, &hops, &d);
+    enum proxy_media_result res = PROXY_MEDIA_OK;
+    if (rc) {
+        snprintf(warning, cap, "%s", d.warning[0] ? d.warning : "malformed SDP");
+        res = PROXY_MEDIA_BAD;
+    } else if (d.verdict == MEDIA_REFUSE) {
+        snprintf(warning, cap, "%s", d.warning);
+        proxy_media_log(m, "offer", warning);
+        res = PROXY_MEDIA_REFUSED;
+    } else if (d.verdict == MEDIA_REWRITE) {
+        struct strview ct = strview_cstr("application/sdp");
+        sip_msg_set_body(m, ct, sip_msg_strdup(m, d.sdp.p, d.sdp.len));
+    }
+    if (res == PROXY_MEDIA_OK && sent) {
+        strbuf_reset(sent);
+        strbuf_putview(sent, m->body);
+    }
+    media_decision_free(&d);
+    return res;
+}
+
+enum proxy_media_result proxy_media_answer(struct proxy *p, struct strview offer, struct sip_msg *m,
+                                           uint64_t in_conn, uint64_t out_conn, char *warning,
+                                           size_t cap, char *summary, size_t summary_cap)
+{
+    if (!proxy_has_sdp(m))
+        return PROXY_MEDIA_OK;
+    struct media_hops hops = {proxy_conn_tls(p, in_conn), proxy_conn_tls(p, out_conn)};
+    struct media_decision d;
+    media_decision_init(&d);
+    int rc = media_policy_answer(&p->media, offer, m->body, &hops, &d);
+    enum proxy_media_result res = PROXY_MEDIA_OK;
+    if (rc) {
+        snprintf(warning, cap, "%s", d.warning[0] ? d.warning : "malformed SDP");
+        res = PROXY_MEDIA_BAD;
+    } else if (d.verdict == MEDIA_REFUSE) {
+        snprintf(warning, cap, "%s", d.warning);
+        proxy_media_log(m, "answer", warning);
+        res = PROXY_MEDIA_REFUSED;
+    } else {
+        if (d.verdict == MEDIA_REWRITE) {
+            struct strview ct = strview_cstr("application/sdp");
+            sip_msg_set_body(m, ct, sip_msg_strdup(m, d.sdp.p, d.sdp.len));
+        }
+        if (summary && summary_cap)
+            snprintf(summary, summary_cap, "%s", strbuf_cstr(&d.summary));
+    }
+    media_decision_free(&d);
+    return res;
+}
+
+void proxy_send_bye(struct proxy *p, uint64_t conn, const char *target, const char *from_uri,
+                    const char *from_tag, const char *to_uri, const char *to_tag,
+                    struct strview call_id, uint32_t cseq, const char *reason)
+{
+    char branch[48];
+    sip_txn_new_branch(branch, sizeof(branch));
+    struct strbuf via = STRBUF_INIT, m = STRBUF_INIT;
+    proxy_make_via(p, conn, branch, &via);
+    strbuf_printf(&m,
+                  "BYE %s SIP/2.0\r\n"
+                  "Via: %s\r\n"
+                  "Max-Forwards: 70\r\n"
+                  "From: <%s>;tag=%s\r\n"
+                  "To: <%s>;tag=%s\r\n"
+                  "Call-ID: %.*s\r\n"
+                  "CSeq: %u BYE\r\n"
+                  "Reason: %s\r\n"
+                  "Content-Length: 0\r\n\r\n",
+                  target, strbuf_cstr(&via), from_uri, from_tag, to_uri, to_tag, (int)call_id.n,
+                  call_id.p, cseq, reason);
+    strbuf_free(&via);
+    struct sip_msg *msg = NULL;
+    struct sip_parse_error perr;
+    if (!m.err && sip_msg_parse(m.p, m.len, &msg, &perr) == 0)
+        sip_txn_client_send(p->txn, conn, msg, NULL); /* its answer is of no interest */
+    strbuf_free(&m);
+}
+
+void proxy_media_reject_2xx(struct proxy *p, struct proxy_branch *b, const struct sip_msg *resp,
+                            const char *warning)
+{
+    const struct sip_msg *req = sip_client_txn_request(b->txn);
+    struct sip_addr from, to, contact;
+    struct sip_value_iter it;
+    struct strview cv;
+    if (!req || sip_msg_from(req, &from) != 0 || sip_msg_to(resp, &to) != 0)
+        return;
+    sip_value_iter_init(&it, resp, SIP_HDR_CONTACT);
+    if (!sip_value_iter_next(&it, &cv) || sip_addr_parse(cv, &contact) != 0)
+        return;
+    char target[256], from_uri[256], to_uri[256], from_tag[128], to_tag[128];
+    strview_copy(contact.uri_text, target, sizeof(target));
+    strview_copy(from.uri_text, from_uri, sizeof(from_uri));
+    strview_copy(to.uri_text, to_uri, sizeof(to_uri));
+    strview_copy(from.tag, from_tag, sizeof(from_tag));
+    strview_copy(to.tag, to_tag, sizeof(to_tag));
+
+    /* the 2xx is acknowledged, so the answerer stops repeating it */
+    char branch[48];
+    sip_txn_new_branch(branch, sizeof(branch));
+    struct strbuf via = STRBUF_INIT, ack = STRBUF_INIT;
+    proxy_make_via(p, b->conn, branch, &via);
+    strbuf_printf(&ack,
+                  "ACK %s SIP/2.0\r\n"
+                  "Via: %s\r\n"
+                  "Max-Forwards: 70\r\n"
+                  "From: <%s>;tag=%s\r\n"
+                  "To: <%s>;tag=%s\r\n"
+                  "Call-ID: %.*s\r\n"
+                  "CSeq: %u ACK\r\n"
+                  "Content-Length: 0\r\n\r\n",
+                  target, strbuf_cstr(&via), from_uri, from_tag, to_uri, to_tag,
+                  (int)req->call_id.n, req->call_id.p, req->cseq_num);
+    strbuf_free(&via);
+    if (!ack.err)
+        p->env.send(p->env.arg, b->conn, &ack);
+    strbuf_free(&ack);
+
+    char reason[260];
+    snprintf(reason, sizeof(reason), "SIP;cause=488;text=\"%s\"", warning);
+    for (char *c = reason + 22; *c && c[1]; c++)
+        if (*c == '"' || *c == '\\')
+            *c = '\'';
+    proxy_send_bye(p, b->conn, target, from_uri, from_tag, to_uri, to_tag, req->call_id,
+                   req->cseq_num + 1, reason);
+    char cid[128];
+    strview_copy(req->call_id, cid, sizeof(cid));
+    log_info("media.answer_refused", "call_id", cid, "answerer", to_uri, "reason", warning,
+             "action", "ACK and BYE sent to the answerer");
+}
