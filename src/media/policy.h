@@ -14,6 +14,22 @@
  * optional-SRTP shape RFC 8643: RTP/AVP[F] carrying a=crypto) or DTLS-SRTP
  * (UDP/TLS/RTP/SAVP[F] with a=fingerprint). NULL ciphers, NULL
  * authentication and unknown suites never count as encrypted.
+ *
+ * In detail (media/policy.c): an a=crypto counts when its suite is in
+ * `suites`, known to crypto/policy.h and encrypts and authenticates; it
+ * has none of UNENCRYPTED_SRTP, UNENCRYPTED_SRTCP, UNAUTHENTICATED_SRTP;
+ * every key is "inline" and decodes to the suite's key + salt length (a
+ * wrong length is logged as event=media.crypto_key_length, never the key);
+ * several keys carry MKIs of one length and distinct values. An answer
+ * counts when it carries exactly one a=crypto whose tag and suite the offer
+ * section offered. TCP/DTLS/RTP/SAVP[F] counts as DTLS-SRTP; a DTLS data
+ * channel (UDP/DTLS/SCTP, TCP/DTLS/SCTP with a=fingerprint) counts as
+ * encrypted and is not SRTP for `not_supported`; any other transport
+ * (udptl, MSRP, ...) is unencrypted. Port 0 sections are "disabled".
+ *
+ * SDES key material, for the keys-only-over-TLS rules, is any a=crypto
+ * (session level and disabled sections included), k= lines, and RFC 5939
+ * a=acap capabilities that are crypto attributes.
  */
 #ifndef PARLEY_MEDIA_POLICY_H
 #define PARLEY_MEDIA_POLICY_H
@@ -57,7 +73,9 @@ enum media_verdict {
 /* What was decided, and what each media section negotiates (for the call
  * log): one line per m= section, e.g. "audio SRTP AES_CM_128_HMAC_SHA1_80",
  * "video DTLS-SRTP", "audio unencrypted (level supported)", "audio
- * disabled". */
+ * disabled"; also "audio SRTP AES_CM_128_HMAC_SHA1_80 (optional)" for an
+ * optional-SRTP offer passed on with its keys, and "application DTLS" for
+ * a data channel. The summary is filled in for refusals too. */
 struct media_decision {
     enum media_verdict verdict;
     char warning[160];       /* for Warning: 399 HOST "..." and the log */
@@ -97,6 +115,11 @@ int media_policy_offer(const struct media_policy *pol, struct strview sdp,
  * rejected (port 0) is fine. Under `not_supported` an answer that selects
  * SRTP is refused. The keys-only-over-TLS rules apply as for offers.
  * REFUSE means: the dialog must not be set up (the proxy ends it).
+ * Toward a non-TLS hop an answer whose active RTP section carries a=crypto
+ * is refused rather than rewritten (removing the key the answerer selected
+ * would not undo its choice of SRTP); key material elsewhere (disabled
+ * sections, session level, a DTLS section) is removed (REWRITE). An answer
+ * with another number of m= sections than the offer: -EINVAL.
  */
 int media_policy_answer(const struct media_policy *pol, struct strview offer, struct strview answer,
                         const struct media_hops *hops, struct media_decision *out);

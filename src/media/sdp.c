@@ -33,21 +33,22 @@ __attribute__((format(printf, 2, 3))) static int fail(struct parser *ps, const c
     return -EINVAL;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
+/* Makes room for need elements; returns the (possibly moved) array, or
+ * NULL with p untouched. */
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
-        return 0;
+        return p;
     size_t ncap = *cap ? *cap * 2 : 16;
     while (ncap < need)
         ncap *= 2;
-    void *np = realloc(*p, ncap * elem);
+    char *np = realloc(p, ncap * elem);
     if (!np)
-        return -ENOMEM;
+        return NULL;
     /* Zeroed so that a struct grown here starts from a known state. */
-    memset((char *)np + *cap * elem, 0, (ncap - *cap) * elem);
-    *p = np;
+    memset(np + *cap * elem, 0, (ncap - *cap) * elem);
     *cap = ncap;
-    return 0;
+    return np;
 }
 
 /* RFC 8866 token-char. */
@@ -245,8 +246,10 @@ static int parse_media(struct parser *ps, struct strview v, size_t line)
      * points into. */
     ps->lv->line_end = line;
     ps->lv = NULL;
-    if ((rc = grow((void **)&s->media, &ps->cap_media, s->nmedia + 1, sizeof(*s->media))))
-        return rc;
+    void *np_media = grow(s->media, &ps->cap_media, s->nmedia + 1, sizeof(*s->media));
+    if (!np_media)
+        return -ENOMEM;
+    s->media = np_media;
     struct sdp_media *m = &s->media[s->nmedia++];
     memset(m, 0, sizeof(*m));
     m->media = f[0];
@@ -438,8 +441,10 @@ static int parse_crypto(struct parser *ps, struct strview v, size_t line)
         if (s->cryptos[j].tag == tag)
             return fail(ps, "duplicate a=crypto tag %llu", tag);
 
-    if ((rc = grow((void **)&s->cryptos, &ps->cap_cryptos, s->ncryptos + 1, sizeof(*s->cryptos))))
-        return rc;
+    void *np_cryptos = grow(s->cryptos, &ps->cap_cryptos, s->ncryptos + 1, sizeof(*s->cryptos));
+    if (!np_cryptos)
+        return -ENOMEM;
+    s->cryptos = np_cryptos;
     struct sdp_crypto *c = &s->cryptos[s->ncryptos];
     memset(c, 0, sizeof(*c));
     c->tag = (unsigned long)tag;
@@ -505,7 +510,6 @@ static int parse_attr(struct parser *ps, struct strview v, size_t line)
 {
     struct sdp *s = ps->s;
     char buf[40];
-    int rc;
 
     if (ps->lv->nattrs == SDP_MAX_ATTRS)
         return fail(ps, "more than %d attributes at %s", SDP_MAX_ATTRS,
@@ -516,8 +520,10 @@ static int parse_attr(struct parser *ps, struct strview v, size_t line)
     if (!is_token(name))
         return fail(ps, name.n ? "bad attribute name" : "attribute without a name");
 
-    if ((rc = grow((void **)&s->attrs, &ps->cap_attrs, s->nattrs + 1, sizeof(*s->attrs))))
-        return rc;
+    void *np_attrs = grow(s->attrs, &ps->cap_attrs, s->nattrs + 1, sizeof(*s->attrs));
+    if (!np_attrs)
+        return -ENOMEM;
+    s->attrs = np_attrs;
     s->attrs[s->nattrs++] = (struct sdp_attr){name, value, colon < v.n, line};
     ps->lv->nattrs++;
 
@@ -627,7 +633,6 @@ static int split_lines(struct parser *ps, struct strview text)
     struct sdp *s = ps->s;
     const char *p = text.p;
     size_t n = text.n, pos = 0;
-    int rc;
 
     while (pos < n) {
         ps->lineno = s->nlines + 1;
@@ -652,8 +657,10 @@ static int split_lines(struct parser *ps, struct strview text)
         if (cend - pos < 2 || p[pos + 1] != '=' ||
             !((t >= 'a' && t <= 'z') || (t >= 'A' && t <= 'Z')))
             return fail(ps, "not a <type>=<value> line");
-        if ((rc = grow((void **)&s->lines, &ps->cap_lines, s->nlines + 1, sizeof(*s->lines))))
-            return rc;
+        void *np_lines = grow(s->lines, &ps->cap_lines, s->nlines + 1, sizeof(*s->lines));
+        if (!np_lines)
+            return -ENOMEM;
+        s->lines = np_lines;
         s->lines[s->nlines++] = (struct sdp_line){
             .type = (char)t,
             .value = strview_make(p + pos + 2, cend - pos - 2),
