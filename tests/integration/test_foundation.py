@@ -55,7 +55,8 @@ class TestInit(unittest.TestCase):
                           "-CRLfile", os.path.join(d, "pki/crl.pem"),
                           os.path.join(d, "pki/server.pem"))
             self.assertIn(b"OK", out)
-            conf = open(os.path.join(d, "parley.conf")).read()
+            with open(os.path.join(d, "parley.conf")) as f:
+                conf = f.read()
             self.assertIn("domain = corp.test", conf)
             self.assertIn("tls_listen = 127.0.0.1:5061", conf)
             self.assertIn("# tcp_listen", conf.replace("tcp_listen = \n", "# tcp_listen"))
@@ -132,6 +133,31 @@ class TestServer(unittest.TestCase):
             # suites: ECDHE + AEAD only by default; a CBC suite is refused
             rc, out = s_client(p.tls_port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256")
             self.assertNotEqual(rc, 0, out)
+
+    def test_session_resumption_and_handshake_timeout(self):
+        with Parley(name="resume", config={"tls.handshake_timeout": 2}) as p:
+            p.start()
+            sess = os.path.join(p.dir, "sess.pem")
+            for flag in ("-tls1_2", "-tls1_3"):
+                rc, out = s_client(p.tls_port, flag, "-sess_out", sess, "-CAfile", p.ca_file)
+                self.assertIn("Verify return code: 0", out)
+                rc, out = s_client(p.tls_port, flag, "-sess_in", sess, "-CAfile", p.ca_file)
+                self.assertIn("Reused,", out, f"{flag}: the session was not resumed")
+            # a client that connects and says nothing is dropped after the timeout
+            mark = p.log_mark()
+            s = socket.create_connection(("127.0.0.1", p.tls_port), timeout=10)
+            start = time.monotonic()
+            try:
+                data = s.recv(100)
+            except ConnectionResetError:
+                data = b""
+            waited = time.monotonic() - start
+            s.close()
+            self.assertEqual(data, b"")
+            self.assertGreater(waited, 1.5)
+            self.assertLess(waited, 8)
+            rec = p.wait_log("tls.refused", since=mark)
+            self.assertEqual(rec["reason"], "handshake timeout")
 
     def test_tcp_listener_only_for_internal_networks(self):
         tcp = free_port()
@@ -277,7 +303,8 @@ class TestServer(unittest.TestCase):
             r = p.ctl("config", "get", "nope.nope", json=True)
             self.assertEqual(r.returncode, 1)
             self.assertFalse(r.stdout["ok"])
-            self.assertIn("# ", open(p.conf).read(), "comments are kept")
+            with open(p.conf) as f:
+                self.assertIn("# ", f.read(), "comments are kept")
 
             r = p.ctl("user", "add", "carol", "--password-stdin", input="s3cret pass\n")
             self.assertEqual(r.returncode, 0, r.stderr)
