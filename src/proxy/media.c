@@ -151,26 +151,27 @@ void proxy_send_bye(struct proxy *p, uint64_t conn, const char *target, const ch
     strbuf_free(&m);
 }
 
-void proxy_media_reject_2xx(struct proxy *p, struct proxy_branch *b, const struct sip_msg *resp,
-                            const char *warning)
+/* The ACK of a 2xx Parley refuses (INVITE only): the answerer stops
+ * repeating it. Also sent again for each retransmission. */
+void proxy_media_ack_2xx(struct proxy *p, struct proxy_branch *b, const struct sip_msg *resp)
 {
-    const struct sip_msg *req = sip_client_txn_request(b->txn);
+    const struct sip_msg *req = b->txn ? sip_client_txn_request(b->txn) : NULL;
     struct sip_addr from, to, contact;
     struct sip_value_iter it;
     struct strview cv;
-    if (!req || sip_msg_from(req, &from) != 0 || sip_msg_to(resp, &to) != 0)
-        return;
-    sip_value_iter_init(&it, resp, SIP_HDR_CONTACT);
-    if (!sip_value_iter_next(&it, &cv) || sip_addr_parse(cv, &contact) != 0)
+    if (!req || req->method != SIP_METHOD_INVITE || sip_msg_from(req, &from) != 0 ||
+        sip_msg_to(resp, &to) != 0)
         return;
     char target[256], from_uri[256], to_uri[256], from_tag[128], to_tag[128];
-    strview_copy(contact.uri_text, target, sizeof(target));
+    sip_value_iter_init(&it, resp, SIP_HDR_CONTACT);
+    if (sip_value_iter_next(&it, &cv) && sip_addr_parse(cv, &contact) == 0)
+        strview_copy(contact.uri_text, target, sizeof(target));
+    else
+        strview_copy(req->request_uri, target, sizeof(target)); /* the device we sent it to */
     strview_copy(from.uri_text, from_uri, sizeof(from_uri));
     strview_copy(to.uri_text, to_uri, sizeof(to_uri));
     strview_copy(from.tag, from_tag, sizeof(from_tag));
     strview_copy(to.tag, to_tag, sizeof(to_tag));
-
-    /* the 2xx is acknowledged, so the answerer stops repeating it */
     char branch[48];
     sip_txn_new_branch(branch, sizeof(branch));
     struct strbuf via = STRBUF_INIT, ack = STRBUF_INIT;
@@ -190,6 +191,29 @@ void proxy_media_reject_2xx(struct proxy *p, struct proxy_branch *b, const struc
     if (!ack.err)
         p->env.send(p->env.arg, b->conn, &ack);
     strbuf_free(&ack);
+}
+
+void proxy_media_reject_2xx(struct proxy *p, struct proxy_branch *b, const struct sip_msg *resp,
+                            const char *warning)
+{
+    const struct sip_msg *req = b->txn ? sip_client_txn_request(b->txn) : NULL;
+    struct sip_addr from, to, contact;
+    struct sip_value_iter it;
+    struct strview cv;
+    if (!req || sip_msg_from(req, &from) != 0 || sip_msg_to(resp, &to) != 0)
+        return;
+    char target[256], from_uri[256], to_uri[256], from_tag[128], to_tag[128];
+    sip_value_iter_init(&it, resp, SIP_HDR_CONTACT);
+    if (sip_value_iter_next(&it, &cv) && sip_addr_parse(cv, &contact) == 0)
+        strview_copy(contact.uri_text, target, sizeof(target));
+    else
+        strview_copy(req->request_uri, target, sizeof(target));
+    strview_copy(from.uri_text, from_uri, sizeof(from_uri));
+    strview_copy(to.uri_text, to_uri, sizeof(to_uri));
+    strview_copy(from.tag, from_tag, sizeof(from_tag));
+    strview_copy(to.tag, to_tag, sizeof(to_tag));
+
+    proxy_media_ack_2xx(p, b, resp);
 
     char reason[260];
     snprintf(reason, sizeof(reason), "SIP;cause=488;text=\"%s\"", warning);
@@ -201,5 +225,6 @@ void proxy_media_reject_2xx(struct proxy *p, struct proxy_branch *b, const struc
     char cid[128];
     strview_copy(req->call_id, cid, sizeof(cid));
     log_info("media.answer_refused", "call_id", cid, "answerer", to_uri, "reason", warning,
-             "action", "ACK and BYE sent to the answerer");
+             "action", req->method == SIP_METHOD_INVITE ? "ACK and BYE sent to the answerer"
+                                                         : "BYE sent to the answerer");
 }

@@ -197,6 +197,7 @@ void proxy_media_warning_header(struct proxy *p, const char *warning, char *out,
  * with a Reason. */
 void proxy_media_reject_2xx(struct proxy *p, struct proxy_branch *b, const struct sip_msg *resp,
                             const char *warning);
+void proxy_media_ack_2xx(struct proxy *p, struct proxy_branch *b, const struct sip_msg *resp);
 /* Sends a BYE with a Reason into a dialog, to one side. */
 void proxy_send_bye(struct proxy *p, uint64_t conn, const char *target, const char *from_uri,
                     const char *from_tag, const char *to_uri, const char *to_tag,

@@ -139,6 +139,46 @@ void proxy_finish(struct proxy_request *pr)
     proxy_call_outcome(pr, pr->best_status, sip_reason_phrase(pr->best_status));
 }
 
+/* The dialog an in-dialog request of pr belongs to. */
+static struct dialog *proxy_dialog_of(struct proxy_request *pr, const struct sip_msg *resp)
+{
+    struct sip_addr from, to;
+    bool from_caller;
+    if (sip_msg_from(resp, &from) != 0 || sip_msg_to(resp, &to) != 0)
+        return NULL;
+    return dialog_find(pr->p, resp->call_id, from.tag, to.tag, &from_caller);
+}
+
+/* A refused answer inside a dialog ends the call: the requester gets a BYE
+ * too (the answerer got one), and the call is logged. */
+static void proxy_end_dialog_of(struct proxy_request *pr, const struct sip_msg *resp,
+                                const char *warning)
+{
+    struct sip_addr from, to;
+    bool from_caller;
+    if (sip_msg_from(resp, &from) != 0 || sip_msg_to(resp, &to) != 0)
+        return;
+    struct dialog *d = dialog_find(pr->p, resp->call_id, from.tag, to.tag, &from_caller);
+    if (!d)
+        return;
+    char reason[260], full[300];
+    snprintf(reason, sizeof(reason), "SIP;cause=488;text=\"%s\"", warning);
+    /* the requester is on the side the request came from */
+    uint64_t conn = from_caller ? d->caller_conn : d->callee_conn;
+    if (conn) {
+        if (from_caller)
+            proxy_send_bye(pr->p, conn, d->caller_target, d->callee_uri, d->callee_tag,
+                           d->caller_uri, d->caller_tag, resp->call_id, 100000 + d->invite_cseq,
+                           reason);
+        else
+            proxy_send_bye(pr->p, conn, d->callee_target, d->caller_uri, d->caller_tag,
+                           d->callee_uri, d->callee_tag, resp->call_id, 100000 + d->invite_cseq,
+                           reason);
+    }
+    snprintf(full, sizeof(full), "488 media refused in a re-offer: %s", warning);
+    dialog_end(d, full);
+}
+
 /* A branch ends with a status Parley decided (media policy...). */
 static void proxy_branch_local_failure(struct proxy_request *pr, struct proxy_branch *b,
                                        int status, const char *warning)
@@ -169,9 +209,14 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
     struct sip_msg *resp = (struct sip_msg *)cresp;
 
     if (retransmission) {
-        /* a 2xx retransmitted by a forked answerer: pass it on (RFC 6026) */
-        if (resp && status >= 200 && status < 300)
-            proxy_forward_response(pr, b, resp, status);
+        /* a 2xx retransmitted by a forked answerer: pass it on (RFC 6026),
+         * unless Parley refused it: then it only gets its ACK again */
+        if (resp && status >= 200 && status < 300) {
+            if (b->media_refused)
+                proxy_media_ack_2xx(pr->p, b, resp);
+            else
+                proxy_forward_response(pr, b, resp, status);
+        }
         return;
     }
     bool media_method = pr->method == SIP_METHOD_INVITE || pr->method == SIP_METHOD_UPDATE;
@@ -197,6 +242,8 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
                  * 488 unless another branch still may answer */
                 proxy_media_reject_2xx(pr->p, b, resp, warning);
                 b->media_refused = true;
+                if (pr->in_dialog)
+                    proxy_end_dialog_of(pr, resp, warning);
                 proxy_branch_local_failure(pr, b, 488, warning);
                 return;
             }
@@ -243,6 +290,14 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
                 }
             }
         }
+        if (pr->in_dialog && late_offer && pr->method == SIP_METHOD_INVITE) {
+            /* a re-INVITE without SDP: the ACK will carry the answer */
+            struct dialog *d = proxy_dialog_of(pr, resp);
+            if (d) {
+                strbuf_reset(&d->late_offer);
+                strbuf_putview(&d->late_offer, resp->body);
+            }
+        }
         if (pr->call && summary[0])
             snprintf(pr->call->media, sizeof(pr->call->media), "%s", summary);
         bool first = !pr->forwarded_2xx;
@@ -261,6 +316,16 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
         if (sip_msg_from(req, &from) == 0)
             dialog_end_early_tag(pr->p, req->call_id, from.tag, b->early_tag);
         b->early_tag[0] = '\0';
+    }
+    if (b->media_refused) {
+        /* the branch was cancelled over its media: the caller hears why */
+        if (proxy_better(488, pr->best_status) || pr->best_status == 488) {
+            pr->best_status = 488;
+            strbuf_reset(&pr->best);
+        }
+        if (pr->pending == 0)
+            proxy_finish(pr);
+        return;
     }
     int effective = status;
     if (resp && status == 503)
