@@ -34,6 +34,7 @@ struct conn_info {
     bool peer_cert_verified;   /* a certificate was presented and chains to a trusted CA */
     bool peer_crl_missing;     /* ... but its issuer has no CRL loaded */
     X509 *peer_cert;           /* the presented certificate (a reference) or NULL */
+    STACK_OF(X509) *peer_chain; /* what came with it (references), or NULL */
 };
 
 /* Copies an info (taking a new reference on the certificate); free with

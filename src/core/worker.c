@@ -128,6 +128,8 @@ struct conn_info *conn_info_dup(const struct conn_info *info)
     *d = *info;
     if (d->peer_cert)
         X509_up_ref(d->peer_cert);
+    if (d->peer_chain)
+        d->peer_chain = X509_chain_up_ref(d->peer_chain);
     return d;
 }
 
@@ -136,6 +138,7 @@ void conn_info_free(struct conn_info *info)
     if (!info)
         return;
     X509_free(info->peer_cert);
+    sk_X509_pop_free(info->peer_chain, X509_free);
     free(info);
 }
 
@@ -185,6 +188,7 @@ static void conn_free(struct conn *c)
     if (c->timer)
         event_free(c->timer);
     X509_free(c->info.peer_cert);
+    sk_X509_pop_free(c->info.peer_chain, X509_free);
     free(c);
 }
 
@@ -304,6 +308,8 @@ static void conn_fill_tls_info(struct conn *c)
              cipher ? SSL_CIPHER_get_name(cipher) : "");
     c->info.tls_resumed = SSL_session_reused(ssl) == 1;
     c->info.peer_cert = SSL_get1_peer_certificate(ssl);
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    c->info.peer_chain = chain ? X509_chain_up_ref(chain) : NULL;
     c->info.peer_cert_verified =
         c->info.peer_cert != NULL && SSL_get_verify_result(ssl) == X509_V_OK;
     c->info.peer_crl_missing = tls_session_crl_missing(ssl);
@@ -347,11 +353,14 @@ static void conn_on_event(struct bufferevent *bev, short what, void *arg)
     }
     conn_describe_error(c, what, why, sizeof(why));
     if (!c->open && c->info.tls) {
+        const char *subject = c->ssl ? tls_session_failed_subject(c->ssl) : "";
         if (c->info.outgoing)
-            log_warn("tls.connect_failed", "peer", netaddr_format(&c->info.peer, peer), "reason",
-                     why);
+            log_warn("tls.connect_failed", "peer", netaddr_format(&c->info.peer, peer), "host",
+                     c->verify_host ? c->verify_host : (c->sni ? c->sni : ""), "subject", subject,
+                     "reason", why);
         else
-            log_info("tls.refused", "peer", netaddr_format(&c->info.peer, peer), "reason", why);
+            log_info("tls.refused", "peer", netaddr_format(&c->info.peer, peer), "subject",
+                     subject, "reason", why);
     }
     conn_kill(c, why, (what & BEV_EVENT_EOF) != 0);
 }

@@ -168,10 +168,34 @@ static void notify_terminated(struct sip_txn_user *u, struct sip_client_txn *t);
 
 /* Sends a NOTIFY with the subscription's current state; `terminated`
  * names the reason when the subscription ends with it. */
+static bool presence_watcher_foreign(struct presence *ps, const struct subscription *s)
+{
+    const char *at = strrchr(s->watcher, '@');
+    return at && strcasecmp(at + 1, ps->domain) != 0;
+}
+
+#define PRESENCE_PARTNER_RETRY_MS 1000
+
+static void subscription_on_throttle(struct timer *t, void *arg);
+
 static void subscription_notify(struct subscription *s, const char *terminated)
 {
     struct presence *ps = s->ps;
     const struct conn_info *ci = ps->env.conn_info(ps->env.arg, s->conn);
+    if (!ci && presence_watcher_foreign(ps, s) && ps->env.partner_conn) {
+        /* a partner's watcher: its server is reached again (the link went
+         * idle or the partner restarted) */
+        s->conn = ps->env.partner_conn(ps->env.arg, strrchr(s->watcher, '@') + 1);
+        ci = s->conn ? ps->env.conn_info(ps->env.arg, s->conn) : NULL;
+        if (!ci) {
+            if (!terminated) {
+                s->dirty = true;
+                timer_start(ps->timers, &s->throttle, PRESENCE_PARTNER_RETRY_MS,
+                            subscription_on_throttle, s);
+            }
+            return;
+        }
+    }
     if (!ci)
         return; /* the watcher's connection is gone; nothing can reach it */
 
@@ -206,11 +230,11 @@ static void subscription_notify(struct subscription *s, const char *terminated)
                   "To: <%s>;tag=%s\r\n"
                   "Call-ID: %s\r\n"
                   "CSeq: %u NOTIFY\r\n"
-                  "Contact: <sip:%s;transport=%s>\r\n"
+                  "Contact: <sip:%s@%s;transport=%s>\r\n"
                   "Event: presence\r\n"
                   "Subscription-State: %s\r\n",
                   s->local_uri, s->local_tag, s->remote_uri, s->remote_tag, s->call_id,
-                  ++s->cseq, local, ci->tls ? "tls" : "tcp", state);
+                  ++s->cseq, s->pe->user, local, ci->tls ? "tls" : "tcp", state);
     if (body.len)
         strbuf_puts(&m, "Content-Type: application/pidf+xml\r\n");
     strbuf_printf(&m, "Content-Length: %zu\r\n\r\n", body.len);
@@ -435,6 +459,25 @@ static void presence_reply(struct sip_server_txn *st, int status, const char *re
     sip_server_txn_reply(st, status, reason, headers);
 }
 
+/* The headers a 2xx to SUBSCRIBE carries besides Expires: our Contact,
+ * which becomes the watcher's remote target, and the Record-Route the
+ * request brought (RFC 3261 §12.1.1). */
+static void presence_dialog_headers(struct presence *ps, struct sip_server_txn *st,
+                                    const char *presentity, long long expires, struct strbuf *h)
+{
+    const struct sip_msg *req = sip_server_txn_request(st);
+    const struct conn_info *ci = ps->env.conn_info(ps->env.arg, sip_server_txn_conn(st));
+    strbuf_printf(h, "Expires: %lld\r\n", expires);
+    if (ci) {
+        char local[NETADDR_STRLEN];
+        strbuf_printf(h, "Contact: <sip:%s@%s;transport=%s>\r\n", presentity,
+                      netaddr_format(&ci->local, local), ci->tls ? "tls" : "tcp");
+    }
+    for (struct sip_hdr *rr = sip_msg_hdr_first(req, SIP_HDR_RECORD_ROUTE); rr;
+         rr = sip_msg_hdr_next(rr, SIP_HDR_RECORD_ROUTE))
+        strbuf_printf(h, "Record-Route: %.*s\r\n", (int)rr->value.n, rr->value.p);
+}
+
 void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const char *watcher,
                         const char *presentity)
 {
@@ -515,9 +558,10 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
     int auth = presence_authorize(ps, presentity, watcher);
     s->state = auth == SUB_ACTIVE ? SUB_ACTIVE : SUB_PENDING;
     s->expires_at_ms = (int64_t)(presence_now(ps) + (uint64_t)expires * 1000);
-    char h[96];
-    snprintf(h, sizeof(h), "Expires: %lld\r\n", expires);
-    presence_reply(st, 200, NULL, h, NULL);
+    struct strbuf h = STRBUF_INIT;
+    presence_dialog_headers(ps, st, presentity, expires, &h);
+    presence_reply(st, 200, NULL, strbuf_cstr(&h), NULL);
+    strbuf_free(&h);
     log_info("presence.subscribed", "presentity", presentity, "watcher", watcher, "state",
              auth < 0 ? "rejected" : (s->state == SUB_ACTIVE ? "active" : "pending"));
 
@@ -565,9 +609,10 @@ bool presence_subscribe_in_dialog(struct presence *ps, struct sip_server_txn *st
         presence_reply(st, 423, NULL, h, "subscription too brief");
         return true;
     }
-    char h[96];
-    snprintf(h, sizeof(h), "Expires: %lld\r\n", expires);
-    presence_reply(st, 200, NULL, h, NULL);
+    struct strbuf h = STRBUF_INIT;
+    presence_dialog_headers(ps, st, s->pe->user, expires, &h);
+    presence_reply(st, 200, NULL, strbuf_cstr(&h), NULL);
+    strbuf_free(&h);
     s->conn = sip_server_txn_conn(st); /* the watcher may have reconnected */
     if (expires == 0) {
         struct presentity *pe = s->pe;
@@ -815,11 +860,14 @@ void presence_conn_closed(struct presence *ps, uint64_t conn)
         struct presentity *pe = container_of(n, struct presentity, node);
         size_t before = pe->npubs;
         presence_drop_conn_pubs(ps, pe, conn, "connection closed");
-        /* watchers on that connection can no longer be notified */
+        /* watchers on that connection can no longer be notified, except a
+         * partner's, whose server is reached again when there is news */
         struct subscription *s = pe->subs;
         while (s) {
             struct subscription *snext = s->next_of_presentity;
-            if (s->conn == conn) {
+            if (s->conn == conn && presence_watcher_foreign(ps, s) && ps->env.partner_conn) {
+                s->conn = 0;
+            } else if (s->conn == conn) {
                 log_info("presence.subscription_ended", "presentity", pe->user, "watcher",
                          s->watcher, "reason", "connection closed");
                 subscription_free(s);

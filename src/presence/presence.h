@@ -39,6 +39,10 @@ enum presence_rule {
 struct presence_env {
     void *arg;
     const struct conn_info *(*conn_info)(void *arg, uint64_t conn);
+    /* The connection to a partner domain's server if it is up (else it is
+     * being made: ask again later), for watchers of other domains whose
+     * connection closed; NULL when there is no federation. */
+    uint64_t (*partner_conn)(void *arg, const char *domain);
     /* The rule `user` set for `watcher` ("name@domain"). */
     enum presence_rule (*rule)(void *arg, const char *user, const char *watcher);
 };

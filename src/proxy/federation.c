@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "proxy/proxy_priv.h"
@@ -273,6 +274,10 @@ void federation_conn_opened(struct proxy *p, uint64_t conn, const struct conn_in
         }
         pt->state = PARTNER_UP;
         pt->last_error[0] = '\0';
+        if (pt->have_cert && (pt->cert.not_after - (int64_t)time(NULL)) / 86400 < 30)
+            log_warn("cert.expiring", "certificate", "partner", "partner", pt->domain, "subject",
+                     pt->cert.subject, "issuer", pt->cert.issuer, "days_left",
+                     LOG_INT((pt->cert.not_after - (int64_t)time(NULL)) / 86400));
         log_info("federation.connected", "partner", pt->domain, "host", pt->host, "subject",
                  pt->cert.subject, "issuer", pt->cert.issuer, "tls", info->tls_version);
         partner_flush_waiters(pt);
@@ -360,7 +365,15 @@ bool federation_check_inbound(struct proxy *p, struct sip_server_txn *st, const 
             return false;
         }
     }
-    log_debug("federation.accepted", "domain", pt->domain, "conn", LOG_INT(ci->id));
+    {
+        /* each decision is logged, with the certificate that decided it */
+        struct cert_summary cs;
+        cert_summarize(ci->peer_cert, &cs);
+        char peer[NETADDR_STRLEN];
+        log_info("federation.accepted", "domain", pt->domain, "peer", netaddr_format(&ci->peer, peer),
+                 "subject", cs.subject, "issuer", cs.issuer, "reason",
+                 "verified client certificate proves the domain");
+    }
     return true;
 }
 
@@ -433,4 +446,16 @@ void federation_free(struct proxy *p)
             pr->waiting_for = NULL;
         free(pt);
     }
+}
+
+uint64_t proxy_partner_conn(struct proxy *p, const char *domain)
+{
+    struct partner *pt = federation_find(p, domain);
+    if (!pt)
+        return 0;
+    if (pt->state == PARTNER_UP && p->env.conn_info(p->env.arg, pt->conn))
+        return pt->conn;
+    if (pt->state == PARTNER_IDLE || pt->state == PARTNER_UP)
+        partner_start(pt);
+    return 0;
 }

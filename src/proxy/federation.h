@@ -48,5 +48,8 @@ void proxy_partners_foreach(struct proxy *p,
                             bool (*fn)(const struct federation_partner_info *info, void *arg),
                             void *arg);
 bool proxy_is_partner(struct proxy *p, const char *domain);
+/* The connection to a partner if it is up; otherwise starts making one
+ * and returns 0 (ask again later). */
+uint64_t proxy_partner_conn(struct proxy *p, const char *domain);
 
 #endif

@@ -374,26 +374,38 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
     if (sip_msg_to(req, &to) == 0 && to.tag.n)
         in_dialog = true;
 
+    /* From another domain: a partner's server, proven by its certificate
+     * (no digest: the identity is the domain's). Inside a dialog too: a
+     * dialog's identifiers are no credential. */
+    char from_domain[256] = "";
+    bool foreign = false;
+    if (sip_msg_from(req, &from) == 0 && from.uri.scheme != SIP_URI_TEL) {
+        strview_copy(from.uri.host, from_domain, sizeof(from_domain));
+        foreign = from_domain[0] && !proxy_uri_is_us(p, &from.uri);
+    }
+    if (foreign && !federation_check_inbound(p, st, req, from_domain))
+        return;
+
     if (in_dialog) {
         if (req->method == SIP_METHOD_SUBSCRIBE && p->presence &&
             presence_subscribe_in_dialog(p->presence, st))
             return;
+        bool routed = false;
         if (req->method == SIP_METHOD_SUBSCRIBE && presence_handles_event(req)) {
-            proxy_reject(st, 481, NULL, "no such presence subscription");
-            return;
+            /* a subscription to a partner's user goes through a dialog we
+             * routed, not to our presence server */
+            bool fc;
+            routed = dialog_find(p, req->call_id, from.tag, to.tag, &fc) != NULL;
+            if (!routed) {
+                proxy_reject(st, 481, NULL, "no such presence subscription");
+                return;
+            }
         }
         proxy_route_in_dialog(p, st, req);
         return;
     }
 
-    /* From another domain: a partner's server, proven by its certificate
-     * (no digest: the identity is the domain's) */
-    char from_domain[256] = "";
-    if (sip_msg_from(req, &from) == 0 && from.uri.scheme != SIP_URI_TEL)
-        strview_copy(from.uri.host, from_domain, sizeof(from_domain));
-    if (from_domain[0] && !proxy_uri_is_us(p, &from.uri)) {
-        if (!federation_check_inbound(p, st, req, from_domain))
-            return;
+    if (foreign) {
         char callee[PROXY_USER_MAX], from_aor[PROXY_ADDR_MAX], fu[PROXY_USER_MAX] = "";
         strview_copy(from.uri.user, fu, sizeof(fu));
         snprintf(from_aor, sizeof(from_aor), "%s@%s", fu, from_domain);
@@ -514,7 +526,10 @@ static void proxy_on_request(struct proxy *p, uint64_t conn, struct sip_msg *req
             return;
         }
     }
-    if (req->ruri.user.n == 0 && proxy_uri_is_us(p, &req->ruri)) {
+    /* in-dialog requests go by their dialog, whatever their target says */
+    struct sip_addr to;
+    bool in_dialog = sip_msg_to(req, &to) == 0 && to.tag.n;
+    if (req->ruri.user.n == 0 && proxy_uri_is_us(p, &req->ruri) && !in_dialog) {
         proxy_request_to_server(p, st);
         return;
     }

@@ -117,6 +117,7 @@ struct partner {
     bool have_cert;
     struct cert_summary cert;
     char last_error[160];
+    uint64_t last_accepted_conn; /* federation.accepted is logged once per connection */
     struct partner *next;
 };
 

@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "core/random.h"
+#include "proxy/federation.h"
 #include "proxy/proxy_priv.h"
 #include "sip/build.h"
 
@@ -604,6 +605,31 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
         sip_server_txn_reply(st, 481, NULL, NULL);
         return;
     }
+    const char *other = from_caller ? d->callee_aor : d->caller_aor;
+    const char *other_domain = strchr(other, '@');
+    struct partner *pt = !conn && other_domain ? federation_find(p, other_domain + 1) : NULL;
+    if (pt) {
+        /* the other side is a partner's user: its server is reached again
+         * (the link closed when idle, or the partner restarted) */
+        struct proxy_request *pr = proxy_request_new(p, st);
+        if (!pr) {
+            sip_server_txn_reply(st, 500, NULL, NULL);
+            return;
+        }
+        pr->in_dialog = true;
+        proxy_loop_hash(req, pr->loop_hash);
+        sip_msg_hdr_remove_all(req, SIP_HDR_P_ASSERTED_IDENTITY);
+        sip_msg_hdr_remove_all(req, SIP_HDR_P_PREFERRED_IDENTITY);
+        proxy_prepare(p, req, sip_server_txn_conn(st), false);
+        if (sip_msg_print(req, &pr->held) != 0) {
+            sip_server_txn_reply(st, 500, NULL, NULL);
+            return;
+        }
+        if (req->method == SIP_METHOD_BYE)
+            dialog_end(d, from_caller ? "BYE from caller" : "BYE from callee");
+        federation_send(p, pt, pr);
+        return;
+    }
     if (!conn) {
         proxy_log_reject(req, sip_server_txn_conn(st), 480, "the other side's connection is gone");
         sip_server_txn_reply(st, 480, "Temporarily Unavailable (connection gone)", NULL);
@@ -653,6 +679,12 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
         sip_msg_hdr_remove_first_value(ack, SIP_HDR_ROUTE);
     }
     uint64_t conn = proxy_dialog_target(p, ack, &d, &from_caller);
+    if (!conn && d) {
+        const char *other = from_caller ? d->callee_aor : d->caller_aor;
+        const char *at = strchr(other, '@');
+        if (at)
+            conn = proxy_partner_conn(p, at + 1); /* an ACK cannot wait for a new link */
+    }
     if (!conn || ack->max_forwards == 0) {
         sip_msg_free(ack);
         return;

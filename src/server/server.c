@@ -121,6 +121,33 @@ static bool runtime_addr_lists_equal(const struct config_addr_list *a,
     return true;
 }
 
+/* Certificates accepted before a reload answer to the new trust store and
+ * CRLs too: a connection whose peer was revoked meanwhile is closed. */
+static void runtime_recheck_peers(struct runtime *rt)
+{
+    size_t bucket;
+    if (!rt->workers || !rt->conns.count)
+        return;
+    for (struct hmap_node *n = hmap_iter_first(&rt->conns, &bucket); n;
+         n = hmap_iter_next(&rt->conns, n, &bucket)) {
+        struct core_conn *cc = container_of(n, struct core_conn, node);
+        if (!cc->info || !cc->info->peer_cert || !cc->info->peer_cert_verified)
+            continue;
+        char why[160];
+        if (tls_context_recheck(rt->tls, cc->info->peer_cert, cc->info->peer_chain, why,
+                                sizeof(why)) == 0)
+            continue;
+        char peer[NETADDR_STRLEN];
+        char *subject = X509_NAME_oneline(X509_get_subject_name(cc->info->peer_cert), NULL, 0);
+        log_warn("tls.peer_rejected", "conn", LOG_INT(cc->id), "peer",
+                 netaddr_format(&cc->peer, peer), "subject", subject ? subject : "", "reason", why,
+                 "action", "connection closed after reload");
+        OPENSSL_free(subject);
+        cc->info->peer_cert_verified = false;
+        worker_pool_close(rt->workers, cc->id, "peer certificate no longer valid");
+    }
+}
+
 int runtime_reload(struct runtime *rt, struct strbuf *report)
 {
     char err[512];
@@ -164,6 +191,7 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     rt->cfg = cfg;
     SSL_CTX_free(rt->tls);
     rt->tls = ctx;
+    runtime_recheck_peers(rt);
     atomic_store(&rt->transport.max_message_size, (size_t)cfg->sip.max_message_size);
     runtime_apply_log_level(rt);
     if (rt->proxy) {

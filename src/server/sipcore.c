@@ -121,6 +121,12 @@ static uint64_t sipcore_connect(void *arg, const struct netaddr *addr, const cha
     return id;
 }
 
+static uint64_t sipcore_partner_conn(void *arg, const char *domain)
+{
+    struct runtime *rt = arg;
+    return rt->proxy ? proxy_partner_conn(rt->proxy, domain) : 0;
+}
+
 static void sipcore_disconnect(void *arg, uint64_t conn, const char *reason)
 {
     struct runtime *rt = arg;
@@ -224,6 +230,7 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
     struct presence_env penv = {
         .arg = rt,
         .conn_info = sipcore_conn_info,
+        .partner_conn = sipcore_partner_conn,
         .rule = sipcore_presence_rule,
     };
     rt->presence = presence_new(rt->timers, proxy_txn_layer(rt->proxy), rt->registrar, &penv, &prc);

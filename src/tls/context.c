@@ -18,6 +18,18 @@
 static int tls_ctx_require_crl_idx = -1;
 static int tls_ssl_crl_missing_idx = -1;
 static int tls_ssl_alert_idx = -1;
+static int tls_ssl_subject_idx = -1; /* subject of a certificate that failed verification */
+
+static void tls_free_subject(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                             void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    OPENSSL_free(ptr);
+}
 
 int tls_init(void)
 {
@@ -27,6 +39,8 @@ int tls_init(void)
         tls_ssl_crl_missing_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     if (tls_ssl_alert_idx < 0)
         tls_ssl_alert_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (tls_ssl_subject_idx < 0)
+        tls_ssl_subject_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_free_subject);
     return tls_ctx_require_crl_idx < 0 || tls_ssl_crl_missing_idx < 0 || tls_ssl_alert_idx < 0
                ? -ENOMEM
                : 0;
@@ -49,6 +63,12 @@ static void tls_info_cb(const SSL *ssl, int where, int ret)
     uintptr_t sent = (where & SSL_CB_WRITE) ? 1 : 0;
     SSL_set_ex_data((SSL *)ssl, tls_ssl_alert_idx,
                     (void *)(((sent << 16) | (uintptr_t)(ret & 0xffff)) + 1));
+}
+
+const char *tls_session_failed_subject(SSL *ssl)
+{
+    const char *s = tls_ssl_subject_idx >= 0 ? SSL_get_ex_data(ssl, tls_ssl_subject_idx) : NULL;
+    return s ? s : "";
 }
 
 bool tls_session_failure(SSL *ssl, char *buf, size_t cap)
@@ -93,19 +113,38 @@ const char *tls_version_name(int version)
  * update, is refused by OpenSSL. An issuer with no CRL at all is OpenSSL's
  * X509_V_ERR_UNABLE_TO_GET_CRL, which we forgive unless tls.require_crl.
  */
+/* Remembers whose certificate failed (the peer's own, not the CA where
+ * the chain broke), for the log line that follows. */
+static void tls_note_subject(SSL *ssl, X509_STORE_CTX *store)
+{
+    if (!ssl || SSL_get_ex_data(ssl, tls_ssl_subject_idx))
+        return;
+    X509 *cert = X509_STORE_CTX_get0_cert(store);
+    struct cert_summary s;
+    if (!cert || cert_summarize(cert, &s) != 0)
+        return;
+    char *subject = OPENSSL_strdup(s.subject);
+    if (subject && !SSL_set_ex_data(ssl, tls_ssl_subject_idx, subject))
+        OPENSSL_free(subject);
+}
+
 static int tls_verify_cb(int ok, X509_STORE_CTX *store)
 {
     if (ok)
         return 1;
     int err = X509_STORE_CTX_get_error(store);
-    if (err != X509_V_ERR_UNABLE_TO_GET_CRL)
-        return 0;
     SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    if (err != X509_V_ERR_UNABLE_TO_GET_CRL) {
+        tls_note_subject(ssl, store);
+        return 0;
+    }
     if (!ssl)
         return 0;
     SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
-    if (SSL_CTX_get_ex_data(ctx, tls_ctx_require_crl_idx) != NULL)
+    if (SSL_CTX_get_ex_data(ctx, tls_ctx_require_crl_idx) != NULL) {
+        tls_note_subject(ssl, store);
         return 0;
+    }
     SSL_set_ex_data(ssl, tls_ssl_crl_missing_idx, (void *)1);
     X509_STORE_CTX_set_error(store, X509_V_OK);
     return 1;
@@ -284,6 +323,37 @@ int tls_context_new(const struct config *cfg, SSL_CTX **out, char *err, size_t e
 fail:
     sk_X509_NAME_pop_free(ca_names, X509_NAME_free);
     SSL_CTX_free(ctx);
+    return rc;
+}
+
+static int tls_recheck_require_crl;
+
+static int tls_recheck_cb(int ok, X509_STORE_CTX *store)
+{
+    if (ok)
+        return 1;
+    return X509_STORE_CTX_get_error(store) == X509_V_ERR_UNABLE_TO_GET_CRL &&
+           !tls_recheck_require_crl;
+}
+
+int tls_context_recheck(SSL_CTX *ctx, X509 *cert, STACK_OF(X509) *chain, char *why, size_t cap)
+{
+    X509_STORE_CTX *sctx = X509_STORE_CTX_new();
+    if (!sctx)
+        return 0; /* cannot tell: keep the connection */
+    int rc = 0;
+    if (X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), cert, chain) == 1) {
+        /* runs on the core thread only, so the flag needs no lock */
+        tls_recheck_require_crl = SSL_CTX_get_ex_data(ctx, tls_ctx_require_crl_idx) != NULL;
+        X509_STORE_CTX_set_verify_cb(sctx, tls_recheck_cb);
+        if (X509_verify_cert(sctx) != 1) {
+            snprintf(why, cap, "%s",
+                     X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
+            rc = -EKEYREJECTED;
+        }
+    }
+    X509_STORE_CTX_free(sctx);
+    ERR_clear_error();
     return rc;
 }
 

@@ -37,6 +37,14 @@ bool tls_session_crl_missing(SSL *ssl);
  * we sent or received ("we sent alert: protocol version"). Returns false
  * when nothing was recorded. */
 bool tls_session_failure(SSL *ssl, char *buf, size_t cap);
+/* The subject ("/CN=...") of the certificate that failed verification, or
+ * "" (for the log line of a refused handshake). */
+const char *tls_session_failed_subject(SSL *ssl);
+
+/* Checks a peer certificate of an established connection again, against
+ * ctx's trust store and CRLs (after a reload). Returns 0, or -EKEYREJECTED
+ * with the reason in why. */
+int tls_context_recheck(SSL_CTX *ctx, X509 *cert, STACK_OF(X509) *chain, char *why, size_t cap);
 
 /* What a context actually enforces, for `parleyctl status`. */
 struct tls_context_facts {

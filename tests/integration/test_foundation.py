@@ -24,11 +24,17 @@ def openssl(*args, input=None):
     return res.stdout
 
 
-def s_client(port, *extra, timeout=10):
-    """openssl s_client against the server, stdin closed; returns output."""
-    res = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *extra],
-                         stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-    return res.returncode, res.stdout.decode(errors="replace") + res.stderr.decode(errors="replace")
+def s_client(port, *extra, timeout=10, linger=0.0):
+    """openssl s_client against the server; returns (status, output). With
+    linger, the connection stays open that long first (a TLS 1.3 session
+    ticket arrives after the handshake)."""
+    proc = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *extra],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    if linger:
+        time.sleep(linger)
+    out, err = proc.communicate(b"", timeout=timeout)
+    return proc.returncode, out.decode(errors="replace") + err.decode(errors="replace")
 
 
 class TestInit(unittest.TestCase):
@@ -139,7 +145,8 @@ class TestServer(unittest.TestCase):
             p.start()
             sess = os.path.join(p.dir, "sess.pem")
             for flag in ("-tls1_2", "-tls1_3"):
-                rc, out = s_client(p.tls_port, flag, "-sess_out", sess, "-CAfile", p.ca_file)
+                rc, out = s_client(p.tls_port, flag, "-sess_out", sess, "-CAfile", p.ca_file,
+                                   linger=0.5)
                 self.assertIn("Verify return code: 0", out)
                 rc, out = s_client(p.tls_port, flag, "-sess_in", sess, "-CAfile", p.ca_file)
                 self.assertIn("Reused,", out, f"{flag}: the session was not resumed")

@@ -53,6 +53,7 @@ __all__ = [
     "REPO_ROOT", "TIMEOUT_SCALE", "parleyd_path", "parleyctl_path", "free_port", "free_ports",
     "release_ports", "parse_logfmt", "LogRecord", "Parley", "ParleyError", "LogTimeout",
     "CtlResult", "run_peer", "spawn_peer", "Peer", "PeerError", "Baresip", "BaresipError",
+    "openssl", "make_key", "make_ca", "issue_cert", "make_crl",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -653,6 +654,96 @@ class Peer:
 def spawn_peer(args: Sequence[str], **kw: Any) -> Peer:
     """Start a long-running peer; see Peer."""
     return Peer(args, **kw)
+
+
+# ---------------------------------------------------------------------------
+# Certificates (openssl CLI): test CAs, leaf certificates, CRLs
+# ---------------------------------------------------------------------------
+
+
+def openssl(*args: str, input: str | None = None, timeout: float = 30.0) -> str:
+    """Run ``openssl ARGS...``; returns stdout, raises PeerError (with
+    stderr) when it fails."""
+    res = run_peer(["openssl", *args], timeout, input)
+    if res.returncode != 0:
+        raise PeerError(f"openssl {' '.join(args)} exited {res.returncode}: {res.stderr.strip()}")
+    return res.stdout
+
+
+def make_key(path: str) -> str:
+    """A new P-256 private key (PEM, mode 0600) at ``path``."""
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path)
+    os.chmod(path, 0o600)
+    return path
+
+
+def make_ca(directory: str, cn: str, days: int = 3650) -> tuple[str, str]:
+    """A self-signed CA (DIRECTORY/ca.pem, DIRECTORY/ca.key) named ``cn``."""
+    os.makedirs(directory, exist_ok=True)
+    cert, key = os.path.join(directory, "ca.pem"), os.path.join(directory, "ca.key")
+    make_key(key)
+    openssl("req", "-x509", "-new", "-key", key, "-out", cert, "-subj", f"/CN={cn}",
+            "-days", str(days), "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext", "subjectKeyIdentifier=hash")
+    return cert, key
+
+
+def issue_cert(ca_cert: str, ca_key: str, out_cert: str, *, cn: str,
+               dns: Sequence[str] = (), ips: Sequence[str] = (), uris: Sequence[str] = (),
+               key: str | None = None, days: int = 365, serial: int | None = None,
+               eku: str | None = "serverAuth,clientAuth") -> tuple[str, str]:
+    """A leaf certificate for ``cn`` with those subjectAltNames, signed by
+    the CA (a Parley state directory's pki/ca.pem + pki/ca.key, or one from
+    make_ca). ``key``: an existing private key to certify (e.g. a node's
+    pki/server.key); otherwise a new one is made next to ``out_cert``
+    (same name, ``.key``). Returns (certificate path, key path)."""
+    if key is None:
+        key = make_key(os.path.splitext(out_cert)[0] + ".key")
+    base = os.path.splitext(out_cert)[0]
+    csr, ext = base + ".csr", base + ".ext"
+    sans = [f"DNS:{d}" for d in dns] + [f"IP:{i}" for i in ips] + [f"URI:{u}" for u in uris]
+    lines = ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature",
+             "subjectKeyIdentifier=hash", "authorityKeyIdentifier=keyid"]
+    if eku:
+        lines.append(f"extendedKeyUsage={eku}")
+    if sans:
+        lines.append("subjectAltName=" + ",".join(sans))
+    Path(ext).write_text("\n".join(lines) + "\n")
+    openssl("req", "-new", "-key", key, "-subj", f"/CN={cn}", "-out", csr)
+    openssl("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-out", out_cert,
+            "-days", str(days), "-extfile", ext,
+            "-set_serial", str(serial if serial is not None else random.getrandbits(62) + 1))
+    return out_cert, key
+
+
+def make_crl(ca_cert: str, ca_key: str, out: str, *, revoked: Sequence[int] = (),
+             last_update: str | None = None, next_update: str | None = None) -> str:
+    """A CRL signed by the CA (``openssl ca -gencrl``) listing ``revoked``
+    serials; ``last_update``/``next_update`` as YYYYMMDDHHMMSSZ (defaults:
+    now, now + 30 days) -- a ``next_update`` in the past makes a stale CRL."""
+    work = tempfile.mkdtemp(prefix="crl-", dir=_tmp_root())
+    try:
+        index = os.path.join(work, "index.txt")
+        # serials in hex with an even number of digits, as openssl ca wants
+        rows = [f"R\t491231235959Z\t200101000000Z\t{s:0{2 * ((s.bit_length() + 7) // 8 or 1)}X}"
+                f"\tunknown\t/CN=revoked-{s}\n" for s in revoked]
+        Path(index).write_text("".join(rows))
+        Path(index + ".attr").write_text("unique_subject = no\n")
+        conf = os.path.join(work, "ca.cnf")
+        Path(conf).write_text(
+            "[ca]\ndefault_ca = test_ca\n[test_ca]\n"
+            f"database = {index}\ncertificate = {ca_cert}\nprivate_key = {ca_key}\n"
+            "default_md = sha256\ndefault_crl_days = 30\n")
+        args = ["ca", "-config", conf, "-gencrl", "-out", out]
+        if last_update:
+            args += ["-crl_lastupdate", last_update]
+        if next_update:
+            args += ["-crl_nextupdate", next_update]
+        openssl(*args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
 
 
 # ---------------------------------------------------------------------------
