@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -387,11 +388,20 @@ static struct conn *conn_new(struct worker *w, uint64_t id, const struct worker_
     return c;
 }
 
+/* SIP messages are small and each one waits for an answer: Nagle's
+ * algorithm meeting delayed ACKs would hold them back tens of ms. */
+static void conn_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 /* Wires a connected socket into a bufferevent (TLS or plain). */
 static int conn_attach(struct conn *c, int fd, SSL_CTX *tls, const char *sni,
                        const char *verify_host, bool accepting)
 {
     const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    conn_nodelay(fd);
     if (tls) {
         c->ssl = SSL_new(tls);
         if (!c->ssl)

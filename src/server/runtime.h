@@ -75,7 +75,8 @@ struct runtime {
     struct hmap sources; /* source address -> count */
     size_t nconns;
 
-    struct store *store;
+    struct store *store;               /* reads on the core thread */
+    struct store_writer *store_writer; /* durable writes, on their own thread */
     struct auth *auth;
     struct registrar *registrar;
     struct proxy *proxy;

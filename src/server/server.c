@@ -21,6 +21,7 @@
 #include "crypto/digest.h"
 #include "server/runtime.h"
 #include "store/store.h"
+#include "store/writer.h"
 #include "tls/context.h"
 
 #define STOP_GRACE_MS 2000
@@ -259,6 +260,8 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
         char path[4096];
         snprintf(path, sizeof(path), "%s/parley.db", rt->cfg->state_dir);
         rc = store_open(path, 0, &rt->store, err, errlen);
+        if (rc == 0)
+            rc = store_writer_start(path, &rt->store_writer, err, errlen);
         if (rc)
             goto fail;
     }
@@ -351,6 +354,8 @@ void server_free(struct runtime *rt)
     mbox_free(rt->core_mbox);
     rt->core_mbox = NULL;
     sipcore_stop(rt);
+    store_writer_stop(rt->store_writer); /* writes what is queued first */
+    rt->store_writer = NULL;
     store_close(rt->store);
     rt->store = NULL;
     digest_cleanup();

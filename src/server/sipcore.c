@@ -16,6 +16,7 @@
 #include "tls/context.h"
 #include "server/runtime.h"
 #include "store/store.h"
+#include "store/writer.h"
 
 static const struct conn_info *sipcore_conn_info(void *arg, uint64_t conn)
 {
@@ -147,8 +148,8 @@ static void sipcore_call_ended(void *arg, const struct proxy_call_record *rec)
         .reason = rec->reason,
         .media = rec->media,
     };
-    if (store_call_insert(rt->store, &c, NULL) != 0)
-        log_error("call.store_failed", "call_id", rec->call_id, "reason", store_errmsg(rt->store));
+    if (rt->store_writer)
+        store_writer_call(rt->store_writer, &c);
 }
 
 void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct registrar_config *rc,

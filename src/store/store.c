@@ -17,6 +17,7 @@
 
 struct store {
     sqlite3 *db;
+    sqlite3_stmt *user_get; /* prepared once: every authenticated request reads a user */
     char *path; /* for log lines */
     struct clock *clock;
     char errmsg[512];
@@ -407,6 +408,7 @@ int store_close(struct store *st)
 
     if (!st)
         return 0;
+    sqlite3_finalize(st->user_get);
     /* Closing checkpoints the WAL into the main file; a failure there
      * loses nothing (the WAL stays and is replayed on the next open) but
      * it is still worth knowing about. */
@@ -601,9 +603,16 @@ int store_user_get(struct store *st, const char *name, struct store_user *out)
         set_msg(st, "invalid user name");
         return -EINVAL;
     }
-    rc = prepare(st, op, "SELECT " USER_COLUMNS " FROM users WHERE name = ?1", &s);
-    if (rc == 0)
-        rc = bind_texts(st, op, s, 1, name);
+    if (!st->user_get) {
+        int prc = sqlite3_prepare_v3(st->db, "SELECT " USER_COLUMNS " FROM users WHERE name = ?1",
+                                     -1, SQLITE_PREPARE_PERSISTENT, &st->user_get, NULL);
+        if (prc != SQLITE_OK) {
+            st->user_get = NULL;
+            return fail(st, op, prc);
+        }
+    }
+    s = st->user_get;
+    rc = bind_texts(st, op, s, 1, name);
     if (rc < 0)
         goto out;
     int src = sqlite3_step(s);
@@ -616,7 +625,8 @@ int store_user_get(struct store *st, const char *name, struct store_user *out)
         rc = fail(st, op, src);
     }
 out:
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
     return rc;
 }
 
