@@ -313,6 +313,9 @@ static void notify_response(struct sip_txn_user *u, struct sip_client_txn *t,
     if (status < 200)
         return;
     s->inflight = NULL;
+    /* the transaction lives a little longer than its answer; it must not
+     * reach this subscription once it may be gone */
+    sip_client_txn_set_context(t, NULL);
     if (status == 481 || status == 408 || status >= 500 || status == 503) {
         /* the watcher forgot the subscription, or cannot be reached */
         log_info("presence.subscription_ended", "presentity", s->pe->user, "watcher", s->watcher,
@@ -640,8 +643,12 @@ static void presence_recheck(struct presence *ps, struct presentity *pe)
         if (auth < 0 || (auth == SUB_PENDING && s->state == SUB_ACTIVE)) {
             subscription_end(s, "rejected");
         } else if (auth == SUB_ACTIVE && s->state == SUB_PENDING) {
+            /* newly allowed: the watcher hears at once, whatever the throttle */
             s->state = SUB_ACTIVE;
-            subscription_changed(s);
+            if (s->inflight)
+                s->dirty = true;
+            else
+                subscription_notify(s, NULL);
         }
         s = next;
     }
@@ -771,7 +778,7 @@ void presence_publish(struct presence *ps, struct sip_server_txn *st, const char
         return;
     }
     if (!pub) {
-        if (pe->npubs >= ps->cfg.max_per_user) {
+        if (pe->npubs >= ps->cfg.max_per_user || ps->npubs >= ps->cfg.max_subscriptions) {
             presentity_drop_if_unused(ps, pe);
             presence_reply(st, 403, "Forbidden (too many publications)", NULL,
                            "publication limit reached");

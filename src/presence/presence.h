@@ -52,7 +52,7 @@ struct presence_config {
     enum presence_policy policy;
     uint64_t min_notify_interval_ms;
     uint32_t min_expires, max_expires;
-    size_t max_subscriptions;    /* in total */
+    size_t max_subscriptions;    /* in total; also bounds publications in total */
     size_t max_per_user;         /* subscriptions to one presentity, and publications of one user */
 };
 
@@ -66,7 +66,7 @@ struct presence *presence_new(struct timer_heap *timers, struct sip_txn_layer *t
 void presence_set_config(struct presence *ps, const struct presence_config *cfg);
 void presence_free(struct presence *ps);
 
-/* Is this the presence event package ("presence" or "presence.winfo")? */
+/* Is this the presence event package ("presence")? */
 bool presence_handles_event(const struct sip_msg *req);
 
 /* An authenticated, out-of-dialog SUBSCRIBE from `watcher` (user@domain)

@@ -121,13 +121,27 @@ static int xml_check_text(struct xml_parser *x, struct strview v, bool attr)
             size_t start = hex ? 2 : 1;
             if (ref.n == start)
                 return xml_fail(x, "empty character reference");
+            unsigned long cp = 0;
             for (size_t k = start; k < ref.n; k++) {
                 char d = ref.p[k];
-                bool ok = (d >= '0' && d <= '9') ||
-                          (hex && ((d >= 'a' && d <= 'f') || (d >= 'A' && d <= 'F')));
-                if (!ok)
+                unsigned digit;
+                if (d >= '0' && d <= '9')
+                    digit = (unsigned)(d - '0');
+                else if (hex && d >= 'a' && d <= 'f')
+                    digit = (unsigned)(d - 'a' + 10);
+                else if (hex && d >= 'A' && d <= 'F')
+                    digit = (unsigned)(d - 'A' + 10);
+                else
                     return xml_fail(x, "malformed character reference");
+                cp = cp * (hex ? 16 : 10) + digit;
+                if (cp > 0x10FFFF)
+                    return xml_fail(x, "character reference out of range");
             }
+            /* XML 1.0 Char: no NUL or other C0 controls but tab/LF/CR, no
+             * surrogates, no U+FFFE/U+FFFF */
+            if ((cp < 0x20 && cp != 0x9 && cp != 0xA && cp != 0xD) ||
+                (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE || cp == 0xFFFF)
+                return xml_fail(x, "character reference to a character XML forbids");
         } else {
             return xml_fail(x, "unknown entity &%.*s;", (int)(ref.n > 20 ? 20 : ref.n), ref.p);
         }
@@ -170,11 +184,27 @@ static void xml_split_qname(struct strview q, struct strview *prefix, struct str
 
 /* Comments, PIs and white space between markup (outside the root, or
  * inside elements). */
+static int xml_comment(struct xml_parser *x)
+{
+    x->p += 4; /* "<!--" */
+    while (x->p < x->end) {
+        if (x->end - x->p >= 2 && x->p[0] == '-' && x->p[1] == '-') {
+            if (x->end - x->p >= 3 && x->p[2] == '>') {
+                x->p += 3;
+                return 0;
+            }
+            return xml_fail(x, "'--' inside a comment");
+        }
+        x->p++;
+    }
+    return xml_fail(x, "unterminated comment");
+}
+
 static int xml_misc(struct xml_parser *x, bool *consumed)
 {
     *consumed = true;
     if (xml_starts(x, "<!--"))
-        return xml_skip_to(x, "-->", "comment");
+        return xml_comment(x);
     if (xml_starts(x, "<?"))
         return xml_skip_to(x, "?>", "processing instruction");
     if (xml_starts(x, "<!DOCTYPE") || xml_starts(x, "<!ENTITY"))
@@ -199,6 +229,9 @@ static int xml_content(struct xml_parser *x, struct xml_node *el, unsigned depth
             int rc = xml_check_text(x, t, false);
             if (rc)
                 return rc;
+            for (size_t k = 0; k + 3 <= t.n; k++)
+                if (memcmp(t.p + k, "]]>", 3) == 0)
+                    return xml_fail(x, "']]>' in character data");
             if (!have_text) {
                 el->text = t;
                 have_text = true;
@@ -307,9 +340,14 @@ static int xml_element(struct xml_parser *x, struct xml_node *parent, unsigned d
             (qnames[na].n > 6 && memcmp(qnames[na].p, "xmlns:", 6) == 0)) {
             if (x->nns == XML_MAX_NSDECLS)
                 return xml_fail(x, "too many namespace declarations");
+            struct strview prefix = qnames[na].n == 5
+                                        ? STRVIEW_EMPTY
+                                        : strview_make(qnames[na].p + 6, qnames[na].n - 6);
+            for (size_t k = ns_mark; k < x->nns; k++)
+                if (strview_eq_view(x->ns[k].prefix, prefix))
+                    return xml_fail(x, "a namespace prefix declared twice");
             struct xml_nsdecl *decl = &x->ns[x->nns++];
-            decl->prefix = qnames[na].n == 5 ? STRVIEW_EMPTY
-                                            : strview_make(qnames[na].p + 6, qnames[na].n - 6);
+            decl->prefix = prefix;
             decl->uri = values[na];
             continue; /* not kept as an attribute */
         }
@@ -340,6 +378,10 @@ static int xml_element(struct xml_parser *x, struct xml_node *parent, unsigned d
                 if (rc)
                     return rc;
             }
+            for (size_t j = 0; j < k; j++)
+                if (strview_eq_view(el->attrs[j].ns, el->attrs[k].ns) &&
+                    strview_eq_view(el->attrs[j].local, el->attrs[k].local))
+                    return xml_fail(x, "two attributes with the same name");
         }
     }
 
