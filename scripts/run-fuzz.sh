@@ -12,7 +12,7 @@ work="$root/$build/fuzz-work"
 status=0
 
 for bin in "$build"/tests/fuzz/fuzz_*; do
-    [ -x "$bin" ] || continue
+    [ -f "$bin" ] && [ -x "$bin" ] || continue
     name=$(basename "$bin")
     target=${name#fuzz_}
     regress="$root/tests/fuzz/regressions/$target"

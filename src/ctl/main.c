@@ -42,6 +42,13 @@ static void ctl_print_usage(FILE *f)
             "  reload                  re-read configuration and certificates (as SIGHUP)\n"
             "  registrations           registered devices (from the running server)\n"
             "  calls [--limit N]       the call log, newest first\n"
+            "  relay status            relay allocations and their counters (running server)\n"
+            "  relay credentials USER [--lifetime SECONDS]\n"
+            "                          time-limited relay username and password (at most\n"
+            "                          relay.max_lifetime)\n"
+            "  relay secret            print the current relay secret (administrators only)\n"
+            "  relay rotate-secret     add a new relay secret; older ones retire after\n"
+            "                          relay.max_lifetime\n"
             "\n"
             "  -c CONF   configuration file (default $PARLEY_CONFIG or " CTL_DEFAULT_CONFIG ")\n"
             "  --json    machine-readable output\n"
@@ -257,6 +264,8 @@ int main(int argc, char **argv)
         rc = cmd_registrations(&ctl);
     else if (strcmp(cmd, "calls") == 0)
         rc = cmd_calls(&ctl);
+    else if (strcmp(cmd, "relay") == 0)
+        rc = cmd_relay(&ctl);
     else
         rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 

@@ -30,6 +30,7 @@ struct event;
 struct event_base;
 struct evconnlistener;
 struct control;
+struct relay;
 
 struct listener {
     struct runtime *rt;
@@ -83,6 +84,8 @@ struct runtime {
     int lock_fd;
     char *lock_path;
     struct control *control;
+
+    struct relay *relay; /* the media relay (TURN), when relay.enabled */
 };
 
 /* listener.c */
