@@ -10,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/strbuf.h"
 #include "crypto/pki.h"
 #include "ctl/ctl.h"
+#include "media/relay_cred.h"
 #include "store/store.h"
 
 static const char *const init_pki_files[] = {PKI_CA_CERT_FILE, PKI_CA_KEY_FILE, PKI_CRL_FILE,
@@ -66,9 +68,9 @@ int cmd_init(struct ctl *ctl)
     const char *key_type_name = ctl_take_option(ctl, "--key-type", &missing);
     enum pki_key_type key_type = PKI_KEY_ECDSA_P256;
     char err[1024];
-    char *conf = NULL, *pki = NULL, *db = NULL;
+    char *conf = NULL, *pki = NULL, *db = NULL, *secrets = NULL;
     struct strbuf existing = STRBUF_INIT, text = STRBUF_INIT;
-    bool made_dir = false, made_pki = false, made_db = false;
+    bool made_dir = false, made_pki = false, made_db = false, made_secrets = false;
     int rc = CTL_FAIL;
 
     if (missing)
@@ -94,7 +96,8 @@ int cmd_init(struct ctl *ctl)
     conf = init_path(dir, "parley.conf");
     pki = init_path(dir, "pki");
     db = init_path(dir, "parley.db");
-    if (!conf || !pki || !db)
+    secrets = init_path(dir, RELAY_SECRETS_FILE);
+    if (!conf || !pki || !db || !secrets)
         goto out;
 
     if (init_exists(conf))
@@ -150,6 +153,12 @@ int cmd_init(struct ctl *ctl)
         rc = ctl_fail(ctl, "out of memory");
         goto undo;
     }
+    /* The media relay's first secret, so relay credentials can be issued at once. */
+    int64_t now = (int64_t)time(NULL);
+    if (relay_secrets_ensure(secrets, now, NULL, &made_secrets, err, sizeof(err)) != 0) {
+        rc = ctl_fail(ctl, "%s", err);
+        goto undo;
+    }
     if (init_write_config(conf, strbuf_cstr(&text), err, sizeof(err)) != 0) {
         rc = ctl_fail(ctl, "%s", err);
         goto undo;
@@ -164,10 +173,13 @@ int cmd_init(struct ctl *ctl)
                       "  %s/crl.pem             its revocation list\n"
                       "  %s/server.pem, .key    certificate for sip.%s, %s, %s\n"
                       "  %s              user store\n"
+                      "  %s          media relay secret (0600)\n"
                       "Next: parleyctl -c %s user add NAME, then parleyd -c %s\n",
-                      dir, domain, conf, pki, pki, pki, domain, domain, address, db, conf, conf);
-        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "dir", dir, "domain", domain,
-                                "address", address, "config", conf, "pki", pki, "store", db);
+                      dir, domain, conf, pki, pki, pki, domain, domain, address, db, secrets, conf,
+                      conf);
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "dir", dir, "domain", domain,
+                                "address", address, "config", conf, "pki", pki, "store", db,
+                                "relay_secrets", secrets);
         ctl_done(ctl, doc, strbuf_cstr(&msg));
         strbuf_free(&msg);
     }
@@ -176,6 +188,8 @@ int cmd_init(struct ctl *ctl)
 
 undo:
     /* leave nothing half-made behind */
+    if (made_secrets)
+        unlink(secrets);
     if (made_db) {
         unlink(db);
         char *side = init_path(dir, "parley.db-wal");
@@ -204,5 +218,6 @@ out:
     free(conf);
     free(pki);
     free(db);
+    free(secrets);
     return rc;
 }

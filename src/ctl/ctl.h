@@ -65,5 +65,6 @@ int cmd_status(struct ctl *ctl);
 int cmd_reload(struct ctl *ctl);
 int cmd_registrations(struct ctl *ctl);
 int cmd_calls(struct ctl *ctl);
+int cmd_relay(struct ctl *ctl);
 
 #endif

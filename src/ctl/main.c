@@ -52,6 +52,13 @@ static void ctl_print_usage(FILE *f)
             "  cert request            write a CSR for this node's key\n"
             "  cert install FILE       install a signed certificate (checked first)\n"
             "  cert revoke FILE|SERIAL revoke a certificate of the development CA\n"
+            "  relay status            relay allocations and their counters (running server)\n"
+            "  relay credentials USER [--lifetime SECONDS]\n"
+            "                          time-limited relay username and password (at most\n"
+            "                          relay.max_lifetime)\n"
+            "  relay secret            print the current relay secret (administrators only)\n"
+            "  relay rotate-secret     add a new relay secret; older ones retire after\n"
+            "                          relay.max_lifetime\n"
             "\n"
             "  -c CONF   configuration file (default $PARLEY_CONFIG or " CTL_DEFAULT_CONFIG ")\n"
             "  --json    machine-readable output\n"
@@ -282,6 +289,8 @@ int main(int argc, char **argv)
         rc = cmd_trust(&ctl);
     else if (strcmp(cmd, "cert") == 0)
         rc = cmd_cert(&ctl);
+    else if (strcmp(cmd, "relay") == 0)
+        rc = cmd_relay(&ctl);
     else
         rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "media/relay.h"
 #include "server/runtime.h"
 #include "server/status.h"
 
@@ -68,6 +69,9 @@ static json_t *control_dispatch(struct runtime *rt, const char *line)
         reply = json_pack("{s:b}", "ok", rc == 0);
     } else if (strcmp(cmd, "registrations") == 0) {
         reply = status_registrations(rt);
+    } else if (strcmp(cmd, "relay") == 0) {
+        reply = relay_status(rt->relay);
+        json_object_set_new(reply, "ok", json_true());
     } else if (strcmp(cmd, "reload") == 0) {
         struct strbuf report = STRBUF_INIT;
         int rc = runtime_reload(rt, &report);

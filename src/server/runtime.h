@@ -31,6 +31,7 @@ struct event;
 struct event_base;
 struct evconnlistener;
 struct control;
+struct relay;
 
 struct listener {
     struct runtime *rt;
@@ -88,6 +89,8 @@ struct runtime {
     int lock_fd;
     char *lock_path;
     struct control *control;
+
+    struct relay *relay; /* the media relay (TURN), when relay.enabled */
 };
 
 /* listener.c */

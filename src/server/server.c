@@ -19,6 +19,7 @@
 #include "core/mbox.h"
 #include "server/control.h"
 #include "crypto/digest.h"
+#include "media/relay.h"
 #include "server/runtime.h"
 #include "store/store.h"
 #include "store/writer.h"
@@ -149,6 +150,24 @@ static void runtime_recheck_peers(struct runtime *rt)
     }
 }
 
+/* The media relay: its addresses, ports and threads change only at restart;
+ * the rest applies now (issue #6). */
+static void runtime_relay_reload(struct runtime *rt, const struct config *old,
+                                 const struct config *cfg)
+{
+    if (cfg->relay.enabled != old->relay.enabled ||
+        !runtime_addr_lists_equal(&cfg->relay.listen, &old->relay.listen) ||
+        !runtime_addr_lists_equal(&cfg->relay.tls_listen, &old->relay.tls_listen) ||
+        strcmp(cfg->relay.port_range, old->relay.port_range) != 0 ||
+        strcmp(cfg->relay.relay_address, old->relay.relay_address) != 0 ||
+        cfg->relay.workers != old->relay.workers)
+        log_warn("config.restart_needed", "key", "relay", "reason",
+                 "relay.enabled, listen addresses, relay_address, port_range and workers change "
+                 "only when parleyd restarts");
+    if (rt->relay)
+        relay_reload(rt->relay, cfg, rt->tls);
+}
+
 int runtime_reload(struct runtime *rt, struct strbuf *report)
 {
     char err[512];
@@ -188,11 +207,13 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     rt->cfg->sip.tls_listen = keep_tls;
     rt->cfg->sip.tcp_listen = keep_tcp;
 
-    config_free(rt->cfg);
+    struct config *old = rt->cfg;
     rt->cfg = cfg;
     SSL_CTX_free(rt->tls);
     rt->tls = ctx;
     runtime_recheck_peers(rt);
+    runtime_relay_reload(rt, old, cfg);
+    config_free(old);
     atomic_store(&rt->transport.max_message_size, (size_t)cfg->sip.max_message_size);
     runtime_apply_log_level(rt);
     if (rt->proxy) {
@@ -300,6 +321,13 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     rc = control_open(rt, &rt->control, err, errlen);
     if (rc)
         goto fail;
+    /* The media relay runs on threads of its own; started before the worker
+     * pool because server_free cannot stop a running pool on failure. */
+    if (rt->cfg->relay.enabled) {
+        rc = relay_start(rt->cfg, rt->tls, &rt->relay, err, errlen);
+        if (rc)
+            goto fail;
+    }
     rt->workers = worker_pool_new(runtime_worker_count(rt->cfg), err, errlen);
     if (!rt->workers) {
         rc = -ENOMEM;
@@ -334,6 +362,8 @@ int server_run(struct runtime *rt)
     listeners_close(rt);
     control_close(rt->control);
     rt->control = NULL;
+    relay_stop(rt->relay);
+    rt->relay = NULL;
     worker_pool_stop(rt->workers, STOP_GRACE_MS);
     log_info("server.stopped", "exit_code", LOG_INT(rt->exit_code));
     return rt->exit_code;
@@ -345,6 +375,8 @@ void server_free(struct runtime *rt)
         return;
     listeners_close(rt);
     control_close(rt->control);
+    relay_stop(rt->relay);
+    rt->relay = NULL;
     if (rt->workers) {
         worker_pool_free(rt->workers);
         rt->workers = NULL;
