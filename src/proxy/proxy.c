@@ -432,6 +432,18 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
     char caller[PROXY_ADDR_MAX];
     snprintf(caller, sizeof(caller), "%s@%s", user, p->domain);
 
+    /* the relay credential service answers for any user part of our domain */
+    if (req->method == SIP_METHOD_SERVICE) {
+        if (!proxy_uri_is_us(p, &req->ruri)) {
+            proxy_reject(st, 403, "Forbidden (not a domain Parley serves)", "SERVICE elsewhere");
+        } else if (!proxy_service_is_mras(req)) {
+            proxy_reply(st, 415, NULL, "Accept: application/msrtc-media-relay-auth+xml\r\n");
+        } else {
+            proxy_service_mras(p, st, req, user);
+        }
+        return;
+    }
+
     char callee[PROXY_USER_MAX];
     if (!proxy_local_user(p, &req->ruri, callee, sizeof(callee))) {
         char host[256] = "";
@@ -529,7 +541,8 @@ static void proxy_on_request(struct proxy *p, uint64_t conn, struct sip_msg *req
     /* in-dialog requests go by their dialog, whatever their target says */
     struct sip_addr to;
     bool in_dialog = sip_msg_to(req, &to) == 0 && to.tag.n;
-    if (req->ruri.user.n == 0 && proxy_uri_is_us(p, &req->ruri) && !in_dialog) {
+    if (req->ruri.user.n == 0 && proxy_uri_is_us(p, &req->ruri) && !in_dialog &&
+        req->method != SIP_METHOD_SERVICE) {
         proxy_request_to_server(p, st);
         return;
     }

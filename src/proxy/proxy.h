@@ -38,6 +38,16 @@ struct proxy_call_record {
     const char *media;  /* per media section: "audio SRTP AES_CM_128_HMAC_SHA1_80"; or NULL */
 };
 
+/* What the credential service hands out (Lync's MRAS shape). */
+struct proxy_relay_grant {
+    char username[160];
+    char password[64];
+    int64_t lifetime_s;
+    char host[64];
+    uint16_t udp_port;
+    uint16_t tcp_port;
+};
+
 struct proxy_env {
     void *arg;
     /* Facts about a connection; NULL once it is gone. */
@@ -61,6 +71,11 @@ struct proxy_env {
     /* Closes a connection (a partner that failed its identity check). */
     void (*disconnect)(void *arg, uint64_t conn, const char *reason);
     struct dns_resolver *dns;
+    /* Relay credentials for user (issued only to authenticated users over
+     * TLS): fills username/password/lifetime and where the relay is.
+     * Returns 0, or a negative errno (no relay on this node: -ENOENT). */
+    int (*relay_credentials)(void *arg, const char *user, int64_t lifetime_s,
+                             struct proxy_relay_grant *out);
     /* Addresses of our listeners (Record-Route, Via, "is this URI us?"). */
     const struct netaddr *listeners;
     size_t nlisteners;

@@ -206,6 +206,11 @@ void proxy_send_bye(struct proxy *p, uint64_t conn, const char *target, const ch
 void proxy_media_configure(struct proxy *p, const char *level, const char *const *suites,
                            size_t nsuites);
 
+/* service.c: the media relay authentication service (MRAS) */
+bool proxy_service_is_mras(const struct sip_msg *req);
+void proxy_service_mras(struct proxy *p, struct sip_server_txn *st, const struct sip_msg *req,
+                        const char *user);
+
 /* dialog.c */
 struct dialog *dialog_find(struct proxy *p, struct strview call_id, struct strview from_tag,
                            struct strview to_tag, bool *from_caller);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <openssl/err.h>
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@
 #include "server/runtime.h"
 #include "store/store.h"
 #include "store/writer.h"
+#include "media/relay_cred.h"
 
 static const struct conn_info *sipcore_conn_info(void *arg, uint64_t conn)
 {
@@ -128,6 +130,41 @@ static uint64_t sipcore_partner_conn(void *arg, const char *domain)
     return rt->proxy ? proxy_partner_conn(rt->proxy, domain) : 0;
 }
 
+static int sipcore_relay_credentials(void *arg, const char *user, int64_t lifetime_s,
+                                     struct proxy_relay_grant *out)
+{
+    struct runtime *rt = arg;
+    const struct config *cfg = rt->cfg;
+    if (!cfg->relay.enabled || cfg->relay.listen.n == 0)
+        return -ENOENT;
+    char path[4096], err[256];
+    struct relay_secrets secrets;
+    if (relay_secrets_path(cfg->state_dir, path, sizeof(path)) != 0 ||
+        relay_secrets_load(path, &secrets, NULL, err, sizeof(err)) != 0) {
+        log_error("relay.credentials_failed", "reason", err);
+        return -EIO;
+    }
+    struct relay_cred cred;
+    int rc = relay_cred_issue(&secrets, user, (int64_t)time(NULL), lifetime_s,
+                              cfg->relay.max_lifetime, &cred);
+    OPENSSL_cleanse(&secrets, sizeof(secrets));
+    if (rc)
+        return rc;
+    snprintf(out->username, sizeof(out->username), "%s", cred.username);
+    snprintf(out->password, sizeof(out->password), "%s", cred.password);
+    out->lifetime_s = cred.lifetime;
+    OPENSSL_cleanse(&cred, sizeof(cred));
+    char ip[NETADDR_STRLEN];
+    if (cfg->relay.relay_address[0])
+        snprintf(out->host, sizeof(out->host), "%s", cfg->relay.relay_address);
+    else
+        snprintf(out->host, sizeof(out->host), "%s",
+                 netaddr_format_ip(&cfg->relay.listen.v[0], ip));
+    out->udp_port = netaddr_port(&cfg->relay.listen.v[0]);
+    out->tcp_port = out->udp_port; /* TURN over TCP shares relay.listen */
+    return 0;
+}
+
 static void sipcore_disconnect(void *arg, uint64_t conn, const char *reason)
 {
     struct runtime *rt = arg;
@@ -220,6 +257,7 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         .keep_alive = sipcore_keep_alive,
         .call_ended = sipcore_call_ended,
         .connect = sipcore_connect,
+        .relay_credentials = sipcore_relay_credentials,
         .disconnect = sipcore_disconnect,
         .dns = rt->dns,
         .listeners = rt->listen_addrs,
