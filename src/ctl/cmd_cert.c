@@ -306,9 +306,17 @@ static int cert_install(struct ctl *ctl, const char *file)
         return ctl_fail(ctl, "%s: cannot write: %s", ctl->cfg->tls.certificate, strerror(-wr));
     struct cert_summary s;
     cert_summarize_file(ctl->cfg->tls.certificate, &s, err, sizeof(err));
+    /* the same certificate authenticates this node to federation partners */
+    X509 *x = NULL;
+    bool client_ok = pki_cert_load(ctl->cfg->tls.certificate, &x, err, sizeof(err)) == 0 &&
+                     X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT, 0) == 1;
+    X509_free(x);
     char msg[8192];
-    snprintf(msg, sizeof(msg), "installed %s (issued by %s) as %s; `parleyctl reload` serves it",
-             s.subject, s.issuer, ctl->cfg->tls.certificate);
+    snprintf(msg, sizeof(msg), "installed %s (issued by %s) as %s; `parleyctl reload` serves it%s",
+             s.subject, s.issuer, ctl->cfg->tls.certificate,
+             client_ok ? ""
+                       : "\nwarning: it is not valid for TLS client authentication, so "
+                         "federation partners will refuse this node's connections");
     return ctl_done(ctl, json_pack("{s:s, s:s, s:s}", "subject", s.subject, "issuer", s.issuer,
                                    "file", ctl->cfg->tls.certificate),
                     msg);

@@ -66,6 +66,7 @@ struct runtime {
 
     SSL_CTX *tls; /* for new connections; established ones hold their own */
     struct worker_pool *workers;
+    bool workers_stopped;
     struct sip_transport transport;
     struct mbox *core_mbox;
 

@@ -365,6 +365,7 @@ int server_run(struct runtime *rt)
     relay_stop(rt->relay);
     rt->relay = NULL;
     worker_pool_stop(rt->workers, STOP_GRACE_MS);
+    rt->workers_stopped = true;
     log_info("server.stopped", "exit_code", LOG_INT(rt->exit_code));
     return rt->exit_code;
 }
@@ -378,6 +379,9 @@ void server_free(struct runtime *rt)
     relay_stop(rt->relay);
     rt->relay = NULL;
     if (rt->workers) {
+        /* a start-up that failed after the workers began leaves them running */
+        if (!rt->workers_stopped)
+            worker_pool_stop(rt->workers, 0);
         worker_pool_free(rt->workers);
         rt->workers = NULL;
     }
