@@ -605,6 +605,20 @@ bool presence_subscribe_in_dialog(struct presence *ps, struct sip_server_txn *st
     struct subscription *s = presence_find_dialog(ps, req);
     if (!s)
         return false;
+    uint64_t conn = sip_server_txn_conn(st);
+    if (conn != s->conn && !presence_watcher_foreign(ps, s)) {
+        /* a dialog's identifiers are no credential: from another connection,
+         * only one the watcher has registered over may refresh it */
+        char user[72];
+        const char *at = strrchr(s->watcher, '@');
+        size_t n = at ? (size_t)(at - s->watcher) : 0;
+        snprintf(user, sizeof(user), "%.*s", (int)n, s->watcher);
+        if (!registrar_find_flow(ps->registrar, user, conn)) {
+            presence_reply(st, 403, "Forbidden (refresh from a connection of another user)",
+                           NULL, "subscription refresh from another connection");
+            return true;
+        }
+    }
     long long expires = presence_expires(ps, req);
     if (expires != 0 && expires < (long long)ps->cfg.min_expires) {
         char h[48];

@@ -317,6 +317,34 @@ class TestSubscribeNotify(unittest.TestCase):
                 self.assertGreater(int(params["expires"]), 60)
                 self.assertEqual(activity_of(n.body), "away")
 
+    def test_in_dialog_refresh_from_another_users_connection_refused(self):
+        """A subscription's dialog identifiers are no credential: carol, who
+        learnt them, cannot refresh (or end) alice's subscription from her
+        own connection; alice, after re-registering on a new connection, can."""
+        with server("pres-steal") as p:
+            p.start()
+            with p.client("alice") as alice, p.client("bob") as bob, \
+                    p.client("carol") as carol:
+                register(bob)
+                register(carol)
+                s, n = watch(alice, "bob")
+                stolen = Subscription.__new__(Subscription)
+                stolen.__dict__.update(s.__dict__)
+                stolen.c = carol
+                stolen.notifies = []
+                r = stolen.resubscribe(0)
+                self.assertEqual(r.status, 403, r)
+                # alice's subscription is untouched: bob's news still reach her
+                self.assertEqual(publish(bob, pidf("bob", "open", "busy")).status, 200)
+                n = s.notify_until(lambda m: activity_of(m.body) == "busy")
+                self.assertEqual(sub_state(n)[0], "active")
+                # a second device of alice's may refresh it
+                with p.client("alice") as alice2:
+                    register(alice2)
+                    s.c = alice2
+                    r = s.resubscribe(300)
+                    self.assertEqual(r.status, 200, r)
+
     def test_in_dialog_unsubscribe(self):
         """In-dialog SUBSCRIBE Expires: 0 → 200, a final NOTIFY terminated;
         afterwards the dialog is gone (481) and changes send nothing."""
