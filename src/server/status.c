@@ -73,6 +73,31 @@ static json_t *status_listeners(const struct config *cfg, const struct tls_conte
         json_object_set_new(l, "certificate", status_certificate(cfg));
         json_array_append_new(arr, l);
     }
+    if (cfg->relay.enabled) {
+        for (size_t i = 0; i < cfg->relay.listen.n; i++) {
+            json_t *l = json_pack("{s:s, s:s, s:o}", "address",
+                                  netaddr_format(&cfg->relay.listen.v[i], a), "transport",
+                                  "turn (udp, tcp)", "carries",
+                                  json_pack("[s]", "relayed media (SRTP the relay cannot "
+                                                   "decrypt), with time-limited credentials"));
+            json_array_append_new(arr, l);
+        }
+        for (size_t i = 0; i < cfg->relay.tls_listen.n; i++) {
+            json_t *l = json_pack("{s:s, s:s}", "address",
+                                  netaddr_format(&cfg->relay.tls_listen.v[i], a), "transport",
+                                  "turn (tls)");
+            if (facts) {
+                json_object_set_new(l, "tls_versions", json_string(facts->versions));
+                json_object_set_new(l, "tls_suites", json_string(facts->suites ? facts->suites : ""));
+                json_object_set_new(l, "tls_groups", json_string(facts->groups));
+            }
+            json_object_set_new(l, "carries",
+                                json_pack("[s]", "relayed media over TLS, with time-limited "
+                                                 "credentials"));
+            json_object_set_new(l, "certificate", status_certificate(cfg));
+            json_array_append_new(arr, l);
+        }
+    }
     for (size_t i = 0; i < cfg->sip.tcp_listen.n; i++) {
         json_t *l = json_pack("{s:s, s:s, s:o, s:o, s:o}", "address",
                               netaddr_format(&cfg->sip.tcp_listen.v[i], a), "transport", "tcp",
@@ -124,6 +149,17 @@ static json_t *status_protection(const struct config *cfg, const struct tls_cont
                                           "audio, video and desktop-sharing media", "protection",
                                           "SRTP", "enforced", buf, "level",
                                           cfg->media.encryption_level));
+    if (cfg->relay.enabled)
+        snprintf(buf, sizeof(buf),
+                 "HMAC credentials (relay.secrets) lasting at most %lld s, issued to authenticated "
+                 "users over TLS (SERVICE) and by parleyctl; the relay verifies them without "
+                 "shared state and forwards media it cannot decrypt",
+                 cfg->relay.max_lifetime);
+    else
+        snprintf(buf, sizeof(buf), "no relay on this node (relay.enabled = false)");
+    json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "media relay credentials",
+                                          "protection", "issued only over TLS-protected channels",
+                                          "enforced", buf));
     return rows;
 }
 

@@ -274,7 +274,10 @@ class TestServer(unittest.TestCase):
             doc = r.stdout
             self.assertTrue(doc["daemon"]["running"])
             self.assertEqual(doc["domain"], "example.test")
-            [l] = doc["listeners"]
+            [l] = [x for x in doc["listeners"] if x["transport"] == "tls"]
+            relay = {x["transport"]: x for x in doc["listeners"] if x["transport"].startswith("turn")}
+            self.assertEqual(relay["turn (udp, tcp)"]["address"], f"127.0.0.1:{p.relay_port}")
+            self.assertEqual(relay["turn (tls)"]["address"], f"127.0.0.1:{p.relay_tls_port}")
             self.assertEqual(l["address"], f"127.0.0.1:{p.tls_port}")
             self.assertEqual(l["transport"], "tls")
             self.assertEqual(l["tls_versions"], "TLSv1.2, TLSv1.3")
@@ -287,6 +290,8 @@ class TestServer(unittest.TestCase):
             traffic = [row["traffic"] for row in doc["protection"]]
             self.assertTrue(any("server <-> server" in t for t in traffic))
             self.assertTrue(any("signalling" in t for t in traffic))
+            self.assertIn("media relay credentials", traffic)
+            self.assertIn("audio, video and desktop-sharing media", traffic)
             text = p.ctl("status").stdout
             self.assertIn("TLSv1.2, TLSv1.3", text)
             self.assertIn("protection", text)
