@@ -459,3 +459,13 @@ uint64_t proxy_partner_conn(struct proxy *p, const char *domain)
         partner_start(pt);
     return 0;
 }
+
+bool federation_conn_proves(struct proxy *p, uint64_t conn, const char *domain)
+{
+    struct partner *pt = federation_find(p, domain);
+    const struct conn_info *ci = p->env.conn_info(p->env.arg, conn);
+    if (!pt || !ci || !ci->tls || !ci->peer_cert || !ci->peer_cert_verified)
+        return false;
+    return cert_proves_sip_domain(ci->peer_cert, pt->domain) ||
+           (pt->server[0] && cert_matches_host(ci->peer_cert, pt->server));
+}

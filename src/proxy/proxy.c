@@ -315,6 +315,36 @@ static bool proxy_pop_own_routes(struct proxy *p, struct sip_msg *req)
     }
 }
 
+void proxy_strip_own_credentials(struct proxy *p, struct sip_msg *req)
+{
+    static const enum sip_hdr_id ids[] = {SIP_HDR_PROXY_AUTHORIZATION, SIP_HDR_AUTHORIZATION};
+    for (size_t i = 0; i < 2; i++) {
+        for (struct sip_hdr *h = sip_msg_hdr_first(req, ids[i]); h;) {
+            struct sip_hdr *next = sip_msg_hdr_next(h, ids[i]);
+            struct digest_credentials cred;
+            char realm[256];
+            if (digest_credentials_parse(h->value, &cred) != 0 ||
+                (digest_unescape(cred.realm, realm, sizeof(realm)) == 0 &&
+                 strcmp(realm, p->domain) == 0))
+                sip_msg_hdr_remove(req, h);
+            h = next;
+        }
+    }
+}
+
+void proxy_strip_identity_headers(struct sip_msg *req)
+{
+    static const char *const names[] = {"Remote-Party-ID", "Identity-Info"};
+    sip_msg_hdr_remove_all(req, SIP_HDR_P_ASSERTED_IDENTITY);
+    sip_msg_hdr_remove_all(req, SIP_HDR_P_PREFERRED_IDENTITY);
+    sip_msg_hdr_remove_all(req, SIP_HDR_IDENTITY);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct sip_hdr *h;
+        while ((h = sip_msg_hdr_find_name(req, names[i])) != NULL)
+            sip_msg_hdr_remove(req, h);
+    }
+}
+
 /* The identity checks of an authenticated request from one of our users:
  * From must be that user; P-Asserted-Identity is ours to set. */
 static bool proxy_assert_identity(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req,
@@ -328,18 +358,9 @@ static bool proxy_assert_identity(struct proxy *p, struct sip_server_txn *st, st
                      "From is not the authenticated user");
         return false;
     }
-    sip_msg_hdr_remove_all(req, SIP_HDR_P_ASSERTED_IDENTITY);
-    sip_msg_hdr_remove_all(req, SIP_HDR_P_PREFERRED_IDENTITY);
-    /* our realm's credentials were for us, not for the next hop */
-    for (struct sip_hdr *h = sip_msg_hdr_first(req, SIP_HDR_PROXY_AUTHORIZATION); h;) {
-        struct sip_hdr *next = sip_msg_hdr_next(h, SIP_HDR_PROXY_AUTHORIZATION);
-        struct digest_credentials cred;
-        char realm[256];
-        if (digest_credentials_parse(h->value, &cred) == 0 &&
-            digest_unescape(cred.realm, realm, sizeof(realm)) == 0 && strcmp(realm, p->domain) == 0)
-            sip_msg_hdr_remove(req, h);
-        h = next;
-    }
+    /* identities are Parley's to assert, in any header: phones show
+     * Remote-Party-ID as the caller */
+    proxy_strip_identity_headers(req);
     struct strview pai = sip_msg_printf(req, "<sip:%s@%s>", user, p->domain);
     sip_msg_hdr_append(req, SIP_HDR_P_ASSERTED_IDENTITY, "P-Asserted-Identity", pai);
     return true;
@@ -406,6 +427,15 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
     }
 
     if (foreign) {
+        /* the partner's P-Asserted-Identity was checked against its domain;
+         * other identity headers are not taken from anyone */
+        static const char *const names[] = {"Remote-Party-ID", "Identity-Info"};
+        sip_msg_hdr_remove_all(req, SIP_HDR_IDENTITY);
+        for (size_t i = 0; i < 2; i++) {
+            struct sip_hdr *h;
+            while ((h = sip_msg_hdr_find_name(req, names[i])) != NULL)
+                sip_msg_hdr_remove(req, h);
+        }
         char callee[PROXY_USER_MAX], from_aor[PROXY_ADDR_MAX], fu[PROXY_USER_MAX] = "";
         strview_copy(from.uri.user, fu, sizeof(fu));
         snprintf(from_aor, sizeof(from_aor), "%s@%s", fu, from_domain);

@@ -138,6 +138,10 @@ struct proxy {
 };
 
 /* proxy.c */
+void proxy_strip_own_credentials(struct proxy *p, struct sip_msg *req);
+/* P-Asserted-Identity, P-Preferred-Identity, Identity, Identity-Info,
+ * Remote-Party-ID: identities only Parley asserts. */
+void proxy_strip_identity_headers(struct sip_msg *req);
 bool proxy_uri_is_us(struct proxy *p, const struct sip_uri *uri);
 void proxy_make_via(struct proxy *p, uint64_t conn, const char *branch, struct strbuf *out);
 void proxy_log_reject(const struct sip_msg *req, uint64_t conn, int status, const char *why);
@@ -157,6 +161,8 @@ void proxy_branch_terminated(struct sip_txn_user *u, struct sip_client_txn *t);
 void proxy_server_terminated(void *arg, struct sip_server_txn *t);
 
 /* federation.c */
+/* Does the connection's verified certificate prove `domain` (a partner)? */
+bool federation_conn_proves(struct proxy *p, uint64_t conn, const char *domain);
 struct partner *federation_find(struct proxy *p, const char *domain);
 /* Sends pr's held request to the partner now, or once connected. */
 void federation_send(struct proxy *p, struct partner *pt, struct proxy_request *pr);

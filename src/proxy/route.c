@@ -58,8 +58,7 @@ static struct proxy_request *proxy_request_new(struct proxy *p, struct sip_serve
  * claimed goes, and a device of ours is named for what it is. */
 static void proxy_assert_response_identity(struct proxy_branch *b, struct sip_msg *resp)
 {
-    sip_msg_hdr_remove_all(resp, SIP_HDR_P_ASSERTED_IDENTITY);
-    sip_msg_hdr_remove_all(resp, SIP_HDR_P_PREFERRED_IDENTITY);
+    proxy_strip_identity_headers(resp);
     if (b && b->asserted[0]) {
         struct strview pai = sip_msg_printf(resp, "<sip:%s>", b->asserted);
         sip_msg_hdr_append(resp, SIP_HDR_P_ASSERTED_IDENTITY, "P-Asserted-Identity", pai);
@@ -491,9 +490,12 @@ bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len,
     return true;
 }
 
-/* Edits common to every copy: Max-Forwards, Record-Route. */
+/* Edits common to every copy: our realm's credentials removed (they were
+ * for us: the next hop could test password guesses against them),
+ * Max-Forwards, Record-Route. */
 static void proxy_prepare(struct proxy *p, struct sip_msg *req, uint64_t in_conn, bool record_route)
 {
+    proxy_strip_own_credentials(p, req);
     sip_msg_set_max_forwards(req, req->max_forwards < 0 ? 70 : req->max_forwards - 1);
     if (!record_route)
         return;
@@ -569,17 +571,43 @@ void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct 
 
 /* Where an in-dialog request goes: a registered device whose contact is the
  * Request-URI (its current connection), else the dialog's other side. */
-static uint64_t proxy_dialog_target(struct proxy *p, const struct sip_msg *req, struct dialog **dout,
-                                    bool *from_caller)
+/* Is the request on in_conn from the dialog party its tags claim? A
+ * dialog's identifiers are no credential (they travel in dialog-event
+ * NOTIFYs, Replaces, partners' logs): the sender must use that party's
+ * connection, one that party registered over, or — for a partner's user —
+ * a connection whose certificate proves that party's domain. */
+static bool proxy_dialog_sender_ok(struct proxy *p, const struct dialog *d, bool from_caller,
+                                   uint64_t in_conn)
+{
+    if (in_conn == (from_caller ? d->caller_conn : d->callee_conn))
+        return true;
+    const char *aor = from_caller ? d->caller_aor : d->callee_aor;
+    const char *at = strrchr(aor, '@');
+    if (!at)
+        return false;
+    if (strcasecmp(at + 1, p->domain) == 0) {
+        char user[PROXY_USER_MAX];
+        snprintf(user, sizeof(user), "%.*s", (int)(at - aor), aor);
+        return registrar_find_flow(p->registrar, user, in_conn) != NULL;
+    }
+    return federation_conn_proves(p, in_conn, at + 1);
+}
+
+static uint64_t proxy_dialog_target(struct proxy *p, const struct sip_msg *req, uint64_t in_conn,
+                                    struct dialog **dout, bool *from_caller, bool *sender_ok)
 {
     struct sip_addr from, to;
     *dout = NULL;
+    *sender_ok = false;
     if (sip_msg_from(req, &from) != 0 || sip_msg_to(req, &to) != 0)
         return 0;
     struct dialog *d = dialog_find(p, req->call_id, from.tag, to.tag, from_caller);
     if (!d)
         return 0;
     *dout = d;
+    *sender_ok = proxy_dialog_sender_ok(p, d, *from_caller, in_conn);
+    if (!*sender_ok)
+        return 0;
     /* The other party may have moved to a new connection: its binding says
      * where. Only that party's binding counts: a Request-URI naming someone
      * else's device must not turn a dialog into a way to reach them. */
@@ -598,11 +626,18 @@ static uint64_t proxy_dialog_target(struct proxy *p, const struct sip_msg *req, 
 void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req)
 {
     struct dialog *d;
-    bool from_caller = false;
-    uint64_t conn = proxy_dialog_target(p, req, &d, &from_caller);
+    bool from_caller = false, sender_ok;
+    uint64_t conn =
+        proxy_dialog_target(p, req, sip_server_txn_conn(st), &d, &from_caller, &sender_ok);
     if (!d) {
         proxy_log_reject(req, sip_server_txn_conn(st), 481, "no dialog Parley routed");
         sip_server_txn_reply(st, 481, NULL, NULL);
+        return;
+    }
+    if (!sender_ok) {
+        proxy_log_reject(req, sip_server_txn_conn(st), 403,
+                         "in-dialog request from a connection of no party of the dialog");
+        sip_server_txn_reply(st, 403, "Forbidden (not a party of this dialog)", NULL);
         return;
     }
     const char *other = from_caller ? d->callee_aor : d->caller_aor;
@@ -618,8 +653,7 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
         }
         pr->in_dialog = true;
         proxy_loop_hash(req, pr->loop_hash);
-        sip_msg_hdr_remove_all(req, SIP_HDR_P_ASSERTED_IDENTITY);
-        sip_msg_hdr_remove_all(req, SIP_HDR_P_PREFERRED_IDENTITY);
+        proxy_strip_identity_headers(req);
         proxy_prepare(p, req, sip_server_txn_conn(st), false);
         if (sip_msg_print(req, &pr->held) != 0) {
             sip_server_txn_reply(st, 500, NULL, NULL);
@@ -638,8 +672,7 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
         return;
     }
     /* identities inside a dialog are no more the client's to assert */
-    sip_msg_hdr_remove_all(req, SIP_HDR_P_ASSERTED_IDENTITY);
-    sip_msg_hdr_remove_all(req, SIP_HDR_P_PREFERRED_IDENTITY);
+    proxy_strip_identity_headers(req);
     struct proxy_request *pr = proxy_request_new(p, st);
     if (!pr) {
         sip_server_txn_reply(st, 500, NULL, NULL);
@@ -665,7 +698,7 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
 void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
 {
     struct dialog *d;
-    bool from_caller;
+    bool from_caller, sender_ok;
     /* the ACK of a 2xx is end-to-end: routed statelessly along the dialog */
     for (;;) {
         struct sip_value_iter it;
@@ -678,7 +711,13 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
             break;
         sip_msg_hdr_remove_first_value(ack, SIP_HDR_ROUTE);
     }
-    uint64_t conn = proxy_dialog_target(p, ack, &d, &from_caller);
+    uint64_t conn = proxy_dialog_target(p, ack, in_conn, &d, &from_caller, &sender_ok);
+    if (d && !sender_ok) {
+        log_info("sip.rejected", "conn", LOG_INT(in_conn), "method", "ACK", "reason",
+                 "in-dialog ACK from a connection of no party of the dialog");
+        sip_msg_free(ack);
+        return;
+    }
     if (!conn && d) {
         const char *other = from_caller ? d->callee_aor : d->caller_aor;
         const char *at = strchr(other, '@');
@@ -706,6 +745,7 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
             snprintf(d->call->media, sizeof(d->call->media), "%s", summary);
         }
     }
+    proxy_strip_own_credentials(p, ack);
     sip_msg_set_max_forwards(ack, ack->max_forwards < 0 ? 70 : ack->max_forwards - 1);
     char branch[48], rnd[17];
     random_token(rnd, 16);

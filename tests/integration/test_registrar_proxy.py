@@ -1075,6 +1075,70 @@ class TestProxy(unittest.TestCase):
                 if m is not None and m.is_request:
                     a.respond(m, 200)
 
+    def test_in_dialog_requests_only_from_the_dialogs_parties(self):
+        # A dialog's Call-ID and tags are no credential: carol, who learnt
+        # them (dialog-event NOTIFYs, Replaces...), gets 403 for a re-INVITE
+        # or a BYE from her own connection, authenticated or not, and bob
+        # receives nothing. The ACK of a 2xx is dropped the same way.
+        with server("px-dialog-party") as p:
+            p.start()
+            with register(p, "bob") as b, register(p, "alice") as a, \
+                    register(p, "carol") as m, p.client() as anon:
+                inv, da, db = establish(a, b)
+                for who in (m, anon):
+                    for method in ("INVITE", "BYE"):
+                        req = a.build_in_dialog(da, method,
+                                                body=make_sdp(port=40066) if method == "INVITE"
+                                                else "",
+                                                content_type="application/sdp"
+                                                if method == "INVITE" else None)
+                        who.send(req)
+                        r = who.wait_response(req)
+                        self.assertEqual(r.status, 403, r)
+                        if method == "INVITE":
+                            who.ack(req, r)
+                    ack = a.build_in_dialog(da, "ACK")
+                    who.send(ack)
+                no_message(b, 1.0)
+                # alice, the caller, still reaches bob
+                self._in_dialog(a, da, b, "BYE")
+
+    def test_credentials_never_reach_the_callee(self):
+        # The caller's digest response for our realm is for Parley alone: with
+        # it, the callee could test password guesses offline. Not in the
+        # INVITE, the ACK, or an in-dialog BYE (clients repeat it there).
+        with server("px-no-creds") as p:
+            p.start()
+            with register(p, "bob") as b, register(p, "alice") as a:
+                prime(a)
+                inv = invite(a, BOB, headers={"Remote-Party-ID":
+                                              f'"The CEO" <sip:ceo@{DOMAIN}>;party=calling'})
+                i = b.wait_request("INVITE")
+                self.assertIsNone(i.header("Proxy-Authorization"), i)
+                self.assertIsNone(i.header("Authorization"), i)
+                self.assertIsNone(i.header("Remote-Party-ID"), i)
+                db = b.answer(i, 200, body=make_sdp(port=40002))
+                resp = a.wait_response(inv)
+                self.assertEqual(resp.status, 200, resp)
+                da = Dialog.from_uac(inv, resp)
+                creds = inv.header("Proxy-Authorization")
+                self.assertTrue(creds)
+                ack = a.build_in_dialog(da, "ACK")
+                ack.start_line = ack.start_line  # the 2xx ACK repeats the INVITE's credentials
+                ack.add_header("Proxy-Authorization", creds)
+                a.send(ack)
+                got = b.wait_request("ACK")
+                self.assertIsNone(got.header("Proxy-Authorization"), got)
+                bye = a.build_in_dialog(da, "BYE")
+                bye.add_header("Proxy-Authorization", creds)
+                bye.add_header("Authorization", creds.replace("Digest", "Digest", 1))
+                a.send(bye)
+                got = b.wait_request("BYE")
+                self.assertIsNone(got.header("Proxy-Authorization"), got)
+                self.assertIsNone(got.header("Authorization"), got)
+                b.respond(got, 200)
+                a.wait_response(bye)
+
     def test_request_in_an_unknown_dialog_gets_481(self):
         with server("px-481") as p:
             p.start()
