@@ -67,6 +67,9 @@ void conn_close(struct conn *c, const char *reason);
 /* Seconds without incoming bytes before the connection is closed; 0 means
  * no idle limit. */
 void conn_set_idle_timeout(struct conn *c, unsigned seconds);
+/* Stops reading for ms milliseconds, then reads again (and hands over
+ * what is buffered): a protocol whose consumer is behind slows its peer. */
+void conn_defer_read(struct conn *c, unsigned ms);
 /* Protocol state attached to the connection. */
 void conn_set_data(struct conn *c, void *data);
 void *conn_get_data(const struct conn *c);

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,8 +23,11 @@
 #include "tls/context.h"
 
 /* A peer that stops reading while we keep writing is cut off here rather
- * than allowed to grow our memory without bound. */
-#define CONN_OUTPUT_LIMIT (8u * 1024 * 1024)
+ * than allowed to grow our memory without bound... */
+#define CONN_OUTPUT_LIMIT (1024u * 1024)
+/* ...and long before that, we stop reading what it sends until it has
+ * taken our answers: requests keep coming only as fast as answers go. */
+#define CONN_OUTPUT_PAUSE (128u * 1024)
 /* How long a closing connection may take to flush. */
 #define CONN_CLOSE_GRACE_S 5
 #define WORKER_ID_SHIFT 48
@@ -47,6 +51,8 @@ struct conn {
     struct event *timer;      /* handshake / connect / close deadline */
     unsigned idle_s;
     size_t read_limit;
+    struct event *resume_ev;  /* conn_defer_read */
+    bool paused_output;       /* reading stopped until our output drains */
     bool open;
     bool closing;
     bool dead;
@@ -163,6 +169,8 @@ static void conn_kill(struct conn *c, const char *reason, bool clean)
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     if (c->timer)
         event_del(c->timer);
+    if (c->resume_ev)
+        event_del(c->resume_ev);
     if (c->connect_ev)
         event_del(c->connect_ev);
     c->reap_next = c->w->reap_list;
@@ -188,6 +196,8 @@ static void conn_free(struct conn *c)
         event_free(c->connect_ev);
     if (c->timer)
         event_free(c->timer);
+    if (c->resume_ev)
+        event_free(c->resume_ev);
     X509_free(c->info.peer_cert);
     sk_X509_pop_free(c->info.peer_chain, X509_free);
     free(c);
@@ -245,12 +255,22 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void conn_on_read(struct bufferevent *bev, void *arg);
+
 static void conn_on_flushed(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
     struct conn *c = arg;
-    if (c->closing)
+    if (c->closing) {
         conn_kill(c, NULL, true);
+        return;
+    }
+    if (c->paused_output && !c->dead) {
+        /* the peer took our answers: read (and handle what waited) again */
+        c->paused_output = false;
+        bufferevent_enable(bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_input(bev)))
+            conn_on_read(bev, c);
+    }
 }
 
 void conn_close(struct conn *c, const char *reason)
@@ -319,9 +339,39 @@ static void conn_fill_tls_info(struct conn *c)
 static void conn_on_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    if (c->dead || c->closing)
+    if (c->dead || c->closing || c->paused_output)
         return;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > CONN_OUTPUT_PAUSE) {
+        c->paused_output = true;
+        bufferevent_disable(bev, EV_READ);
+        return;
+    }
     c->proto->on_read(c, bufferevent_get_input(bev), c->proto_arg);
+}
+
+static void conn_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (c->dead || c->closing || !c->bev)
+        return;
+    bufferevent_enable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+        conn_on_read(c->bev, c);
+}
+
+void conn_defer_read(struct conn *c, unsigned ms)
+{
+    if (c->dead || !c->bev)
+        return;
+    if (!c->resume_ev)
+        c->resume_ev = evtimer_new(c->w->base, conn_on_resume, c);
+    if (!c->resume_ev)
+        return;
+    bufferevent_disable(c->bev, EV_READ);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_add(c->resume_ev, &tv);
 }
 
 static void conn_opened(struct conn *c)
@@ -409,8 +459,14 @@ static int conn_attach(struct conn *c, int fd, SSL_CTX *tls, const char *sni,
         if (!accepting && sni)
             SSL_set_tlsext_host_name(c->ssl, sni);
         if (!accepting && verify_host) {
-            /* the peer's certificate must name the host we meant to reach */
-            SSL_set1_host(c->ssl, verify_host);
+            /* the peer's certificate must name the host we meant to reach;
+             * if that cannot be arranged, the connection is not made */
+            SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            if (SSL_set1_host(c->ssl, verify_host) != 1) {
+                SSL_free(c->ssl);
+                c->ssl = NULL;
+                return -EINVAL;
+            }
         }
         c->bev = bufferevent_openssl_socket_new(
             c->w->base, fd, c->ssl,

@@ -215,6 +215,7 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     runtime_relay_reload(rt, old, cfg);
     config_free(old);
     atomic_store(&rt->transport.max_message_size, (size_t)cfg->sip.max_message_size);
+    atomic_store(&rt->transport.message_deadline_s, (unsigned)cfg->sip.idle_timeout);
     runtime_apply_log_level(rt);
     if (rt->proxy) {
         sipcore_reconfigure(rt);
@@ -311,6 +312,7 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
 
     rt->transport.core = rt->core_mbox;
     atomic_store(&rt->transport.max_message_size, (size_t)rt->cfg->sip.max_message_size);
+    atomic_store(&rt->transport.message_deadline_s, (unsigned)rt->cfg->sip.idle_timeout);
 
     rc = listeners_open(rt, err, errlen);
     if (rc)

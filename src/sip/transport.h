@@ -23,20 +23,31 @@ enum sip_tp_event_type {
     SIP_TP_CLOSE,     /* reason set */
 };
 
+struct sip_flow;
+
 struct sip_tp_event {
     struct mbox_msg m;     /* m.type is an enum sip_tp_event_type */
     uint64_t conn;
     struct conn_info *info;
     struct sip_msg *msg;
+    struct sip_flow *flow; /* MESSAGE: its connection's in-flight count */
     char reason[96];
 };
 
 void sip_tp_event_free(struct sip_tp_event *ev);
 
+/* Messages handed to the core and not yet handled, per connection and in
+ * all: past these, a connection's reading pauses (a peer that sends faster
+ * than the core answers waits; nothing piles up in memory). */
+#define SIP_TP_MAX_INFLIGHT_CONN 32
+#define SIP_TP_MAX_INFLIGHT 8192
+
 /* Shared by every worker; settings change on reload (atomics). */
 struct sip_transport {
     struct mbox *core;                 /* where events go */
     atomic_size_t max_message_size;
+    atomic_uint message_deadline_s;    /* a message must be complete this soon after it began */
+    atomic_int inflight;               /* messages posted to the core, not yet handled */
 };
 
 extern const struct conn_protocol sip_transport_protocol;

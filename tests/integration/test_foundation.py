@@ -166,6 +166,62 @@ class TestServer(unittest.TestCase):
             rec = p.wait_log("tls.refused", since=mark)
             self.assertEqual(rec["reason"], "handshake timeout")
 
+    def test_pipelined_flood_stays_bounded(self):
+        # Clients that pipeline requests and never read their answers: the
+        # server stops reading from them (rather than queueing answers and
+        # work without bound), its memory stays small, and another client is
+        # still answered at once.
+        import threading
+        with Parley(name="flood") as p:
+            p.start()
+            def rss_kb():
+                with open(f"/proc/{p.proc.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            return int(line.split()[1])
+                return 0
+            before = rss_kb()
+            req = (b"OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1;branch=z9hG4bK"
+                   b"%d\r\nFrom: <sip:f@example.test>;tag=1\r\nTo: <sip:example.test>\r\n"
+                   b"Call-ID: flood%d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+            stop = time.monotonic() + 4
+            sent = [0]
+
+            def flood():
+                conn = p.connect()
+                conn.sock.settimeout(0.2)
+                i = 0
+                while time.monotonic() < stop:
+                    try:
+                        conn.sock.sendall(req % (i, i))
+                        i += 1
+                    except (TimeoutError, ssl.SSLWantWriteError, socket.timeout):
+                        continue  # the server stopped reading us: as it should
+                    except OSError:
+                        break
+                sent[0] += i
+                conn.abort()
+
+            threads = [threading.Thread(target=flood) for _ in range(4)]
+            for t in threads:
+                t.start()
+            time.sleep(2)
+            with p.connect() as other:
+                c = sipclient.SipClient(other, user="x")
+                t0 = time.monotonic()
+                r = c.request("OPTIONS", "sip:example.test", timeout=5)
+                answered_in = time.monotonic() - t0
+            peak = rss_kb()
+            for t in threads:
+                t.join()
+            print(f"flood: {sent[0]} requests sent, RSS {before} -> {peak} kB, "
+                  f"other client answered in {answered_in:.3f} s")
+            self.assertEqual(r.status, 200)
+            self.assertLess(answered_in, 2.0, "a flood from others delayed this client")
+            self.assertGreater(sent[0], 1000, "the flood did not flood")
+            self.assertLess(peak - before, 48 * 1024,
+                            f"memory grew by {(peak - before) // 1024} MB under the flood")
+
     def test_tcp_listener_only_for_internal_networks(self):
         tcp = free_port()
         with Parley(name="tcp", config={"sip.tcp_listen": f"127.0.0.1:{tcp}",
