@@ -9,6 +9,7 @@
  * fault, and exit status 1.
  */
 #include <getopt.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -47,6 +48,14 @@ int main(int argc, char **argv)
     if (!opts.config_path || optind != argc) {
         usage(stderr);
         return 2;
+    }
+
+    /* every connection, relayed port and file is a descriptor: take all the
+     * system allows this process, not the shell's default of 1024 */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
     }
 
     struct runtime *rt = NULL;

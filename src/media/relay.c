@@ -278,7 +278,12 @@ int relay_port_open(struct relay *r, bool even, bool reserve_next, uint64_t *tok
         if (fd >= 0 && (!reserve_next || fd2 >= 0)) {
             *bound = a;
             if (reserve_next) {
-                uint64_t t = random_u64() | 1; /* never 0 */
+                /* a reservation token is a capability: kernel randomness, not
+                 * the fast generator whose outputs clients can observe */
+                uint64_t t = 0;
+                if (random_secret(&t, sizeof(t)) != 0)
+                    t = random_u64();
+                t |= 1; /* never 0 */
                 pthread_mutex_lock(&r->lock);
                 r->resv[r->nresv++] = (struct relay_reservation){
                     t, fd2, (uint16_t)(port + 1), relay_now_ms() + RELAY_RESERVATION_S * 1000};
@@ -491,6 +496,18 @@ static void tcp_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct
     c = calloc(1, sizeof(*c));
     if (!c || netaddr_from_sockaddr(sa, (socklen_t)salen, &c->peer) != 0)
         goto fail;
+    /* one source may not take the worker's descriptors (and with them the
+     * whole server's) with idle connections */
+    size_t same = 0;
+    for (struct relay_conn *o = w->conns; o; o = o->next)
+        if (netaddr_same_ip(&o->peer, &c->peer))
+            same++;
+    if (same >= RELAY_CONNS_PER_SOURCE) {
+        char p[NETADDR_STRLEN], a[NETADDR_STRLEN];
+        log_warn("relay.conn_refused", "peer", netaddr_format(&c->peer, p), "listener",
+                 netaddr_format(&l->addr, a), "reason", "too many connections from this source");
+        goto fail;
+    }
     c->w = w;
     c->local = l->addr;
     c->transport = l->tls ? RELAY_TLS : RELAY_TCP;

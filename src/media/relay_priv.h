@@ -148,6 +148,9 @@ struct relay_udp {
     struct netaddr local;
 };
 
+/* TCP/TLS connections one source address may hold on one relay worker. */
+#define RELAY_CONNS_PER_SOURCE 64
+
 struct relay_conn {
     struct relay_worker *w;
     struct relay_conn *prev, *next;

@@ -3,13 +3,18 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "proxy/proxy_priv.h"
 
 /* A confirmed dialog that never sees its BYE (a client that vanished) is
- * forgotten after this long; an early one when its INVITE ends. */
-#define DIALOG_MAX_LIFETIME_MS (24ULL * 3600 * 1000)
+ * forgotten after this long; an early one when its INVITE ends; one of a
+ * subscription (no call) after this long without in-dialog traffic. */
+#define DIALOG_MAX_LIFETIME_MS   (24ULL * 3600 * 1000)
+#define DIALOG_IDLE_LIFETIME_MS  (2ULL * 3600 * 1000)
+#define DIALOG_MAX_PER_CALL      8
+#define DIALOG_MAX_TOTAL         100000
 #define DIALOG_EARLY_LIFETIME_MS (SIP_TIMER_C_MS + 64 * SIP_T1_MS)
 
 static int64_t proxy_now(struct proxy *p)
@@ -17,8 +22,8 @@ static int64_t proxy_now(struct proxy *p)
     return clock_wall_s(timer_heap_clock(p->timers));
 }
 
-struct proxy_call *proxy_call_new(struct proxy *p, const struct sip_msg *invite,
-                                  const char *caller, const char *callee)
+struct proxy_call *proxy_call_new(struct proxy *p, const struct sip_msg *invite, const char *caller,
+                                  const char *callee)
 {
     struct proxy_call *c = calloc(1, sizeof(*c));
     if (!c)
@@ -43,8 +48,8 @@ void proxy_call_finish(struct proxy *p, struct proxy_call *call, const char *rea
         return;
     call->logged = true;
     call->ended = proxy_now(p);
-    log_info("call.ended", "call_id", call->call_id, "caller", call->caller, "callee",
-             call->callee, "answered", call->answered ? "yes" : "no", "duration_s",
+    log_info("call.ended", "call_id", call->call_id, "caller", call->caller, "callee", call->callee,
+             "answered", call->answered ? "yes" : "no", "duration_s",
              LOG_INT(call->answered ? call->ended - call->answered : 0), "reason", reason);
     struct proxy_call_record rec = {
         .media = call->media[0] ? call->media : NULL,
@@ -68,15 +73,18 @@ void proxy_call_release(struct proxy_call *call)
     free(call);
 }
 
-static uint64_t dialog_hash(struct strview call_id)
+/* Call-ID and both tags, in either order (requests come from both sides):
+ * the dialogs of one Call-ID (forks) do not share one chain. */
+static uint64_t dialog_hash(struct strview call_id, struct strview tag1, struct strview tag2)
 {
-    return hash_bytes(call_id.p, call_id.n);
+    return hash_bytes(call_id.p, call_id.n) ^ hash_bytes(tag1.p, tag1.n) ^
+           hash_bytes(tag2.p, tag2.n);
 }
 
 struct dialog *dialog_find(struct proxy *p, struct strview call_id, struct strview from_tag,
                            struct strview to_tag, bool *from_caller)
 {
-    uint64_t h = dialog_hash(call_id);
+    uint64_t h = dialog_hash(call_id, from_tag, to_tag);
     for (struct hmap_node *n = hmap_first(&p->dialogs, h); n; n = hmap_next(n, h)) {
         struct dialog *d = container_of(n, struct dialog, node);
         if (!strview_eq(call_id, d->call_id))
@@ -99,6 +107,8 @@ static void dialog_free(struct dialog *d)
     timer_stop(p->timers, &d->timer);
     hmap_remove(&p->dialogs, &d->node);
     p->ndialogs--;
+    if (d->call)
+        d->call->ndialogs--;
     proxy_call_release(d->call);
     strbuf_free(&d->late_offer);
     free(d->call_id);
@@ -127,6 +137,15 @@ struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
     struct dialog *d = dialog_find(p, resp->call_id, from.tag, to.tag, &from_caller);
     if (d)
         return d;
+    /* A callee answering one request with endless 2xx of new tags must not
+     * grow the table: a few dialogs per call, and a bound in all. */
+    if (p->ndialogs >= DIALOG_MAX_TOTAL ||
+        (pr->call && pr->call->ndialogs >= DIALOG_MAX_PER_CALL)) {
+        log_warn("dialog.refused", "call_id", pr->call ? pr->call->call_id : "", "reason",
+                 p->ndialogs >= DIALOG_MAX_TOTAL ? "too many dialogs"
+                                                 : "too many dialogs for one call");
+        return NULL;
+    }
     d = calloc(1, sizeof(*d));
     if (!d)
         return NULL;
@@ -145,6 +164,7 @@ struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
     if (pr->call) {
         d->call = pr->call;
         d->call->refs++;
+        d->call->ndialogs++;
     }
     snprintf(d->caller_aor, sizeof(d->caller_aor), "%s", pr->caller);
     snprintf(d->callee_aor, sizeof(d->callee_aor), "%s", pr->callee);
@@ -164,7 +184,7 @@ struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
             strview_copy(contact.uri_text, d->caller_target, sizeof(d->caller_target));
         d->invite_cseq = req->cseq_num;
     }
-    hmap_insert(&p->dialogs, &d->node, dialog_hash(resp->call_id));
+    hmap_insert(&p->dialogs, &d->node, dialog_hash(resp->call_id, from.tag, to.tag));
     p->ndialogs++;
     timer_start(p->timers, &d->timer, DIALOG_EARLY_LIFETIME_MS, dialog_expired, d);
     return d;
@@ -176,11 +196,12 @@ void dialog_confirm(struct dialog *d)
     if (d->state == DIALOG_CONFIRMED)
         return;
     d->state = DIALOG_CONFIRMED;
-    timer_start(p->timers, &d->timer, DIALOG_MAX_LIFETIME_MS, dialog_expired, d);
+    timer_start(p->timers, &d->timer, d->call ? DIALOG_MAX_LIFETIME_MS : DIALOG_IDLE_LIFETIME_MS,
+                dialog_expired, d);
     if (d->call && !d->call->answered) {
         d->call->answered = proxy_now(p);
-        log_info("call.answered", "call_id", d->call->call_id, "caller", d->call->caller,
-                 "callee", d->call->callee);
+        log_info("call.answered", "call_id", d->call->call_id, "caller", d->call->caller, "callee",
+                 d->call->callee);
     }
 }
 
@@ -247,4 +268,24 @@ void dialog_end_early_tag(struct proxy *p, struct strview call_id, struct strvie
     struct dialog *d = dialog_find(p, call_id, from_tag, strview_cstr(to_tag), &from_caller);
     if (d && d->state == DIALOG_EARLY)
         dialog_free(d);
+}
+
+/* In-dialog traffic keeps a subscription's dialog; a terminated
+ * subscription ends it. An unsubscribe (Expires: 0) is answered by one
+ * last NOTIFY that must still find the dialog, so it only shortens the
+ * dialog's life to a transaction's span. */
+void dialog_touch(struct dialog *d, const struct sip_msg *req)
+{
+    if (d->call || d->state != DIALOG_CONFIRMED)
+        return;
+    struct sip_hdr *ss = sip_msg_hdr_first(req, SIP_HDR_SUBSCRIPTION_STATE);
+    if (req->method == SIP_METHOD_NOTIFY && ss && ss->value.n >= 10 &&
+        strncasecmp(ss->value.p, "terminated", 10) == 0) {
+        dialog_end(d, "subscription ended");
+        return;
+    }
+    uint64_t life = req->method == SIP_METHOD_SUBSCRIBE && req->expires == 0
+                        ? 64 * SIP_T1_MS
+                        : DIALOG_IDLE_LIFETIME_MS;
+    timer_start(d->p->timers, &d->timer, life, dialog_expired, d);
 }

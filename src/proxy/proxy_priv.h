@@ -12,9 +12,9 @@
 #include "tls/cert.h"
 
 #define PROXY_MAX_BRANCHES 16
-#define PROXY_USER_MAX 65
-#define PROXY_ADDR_MAX 200 /* "user@domain" */
-#define PROXY_TAG_MAX 128
+#define PROXY_USER_MAX     65
+#define PROXY_ADDR_MAX     200 /* "user@domain" */
+#define PROXY_TAG_MAX      128
 
 struct proxy_request;
 struct dialog;
@@ -26,11 +26,11 @@ struct proxy_branch {
     struct proxy_request *pr;
     struct sip_client_txn *txn; /* NULL once it has ended */
     uint64_t conn;
-    int status;                 /* last status seen; 0 before any */
-    struct strbuf offer;        /* the SDP offer as sent on this branch (empty: none) */
+    int status;                    /* last status seen; 0 before any */
+    struct strbuf offer;           /* the SDP offer as sent on this branch (empty: none) */
     char early_tag[PROXY_TAG_MAX]; /* To tag of the early dialog its 1xx made */
     char asserted[PROXY_ADDR_MAX]; /* the user it reaches (local bindings), for PAI */
-    bool media_refused;         /* its answer broke the media policy */
+    bool media_refused;            /* its answer broke the media policy */
 };
 
 /* A request being proxied: its server transaction and its branches. */
@@ -41,15 +41,15 @@ struct proxy_request {
     bool in_dialog;
     struct proxy_branch branches[PROXY_MAX_BRANCHES];
     size_t nbranches;
-    size_t pending;             /* branches without a final response */
-    int best_status;            /* best final response so far (0: none) */
-    struct strbuf best;         /* its bytes, ready to send upstream */
+    size_t pending;     /* branches without a final response */
+    int best_status;    /* best final response so far (0: none) */
+    struct strbuf best; /* its bytes, ready to send upstream */
     bool forwarded_2xx;
     bool cancelling;
-    char warning[200];          /* a Warning for a locally decided final response */
+    char warning[200]; /* a Warning for a locally decided final response */
     char caller[PROXY_ADDR_MAX];
     char callee[PROXY_ADDR_MAX];
-    struct proxy_call *call;    /* out-of-dialog INVITE: the call being tried */
+    struct proxy_call *call; /* out-of-dialog INVITE: the call being tried */
     /* waiting for a partner connection: the request as it will be sent */
     struct partner *waiting_for;
     struct proxy_request *next_waiting;
@@ -60,11 +60,12 @@ struct proxy_request {
 /* A call from its INVITE to its end, for the call log. */
 struct proxy_call {
     char *call_id;
-    char media[400];            /* what each media section negotiated */
+    char media[400]; /* what each media section negotiated */
     char caller[PROXY_ADDR_MAX];
     char callee[PROXY_ADDR_MAX];
     int64_t started, answered, ended;
-    unsigned refs; /* the INVITE's proxy_request and dialogs */
+    unsigned refs;     /* the INVITE's proxy_request and dialogs */
+    unsigned ndialogs; /* early and confirmed dialogs of this call */
     bool logged;
 };
 
@@ -84,8 +85,8 @@ struct dialog {
     uint64_t caller_conn;
     uint64_t callee_conn;
     struct proxy_call *call;
-    struct strbuf late_offer;   /* an offer in a 2xx, until the ACK answers it */
-    char caller_uri[PROXY_ADDR_MAX + 8];  /* From URI, To URI and remote targets, to BYE */
+    struct strbuf late_offer;            /* an offer in a 2xx, until the ACK answers it */
+    char caller_uri[PROXY_ADDR_MAX + 8]; /* From URI, To URI and remote targets, to BYE */
     char callee_uri[PROXY_ADDR_MAX + 8];
     char caller_target[256];
     char caller_aor[PROXY_ADDR_MAX]; /* user@domain of each party */
@@ -109,9 +110,9 @@ struct partner {
     int port;
     char address[64];
     enum partner_state state;
-    uint64_t conn;          /* our connection to it, once opened */
-    char host[320];         /* the host being connected (SRV target or server) */
-    unsigned generation;    /* bumped when a lookup must be ignored */
+    uint64_t conn;       /* our connection to it, once opened */
+    char host[320];      /* the host being connected (SRV target or server) */
+    unsigned generation; /* bumped when a lookup must be ignored */
     struct proxy_request *waiting;
     size_t nwaiting;
     bool have_cert;
@@ -223,14 +224,15 @@ struct dialog *dialog_find(struct proxy *p, struct strview call_id, struct strvi
 struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
                              const struct proxy_request *pr, uint64_t callee_conn);
 void dialog_confirm(struct dialog *d);
+void dialog_touch(struct dialog *d, const struct sip_msg *req);
 void dialog_end(struct dialog *d, const char *reason);
 void dialog_end_early(struct proxy *p, struct proxy_call *call);
 void dialog_end_early_tag(struct proxy *p, struct strview call_id, struct strview from_tag,
                           const char *to_tag);
 void dialogs_conn_closed(struct proxy *p, uint64_t conn);
 void dialogs_free(struct proxy *p);
-struct proxy_call *proxy_call_new(struct proxy *p, const struct sip_msg *invite,
-                                  const char *caller, const char *callee);
+struct proxy_call *proxy_call_new(struct proxy *p, const struct sip_msg *invite, const char *caller,
+                                  const char *callee);
 void proxy_call_finish(struct proxy *p, struct proxy_call *call, const char *reason);
 void proxy_call_release(struct proxy_call *call);
 

@@ -108,7 +108,7 @@ static void proxy_call_outcome(struct proxy_request *pr, int status, const char 
         snprintf(reason, sizeof(reason), "cancelled by caller");
     else
         snprintf(reason, sizeof(reason), "%d %s%s%s", status, text, pr->warning[0] ? ": " : "",
-             pr->warning);
+                 pr->warning);
     dialog_end_early(pr->p, pr->call);
     proxy_call_finish(pr->p, pr->call, reason);
 }
@@ -180,8 +180,8 @@ static void proxy_end_dialog_of(struct proxy_request *pr, const struct sip_msg *
 }
 
 /* A branch ends with a status Parley decided (media policy...). */
-static void proxy_branch_local_failure(struct proxy_request *pr, struct proxy_branch *b,
-                                       int status, const char *warning)
+static void proxy_branch_local_failure(struct proxy_request *pr, struct proxy_branch *b, int status,
+                                       const char *warning)
 {
     b->status = status;
     if (pr->pending)
@@ -226,9 +226,9 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
     if (media_method && resp && status > 100 && status < 300 && proxy_has_sdp(resp)) {
         enum proxy_media_result mr;
         if (b->offer.len) {
-            mr = proxy_media_answer(pr->p, strview_make(b->offer.p, b->offer.len), resp, b->conn,
-                                    caller_conn, warning, sizeof(warning), summary,
-                                    sizeof(summary));
+            mr =
+                proxy_media_answer(pr->p, strview_make(b->offer.p, b->offer.len), resp, b->conn,
+                                   caller_conn, warning, sizeof(warning), summary, sizeof(summary));
         } else {
             /* no offer in the request: this is the offer (late offer) */
             mr = proxy_media_offer(pr->p, resp, b->conn, caller_conn, NULL, warning,
@@ -435,8 +435,8 @@ static bool proxy_is_loop(const struct sip_msg *req, const char *hash)
 }
 
 /* Sends one copy of `bytes` (the request as forwarded) to a device. */
-bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len,
-                           const char *target_uri, uint64_t conn, const char *loop_hash)
+bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len, const char *target_uri,
+                    uint64_t conn, const char *loop_hash)
 {
     struct proxy *p = pr->p;
     if (pr->nbranches == PROXY_MAX_BRANCHES)
@@ -505,8 +505,8 @@ static void proxy_prepare(struct proxy *p, struct sip_msg *req, uint64_t in_conn
         netaddr_format(&ci->local, a);
     else
         snprintf(a, sizeof(a), "%s", p->domain);
-    struct strview rr = sip_msg_printf(req, "<sip:%s;transport=%s;lr>", a,
-                                       ci && !ci->tls ? "tcp" : "tls");
+    struct strview rr =
+        sip_msg_printf(req, "<sip:%s;transport=%s;lr>", a, ci && !ci->tls ? "tcp" : "tls");
     sip_msg_hdr_prepend(req, SIP_HDR_RECORD_ROUTE, "Record-Route", rr);
 }
 
@@ -693,6 +693,8 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
     strbuf_free(&bytes);
     if (req->method == SIP_METHOD_BYE)
         dialog_end(d, from_caller ? "BYE from caller" : "BYE from callee");
+    else
+        dialog_touch(d, req);
 }
 
 void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
@@ -794,8 +796,12 @@ void proxy_route_cancel(struct proxy *p, struct sip_server_txn *cancel_st,
     if (reason)
         strview_copy(reason->value, rbuf, sizeof(rbuf));
     proxy_cancel_pending(pr, rbuf[0] ? rbuf : NULL);
-    if (pr->nbranches == 0)
+    if (pr->nbranches == 0) {
+        /* still waiting for a partner connection: it must never ring */
+        federation_forget_waiter(pr);
         sip_server_txn_reply(invite_st, 487, NULL, NULL);
+        proxy_call_outcome(pr, 487, "Request Terminated");
+    }
 }
 
 void proxy_route_to_partner(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req,

@@ -1139,6 +1139,30 @@ class TestProxy(unittest.TestCase):
                 b.respond(got, 200)
                 a.wait_response(bye)
 
+    def test_a_callee_cannot_grow_the_dialog_table(self):
+        """Every early response with a new To tag is an early dialog the
+        proxy tracks; a callee answering one INVITE with endless new tags
+        gets a few, then is refused (logged), and all go with the call."""
+        with server("px-dialog-cap") as p:
+            p.start()
+            with register(p, "bob") as b, register(p, "alice") as a:
+                prime(a)
+                inv = invite(a, BOB)
+                i = b.wait_request("INVITE")
+                for n in range(12):
+                    b.respond(i, 183, to_tag=f"fork{n}")
+                    b._uas_tags.clear()
+                p.wait_log("dialog.refused", reason="too many dialogs for one call")
+                seen = 0
+                while seen < 12:
+                    r = a.wait_response(inv, final=False)
+                    if r.status == 183:
+                        seen += 1
+                self.assertLessEqual(p.ctl("status", json=True).stdout["daemon"]["dialogs"], 8)
+                b.respond(i, 486, to_tag="fork0")
+                self.assertEqual(a.wait_response(inv).status, 486)
+                self.assertEqual(p.ctl("status", json=True).stdout["daemon"]["dialogs"], 0)
+
     def test_request_in_an_unknown_dialog_gets_481(self):
         with server("px-481") as p:
             p.start()

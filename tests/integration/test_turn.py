@@ -711,6 +711,32 @@ class TestTurnRelay(TurnTestBase):
         with self.client(transport="tcp") as c:
             self.assertEqual(c.transact(BINDING, [], auth=False).cls, SUCCESS)
 
+    def test_connections_per_source_bounded(self) -> None:
+        # Idle TCP connections from one address cannot take the relay's
+        # descriptors: past 64 per worker (two workers here) they are
+        # closed at once, and room comes back when they go.
+        mark = self.p.log_mark()
+        socks = []
+        try:
+            for _ in range(140):
+                socks.append(socket.create_connection(("127.0.0.1", self.p.relay_port),
+                                                      timeout=scaled(5)))
+            self.p.wait_log("relay.conn_refused", since=mark,
+                            reason="too many connections from this source")
+        finally:
+            for s in socks:
+                s.close()
+        deadline = time.monotonic() + scaled(5)
+        while True:
+            try:
+                with self.client(transport="tcp") as c:
+                    self.assertEqual(c.transact(BINDING, [], auth=False).cls, SUCCESS)
+                break
+            except (OSError, AssertionError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
     def test_rotation_without_reload(self) -> None:
         old_user, old_pw = self.creds("judy")
         old_secret = self.secret()
