@@ -2,7 +2,7 @@
 #   make run    set up what is missing, build, initialise ./var, start parleyd
 #   make check  set up what is missing, build (plain, sanitized, fuzz), run every test
 .POSIX:
-.PHONY: all deps deps-check build build-asan build-fuzz run check unit fuzz clean
+.PHONY: all deps deps-check build build-asan build-fuzz run check format format-check unit fuzz clean
 
 PY       = /usr/bin/python3
 JOBS    ?= $(shell nproc)
@@ -36,9 +36,18 @@ build-fuzz: deps-check build-fuzz/build.ninja
 run: build
 	@scripts/run-dev.sh
 
+# The C sources follow .clang-format; `make format` rewrites them in place.
+C_SOURCES = find src tests bench -name '*.[ch]'
+
+format:
+	$(C_SOURCES) | xargs clang-format -i
+
+format-check:
+	$(C_SOURCES) | xargs clang-format --dry-run -Werror
+
 # Every test runs under AddressSanitizer + UndefinedBehaviorSanitizer; the
 # unit tests also run in the plain build; each fuzz target runs briefly.
-check: deps-check build build-asan build-fuzz
+check: deps-check format-check build build-asan build-fuzz
 	meson test -C build --suite unit --print-errorlogs
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	    meson test -C build-asan --print-errorlogs --num-processes $(JOBS)

@@ -644,8 +644,7 @@ bad:
     return rc ? rc : -EINVAL;
 }
 
-int config_validate_value(const struct config_key *key, const char *value, char *err,
-                          size_t errlen)
+int config_validate_value(const struct config_key *key, const char *value, char *err, size_t errlen)
 {
     return config_apply(NULL, key, value, err, errlen);
 }
@@ -685,8 +684,8 @@ static int config_on_entry(void *user, const char *section, const char *name, co
             config_err(ld->err, ld->errlen, "unknown key %s.%s (keys of [%s]: %s)", section, name,
                        section, strbuf_cstr(&known));
         else
-            config_err(ld->err, ld->errlen, "unknown key %s.%s (there is no section [%s])",
-                       section, name, section);
+            config_err(ld->err, ld->errlen, "unknown key %s.%s (there is no section [%s])", section,
+                       name, section);
         strbuf_free(&known);
         ld->rc = -EINVAL;
         return 0;
@@ -722,7 +721,8 @@ static int config_check_whole(struct config *cfg, char *err, size_t errlen)
         return -EINVAL;
     }
     if (cfg->registrar.min_expires > cfg->registrar.max_expires) {
-        config_err(err, errlen, "registrar.min_expires (%lld) is above registrar.max_expires (%lld)",
+        config_err(err, errlen,
+                   "registrar.min_expires (%lld) is above registrar.max_expires (%lld)",
                    cfg->registrar.min_expires, cfg->registrar.max_expires);
         return -EINVAL;
     }
@@ -732,8 +732,9 @@ static int config_check_whole(struct config *cfg, char *err, size_t errlen)
         return -EINVAL;
     }
     if (cfg->sip.tls_listen.n == 0 && cfg->sip.tcp_listen.n == 0) {
-        config_err(err, errlen, "sip.tls_listen and sip.tcp_listen are both empty: nothing to "
-                                "listen on");
+        config_err(err, errlen,
+                   "sip.tls_listen and sip.tcp_listen are both empty: nothing to "
+                   "listen on");
         return -EINVAL;
     }
     for (size_t i = 0; i < cfg->sip.tls_listen.n; i++) {
@@ -900,8 +901,7 @@ void config_free(struct config *cfg)
     free(cfg);
 }
 
-void config_format_value(const struct config *cfg, const struct config_key *key,
-                         struct strbuf *out)
+void config_format_value(const struct config *cfg, const struct config_key *key, struct strbuf *out)
 {
     const void *field = (const char *)cfg + key->offset;
     char buf[NETADDR_STRLEN];
@@ -1190,7 +1190,8 @@ int config_template(const char *const *values, struct strbuf *out)
         const char *value = NULL;
         size_t dlen = strlen(k->section) + 1 + strlen(k->name);
         for (const char *const *v = values; v && *v; v++) {
-            if (strncmp(*v, k->section, strlen(k->section)) == 0 && (*v)[strlen(k->section)] == '.' &&
+            if (strncmp(*v, k->section, strlen(k->section)) == 0 &&
+                (*v)[strlen(k->section)] == '.' &&
                 strncmp(*v + strlen(k->section) + 1, k->name, strlen(k->name)) == 0 &&
                 (*v)[dlen] == '=')
                 value = *v + dlen + 1;

@@ -54,8 +54,8 @@ struct config {
         char *private_key;
         struct config_str_list ca_files;
         struct config_str_list crl_files;
-        char *min_version; /* "1.2" | "1.3" */
-        char *ciphers;     /* TLS 1.2 cipher list */
+        char *min_version;  /* "1.2" | "1.3" */
+        char *ciphers;      /* TLS 1.2 cipher list */
         char *ciphersuites; /* TLS 1.3 suites */
         char *groups;
         long long handshake_timeout;
@@ -88,16 +88,16 @@ struct config {
     } media;
     struct {
         bool enabled;
-        struct config_addr_list listen;     /* UDP and TCP */
+        struct config_addr_list listen; /* UDP and TCP */
         struct config_addr_list tls_listen;
-        char *relay_address;                /* "" = the first listen address */
-        char *port_range;                   /* "50000-59999" */
+        char *relay_address; /* "" = the first listen address */
+        char *port_range;    /* "50000-59999" */
         struct config_cidr_list allowed_peers;
-        long long max_lifetime;             /* credentials Parley issues */
-        long long allocation_lifetime;      /* most a TURN allocation may last */
+        long long max_lifetime;        /* credentials Parley issues */
+        long long allocation_lifetime; /* most a TURN allocation may last */
         long long max_allocations_per_user;
         long long max_allocations;
-        long long max_bandwidth;            /* kbit/s per allocation; 0 = no limit */
+        long long max_bandwidth; /* kbit/s per allocation; 0 = no limit */
         long long nonce_lifetime;
         long long workers;
     } relay;
@@ -115,10 +115,10 @@ struct config {
 
 enum config_type {
     CONFIG_STRING,
-    CONFIG_ENUM,      /* one of `allowed`, "a|b|c" */
-    CONFIG_INT,       /* within [min, max] */
-    CONFIG_BOOL,      /* true|false|yes|no|on|off|1|0 */
-    CONFIG_PATH,      /* resolved against the config directory */
+    CONFIG_ENUM, /* one of `allowed`, "a|b|c" */
+    CONFIG_INT,  /* within [min, max] */
+    CONFIG_BOOL, /* true|false|yes|no|on|off|1|0 */
+    CONFIG_PATH, /* resolved against the config directory */
     CONFIG_PATH_LIST,
     CONFIG_ADDR_LIST, /* ADDR:PORT, ... */
     CONFIG_CIDR_LIST,
@@ -137,7 +137,7 @@ struct config_key {
     bool in_template;          /* written uncommented by `parleyctl init` */
     const char *unit;          /* "seconds", "bytes", ... or NULL */
     const char *help;
-    size_t offset;             /* of the field in struct config */
+    size_t offset; /* of the field in struct config */
     /* Extra validation of a value (after its type's), or NULL. Returns 0
      * or -EINVAL with a description of what is allowed in err. */
     int (*check)(const char *value, char *err, size_t errlen);

@@ -25,16 +25,16 @@ struct conn_info {
     uint64_t id;
     bool tls;
     bool outgoing;
-    int listener;              /* index of the accepting listener; -1 when outgoing */
+    int listener; /* index of the accepting listener; -1 when outgoing */
     struct netaddr peer;
     struct netaddr local;
-    char tls_version[16];      /* "TLSv1.3"; empty without TLS */
+    char tls_version[16]; /* "TLSv1.3"; empty without TLS */
     char tls_cipher[64];
     bool tls_resumed;
-    bool peer_cert_verified;   /* a certificate was presented and chains to a trusted CA */
-    bool peer_crl_missing;     /* ... but its issuer has no CRL loaded */
-    X509 *peer_cert;           /* the presented certificate (a reference) or NULL */
-    STACK_OF(X509) *peer_chain; /* what came with it (references), or NULL */
+    bool peer_cert_verified;     /* a certificate was presented and chains to a trusted CA */
+    bool peer_crl_missing;       /* ... but its issuer has no CRL loaded */
+    X509 *peer_cert;             /* the presented certificate (a reference) or NULL */
+    STACK_OF(X509) * peer_chain; /* what came with it (references), or NULL */
 };
 
 /* Copies an info (taking a new reference on the certificate); free with

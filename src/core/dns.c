@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DNS_MAX_SOCKS 16
+#define DNS_MAX_SOCKS   16
 #define DNS_MAX_RECORDS 16
 
 struct dns_sock {

@@ -1,7 +1,8 @@
 /*
  * log — one event per line, logfmt.
  *
- *   ts=2026-11-28T17:26:39.123Z level=warn event=tls.refused peer=127.0.0.2:40211 reason="certificate untrusted"
+ *   ts=2026-11-28T17:26:39.123Z level=warn event=tls.refused peer=127.0.0.2:40211
+ * reason="certificate untrusted"
  *
  * Every line has a stable event= name so people and tests can grep for it.
  * Fields are key/value string pairs; values are quoted when they need to be.
@@ -34,8 +35,9 @@ void log_set_fd(int fd);
  * value is written as an empty string. Use the macros below. */
 void log_kv(enum log_level level, const char *event, ...);
 
-#define log_debug(event, ...) \
-    (log_enabled(LOG_LEVEL_DEBUG) ? log_kv(LOG_LEVEL_DEBUG, event, ##__VA_ARGS__, (char *)0) : (void)0)
+#define log_debug(event, ...)                                                                      \
+    (log_enabled(LOG_LEVEL_DEBUG) ? log_kv(LOG_LEVEL_DEBUG, event, ##__VA_ARGS__, (char *)0)       \
+                                  : (void)0)
 #define log_info(event, ...)  log_kv(LOG_LEVEL_INFO, event, ##__VA_ARGS__, (char *)0)
 #define log_warn(event, ...)  log_kv(LOG_LEVEL_WARN, event, ##__VA_ARGS__, (char *)0)
 #define log_error(event, ...) log_kv(LOG_LEVEL_ERROR, event, ##__VA_ARGS__, (char *)0)

@@ -14,13 +14,16 @@
 #include "core/strview.h"
 
 struct strbuf {
-    char *p;    /* always NUL-terminated when len > 0 or after strbuf_cstr */
+    char *p; /* always NUL-terminated when len > 0 or after strbuf_cstr */
     size_t len;
     size_t cap;
-    int err;    /* 0 or -ENOMEM, sticky */
+    int err; /* 0 or -ENOMEM, sticky */
 };
 
-#define STRBUF_INIT {NULL, 0, 0, 0}
+#define STRBUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 
 void strbuf_append(struct strbuf *b, const void *data, size_t n);
 void strbuf_puts(struct strbuf *b, const char *s);

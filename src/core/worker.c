@@ -30,7 +30,7 @@
 #define CONN_OUTPUT_PAUSE (128u * 1024)
 /* How long a closing connection may take to flush. */
 #define CONN_CLOSE_GRACE_S 5
-#define WORKER_ID_SHIFT 48
+#define WORKER_ID_SHIFT    48
 
 struct worker;
 
@@ -39,24 +39,24 @@ struct conn {
     struct worker *w;
     struct conn_info info;
     struct bufferevent *bev;
-    SSL *ssl;                 /* owned by bev when bev is set */
-    int connect_fd;           /* outgoing, before the socket is connected */
-    SSL_CTX *pending_ctx;     /* outgoing TLS, until the socket is connected */
+    SSL *ssl;             /* owned by bev when bev is set */
+    int connect_fd;       /* outgoing, before the socket is connected */
+    SSL_CTX *pending_ctx; /* outgoing TLS, until the socket is connected */
     char *sni;
     char *verify_host;
     struct event *connect_ev;
     const struct conn_protocol *proto;
     void *proto_arg;
     void *data;
-    struct event *timer;      /* handshake / connect / close deadline */
+    struct event *timer; /* handshake / connect / close deadline */
     unsigned idle_s;
     size_t read_limit;
-    struct event *resume_ev;  /* conn_defer_read */
-    bool paused_output;       /* reading stopped until our output drains */
+    struct event *resume_ev; /* conn_defer_read */
+    bool paused_output;      /* reading stopped until our output drains */
     bool open;
     bool closing;
     bool dead;
-    bool clean;               /* no transport error: send close_notify */
+    bool clean; /* no transport error: send close_notify */
     char reason[96];
     struct conn *reap_next;
 };
@@ -410,8 +410,8 @@ static void conn_on_event(struct bufferevent *bev, short what, void *arg)
                      c->verify_host ? c->verify_host : (c->sni ? c->sni : ""), "subject", subject,
                      "reason", why);
         else
-            log_info("tls.refused", "peer", netaddr_format(&c->info.peer, peer), "subject",
-                     subject, "reason", why);
+            log_info("tls.refused", "peer", netaddr_format(&c->info.peer, peer), "subject", subject,
+                     "reason", why);
     }
     conn_kill(c, why, (what & BEV_EVENT_EOF) != 0);
 }
@@ -537,8 +537,7 @@ static void conn_on_connect_ready(evutil_socket_t fd, short what, void *arg)
     if (err) {
         char why[128];
         snprintf(why, sizeof(why), "connect: %s", strerror(err));
-        log_warn("conn.connect_failed", "peer", netaddr_format(&c->info.peer, peer), "reason",
-                 why);
+        log_warn("conn.connect_failed", "peer", netaddr_format(&c->info.peer, peer), "reason", why);
         conn_kill(c, why, false);
         return;
     }
@@ -596,7 +595,8 @@ static void worker_connect(struct worker *w, struct wmsg *m)
         goto fail_errno;
     c->connect_fd = fd;
     c->connect_ev = event_new(w->base, fd, EV_WRITE, conn_on_connect_ready, c);
-    struct timeval tv = {(time_t)(m->params.handshake_timeout_s ? m->params.handshake_timeout_s : 10), 0};
+    struct timeval tv = {
+        (time_t)(m->params.handshake_timeout_s ? m->params.handshake_timeout_s : 10), 0};
     if (!c->connect_ev || event_add(c->connect_ev, &tv) != 0) {
         conn_kill(c, "out of memory", false);
         goto out;

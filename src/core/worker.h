@@ -20,16 +20,16 @@
 struct worker_pool;
 
 struct worker_conn_params {
-    SSL_CTX *tls;                      /* NULL for plain TCP; the pool takes its own reference */
-    const char *sni;                   /* outgoing TLS: server name to send (or NULL) */
-    const char *verify_host;           /* outgoing TLS: name the peer's certificate must carry,
-                                        * checked in the handshake (or NULL: chain only) */
+    SSL_CTX *tls;            /* NULL for plain TCP; the pool takes its own reference */
+    const char *sni;         /* outgoing TLS: server name to send (or NULL) */
+    const char *verify_host; /* outgoing TLS: name the peer's certificate must carry,
+                              * checked in the handshake (or NULL: chain only) */
     const struct conn_protocol *proto;
     void *proto_arg;
-    int listener;                      /* -1 for outgoing */
+    int listener; /* -1 for outgoing */
     unsigned handshake_timeout_s;
-    unsigned idle_timeout_s;           /* 0: none */
-    size_t read_limit;                 /* bytes buffered before reading pauses */
+    unsigned idle_timeout_s; /* 0: none */
+    size_t read_limit;       /* bytes buffered before reading pauses */
 };
 
 /* Starts n worker threads. Returns NULL with err filled on failure. */

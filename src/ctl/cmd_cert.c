@@ -91,12 +91,11 @@ static void trust_describe(const char *file, const char *source, struct trust_en
         cert_fingerprint(x, fp);
         if (cert_summarize(x, &s) == 0) {
             char days[32];
-            snprintf(days, sizeof(days), "%lld",
-                     (long long)cert_days_left(x, (int64_t)time(NULL)));
-            json_array_append_new(tc->arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "subject",
-                                                     s.subject, "issuer", s.issuer, "fingerprint",
-                                                     fp, "file", file, "source", source,
-                                                     "days_left", days));
+            snprintf(days, sizeof(days), "%lld", (long long)cert_days_left(x, (int64_t)time(NULL)));
+            json_array_append_new(tc->arr,
+                                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "subject", s.subject,
+                                            "issuer", s.issuer, "fingerprint", fp, "file", file,
+                                            "source", source, "days_left", days));
             strbuf_printf(tc->text, "%s\n  fingerprint %s\n  %s (%s), %s days left\n", s.subject,
                           fp, file, source, days);
         }
@@ -140,7 +139,8 @@ static int trust_add(struct ctl *ctl, const char *file)
         return ctl_fail(ctl, "%s", err);
     int rc = CTL_OK;
     if (X509_check_ca(x) < 1) {
-        rc = ctl_fail(ctl, "%s is not a CA certificate (basicConstraints CA:TRUE is missing)", file);
+        rc =
+            ctl_fail(ctl, "%s is not a CA certificate (basicConstraints CA:TRUE is missing)", file);
         goto out;
     }
     if (cert_days_left(x, (int64_t)time(NULL)) < 0) {
@@ -175,8 +175,8 @@ static int trust_add(struct ctl *ctl, const char *file)
     snprintf(msg, sizeof(msg),
              "trusted %s (fingerprint %s), stored as %s; `parleyctl reload` applies it", s.subject,
              fp, dest);
-    ctl_done(ctl, json_pack("{s:s, s:s, s:s}", "subject", s.subject, "fingerprint", fp, "file",
-                            dest),
+    ctl_done(ctl,
+             json_pack("{s:s, s:s, s:s}", "subject", s.subject, "fingerprint", fp, "file", dest),
              msg);
 out:
     X509_free(x);
@@ -202,8 +202,9 @@ static int trust_remove(struct ctl *ctl, const char *what)
     char dest[4400];
     snprintf(dest, sizeof(dest), "%s/%.16s.pem", dir, fp);
     if (unlink(dest) != 0)
-        return ctl_fail(ctl, "no trusted certificate %s in %s (certificates from tls.ca_files "
-                             "are removed by changing tls.ca_files)",
+        return ctl_fail(ctl,
+                        "no trusted certificate %s in %s (certificates from tls.ca_files "
+                        "are removed by changing tls.ca_files)",
                         fp, dir);
     char msg[8192];
     snprintf(msg, sizeof(msg), "removed %s; `parleyctl reload` applies it", dest);
@@ -317,8 +318,9 @@ static int cert_install(struct ctl *ctl, const char *file)
              client_ok ? ""
                        : "\nwarning: it is not valid for TLS client authentication, so "
                          "federation partners will refuse this node's connections");
-    return ctl_done(ctl, json_pack("{s:s, s:s, s:s}", "subject", s.subject, "issuer", s.issuer,
-                                   "file", ctl->cfg->tls.certificate),
+    return ctl_done(ctl,
+                    json_pack("{s:s, s:s, s:s}", "subject", s.subject, "issuer", s.issuer, "file",
+                              ctl->cfg->tls.certificate),
                     msg);
 }
 

@@ -20,7 +20,7 @@
 #include "store/store.h"
 
 static const char *const init_pki_files[] = {PKI_CA_CERT_FILE, PKI_CA_KEY_FILE, PKI_CRL_FILE,
-                                              PKI_SERVER_CERT_FILE, PKI_SERVER_KEY_FILE};
+                                             PKI_SERVER_CERT_FILE, PKI_SERVER_KEY_FILE};
 
 static char *init_path(const char *dir, const char *name)
 {

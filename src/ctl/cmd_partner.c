@@ -39,7 +39,8 @@ static bool partner_host_valid(const char *h)
     const struct config_key *k = config_key_find("server.domain");
     char err[256];
     struct netaddr a;
-    return netaddr_parse_ip(h, 0, &a) == 0 || (config_validate_value(k, h, err, sizeof(err)) == 0 && *h);
+    return netaddr_parse_ip(h, 0, &a) == 0 ||
+           (config_validate_value(k, h, err, sizeof(err)) == 0 && *h);
 }
 
 static int partner_add(struct ctl *ctl, const char *domain)
@@ -138,9 +139,8 @@ struct partner_list_ctx {
 static int partner_list_one(const struct store_partner *p, void *arg)
 {
     struct partner_list_ctx *lc = arg;
-    json_array_append_new(lc->arr, json_pack("{s:s, s:s, s:i, s:s}", "domain", p->domain,
-                                             "server", p->server, "port", p->port, "address",
-                                             p->address));
+    json_array_append_new(lc->arr, json_pack("{s:s, s:s, s:i, s:s}", "domain", p->domain, "server",
+                                             p->server, "port", p->port, "address", p->address));
     if (p->server[0])
         strbuf_printf(&lc->text, "%-24s %s:%d%s%s\n", p->domain, p->server,
                       p->port ? p->port : 5061, p->address[0] ? " at " : "", p->address);

@@ -46,8 +46,8 @@ struct presence_list_ctx {
 static int presence_list_one(const char *watcher, enum store_presence_rule rule, void *arg)
 {
     struct presence_list_ctx *lc = arg;
-    json_array_append_new(lc->arr, json_pack("{s:s, s:s}", "watcher", watcher, "rule",
-                                             presence_rule_name(rule)));
+    json_array_append_new(
+        lc->arr, json_pack("{s:s, s:s}", "watcher", watcher, "rule", presence_rule_name(rule)));
     strbuf_printf(&lc->text, "%-6s %s\n", presence_rule_name(rule), watcher);
     return 0;
 }
@@ -55,7 +55,8 @@ static int presence_list_one(const char *watcher, enum store_presence_rule rule,
 int cmd_presence(struct ctl *ctl)
 {
     if (ctl->argc < 2)
-        return ctl_usage(ctl, "usage: presence allow|block|unset USER WATCHER | presence list USER");
+        return ctl_usage(ctl,
+                         "usage: presence allow|block|unset USER WATCHER | presence list USER");
     const char *verb = ctl->argv[0], *user = ctl->argv[1];
     int rc = ctl_load_config(ctl);
     if (rc)
@@ -80,8 +81,9 @@ int cmd_presence(struct ctl *ctl)
         }
         if (json_array_size(lc.arr) == 0)
             strbuf_printf(&lc.text, "no rules for %s\n", user);
-        ctl_done(ctl, json_pack("{s:s, s:s, s:o}", "user", user, "policy",
-                                ctl->cfg->presence.policy, "rules", lc.arr),
+        ctl_done(ctl,
+                 json_pack("{s:s, s:s, s:o}", "user", user, "policy", ctl->cfg->presence.policy,
+                           "rules", lc.arr),
                  strbuf_cstr(&lc.text));
         strbuf_free(&lc.text);
         return CTL_OK;

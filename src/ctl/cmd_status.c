@@ -44,7 +44,8 @@ static void status_render(json_t *doc, const char *why_offline, struct strbuf *t
         strbuf_printf(t, "\nlistener %s (%s)\n", status_str(l, "address"),
                       status_str(l, "transport"));
         if (json_object_get(l, "tls_error"))
-            strbuf_printf(t, "  TLS:            cannot be set up: %s\n", status_str(l, "tls_error"));
+            strbuf_printf(t, "  TLS:            cannot be set up: %s\n",
+                          status_str(l, "tls_error"));
         if (json_object_get(l, "tls_versions")) {
             strbuf_printf(t, "  TLS versions:   %s\n", status_str(l, "tls_versions"));
             strbuf_printf(t, "  suites:         %s\n", status_str(l, "tls_suites"));

@@ -115,8 +115,9 @@ static int user_set(struct ctl *ctl, const char *name, bool add)
     int rc;
 
     if (!store_user_name_valid(name))
-        return ctl_fail(ctl, "\"%s\" is not a valid user name: 1 to 64 of a-z 0-9 . _ -, "
-                             "starting with a letter or digit",
+        return ctl_fail(ctl,
+                        "\"%s\" is not a valid user name: 1 to 64 of a-z 0-9 . _ -, "
+                        "starting with a letter or digit",
                         name);
     rc = user_get_password(ctl, password, sizeof(password), &generated);
     if (rc)
@@ -131,7 +132,8 @@ static int user_set(struct ctl *ctl, const char *name, bool add)
     rc = user_open_store(ctl, &st);
     if (rc)
         goto out;
-    int sr = add ? store_user_add(st, name, md5, sha256) : store_user_set_ha1(st, name, md5, sha256);
+    int sr =
+        add ? store_user_add(st, name, md5, sha256) : store_user_set_ha1(st, name, md5, sha256);
     if (sr == -EEXIST) {
         rc = ctl_fail(ctl, "user %s exists already", name);
         goto out;
@@ -196,9 +198,9 @@ static int user_list_one(const struct store_user *u, void *arg)
     struct user_list_ctx *lc = arg;
     char uri[200];
     snprintf(uri, sizeof(uri), "sip:%s@%s", u->name, lc->domain);
-    json_array_append_new(lc->users, json_pack("{s:s, s:s, s:I, s:I}", "user", u->name, "uri", uri,
-                                               "created", (json_int_t)u->created, "updated",
-                                               (json_int_t)u->updated));
+    json_array_append_new(lc->users,
+                          json_pack("{s:s, s:s, s:I, s:I}", "user", u->name, "uri", uri, "created",
+                                    (json_int_t)u->created, "updated", (json_int_t)u->updated));
     strbuf_printf(&lc->text, "%s\n", uri);
     return 0;
 }

@@ -20,7 +20,7 @@ enum {
 struct ctl {
     const char *config_path;
     bool json;
-    int argc;        /* the command's own arguments (after the command word) */
+    int argc; /* the command's own arguments (after the command word) */
     char **argv;
     struct config *cfg; /* loaded on demand by ctl_load_config */
 };

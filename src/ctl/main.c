@@ -25,44 +25,44 @@
 
 static void ctl_print_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: parleyctl [-c CONF] [--json] COMMAND [ARGS]\n"
-            "\n"
-            "  init --dir DIR --domain DOMAIN [--address IP] [--key-type p256|rsa2048]\n"
-            "                          create a configuration, development PKI and store\n"
-            "  config get SECTION.KEY  print a configuration value\n"
-            "  config set SECTION.KEY VALUE\n"
-            "                          change a value (validated; the file is replaced atomically)\n"
-            "  config list             every key with its value\n"
-            "  user add NAME [--password-stdin | --generate-password]\n"
-            "  user passwd NAME [--password-stdin | --generate-password]\n"
-            "  user remove NAME\n"
-            "  user list\n"
-            "  status                  what the running server enforces (or the configured view)\n"
-            "  reload                  re-read configuration and certificates (as SIGHUP)\n"
-            "  registrations           registered devices (from the running server)\n"
-            "  calls [--limit N]       the call log, newest first\n"
-            "  presence allow|block|unset USER WATCHER\n"
-            "  presence list USER      who may (not) see USER's presence\n"
-            "  partner add DOMAIN [--server HOST[:PORT]] [--address IP]\n"
-            "  partner remove DOMAIN | partner list\n"
-            "                          federation partners (mutual TLS)\n"
-            "  trust add FILE | trust remove FILE|FINGERPRINT | trust list\n"
-            "                          CA certificates trusted for peers\n"
-            "  cert request            write a CSR for this node's key\n"
-            "  cert install FILE       install a signed certificate (checked first)\n"
-            "  cert revoke FILE|SERIAL revoke a certificate of the development CA\n"
-            "  relay status            relay allocations and their counters (running server)\n"
-            "  relay credentials USER [--lifetime SECONDS]\n"
-            "                          time-limited relay username and password (at most\n"
-            "                          relay.max_lifetime)\n"
-            "  relay secret            print the current relay secret (administrators only)\n"
-            "  relay rotate-secret     add a new relay secret; older ones retire after\n"
-            "                          relay.max_lifetime\n"
-            "\n"
-            "  -c CONF   configuration file (default $PARLEY_CONFIG or " CTL_DEFAULT_CONFIG ")\n"
-            "  --json    machine-readable output\n"
-            "Exit status: 0 success, 1 failure, 2 usage error.\n");
+    fprintf(
+        f, "usage: parleyctl [-c CONF] [--json] COMMAND [ARGS]\n"
+           "\n"
+           "  init --dir DIR --domain DOMAIN [--address IP] [--key-type p256|rsa2048]\n"
+           "                          create a configuration, development PKI and store\n"
+           "  config get SECTION.KEY  print a configuration value\n"
+           "  config set SECTION.KEY VALUE\n"
+           "                          change a value (validated; the file is replaced atomically)\n"
+           "  config list             every key with its value\n"
+           "  user add NAME [--password-stdin | --generate-password]\n"
+           "  user passwd NAME [--password-stdin | --generate-password]\n"
+           "  user remove NAME\n"
+           "  user list\n"
+           "  status                  what the running server enforces (or the configured view)\n"
+           "  reload                  re-read configuration and certificates (as SIGHUP)\n"
+           "  registrations           registered devices (from the running server)\n"
+           "  calls [--limit N]       the call log, newest first\n"
+           "  presence allow|block|unset USER WATCHER\n"
+           "  presence list USER      who may (not) see USER's presence\n"
+           "  partner add DOMAIN [--server HOST[:PORT]] [--address IP]\n"
+           "  partner remove DOMAIN | partner list\n"
+           "                          federation partners (mutual TLS)\n"
+           "  trust add FILE | trust remove FILE|FINGERPRINT | trust list\n"
+           "                          CA certificates trusted for peers\n"
+           "  cert request            write a CSR for this node's key\n"
+           "  cert install FILE       install a signed certificate (checked first)\n"
+           "  cert revoke FILE|SERIAL revoke a certificate of the development CA\n"
+           "  relay status            relay allocations and their counters (running server)\n"
+           "  relay credentials USER [--lifetime SECONDS]\n"
+           "                          time-limited relay username and password (at most\n"
+           "                          relay.max_lifetime)\n"
+           "  relay secret            print the current relay secret (administrators only)\n"
+           "  relay rotate-secret     add a new relay secret; older ones retire after\n"
+           "                          relay.max_lifetime\n"
+           "\n"
+           "  -c CONF   configuration file (default $PARLEY_CONFIG or " CTL_DEFAULT_CONFIG ")\n"
+           "  --json    machine-readable output\n"
+           "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
 int ctl_load_config(struct ctl *ctl)
@@ -181,8 +181,8 @@ int ctl_control_send(const struct config *cfg, json_t *req, json_t **reply, char
                      size_t errlen)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", cfg->state_dir,
-                     CONTROL_SOCKET_NAME);
+    int n =
+        snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", cfg->state_dir, CONTROL_SOCKET_NAME);
     if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
         snprintf(err, errlen, "control socket path too long");
         return -ENAMETOOLONG;

@@ -65,9 +65,9 @@ struct media_hops {
 };
 
 enum media_verdict {
-    MEDIA_PASS,      /* forward unchanged */
-    MEDIA_REWRITE,   /* forward `sdp` instead (a=crypto removed) */
-    MEDIA_REFUSE,    /* 488 Not Acceptable Here with `warning` */
+    MEDIA_PASS,    /* forward unchanged */
+    MEDIA_REWRITE, /* forward `sdp` instead (a=crypto removed) */
+    MEDIA_REFUSE,  /* 488 Not Acceptable Here with `warning` */
 };
 
 /* What was decided, and what each media section negotiates (for the call
@@ -78,9 +78,9 @@ enum media_verdict {
  * a data channel. The summary is filled in for refusals too. */
 struct media_decision {
     enum media_verdict verdict;
-    char warning[160];       /* for Warning: 399 HOST "..." and the log */
-    struct strbuf sdp;       /* MEDIA_REWRITE: the SDP to forward */
-    struct strbuf summary;   /* lines as above, separated by "; " */
+    char warning[160];     /* for Warning: 399 HOST "..." and the log */
+    struct strbuf sdp;     /* MEDIA_REWRITE: the SDP to forward */
+    struct strbuf summary; /* lines as above, separated by "; " */
 };
 
 void media_decision_init(struct media_decision *d);

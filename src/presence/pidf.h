@@ -11,13 +11,13 @@
 
 #include "core/strbuf.h"
 
-#define PIDF_NS "urn:ietf:params:xml:ns:pidf"
+#define PIDF_NS      "urn:ietf:params:xml:ns:pidf"
 #define PIDF_NS_RPID "urn:ietf:params:xml:ns:pidf:rpid"
-#define PIDF_NS_DM "urn:ietf:params:xml:ns:pidf:data-model"
+#define PIDF_NS_DM   "urn:ietf:params:xml:ns:pidf:data-model"
 
 struct pidf_state {
-    bool open;          /* some tuple's <basic> is open */
-    char activity[32];  /* the first RPID activity ("away", "busy", "on-the-phone"...) or "" */
+    bool open;         /* some tuple's <basic> is open */
+    char activity[32]; /* the first RPID activity ("away", "busy", "on-the-phone"...) or "" */
 };
 
 /*

@@ -12,8 +12,8 @@
 #include "sip/build.h"
 
 #define PRESENCE_DEFAULT_EXPIRES 3600
-#define PRESENCE_ETAG_LEN 16
-#define PRESENCE_AOR_MAX 200
+#define PRESENCE_ETAG_LEN        16
+#define PRESENCE_AOR_MAX         200
 
 struct presentity;
 
@@ -46,10 +46,10 @@ struct subscription {
     char *call_id;
     char local_tag[24];
     char *remote_tag;
-    char *remote_target;      /* the watcher's Contact */
-    char *remote_uri;         /* the watcher's From URI, for the NOTIFY's To */
-    char *local_uri;          /* the SUBSCRIBE's To URI, for the NOTIFY's From */
-    char *route_set;          /* Route header value from its Record-Route, or NULL */
+    char *remote_target; /* the watcher's Contact */
+    char *remote_uri;    /* the watcher's From URI, for the NOTIFY's To */
+    char *local_uri;     /* the SUBSCRIBE's To URI, for the NOTIFY's From */
+    char *route_set;     /* Route header value from its Record-Route, or NULL */
     uint64_t conn;
     uint32_t cseq;
     enum sub_state state;
@@ -57,7 +57,7 @@ struct subscription {
     struct timer expiry;
     struct timer throttle;
     uint64_t last_notify_ms;
-    bool dirty;               /* state changed since the last NOTIFY */
+    bool dirty; /* state changed since the last NOTIFY */
     struct sip_client_txn *inflight;
     uint64_t last_body_hash;
 };
@@ -233,8 +233,8 @@ static void subscription_notify(struct subscription *s, const char *terminated)
                   "Contact: <sip:%s@%s;transport=%s>\r\n"
                   "Event: presence\r\n"
                   "Subscription-State: %s\r\n",
-                  s->local_uri, s->local_tag, s->remote_uri, s->remote_tag, s->call_id,
-                  ++s->cseq, s->pe->user, local, ci->tls ? "tls" : "tcp", state);
+                  s->local_uri, s->local_tag, s->remote_uri, s->remote_tag, s->call_id, ++s->cseq,
+                  s->pe->user, local, ci->tls ? "tls" : "tcp", state);
     if (body.len)
         strbuf_puts(&m, "Content-Type: application/pidf+xml\r\n");
     strbuf_printf(&m, "Content-Length: %zu\r\n\r\n", body.len);
@@ -257,12 +257,11 @@ static void subscription_notify(struct subscription *s, const char *terminated)
     s->last_notify_ms = now;
     s->last_body_hash = h;
     s->dirty = false;
-    struct sip_client_txn *t = sip_txn_client_send(ps->txn, s->conn, msg,
-                                                   terminated ? NULL : &s->user);
+    struct sip_client_txn *t =
+        sip_txn_client_send(ps->txn, s->conn, msg, terminated ? NULL : &s->user);
     if (!terminated)
         s->inflight = t;
-    log_debug("presence.notify", "presentity", s->pe->user, "watcher", s->watcher, "state",
-              state);
+    log_debug("presence.notify", "presentity", s->pe->user, "watcher", s->watcher, "state", state);
 }
 
 static void subscription_on_throttle(struct timer *t, void *arg)
@@ -395,8 +394,8 @@ static void subscription_expired(struct timer *t, void *arg)
 /* The authorization decision for a watcher. */
 static int presence_authorize(struct presence *ps, const char *presentity, const char *watcher)
 {
-    enum presence_rule rule = ps->env.rule ? ps->env.rule(ps->env.arg, presentity, watcher)
-                                           : PRESENCE_RULE_NONE;
+    enum presence_rule rule =
+        ps->env.rule ? ps->env.rule(ps->env.arg, presentity, watcher) : PRESENCE_RULE_NONE;
     if (rule == PRESENCE_RULE_BLOCK)
         return -1;
     if (rule == PRESENCE_RULE_ALLOW)
@@ -444,8 +443,8 @@ bool presence_handles_event(const struct sip_msg *req)
     if (!ev)
         return false;
     const char *semi = memchr(ev->value.p, ';', ev->value.n);
-    struct strview pkg = strview_trim(
-        strview_make(ev->value.p, semi ? (size_t)(semi - ev->value.p) : ev->value.n));
+    struct strview pkg =
+        strview_trim(strview_make(ev->value.p, semi ? (size_t)(semi - ev->value.p) : ev->value.n));
     return strview_eq_nocase(pkg, "presence");
 }
 
@@ -614,8 +613,8 @@ bool presence_subscribe_in_dialog(struct presence *ps, struct sip_server_txn *st
         size_t n = at ? (size_t)(at - s->watcher) : 0;
         snprintf(user, sizeof(user), "%.*s", (int)n, s->watcher);
         if (!registrar_find_flow(ps->registrar, user, conn)) {
-            presence_reply(st, 403, "Forbidden (refresh from a connection of another user)",
-                           NULL, "subscription refresh from another connection");
+            presence_reply(st, 403, "Forbidden (refresh from a connection of another user)", NULL,
+                           "subscription refresh from another connection");
             return true;
         }
     }
@@ -678,8 +677,8 @@ void presence_rules_changed(struct presence *ps, const char *user)
         return;
     }
     size_t bucket;
-    struct hmap_node *n = ps->presentities.count ? hmap_iter_first(&ps->presentities, &bucket)
-                                                 : NULL;
+    struct hmap_node *n =
+        ps->presentities.count ? hmap_iter_first(&ps->presentities, &bucket) : NULL;
     while (n) {
         struct hmap_node *next = hmap_iter_next(&ps->presentities, n, &bucket);
         presence_recheck(ps, container_of(n, struct presentity, node));
@@ -733,8 +732,7 @@ void presence_publish(struct presence *ps, struct sip_server_txn *st, const char
     char target[72];
     if (req->ruri.user.n == 0 || strview_copy(req->ruri.user, target, sizeof(target)) != 0 ||
         strcmp(target, user) != 0) {
-        presence_reply(st, 403, "Forbidden (only your own presence may be published)", NULL,
-                       NULL);
+        presence_reply(st, 403, "Forbidden (only your own presence may be published)", NULL, NULL);
         return;
     }
     if (req->body.n && !strview_eq_nocase(req->content_type, "application/pidf+xml")) {
@@ -874,8 +872,8 @@ void presence_binding_removed(struct presence *ps, const struct binding *b)
 void presence_conn_closed(struct presence *ps, uint64_t conn)
 {
     size_t bucket;
-    struct hmap_node *n = ps->presentities.count ? hmap_iter_first(&ps->presentities, &bucket)
-                                                 : NULL;
+    struct hmap_node *n =
+        ps->presentities.count ? hmap_iter_first(&ps->presentities, &bucket) : NULL;
     while (n) {
         struct hmap_node *next = hmap_iter_next(&ps->presentities, n, &bucket);
         struct presentity *pe = container_of(n, struct presentity, node);
@@ -945,9 +943,8 @@ void presence_free(struct presence *ps)
         return;
     if (ps->presentities.buckets) {
         size_t bucket;
-        struct hmap_node *n = ps->presentities.count
-                                  ? hmap_iter_first(&ps->presentities, &bucket)
-                                  : NULL;
+        struct hmap_node *n =
+            ps->presentities.count ? hmap_iter_first(&ps->presentities, &bucket) : NULL;
         while (n) {
             struct hmap_node *next = hmap_iter_next(&ps->presentities, n, &bucket);
             struct presentity *pe = container_of(n, struct presentity, node);

@@ -52,8 +52,8 @@ struct presence_config {
     enum presence_policy policy;
     uint64_t min_notify_interval_ms;
     uint32_t min_expires, max_expires;
-    size_t max_subscriptions;    /* in total; also bounds publications in total */
-    size_t max_per_user;         /* subscriptions to one presentity, and publications of one user */
+    size_t max_subscriptions; /* in total; also bounds publications in total */
+    size_t max_per_user;      /* subscriptions to one presentity, and publications of one user */
 };
 
 struct presence;

@@ -34,7 +34,8 @@ struct xml_parser {
 
 static const char xml_ns_xml[] = "http://www.w3.org/XML/1998/namespace";
 
-static int xml_fail(struct xml_parser *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int xml_fail(struct xml_parser *x, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int xml_fail(struct xml_parser *x, const char *fmt, ...)
 {

@@ -22,7 +22,7 @@
 #define XML_MAX_ATTRS 32
 
 struct xml_attr {
-    struct strview ns;    /* namespace URI ("" for unprefixed attributes) */
+    struct strview ns; /* namespace URI ("" for unprefixed attributes) */
     struct strview local;
     struct strview value; /* raw (entities not decoded) */
 };
@@ -33,7 +33,7 @@ struct xml_node {
     struct strview prefix; /* as written, "" for the default namespace */
     struct xml_attr *attrs;
     size_t nattrs;
-    struct strview text;   /* the first run of character data inside (raw) */
+    struct strview text; /* the first run of character data inside (raw) */
     struct xml_node *parent, *first_child, *next;
 };
 

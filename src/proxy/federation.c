@@ -15,7 +15,7 @@
 #include "sip/build.h"
 
 #define FEDERATION_DEFAULT_PORT 5061
-#define FEDERATION_MAX_WAITING 256
+#define FEDERATION_MAX_WAITING  256
 
 struct partner *federation_find(struct proxy *p, const char *domain)
 {
@@ -74,7 +74,8 @@ static void partner_flush_waiters(struct partner *pt)
         pt->nwaiting--;
         pr->waiting_for = NULL;
         pr->next_waiting = NULL;
-        if (pr->st && !proxy_fork_one(pr, pr->held.p, pr->held.len, NULL, pt->conn, pr->loop_hash)) {
+        if (pr->st &&
+            !proxy_fork_one(pr, pr->held.p, pr->held.len, NULL, pt->conn, pr->loop_hash)) {
             pr->best_status = 500;
             proxy_finish(pr);
         }
@@ -344,10 +345,9 @@ bool federation_check_inbound(struct proxy *p, struct sip_server_txn *st, const 
     }
     /* server traffic is mutual TLS, without exception */
     if (!ci->tls || !ci->peer_cert || !ci->peer_cert_verified) {
-        federation_refuse(p, st, from_domain, ci,
-                          !ci->tls ? "partner traffic over plain TCP"
-                                   : "no verified client certificate",
-                          true);
+        federation_refuse(
+            p, st, from_domain, ci,
+            !ci->tls ? "partner traffic over plain TCP" : "no verified client certificate", true);
         return false;
     }
     if (!cert_proves_sip_domain(ci->peer_cert, pt->domain) &&
@@ -370,9 +370,9 @@ bool federation_check_inbound(struct proxy *p, struct sip_server_txn *st, const 
         struct cert_summary cs;
         cert_summarize(ci->peer_cert, &cs);
         char peer[NETADDR_STRLEN];
-        log_info("federation.accepted", "domain", pt->domain, "peer", netaddr_format(&ci->peer, peer),
-                 "subject", cs.subject, "issuer", cs.issuer, "reason",
-                 "verified client certificate proves the domain");
+        log_info("federation.accepted", "domain", pt->domain, "peer",
+                 netaddr_format(&ci->peer, peer), "subject", cs.subject, "issuer", cs.issuer,
+                 "reason", "verified client certificate proves the domain");
     }
     return true;
 }

@@ -50,8 +50,8 @@ void proxy_media_warning_header(struct proxy *p, const char *warning, char *out,
     char clean[200];
     size_t j = 0;
     for (size_t i = 0; warning[i] && j + 1 < sizeof(clean); i++)
-        clean[j++] = (warning[i] == '"' || warning[i] == '\\' || warning[i] < ' ') ? '\''
-                                                                                    : warning[i];
+        clean[j++] =
+            (warning[i] == '"' || warning[i] == '\\' || warning[i] < ' ') ? '\'' : warning[i];
     clean[j] = '\0';
     snprintf(out, cap, "Warning: 399 %s \"%s\"\r\n", p->domain, clean);
 }
@@ -225,6 +225,7 @@ void proxy_media_reject_2xx(struct proxy *p, struct proxy_branch *b, const struc
     char cid[128];
     strview_copy(req->call_id, cid, sizeof(cid));
     log_info("media.answer_refused", "call_id", cid, "answerer", to_uri, "reason", warning,
-             "action", req->method == SIP_METHOD_INVITE ? "ACK and BYE sent to the answerer"
-                                                         : "BYE sent to the answerer");
+             "action",
+             req->method == SIP_METHOD_INVITE ? "ACK and BYE sent to the answerer"
+                                              : "BYE sent to the answerer");
 }

@@ -16,10 +16,10 @@
 #include "sip/build.h"
 
 /* Methods this server handles (as a proxy or itself). */
-#define PROXY_ALLOW                                                                               \
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH, REFER, "   \
+#define PROXY_ALLOW                                                                                \
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH, REFER, "    \
     "INFO, UPDATE, PRACK"
-#define PROXY_ACCEPT "application/sdp"
+#define PROXY_ACCEPT    "application/sdp"
 #define PROXY_SUPPORTED "path"
 
 static void proxy_txn_send(void *arg, uint64_t conn, struct strbuf *data)
@@ -181,8 +181,7 @@ static void proxy_reply(struct sip_server_txn *st, int status, const char *reaso
     sip_server_txn_reply(st, status, reason, headers);
 }
 
-static void proxy_reject(struct sip_server_txn *st, int status, const char *reason,
-                         const char *why)
+static void proxy_reject(struct sip_server_txn *st, int status, const char *reason, const char *why)
 {
     proxy_log_reject(sip_server_txn_request(st), sip_server_txn_conn(st), status, why);
     proxy_reply(st, status, reason, NULL);
@@ -352,7 +351,8 @@ static bool proxy_assert_identity(struct proxy *p, struct sip_server_txn *st, st
 {
     struct sip_addr from;
     char from_user[PROXY_USER_MAX];
-    if (sip_msg_from(req, &from) != 0 || !proxy_local_user(p, &from.uri, from_user, sizeof(from_user)) ||
+    if (sip_msg_from(req, &from) != 0 ||
+        !proxy_local_user(p, &from.uri, from_user, sizeof(from_user)) ||
         strcmp(from_user, user) != 0) {
         proxy_reject(st, 403, "Forbidden (From does not match the authenticated identity)",
                      "From is not the authenticated user");
@@ -440,7 +440,8 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
         strview_copy(from.uri.user, fu, sizeof(fu));
         snprintf(from_aor, sizeof(from_aor), "%s@%s", fu, from_domain);
         if (!proxy_local_user(p, &req->ruri, callee, sizeof(callee))) {
-            proxy_reject(st, 403, "Forbidden (Parley relays partner requests only to its own users)",
+            proxy_reject(st, 403,
+                         "Forbidden (Parley relays partner requests only to its own users)",
                          "partner request for another domain");
             return;
         }
@@ -532,8 +533,8 @@ static void proxy_on_request(struct proxy *p, uint64_t conn, struct sip_msg *req
     case SIP_TXN_INVALID: {
         struct strbuf out = STRBUF_INIT;
         if (req->method != SIP_METHOD_ACK &&
-            sip_build_response(req, 400, "Bad Request (Via without an RFC 3261 branch)", "x",
-                               NULL, NULL, STRVIEW_EMPTY, &out) == 0)
+            sip_build_response(req, 400, "Bad Request (Via without an RFC 3261 branch)", "x", NULL,
+                               NULL, STRVIEW_EMPTY, &out) == 0)
             p->env.send(p->env.arg, conn, &out);
         strbuf_free(&out);
         sip_msg_free(req);

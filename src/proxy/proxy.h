@@ -31,8 +31,8 @@ struct proxy_call_record {
     const char *call_id;
     const char *caller; /* user@domain */
     const char *callee;
-    int64_t started;    /* wall clock, seconds */
-    int64_t answered;   /* 0 when never answered */
+    int64_t started;  /* wall clock, seconds */
+    int64_t answered; /* 0 when never answered */
     int64_t ended;
     const char *reason; /* "BYE from caller", "486 Busy Here", ... */
     const char *media;  /* per media section: "audio SRTP AES_CM_128_HMAC_SHA1_80"; or NULL */
@@ -83,9 +83,9 @@ struct proxy_env {
 
 struct proxy_config {
     const char *domain;
-    size_t max_im_body; /* MESSAGE bodies larger than this get 413 */
-    const char *media_level;          /* media.encryption_level */
-    const char *const *media_suites;  /* media.srtp_suites */
+    size_t max_im_body;              /* MESSAGE bodies larger than this get 413 */
+    const char *media_level;         /* media.encryption_level */
+    const char *const *media_suites; /* media.srtp_suites */
     size_t media_nsuites;
 };
 

@@ -16,8 +16,8 @@
 #include "proxy/proxy_priv.h"
 #include "sip/build.h"
 
-#define MRAS_NS "http://schemas.microsoft.com/2006/09/sip/mrasp"
-#define MRAS_TYPE "application/msrtc-media-relay-auth+xml"
+#define MRAS_NS          "http://schemas.microsoft.com/2006/09/sip/mrasp"
+#define MRAS_TYPE        "application/msrtc-media-relay-auth+xml"
 #define MRAS_MAX_MINUTES (7 * 24 * 60)
 
 bool proxy_service_is_mras(const struct sip_msg *req)
@@ -111,8 +111,9 @@ void proxy_service_mras(struct proxy *p, struct sip_server_txn *st, const struct
     int rc = p->env.relay_credentials ? p->env.relay_credentials(p->env.arg, user, minutes * 60, &g)
                                       : -ENOENT;
     if (rc) {
-        sip_server_txn_reply(st, 503, rc == -ENOENT ? "Service Unavailable (no media relay here)"
-                                                    : "Service Unavailable",
+        sip_server_txn_reply(st, 503,
+                             rc == -ENOENT ? "Service Unavailable (no media relay here)"
+                                           : "Service Unavailable",
                              NULL);
         return;
     }
@@ -133,12 +134,11 @@ void proxy_service_mras(struct proxy *p, struct sip_server_txn *st, const struct
                   (long long)(g.lifetime_s / 60), loc, g.host, g.udp_port, g.tcp_port);
     struct strbuf out = STRBUF_INIT;
     const struct sip_msg *r = sip_server_txn_request(st);
-    if (!body.err &&
-        sip_build_response(r, 200, NULL, sip_server_txn_local_tag(st), NULL, MRAS_TYPE,
-                           strview_make(body.p, body.len), &out) == 0)
+    if (!body.err && sip_build_response(r, 200, NULL, sip_server_txn_local_tag(st), NULL, MRAS_TYPE,
+                                        strview_make(body.p, body.len), &out) == 0)
         sip_server_txn_send(st, 200, &out);
     strbuf_free(&out);
     strbuf_free(&body);
-    log_info("relay.credentials_issued", "user", user, "lifetime_s", LOG_INT(g.lifetime_s),
-             "via", "SERVICE");
+    log_info("relay.credentials_issued", "user", user, "lifetime_s", LOG_INT(g.lifetime_s), "via",
+             "SERVICE");
 }

@@ -31,17 +31,17 @@
 
 #define AUTH_MAX_ALGORITHMS 2
 
-#define AUTH_USER_MAX                  64     /* longest user name accepted */
-#define AUTH_REALM_MAX                 255    /* longest realm configured */
+#define AUTH_USER_MAX                  64  /* longest user name accepted */
+#define AUTH_REALM_MAX                 255 /* longest realm configured */
 #define AUTH_DEFAULT_MAX_NONCES        100000
 #define AUTH_DEFAULT_NONCE_LIFETIME_MS 300000 /* 5 minutes */
 
 struct auth_config {
-    const char *realm;                          /* the SIP domain */
+    const char *realm; /* the SIP domain */
     enum digest_alg algorithms[AUTH_MAX_ALGORITHMS];
-    size_t nalgorithms;                         /* offered in this order */
-    uint64_t nonce_lifetime_ms;                 /* 0: a default */
-    size_t max_nonces;                          /* nc table bound (0: a default) */
+    size_t nalgorithms;         /* offered in this order */
+    uint64_t nonce_lifetime_ms; /* 0: a default */
+    size_t max_nonces;          /* nc table bound (0: a default) */
 };
 
 struct auth;
@@ -69,12 +69,12 @@ void auth_free(struct auth *a);
 int auth_challenge(struct auth *a, bool proxy, bool stale, struct strbuf *out);
 
 enum auth_result {
-    AUTH_OK,              /* credentials valid: *user is set */
-    AUTH_CHALLENGE,       /* no credentials for our realm: answer 401/407 */
-    AUTH_STALE,           /* nonce expired or forgotten: 401/407 with stale=true */
-    AUTH_FORBIDDEN,       /* wrong password, unknown user, replayed nc,
-                           * algorithm not allowed: 403 */
-    AUTH_BAD_REQUEST,     /* malformed credentials: 400 */
+    AUTH_OK,          /* credentials valid: *user is set */
+    AUTH_CHALLENGE,   /* no credentials for our realm: answer 401/407 */
+    AUTH_STALE,       /* nonce expired or forgotten: 401/407 with stale=true */
+    AUTH_FORBIDDEN,   /* wrong password, unknown user, replayed nc,
+                       * algorithm not allowed: 403 */
+    AUTH_BAD_REQUEST, /* malformed credentials: 400 */
 };
 
 /*

@@ -335,8 +335,8 @@ void registrar_register(struct registrar *r, const char *user, const struct sip_
             }
             continue;
         }
-        long long expires = c->expires > (long long)r->cfg.max_expires ? r->cfg.max_expires
-                                                                        : c->expires;
+        long long expires =
+            c->expires > (long long)r->cfg.max_expires ? r->cfg.max_expires : c->expires;
         if (!u && !(u = reg_user_get(r, user))) {
             *status = 500;
             *reason = "Server Internal Error (out of memory)";

@@ -41,15 +41,15 @@ struct registrar_flow {
 
 struct binding {
     const char *user;
-    const char *contact;     /* the Contact URI as registered */
-    const char *instance;    /* +sip.instance, or "" */
+    const char *contact;  /* the Contact URI as registered */
+    const char *instance; /* +sip.instance, or "" */
     const char *user_agent;
     uint64_t conn;
     struct netaddr source;
     char transport[8];
     char tls_version[16];
-    int64_t registered_at;   /* wall clock, seconds */
-    int64_t expires_at;      /* wall clock, seconds */
+    int64_t registered_at; /* wall clock, seconds */
+    int64_t expires_at;    /* wall clock, seconds */
 };
 
 /* Told when a binding ends (expiry, un-register, connection closed), e.g.

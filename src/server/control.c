@@ -165,8 +165,7 @@ int control_open(struct runtime *rt, struct control **out, char *err, size_t err
     umask(old);
     if (!ctl->evl) {
         rc = -errno;
-        snprintf(err, errlen, "%s: cannot create the control socket: %s", ctl->path,
-                 strerror(-rc));
+        snprintf(err, errlen, "%s: cannot create the control socket: %s", ctl->path, strerror(-rc));
         goto fail;
     }
     chmod(ctl->path, 0600);

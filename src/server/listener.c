@@ -64,8 +64,8 @@ static void listener_refuse(int fd, const struct listener *l, const struct netad
     close(fd);
 }
 
-static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
-                               struct sockaddr *sa, int salen, void *arg)
+static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+                               int salen, void *arg)
 {
     (void)evl;
     struct listener *l = arg;
@@ -157,15 +157,14 @@ static int listener_open_one(struct runtime *rt, struct listener *l, char *err, 
     char a[NETADDR_STRLEN];
     /* SO_REUSEADDR only (for TIME_WAIT); never SO_REUSEPORT, which would let
      * a second server share the port silently. */
-    l->evl = evconnlistener_new_bind(rt->base, listener_on_accept, l,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-                                         LEV_OPT_REUSEABLE,
-                                     1024, &l->addr.u.sa, (int)l->addr.len);
+    l->evl =
+        evconnlistener_new_bind(rt->base, listener_on_accept, l,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
+                                1024, &l->addr.u.sa, (int)l->addr.len);
     if (!l->evl) {
         int e = errno;
-        snprintf(err, errlen, "%s (%s in %s): cannot listen: %s%s",
-                 netaddr_format(&l->addr, a), l->tls ? "sip.tls_listen" : "sip.tcp_listen",
-                 rt->config_path, strerror(e),
+        snprintf(err, errlen, "%s (%s in %s): cannot listen: %s%s", netaddr_format(&l->addr, a),
+                 l->tls ? "sip.tls_listen" : "sip.tcp_listen", rt->config_path, strerror(e),
                  e == EADDRINUSE ? " (another parleyd or SIP server holds it)" : "");
         return -e;
     }
@@ -185,8 +184,8 @@ int listeners_open(struct runtime *rt, char *err, size_t errlen)
         l->rt = rt;
         l->index = (int)i;
         l->tls = i < cfg->sip.tls_listen.n;
-        l->addr = l->tls ? cfg->sip.tls_listen.v[i]
-                         : cfg->sip.tcp_listen.v[i - cfg->sip.tls_listen.n];
+        l->addr =
+            l->tls ? cfg->sip.tls_listen.v[i] : cfg->sip.tcp_listen.v[i - cfg->sip.tls_listen.n];
         int rc = listener_open_one(rt, l, err, errlen);
         if (rc)
             return rc; /* listeners_close cleans up */
@@ -233,8 +232,8 @@ void runtime_conn_opened(struct runtime *rt, uint64_t id, struct conn_info *info
     cc->info = info;
     char p[NETADDR_STRLEN];
     if (info->tls)
-        log_debug("conn.open", "conn", LOG_INT(id), "peer", netaddr_format(&info->peer, p),
-                  "tls", info->tls_version, "cipher", info->tls_cipher, "resumed",
+        log_debug("conn.open", "conn", LOG_INT(id), "peer", netaddr_format(&info->peer, p), "tls",
+                  info->tls_version, "cipher", info->tls_cipher, "resumed",
                   info->tls_resumed ? "yes" : "no", "client_cert",
                   info->peer_cert ? (info->peer_cert_verified ? "verified" : "unverified")
                                   : "none");

@@ -85,7 +85,7 @@ struct runtime {
     struct presence *presence;
     struct netaddr *listen_addrs; /* the listeners' addresses, for the proxy */
     struct dns_resolver *dns;
-    struct event *cert_check_ev;  /* daily certificate expiry check */
+    struct event *cert_check_ev; /* daily certificate expiry check */
 
     int lock_fd;
     char *lock_path;

@@ -178,7 +178,8 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     if (rc == 0)
         rc = tls_context_new(cfg, &ctx, err, sizeof(err));
     if (rc) {
-        log_error("config.reload_failed", "reason", err, "action", "keeping the running configuration");
+        log_error("config.reload_failed", "reason", err, "action",
+                  "keeping the running configuration");
         if (report)
             strbuf_printf(report, "reload failed, running configuration kept: %s", err);
         config_free(cfg);
@@ -194,9 +195,10 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
         log_warn("config.restart_needed", "key", "server.workers", "reason",
                  "the worker count changes only when parleyd restarts");
     if (strcmp(cfg->server.domain, rt->cfg->server.domain) != 0)
-        log_warn("config.domain_changed", "old", rt->cfg->server.domain, "new",
-                 cfg->server.domain, "reason", "users' stored digests are bound to the old domain "
-                                               "(realm); reset their passwords");
+        log_warn("config.domain_changed", "old", rt->cfg->server.domain, "new", cfg->server.domain,
+                 "reason",
+                 "users' stored digests are bound to the old domain "
+                 "(realm); reset their passwords");
 
     /* Listener addresses stay as opened; everything else takes effect for
      * new connections and requests. Established TLS connections keep the
@@ -239,8 +241,7 @@ static void runtime_on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(rt->base);
 }
 
-int server_start(const struct server_options *opts, struct runtime **out, char *err,
-                 size_t errlen)
+int server_start(const struct server_options *opts, struct runtime **out, char *err, size_t errlen)
 {
     struct runtime *rt = calloc(1, sizeof(*rt));
     int rc;

@@ -18,8 +18,7 @@ struct server_options {
 /* Loads and checks everything, takes the state-directory lock, opens the
  * listeners and starts the workers. On failure returns a negative errno and
  * one line naming the file and the fault in err; nothing is left running. */
-int server_start(const struct server_options *opts, struct runtime **out, char *err,
-                 size_t errlen);
+int server_start(const struct server_options *opts, struct runtime **out, char *err, size_t errlen);
 /* Runs until SIGTERM/SIGINT. Returns the process exit status. */
 int server_run(struct runtime *rt);
 void server_free(struct runtime *rt);

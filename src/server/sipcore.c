@@ -38,7 +38,8 @@ static bool sipcore_user_exists(void *arg, const char *user)
     return store_user_get(rt->store, user, &u) == 0;
 }
 
-static int sipcore_lookup(void *arg, const char *user, enum digest_alg alg, char ha1[DIGEST_HEX_BUF])
+static int sipcore_lookup(void *arg, const char *user, enum digest_alg alg,
+                          char ha1[DIGEST_HEX_BUF])
 {
     struct runtime *rt = arg;
     struct store_user u;
@@ -88,7 +89,8 @@ static void sipcore_binding_removed(void *arg, const struct binding *b, const ch
     (void)reason;
     if (rt->presence)
         presence_binding_removed(rt->presence, b);
-    if (rt->workers && runtime_conn_find(rt, b->conn) && !registrar_conn_in_use(rt->registrar, b->conn))
+    if (rt->workers && runtime_conn_find(rt, b->conn) &&
+        !registrar_conn_in_use(rt->registrar, b->conn))
         worker_pool_set_idle(rt->workers, b->conn, (unsigned)rt->cfg->sip.idle_timeout);
 }
 
@@ -333,7 +335,7 @@ int sipcore_load_partners(struct runtime *rt)
 
 /* --- certificates that expire soon --------------------------------------- */
 
-#define CERT_WARN_DAYS 30
+#define CERT_WARN_DAYS        30
 #define CERT_CHECK_INTERVAL_S (24 * 3600)
 
 static void sipcore_warn_cert(X509 *x, const char *what)
@@ -349,8 +351,8 @@ static void sipcore_warn_cert(X509 *x, const char *what)
     time_t t = (time_t)s.not_after;
     gmtime_r(&t, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    log_warn(days < 0 ? "cert.expired" : "cert.expiring", "certificate", what, "subject",
-             s.subject, "issuer", s.issuer, "not_after", when, "days_left", LOG_INT(days));
+    log_warn(days < 0 ? "cert.expired" : "cert.expiring", "certificate", what, "subject", s.subject,
+             "issuer", s.issuer, "not_after", when, "days_left", LOG_INT(days));
 }
 
 static void sipcore_warn_file(const char *path, const char *what)
@@ -372,9 +374,9 @@ static bool sipcore_warn_partner(const struct federation_partner_info *info, voi
         return true;
     int64_t days = (info->cert.not_after - (int64_t)time(NULL)) / 86400;
     if (days < CERT_WARN_DAYS)
-        log_warn(days < 0 ? "cert.expired" : "cert.expiring", "certificate", "partner",
-                 "partner", info->domain, "subject", info->cert.subject, "issuer",
-                 info->cert.issuer, "days_left", LOG_INT(days));
+        log_warn(days < 0 ? "cert.expired" : "cert.expiring", "certificate", "partner", "partner",
+                 info->domain, "subject", info->cert.subject, "issuer", info->cert.issuer,
+                 "days_left", LOG_INT(days));
     return true;
 }
 

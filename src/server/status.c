@@ -32,9 +32,9 @@ static json_t *status_certificate(const struct config *cfg)
         return json_pack("{s:s, s:s}", "file", cfg->tls.certificate, "error", err);
     status_time(s.not_after, when, sizeof(when));
     long long days = (s.not_after - (int64_t)time(NULL)) / 86400;
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "file", cfg->tls.certificate,
-                     "subject", s.subject, "issuer", s.issuer, "names", s.sans, "not_after", when,
-                     "days_left", (json_int_t)days, "key", s.key_type);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "file", cfg->tls.certificate, "subject",
+                     s.subject, "issuer", s.issuer, "names", s.sans, "not_after", when, "days_left",
+                     (json_int_t)days, "key", s.key_type);
 }
 
 static json_t *status_cidrs(const struct config *cfg)
@@ -75,20 +75,21 @@ static json_t *status_listeners(const struct config *cfg, const struct tls_conte
     }
     if (cfg->relay.enabled) {
         for (size_t i = 0; i < cfg->relay.listen.n; i++) {
-            json_t *l = json_pack("{s:s, s:s, s:o}", "address",
-                                  netaddr_format(&cfg->relay.listen.v[i], a), "transport",
-                                  "turn (udp, tcp)", "carries",
-                                  json_pack("[s]", "relayed media (SRTP the relay cannot "
-                                                   "decrypt), with time-limited credentials"));
+            json_t *l =
+                json_pack("{s:s, s:s, s:o}", "address", netaddr_format(&cfg->relay.listen.v[i], a),
+                          "transport", "turn (udp, tcp)", "carries",
+                          json_pack("[s]", "relayed media (SRTP the relay cannot "
+                                           "decrypt), with time-limited credentials"));
             json_array_append_new(arr, l);
         }
         for (size_t i = 0; i < cfg->relay.tls_listen.n; i++) {
-            json_t *l = json_pack("{s:s, s:s}", "address",
-                                  netaddr_format(&cfg->relay.tls_listen.v[i], a), "transport",
-                                  "turn (tls)");
+            json_t *l =
+                json_pack("{s:s, s:s}", "address", netaddr_format(&cfg->relay.tls_listen.v[i], a),
+                          "transport", "turn (tls)");
             if (facts) {
                 json_object_set_new(l, "tls_versions", json_string(facts->versions));
-                json_object_set_new(l, "tls_suites", json_string(facts->suites ? facts->suites : ""));
+                json_object_set_new(l, "tls_suites",
+                                    json_string(facts->suites ? facts->suites : ""));
                 json_object_set_new(l, "tls_groups", json_string(facts->groups));
             }
             json_object_set_new(l, "carries",
@@ -117,24 +118,25 @@ static json_t *status_protection(const struct config *cfg, const struct tls_cont
     json_t *rows = json_array();
     char buf[512];
 
-    snprintf(buf, sizeof(buf), "client certificates %s and verified against tls.ca_files; "
-                               "revocation %s",
+    snprintf(buf, sizeof(buf),
+             "client certificates %s and verified against tls.ca_files; "
+             "revocation %s",
              facts && facts->client_cert_required ? "required" : "requested",
              cfg->tls.require_crl ? "required for every issuer"
                                   : "checked where the issuer has a CRL");
     json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "server <-> server",
                                           "protection", "mutual TLS", "enforced", buf));
     if (cfg->sip.tcp_listen.n)
-        snprintf(buf, sizeof(buf), "TLS %s+ on %zu listener(s); plain TCP on %zu listener(s), "
-                                   "internal networks only",
+        snprintf(buf, sizeof(buf),
+                 "TLS %s+ on %zu listener(s); plain TCP on %zu listener(s), "
+                 "internal networks only",
                  cfg->tls.min_version, cfg->sip.tls_listen.n, cfg->sip.tcp_listen.n);
     else
         snprintf(buf, sizeof(buf), "TLS %s+ on %zu listener(s); plain TCP off",
                  cfg->tls.min_version, cfg->sip.tls_listen.n);
-    json_array_append_new(rows,
-                          json_pack("{s:s, s:s, s:s}", "traffic",
-                                    "client <-> server signalling, IM and presence", "protection",
-                                    "TLS 1.2+", "enforced", buf));
+    json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic",
+                                          "client <-> server signalling, IM and presence",
+                                          "protection", "TLS 1.2+", "enforced", buf));
     struct strbuf suites = STRBUF_INIT;
     for (size_t i = 0; i < cfg->media.srtp_suites.n; i++) {
         strbuf_puts(&suites, i ? ", " : "");
@@ -145,10 +147,10 @@ static json_t *status_protection(const struct config *cfg, const struct tls_cont
              "only over TLS hops",
              cfg->media.encryption_level, strbuf_cstr(&suites));
     strbuf_free(&suites);
-    json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:s}", "traffic",
-                                          "audio, video and desktop-sharing media", "protection",
-                                          "SRTP", "enforced", buf, "level",
-                                          cfg->media.encryption_level));
+    json_array_append_new(rows,
+                          json_pack("{s:s, s:s, s:s, s:s}", "traffic",
+                                    "audio, video and desktop-sharing media", "protection", "SRTP",
+                                    "enforced", buf, "level", cfg->media.encryption_level));
     if (cfg->relay.enabled)
         snprintf(buf, sizeof(buf),
                  "HMAC credentials (relay.secrets) lasting at most %lld s, issued to authenticated "
@@ -211,10 +213,12 @@ json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtim
         json_object_set_new(daemon, "uptime_s", json_integer(time(NULL) - rt->started));
         json_object_set_new(daemon, "workers", json_integer(worker_pool_size(rt->workers)));
         json_object_set_new(daemon, "connections", json_integer((json_int_t)rt->nconns));
-        json_object_set_new(daemon, "registrations",
-                            json_integer(rt->registrar ? (json_int_t)registrar_count(rt->registrar) : 0));
-        json_object_set_new(daemon, "dialogs",
-                            json_integer(rt->proxy ? (json_int_t)proxy_dialog_count(rt->proxy) : 0));
+        json_object_set_new(
+            daemon, "registrations",
+            json_integer(rt->registrar ? (json_int_t)registrar_count(rt->registrar) : 0));
+        json_object_set_new(
+            daemon, "dialogs",
+            json_integer(rt->proxy ? (json_int_t)proxy_dialog_count(rt->proxy) : 0));
     }
     json_object_set_new(doc, "ok", json_true());
     json_object_set_new(doc, "daemon", daemon);
@@ -239,12 +243,12 @@ static bool status_one_binding(const struct binding *b, void *arg)
     json_t *arr = arg;
     char src[NETADDR_STRLEN], when[32];
     status_time(b->expires_at, when, sizeof(when));
-    json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "user",
-                                         b->user, "contact", b->contact, "transport",
-                                         b->transport, "source", netaddr_format(&b->source, src),
-                                         "tls_version", b->tls_version, "user_agent",
-                                         b->user_agent, "expires", when, "expires_in_s",
-                                         (json_int_t)(b->expires_at - (int64_t)time(NULL))));
+    json_array_append_new(arr,
+                          json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "user", b->user,
+                                    "contact", b->contact, "transport", b->transport, "source",
+                                    netaddr_format(&b->source, src), "tls_version", b->tls_version,
+                                    "user_agent", b->user_agent, "expires", when, "expires_in_s",
+                                    (json_int_t)(b->expires_at - (int64_t)time(NULL))));
     return true;
 }
 

@@ -18,15 +18,15 @@
 
 /* What the transport posts to the core (struct sip_tp_event). */
 enum sip_tp_event_type {
-    SIP_TP_OPEN = 1,  /* info set */
-    SIP_TP_MESSAGE,   /* msg set */
-    SIP_TP_CLOSE,     /* reason set */
+    SIP_TP_OPEN = 1, /* info set */
+    SIP_TP_MESSAGE,  /* msg set */
+    SIP_TP_CLOSE,    /* reason set */
 };
 
 struct sip_flow;
 
 struct sip_tp_event {
-    struct mbox_msg m;     /* m.type is an enum sip_tp_event_type */
+    struct mbox_msg m; /* m.type is an enum sip_tp_event_type */
     uint64_t conn;
     struct conn_info *info;
     struct sip_msg *msg;
@@ -40,14 +40,14 @@ void sip_tp_event_free(struct sip_tp_event *ev);
  * all: past these, a connection's reading pauses (a peer that sends faster
  * than the core answers waits; nothing piles up in memory). */
 #define SIP_TP_MAX_INFLIGHT_CONN 32
-#define SIP_TP_MAX_INFLIGHT 8192
+#define SIP_TP_MAX_INFLIGHT      8192
 
 /* Shared by every worker; settings change on reload (atomics). */
 struct sip_transport {
-    struct mbox *core;                 /* where events go */
+    struct mbox *core; /* where events go */
     atomic_size_t max_message_size;
-    atomic_uint message_deadline_s;    /* a message must be complete this soon after it began */
-    atomic_int inflight;               /* messages posted to the core, not yet handled */
+    atomic_uint message_deadline_s; /* a message must be complete this soon after it began */
+    atomic_int inflight;            /* messages posted to the core, not yet handled */
 };
 
 extern const struct conn_protocol sip_transport_protocol;

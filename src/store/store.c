@@ -18,7 +18,7 @@
 struct store {
     sqlite3 *db;
     sqlite3_stmt *user_get; /* prepared once: every authenticated request reads a user */
-    char *path; /* for log lines */
+    char *path;             /* for log lines */
     struct clock *clock;
     char errmsg[512];
 };
@@ -875,8 +875,8 @@ int store_presence_rule_get(struct store *st, const char *user, const char *watc
     static const char op[] = "presence_rule_get";
     sqlite3_stmt *s = NULL;
     *out = STORE_PRESENCE_NONE;
-    int rc = prepare(st, op, "SELECT rule FROM presence_rules WHERE user = ?1 AND watcher = ?2",
-                     &s);
+    int rc =
+        prepare(st, op, "SELECT rule FROM presence_rules WHERE user = ?1 AND watcher = ?2", &s);
     if (rc == 0)
         rc = bind_texts(st, op, s, 2, user, watcher);
     if (rc == 0) {
@@ -893,14 +893,14 @@ int store_presence_rule_get(struct store *st, const char *user, const char *watc
 }
 
 int store_presence_rule_list(struct store *st, const char *user,
-                             int (*fn)(const char *watcher, enum store_presence_rule rule, void *arg),
+                             int (*fn)(const char *watcher, enum store_presence_rule rule,
+                                       void *arg),
                              void *arg)
 {
     static const char op[] = "presence_rule_list";
     sqlite3_stmt *s = NULL;
-    int rc = prepare(st, op,
-                     "SELECT watcher, rule FROM presence_rules WHERE user = ?1 ORDER BY watcher",
-                     &s);
+    int rc = prepare(
+        st, op, "SELECT watcher, rule FROM presence_rules WHERE user = ?1 ORDER BY watcher", &s);
     if (rc == 0)
         rc = bind_texts(st, op, s, 1, user);
     while (rc == 0) {
@@ -913,9 +913,8 @@ int store_presence_rule_list(struct store *st, const char *user,
         }
         const char *w = (const char *)sqlite3_column_text(s, 0);
         const char *r = (const char *)sqlite3_column_text(s, 1);
-        rc = fn(w ? w : "", r && strcmp(r, "allow") == 0 ? STORE_PRESENCE_ALLOW
-                                                         : STORE_PRESENCE_BLOCK,
-                arg);
+        rc = fn(w ? w : "",
+                r && strcmp(r, "allow") == 0 ? STORE_PRESENCE_ALLOW : STORE_PRESENCE_BLOCK, arg);
     }
     sqlite3_finalize(s);
     return rc;
@@ -982,9 +981,8 @@ int store_partner_get(struct store *st, const char *domain, struct store_partner
 {
     static const char op[] = "partner_get";
     sqlite3_stmt *s = NULL;
-    int rc = prepare(st, op,
-                     "SELECT domain, server, port, address, added FROM partners WHERE domain = ?1",
-                     &s);
+    int rc = prepare(
+        st, op, "SELECT domain, server, port, address, added FROM partners WHERE domain = ?1", &s);
     if (rc == 0)
         rc = bind_texts(st, op, s, 1, domain);
     if (rc == 0) {
@@ -1005,9 +1003,8 @@ int store_partner_list(struct store *st, int (*fn)(const struct store_partner *p
 {
     static const char op[] = "partner_list";
     sqlite3_stmt *s = NULL;
-    int rc = prepare(st, op,
-                     "SELECT domain, server, port, address, added FROM partners ORDER BY domain",
-                     &s);
+    int rc = prepare(
+        st, op, "SELECT domain, server, port, address, added FROM partners ORDER BY domain", &s);
     while (rc == 0) {
         int src = sqlite3_step(s);
         if (src == SQLITE_DONE)

@@ -30,7 +30,7 @@ struct clock;
 struct store;
 
 #define STORE_SCHEMA_VERSION 3
-#define STORE_SCHEMA_NEXT 4 /* for tests: a version this build does not know */
+#define STORE_SCHEMA_NEXT    4 /* for tests: a version this build does not know */
 
 /* store_open() flags. */
 #define STORE_CREATE   0x1 /* create a new store; refuse (-EEXIST) if the file exists */
@@ -153,16 +153,17 @@ int store_presence_rule_get(struct store *st, const char *user, const char *watc
                             enum store_presence_rule *out);
 /* Every rule of a user, ordered by watcher. */
 int store_presence_rule_list(struct store *st, const char *user,
-                             int (*fn)(const char *watcher, enum store_presence_rule rule, void *arg),
+                             int (*fn)(const char *watcher, enum store_presence_rule rule,
+                                       void *arg),
                              void *arg);
 
 /* --- federation partners --------------------------------------------- */
 
 struct store_partner {
     char domain[256];
-    char server[256];  /* HOST the partner is reached at; "" = DNS SRV */
-    int port;          /* 0 = default (5061) */
-    char address[64];  /* overrides where HOST resolves; "" = DNS */
+    char server[256]; /* HOST the partner is reached at; "" = DNS SRV */
+    int port;         /* 0 = default (5061) */
+    char address[64]; /* overrides where HOST resolves; "" = DNS */
     int64_t added;
 };
 

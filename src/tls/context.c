@@ -336,7 +336,7 @@ static int tls_recheck_cb(int ok, X509_STORE_CTX *store)
            !tls_recheck_require_crl;
 }
 
-int tls_context_recheck(SSL_CTX *ctx, X509 *cert, STACK_OF(X509) *chain, char *why, size_t cap)
+int tls_context_recheck(SSL_CTX *ctx, X509 *cert, STACK_OF(X509) * chain, char *why, size_t cap)
 {
     X509_STORE_CTX *sctx = X509_STORE_CTX_new();
     if (!sctx)
@@ -347,8 +347,7 @@ int tls_context_recheck(SSL_CTX *ctx, X509 *cert, STACK_OF(X509) *chain, char *w
         tls_recheck_require_crl = SSL_CTX_get_ex_data(ctx, tls_ctx_require_crl_idx) != NULL;
         X509_STORE_CTX_set_verify_cb(sctx, tls_recheck_cb);
         if (X509_verify_cert(sctx) != 1) {
-            snprintf(why, cap, "%s",
-                     X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
+            snprintf(why, cap, "%s", X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
             rc = -EKEYREJECTED;
         }
     }
@@ -361,8 +360,7 @@ void tls_context_facts(SSL_CTX *ctx, const struct config *cfg, struct tls_contex
 {
     memset(out, 0, sizeof(*out));
     snprintf(out->versions, sizeof(out->versions), "%s",
-             SSL_CTX_get_min_proto_version(ctx) == TLS1_3_VERSION ? "TLSv1.3"
-                                                                  : "TLSv1.2, TLSv1.3");
+             SSL_CTX_get_min_proto_version(ctx) == TLS1_3_VERSION ? "TLSv1.3" : "TLSv1.2, TLSv1.3");
     snprintf(out->groups, sizeof(out->groups), "%s", cfg->tls.groups);
     out->client_cert_requested = (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) != 0;
     out->client_cert_required =

@@ -44,12 +44,12 @@ const char *tls_session_failed_subject(SSL *ssl);
 /* Checks a peer certificate of an established connection again, against
  * ctx's trust store and CRLs (after a reload). Returns 0, or -EKEYREJECTED
  * with the reason in why. */
-int tls_context_recheck(SSL_CTX *ctx, X509 *cert, STACK_OF(X509) *chain, char *why, size_t cap);
+int tls_context_recheck(SSL_CTX *ctx, X509 *cert, STACK_OF(X509) * chain, char *why, size_t cap);
 
 /* What a context actually enforces, for `parleyctl status`. */
 struct tls_context_facts {
-    char versions[32];   /* "TLSv1.2, TLSv1.3" */
-    char *suites;        /* malloc'd, comma-separated, usable with the key */
+    char versions[32]; /* "TLSv1.2, TLSv1.3" */
+    char *suites;      /* malloc'd, comma-separated, usable with the key */
     char groups[128];
     bool client_cert_requested;
     bool client_cert_required;

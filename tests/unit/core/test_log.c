@@ -28,8 +28,8 @@ static char *capture(void (*fn)(void))
 static void emit_quoting(void)
 {
     log_set_level(LOG_LEVEL_INFO);
-    log_warn("tls.refused", "peer", "127.0.0.2:40211", "reason", "certificate untrusted",
-             "detail", "a \"q\"\nline", "empty", "", "count", LOG_INT(42));
+    log_warn("tls.refused", "peer", "127.0.0.2:40211", "reason", "certificate untrusted", "detail",
+             "a \"q\"\nline", "empty", "", "count", LOG_INT(42));
 }
 
 static void test_logfmt_quoting(void **state)

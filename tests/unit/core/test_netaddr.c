@@ -33,8 +33,16 @@ static void test_parse_refusals(void **state)
 {
     (void)state;
     struct netaddr a;
-    const char *bad[] = {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "::1:5061",
-                         "[::1]5061", "[]:1", "host.example:5061", "1.2.3.4:12x", ":5061",
+    const char *bad[] = {"",
+                         "127.0.0.1",
+                         "127.0.0.1:",
+                         "127.0.0.1:65536",
+                         "::1:5061",
+                         "[::1]5061",
+                         "[]:1",
+                         "host.example:5061",
+                         "1.2.3.4:12x",
+                         ":5061",
                          "[127.0.0.1]:5061"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(netaddr_parse(bad[i], &a), -EINVAL);

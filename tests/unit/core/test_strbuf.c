@@ -73,10 +73,8 @@ static void test_strview_trim_copy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_append_and_printf),
-        cmocka_unit_test(test_long_printf),
-        cmocka_unit_test(test_empty_cstr),
-        cmocka_unit_test(test_strview_numbers),
+        cmocka_unit_test(test_append_and_printf), cmocka_unit_test(test_long_printf),
+        cmocka_unit_test(test_empty_cstr),        cmocka_unit_test(test_strview_numbers),
         cmocka_unit_test(test_strview_trim_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,8 +17,8 @@
 #include "core/log.h"
 #include "store/store.h"
 
-#define STRINGIFY_(x) #x
-#define STRINGIFY(x) STRINGIFY_(x)
+#define STRINGIFY_(x)                  #x
+#define STRINGIFY(x)                   STRINGIFY_(x)
 #define STORE_SCHEMA_VERSION_TEXT_NEXT STRINGIFY(STORE_SCHEMA_NEXT)
 
 #define MD5_A "3d78807defe7de2157e2b0b6573a855f"
