@@ -156,6 +156,25 @@ static int step_done(struct store *st, const char *op, sqlite3_stmt *s)
     return rc == SQLITE_DONE ? 0 : fail(st, op, rc);
 }
 
+/* Runs a DELETE of one row by its key (?1); -ENOENT, with "no WHAT KEY" as
+ * the message, when there was no such row. */
+static int delete_by_key(struct store *st, const char *op, const char *sql, const char *key,
+                         const char *what)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prepare(st, op, sql, &s);
+    if (rc == 0)
+        rc = bind_texts(st, op, s, 1, key);
+    if (rc == 0)
+        rc = step_done(st, op, s);
+    if (rc == 0 && sqlite3_changes(st->db) == 0) {
+        set_msg(st, "no %s %s", what, key);
+        rc = -ENOENT;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 static int exec_sql(struct store *st, const char *op, const char *sql)
 {
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
@@ -515,25 +534,11 @@ out:
 
 int store_user_remove(struct store *st, const char *name)
 {
-    static const char op[] = "user_remove";
-    sqlite3_stmt *s = NULL;
-    int rc;
-
     if (!store_user_name_valid(name)) {
         set_msg(st, "invalid user name");
         return -EINVAL;
     }
-    rc = prepare(st, op, "DELETE FROM users WHERE name = ?1", &s);
-    if (rc == 0)
-        rc = bind_texts(st, op, s, 1, name);
-    if (rc == 0)
-        rc = step_done(st, op, s);
-    if (rc == 0 && sqlite3_changes(st->db) == 0) {
-        set_msg(st, "no user %s", name);
-        rc = -ENOENT;
-    }
-    sqlite3_finalize(s);
-    return rc;
+    return delete_by_key(st, "user_remove", "DELETE FROM users WHERE name = ?1", name, "user");
 }
 
 int store_user_set_ha1(struct store *st, const char *name, const char *ha1_md5,
@@ -733,25 +738,12 @@ int store_setting_set(struct store *st, const char *key, const char *value)
 
 int store_setting_delete(struct store *st, const char *key)
 {
-    static const char op[] = "setting_delete";
-    sqlite3_stmt *s = NULL;
-    int rc;
-
     if (!setting_key_valid(key)) {
         set_msg(st, "invalid setting key");
         return -EINVAL;
     }
-    rc = prepare(st, op, "DELETE FROM settings WHERE key = ?1", &s);
-    if (rc == 0)
-        rc = bind_texts(st, op, s, 1, key);
-    if (rc == 0)
-        rc = step_done(st, op, s);
-    if (rc == 0 && sqlite3_changes(st->db) == 0) {
-        set_msg(st, "no setting %s", key);
-        rc = -ENOENT;
-    }
-    sqlite3_finalize(s);
-    return rc;
+    return delete_by_key(st, "setting_delete", "DELETE FROM settings WHERE key = ?1", key,
+                         "setting");
 }
 
 /* --- call log --- */
@@ -962,19 +954,8 @@ int store_partner_add(struct store *st, const struct store_partner *p)
 
 int store_partner_remove(struct store *st, const char *domain)
 {
-    static const char op[] = "partner_remove";
-    sqlite3_stmt *s = NULL;
-    int rc = prepare(st, op, "DELETE FROM partners WHERE domain = ?1", &s);
-    if (rc == 0)
-        rc = bind_texts(st, op, s, 1, domain);
-    if (rc == 0)
-        rc = step_done(st, op, s);
-    if (rc == 0 && sqlite3_changes(st->db) == 0) {
-        set_msg(st, "no partner %s", domain);
-        rc = -ENOENT;
-    }
-    sqlite3_finalize(s);
-    return rc;
+    return delete_by_key(st, "partner_remove", "DELETE FROM partners WHERE domain = ?1", domain,
+                         "partner");
 }
 
 int store_partner_get(struct store *st, const char *domain, struct store_partner *out)

@@ -288,6 +288,7 @@ static void test_users(void **state)
 
     assert_int_equal(store_user_remove(st, "bob"), 0);
     assert_int_equal(store_user_remove(st, "bob"), -ENOENT);
+    assert_string_equal(store_errmsg(st), "no user bob");
     assert_int_equal(store_user_get(st, "bob", &u), -ENOENT);
     c = (struct collected){0};
     assert_int_equal(store_user_list(st, collect_user, &c), 0);
@@ -477,6 +478,7 @@ static void test_settings(void **state)
     assert_int_equal(store_setting_get(st, "long", buf, sizeof(buf)), -ENOSPC);
     assert_int_equal(store_setting_delete(st, "long"), 0);
     assert_int_equal(store_setting_delete(st, "long"), -ENOENT);
+    assert_string_equal(store_errmsg(st), "no setting long");
     assert_int_equal(store_setting_get(st, "long", buf, sizeof(buf)), -ENOENT);
 
     assert_int_equal(store_setting_set(st, "", "x"), -EINVAL);
@@ -576,6 +578,30 @@ static void test_calls(void **state)
     sqlite3_close(db);
 }
 
+static void test_partners(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    struct store_partner p = {.domain = "b.test",
+                              .server = "sip.b.test",
+                              .port = 5071,
+                              .address = "127.0.0.3",
+                              .added = 1700000000};
+    struct store_partner got;
+
+    assert_int_equal(store_partner_add(st, &p), 0);
+    assert_int_equal(store_partner_add(st, &p), -EEXIST);
+    assert_int_equal(store_partner_get(st, "b.test", &got), 0);
+    assert_string_equal(got.server, "sip.b.test");
+    assert_int_equal(got.port, 5071);
+    assert_string_equal(got.address, "127.0.0.3");
+    assert_int_equal(store_partner_remove(st, "b.test"), 0);
+    assert_int_equal(store_partner_remove(st, "b.test"), -ENOENT);
+    assert_string_equal(store_errmsg(st), "no partner b.test");
+    assert_int_equal(store_partner_get(st, "b.test", &got), -ENOENT);
+    assert_int_equal(store_close(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -590,6 +616,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_failure_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partners, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
