@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/random.h"
 #include "proxy/proxy_priv.h"
+#include "sip/body.h"
 #include "sip/build.h"
 
 void proxy_media_configure(struct proxy *p, const char *level, const char *const *suites,
@@ -32,9 +33,49 @@ void proxy_media_configure(struct proxy *p, const char *level, const char *const
     p->media.nsuites = n;
 }
 
+/* The SDP of a message's body (sip/body finds it, in a multipart too);
+ * -EINVAL with the reason when the body cannot be read with certainty,
+ * which the policy treats as malformed: a user agent might find an SDP
+ * in it that Parley did not inspect. */
+static int proxy_media_find(const struct sip_msg *m, struct sip_body_sdp *found, char *warning,
+                            size_t cap)
+{
+    const struct sip_hdr *ct = sip_msg_hdr_first(m, SIP_HDR_CONTENT_TYPE);
+    const struct sip_hdr *ce = sip_msg_hdr_first(m, SIP_HDR_CONTENT_ENCODING);
+
+    *found = (struct sip_body_sdp){.sdp = STRVIEW_EMPTY};
+    if (m->body.n && ce && !strview_eq_nocase(strview_trim(ce->value), "identity")) {
+        snprintf(warning, cap, "encoded message bodies are not accepted");
+        return -EINVAL;
+    }
+    return sip_body_find_sdp(ct ? ct->value : STRVIEW_EMPTY, m->body, found, warning, cap);
+}
+
 bool proxy_has_sdp(const struct sip_msg *m)
 {
-    return m->body.n > 0 && strview_eq_nocase(m->content_type, "application/sdp");
+    struct sip_body_sdp found;
+    char why[8];
+    return m->body.n > 0 && (proxy_media_find(m, &found, why, sizeof(why)) || found.sdp.n > 0);
+}
+
+/* Puts the policy's rewritten SDP where the old one was. A message whose
+ * rewrite fails must not go out with the old SDP (it may hold keys): the
+ * caller refuses it. */
+static int proxy_media_replace(struct sip_msg *m, const struct sip_body_sdp *found,
+                               const struct strbuf *sdp)
+{
+    if (found->whole)
+        return sip_msg_set_body(m, strview_cstr("application/sdp"), strview_make(sdp->p, sdp->len));
+    const struct sip_hdr *ct = sip_msg_hdr_first(m, SIP_HDR_CONTENT_TYPE);
+    size_t tail = found->offset + found->sdp.n;
+    struct strbuf body = STRBUF_INIT;
+    strbuf_putview(&body, strview_make(m->body.p, found->offset));
+    strbuf_putview(&body, strview_make(sdp->p, sdp->len));
+    strbuf_putview(&body, strview_make(m->body.p + tail, m->body.n - tail));
+    int rc =
+        body.err || !ct ? -ENOMEM : sip_msg_set_body(m, ct->value, strview_make(body.p, body.len));
+    strbuf_free(&body);
+    return rc;
 }
 
 static bool proxy_conn_tls(struct proxy *p, uint64_t conn)
@@ -67,13 +108,19 @@ enum proxy_media_result proxy_media_offer(struct proxy *p, struct sip_msg *m, ui
                                           uint64_t out_conn, struct strbuf *sent, char *warning,
                                           size_t cap)
 {
-    if (!proxy_has_sdp(m))
+    struct sip_body_sdp found;
+    if (proxy_media_find(m, &found, warning, cap)) {
+        proxy_media_log(m, "offer", warning);
+        return PROXY_MEDIA_BAD;
+    }
+    if (found.sdp.n == 0)
         return PROXY_MEDIA_OK;
     struct media_hops hops = {proxy_conn_tls(p, in_conn), proxy_conn_tls(p, out_conn)};
     struct media_decision d;
     media_decision_init(&d);
-    int rc = media_policy_offer(&p->media, m->body, &hops, &d);
+    int rc = media_policy_offer(&p->media, found.sdp, &hops, &d);
     enum proxy_media_result res = PROXY_MEDIA_OK;
+    struct strview forwarded = found.sdp;
     if (rc) {
         snprintf(warning, cap, "%s", d.warning[0] ? d.warning : "malformed SDP");
         res = PROXY_MEDIA_BAD;
@@ -82,12 +129,17 @@ enum proxy_media_result proxy_media_offer(struct proxy *p, struct sip_msg *m, ui
         proxy_media_log(m, "offer", warning);
         res = PROXY_MEDIA_REFUSED;
     } else if (d.verdict == MEDIA_REWRITE) {
-        struct strview ct = strview_cstr("application/sdp");
-        sip_msg_set_body(m, ct, sip_msg_strdup(m, d.sdp.p, d.sdp.len));
+        if (proxy_media_replace(m, &found, &d.sdp) == 0) {
+            forwarded = strview_make(d.sdp.p, d.sdp.len);
+        } else {
+            snprintf(warning, cap, "the session description could not be rewritten");
+            proxy_media_log(m, "offer", warning);
+            res = PROXY_MEDIA_REFUSED;
+        }
     }
     if (res == PROXY_MEDIA_OK && sent) {
         strbuf_reset(sent);
-        strbuf_putview(sent, m->body);
+        strbuf_putview(sent, forwarded);
     }
     media_decision_free(&d);
     return res;
@@ -97,12 +149,17 @@ enum proxy_media_result proxy_media_answer(struct proxy *p, struct strview offer
                                            uint64_t in_conn, uint64_t out_conn, char *warning,
                                            size_t cap, char *summary, size_t summary_cap)
 {
-    if (!proxy_has_sdp(m))
+    struct sip_body_sdp found;
+    if (proxy_media_find(m, &found, warning, cap)) {
+        proxy_media_log(m, "answer", warning);
+        return PROXY_MEDIA_BAD;
+    }
+    if (found.sdp.n == 0)
         return PROXY_MEDIA_OK;
     struct media_hops hops = {proxy_conn_tls(p, in_conn), proxy_conn_tls(p, out_conn)};
     struct media_decision d;
     media_decision_init(&d);
-    int rc = media_policy_answer(&p->media, offer, m->body, &hops, &d);
+    int rc = media_policy_answer(&p->media, offer, found.sdp, &hops, &d);
     enum proxy_media_result res = PROXY_MEDIA_OK;
     if (rc) {
         snprintf(warning, cap, "%s", d.warning[0] ? d.warning : "malformed SDP");
@@ -111,11 +168,11 @@ enum proxy_media_result proxy_media_answer(struct proxy *p, struct strview offer
         snprintf(warning, cap, "%s", d.warning);
         proxy_media_log(m, "answer", warning);
         res = PROXY_MEDIA_REFUSED;
+    } else if (d.verdict == MEDIA_REWRITE && proxy_media_replace(m, &found, &d.sdp) != 0) {
+        snprintf(warning, cap, "the session description could not be rewritten");
+        proxy_media_log(m, "answer", warning);
+        res = PROXY_MEDIA_REFUSED;
     } else {
-        if (d.verdict == MEDIA_REWRITE) {
-            struct strview ct = strview_cstr("application/sdp");
-            sip_msg_set_body(m, ct, sip_msg_strdup(m, d.sdp.p, d.sdp.len));
-        }
         if (summary && summary_cap)
             snprintf(summary, summary_cap, "%s", strbuf_cstr(&d.summary));
     }

@@ -197,10 +197,10 @@ static void proxy_branch_local_failure(struct proxy_request *pr, struct proxy_br
 
 /* --- responses from branches -------------------------------------------- */
 
-void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
-                           const struct sip_msg *cresp, int status, bool retransmission)
+/* offer_sdp: scratch for a late offer's SDP (what the ACK must answer). */
+static void branch_response(struct sip_txn_user *u, const struct sip_msg *cresp, int status,
+                            bool retransmission, struct strbuf *offer_sdp)
 {
-    (void)t;
     struct proxy_branch *b = (struct proxy_branch *)u;
     struct proxy_request *pr = b->pr;
     /* The transaction layer lends us the response the proxy itself passed
@@ -219,7 +219,8 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
         }
         return;
     }
-    bool media_method = pr->method == SIP_METHOD_INVITE || pr->method == SIP_METHOD_UPDATE;
+    bool media_method = pr->method == SIP_METHOD_INVITE || pr->method == SIP_METHOD_UPDATE ||
+                        pr->method == SIP_METHOD_PRACK;
     uint64_t caller_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
     char warning[200] = "", summary[400] = "";
     bool late_offer = false;
@@ -231,7 +232,7 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
                                    caller_conn, warning, sizeof(warning), summary, sizeof(summary));
         } else {
             /* no offer in the request: this is the offer (late offer) */
-            mr = proxy_media_offer(pr->p, resp, b->conn, caller_conn, NULL, warning,
+            mr = proxy_media_offer(pr->p, resp, b->conn, caller_conn, offer_sdp, warning,
                                    sizeof(warning));
             late_offer = true;
         }
@@ -286,7 +287,7 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
                 if (d) {
                     dialog_confirm(d);
                     if (late_offer)
-                        strbuf_putview(&d->late_offer, resp->body);
+                        strbuf_putview(&d->late_offer, strview_make(offer_sdp->p, offer_sdp->len));
                 }
             }
         }
@@ -295,7 +296,7 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
             struct dialog *d = proxy_dialog_of(pr, resp);
             if (d) {
                 strbuf_reset(&d->late_offer);
-                strbuf_putview(&d->late_offer, resp->body);
+                strbuf_putview(&d->late_offer, strview_make(offer_sdp->p, offer_sdp->len));
             }
         }
         if (pr->call && summary[0])
@@ -357,6 +358,15 @@ void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
         proxy_cancel_pending(pr, NULL);
     if (pr->pending == 0)
         proxy_finish(pr);
+}
+
+void proxy_branch_response(struct sip_txn_user *u, struct sip_client_txn *t,
+                           const struct sip_msg *cresp, int status, bool retransmission)
+{
+    (void)t;
+    struct strbuf offer_sdp = STRBUF_INIT;
+    branch_response(u, cresp, status, retransmission, &offer_sdp);
+    strbuf_free(&offer_sdp);
 }
 
 void proxy_branch_terminated(struct sip_txn_user *u, struct sip_client_txn *t)
@@ -448,7 +458,10 @@ bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len, con
     if (target_uri)
         sip_msg_set_request_uri(m, strview_cstr(target_uri));
     struct strbuf offer = STRBUF_INIT;
-    if (m->method == SIP_METHOD_INVITE || m->method == SIP_METHOD_UPDATE) {
+    /* PRACK carries the answer to an offer in a reliable provisional response
+     * (or a new offer): checked on its own, as an offer would be */
+    if (m->method == SIP_METHOD_INVITE || m->method == SIP_METHOD_UPDATE ||
+        m->method == SIP_METHOD_PRACK) {
         char warning[200] = "";
         uint64_t in_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
         enum proxy_media_result mr =
@@ -746,6 +759,13 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
         } else if (d->call && summary[0]) {
             snprintf(d->call->media, sizeof(d->call->media), "%s", summary);
         }
+    } else if (proxy_has_sdp(ack)) {
+        /* an ACK answers only a late offer (RFC 3261 §13.2.2.4); an SDP
+         * here answers nothing Parley checked, and may hold keys */
+        char cid[128];
+        strview_copy(ack->call_id, cid, sizeof(cid));
+        log_info("media.ack_sdp_removed", "call_id", cid, "reason", "no offer to answer");
+        sip_msg_set_body(ack, STRVIEW_EMPTY, STRVIEW_EMPTY);
     }
     proxy_strip_own_credentials(p, ack);
     sip_msg_set_max_forwards(ack, ack->max_forwards < 0 ? 70 : ack->max_forwards - 1);

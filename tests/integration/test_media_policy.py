@@ -974,5 +974,159 @@ class TestKeysOnlyOverTls(MediaTestCase):
                     b)
 
 
+# ---------------------------------------------------------------------------
+# bodies: SDP inside a multipart, bodies Parley cannot read
+# ---------------------------------------------------------------------------
+
+
+ISUP_PART = "Content-Type: application/isup;version=itu-t92+\r\n\r\n\x01\x10\x00\r\n"
+
+
+def multipart(sdp: str, boundary: str = "unique-b1") -> tuple[str, str]:
+    """(body, Content-Type): the SDP and an ISUP part, as SIP-I gateways send."""
+    body = (f"--{boundary}\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n"
+            f"--{boundary}\r\n{ISUP_PART}--{boundary}--\r\n")
+    return body, f"multipart/mixed;boundary={boundary}"
+
+
+def invite_typed(c: sipclient.SipClient, body: str, content_type: str | None) -> SipMessage:
+    build = {"body": body}
+    if content_type is not None:
+        build["content_type"] = content_type
+    return send_authed(c, "INVITE", BOB, **build)
+
+
+class TestBodies(MediaTestCase):
+    def refused_body(self, p: Parley, a: sipclient.SipClient, b: sipclient.SipClient, body: str,
+                     content_type: str | None, status: int, warning: str) -> None:
+        inv = invite_typed(a, body, content_type)
+        r = a.wait_response(inv)
+        a.ack(inv, r)
+        self.assertEqual(r.status, status, r)
+        self.assertWarning(r, warning)
+        no_message(b, 0.3)
+
+    def test_sdp_in_a_multipart_is_inspected(self):
+        with server("mp-multipart") as p:
+            p.start()
+            with register(p, "bob") as b, register(p, "alice") as a:
+                prime(a)
+                # a plain offer hidden in a multipart is refused like any other
+                body, ct = multipart(plain_sdp())
+                self.refused_body(p, a, b, body, ct, 488, W_OFFER_PLAIN)
+                # an SRTP one passes, the body untouched
+                body, ct = multipart(srtp_sdp())
+                inv = invite_typed(a, body, ct)
+                i = b.wait_request("INVITE")
+                self.assertEqual(i.header("Content-Type"), ct)
+                self.assertEqual(i.text, body)
+                # and its answer is checked against the SDP inside
+                b.answer(i, 200, body=plain_sdp(port=40002))
+                b.wait_request("ACK")
+                bye = b.wait_request("BYE")
+                self.assertReason(bye, W_ANSWER_PLAIN)
+                b.respond(bye, 200)
+                r = a.wait_response(inv)
+                a.ack(inv, r)
+                self.assertEqual(r.status, 488, r)
+
+    def test_keys_removed_inside_a_multipart(self):
+        port = free_port("tcp")
+        with server("mp-multipart-tcp", {"media.encryption_level": "supported",
+                                         "sip.tcp_listen": f"127.0.0.1:{port}",
+                                         "sip.internal_networks": "127.0.0.0/8"}) as p:
+            p.start()
+            with register_tcp(p, "bob", port) as b, register(p, "alice") as a:
+                prime(a)
+                body, ct = multipart(optional_sdp())
+                invite_typed(a, body, ct)
+                i = b.wait_request("INVITE")
+                self.assertEqual(i.header("Content-Type"), ct)
+                self.assertNotIn("a=crypto", i.text)
+                self.assertNotIn("inline:", i.text)
+                self.assertIn("m=audio 40000 RTP/AVP", i.text)
+                self.assertTrue(i.text.endswith(f"--unique-b1\r\n{ISUP_PART}--unique-b1--\r\n"), i.text)
+                b.respond(i, 486)
+
+    def test_bodies_parley_cannot_read_are_refused(self):
+        with server("mp-bodies") as p:
+            p.start()
+            with register(p, "bob") as b, register(p, "alice") as a:
+                prime(a)
+                self.refused_body(p, a, b, plain_sdp(), None, 400,
+                                  "message body without Content-Type")
+                # a boundary after a bare LF: a lenient reader would find
+                # the plain SDP part that a strict one does not
+                hidden = ("--b\r\nContent-Type: text/plain\r\n\r\nhello\n"
+                          f"--b\r\nContent-Type: application/sdp\r\n\r\n{plain_sdp()}\r\n--b--\r\n")
+                self.refused_body(p, a, b, hidden, "multipart/mixed;boundary=b", 400,
+                                  "multipart boundary inside a part")
+                two = (f"--b\r\nContent-Type: application/sdp\r\n\r\n{srtp_sdp()}\r\n"
+                       f"--b\r\nContent-Type: application/sdp\r\n\r\n{plain_sdp()}\r\n--b--\r\n")
+                self.refused_body(p, a, b, two, "multipart/mixed;boundary=b", 400,
+                                  "more than one session description in the body")
+                # a body Parley reads and that holds no SDP is no offer
+                inv = invite_typed(a, "hello", "text/plain")
+                i = b.wait_request("INVITE")
+                self.assertEqual(i.text, "hello")
+                b.respond(i, 486)
+                self.assertEqual(a.wait_response(inv).status, 486)
+
+
+    def test_plain_answer_in_a_prack_refused(self):
+        # the offer came in a reliable 183 (late offer); the answer rides
+        # the PRACK, which is checked like any offer or answer
+        with server("mp-prack") as p:
+            p.start()
+            with register(p, "bob") as b, register(p, "alice") as a:
+                prime(a)
+                inv = invite(a, None, headers={"Supported": "100rel"})
+                i = b.wait_request("INVITE")
+                b.respond(i, 183, headers={"Require": "100rel", "RSeq": "1"},
+                          body=srtp_sdp(port=40002), content_type="application/sdp")
+                r183 = a.wait_response(inv, final=False)
+                while r183.status == 100:
+                    r183 = a.wait_response(inv, final=False)
+                self.assertEqual(r183.status, 183, r183)
+                early = Dialog.from_uac(inv, r183)
+                rack = {"RAck": f"1 {inv.cseq.number} INVITE"}
+                r = a.request_in_dialog(early, "PRACK", headers=rack, body=plain_sdp(),
+                                        content_type="application/sdp")
+                self.assertEqual(r.status, 488, r)
+                self.assertWarning(r, W_OFFER_PLAIN)
+                no_message(b, 0.3)
+                # an encrypted answer goes through
+                fut = POOL.submit(a.request_in_dialog, early, "PRACK", headers=rack,
+                                  body=srtp_sdp(), content_type="application/sdp")
+                prack = b.wait_request("PRACK")
+                self.assertIn("RTP/SAVP", prack.text)
+                b.respond(prack, 200)
+                self.assertEqual(fut.result(scaled(10)).status, 200)
+                b.respond(i, 486)
+                r = a.wait_response(inv)
+                a.ack(inv, r)
+                self.assertEqual(r.status, 486, r)
+
+
+    def test_sdp_in_an_ack_that_answers_nothing_is_removed(self):
+        with server("mp-ack-sdp") as p:
+            p.start()
+            with register(p, "bob") as b, register(p, "alice") as a:
+                prime(a)
+                inv = invite(a, srtp_sdp())
+                i = b.wait_request("INVITE")
+                b.answer(i, 200, body=srtp_sdp(port=40002))
+                resp = a.wait_response(inv)
+                self.assertEqual(resp.status, 200, resp)
+                da = Dialog.from_uac(inv, resp)
+                a.send(a.build_in_dialog(da, "ACK", cseq=inv.cseq.number, body=plain_sdp(),
+                                         content_type="application/sdp"))
+                got = b.wait_request("ACK")
+                self.assertEqual(got.text, "", got)
+                self.assertIsNone(got.header("Content-Type"), got)
+                p.wait_log("media.ack_sdp_removed", call_id=inv.call_id)
+                self.hang_up(a, da, b)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
