@@ -151,6 +151,9 @@ static const struct config_key config_table[] = {
     {"presence", "max_per_user", CONFIG_INT, "200", NULL, 1, 100000, true, false, NULL,
      "Most watchers of one user, and most publications by one user.", F(presence.max_per_user),
      NULL},
+    {"presence", "max_per_watcher", CONFIG_INT, "2000", NULL, 1, 1000000, true, false, NULL,
+     "Most subscriptions one watcher (user) holds, over all its devices and contacts.",
+     F(presence.max_per_watcher), NULL},
 
     {"media", "encryption_level", CONFIG_ENUM, "required", "required|supported|not_supported", 0,
      0, true, true, NULL,

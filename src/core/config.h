@@ -81,6 +81,7 @@ struct config {
         long long max_expires;
         long long max_subscriptions;
         long long max_per_user;
+        long long max_per_watcher;
     } presence;
     struct {
         char *encryption_level; /* "required" | "supported" | "not_supported" */

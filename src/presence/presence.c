@@ -41,6 +41,7 @@ struct subscription {
     struct hmap_node node;    /* by Call-ID */
     struct subscription *next_of_presentity;
     struct presentity *pe;
+    struct watcher *wc;
     struct presence *ps;
     char watcher[PRESENCE_AOR_MAX];
     char *call_id;
@@ -62,6 +63,14 @@ struct subscription {
     uint64_t last_body_hash;
 };
 
+/* How many subscriptions one watcher holds: one user cannot take the
+ * whole table. */
+struct watcher {
+    struct hmap_node node;
+    size_t nsubs;
+    char aor[];
+};
+
 struct presentity {
     struct hmap_node node;
     char *user;
@@ -80,6 +89,7 @@ struct presence {
     char *domain;
     struct hmap presentities; /* by user */
     struct hmap dialogs;      /* subscriptions by Call-ID */
+    struct hmap watchers;     /* struct watcher by AOR */
     size_t nsubs, npubs;
 };
 
@@ -133,6 +143,31 @@ static void presentity_drop_if_unused(struct presence *ps, struct presentity *pe
     hmap_remove(&ps->presentities, &pe->node);
     free(pe->user);
     free(pe);
+}
+
+static struct watcher *watcher_get(struct presence *ps, const char *aor)
+{
+    uint64_t h = hash_bytes(aor, strlen(aor));
+    for (struct hmap_node *n = hmap_first(&ps->watchers, h); n; n = hmap_next(n, h)) {
+        struct watcher *w = container_of(n, struct watcher, node);
+        if (strcmp(w->aor, aor) == 0)
+            return w;
+    }
+    size_t len = strlen(aor);
+    struct watcher *w = calloc(1, sizeof(*w) + len + 1);
+    if (!w)
+        return NULL;
+    memcpy(w->aor, aor, len + 1);
+    hmap_insert(&ps->watchers, &w->node, h);
+    return w;
+}
+
+static void watcher_drop_if_unused(struct presence *ps, struct watcher *w)
+{
+    if (w->nsubs)
+        return;
+    hmap_remove(&ps->watchers, &w->node);
+    free(w);
 }
 
 /* The document watchers get: the most available device's own document
@@ -362,6 +397,8 @@ static void subscription_free(struct subscription *s)
     }
     pe->nsubs--;
     ps->nsubs--;
+    s->wc->nsubs--;
+    watcher_drop_if_unused(ps, s->wc);
     free(s->call_id);
     free(s->remote_tag);
     free(s->remote_target);
@@ -507,12 +544,22 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
         return;
     }
     struct presentity *pe = presentity_get(ps, presentity);
-    if (!pe) {
+    struct watcher *wc = pe ? watcher_get(ps, watcher) : NULL;
+    if (!wc) {
+        if (pe)
+            presentity_drop_if_unused(ps, pe);
         presence_reply(st, 500, NULL, NULL, "out of memory");
         return;
     }
-    if (ps->nsubs >= ps->cfg.max_subscriptions || pe->nsubs >= ps->cfg.max_per_user) {
+    if (ps->nsubs >= ps->cfg.max_subscriptions || pe->nsubs >= ps->cfg.max_per_user ||
+        wc->nsubs >= ps->cfg.max_per_watcher) {
+        const char *bound = wc->nsubs >= ps->cfg.max_per_watcher ? "presence.max_per_watcher"
+                            : pe->nsubs >= ps->cfg.max_per_user  ? "presence.max_per_user"
+                                                                 : "presence.max_subscriptions";
         presentity_drop_if_unused(ps, pe);
+        watcher_drop_if_unused(ps, wc);
+        log_info("presence.subscription_refused", "watcher", watcher, "presentity", presentity,
+                 "reason", bound);
         presence_reply(st, 503, "Service Unavailable (too many subscriptions)",
                        "Retry-After: 60\r\n", "subscription limit reached");
         return;
@@ -521,6 +568,7 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
     struct subscription *s = calloc(1, sizeof(*s));
     if (!s) {
         presentity_drop_if_unused(ps, pe);
+        watcher_drop_if_unused(ps, wc);
         presence_reply(st, 500, NULL, NULL, "out of memory");
         return;
     }
@@ -548,10 +596,13 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
         free(s->route_set);
         free(s);
         presentity_drop_if_unused(ps, pe);
+        watcher_drop_if_unused(ps, wc);
         presence_reply(st, 500, NULL, NULL, "out of memory");
         return;
     }
     hmap_insert(&ps->dialogs, &s->node, hash_bytes(s->call_id, strlen(s->call_id)));
+    s->wc = wc;
+    wc->nsubs++;
     s->next_of_presentity = pe->subs;
     pe->subs = s;
     pe->nsubs++;
@@ -913,7 +964,8 @@ struct presence *presence_new(struct timer_heap *timers, struct sip_txn_layer *t
     ps->txn = txn;
     ps->registrar = registrar;
     ps->env = *env;
-    if (hmap_init(&ps->presentities, 256) || hmap_init(&ps->dialogs, 256)) {
+    if (hmap_init(&ps->presentities, 256) || hmap_init(&ps->dialogs, 256) ||
+        hmap_init(&ps->watchers, 256)) {
         presence_free(ps);
         return NULL;
     }
@@ -958,6 +1010,7 @@ void presence_free(struct presence *ps)
     }
     hmap_destroy(&ps->presentities);
     hmap_destroy(&ps->dialogs);
+    hmap_destroy(&ps->watchers);
     free(ps->domain);
     free(ps);
 }

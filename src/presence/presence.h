@@ -54,6 +54,7 @@ struct presence_config {
     uint32_t min_expires, max_expires;
     size_t max_subscriptions; /* in total; also bounds publications in total */
     size_t max_per_user;      /* subscriptions to one presentity, and publications of one user */
+    size_t max_per_watcher;   /* subscriptions held by one watcher */
 };
 
 struct presence;

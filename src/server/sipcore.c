@@ -225,6 +225,7 @@ void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct re
     prc->max_expires = (uint32_t)cfg->presence.max_expires;
     prc->max_subscriptions = (size_t)cfg->presence.max_subscriptions;
     prc->max_per_user = (size_t)cfg->presence.max_per_user;
+    prc->max_per_watcher = (size_t)cfg->presence.max_per_watcher;
 }
 
 int sipcore_start(struct runtime *rt, char *err, size_t errlen)

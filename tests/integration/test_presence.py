@@ -1080,6 +1080,28 @@ class TestBounds(unittest.TestCase):
                 s3, n = watch(dave, "bob")
                 self.assertEqual(sub_state(n)[0], "active")
 
+    def test_max_per_watcher_503(self):
+        # one watcher cannot take the table: its third subscription is
+        # refused, another watcher's first is not
+        with server("pres-watcher", **{"presence.max_per_watcher": 2}) as p:
+            p.start()
+            with p.client("alice") as alice, p.client("carol") as carol:
+                watch(alice, "bob")
+                s2, _ = watch(alice, "carol")
+                r = subscribe(alice, "dave")
+                self.assertEqual(r.status, 503, r)
+                self.assertEqual(r.header("Retry-After"), "60", r)
+                p.wait_log("presence.subscription_refused", watcher=f"alice@{DOMAIN}",
+                           presentity="dave", reason="presence.max_per_watcher")
+                watch(carol, "dave")
+                # an unsubscribe frees a place
+                r = s2.resubscribe(0)
+                self.assertEqual(r.status, 200, r)
+                s2.notify()
+                p.wait_log("presence.subscription_ended", presentity="carol",
+                           watcher=f"alice@{DOMAIN}")
+                watch(alice, "dave")
+
     def test_max_subscriptions_in_total_503(self):
         with server("pres-total", **{"presence.max_subscriptions": 3}) as p:
             p.start()

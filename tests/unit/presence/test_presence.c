@@ -144,6 +144,7 @@ static void start(struct fx *f, enum presence_policy policy, uint64_t min_notify
         .max_expires = 3600,
         .max_subscriptions = 100,
         .max_per_user = 10,
+        .max_per_watcher = 10,
     };
     struct presence_env env = {.arg = f, .conn_info = env_conn_info, .rule = env_rule};
     f->ps = presence_new(f->heap, f->l, f->reg, &env, &f->cfg);
