@@ -355,10 +355,30 @@ void relay_reservations_sweep(struct relay *r, uint64_t now_ms)
 /* --- peers -------------------------------------------------------------------------- */
 
 static const char *const refused_ranges[] = {
-    "0.0.0.0/8",     "10.0.0.0/8",     "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-    "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4",   "240.0.0.0/4", /* reserved, and
-                                                                          255.255.255.255 */
-    "::/128",        "::1/128",        "fc00::/7",      "fe80::/10",   "ff00::/8",
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "224.0.0.0/4",
+    "240.0.0.0/4", /* reserved, and 255.255.255.255 */
+    "::/128",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+    /* IPv6 forms that carry an IPv4 address a gateway would reach for us:
+     * IPv4-compatible (::a.b.c.d), NAT64 (RFC 6052, RFC 8215), 6to4
+     * (RFC 3056) and Teredo (RFC 4380). Refused whole: telling a private
+     * address inside them from a public one is not worth the risk, and a
+     * client that wants an IPv4 peer asks for an IPv4 allocation. */
+    "::/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "2002::/16",
+    "2001::/32",
 };
 
 static bool in_list(const struct cidr *v, size_t n, const struct netaddr *a)
@@ -510,6 +530,7 @@ static void tcp_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct
     }
     c->w = w;
     c->local = l->addr;
+    c->accepted_ms = relay_now_ms();
     c->transport = l->tls ? RELAY_TLS : RELAY_TCP;
     const int opts = BEV_OPT_CLOSE_ON_FREE;
     if (l->tls) {
@@ -590,6 +611,15 @@ static void worker_on_tick(evutil_socket_t fd, short what, void *arg)
     struct relay_worker *w = arg;
     w->now_ms = relay_now_ms();
     relay_worker_expire(w);
+    /* The read timeout restarts with every byte; this deadline does not, so
+     * a client trickling its handshake cannot hold a connection for long. */
+    for (struct relay_conn *c = w->conns; c; c = c->next)
+        if (!c->framed && !c->dead && w->now_ms - c->accepted_ms > RELAY_TLS_TIMEOUT_S * 1000) {
+            char p[NETADDR_STRLEN];
+            log_info("relay.conn_deadline", "peer", netaddr_format(&c->peer, p), "transport",
+                     c->transport == RELAY_TLS ? "tls" : "tcp");
+            relay_conn_close(c, "no request within the handshake deadline");
+        }
     if (w->index == 0) {
         relay_reservations_sweep(w->r, w->now_ms);
         secrets_poll(w->r);

@@ -158,7 +158,8 @@ struct relay_conn {
     enum relay_transport transport;
     struct netaddr peer, local;
     struct relay_alloc *alloc;
-    bool framed; /* a whole frame arrived: the handshake timeout becomes the idle one */
+    bool framed;          /* a whole frame arrived: the handshake timeout becomes the idle one */
+    uint64_t accepted_ms; /* the handshake and first frame must be done by + RELAY_TLS_TIMEOUT_S */
     bool dead;
     struct relay_conn *reap_next;
 };

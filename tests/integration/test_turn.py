@@ -162,7 +162,8 @@ class TurnClient:
         self.buf = b""
         self.pending: list[bytes] = []
         if transport == "udp":
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self.sock = socket.socket(family, socket.SOCK_DGRAM)
             self.sock.connect(self.server)
         else:
             raw = socket.create_connection(self.server, timeout=scaled(5))
@@ -648,6 +649,34 @@ class TestTurnRelay(TurnTestBase):
             self.assertEqual(r.get(A_UNKNOWN), b"\x00\x31")
             self.assertEqual(c.refresh(0).cls, SUCCESS)
 
+    def test_trickled_handshake_closed_at_the_deadline(self) -> None:
+        # a byte every 2 s restarts the read timeout each time; the deadline
+        # counted from accept (10 s) closes the connection all the same
+        mark = self.p.log_mark()
+        hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(32)
+        s = socket.create_connection(("127.0.0.1", self.p.relay_tls_port), timeout=scaled(5))
+        start, closed = time.monotonic(), None
+        try:
+            for byte in hello:
+                if time.monotonic() - start > scaled(25):
+                    break
+                try:
+                    s.send(bytes([byte]))
+                    s.settimeout(2)
+                    if s.recv(1) == b"":
+                        closed = time.monotonic() - start
+                        break
+                except socket.timeout:
+                    continue
+                except OSError:
+                    closed = time.monotonic() - start
+                    break
+        finally:
+            s.close()
+        self.assertIsNotNone(closed, "a trickled handshake kept its connection open")
+        self.assertGreaterEqual(closed, 9.0)
+        self.p.wait_log("relay.conn_deadline", since=mark, transport="tls")
+
     def test_retransmitted_allocate(self) -> None:
         with self.client("hank") as c:
             c.allocate(auth=False)  # the challenge, to have a nonce
@@ -765,6 +794,42 @@ class TestTurnRelay(TurnTestBase):
         mark = self.p.reload()
         self.p.wait_log("relay.secrets_loaded", since=mark, why="reload")
         self.assertEqual(self.status()["secrets"]["count"], 3)
+
+
+class TestTurnIPv6Peers(TurnTestBase):
+    """An IPv6 relay: the IPv6 special ranges are refused, and so is every
+    IPv6 form that carries an IPv4 address a gateway would reach for the
+    relay (IPv4-mapped and -compatible, NAT64, 6to4, Teredo)."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.p = Parley(name="turn6", address="::1", config={"relay.port_range": relay_ports()})
+        try:
+            cls.p.start()
+        except BaseException:
+            cls.p.close(failed=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.p.close()
+
+    def client(self, user: str = "carol", transport: str = "udp", **kw) -> TurnClient:
+        username, password = self.creds(user)
+        return TurnClient("::1", self.p.relay_port, transport, username, password)
+
+    def test_refused_ipv6_peers(self) -> None:
+        refused = ["::", "::1", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1",
+                   "::ffff:10.0.0.1", "::ffff:127.0.0.1", "::10.0.0.1", "64:ff9b::a00:1",
+                   "64:ff9b:1::a00:1", "2002:a00:1::1", "2001:0:a00:1::1"]
+        with self.client("ivan") as c:
+            self.assertEqual(c.allocate().cls, SUCCESS)
+            for host in refused:
+                self.assertEqual(c.create_permission((host, 4000)).code, 403, host)
+            # a global address is fine (nothing is sent); 2001:db8:: is not
+            # Teredo's 2001:0::/32
+            self.assertEqual(c.create_permission(("2001:db8::10", 4000)).cls, SUCCESS)
+            self.assertEqual(c.refresh(0).cls, SUCCESS)
 
 
 class TestTurnLimits(TurnTestBase):
