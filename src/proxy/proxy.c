@@ -214,9 +214,14 @@ static bool proxy_authenticate(struct proxy *p, struct sip_server_txn *st, bool 
     case AUTH_FORBIDDEN:
         proxy_reject(st, 403, "Forbidden", why ? why : "authentication failed");
         return false;
-    case AUTH_BAD_REQUEST:
-        proxy_reject(st, 400, "Bad Request (malformed credentials)", why ? why : "bad credentials");
+    case AUTH_BAD_REQUEST: {
+        /* the reason names the fault (a fixed text from auth, never the
+         * user's input) so a client's author can see what to fix */
+        char reason[96];
+        snprintf(reason, sizeof(reason), "Bad Request (%s)", why ? why : "malformed credentials");
+        proxy_reject(st, 400, reason, why ? why : "bad credentials");
         return false;
+    }
     }
     return false;
 }

@@ -297,8 +297,10 @@ void registrar_register(struct registrar *r, const char *user, const struct sip_
         return;
     }
 
-    /* check everything before changing anything */
-    size_t adding = 0;
+    /* check everything before changing anything; removals in the same
+     * REGISTER make room (a device that changes address swaps its contact) */
+    size_t adding = 0, removing = 0;
+    struct reg_binding *removed[REG_MAX_CONTACTS];
     for (size_t i = 0; i < n; i++) {
         if (contacts[i].expires != 0 && contacts[i].expires < (long long)r->cfg.min_expires) {
             *status = 423;
@@ -315,9 +317,17 @@ void registrar_register(struct registrar *r, const char *user, const struct sip_
         }
         if (!b && contacts[i].expires != 0)
             adding++;
+        if (b && contacts[i].expires == 0) {
+            bool seen = false;
+            for (size_t k = 0; k < removing; k++)
+                seen = seen || removed[k] == b;
+            if (!seen)
+                removed[removing++] = b;
+        }
     }
-    if (adding && ((u ? u->count : 0) + adding > r->cfg.max_per_user ||
-                   r->total + adding > r->cfg.max_total)) {
+    size_t count = u ? u->count : 0;
+    if (adding && (count - removing + adding > r->cfg.max_per_user ||
+                   r->total - removing + adding > r->cfg.max_total)) {
         *status = 403;
         *reason = "Forbidden (too many registered devices)";
         return;

@@ -417,6 +417,13 @@ class TestRegistration(unittest.TestCase):
                 # a refresh of a device already bound is no new device
                 self.assertEqual(a1.register(expires=600).status, 200)
                 self.assertEqual(len(registrations(p, "alice")), 2)
+                # removing one binding makes room for another in the same REGISTER
+                r = a3.request_with_auth(
+                    "REGISTER", None, expires=600,
+                    contact=f"<{a1.contact_uri()}>;expires=0, <{a3.contact_uri()}>")
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(sorted(x["contact"] for x in registrations(p, "alice")),
+                                 sorted([a2.contact_uri(), a3.contact_uri()]))
 
     def test_unregister_with_expires_zero_and_wildcard(self):
         with server("reg-unreg") as p:
@@ -545,6 +552,22 @@ class TestRegistration(unittest.TestCase):
 
 
 class TestIdentity(unittest.TestCase):
+    def test_digest_uri_mismatch_named_in_the_400(self):
+        # credentials computed for another Request-URI: the 400 says which
+        # check failed (a fixed text, nothing of the request echoed)
+        with server("px-digest-uri") as p:
+            p.start()
+            with register(p, "alice") as a:
+                prime(a)
+                req = a.build_request("MESSAGE", BOB, body="hi", content_type="text/plain")
+                for ch in a.auth_cache.values():
+                    if ch.proxy:
+                        req.add_header("Proxy-Authorization",
+                                       a.authorization_for(ch, "MESSAGE", f"sip:carol@{DOMAIN}"))
+                a.send(req)
+                r = a.wait_response(req)
+                self.assertEqual((r.status, r.reason), (400, "Bad Request (digest-uri mismatch)"), r)
+
     def test_requests_outside_dialogs_are_challenged(self):
         with server("id-407") as p:
             p.start()
