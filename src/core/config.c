@@ -190,7 +190,7 @@ static const struct config_key config_table[] = {
     {"relay", "allocation_lifetime", CONFIG_INT, "3600", NULL, 60, 86400, true, false, "seconds",
      "Longest lifetime a TURN allocation may be given per Allocate or Refresh.",
      F(relay.allocation_lifetime), NULL},
-    {"relay", "max_allocations_per_user", CONFIG_INT, "10", NULL, 1, 1000, true, false, NULL,
+    {"relay", "max_allocations_per_user", CONFIG_INT, "10", NULL, 1, 1000000, true, false, NULL,
      "Most simultaneous allocations per user (486 Allocation Quota Reached beyond).",
      F(relay.max_allocations_per_user), NULL},
     {"relay", "max_allocations", CONFIG_INT, "10000", NULL, 1, 1000000, true, false, NULL,
