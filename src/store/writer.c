@@ -6,17 +6,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 
 /* Beyond this many waiting records (the disk has stopped), new ones are
  * dropped and counted rather than growing memory without bound. */
 #define WRITER_MAX_QUEUE 100000
+/* A record the store cannot take now (locked past its busy timeout, disk
+ * full, I/O error) waits and is tried again, 1 s later, then 2, 4 ... up
+ * to 30 s. At shutdown the queue gets this many more passes, then what
+ * is left is logged as lost (a shutdown must end). */
+#define WRITER_RETRY_MAX_S   30
+#define WRITER_STOP_ATTEMPTS 3
 
 struct writer_item {
     struct writer_item *next;
     struct store_call call;
     char *strings; /* the call's text fields, in one allocation */
+    unsigned attempts;
 };
 
 struct store_writer {
@@ -30,10 +38,50 @@ struct store_writer {
     bool stopping;
 };
 
+static void writer_item_free(struct writer_item *it)
+{
+    free(it->strings);
+    free(it);
+}
+
+/* Puts records that could not be written back at the head of the queue,
+ * ahead of any that arrived meanwhile: the call log keeps its order. */
+static void writer_requeue(struct store_writer *w, struct writer_item *list)
+{
+    size_t n = 1;
+    struct writer_item *last = list;
+    while (last->next) {
+        last = last->next;
+        n++;
+    }
+    pthread_mutex_lock(&w->lock);
+    last->next = w->head;
+    w->head = list;
+    if (!w->tail)
+        w->tail = last;
+    w->queued += n;
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Waits seconds, or less if the writer is told to stop. */
+static void writer_pause(struct store_writer *w, unsigned seconds)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += seconds;
+    pthread_mutex_lock(&w->lock);
+    while (!w->stopping && pthread_cond_timedwait(&w->cond, &w->lock, &until) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&w->lock);
+}
+
 static void *writer_main(void *arg)
 {
     struct store_writer *w = arg;
+    unsigned backoff_s = 0, stop_passes = 0;
     for (;;) {
+        if (backoff_s)
+            writer_pause(w, backoff_s);
         pthread_mutex_lock(&w->lock);
         while (!w->head && !w->stopping)
             pthread_cond_wait(&w->cond, &w->lock);
@@ -42,16 +90,37 @@ static void *writer_main(void *arg)
         w->queued = 0;
         bool stop = w->stopping;
         pthread_mutex_unlock(&w->lock);
+        bool give_up = stop && stop_passes >= WRITER_STOP_ATTEMPTS;
 
         while (list) {
             struct writer_item *next = list->next;
-            if (store_call_insert(w->st, &list->call, NULL) != 0)
+            int rc = store_call_insert(w->st, &list->call, NULL);
+            /* -EINVAL: the store refuses the record itself; retrying would
+             * only hold up the ones behind it */
+            if (rc != 0 && rc != -EINVAL && !give_up) {
+                if (list->attempts++ == 0)
+                    log_warn("call.store_retry", "call_id", list->call.call_id, "reason",
+                             store_errmsg(w->st));
+                break;
+            }
+            if (rc != 0)
                 log_error("call.store_failed", "call_id", list->call.call_id, "reason",
                           store_errmsg(w->st));
-            free(list->strings);
-            free(list);
+            else if (list->attempts)
+                log_info("call.stored", "call_id", list->call.call_id, "attempts",
+                         LOG_INT(list->attempts + 1));
+            writer_item_free(list);
             list = next;
         }
+        if (list) {
+            writer_requeue(w, list);
+            stop_passes += stop;
+            backoff_s = backoff_s ? backoff_s * 2 : 1;
+            if (backoff_s > WRITER_RETRY_MAX_S)
+                backoff_s = WRITER_RETRY_MAX_S;
+            continue;
+        }
+        backoff_s = 0;
         if (stop)
             return NULL;
     }
@@ -122,8 +191,7 @@ void store_writer_call(struct store_writer *w, const struct store_call *call)
         pthread_mutex_unlock(&w->lock);
         log_error("call.store_failed", "call_id", call->call_id, "reason",
                   "the store is not keeping up; record dropped");
-        free(strings);
-        free(it);
+        writer_item_free(it);
         return;
     }
     if (w->tail)

@@ -4,8 +4,12 @@
  * Writes that must be durable (synchronous=FULL: an fsync each) do not
  * belong on the SIP core thread, where they would stall every call behind
  * the disk. The core queues records here; one writer thread, with its own
- * connection, writes them in order and logs any failure (event=store.failed
- * and event=call.store_failed). Stopping drains the queue first.
+ * connection, writes them in order. A record the store cannot take now
+ * (locked, disk full, I/O error) is kept and tried again with a growing
+ * pause (event=call.store_retry, then call.stored); only a record the
+ * store refuses as such, a full queue, or a store still failing at
+ * shutdown loses one (event=call.store_failed). Stopping drains the
+ * queue first.
  */
 #ifndef PARLEY_STORE_WRITER_H
 #define PARLEY_STORE_WRITER_H

@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "store/store.h"
+#include "store/writer.h"
 
 #define STRINGIFY_(x)                  #x
 #define STRINGIFY(x)                   STRINGIFY_(x)
@@ -578,6 +579,38 @@ static void test_calls(void **state)
     sqlite3_close(db);
 }
 
+/* The writer keeps a record the store cannot take now: with the database
+ * locked past the busy timeout (5 s) the insert fails, and the record is
+ * written once the lock goes, in its place before later ones. */
+static void test_writer_retries_a_locked_store(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    assert_int_equal(store_close(st), 0);
+
+    struct store_writer *w = NULL;
+    assert_int_equal(store_writer_start(f->path, &w, f->err, sizeof(f->err)), 0);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    struct store_call a = {.call_id = "first", .caller = "alice", .callee = "bob", .started = 1};
+    struct store_call b = {.call_id = "second", .caller = "bob", .callee = "alice", .started = 2};
+    store_writer_call(w, &a);
+    sleep(6); /* past the writer's busy timeout: its insert has failed */
+    store_writer_call(w, &b);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+
+    int n = 0;
+    for (int i = 0; i < 100 && n < 2; i++) {
+        usleep(100000);
+        n = raw_int(db, "SELECT count(*) FROM calls");
+    }
+    assert_int_equal(n, 2);
+    assert_int_equal(raw_int(db, "SELECT id FROM calls WHERE call_id = 'first'"), 1);
+    assert_int_equal(raw_int(db, "SELECT id FROM calls WHERE call_id = 'second'"), 2);
+    sqlite3_close(db);
+    store_writer_stop(w);
+}
+
 static void test_partners(void **state)
 {
     struct fixture *f = *state;
@@ -617,6 +650,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partners, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_retries_a_locked_store, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
