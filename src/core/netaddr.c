@@ -164,6 +164,22 @@ bool netaddr_same_ip(const struct netaddr *a, const struct netaddr *b)
     return memcmp(x, y, 16) == 0;
 }
 
+void netaddr_source_key(const struct netaddr *a, uint8_t out[16])
+{
+    netaddr_as_v6(a, out);
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(out, mapped, 12) != 0)
+        memset(out + 8, 0, 8);
+}
+
+bool netaddr_same_source(const struct netaddr *a, const struct netaddr *b)
+{
+    uint8_t x[16], y[16];
+    netaddr_source_key(a, x);
+    netaddr_source_key(b, y);
+    return memcmp(x, y, 16) == 0;
+}
+
 bool netaddr_equal(const struct netaddr *a, const struct netaddr *b)
 {
     return netaddr_same_ip(a, b) && netaddr_port(a) == netaddr_port(b);

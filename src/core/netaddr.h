@@ -39,6 +39,12 @@ int netaddr_family(const struct netaddr *a);
 /* Same address, ports ignored; an IPv4-mapped IPv6 address equals its IPv4 form. */
 bool netaddr_same_ip(const struct netaddr *a, const struct netaddr *b);
 bool netaddr_equal(const struct netaddr *a, const struct netaddr *b);
+/* The unit per-source limits count: an IPv4 address, or an IPv6 /64 (what
+ * one subscriber is usually given, so it cannot take more slots by
+ * changing its interface identifier). */
+bool netaddr_same_source(const struct netaddr *a, const struct netaddr *b);
+/* The source key as 16 bytes (IPv6 form, interface identifier zeroed). */
+void netaddr_source_key(const struct netaddr *a, uint8_t out[16]);
 
 struct cidr {
     int family; /* AF_INET or AF_INET6 */

@@ -520,7 +520,7 @@ static void tcp_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct
      * whole server's) with idle connections */
     size_t same = 0;
     for (struct relay_conn *o = w->conns; o; o = o->next)
-        if (netaddr_same_ip(&o->peer, &c->peer))
+        if (netaddr_same_source(&o->peer, &c->peer))
             same++;
     if (same >= RELAY_CONNS_PER_SOURCE) {
         char p[NETADDR_STRLEN], a[NETADDR_STRLEN];

@@ -21,16 +21,16 @@ struct source_count {
 
 static uint64_t source_hash(const struct netaddr *a)
 {
-    char ip[NETADDR_STRLEN];
-    netaddr_format_ip(a, ip);
-    return hash_bytes(ip, strlen(ip));
+    uint8_t key[16];
+    netaddr_source_key(a, key);
+    return hash_bytes(key, sizeof(key));
 }
 
 static struct source_count *source_find(struct runtime *rt, const struct netaddr *a, uint64_t h)
 {
     for (struct hmap_node *n = hmap_first(&rt->sources, h); n; n = hmap_next(n, h)) {
         struct source_count *s = container_of(n, struct source_count, node);
-        if (netaddr_same_ip(&s->addr, a))
+        if (netaddr_same_source(&s->addr, a))
             return s;
     }
     return NULL;

@@ -29,6 +29,28 @@ static void test_parse_format_v6(void **state)
     assert_int_equal(netaddr_family(&a), AF_INET6);
 }
 
+static void test_same_source(void **state)
+{
+    (void)state;
+    struct netaddr a, b;
+    /* IPv6: one /64 is one source, whatever the interface identifier */
+    assert_int_equal(netaddr_parse("[2001:db8:1:2::1]:5061", &a), 0);
+    assert_int_equal(netaddr_parse("[2001:db8:1:2:ffff:ffff:ffff:ffff]:1", &b), 0);
+    assert_true(netaddr_same_source(&a, &b));
+    assert_false(netaddr_same_ip(&a, &b));
+    assert_int_equal(netaddr_parse("[2001:db8:1:3::1]:5061", &b), 0);
+    assert_false(netaddr_same_source(&a, &b));
+    /* IPv4, and its mapped form: the whole address */
+    assert_int_equal(netaddr_parse("192.0.2.1:1", &a), 0);
+    assert_int_equal(netaddr_parse("[::ffff:192.0.2.1]:2", &b), 0);
+    assert_true(netaddr_same_source(&a, &b));
+    assert_int_equal(netaddr_parse("192.0.2.2:1", &b), 0);
+    assert_false(netaddr_same_source(&a, &b));
+    uint8_t k[16];
+    netaddr_source_key(&a, k);
+    assert_int_equal(k[15], 1);
+}
+
 static void test_parse_refusals(void **state)
 {
     (void)state;
@@ -88,6 +110,7 @@ int main(void)
         cmocka_unit_test(test_parse_format_v4),
         cmocka_unit_test(test_parse_format_v6),
         cmocka_unit_test(test_parse_refusals),
+        cmocka_unit_test(test_same_source),
         cmocka_unit_test(test_cidr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
