@@ -751,7 +751,9 @@ static int worker_init(struct relay *r, struct relay_worker *w, unsigned index)
     w->tick = event_new(w->base, -1, EV_PERSIST, worker_on_tick, w);
     w->reap_ev = event_new(w->base, -1, 0, worker_on_reap, w);
     w->slots = malloc((size_t)RELAY_BATCH * RELAY_SLOT_SIZE);
-    if (!w->mbox || !w->tick || !w->reap_ev || !w->slots)
+    w->unauth = calloc(RELAY_UNAUTH_SLOTS, sizeof(*w->unauth));
+    w->unauth_seed = random_u64();
+    if (!w->mbox || !w->tick || !w->reap_ev || !w->slots || !w->unauth)
         return -ENOMEM;
     struct timeval tv = {1, 0};
     event_add(w->tick, &tv);
@@ -793,6 +795,7 @@ static void worker_free(struct relay_worker *w)
     if (w->base)
         event_base_free(w->base);
     free(w->slots);
+    free(w->unauth);
     relay_params_free(&w->params);
     pthread_mutex_destroy(&w->list_lock);
 }

@@ -180,6 +180,21 @@ struct relay_txq {
     struct netaddr to[RELAY_BATCH];
 };
 
+/* Answers over UDP to a source that holds no allocation (Binding,
+ * challenges, errors) are rate-limited per source (IPv6: per /64), so a
+ * forged source address cannot aim the relay at a victim. Direct-mapped:
+ * a source that lands on a busy slot starts with a full bucket. */
+#define RELAY_UNAUTH_SLOTS 4096
+#define RELAY_UNAUTH_RATE  50  /* answers per second per source */
+#define RELAY_UNAUTH_BURST 100 /* at once */
+
+struct relay_unauth_slot {
+    uint8_t key[16];
+    uint64_t last_ms;
+    uint32_t tokens;
+    bool used;
+};
+
 struct relay_worker {
     struct relay *r;
     unsigned index;
@@ -214,6 +229,11 @@ struct relay_worker {
     struct relay_txq txq;
     uint8_t tx[RELAY_TX_MAX];
     uint64_t now_ms; /* cached per callback */
+
+    struct relay_unauth_slot *unauth; /* RELAY_UNAUTH_SLOTS */
+    uint64_t unauth_seed;
+    uint64_t unauth_dropped; /* since the last relay.rate_limited line */
+    uint64_t unauth_logged_ms;
 };
 
 struct relay_user_count {

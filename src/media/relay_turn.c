@@ -251,9 +251,46 @@ static void reply_start(struct req *q, struct stun_builder *b, enum stun_class c
     stun_build_start(b, q->w->tx, sizeof(q->w->tx), q->m.method, cls, q->m.tid);
 }
 
+/* Takes a token from the source's bucket; false when it is empty. */
+static bool unauth_reply_allowed(struct relay_worker *w, const struct netaddr *from)
+{
+    uint8_t key[16];
+    netaddr_source_key(from, key);
+    uint64_t h = hash_u64(hash_bytes(key, sizeof(key)) ^ w->unauth_seed);
+    struct relay_unauth_slot *s = &w->unauth[h % RELAY_UNAUTH_SLOTS];
+
+    if (!s->used || memcmp(s->key, key, sizeof(key)) != 0) {
+        memcpy(s->key, key, sizeof(key));
+        s->used = true;
+        s->tokens = RELAY_UNAUTH_BURST;
+        s->last_ms = w->now_ms;
+    }
+    uint64_t refill = (w->now_ms - s->last_ms) * RELAY_UNAUTH_RATE / 1000;
+    if (refill) {
+        s->tokens = refill >= RELAY_UNAUTH_BURST - s->tokens ? RELAY_UNAUTH_BURST
+                                                             : s->tokens + (uint32_t)refill;
+        s->last_ms = w->now_ms;
+    }
+    if (s->tokens) {
+        s->tokens--;
+        return true;
+    }
+    w->unauth_dropped++;
+    if (w->now_ms - w->unauth_logged_ms >= 1000) { /* a line a second at most */
+        char a[NETADDR_STRLEN];
+        log_warn("relay.rate_limited", "source", netaddr_format_ip(from, a), "dropped",
+                 LOG_INT(w->unauth_dropped), "reason", "answers to a source without allocation");
+        w->unauth_dropped = 0;
+        w->unauth_logged_ms = w->now_ms;
+    }
+    return false;
+}
+
 static void reply_send(struct req *q, struct stun_builder *b, bool integrity)
 {
     size_t len = 0;
+    if (!integrity && !q->conn && !q->alloc && !unauth_reply_allowed(q->w, q->from))
+        return;
     if (integrity)
         stun_build_integrity(b, q->integ, q->key, q->keylen);
     if (q->fp)

@@ -649,6 +649,33 @@ class TestTurnRelay(TurnTestBase):
             self.assertEqual(r.get(A_UNKNOWN), b"\x00\x31")
             self.assertEqual(c.refresh(0).cls, SUCCESS)
 
+    def test_answers_to_a_source_without_allocation_are_rate_limited(self) -> None:
+        # a forged source cannot make the relay a reflector: 300 Binding
+        # requests at once from one address get the burst (100) and what
+        # refills meanwhile (50/s); another source is answered as before
+        mark = self.p.log_mark()
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.2", 0))
+        got = 0
+        try:
+            for _ in range(300):
+                s.sendto(encode(BINDING, REQUEST, os.urandom(12), []),
+                         ("127.0.0.1", self.p.relay_port))
+            s.settimeout(scaled(0.5))
+            try:
+                while True:
+                    s.recvfrom(2048)
+                    got += 1
+            except socket.timeout:
+                pass
+        finally:
+            s.close()
+        self.assertGreaterEqual(got, 100)
+        self.assertLess(got, 200)
+        self.p.wait_log("relay.rate_limited", since=mark, source="127.0.0.2")
+        with self.client() as c:
+            self.assertEqual(c.transact(BINDING, [], auth=False).cls, SUCCESS)
+
     def test_trickled_handshake_closed_at_the_deadline(self) -> None:
         # a byte every 2 s restarts the read timeout each time; the deadline
         # counted from accept (10 s) closes the connection all the same
