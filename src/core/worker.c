@@ -732,9 +732,11 @@ struct worker_pool *worker_pool_new(unsigned n, char *err, size_t errlen)
         int rc = pthread_create(&pool->workers[i].thread, NULL, worker_main, &pool->workers[i]);
         if (rc) {
             snprintf(err, errlen, "cannot start worker thread: %s", strerror(rc));
-            /* the threads already running are stopped by the caller's free */
+            /* stop the i threads that run, then free all n workers (each
+             * has its base and mailbox, started or not) */
             pool->n = i;
             worker_pool_stop(pool, 0);
+            pool->n = n;
             worker_pool_free(pool);
             return NULL;
         }

@@ -20,24 +20,42 @@
 
 #define CONTROL_REQUEST_MAX 4096
 
+struct control_client {
+    struct control *ctl;
+    struct bufferevent *bev;
+    struct control_client *prev, *next;
+};
+
 struct control {
     struct runtime *rt;
     struct evconnlistener *evl;
     char *path;
+    struct control_client *clients; /* so a stop mid-request frees them */
 };
+
+static void control_client_free(struct control_client *cl)
+{
+    if (cl->prev)
+        cl->prev->next = cl->next;
+    else
+        cl->ctl->clients = cl->next;
+    if (cl->next)
+        cl->next->prev = cl->prev;
+    bufferevent_free(cl->bev);
+    free(cl);
+}
 
 static void control_client_done(struct bufferevent *bev, void *arg)
 {
-    (void)arg;
     if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        bufferevent_free(bev);
+        control_client_free(arg);
 }
 
 static void control_client_event(struct bufferevent *bev, short what, void *arg)
 {
+    (void)bev;
     (void)what;
-    (void)arg;
-    bufferevent_free(bev);
+    control_client_free(arg);
 }
 
 static json_t *control_error(const char *message)
@@ -88,17 +106,17 @@ out:
 
 static void control_client_read(struct bufferevent *bev, void *arg)
 {
-    struct control *ctl = arg;
+    struct control_client *cl = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t len;
     char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
 
     if (!line) {
         if (evbuffer_get_length(in) > CONTROL_REQUEST_MAX)
-            bufferevent_free(bev);
+            control_client_free(cl);
         return;
     }
-    json_t *reply = control_dispatch(ctl->rt, line);
+    json_t *reply = control_dispatch(cl->ctl->rt, line);
     free(line);
     char *text = json_dumps(reply, JSON_COMPACT);
     json_decref(reply);
@@ -108,7 +126,7 @@ static void control_client_read(struct bufferevent *bev, void *arg)
         bufferevent_write(bev, "\n", 1);
         free(text);
     }
-    bufferevent_setcb(bev, NULL, control_client_done, control_client_event, ctl);
+    bufferevent_setcb(bev, NULL, control_client_done, control_client_event, cl);
 }
 
 static void control_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
@@ -118,16 +136,26 @@ static void control_on_accept(struct evconnlistener *evl, evutil_socket_t fd, st
     (void)sa;
     (void)salen;
     struct control *ctl = arg;
+    struct control_client *cl = calloc(1, sizeof(*cl));
     struct bufferevent *bev =
-        bufferevent_socket_new(ctl->rt->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        cl ? bufferevent_socket_new(ctl->rt->base, fd,
+                                    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
+           : NULL;
     if (!bev) {
+        free(cl);
         close(fd);
         return;
     }
+    cl->ctl = ctl;
+    cl->bev = bev;
+    cl->next = ctl->clients;
+    if (ctl->clients)
+        ctl->clients->prev = cl;
+    ctl->clients = cl;
     struct timeval tv = {5, 0};
     bufferevent_set_timeouts(bev, &tv, &tv);
     bufferevent_setwatermark(bev, EV_READ, 0, CONTROL_REQUEST_MAX + 1);
-    bufferevent_setcb(bev, control_client_read, NULL, control_client_event, ctl);
+    bufferevent_setcb(bev, control_client_read, NULL, control_client_event, cl);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
@@ -182,6 +210,8 @@ void control_close(struct control *ctl)
     if (!ctl)
         return;
     evconnlistener_free(ctl->evl);
+    while (ctl->clients)
+        control_client_free(ctl->clients);
     unlink(ctl->path);
     free(ctl->path);
     free(ctl);

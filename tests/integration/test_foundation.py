@@ -321,6 +321,19 @@ class TestServer(unittest.TestCase):
                 c = sipclient.SipClient(conn, user="x")
                 self.assertEqual(c.request("OPTIONS", "sip:example.test").status, 200)
 
+    def test_stop_with_a_control_client_connected(self):
+        # a parleyctl caught mid-request by a stop: its connection is freed
+        # with the control socket (under LeakSanitizer, a leak fails here)
+        with Parley(name="ctl-stop") as p:
+            p.start()
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(os.path.join(p.dir, "parleyd.sock"))
+            s.sendall(b'{"command":')  # no end of line: the request never completes
+            time.sleep(0.2)
+            self.assertEqual(p.stop(), 0)
+            s.close()
+            self.assertEqual(p.sanitizer_reports(), [])
+
     def test_status_running_and_offline(self):
         with Parley(name="status") as p:
             r = p.ctl("status", json=True)
