@@ -125,16 +125,16 @@ static void dialog_expired(struct timer *t, void *arg)
         dialog_free(d);
 }
 
-struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
-                             const struct proxy_request *pr, uint64_t callee_conn)
+/* caller/callee: the dialog's two ends as named by the message; msg
+ * carries the callee's Contact (a response, or the notifier's NOTIFY). */
+static struct dialog *dialog_insert(struct proxy *p, const struct sip_msg *msg,
+                                    const struct sip_addr *caller, const struct sip_addr *callee,
+                                    const struct proxy_request *pr, uint64_t callee_conn)
 {
-    struct sip_addr from, to;
     bool from_caller;
-    if (sip_msg_from(resp, &from) != 0 || sip_msg_to(resp, &to) != 0 || !to.tag.n)
+    if (!callee->tag.n || caller->tag.n >= PROXY_TAG_MAX || callee->tag.n >= PROXY_TAG_MAX)
         return NULL;
-    if (from.tag.n >= PROXY_TAG_MAX || to.tag.n >= PROXY_TAG_MAX)
-        return NULL;
-    struct dialog *d = dialog_find(p, resp->call_id, from.tag, to.tag, &from_caller);
+    struct dialog *d = dialog_find(p, msg->call_id, caller->tag, callee->tag, &from_caller);
     if (d)
         return d;
     /* A callee answering one request with endless 2xx of new tags must not
@@ -149,14 +149,14 @@ struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
     d = calloc(1, sizeof(*d));
     if (!d)
         return NULL;
-    d->call_id = malloc(resp->call_id.n + 1);
+    d->call_id = malloc(msg->call_id.n + 1);
     if (!d->call_id) {
         free(d);
         return NULL;
     }
-    strview_copy(resp->call_id, d->call_id, resp->call_id.n + 1);
-    strview_copy(from.tag, d->caller_tag, sizeof(d->caller_tag));
-    strview_copy(to.tag, d->callee_tag, sizeof(d->callee_tag));
+    strview_copy(msg->call_id, d->call_id, msg->call_id.n + 1);
+    strview_copy(caller->tag, d->caller_tag, sizeof(d->caller_tag));
+    strview_copy(callee->tag, d->callee_tag, sizeof(d->callee_tag));
     d->p = p;
     d->state = DIALOG_EARLY;
     d->caller_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
@@ -169,12 +169,12 @@ struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
     snprintf(d->caller_aor, sizeof(d->caller_aor), "%s", pr->caller);
     snprintf(d->callee_aor, sizeof(d->callee_aor), "%s", pr->callee);
     /* enough to send each side a BYE of our own (media policy) */
-    strview_copy(from.uri_text, d->caller_uri, sizeof(d->caller_uri));
-    strview_copy(to.uri_text, d->callee_uri, sizeof(d->callee_uri));
+    strview_copy(caller->uri_text, d->caller_uri, sizeof(d->caller_uri));
+    strview_copy(callee->uri_text, d->callee_uri, sizeof(d->callee_uri));
     struct sip_value_iter it;
     struct strview cv;
     struct sip_addr contact;
-    sip_value_iter_init(&it, resp, SIP_HDR_CONTACT);
+    sip_value_iter_init(&it, msg, SIP_HDR_CONTACT);
     if (sip_value_iter_next(&it, &cv) && sip_addr_parse(cv, &contact) == 0)
         strview_copy(contact.uri_text, d->callee_target, sizeof(d->callee_target));
     if (pr->st) {
@@ -184,10 +184,28 @@ struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
             strview_copy(contact.uri_text, d->caller_target, sizeof(d->caller_target));
         d->invite_cseq = req->cseq_num;
     }
-    hmap_insert(&p->dialogs, &d->node, dialog_hash(resp->call_id, from.tag, to.tag));
+    hmap_insert(&p->dialogs, &d->node, dialog_hash(msg->call_id, caller->tag, callee->tag));
     p->ndialogs++;
     timer_start(p->timers, &d->timer, DIALOG_EARLY_LIFETIME_MS, dialog_expired, d);
     return d;
+}
+
+struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
+                             const struct proxy_request *pr, uint64_t callee_conn)
+{
+    struct sip_addr from, to;
+    if (sip_msg_from(resp, &from) != 0 || sip_msg_to(resp, &to) != 0)
+        return NULL;
+    return dialog_insert(p, resp, &from, &to, pr, callee_conn);
+}
+
+struct dialog *dialog_upsert_from_notify(struct proxy *p, const struct sip_msg *notify,
+                                         const struct proxy_request *pr, uint64_t notifier_conn)
+{
+    struct sip_addr from, to;
+    if (sip_msg_from(notify, &from) != 0 || sip_msg_to(notify, &to) != 0)
+        return NULL;
+    return dialog_insert(p, notify, &to, &from, pr, notifier_conn);
 }
 
 void dialog_confirm(struct dialog *d)

@@ -55,6 +55,10 @@ struct proxy_request {
     struct proxy_request *next_waiting;
     struct strbuf held;
     char loop_hash[17];
+    /* an out-of-dialog SUBSCRIBE in flight: its first NOTIFY may come
+     * before its 2xx (RFC 6665 §4.1.2.4) and creates the dialog */
+    struct proxy_request *sub_prev, *sub_next;
+    bool sub_listed;
 };
 
 /* A call from its INVITE to its end, for the call log. */
@@ -136,6 +140,7 @@ struct proxy {
     struct partner *partners;
     struct hmap dialogs; /* by Call-ID */
     size_t ndialogs;
+    struct proxy_request *subscribes; /* out-of-dialog SUBSCRIBEs in flight */
 };
 
 /* proxy.c */
@@ -223,6 +228,10 @@ struct dialog *dialog_find(struct proxy *p, struct strview call_id, struct strvi
                            struct strview to_tag, bool *from_caller);
 struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
                              const struct proxy_request *pr, uint64_t callee_conn);
+/* The dialog a NOTIFY creates when it overtakes its SUBSCRIBE's 2xx: the
+ * subscriber is the NOTIFY's To, the notifier its From. */
+struct dialog *dialog_upsert_from_notify(struct proxy *p, const struct sip_msg *notify,
+                                         const struct proxy_request *pr, uint64_t notifier_conn);
 void dialog_confirm(struct dialog *d);
 void dialog_touch(struct dialog *d, const struct sip_msg *req);
 void dialog_end(struct dialog *d, const char *reason);

@@ -26,10 +26,26 @@ static size_t proxy_request_live_branches(const struct proxy_request *pr)
     return n;
 }
 
+static bool proxy_party_on_conn(struct proxy *p, const char *aor, uint64_t in_conn);
+
+static void proxy_subscribe_unlist(struct proxy_request *pr)
+{
+    if (!pr->sub_listed)
+        return;
+    if (pr->sub_prev)
+        pr->sub_prev->sub_next = pr->sub_next;
+    else
+        pr->p->subscribes = pr->sub_next;
+    if (pr->sub_next)
+        pr->sub_next->sub_prev = pr->sub_prev;
+    pr->sub_listed = false;
+}
+
 void proxy_request_maybe_free(struct proxy_request *pr)
 {
     if (pr->st || pr->waiting_for || proxy_request_live_branches(pr))
         return;
+    proxy_subscribe_unlist(pr);
     if (pr->call)
         proxy_call_release(pr->call);
     for (size_t i = 0; i < pr->nbranches; i++)
@@ -48,7 +64,37 @@ static struct proxy_request *proxy_request_new(struct proxy *p, struct sip_serve
     pr->st = st;
     pr->method = sip_server_txn_request(st)->method;
     sip_server_txn_set_context(st, pr);
+    struct sip_addr to;
+    if (pr->method == SIP_METHOD_SUBSCRIBE && sip_msg_to(sip_server_txn_request(st), &to) == 0 &&
+        !to.tag.n) {
+        pr->sub_next = p->subscribes;
+        if (p->subscribes)
+            p->subscribes->sub_prev = pr;
+        p->subscribes = pr;
+        pr->sub_listed = true;
+    }
     return pr;
+}
+
+/* A NOTIFY with no dialog yet: the SUBSCRIBE in flight it answers (same
+ * Call-ID, the subscriber's tag as To tag), sent by the party that
+ * SUBSCRIBE went to. */
+static struct proxy_request *proxy_subscribe_of_notify(struct proxy *p, const struct sip_msg *req,
+                                                       uint64_t in_conn)
+{
+    struct sip_addr from, to, sub_from;
+    if (req->method != SIP_METHOD_NOTIFY || sip_msg_from(req, &from) != 0 ||
+        sip_msg_to(req, &to) != 0 || !from.tag.n || !to.tag.n)
+        return NULL;
+    for (struct proxy_request *pr = p->subscribes; pr; pr = pr->sub_next) {
+        if (!pr->st)
+            continue;
+        const struct sip_msg *sub = sip_server_txn_request(pr->st);
+        if (strview_eq_view(sub->call_id, req->call_id) && sip_msg_from(sub, &sub_from) == 0 &&
+            strview_eq_view(sub_from.tag, to.tag))
+            return proxy_party_on_conn(p, pr->callee, in_conn) ? pr : NULL;
+    }
+    return NULL;
 }
 
 /* --- sending upstream ------------------------------------------------------ */
@@ -594,7 +640,13 @@ static bool proxy_dialog_sender_ok(struct proxy *p, const struct dialog *d, bool
 {
     if (in_conn == (from_caller ? d->caller_conn : d->callee_conn))
         return true;
-    const char *aor = from_caller ? d->caller_aor : d->callee_aor;
+    return proxy_party_on_conn(p, from_caller ? d->caller_aor : d->callee_aor, in_conn);
+}
+
+/* Does in_conn belong to aor: a connection that user registered over, or
+ * for a partner's user one whose certificate proves the domain? */
+static bool proxy_party_on_conn(struct proxy *p, const char *aor, uint64_t in_conn)
+{
     const char *at = strrchr(aor, '@');
     if (!at)
         return false;
@@ -640,8 +692,14 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
 {
     struct dialog *d;
     bool from_caller = false, sender_ok;
-    uint64_t conn =
-        proxy_dialog_target(p, req, sip_server_txn_conn(st), &d, &from_caller, &sender_ok);
+    uint64_t in_conn = sip_server_txn_conn(st);
+    uint64_t conn = proxy_dialog_target(p, req, in_conn, &d, &from_caller, &sender_ok);
+    struct proxy_request *sub = d ? NULL : proxy_subscribe_of_notify(p, req, in_conn);
+    if (sub && (d = dialog_upsert_from_notify(p, req, sub, in_conn)) != NULL) {
+        /* the NOTIFY overtook the 2xx: it makes the dialog (RFC 6665) */
+        dialog_confirm(d);
+        conn = proxy_dialog_target(p, req, in_conn, &d, &from_caller, &sender_ok);
+    }
     if (!d) {
         proxy_log_reject(req, sip_server_txn_conn(st), 481, "no dialog Parley routed");
         sip_server_txn_reply(st, 481, NULL, NULL);

@@ -334,7 +334,12 @@ class StandInPartner:
     client certificate from trusted CAs): records the SNI and the client
     certificate of each connection and answers every request 200."""
 
-    def __init__(self, address: str, cert: str, key: str, cafile: str) -> None:
+    def __init__(self, address: str, cert: str, key: str, cafile: str,
+                 notify_first: bool = False) -> None:
+        # notify_first: a SUBSCRIBE gets its NOTIFY before its 200, as a
+        # notifier may (RFC 6665 §4.1.2.4: the NOTIFY creates the dialog)
+        self.notify_first = notify_first
+        self.responses: list[SipMessage] = []
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
         self.ctx.verify_mode = ssl.CERT_REQUIRED
@@ -392,11 +397,16 @@ class StandInPartner:
                 framer.feed(data)
                 while (m := framer.next_message()) is not None:
                     if not m.is_request:
+                        with self.lock:
+                            self.responses.append(m)
                         continue
                     with self.lock:
                         self.requests.append(m)
+                    answer = self._answer(m)
+                    if m.method == "SUBSCRIBE" and self.notify_first:
+                        s.sendall(self._notify(m, answer).to_bytes())
                     if m.method != "ACK":
-                        s.sendall(self._answer(m).to_bytes())
+                        s.sendall(answer.to_bytes())
         except (ssl.SSLError, OSError) as e:
             with self.lock:
                 self.errors.append(f"connection: {e}")
@@ -413,10 +423,38 @@ class StandInPartner:
                    ("Call-ID", req.call_id or ""), ("CSeq", req.header("CSeq") or "")]
         return SipMessage.response(200, "OK", fields)
 
+    @staticmethod
+    def _notify(sub: SipMessage, answer: SipMessage) -> SipMessage:
+        """The first NOTIFY of the subscription `answer` accepts."""
+        contact = NameAddr.parse(sub.header("Contact") or "").uri
+        fields = [("Via", f"SIP/2.0/TLS {B_ADDR};branch=z9hG4bK{random_token(10)}"),
+                  ("Max-Forwards", "70")]
+        fields += [("Route", r) for r in sub.headers("Record-Route", split=True)]
+        fields += [("From", answer.header("To") or ""), ("To", sub.header("From") or ""),
+                   ("Call-ID", sub.call_id or ""), ("CSeq", "1 NOTIFY"),
+                   ("Contact", f"<sip:bob@sip.{B_DOMAIN};transport=tls>"), ("Event", "presence"),
+                   ("Subscription-State", "active;expires=600")]
+        return SipMessage.request("NOTIFY", contact, fields)
+
     def close(self) -> None:
         self.stopping = True
         self.sock.close()
         self.thread.join(2)
+
+
+def stand_in_partner(A: Parley, B: Parley, **kw: Any) -> StandInPartner:
+    """A stand-in b.test with B's certificate (B itself never runs), named
+    a partner of A and trusted by it. The caller closes it."""
+    srv = StandInPartner(B_ADDR, os.path.join(B.dir, "pki", "server.pem"),
+                         os.path.join(B.dir, "pki", "server.key"), A.ca_file, **kw)
+    try:
+        ok(A.ctl("trust", "add", B.ca_file))
+        ok(A.ctl("partner", "add", B_DOMAIN, "--server", f"sip.{B_DOMAIN}:{srv.port}",
+                 "--address", B_ADDR))
+    except BaseException:
+        srv.close()
+        raise
+    return srv
 
 
 # ---------------------------------------------------------------------------
@@ -803,6 +841,31 @@ class TestFederation(unittest.TestCase):
                 delivered(self, bob, ALICE, "from an address", alice)
             A.wait_log("federation.connected", partner=B_DOMAIN, host=B_ADDR)
 
+    def test_notify_before_the_subscribes_2xx(self):
+        """The partner's first NOTIFY overtakes the 200 of alice's
+        SUBSCRIBE: it creates the dialog and reaches her (it used to get
+        481), and the 200 that follows joins the same dialog."""
+        with Parley(domain=A_DOMAIN, address=A_ADDR, name="fed-notify-a", users=USERS_A) as A, \
+                Parley(domain=B_DOMAIN, address=B_ADDR, name="fed-notify-b") as B:
+            srv = stand_in_partner(A, B, notify_first=True)
+            try:
+                A.start()
+                with user(A, "alice") as alice:
+                    r = alice.request_with_auth("SUBSCRIBE", BOB, expires=600,
+                                                headers={"Event": "presence",
+                                                         "Accept": "application/pidf+xml"})
+                    self.assertEqual(r.status, 200, r)
+                    n = alice.wait_request("NOTIFY")
+                    self.assertEqual(n.call_id, r.call_id)
+                    alice.respond(n, 200)
+                    deadline = time.monotonic() + T(5)
+                    while not srv.responses and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    self.assertEqual([x.status for x in srv.responses], [200], srv.responses)
+                self.assertEqual(srv.errors, [])
+            finally:
+                srv.close()
+
     def test_outgoing_presents_certificate_with_sni(self):
         """A stand-in b.test (Python, requiring a client certificate) sees
         what Parley sends: SNI = the partner's server name, A's certificate,
@@ -810,13 +873,8 @@ class TestFederation(unittest.TestCase):
         with Parley(domain=A_DOMAIN, address=A_ADDR, name="fed-sni-a", users=USERS_A,
                     debug=True) as A, \
                 Parley(domain=B_DOMAIN, address=B_ADDR, name="fed-sni-b") as B:
-            # B is only used for its CA and certificate; it never runs
-            srv = StandInPartner(B_ADDR, os.path.join(B.dir, "pki", "server.pem"),
-                                 os.path.join(B.dir, "pki", "server.key"), A.ca_file)
+            srv = stand_in_partner(A, B)
             try:
-                ok(A.ctl("trust", "add", B.ca_file))
-                ok(A.ctl("partner", "add", B_DOMAIN, "--server", f"sip.{B_DOMAIN}:{srv.port}",
-                         "--address", B_ADDR))
                 A.start()
                 with user(A, "alice") as alice:
                     r = alice.message(BOB, "to the stand-in")
