@@ -129,7 +129,7 @@ static void dialog_expired(struct timer *t, void *arg)
  * carries the callee's Contact (a response, or the notifier's NOTIFY). */
 static struct dialog *dialog_insert(struct proxy *p, const struct sip_msg *msg,
                                     const struct sip_addr *caller, const struct sip_addr *callee,
-                                    const struct proxy_request *pr, uint64_t callee_conn)
+                                    struct proxy_request *pr, uint64_t callee_conn)
 {
     bool from_caller;
     if (!callee->tag.n || caller->tag.n >= PROXY_TAG_MAX || callee->tag.n >= PROXY_TAG_MAX)
@@ -137,11 +137,14 @@ static struct dialog *dialog_insert(struct proxy *p, const struct sip_msg *msg,
     struct dialog *d = dialog_find(p, msg->call_id, caller->tag, callee->tag, &from_caller);
     if (d)
         return d;
-    /* A callee answering one request with endless 2xx of new tags must not
-     * grow the table: a few dialogs per call, and a bound in all. */
-    if (p->ndialogs >= DIALOG_MAX_TOTAL ||
+    /* A callee answering one request with endless 2xx (or NOTIFYs) of new
+     * tags must not grow the table: a few dialogs per call and per request,
+     * and a bound in all. */
+    if (p->ndialogs >= DIALOG_MAX_TOTAL || pr->ndialogs >= DIALOG_MAX_PER_CALL ||
         (pr->call && pr->call->ndialogs >= DIALOG_MAX_PER_CALL)) {
-        log_warn("dialog.refused", "call_id", pr->call ? pr->call->call_id : "", "reason",
+        char cid[128];
+        strview_copy(msg->call_id, cid, sizeof(cid));
+        log_warn("dialog.refused", "call_id", cid, "reason",
                  p->ndialogs >= DIALOG_MAX_TOTAL ? "too many dialogs"
                                                  : "too many dialogs for one call");
         return NULL;
@@ -161,6 +164,7 @@ static struct dialog *dialog_insert(struct proxy *p, const struct sip_msg *msg,
     d->state = DIALOG_EARLY;
     d->caller_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
     d->callee_conn = callee_conn;
+    pr->ndialogs++;
     if (pr->call) {
         d->call = pr->call;
         d->call->refs++;
@@ -190,8 +194,8 @@ static struct dialog *dialog_insert(struct proxy *p, const struct sip_msg *msg,
     return d;
 }
 
-struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
-                             const struct proxy_request *pr, uint64_t callee_conn)
+struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp, struct proxy_request *pr,
+                             uint64_t callee_conn)
 {
     struct sip_addr from, to;
     if (sip_msg_from(resp, &from) != 0 || sip_msg_to(resp, &to) != 0)
@@ -200,7 +204,7 @@ struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
 }
 
 struct dialog *dialog_upsert_from_notify(struct proxy *p, const struct sip_msg *notify,
-                                         const struct proxy_request *pr, uint64_t notifier_conn)
+                                         struct proxy_request *pr, uint64_t notifier_conn)
 {
     struct sip_addr from, to;
     if (sip_msg_from(notify, &from) != 0 || sip_msg_to(notify, &to) != 0)

@@ -44,6 +44,12 @@ static int proxy_media_find(const struct sip_msg *m, struct sip_body_sdp *found,
     const struct sip_hdr *ce = sip_msg_hdr_first(m, SIP_HDR_CONTENT_ENCODING);
 
     *found = (struct sip_body_sdp){.sdp = STRVIEW_EMPTY};
+    /* readers differ on which of two counts */
+    if (m->body.n && (sip_msg_hdr_count(m, SIP_HDR_CONTENT_TYPE) > 1 ||
+                      sip_msg_hdr_count(m, SIP_HDR_CONTENT_ENCODING) > 1)) {
+        snprintf(warning, cap, "two Content-Type or Content-Encoding headers");
+        return -EINVAL;
+    }
     if (m->body.n && ce && !strview_eq_nocase(strview_trim(ce->value), "identity")) {
         snprintf(warning, cap, "encoded message bodies are not accepted");
         return -EINVAL;

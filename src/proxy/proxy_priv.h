@@ -59,6 +59,7 @@ struct proxy_request {
      * before its 2xx (RFC 6665 §4.1.2.4) and creates the dialog */
     struct proxy_request *sub_prev, *sub_next;
     bool sub_listed;
+    unsigned ndialogs; /* dialogs its responses (or NOTIFYs) created */
 };
 
 /* A call from its INVITE to its end, for the call log. */
@@ -226,12 +227,12 @@ void proxy_service_mras(struct proxy *p, struct sip_server_txn *st, const struct
 /* dialog.c */
 struct dialog *dialog_find(struct proxy *p, struct strview call_id, struct strview from_tag,
                            struct strview to_tag, bool *from_caller);
-struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp,
-                             const struct proxy_request *pr, uint64_t callee_conn);
+struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp, struct proxy_request *pr,
+                             uint64_t callee_conn);
 /* The dialog a NOTIFY creates when it overtakes its SUBSCRIBE's 2xx: the
  * subscriber is the NOTIFY's To, the notifier its From. */
 struct dialog *dialog_upsert_from_notify(struct proxy *p, const struct sip_msg *notify,
-                                         const struct proxy_request *pr, uint64_t notifier_conn);
+                                         struct proxy_request *pr, uint64_t notifier_conn);
 void dialog_confirm(struct dialog *d);
 void dialog_touch(struct dialog *d, const struct sip_msg *req);
 void dialog_end(struct dialog *d, const char *reason);

@@ -76,9 +76,20 @@ static struct proxy_request *proxy_request_new(struct proxy *p, struct sip_serve
     return pr;
 }
 
+/* The event package of a SUBSCRIBE or NOTIFY ("presence" of
+ * "presence;id=1"); empty when there is none. */
+static struct strview proxy_event_package(const struct sip_msg *m)
+{
+    const struct sip_hdr *h = sip_msg_hdr_first(m, SIP_HDR_EVENT);
+    if (!h || !h->value.n)
+        return STRVIEW_EMPTY;
+    const char *semi = memchr(h->value.p, ';', h->value.n);
+    return strview_trim(strview_make(h->value.p, semi ? (size_t)(semi - h->value.p) : h->value.n));
+}
+
 /* A NOTIFY with no dialog yet: the SUBSCRIBE in flight it answers (same
- * Call-ID, the subscriber's tag as To tag), sent by the party that
- * SUBSCRIBE went to. */
+ * Call-ID, the subscriber's tag as To tag, the same event package), sent
+ * by the party that SUBSCRIBE went to. */
 static struct proxy_request *proxy_subscribe_of_notify(struct proxy *p, const struct sip_msg *req,
                                                        uint64_t in_conn)
 {
@@ -91,7 +102,8 @@ static struct proxy_request *proxy_subscribe_of_notify(struct proxy *p, const st
             continue;
         const struct sip_msg *sub = sip_server_txn_request(pr->st);
         if (strview_eq_view(sub->call_id, req->call_id) && sip_msg_from(sub, &sub_from) == 0 &&
-            strview_eq_view(sub_from.tag, to.tag))
+            strview_eq_view(sub_from.tag, to.tag) &&
+            strview_eq_view_nocase(proxy_event_package(sub), proxy_event_package(req)))
             return proxy_party_on_conn(p, pr->callee, in_conn) ? pr : NULL;
     }
     return NULL;

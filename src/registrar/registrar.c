@@ -300,7 +300,6 @@ void registrar_register(struct registrar *r, const char *user, const struct sip_
     /* check everything before changing anything; removals in the same
      * REGISTER make room (a device that changes address swaps its contact) */
     size_t adding = 0, removing = 0;
-    struct reg_binding *removed[REG_MAX_CONTACTS];
     for (size_t i = 0; i < n; i++) {
         if (contacts[i].expires != 0 && contacts[i].expires < (long long)r->cfg.min_expires) {
             *status = 423;
@@ -317,13 +316,13 @@ void registrar_register(struct registrar *r, const char *user, const struct sip_
         }
         if (!b && contacts[i].expires != 0)
             adding++;
-        if (b && contacts[i].expires == 0) {
-            bool seen = false;
-            for (size_t k = 0; k < removing; k++)
-                seen = seen || removed[k] == b;
-            if (!seen)
-                removed[removing++] = b;
-        }
+        /* a binding named twice ends as its last mention says: only that
+         * one may count as a removal (removed and added back is no room) */
+        bool named_later = false;
+        for (size_t j = i + 1; b && j < n && !named_later; j++)
+            named_later = reg_find_binding(u, &contacts[j]) == b;
+        if (b && !named_later && contacts[i].expires == 0)
+            removing++;
     }
     size_t count = u ? u->count : 0;
     if (adding && (count - removing + adding > r->cfg.max_per_user ||

@@ -33,7 +33,10 @@ static int scan_fail(struct body_scan *s, const char *why)
     return -EINVAL;
 }
 
-/* "type/subtype;params" split, the parameter list checked. */
+#define PARAMS_MAX 16 /* parameters of one Content-Type */
+
+/* "type/subtype;params" split, the parameter list checked. A parameter
+ * given twice is refused: readers differ on which one counts. */
 static int media_type_split(struct strview v, struct strview *type, struct strview *subtype,
                             struct strview *params)
 {
@@ -49,11 +52,17 @@ static int media_type_split(struct strview v, struct strview *type, struct strvi
     *type = strview_make(v.p, t);
     *subtype = strview_make(v.p + ss, se - ss);
     *params = strview_make(v.p + se, v.n - se);
-    size_t pos = 0;
-    struct strview pn, pv;
+    size_t pos = 0, n = 0;
+    struct strview pn, pv, seen[PARAMS_MAX];
     int rc;
-    while ((rc = sip_lex_param_next(*params, &pos, &pn, &pv)) > 0)
-        ;
+    while ((rc = sip_lex_param_next(*params, &pos, &pn, &pv)) > 0) {
+        if (n == PARAMS_MAX)
+            return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+            if (strview_eq_view_nocase(seen[i], pn))
+                return -EINVAL;
+        seen[n++] = pn;
+    }
     return rc < 0 ? -EINVAL : 0;
 }
 
@@ -76,13 +85,26 @@ static bool is_identity_encoding(struct strview v, bool transfer)
     return strview_eq_nocase(v, "identity");
 }
 
-/* One part: its headers (no folding), a blank line, its content. */
+static bool has_control(struct strview v)
+{
+    for (size_t i = 0; i < v.n; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return true;
+    }
+    return false;
+}
+
+/* One part: its headers (no folding), a blank line, its content; or
+ * nothing at all (an empty text/plain part). */
 static int scan_part(struct body_scan *s, struct strview part, int depth)
 {
     struct strview ct = STRVIEW_EMPTY, cte = STRVIEW_EMPTY, ce = STRVIEW_EMPTY;
     bool have_ct = false;
     size_t pos = 0;
 
+    if (part.n == 0)
+        return 0;
     for (;;) {
         const char *eol = memmem(part.p + pos, part.n - pos, "\r\n", 2);
         if (!eol)
@@ -93,6 +115,10 @@ static int scan_part(struct body_scan *s, struct strview part, int depth)
             break;
         if (sip_lex_is_wsp(line.p[0]))
             return scan_fail(s, "folded header in a multipart part");
+        /* a bare LF or CR ends a line for some readers: what follows it
+         * would be a header Parley did not see */
+        if (has_control(line))
+            return scan_fail(s, "control character in a multipart part header");
         const char *colon = memchr(line.p, ':', line.n);
         if (!colon)
             return scan_fail(s, "malformed header in a multipart part");
@@ -104,8 +130,12 @@ static int scan_part(struct body_scan *s, struct strview part, int depth)
             ct = value;
             have_ct = true;
         } else if (strview_eq_nocase(name, "Content-Transfer-Encoding")) {
+            if (cte.p)
+                return scan_fail(s, "two Content-Transfer-Encoding headers in a multipart part");
             cte = value;
         } else if (strview_eq_nocase(name, "Content-Encoding") || strview_eq_nocase(name, "e")) {
+            if (ce.p)
+                return scan_fail(s, "two Content-Encoding headers in a multipart part");
             ce = value;
         }
     }
@@ -138,8 +168,6 @@ static int scan_multipart(struct body_scan *s, struct strview body, struct strvi
         if (!hit)
             break;
         size_t at = (size_t)(hit - body.p);
-        if (closed)
-            return scan_fail(s, "multipart boundary after the closing one");
         if (at != 0 && (at < 2 || body.p[at - 2] != '\r' || body.p[at - 1] != '\n'))
             return scan_fail(s, "multipart boundary inside a part");
         size_t k = at + dl;
@@ -154,7 +182,7 @@ static int scan_multipart(struct body_scan *s, struct strview body, struct strvi
             return scan_fail(s, "malformed multipart boundary line");
         if (opened) {
             if (at < part_start + 2)
-                return scan_fail(s, "empty multipart part");
+                return scan_fail(s, "malformed multipart part");
             if (++nparts > SIP_BODY_MAX_PARTS)
                 return scan_fail(s, "too many parts in a multipart body");
             int rc = scan_part(s, strview_make(body.p + part_start, at - 2 - part_start), depth);
@@ -166,6 +194,15 @@ static int scan_multipart(struct body_scan *s, struct strview body, struct strvi
         opened = true;
         closed = close;
         part_start = from = k;
+        if (closed) {
+            /* an epilogue is for readers to ignore; some would not (a
+             * padded close delimiter read as an ordinary line): only
+             * blank space may follow */
+            for (size_t i = k; i < body.n; i++)
+                if (!sip_lex_is_wsp(body.p[i]) && body.p[i] != '\r' && body.p[i] != '\n')
+                    return scan_fail(s, "text after the closing multipart boundary");
+            break;
+        }
     }
     if (!closed)
         return scan_fail(s, "multipart body without its closing boundary");

@@ -335,9 +335,10 @@ class StandInPartner:
     certificate of each connection and answers every request 200."""
 
     def __init__(self, address: str, cert: str, key: str, cafile: str,
-                 notify_first: bool = False) -> None:
-        # notify_first: a SUBSCRIBE gets its NOTIFY before its 200, as a
-        # notifier may (RFC 6665 §4.1.2.4: the NOTIFY creates the dialog)
+                 notify_first: int = 0) -> None:
+        # notify_first: a SUBSCRIBE gets that many NOTIFYs before its 200, as
+        # a notifier may (RFC 6665 §4.1.2.4: a NOTIFY creates the dialog); the
+        # first carries the 200's tag, the others a fresh tag each
         self.notify_first = notify_first
         self.responses: list[SipMessage] = []
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -403,8 +404,8 @@ class StandInPartner:
                     with self.lock:
                         self.requests.append(m)
                     answer = self._answer(m)
-                    if m.method == "SUBSCRIBE" and self.notify_first:
-                        s.sendall(self._notify(m, answer).to_bytes())
+                    for i in range(self.notify_first if m.method == "SUBSCRIBE" else 0):
+                        s.sendall(self._notify(m, answer, fresh_tag=i > 0).to_bytes())
                     if m.method != "ACK":
                         s.sendall(answer.to_bytes())
         except (ssl.SSLError, OSError) as e:
@@ -424,13 +425,17 @@ class StandInPartner:
         return SipMessage.response(200, "OK", fields)
 
     @staticmethod
-    def _notify(sub: SipMessage, answer: SipMessage) -> SipMessage:
-        """The first NOTIFY of the subscription `answer` accepts."""
+    def _notify(sub: SipMessage, answer: SipMessage, fresh_tag: bool = False) -> SipMessage:
+        """The first NOTIFY of the subscription `answer` accepts (or, with
+        fresh_tag, of another one the same SUBSCRIBE would have forked)."""
+        frm = answer.header("To") or ""
+        if fresh_tag:
+            frm = re.sub(r";tag=[^;]*", f";tag={random_token(6)}", frm)
         contact = NameAddr.parse(sub.header("Contact") or "").uri
         fields = [("Via", f"SIP/2.0/TLS {B_ADDR};branch=z9hG4bK{random_token(10)}"),
                   ("Max-Forwards", "70")]
         fields += [("Route", r) for r in sub.headers("Record-Route", split=True)]
-        fields += [("From", answer.header("To") or ""), ("To", sub.header("From") or ""),
+        fields += [("From", frm), ("To", sub.header("From") or ""),
                    ("Call-ID", sub.call_id or ""), ("CSeq", "1 NOTIFY"),
                    ("Contact", f"<sip:bob@sip.{B_DOMAIN};transport=tls>"), ("Event", "presence"),
                    ("Subscription-State", "active;expires=600")]
@@ -847,7 +852,7 @@ class TestFederation(unittest.TestCase):
         481), and the 200 that follows joins the same dialog."""
         with Parley(domain=A_DOMAIN, address=A_ADDR, name="fed-notify-a", users=USERS_A) as A, \
                 Parley(domain=B_DOMAIN, address=B_ADDR, name="fed-notify-b") as B:
-            srv = stand_in_partner(A, B, notify_first=True)
+            srv = stand_in_partner(A, B, notify_first=1)
             try:
                 A.start()
                 with user(A, "alice") as alice:
@@ -863,6 +868,31 @@ class TestFederation(unittest.TestCase):
                         time.sleep(0.05)
                     self.assertEqual([x.status for x in srv.responses], [200], srv.responses)
                 self.assertEqual(srv.errors, [])
+            finally:
+                srv.close()
+
+    def test_notifies_of_fresh_tags_cannot_grow_the_dialog_table(self):
+        """Ten NOTIFYs of ten tags before the 200: the first eight make
+        dialogs and reach alice, the others get 481 (dialog.refused)."""
+        with Parley(domain=A_DOMAIN, address=A_ADDR, name="fed-notify10-a", users=USERS_A) as A, \
+                Parley(domain=B_DOMAIN, address=B_ADDR, name="fed-notify10-b") as B:
+            srv = stand_in_partner(A, B, notify_first=10)
+            try:
+                A.start()
+                with user(A, "alice") as alice:
+                    r = alice.request_with_auth("SUBSCRIBE", BOB, expires=600,
+                                                headers={"Event": "presence",
+                                                         "Accept": "application/pidf+xml"})
+                    self.assertEqual(r.status, 200, r)
+                    for _ in range(8):
+                        alice.respond(alice.wait_request("NOTIFY"), 200)
+                    deadline = time.monotonic() + T(5)
+                    while len(srv.responses) < 10 and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    self.assertEqual(sorted(x.status for x in srv.responses), [200] * 8 + [481] * 2)
+                    with self.assertRaises(SipTimeout):
+                        alice.wait_request("NOTIFY", timeout=0.3)
+                A.wait_log("dialog.refused", reason="too many dialogs for one call")
             finally:
                 srv.close()
 

@@ -1065,6 +1065,19 @@ class TestBodies(MediaTestCase):
                        f"--b\r\nContent-Type: application/sdp\r\n\r\n{plain_sdp()}\r\n--b--\r\n")
                 self.refused_body(p, a, b, two, "multipart/mixed;boundary=b", 400,
                                   "more than one session description in the body")
+                # two Content-Type headers: readers differ on which counts
+                req = a.build_request("INVITE", BOB, body=plain_sdp(), content_type="text/plain")
+                req.add_header("Content-Type", "application/sdp")
+                for ch in a.auth_cache.values():
+                    if ch.proxy:
+                        req.add_header("Proxy-Authorization",
+                                       a.authorization_for(ch, "INVITE", req.uri or ""))
+                a.send(req)
+                r = a.wait_response(req)
+                a.ack(req, r)
+                self.assertEqual(r.status, 400, r)
+                self.assertWarning(r, "two Content-Type or Content-Encoding headers")
+                no_message(b, 0.3)
                 # a body Parley reads and that holds no SDP is no offer
                 inv = invite_typed(a, "hello", "text/plain")
                 i = b.wait_request("INVITE")

@@ -471,6 +471,29 @@ static void test_device_limits(void **state)
     assert_int_equal(f->nremoved, 0);
 }
 
+static void test_removals_make_room(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(do_register(f, (struct req){.contacts = C_A C_B C_C, .expires = 600}), 200);
+    /* at the limit (3): removing A makes room for D in the same REGISTER */
+    const char *swap = "Contact: <sip:alice@10.0.0.2:5061;transport=tls>;expires=0\r\n" C_D;
+    assert_int_equal(do_register(f, (struct req){.cseq = 2, .contacts = swap, .expires = 600}),
+                     200);
+    assert_int_equal(registrar_count(f->reg), 3);
+    /* removed and named again is no room: B stays, so E does not fit */
+    const char *again = "Contact: <sip:alice@10.0.0.3:5061;transport=tls>;expires=0\r\n" C_B
+                        "Contact: <sip:alice@10.0.0.6:5061;transport=tls>\r\n";
+    assert_int_equal(do_register(f, (struct req){.cseq = 3, .contacts = again, .expires = 600}),
+                     403);
+    assert_int_equal(registrar_count(f->reg), 3);
+    /* named twice, removed last: that is room */
+    const char *last = C_B "Contact: <sip:alice@10.0.0.3:5061;transport=tls>;expires=0\r\n"
+                           "Contact: <sip:alice@10.0.0.6:5061;transport=tls>\r\n";
+    assert_int_equal(do_register(f, (struct req){.cseq = 4, .contacts = last, .expires = 600}),
+                     200);
+    assert_int_equal(registrar_count(f->reg), 3);
+}
+
 static void test_conn_closed_removes_its_bindings(void **state)
 {
     struct fx *f = *state;
@@ -720,6 +743,7 @@ int main(void)
         T(test_unregister_one_contact),
         T(test_wildcard),
         T(test_device_limits),
+        T(test_removals_make_room),
         T(test_conn_closed_removes_its_bindings),
         T(test_a_binding_follows_its_latest_connection),
         T(test_instance_id_replaces_the_contact),

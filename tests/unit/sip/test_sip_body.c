@@ -124,7 +124,7 @@ static void test_multipart_refused(void **state)
     expect_error(ct,
                  "--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--\r\n"
                  "--b\r\nContent-Type: application/sdp\r\n\r\n" SDP "\r\n--b--\r\n",
-                 "after the closing one");
+                 "text after the closing multipart boundary");
     expect_error(ct, "--b\r\nContent-Type: application/sdp\r\n" SDP "\r\n--b--\r\n",
                  "malformed header");
     expect_error(ct, "--b\r\nContent-Type:\r\n application/sdp\r\n\r\n" SDP "\r\n--b--\r\n",
@@ -141,6 +141,26 @@ static void test_multipart_refused(void **state)
                  "--b\r\nContent-Type: application/sdp\r\nContent-Encoding: gzip\r\n"
                  "\r\nxx\r\n--b--\r\n",
                  "encoded session description");
+    /* a bare LF or CR inside a part's headers hides a header from Parley
+     * that a lenient reader sees */
+    expect_error(ct, "--b\r\nX-A: 1\nContent-Type: application/sdp\r\n\r\n" SDP "\r\n--b--\r\n",
+                 "control character");
+    expect_error(ct, "--b\r\nX-A: 1\rContent-Type: application/sdp\r\n\r\n" SDP "\r\n--b--\r\n",
+                 "control character");
+    expect_error(ct,
+                 "--b\r\nContent-Type: application/sdp\r\nContent-Transfer-Encoding: 8bit\r\n"
+                 "Content-Transfer-Encoding: base64\r\n\r\ndj0w\r\n--b--\r\n",
+                 "two Content-Transfer-Encoding");
+    /* readers differ on which of two boundary parameters counts */
+    expect_error("multipart/mixed;boundary=a;boundary=b",
+                 "--a\r\n\r\nx\r\n--a--\r\n--b\r\nContent-Type: application/sdp\r\n\r\n" SDP
+                 "\r\n--b--\r\n",
+                 "malformed Content-Type");
+    /* only blank space after the close: a padded close is no line to read on */
+    expect_error(ct, "--b\r\n\r\nx\r\n--b-- \r\na=crypto:1 x\r\n", "text after the closing");
+    expect_none(ct, "--b\r\n\r\nx\r\n--b-- \r\n\r\n");
+    /* an empty part is an empty text/plain part */
+    expect_none(ct, "--b\r\n\r\n--b--");
     expect_error(ct, "--bx\r\n\r\nx\r\n--b--\r\n", "malformed multipart boundary line");
     expect_error(ct, "--b--\r\n", "without parts");
     expect_error(ct, "no delimiter at all", "closing boundary");
