@@ -33,7 +33,7 @@ struct store_writer {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct writer_item *head, *tail;
-    size_t queued;
+    size_t queued; /* waiting or in the writer's hands: WRITER_MAX_QUEUE bounds both */
     size_t dropped;
     bool stopping;
 };
@@ -48,26 +48,23 @@ static void writer_item_free(struct writer_item *it)
  * ahead of any that arrived meanwhile: the call log keeps its order. */
 static void writer_requeue(struct store_writer *w, struct writer_item *list)
 {
-    size_t n = 1;
     struct writer_item *last = list;
-    while (last->next) {
+    while (last->next)
         last = last->next;
-        n++;
-    }
     pthread_mutex_lock(&w->lock);
     last->next = w->head;
     w->head = list;
     if (!w->tail)
         w->tail = last;
-    w->queued += n;
     pthread_mutex_unlock(&w->lock);
 }
 
-/* Waits seconds, or less if the writer is told to stop. */
+/* Waits seconds, or less if the writer is told to stop. (The condition
+ * variable runs on the monotonic clock: a clock step does not stretch it.) */
 static void writer_pause(struct store_writer *w, unsigned seconds)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += seconds;
     pthread_mutex_lock(&w->lock);
     while (!w->stopping && pthread_cond_timedwait(&w->cond, &w->lock, &until) != ETIMEDOUT)
@@ -87,14 +84,14 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&w->cond, &w->lock);
         struct writer_item *list = w->head;
         w->head = w->tail = NULL;
-        w->queued = 0;
         bool stop = w->stopping;
         pthread_mutex_unlock(&w->lock);
         bool give_up = stop && stop_passes >= WRITER_STOP_ATTEMPTS;
+        bool failing = false; /* giving up: one failure, and the rest are not tried */
 
         while (list) {
             struct writer_item *next = list->next;
-            int rc = store_call_insert(w->st, &list->call, NULL);
+            int rc = failing ? -EIO : store_call_insert(w->st, &list->call, NULL);
             /* -EINVAL: the store refuses the record itself; retrying would
              * only hold up the ones behind it */
             if (rc != 0 && rc != -EINVAL && !give_up) {
@@ -103,14 +100,19 @@ static void *writer_main(void *arg)
                              store_errmsg(w->st));
                 break;
             }
-            if (rc != 0)
+            if (rc != 0) {
                 log_error("call.store_failed", "call_id", list->call.call_id, "reason",
-                          store_errmsg(w->st));
-            else if (list->attempts)
+                          failing ? "the store failed at shutdown" : store_errmsg(w->st));
+                failing = give_up && rc != -EINVAL;
+            } else if (list->attempts) {
                 log_info("call.stored", "call_id", list->call.call_id, "attempts",
                          LOG_INT(list->attempts + 1));
+            }
             writer_item_free(list);
             list = next;
+            pthread_mutex_lock(&w->lock);
+            w->queued--;
+            pthread_mutex_unlock(&w->lock);
         }
         if (list) {
             writer_requeue(w, list);
@@ -136,8 +138,12 @@ int store_writer_start(const char *path, struct store_writer **out, char *err, s
         free(w);
         return rc;
     }
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
+    pthread_cond_init(&w->cond, &attr);
+    pthread_condattr_destroy(&attr);
     rc = pthread_create(&w->thread, NULL, writer_main, w);
     if (rc) {
         snprintf(err, errlen, "%s: cannot start the store writer: %s", path, strerror(rc));
