@@ -612,13 +612,14 @@ static void worker_on_tick(evutil_socket_t fd, short what, void *arg)
     w->now_ms = relay_now_ms();
     relay_worker_expire(w);
     /* The read timeout restarts with every byte; this deadline does not, so
-     * a client trickling its handshake cannot hold a connection for long. */
+     * a client trickling its handshake (or empty frames) cannot hold a
+     * connection without an allocation for long. */
     for (struct relay_conn *c = w->conns; c; c = c->next)
-        if (!c->framed && !c->dead && w->now_ms - c->accepted_ms > RELAY_TLS_TIMEOUT_S * 1000) {
+        if (!c->allocated && !c->dead && w->now_ms - c->accepted_ms > RELAY_TLS_TIMEOUT_S * 1000) {
             char p[NETADDR_STRLEN];
             log_info("relay.conn_deadline", "peer", netaddr_format(&c->peer, p), "transport",
                      c->transport == RELAY_TLS ? "tls" : "tcp");
-            relay_conn_close(c, "no request within the handshake deadline");
+            relay_conn_close(c, "no allocation within the deadline");
         }
     if (w->index == 0) {
         relay_reservations_sweep(w->r, w->now_ms);

@@ -159,7 +159,8 @@ struct relay_conn {
     struct netaddr peer, local;
     struct relay_alloc *alloc;
     bool framed;          /* a whole frame arrived: the handshake timeout becomes the idle one */
-    uint64_t accepted_ms; /* the handshake and first frame must be done by + RELAY_TLS_TIMEOUT_S */
+    bool allocated;       /* has held an allocation */
+    uint64_t accepted_ms; /* it must hold an allocation by + RELAY_TLS_TIMEOUT_S */
     bool dead;
     struct relay_conn *reap_next;
 };
@@ -184,9 +185,11 @@ struct relay_txq {
  * challenges, errors) are rate-limited per source (IPv6: per /64), so a
  * forged source address cannot aim the relay at a victim. Direct-mapped:
  * a source that lands on a busy slot starts with a full bucket. */
-#define RELAY_UNAUTH_SLOTS 4096
-#define RELAY_UNAUTH_RATE  50  /* answers per second per source */
-#define RELAY_UNAUTH_BURST 100 /* at once */
+#define RELAY_UNAUTH_SLOTS     4096
+#define RELAY_UNAUTH_RATE      50    /* answers per second per source */
+#define RELAY_UNAUTH_BURST     100   /* at once */
+#define RELAY_UNAUTH_ALL_RATE  5000  /* to all sources, per worker: forged sources */
+#define RELAY_UNAUTH_ALL_BURST 10000 /* that keep evicting slots gain nothing */
 
 struct relay_unauth_slot {
     uint8_t key[16];
@@ -231,6 +234,7 @@ struct relay_worker {
     uint64_t now_ms; /* cached per callback */
 
     struct relay_unauth_slot *unauth; /* RELAY_UNAUTH_SLOTS */
+    struct relay_unauth_slot unauth_all;
     uint64_t unauth_seed;
     uint64_t unauth_dropped; /* since the last relay.rate_limited line */
     uint64_t unauth_logged_ms;

@@ -251,7 +251,22 @@ static void reply_start(struct req *q, struct stun_builder *b, enum stun_class c
     stun_build_start(b, q->w->tx, sizeof(q->w->tx), q->m.method, cls, q->m.tid);
 }
 
-/* Takes a token from the source's bucket; false when it is empty. */
+/* Refills a bucket for the time gone by and takes a token from it. */
+static bool bucket_take(struct relay_unauth_slot *s, uint64_t now_ms, uint32_t rate, uint32_t burst)
+{
+    uint64_t refill = (now_ms - s->last_ms) * rate / 1000;
+    if (refill) {
+        s->tokens = refill >= burst - s->tokens ? burst : s->tokens + (uint32_t)refill;
+        s->last_ms = now_ms;
+    }
+    if (!s->tokens)
+        return false;
+    s->tokens--;
+    return true;
+}
+
+/* A token from the source's bucket and from the worker's; false when
+ * either is empty. */
 static bool unauth_reply_allowed(struct relay_worker *w, const struct netaddr *from)
 {
     uint8_t key[16];
@@ -265,16 +280,14 @@ static bool unauth_reply_allowed(struct relay_worker *w, const struct netaddr *f
         s->tokens = RELAY_UNAUTH_BURST;
         s->last_ms = w->now_ms;
     }
-    uint64_t refill = (w->now_ms - s->last_ms) * RELAY_UNAUTH_RATE / 1000;
-    if (refill) {
-        s->tokens = refill >= RELAY_UNAUTH_BURST - s->tokens ? RELAY_UNAUTH_BURST
-                                                             : s->tokens + (uint32_t)refill;
-        s->last_ms = w->now_ms;
+    if (!w->unauth_all.used) {
+        w->unauth_all.used = true;
+        w->unauth_all.tokens = RELAY_UNAUTH_ALL_BURST;
+        w->unauth_all.last_ms = w->now_ms;
     }
-    if (s->tokens) {
-        s->tokens--;
+    if (bucket_take(s, w->now_ms, RELAY_UNAUTH_RATE, RELAY_UNAUTH_BURST) &&
+        bucket_take(&w->unauth_all, w->now_ms, RELAY_UNAUTH_ALL_RATE, RELAY_UNAUTH_ALL_BURST))
         return true;
-    }
     w->unauth_dropped++;
     if (w->now_ms - w->unauth_logged_ms >= 1000) { /* a line a second at most */
         char a[NETADDR_STRLEN];
@@ -727,6 +740,7 @@ static void handle_allocate(struct req *q)
     }
     if (q->conn) {
         q->conn->alloc = a;
+        q->conn->allocated = true;
         relay_conn_idle(q->conn);
     } else {
         hmap_insert(&w->allocs, &a->node, five_hash(q->udp, q->from));

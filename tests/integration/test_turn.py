@@ -676,33 +676,46 @@ class TestTurnRelay(TurnTestBase):
         with self.client() as c:
             self.assertEqual(c.transact(BINDING, [], auth=False).cls, SUCCESS)
 
+    def _closed_after(self, port: int, chunks: list[bytes], tls: bool = False) -> float | None:
+        """Sends a chunk every 2 s on a new connection to port; the seconds
+        after which the relay closed it, or None if it stayed open."""
+        s = socket.create_connection(("127.0.0.1", port), timeout=scaled(5))
+        start = time.monotonic()
+        try:
+            for chunk in chunks:
+                if time.monotonic() - start > scaled(25):
+                    return None
+                try:
+                    s.send(chunk)
+                    s.settimeout(2)
+                    if s.recv(1) == b"":
+                        return time.monotonic() - start
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return time.monotonic() - start
+            return None
+        finally:
+            s.close()
+
     def test_trickled_handshake_closed_at_the_deadline(self) -> None:
         # a byte every 2 s restarts the read timeout each time; the deadline
         # counted from accept (10 s) closes the connection all the same
         mark = self.p.log_mark()
         hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(32)
-        s = socket.create_connection(("127.0.0.1", self.p.relay_tls_port), timeout=scaled(5))
-        start, closed = time.monotonic(), None
-        try:
-            for byte in hello:
-                if time.monotonic() - start > scaled(25):
-                    break
-                try:
-                    s.send(bytes([byte]))
-                    s.settimeout(2)
-                    if s.recv(1) == b"":
-                        closed = time.monotonic() - start
-                        break
-                except socket.timeout:
-                    continue
-                except OSError:
-                    closed = time.monotonic() - start
-                    break
-        finally:
-            s.close()
+        closed = self._closed_after(self.p.relay_tls_port, [bytes([b]) for b in hello])
         self.assertIsNotNone(closed, "a trickled handshake kept its connection open")
         self.assertGreaterEqual(closed, 9.0)
         self.p.wait_log("relay.conn_deadline", since=mark, transport="tls")
+
+    def test_empty_frames_do_not_hold_a_connection(self) -> None:
+        # whole frames (empty ChannelData) every 2 s: still no allocation
+        # within 10 s, so the connection goes
+        mark = self.p.log_mark()
+        closed = self._closed_after(self.p.relay_port, [b"\x40\x00\x00\x00"] * 20)
+        self.assertIsNotNone(closed, "empty frames kept a connection without allocation open")
+        self.assertGreaterEqual(closed, 9.0)
+        self.p.wait_log("relay.conn_deadline", since=mark, transport="tcp")
 
     def test_retransmitted_allocate(self) -> None:
         with self.client("hank") as c:
