@@ -86,6 +86,7 @@ enum wmsg_type {
     WMSG_SEND,
     WMSG_CLOSE,
     WMSG_IDLE,
+    WMSG_READ_LIMIT,
     WMSG_STOP,
 };
 
@@ -658,6 +659,8 @@ static void worker_stop(struct worker *w, unsigned grace_ms)
     worker_reap_soon(w);
 }
 
+static void worker_set_read_limit(struct worker *w, size_t limit);
+
 static void worker_on_msg(struct mbox_msg *msg, void *arg)
 {
     struct worker *w = arg;
@@ -686,6 +689,9 @@ static void worker_on_msg(struct mbox_msg *msg, void *arg)
         if (c)
             conn_set_idle_timeout(c, m->seconds);
         break;
+    case WMSG_READ_LIMIT:
+        worker_set_read_limit(w, m->len);
+        break;
     case WMSG_STOP:
         worker_stop(w, m->seconds);
         break;
@@ -694,6 +700,21 @@ static void worker_on_msg(struct mbox_msg *msg, void *arg)
     free(m->sni);
     free(m->verify_host);
     free(m);
+}
+
+/* A new read limit for every connection that has one (reload). */
+static void worker_set_read_limit(struct worker *w, size_t limit)
+{
+    size_t bucket;
+    for (struct hmap_node *n = w->conns.count ? hmap_iter_first(&w->conns, &bucket) : NULL; n;
+         n = hmap_iter_next(&w->conns, n, &bucket)) {
+        struct conn *c = container_of(n, struct conn, node);
+        if (!c->read_limit)
+            continue;
+        c->read_limit = limit;
+        if (c->bev)
+            bufferevent_setwatermark(c->bev, EV_READ, 0, limit);
+    }
 }
 
 static void *worker_main(void *arg)
@@ -862,6 +883,17 @@ void worker_pool_set_idle(struct worker_pool *pool, uint64_t id, unsigned second
         return;
     m->seconds = seconds;
     mbox_post(w->mbox, &m->m);
+}
+
+void worker_pool_set_read_limit(struct worker_pool *pool, size_t limit)
+{
+    for (unsigned i = 0; i < pool->n; i++) {
+        struct wmsg *m = wmsg_new(WMSG_READ_LIMIT, 0);
+        if (!m)
+            continue;
+        m->len = limit;
+        mbox_post(pool->workers[i].mbox, &m->m);
+    }
 }
 
 void worker_pool_stop(struct worker_pool *pool, unsigned grace_ms)

@@ -122,7 +122,7 @@ static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, s
         .listener = l->index,
         .handshake_timeout_s = (unsigned)rt->cfg->tls.handshake_timeout,
         .idle_timeout_s = (unsigned)rt->cfg->sip.idle_timeout,
-        .read_limit = (size_t)rt->cfg->sip.max_message_size + 4096,
+        .read_limit = runtime_read_limit(rt->cfg),
     };
     char p[NETADDR_STRLEN];
     log_debug("conn.accepted", "conn", LOG_INT(cc->id), "peer", netaddr_format(&peer, p),

@@ -52,6 +52,14 @@ struct core_conn {
     time_t opened;
 };
 
+/* What a SIP connection may buffer unread: the largest message and a little
+ * more, so the transport sees a too-large one and answers 513 rather than
+ * stalling on a full buffer. */
+static inline size_t runtime_read_limit(const struct config *cfg)
+{
+    return (size_t)cfg->sip.max_message_size + 4096;
+}
+
 struct runtime {
     struct config *cfg;
     char *config_path;

@@ -218,6 +218,8 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     config_free(old);
     atomic_store(&rt->transport.max_message_size, (size_t)cfg->sip.max_message_size);
     atomic_store(&rt->transport.message_deadline_s, (unsigned)cfg->sip.idle_timeout);
+    if (rt->workers)
+        worker_pool_set_read_limit(rt->workers, runtime_read_limit(cfg));
     runtime_apply_log_level(rt);
     if (rt->proxy) {
         sipcore_reconfigure(rt);

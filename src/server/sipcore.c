@@ -112,7 +112,7 @@ static uint64_t sipcore_connect(void *arg, const struct netaddr *addr, const cha
         .listener = -1,
         .handshake_timeout_s = (unsigned)rt->cfg->tls.handshake_timeout,
         .idle_timeout_s = (unsigned)rt->cfg->sip.idle_timeout,
-        .read_limit = (size_t)rt->cfg->sip.max_message_size + 4096,
+        .read_limit = runtime_read_limit(rt->cfg),
     };
     /* outgoing connections leave from the node's own (first TLS) address */
     const struct netaddr *local = NULL;

@@ -110,6 +110,26 @@ class TestServer(unittest.TestCase):
             self.assertEqual(p.stop(), 0)
             p.wait_log("server.stopped")
 
+    def test_reload_raises_max_message_size_on_open_connections(self):
+        # a connection opened under the old limit takes a message the new
+        # one allows (it used to stall on its read buffer until the idle
+        # timeout closed it)
+        with Parley(name="msgsize", config={"sip.max_message_size": 4096}) as p:
+            p.start()
+            with p.connect() as conn:
+                c = sipclient.SipClient(conn, user="nobody", domain=p.domain)
+                big = "x" * 20000
+                r = c.request("OPTIONS", f"sip:{p.domain}", body=big, content_type="text/plain")
+                self.assertEqual(r.status, 513, r)
+            with p.connect() as conn:
+                c = sipclient.SipClient(conn, user="nobody", domain=p.domain)
+                self.assertEqual(c.request("OPTIONS", f"sip:{p.domain}").status, 200)
+                p.config_set("sip.max_message_size", 65535)
+                p.wait_log("config.reloaded", since=p.reload())
+                r = c.request("OPTIONS", f"sip:{p.domain}", body=big, content_type="text/plain",
+                              timeout=5)
+                self.assertEqual(r.status, 200, r)
+
     def test_old_tls_and_plain_text_refused(self):
         with Parley(name="tlsrefuse") as p:
             p.start()
