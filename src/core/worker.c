@@ -712,8 +712,13 @@ static void worker_set_read_limit(struct worker *w, size_t limit)
         if (!c->read_limit)
             continue;
         c->read_limit = limit;
-        if (c->bev)
-            bufferevent_setwatermark(c->bev, EV_READ, 0, limit);
+        if (!c->bev)
+            continue;
+        bufferevent_setwatermark(c->bev, EV_READ, 0, limit);
+        /* a lower limit under what is buffered stops reading with no read
+         * callback to come: let the transport look again (and answer 513) */
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) >= limit)
+            conn_defer_read(c, 0);
     }
 }
 

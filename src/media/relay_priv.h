@@ -188,8 +188,8 @@ struct relay_txq {
 #define RELAY_UNAUTH_SLOTS     4096
 #define RELAY_UNAUTH_RATE      50    /* answers per second per source */
 #define RELAY_UNAUTH_BURST     100   /* at once */
-#define RELAY_UNAUTH_ALL_RATE  5000  /* to all sources, per worker: forged sources */
-#define RELAY_UNAUTH_ALL_BURST 10000 /* that keep evicting slots gain nothing */
+#define RELAY_UNAUTH_ALL_RATE  5000  /* sources new to their slot, per worker: forged */
+#define RELAY_UNAUTH_ALL_BURST 10000 /* sources that keep evicting slots gain nothing */
 
 struct relay_unauth_slot {
     uint8_t key[16];

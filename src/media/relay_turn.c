@@ -265,28 +265,35 @@ static bool bucket_take(struct relay_unauth_slot *s, uint64_t now_ms, uint32_t r
     return true;
 }
 
-/* A token from the source's bucket and from the worker's; false when
- * either is empty. */
+/* A token from the source's bucket; false when it is empty. A source new
+ * to its slot (or taking it from another) first needs a token from the
+ * worker's bucket: forged sources that keep evicting slots are bounded
+ * there, while sources already known keep their own rate. */
 static bool unauth_reply_allowed(struct relay_worker *w, const struct netaddr *from)
 {
     uint8_t key[16];
     netaddr_source_key(from, key);
     uint64_t h = hash_u64(hash_bytes(key, sizeof(key)) ^ w->unauth_seed);
     struct relay_unauth_slot *s = &w->unauth[h % RELAY_UNAUTH_SLOTS];
+    bool ok;
 
-    if (!s->used || memcmp(s->key, key, sizeof(key)) != 0) {
-        memcpy(s->key, key, sizeof(key));
-        s->used = true;
-        s->tokens = RELAY_UNAUTH_BURST;
-        s->last_ms = w->now_ms;
-    }
     if (!w->unauth_all.used) {
         w->unauth_all.used = true;
         w->unauth_all.tokens = RELAY_UNAUTH_ALL_BURST;
         w->unauth_all.last_ms = w->now_ms;
     }
-    if (bucket_take(s, w->now_ms, RELAY_UNAUTH_RATE, RELAY_UNAUTH_BURST) &&
-        bucket_take(&w->unauth_all, w->now_ms, RELAY_UNAUTH_ALL_RATE, RELAY_UNAUTH_ALL_BURST))
+    if (s->used && memcmp(s->key, key, sizeof(key)) == 0) {
+        ok = bucket_take(s, w->now_ms, RELAY_UNAUTH_RATE, RELAY_UNAUTH_BURST);
+    } else {
+        ok = bucket_take(&w->unauth_all, w->now_ms, RELAY_UNAUTH_ALL_RATE, RELAY_UNAUTH_ALL_BURST);
+        if (ok) {
+            memcpy(s->key, key, sizeof(key));
+            s->used = true;
+            s->tokens = RELAY_UNAUTH_BURST - 1; /* this answer */
+            s->last_ms = w->now_ms;
+        }
+    }
+    if (ok)
         return true;
     w->unauth_dropped++;
     if (w->now_ms - w->unauth_logged_ms >= 1000) { /* a line a second at most */

@@ -11,9 +11,12 @@
 /* A confirmed dialog that never sees its BYE (a client that vanished) is
  * forgotten after this long; an early one when its INVITE ends; one of a
  * subscription (no call) after this long without in-dialog traffic. */
-#define DIALOG_MAX_LIFETIME_MS   (24ULL * 3600 * 1000)
-#define DIALOG_IDLE_LIFETIME_MS  (2ULL * 3600 * 1000)
-#define DIALOG_MAX_PER_CALL      8
+#define DIALOG_MAX_LIFETIME_MS  (24ULL * 3600 * 1000)
+#define DIALOG_IDLE_LIFETIME_MS (2ULL * 3600 * 1000)
+/* Per call and per request: two for each branch a request may fork to
+ * (an early dialog and the one its 2xx makes), so every device of a user
+ * at the device limit keeps its dialogs. */
+#define DIALOG_MAX_PER_CALL      (2 * PROXY_MAX_BRANCHES)
 #define DIALOG_MAX_TOTAL         100000
 #define DIALOG_EARLY_LIFETIME_MS (SIP_TIMER_C_MS + 64 * SIP_T1_MS)
 

@@ -297,6 +297,23 @@ void registrar_register(struct registrar *r, const char *user, const struct sip_
         return;
     }
 
+    /* Two Contacts for one device (same URI, same instance, or one binding)
+     * would be applied one after the other, each changing what the next
+     * one finds: the count checked below could not be trusted. */
+    for (size_t i = 0; i < n; i++) {
+        struct reg_binding *bi = u ? reg_find_binding(u, &contacts[i]) : NULL;
+        for (size_t j = i + 1; j < n; j++) {
+            bool same_instance = contacts[i].instance.n &&
+                                 strview_eq_view(contacts[i].instance, contacts[j].instance);
+            if (same_instance || sip_uri_equal(&contacts[i].addr.uri, &contacts[j].addr.uri) ||
+                (bi && reg_find_binding(u, &contacts[j]) == bi)) {
+                *status = 400;
+                *reason = "Bad Request (two Contacts name the same device)";
+                return;
+            }
+        }
+    }
+
     /* check everything before changing anything; removals in the same
      * REGISTER make room (a device that changes address swaps its contact) */
     size_t adding = 0, removing = 0;
@@ -316,12 +333,7 @@ void registrar_register(struct registrar *r, const char *user, const struct sip_
         }
         if (!b && contacts[i].expires != 0)
             adding++;
-        /* a binding named twice ends as its last mention says: only that
-         * one may count as a removal (removed and added back is no room) */
-        bool named_later = false;
-        for (size_t j = i + 1; b && j < n && !named_later; j++)
-            named_later = reg_find_binding(u, &contacts[j]) == b;
-        if (b && !named_later && contacts[i].expires == 0)
+        if (b && contacts[i].expires == 0)
             removing++;
     }
     size_t count = u ? u->count : 0;

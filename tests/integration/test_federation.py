@@ -872,11 +872,12 @@ class TestFederation(unittest.TestCase):
                 srv.close()
 
     def test_notifies_of_fresh_tags_cannot_grow_the_dialog_table(self):
-        """Ten NOTIFYs of ten tags before the 200: the first eight make
-        dialogs and reach alice, the others get 481 (dialog.refused)."""
+        """36 NOTIFYs of 36 tags before the 200: the first 32 (the bound per
+        request) make dialogs and reach alice, the others get 481
+        (dialog.refused)."""
         with Parley(domain=A_DOMAIN, address=A_ADDR, name="fed-notify10-a", users=USERS_A) as A, \
                 Parley(domain=B_DOMAIN, address=B_ADDR, name="fed-notify10-b") as B:
-            srv = stand_in_partner(A, B, notify_first=10)
+            srv = stand_in_partner(A, B, notify_first=36)
             try:
                 A.start()
                 with user(A, "alice") as alice:
@@ -884,12 +885,12 @@ class TestFederation(unittest.TestCase):
                                                 headers={"Event": "presence",
                                                          "Accept": "application/pidf+xml"})
                     self.assertEqual(r.status, 200, r)
-                    for _ in range(8):
+                    for _ in range(32):
                         alice.respond(alice.wait_request("NOTIFY"), 200)
                     deadline = time.monotonic() + T(5)
-                    while len(srv.responses) < 10 and time.monotonic() < deadline:
+                    while len(srv.responses) < 36 and time.monotonic() < deadline:
                         time.sleep(0.05)
-                    self.assertEqual(sorted(x.status for x in srv.responses), [200] * 8 + [481] * 2)
+                    self.assertEqual(sorted(x.status for x in srv.responses), [200] * 32 + [481] * 4)
                     with self.assertRaises(SipTimeout):
                         alice.wait_request("NOTIFY", timeout=0.3)
                 A.wait_log("dialog.refused", reason="too many dialogs for one call")

@@ -129,6 +129,16 @@ class TestServer(unittest.TestCase):
                 r = c.request("OPTIONS", f"sip:{p.domain}", body=big, content_type="text/plain",
                               timeout=5)
                 self.assertEqual(r.status, 200, r)
+                # half of a 60 kB message is buffered when the limit drops back to
+                # 4096: the server says 513 at once instead of waiting on it
+                req = c.build_request("OPTIONS", f"sip:{p.domain}", body="y" * 60000,
+                                      content_type="text/plain")
+                raw = req.to_bytes()
+                conn.send(raw[:30000])
+                time.sleep(0.3)
+                p.config_set("sip.max_message_size", 4096)
+                p.wait_log("config.reloaded", since=p.reload())
+                self.assertEqual(c.wait_response(req, timeout=5).status, 513)
 
     def test_old_tls_and_plain_text_refused(self):
         with Parley(name="tlsrefuse") as p:

@@ -480,18 +480,40 @@ static void test_removals_make_room(void **state)
     assert_int_equal(do_register(f, (struct req){.cseq = 2, .contacts = swap, .expires = 600}),
                      200);
     assert_int_equal(registrar_count(f->reg), 3);
-    /* removed and named again is no room: B stays, so E does not fit */
+    /* one device named twice is refused whole, whatever the order: each
+     * mention would change what the next one finds */
     const char *again = "Contact: <sip:alice@10.0.0.3:5061;transport=tls>;expires=0\r\n" C_B
                         "Contact: <sip:alice@10.0.0.6:5061;transport=tls>\r\n";
-    assert_int_equal(do_register(f, (struct req){.cseq = 3, .contacts = again, .expires = 600}),
-                     403);
-    assert_int_equal(registrar_count(f->reg), 3);
-    /* named twice, removed last: that is room */
     const char *last = C_B "Contact: <sip:alice@10.0.0.3:5061;transport=tls>;expires=0\r\n"
                            "Contact: <sip:alice@10.0.0.6:5061;transport=tls>\r\n";
-    assert_int_equal(do_register(f, (struct req){.cseq = 4, .contacts = last, .expires = 600}),
+    const char *instances = "Contact: <sip:alice@10.0.0.7:5061>;+sip.instance=\"<urn:a>\"\r\n"
+                            "Contact: <sip:alice@10.0.0.7:5061>;+sip.instance=\"<urn:b>\"\r\n";
+    unsigned cseq = 3;
+    for (const char *const *c = (const char *const[]){again, last, instances, NULL}; *c; c++) {
+        assert_int_equal(
+            do_register(f, (struct req){.cseq = cseq++, .contacts = *c, .expires = 600}), 400);
+        assert_int_equal(registrar_count(f->reg), 3);
+    }
+    /* a device (by instance) that moves, named with its old address too:
+     * both name one binding */
+    assert_int_equal(do_register(f, (struct req){.user = "bob",
+                                                 .call_id = "b",
+                                                 .contacts = "Contact: <sip:bob@10.0.0.9>;"
+                                                             "+sip.instance=\"<urn:x>\"\r\n"
+                                                             "Contact: <sip:bob@10.0.0.10>\r\n",
+                                                 .expires = 600}),
                      200);
-    assert_int_equal(registrar_count(f->reg), 3);
+    assert_int_equal(
+        do_register(f, (struct req){.user = "bob",
+                                    .call_id = "b",
+                                    .cseq = 2,
+                                    .contacts = "Contact: <sip:bob@10.0.0.11>;"
+                                                "+sip.instance=\"<urn:x>\"\r\n"
+                                                "Contact: <sip:bob@10.0.0.9>;expires=0\r\n"
+                                                "Contact: <sip:bob@10.0.0.12>\r\n",
+                                    .expires = 600}),
+        400);
+    assert_int_equal(registrar_count(f->reg), 5);
 }
 
 static void test_conn_closed_removes_its_bindings(void **state)
