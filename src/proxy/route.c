@@ -325,9 +325,15 @@ static void branch_response(struct sip_txn_user *u, const struct sip_msg *cresp,
             return;
         if (pr->method == SIP_METHOD_INVITE && !pr->forwarded_2xx) {
             struct sip_addr to;
+            struct dialog *d = NULL;
             if (sip_msg_to(resp, &to) == 0 && to.tag.n && !pr->in_dialog &&
-                dialog_upsert(pr->p, resp, pr, b->conn))
+                (d = dialog_upsert(pr->p, resp, pr, b->conn)) != NULL)
                 strview_copy(to.tag, b->early_tag, sizeof(b->early_tag));
+            /* an offer in a reliable provisional: the PRACK must answer it */
+            if (d && late_offer && offer_sdp->len && sip_msg_hdr_first(resp, SIP_HDR_RSEQ)) {
+                strbuf_reset(&d->late_offer);
+                strbuf_putview(&d->late_offer, strview_make(offer_sdp->p, offer_sdp->len));
+            }
             proxy_forward_response(pr, b, resp, status);
         }
         return;
@@ -344,8 +350,10 @@ static void branch_response(struct sip_txn_user *u, const struct sip_msg *cresp,
                 struct dialog *d = dialog_upsert(pr->p, resp, pr, b->conn);
                 if (d) {
                     dialog_confirm(d);
-                    if (late_offer)
+                    if (late_offer) {
+                        strbuf_reset(&d->late_offer);
                         strbuf_putview(&d->late_offer, strview_make(offer_sdp->p, offer_sdp->len));
+                    }
                 }
             }
         }
@@ -516,14 +524,28 @@ bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len, con
     if (target_uri)
         sip_msg_set_request_uri(m, strview_cstr(target_uri));
     struct strbuf offer = STRBUF_INIT;
-    /* PRACK carries the answer to an offer in a reliable provisional response
-     * (or a new offer): checked on its own, as an offer would be */
+    /* A PRACK answers the offer of the reliable provisional it acknowledges
+     * (kept in the early dialog); without one it may carry a new offer. */
+    struct dialog *early = m->method == SIP_METHOD_PRACK ? proxy_dialog_of(pr, m) : NULL;
+    if (early && !early->late_offer.len)
+        early = NULL;
     if (m->method == SIP_METHOD_INVITE || m->method == SIP_METHOD_UPDATE ||
         m->method == SIP_METHOD_PRACK) {
-        char warning[200] = "";
+        char warning[200] = "", summary[400] = "";
         uint64_t in_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
-        enum proxy_media_result mr =
-            proxy_media_offer(p, m, in_conn, conn, &offer, warning, sizeof(warning));
+        enum proxy_media_result mr = PROXY_MEDIA_OK;
+        if (!early) {
+            mr = proxy_media_offer(p, m, in_conn, conn, &offer, warning, sizeof(warning));
+        } else if (proxy_has_sdp(m)) {
+            mr = proxy_media_answer(p, strview_make(early->late_offer.p, early->late_offer.len), m,
+                                    in_conn, conn, warning, sizeof(warning), summary,
+                                    sizeof(summary));
+            if (mr == PROXY_MEDIA_OK) {
+                strbuf_reset(&early->late_offer); /* answered */
+                if (early->call && summary[0])
+                    snprintf(early->call->media, sizeof(early->call->media), "%s", summary);
+            }
+        }
         if (mr != PROXY_MEDIA_OK) {
             int status = mr == PROXY_MEDIA_BAD ? 400 : 488;
             if (proxy_better(status, pr->best_status) || pr->best_status == status) {

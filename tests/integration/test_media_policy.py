@@ -1106,7 +1106,15 @@ class TestBodies(MediaTestCase):
                 r = a.request_in_dialog(early, "PRACK", headers=rack, body=plain_sdp(),
                                         content_type="application/sdp")
                 self.assertEqual(r.status, 488, r)
-                self.assertWarning(r, W_OFFER_PLAIN)
+                self.assertWarning(r, W_ANSWER_PLAIN)  # checked against the 183's offer
+                no_message(b, 0.3)
+                # an answer that does not match the offer's sections
+                two = (srtp_sdp() + "m=video 40010 RTP/SAVP 96\r\na=rtpmap:96 H264/90000\r\n"
+                       f"a=crypto:{crypto(tag=2)}\r\n")
+                r = a.request_in_dialog(early, "PRACK", headers=rack, body=two,
+                                        content_type="application/sdp")
+                self.assertEqual(r.status, 400, r)
+                self.assertWarning(r, "malformed SDP: answer has 2 media sections, offer 1")
                 no_message(b, 0.3)
                 # an encrypted answer goes through
                 fut = POOL.submit(a.request_in_dialog, early, "PRACK", headers=rack,
