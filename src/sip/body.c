@@ -40,18 +40,8 @@ static int scan_fail(struct body_scan *s, const char *why)
 static int media_type_split(struct strview v, struct strview *type, struct strview *subtype,
                             struct strview *params)
 {
-    v = strview_trim(v);
-    size_t t = sip_lex_span(v, 0, SIP_C_TOKEN);
-    size_t slash = sip_lex_skip_wsp(v, t);
-    if (t == 0 || slash >= v.n || v.p[slash] != '/')
+    if (sip_lex_media_type(strview_trim(v), type, subtype, params))
         return -EINVAL;
-    size_t ss = sip_lex_skip_wsp(v, slash + 1);
-    size_t se = sip_lex_span(v, ss, SIP_C_TOKEN);
-    if (se == ss)
-        return -EINVAL;
-    *type = strview_make(v.p, t);
-    *subtype = strview_make(v.p + ss, se - ss);
-    *params = strview_make(v.p + se, v.n - se);
     size_t pos = 0, n = 0;
     struct strview pn, pv, seen[PARAMS_MAX];
     int rc;

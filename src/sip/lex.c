@@ -180,3 +180,25 @@ bool sip_lex_param_find(struct strview s, const char *name, struct strview *valu
     }
     return false;
 }
+
+int sip_lex_media_type(struct strview v, struct strview *type, struct strview *subtype,
+                       struct strview *params)
+{
+    size_t t = sip_lex_span(v, 0, SIP_C_TOKEN);
+    size_t slash = sip_lex_skip_wsp(v, t);
+    if (t == 0 || slash >= v.n || v.p[slash] != '/')
+        return -EINVAL;
+    size_t ss = sip_lex_skip_wsp(v, slash + 1);
+    size_t se = sip_lex_span(v, ss, SIP_C_TOKEN);
+    if (se == ss)
+        return -EINVAL;
+    *type = strview_make(v.p, t);
+    *subtype = strview_make(v.p + ss, se - ss);
+    *params = strview_make(v.p + se, v.n - se);
+    size_t pos = 0;
+    struct strview pn, pv;
+    int rc;
+    while ((rc = sip_lex_param_next(*params, &pos, &pn, &pv)) > 0)
+        ;
+    return rc < 0 ? -EINVAL : 0;
+}

@@ -76,6 +76,12 @@ int sip_lex_param_next(struct strview s, size_t *pos, struct strview *name, stru
  * values kept with their quotes). *value is empty for a flag. */
 bool sip_lex_param_find(struct strview params, const char *name, struct strview *value);
 
+/* A media type "type/subtype;params" (RFC 3261 §20.15; LWS allowed around
+ * '/'): returns 0 with its parts, -EINVAL when malformed (the parameter
+ * list included). */
+int sip_lex_media_type(struct strview v, struct strview *type, struct strview *subtype,
+                       struct strview *params);
+
 /* Case-insensitive ASCII comparison of two views of the same length. */
 bool sip_lex_eq_nocase(const char *a, const char *b, size_t n);
 

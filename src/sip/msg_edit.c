@@ -153,28 +153,16 @@ struct strview sip_msg_printf(struct sip_msg *msg, const char *fmt, ...)
 
 int sip_msg_media_type(struct sip_msg *msg, struct strview v, struct strview *type)
 {
-    size_t t = sip_lex_span(v, 0, SIP_C_TOKEN);
-    size_t s = sip_lex_skip_wsp(v, t);
+    struct strview t, sub, params;
 
-    if (t == 0 || s >= v.n || v.p[s] != '/')
+    if (sip_lex_media_type(v, &t, &sub, &params))
         return -EINVAL;
-    size_t ss = sip_lex_skip_wsp(v, s + 1);
-    size_t se = sip_lex_span(v, ss, SIP_C_TOKEN);
-    if (se == ss)
-        return -EINVAL;
-    size_t pos = se;
-    struct strview pn, pv;
-    int rc;
-    while ((rc = sip_lex_param_next(v, &pos, &pn, &pv)) > 0)
-        ;
-    if (rc < 0)
-        return -EINVAL;
-    if (s == t && ss == s + 1) {
-        *type = strview_make(v.p, se);
+    if (sub.p == t.p + t.n + 1) {
+        *type = strview_make(t.p, t.n + 1 + sub.n);
         return 0;
     }
     /* "text / plain": keep the canonical spelling. */
-    *type = sip_msg_printf(msg, "%.*s/%.*s", (int)t, v.p, (int)(se - ss), v.p + ss);
+    *type = sip_msg_printf(msg, "%.*s/%.*s", (int)t.n, t.p, (int)sub.n, sub.p);
     return type->p ? 0 : -ENOMEM;
 }
 
