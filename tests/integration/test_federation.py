@@ -441,10 +441,27 @@ class StandInPartner:
                    ("Subscription-State", "active;expires=600")]
         return SipMessage.request("NOTIFY", contact, fields)
 
+    def wait_responses(self, n: int) -> list[SipMessage]:
+        """The responses received, once there are n (or after a while)."""
+        deadline = time.monotonic() + T(5)
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.responses) >= n:
+                    break
+            time.sleep(0.05)
+        with self.lock:
+            return list(self.responses)
+
     def close(self) -> None:
         self.stopping = True
         self.sock.close()
         self.thread.join(2)
+
+
+def subscribe_to_bob(alice: SipClient) -> SipMessage:
+    """alice's presence SUBSCRIBE to the partner's bob; the final response."""
+    return alice.request_with_auth("SUBSCRIBE", BOB, expires=600,
+                                   headers={"Event": "presence", "Accept": "application/pidf+xml"})
 
 
 def stand_in_partner(A: Parley, B: Parley, **kw: Any) -> StandInPartner:
@@ -856,17 +873,12 @@ class TestFederation(unittest.TestCase):
             try:
                 A.start()
                 with user(A, "alice") as alice:
-                    r = alice.request_with_auth("SUBSCRIBE", BOB, expires=600,
-                                                headers={"Event": "presence",
-                                                         "Accept": "application/pidf+xml"})
+                    r = subscribe_to_bob(alice)
                     self.assertEqual(r.status, 200, r)
                     n = alice.wait_request("NOTIFY")
                     self.assertEqual(n.call_id, r.call_id)
                     alice.respond(n, 200)
-                    deadline = time.monotonic() + T(5)
-                    while not srv.responses and time.monotonic() < deadline:
-                        time.sleep(0.05)
-                    self.assertEqual([x.status for x in srv.responses], [200], srv.responses)
+                    self.assertEqual([x.status for x in srv.wait_responses(1)], [200])
                 self.assertEqual(srv.errors, [])
             finally:
                 srv.close()
@@ -881,16 +893,12 @@ class TestFederation(unittest.TestCase):
             try:
                 A.start()
                 with user(A, "alice") as alice:
-                    r = alice.request_with_auth("SUBSCRIBE", BOB, expires=600,
-                                                headers={"Event": "presence",
-                                                         "Accept": "application/pidf+xml"})
+                    r = subscribe_to_bob(alice)
                     self.assertEqual(r.status, 200, r)
                     for _ in range(32):
                         alice.respond(alice.wait_request("NOTIFY"), 200)
-                    deadline = time.monotonic() + T(5)
-                    while len(srv.responses) < 36 and time.monotonic() < deadline:
-                        time.sleep(0.05)
-                    self.assertEqual(sorted(x.status for x in srv.responses), [200] * 32 + [481] * 4)
+                    self.assertEqual(sorted(x.status for x in srv.wait_responses(36)),
+                                     [200] * 32 + [481] * 4)
                     with self.assertRaises(SipTimeout):
                         alice.wait_request("NOTIFY", timeout=0.3)
                 A.wait_log("dialog.refused", reason="too many dialogs for one call")

@@ -244,6 +244,20 @@ class MediaTestCase(unittest.TestCase):
         b.wait_request("ACK")
         return inv, i, resp, Dialog.from_uac(inv, resp), db
 
+    def refused_2xx(self, a: sipclient.SipClient, b: sipclient.SipClient, inv: SipMessage,
+                    warning: str) -> SipMessage:
+        """After b's 2xx that broke the policy: b gets the ACK, then a BYE
+        with the reason; a gets 488 with the warning (returned)."""
+        b.wait_request("ACK")
+        bye = b.wait_request("BYE")
+        self.assertReason(bye, warning)
+        b.respond(bye, 200)
+        r = a.wait_response(inv)
+        a.ack(inv, r)
+        self.assertEqual(r.status, 488, r)
+        self.assertWarning(r, warning)
+        return r
+
     def hang_up(self, a: sipclient.SipClient, da: Dialog, b: sipclient.SipClient) -> None:
         fut = POOL.submit(a.bye, da)
         bye = b.wait_request("BYE")
@@ -298,14 +312,7 @@ class TestRequired(MediaTestCase):
                 inv = invite(a, optional_sdp())
                 i = b.wait_request("INVITE")
                 b.answer(i, 200, body=plain_sdp(port=40002))
-                b.wait_request("ACK")
-                bye = b.wait_request("BYE")
-                self.assertReason(bye, W_ANSWER_PLAIN)
-                b.respond(bye, 200)
-                r = a.wait_response(inv)
-                a.ack(inv, r)
-                self.assertEqual(r.status, 488, r)
-                self.assertWarning(r, W_ANSWER_PLAIN)
+                self.refused_2xx(a, b, inv, W_ANSWER_PLAIN)
 
     def test_plain_reinvite_refused_and_the_call_goes_on(self):
         # a re-INVITE is an offer like any other; refusing it changes nothing
@@ -534,14 +541,7 @@ class TestUnacceptableAnswers(MediaTestCase):
                 inv = invite(a, None)
                 i = b.wait_request("INVITE")
                 b.respond(i, 200, body=plain_sdp(port=40002), content_type="application/sdp")
-                b.wait_request("ACK")
-                bye = b.wait_request("BYE")
-                self.assertReason(bye, W_OFFER_PLAIN)
-                b.respond(bye, 200)
-                r = a.wait_response(inv)
-                a.ack(inv, r)
-                self.assertEqual(r.status, 488, r)
-                self.assertWarning(r, W_OFFER_PLAIN)
+                self.refused_2xx(a, b, inv, W_OFFER_PLAIN)
 
     def test_retransmitted_refused_2xx_is_not_forwarded(self):
         # bob's plain 200 is retransmitted (as a UAS does until the ACK
@@ -911,14 +911,7 @@ class TestKeysOnlyOverTls(MediaTestCase):
                 i = b.wait_request("INVITE")
                 self.assertFalse(has_crypto(i))
                 b.respond(i, 200, body=optional_sdp(port=40002), content_type="application/sdp")
-                b.wait_request("ACK")
-                bye = b.wait_request("BYE")
-                self.assertReason(bye, W_KEYS_IN)
-                b.respond(bye, 200)
-                r = a.wait_response(inv)
-                a.ack(inv, r)
-                self.assertEqual(r.status, 488, r)
-                self.assertWarning(r, W_KEYS_IN)
+                self.refused_2xx(a, b, inv, W_KEYS_IN)
 
     def test_optional_offer_toward_a_tcp_device_loses_its_keys(self):
         p, port = self.tcp_server("mp-keys-out", "supported")
@@ -1022,13 +1015,7 @@ class TestBodies(MediaTestCase):
                 self.assertEqual(i.text, body)
                 # and its answer is checked against the SDP inside
                 b.answer(i, 200, body=plain_sdp(port=40002))
-                b.wait_request("ACK")
-                bye = b.wait_request("BYE")
-                self.assertReason(bye, W_ANSWER_PLAIN)
-                b.respond(bye, 200)
-                r = a.wait_response(inv)
-                a.ack(inv, r)
-                self.assertEqual(r.status, 488, r)
+                self.refused_2xx(a, b, inv, W_ANSWER_PLAIN)
 
     def test_keys_removed_inside_a_multipart(self):
         port = free_port("tcp")
