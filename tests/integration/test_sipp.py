@@ -338,6 +338,41 @@ class TestSipp(unittest.TestCase):
                 m = b.conn.try_recv(scaled(0.5))
                 self.assertIsNone(m, m and m.summary())
 
+    def test_keys_in_a_multipart_body_refused(self):
+        # the same offer as the application/sdp part of a multipart body, next
+        # to an ISUP part (as SIP-I gateways send it): inspected and refused
+        p, port = tcp_server("sipp-sdes-mp")
+        with p:
+            p.start()
+            with p.client("bob") as b:
+                r = b.register(expires=600)
+                self.assertEqual(r.status, 200, r)
+                with open(os.path.join(SCENARIOS, "invite_sdes.xml")) as f:
+                    text = f.read()
+                text = text.replace("Content-Type: application/sdp",
+                                    "Content-Type: multipart/mixed;boundary=unique-b1")
+                text = text.replace("      v=0\n",
+                                    "      --unique-b1\n      Content-Type: application/sdp\n\n"
+                                    "      v=0\n")
+                text = re.sub(r"(      a=crypto:1 [^\n]*\n)",
+                              r"\1      --unique-b1\n"
+                              r"      Content-Type: application/isup;version=itu-t92+\n\n"
+                              r"      isup\n      --unique-b1--\n", text)
+                scenario = os.path.join(p.dir, "invite_sdes_multipart.xml")
+                with open(scenario, "w") as f:
+                    f.write(text)
+                alice = Sipp(p, port, scenario, "alice", name="alice",
+                             auth_uri=f"bob@{DOMAIN}", keys={"to_user": "bob"})
+                rc = alice.run(timeout=30)
+                self.assertEqual(rc, SIPP_ALL_CALLS_OK, alice.report())
+                self.assertEqual(alice.read("logs").strip(),
+                                 f'488 Warning: 399 {DOMAIN} "{KEYS_OVER_TCP}"', alice.report())
+                sent = alice.read("messages")
+                self.assertIn("Content-Type: multipart/mixed;boundary=unique-b1", sent)
+                self.assertRegex(sent, r"(?m)^--unique-b1--")
+                m = b.conn.try_recv(scaled(0.5))
+                self.assertIsNone(m, m and m.summary())
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
