@@ -119,6 +119,27 @@ static const struct config_key config_table[] = {
     {"auth", "nonce_lifetime", CONFIG_INT, "300", NULL, 1, 86400, true, false, "seconds",
      "How long a challenge's nonce may be used; an older one is answered stale=true.",
      F(auth.nonce_lifetime), NULL},
+    {"auth", "max_failures", CONFIG_INT, "5", NULL, 1, 1000, true, false, NULL,
+     "Failed password checks for one user from one source (IPv6: its /64) within "
+     "auth.failure_window before that source is blocked for that user.",
+     F(auth.max_failures), NULL},
+    {"auth", "max_user_failures", CONFIG_INT, "50", NULL, 1, 1000000, true, false, NULL,
+     "Failed password checks for one user from all sources within auth.failure_window before "
+     "the user is blocked for every source that has not recently authenticated as the user.",
+     F(auth.max_user_failures), NULL},
+    {"auth", "failure_window", CONFIG_INT, "900", NULL, 1, 604800, true, false, "seconds",
+     "How long a failed password check counts.", F(auth.failure_window), NULL},
+    {"auth", "block_time", CONFIG_INT, "60", NULL, 1, 86400, true, false, "seconds",
+     "The first block; each further failure after a block ends doubles it.",
+     F(auth.block_time), NULL},
+    {"auth", "max_block_time", CONFIG_INT, "3600", NULL, 1, 604800, true, false, "seconds",
+     "The longest a block grows to.", F(auth.max_block_time), NULL},
+    {"auth", "trust_time", CONFIG_INT, "604800", NULL, 1, 31536000, true, false, "seconds",
+     "How long a source that authenticated as a user stays exempt from that user's user-wide "
+     "block.", F(auth.trust_time), NULL},
+    {"auth", "max_tracked", CONFIG_INT, "50000", NULL, 100, 10000000, true, false, NULL,
+     "Most records (user and source pairs, users) the throttle keeps; past it the oldest that "
+     "block nothing are forgotten first.", F(auth.max_tracked), NULL},
 
     {"registrar", "min_expires", CONFIG_INT, "60", NULL, 1, 86400, true, false, "seconds",
      "Shortest registration accepted; shorter ones get 423 Interval Too Brief.",
@@ -214,6 +235,15 @@ static const struct config_key config_table[] = {
     {"limits", "connections_total", CONFIG_INT, "10000", NULL, 1, 10000000, true, false, NULL,
      "Most simultaneous connections in all; more are closed at once.",
      F(limits.connections_total), NULL},
+    {"limits", "transactions_per_connection", CONFIG_INT, "500", NULL, 1, 1000000, true, false,
+     NULL,
+     "Most requests of one connection that Parley works on at once (forwarded, waiting); more "
+     "get 503 with Retry-After.", F(limits.transactions_per_connection), NULL},
+    {"limits", "transactions_per_source", CONFIG_INT, "2000", NULL, 1, 10000000, true, false,
+     NULL, "Most requests from one source address (IPv6: its /64) worked on at once.",
+     F(limits.transactions_per_source), NULL},
+    {"limits", "transactions_total", CONFIG_INT, "10000", NULL, 1, 10000000, true, false, NULL,
+     "Most requests worked on at once in all.", F(limits.transactions_total), NULL},
 
     {"log", "level", CONFIG_ENUM, "info", "debug|info|warn|error", 0, 0, true, false, NULL,
      "Least severe level written to the log (parleyd -d forces debug).", F(log.level), NULL},

@@ -64,6 +64,13 @@ struct config {
     struct {
         struct config_str_list algorithms; /* "MD5", "SHA-256", in order */
         long long nonce_lifetime;
+        long long max_failures;      /* per user and source, in failure_window */
+        long long max_user_failures; /* per user, every source, in failure_window */
+        long long failure_window;
+        long long block_time;     /* the first block */
+        long long max_block_time; /* blocks double up to this */
+        long long trust_time;     /* a source that authenticated stays trusted */
+        long long max_tracked;    /* throttle records */
     } auth;
     struct {
         long long min_expires;
@@ -108,6 +115,9 @@ struct config {
     struct {
         long long connections_per_source;
         long long connections_total;
+        long long transactions_per_connection;
+        long long transactions_per_source;
+        long long transactions_total;
     } limits;
     struct {
         char *level;

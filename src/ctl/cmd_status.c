@@ -36,6 +36,31 @@ static void status_render(json_t *doc, const char *why_offline, struct strbuf *t
         strbuf_printf(t, "parleyd: not running (%s)\nshowing the configured view of %s\n",
                       why_offline ? why_offline : "no answer", status_str(d, "config"));
     strbuf_printf(t, "domain: %s\n", status_str(doc, "domain"));
+    json_t *sip = json_object_get(d, "sip");
+    if (sip) {
+        json_t *tx = json_object_get(sip, "transactions");
+        strbuf_printf(t,
+                      "transactions: %lld held of %lld (at most %lld per connection, %lld per "
+                      "source); %lld answered statelessly, %lld of their ACKs absorbed, %lld "
+                      "stray ACKs dropped, %lld refused with 503\n",
+                      json_integer_value(json_object_get(tx, "held")),
+                      json_integer_value(json_object_get(tx, "max_total")),
+                      json_integer_value(json_object_get(tx, "max_per_connection")),
+                      json_integer_value(json_object_get(tx, "max_per_source")),
+                      json_integer_value(json_object_get(sip, "stateless_answers")),
+                      json_integer_value(json_object_get(sip, "acks_absorbed")),
+                      json_integer_value(json_object_get(sip, "acks_dropped")),
+                      json_integer_value(json_object_get(sip, "overload_refused")));
+    }
+    json_t *au = json_object_get(d, "authentication");
+    if (au)
+        strbuf_printf(t,
+                      "password guessing: %lld user+source pairs and %lld users blocked now; "
+                      "%lld attempts refused unchecked, %lld blocks since start\n",
+                      json_integer_value(json_object_get(au, "sources_blocked")),
+                      json_integer_value(json_object_get(au, "users_blocked")),
+                      json_integer_value(json_object_get(au, "throttled_refusals")),
+                      json_integer_value(json_object_get(au, "blocks")));
 
     size_t i;
     json_t *l;

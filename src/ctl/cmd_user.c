@@ -191,17 +191,55 @@ struct user_list_ctx {
     json_t *users;
     struct strbuf text;
     const char *domain;
+    json_t *throttle; /* the daemon's throttle records, or NULL */
+    size_t matched;   /* of those, the records of listed users */
 };
+
+/* The throttle records of one user, as JSON and as text ("" when none). */
+static json_t *user_throttle_of(json_t *records, const char *user, struct strbuf *text)
+{
+    json_t *mine = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(records, i, r)
+    {
+        const char *u = json_string_value(json_object_get(r, "user"));
+        if (!u || strcmp(u, user) != 0)
+            continue;
+        json_array_append(mine, r);
+        const char *src = json_string_value(json_object_get(r, "source"));
+        long long blocked = json_integer_value(json_object_get(r, "blocked_s"));
+        long long failures = json_integer_value(json_object_get(r, "failures"));
+        strbuf_printf(text, "%s%s: %lld failure%s", text->len ? "; " : "",
+                      src && *src ? src : "all sources", failures, failures == 1 ? "" : "s");
+        if (blocked)
+            strbuf_printf(text, ", blocked for %lld s", blocked);
+    }
+    return mine;
+}
 
 static int user_list_one(const struct store_user *u, void *arg)
 {
     struct user_list_ctx *lc = arg;
     char uri[200];
     snprintf(uri, sizeof(uri), "sip:%s@%s", u->name, lc->domain);
-    json_array_append_new(lc->users,
-                          json_pack("{s:s, s:s, s:I, s:I}", "user", u->name, "uri", uri, "created",
-                                    (json_int_t)u->created, "updated", (json_int_t)u->updated));
-    strbuf_printf(&lc->text, "%s\n", uri);
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "user", u->name, "uri", uri, "created",
+                          (json_int_t)u->created, "updated", (json_int_t)u->updated);
+    struct strbuf why = STRBUF_INIT;
+    if (lc->throttle) {
+        json_t *mine = user_throttle_of(lc->throttle, u->name, &why);
+        lc->matched += json_array_size(mine);
+        if (json_array_size(mine))
+            json_object_set_new(o, "throttled", mine);
+        else
+            json_decref(mine);
+    }
+    json_array_append_new(lc->users, o);
+    if (why.len)
+        strbuf_printf(&lc->text, "%s  (password guessing: %s)\n", uri, strbuf_cstr(&why));
+    else
+        strbuf_printf(&lc->text, "%s\n", uri);
+    strbuf_free(&why);
     return 0;
 }
 
@@ -211,25 +249,83 @@ static int user_list(struct ctl *ctl)
     int rc = user_open_store(ctl, &st);
     if (rc)
         return rc;
-    struct user_list_ctx lc = {json_array(), STRBUF_INIT, ctl->cfg->server.domain};
+    struct user_list_ctx lc = {json_array(), STRBUF_INIT, ctl->cfg->server.domain, NULL, 0};
+    /* throttling is the running daemon's; without one there is none */
+    json_t *reply = NULL;
+    char err[256];
+    if (ctl_control_request(ctl->cfg, "throttle", &reply, err, sizeof(err)) == 0 &&
+        json_is_true(json_object_get(reply, "ok")))
+        lc.throttle = json_object_get(reply, "records");
     int sr = store_user_list(st, user_list_one, &lc);
     store_close(st);
     if (sr) {
         json_decref(lc.users);
+        json_decref(reply);
         strbuf_free(&lc.text);
         return ctl_fail(ctl, "cannot list users");
     }
     if (lc.users && json_array_size(lc.users) == 0)
         strbuf_puts(&lc.text, "no users; add one with `parleyctl user add NAME`\n");
-    ctl_done(ctl, json_pack("{s:o}", "users", lc.users), strbuf_cstr(&lc.text));
+    json_t *doc = json_pack("{s:o}", "users", lc.users);
+    if (lc.throttle) {
+        /* guessing at names that are no user shows too: someone is trying */
+        size_t others = json_array_size(lc.throttle) - lc.matched;
+        json_object_set(doc, "throttled", lc.throttle);
+        if (others)
+            strbuf_printf(&lc.text, "(%zu throttle record%s for names that are no user)\n", others,
+                          others == 1 ? "" : "s");
+    }
+    json_decref(reply);
+    ctl_done(ctl, doc, strbuf_cstr(&lc.text));
     strbuf_free(&lc.text);
     return CTL_OK;
+}
+
+static int user_unblock(struct ctl *ctl)
+{
+    bool missing = false;
+    const char *source = ctl_take_option(ctl, "--source", &missing);
+    if (missing)
+        return ctl_usage(ctl, "--source needs an address");
+    if (ctl->argc != 1)
+        return ctl_usage(ctl, "user unblock needs exactly one NAME (and optionally --source ADDR)");
+    const char *name = ctl->argv[0];
+    struct netaddr a;
+    if (source && netaddr_parse_ip(source, 0, &a) != 0)
+        return ctl_usage(ctl, "--source takes a numeric IPv4 or IPv6 address, not \"%s\"", source);
+    json_t *req = json_pack("{s:s, s:s}", "command", "unblock", "user", name);
+    if (source)
+        json_object_set_new(req, "source", json_string(source));
+    json_t *reply = NULL;
+    char err[512];
+    int cr = ctl_control_send(ctl->cfg, req, &reply, err, sizeof(err));
+    json_decref(req);
+    if (cr != 0)
+        return ctl_fail(ctl, "%s (throttling lives in the running daemon; a restart clears it)",
+                        err);
+    if (!json_is_true(json_object_get(reply, "ok"))) {
+        const char *e = json_string_value(json_object_get(reply, "error"));
+        int rc = ctl_fail(ctl, "parleyd: %s", e ? e : "refused");
+        json_decref(reply);
+        return rc;
+    }
+    json_int_t n = json_integer_value(json_object_get(reply, "removed"));
+    char msg[300];
+    if (n)
+        snprintf(msg, sizeof(msg), "unblocked %s%s%s (%lld record%s cleared)", name,
+                 source ? " from " : "", source ? source : "", (long long)n, n == 1 ? "" : "s");
+    else
+        snprintf(msg, sizeof(msg), "%s%s%s was not throttled", name, source ? " from " : "",
+                 source ? source : "");
+    json_decref(reply);
+    return ctl_done(
+        ctl, json_pack("{s:s, s:s?, s:I}", "user", name, "source", source, "removed", n), msg);
 }
 
 int cmd_user(struct ctl *ctl)
 {
     if (ctl->argc < 1)
-        return ctl_usage(ctl, "user needs add, passwd, remove or list");
+        return ctl_usage(ctl, "user needs add, passwd, remove, list or unblock");
     const char *verb = ctl->argv[0];
     ctl->argc--;
     ctl->argv++;
@@ -255,6 +351,8 @@ int cmd_user(struct ctl *ctl)
             return ctl_usage(ctl, "user %s needs a NAME", verb);
         return user_set(ctl, name, strcmp(verb, "add") == 0);
     }
+    if (strcmp(verb, "unblock") == 0)
+        return user_unblock(ctl);
     if (strcmp(verb, "remove") == 0) {
         if (ctl->argc != 1)
             return ctl_usage(ctl, "user remove needs exactly one NAME");

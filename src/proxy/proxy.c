@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/log_limit.h"
 #include "presence/presence.h"
+#include "registrar/throttle.h"
 #include "proxy/federation.h"
 #include "proxy/proxy_priv.h"
 #include "sip/build.h"
@@ -46,6 +48,13 @@ static void proxy_txn_client_terminated(void *arg, struct sip_client_txn *t)
         u->terminated(u, t);
 }
 
+static void proxy_txn_server_held(void *arg, uint64_t conn, int delta)
+{
+    struct proxy *p = arg;
+    if (p->env.txn_held)
+        p->env.txn_held(p->env.arg, conn, delta);
+}
+
 struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
                         const struct proxy_config *cfg, struct registrar *registrar,
                         struct auth *auth)
@@ -62,9 +71,11 @@ struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
         .client_response = proxy_txn_client_response,
         .server_terminated = proxy_server_terminated,
         .client_terminated = proxy_txn_client_terminated,
+        .server_held = proxy_txn_server_held,
     };
     p->txn = sip_txn_layer_new(timers, &h, p);
-    if (!p->txn || hmap_init(&p->dialogs, 256) != 0) {
+    p->overload_log = log_limit_new("sip.overload", 64, 4);
+    if (!p->txn || !p->overload_log || hmap_init(&p->dialogs, 256) != 0) {
         proxy_free(p);
         return NULL;
     }
@@ -104,6 +115,7 @@ void proxy_free(struct proxy *p)
     }
     for (size_t i = 0; i < 8; i++)
         free(p->media_suites[i]);
+    log_limit_free(p->overload_log);
     free(p->domain);
     free(p);
 }
@@ -126,6 +138,21 @@ size_t proxy_dialog_count(const struct proxy *p)
 size_t proxy_transaction_count(const struct proxy *p)
 {
     return sip_txn_layer_count(p->txn);
+}
+
+void proxy_stats(const struct proxy *p, struct proxy_stats *out)
+{
+    struct sip_txn_stats ts;
+    sip_txn_layer_stats(p->txn, &ts);
+    memset(out, 0, sizeof(*out));
+    out->server_transactions = ts.server;
+    out->client_transactions = ts.client;
+    out->held_transactions = ts.held;
+    out->stateless_answers = ts.stateless_answers;
+    out->acks_absorbed = ts.acks_absorbed;
+    out->acks_dropped = p->acks_dropped;
+    out->overload_refused = p->overload_refused;
+    out->throttled = p->throttled;
 }
 
 /* --- helpers ------------------------------------------------------------ */
@@ -195,13 +222,36 @@ static void proxy_challenge(struct proxy *p, struct sip_server_txn *st, bool pro
     strbuf_free(&h);
 }
 
-/* Authenticates st's request; returns true with user set, or answers. */
+/* Authenticates st's request; returns true with user set, or answers.
+ * Password guessing is throttled per claimed user and source: a blocked
+ * attempt is refused before its credentials are looked at, so the right
+ * password is refused too while the block lasts. */
 static bool proxy_authenticate(struct proxy *p, struct sip_server_txn *st, bool proxy, char *user,
                                size_t cap)
 {
+    const struct sip_msg *req = sip_server_txn_request(st);
+    const struct conn_info *ci = p->env.conn_info(p->env.arg, sip_server_txn_conn(st));
+    char claimed[AUTH_USER_MAX + 1] = "";
+    bool throttled = p->env.throttle && ci &&
+                     auth_claimed_user(p->auth, req, proxy, claimed, sizeof(claimed)) == 0;
+    if (throttled) {
+        uint64_t wait_ms = throttle_check(p->env.throttle, claimed, &ci->peer, NULL);
+        if (wait_ms) {
+            char retry[48];
+            snprintf(retry, sizeof(retry), "Retry-After: %llu\r\n",
+                     (unsigned long long)((wait_ms + 999) / 1000));
+            p->throttled++;
+            proxy_reply(st, 403, "Forbidden (too many failed attempts; try again later)", retry);
+            return false;
+        }
+    }
     const char *why = NULL;
-    enum auth_result r = auth_check(p->auth, sip_server_txn_request(st), proxy, p->env.lookup,
-                                    p->env.arg, user, cap, &why);
+    enum auth_result r =
+        auth_check(p->auth, req, proxy, p->env.lookup, p->env.arg, user, cap, &why);
+    if (throttled && r == AUTH_OK)
+        throttle_succeeded(p->env.throttle, user, &ci->peer);
+    else if (throttled && r == AUTH_FORBIDDEN && auth_why_is_wrong_password(why))
+        throttle_failed(p->env.throttle, claimed, &ci->peer);
     switch (r) {
     case AUTH_OK:
         return true;
@@ -522,6 +572,8 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
 
 /* --- dispatch ----------------------------------------------------------- */
 
+static void proxy_on_new_request(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req);
+
 static void proxy_on_request(struct proxy *p, uint64_t conn, struct sip_msg *req)
 {
     /* Hop-by-hop checks that need no transaction come first. */
@@ -550,15 +602,19 @@ static void proxy_on_request(struct proxy *p, uint64_t conn, struct sip_msg *req
         return;
     case SIP_TXN_CANCEL:
         proxy_route_cancel(p, st, cancelled);
+        sip_txn_server_dispatched(st);
         return;
     case SIP_TXN_NEW:
         break;
     }
+    /* st owns req from here. Whatever is answered now is forgotten now:
+     * only work still under way keeps a transaction. */
+    proxy_on_new_request(p, st, req);
+    sip_txn_server_dispatched(st);
+}
 
-    /* st owns req from here */
-    if (req->method == SIP_METHOD_INVITE)
-        sip_server_txn_reply(st, 100, NULL, NULL);
-
+static void proxy_on_new_request(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req)
+{
     bool to_server = req->ruri.user.n == 0 && proxy_uri_is_us(p, &req->ruri) &&
                      sip_msg_hdr_first(req, SIP_HDR_ROUTE) == NULL;
     if (req->max_forwards == 0 && !(to_server && req->method == SIP_METHOD_OPTIONS)) {

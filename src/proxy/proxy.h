@@ -79,6 +79,28 @@ struct proxy_env {
     /* Addresses of our listeners (Record-Route, Via, "is this URI us?"). */
     const struct netaddr *listeners;
     size_t nlisteners;
+    /* May a request on conn become a transaction that outlives its
+     * dispatch (forwarded, waiting for a partner)? NULL when it may, else
+     * the name of the bound that is full ("limits.transactions_total").
+     * NULL function: no bounds. */
+    const char *(*txn_admit)(void *arg, uint64_t conn);
+    /* A transaction on conn began (+1) or stopped (-1) outliving its
+     * dispatch. May be NULL. */
+    void (*txn_held)(void *arg, uint64_t conn, int delta);
+    /* Failed password checks, counted and throttled; may be NULL. */
+    struct throttle *throttle;
+};
+
+/* Figures for status. */
+struct proxy_stats {
+    size_t server_transactions; /* alive */
+    size_t client_transactions; /* alive */
+    size_t held_transactions;   /* outlived their dispatch: what the bounds count */
+    uint64_t stateless_answers; /* requests answered and forgotten at once */
+    uint64_t acks_absorbed;     /* ACKs of those answers, recognised by their tag */
+    uint64_t acks_dropped;      /* ACKs that matched nothing */
+    uint64_t overload_refused;  /* 503s because a transaction bound was full */
+    uint64_t throttled;         /* authentications refused unchecked (guessing) */
 };
 
 struct proxy_config {
@@ -114,5 +136,6 @@ void proxy_conn_closed(struct proxy *p, uint64_t conn, const char *reason);
 /* Counts for status. */
 size_t proxy_dialog_count(const struct proxy *p);
 size_t proxy_transaction_count(const struct proxy *p);
+void proxy_stats(const struct proxy *p, struct proxy_stats *out);
 
 #endif

@@ -142,6 +142,10 @@ struct proxy {
     struct hmap dialogs; /* by Call-ID */
     size_t ndialogs;
     struct proxy_request *subscribes; /* out-of-dialog SUBSCRIBEs in flight */
+    uint64_t acks_dropped;
+    uint64_t overload_refused;
+    uint64_t throttled;
+    struct log_limit *overload_log;
 };
 
 /* proxy.c */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/log_limit.h"
 #include "core/random.h"
 #include "proxy/federation.h"
 #include "proxy/proxy_priv.h"
@@ -55,11 +56,44 @@ void proxy_request_maybe_free(struct proxy_request *pr)
     free(pr);
 }
 
+/* The transaction bounds are full: 503, statelessly, logged at most a few
+ * times a second with the count refused. */
+static void proxy_refuse_overload(struct proxy *p, struct sip_server_txn *st, const char *bound)
+{
+    p->overload_refused++;
+    uint64_t suppressed = 0;
+    if (log_limit_allow(p->overload_log, clock_now_ms(timer_heap_clock(p->timers)),
+                        hash_bytes(bound, strlen(bound)), &suppressed)) {
+        struct proxy_stats ps;
+        proxy_stats(p, &ps);
+        log_warn("sip.overload", "bound", bound, "conn", LOG_INT(sip_server_txn_conn(st)), "held",
+                 LOG_INT(ps.held_transactions), "refused", LOG_INT(suppressed + 1), "refused_total",
+                 LOG_INT(p->overload_refused));
+    }
+    sip_server_txn_reply(st, 503, "Service Unavailable (too many requests in progress)",
+                         "Retry-After: 5\r\n");
+}
+
+/* Starts the state of a request Parley works on beyond this dispatch
+ * (forwarding, waiting for a partner): within the transaction bounds, or
+ * 503. Answers itself when it returns NULL. */
 static struct proxy_request *proxy_request_new(struct proxy *p, struct sip_server_txn *st)
 {
-    struct proxy_request *pr = calloc(1, sizeof(*pr));
-    if (!pr)
+    const char *full =
+        p->env.txn_admit ? p->env.txn_admit(p->env.arg, sip_server_txn_conn(st)) : NULL;
+    if (full) {
+        proxy_refuse_overload(p, st, full);
         return NULL;
+    }
+    struct proxy_request *pr = calloc(1, sizeof(*pr));
+    if (!pr) {
+        sip_server_txn_reply(st, 500, "Server Internal Error (out of memory)", NULL);
+        return NULL;
+    }
+    /* a stateful proxy tells an INVITE's sender it is working on it
+     * (RFC 3261 §16.2); answered-at-once INVITEs get no 100 */
+    if (sip_server_txn_request(st)->method == SIP_METHOD_INVITE)
+        sip_server_txn_reply(st, 100, NULL, NULL);
     pr->p = p;
     pr->st = st;
     pr->method = sip_server_txn_request(st)->method;
@@ -620,10 +654,8 @@ void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct 
     if (n > PROXY_MAX_BRANCHES)
         n = PROXY_MAX_BRANCHES;
     struct proxy_request *pr = proxy_request_new(p, st);
-    if (!pr) {
-        sip_server_txn_reply(st, 500, "Server Internal Error (out of memory)", NULL);
+    if (!pr)
         return;
-    }
     snprintf(pr->caller, sizeof(pr->caller), "%s", caller);
     snprintf(pr->callee, sizeof(pr->callee), "%s@%s", callee_user, p->domain);
     if (req->method == SIP_METHOD_INVITE)
@@ -752,10 +784,8 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
         /* the other side is a partner's user: its server is reached again
          * (the link closed when idle, or the partner restarted) */
         struct proxy_request *pr = proxy_request_new(p, st);
-        if (!pr) {
-            sip_server_txn_reply(st, 500, NULL, NULL);
+        if (!pr)
             return;
-        }
         pr->in_dialog = true;
         proxy_loop_hash(req, pr->loop_hash);
         proxy_strip_identity_headers(req);
@@ -779,10 +809,8 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
     /* identities inside a dialog are no more the client's to assert */
     proxy_strip_identity_headers(req);
     struct proxy_request *pr = proxy_request_new(p, st);
-    if (!pr) {
-        sip_server_txn_reply(st, 500, NULL, NULL);
+    if (!pr)
         return;
-    }
     pr->in_dialog = true;
     char loop[17];
     proxy_loop_hash(req, loop);
@@ -832,6 +860,10 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
             conn = proxy_partner_conn(p, at + 1); /* an ACK cannot wait for a new link */
     }
     if (!conn || ack->max_forwards == 0) {
+        /* an ACK for nothing Parley knows (or cannot reach): counted, not
+         * logged — anyone can send them */
+        if (!d)
+            p->acks_dropped++;
         sip_msg_free(ack);
         return;
     }
@@ -921,10 +953,8 @@ void proxy_route_to_partner(struct proxy *p, struct sip_server_txn *st, struct s
 {
     uint64_t in_conn = sip_server_txn_conn(st);
     struct proxy_request *pr = proxy_request_new(p, st);
-    if (!pr) {
-        sip_server_txn_reply(st, 500, "Server Internal Error (out of memory)", NULL);
+    if (!pr)
         return;
-    }
     proxy_loop_hash(req, pr->loop_hash);
     if (proxy_is_loop(req, pr->loop_hash)) {
         proxy_log_reject(req, in_conn, 482, "the request came back to us");

@@ -480,6 +480,29 @@ static enum auth_result select_credentials(const struct auth *a, const struct si
     return AUTH_CHALLENGE;
 }
 
+int auth_claimed_user(const struct auth *a, const struct sip_msg *req, bool proxy, char *user,
+                      size_t user_cap)
+{
+    struct digest_credentials cr;
+    enum digest_alg alg;
+    const char *why = NULL;
+
+    if (!a || !req || !user || user_cap == 0)
+        return -ENOENT;
+    user[0] = '\0';
+    if (select_credentials(a, req, proxy, &cr, &alg, &why) != AUTH_OK ||
+        digest_unescape(cr.username, user, user_cap) < 0 || !username_plausible(user, user_cap)) {
+        user[0] = '\0';
+        return -ENOENT;
+    }
+    return 0;
+}
+
+bool auth_why_is_wrong_password(const char *why)
+{
+    return why == WHY_FAILED;
+}
+
 struct check_bufs {
     char user[AUTH_USER_MAX + 1];
     char uri[DIGEST_CRED_VALUE_MAX + 1];

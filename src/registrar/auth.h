@@ -139,6 +139,18 @@ enum auth_result auth_check(struct auth *a, const struct sip_msg *req, bool prox
                             auth_lookup_fn lookup, void *lookup_arg, char *user, size_t user_cap,
                             const char **why);
 
+/* The user name the request's credentials for our realm claim (unescaped,
+ * plausible), whether or not they would verify: 0 with user set, or
+ * -ENOENT when there are none (or none usable). Cheap: no lookup, no hash.
+ * The password-guessing throttle is keyed by it before anything is
+ * checked. */
+int auth_claimed_user(const struct auth *a, const struct sip_msg *req, bool proxy, char *user,
+                      size_t user_cap);
+
+/* Is `why` (from auth_check) a failed password check — the outcome a
+ * guess produces, which the throttle counts? */
+bool auth_why_is_wrong_password(const char *why);
+
 /* Number of nonces in the nc table (for status and tests). */
 size_t auth_nonce_count(const struct auth *a);
 

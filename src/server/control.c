@@ -15,6 +15,7 @@
 
 #include "core/log.h"
 #include "media/relay.h"
+#include "registrar/throttle.h"
 #include "server/runtime.h"
 #include "server/status.h"
 
@@ -63,6 +64,31 @@ static json_t *control_error(const char *message)
     return json_pack("{s:b, s:s}", "ok", 0, "error", message);
 }
 
+static bool control_throttle_one(const struct throttle_info *info, void *arg)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:s, s:i, s:I, s:i}", "user", info->user, "source",
+                                         info->has_source ? info->source : "", "failures",
+                                         (int)info->failures, "blocked_s",
+                                         (json_int_t)((info->blocked_ms + 999) / 1000), "blocks",
+                                         (int)info->blocks));
+    return true;
+}
+
+static json_t *control_unblock(struct runtime *rt, json_t *req)
+{
+    const char *user = NULL, *source = NULL;
+    if (json_unpack(req, "{s:s, s?:s}", "user", &user, "source", &source) != 0)
+        return control_error("unblock needs a \"user\"");
+    struct netaddr a;
+    if (source && netaddr_parse_ip(source, 0, &a) != 0)
+        return control_error("source must be a numeric IPv4 or IPv6 address");
+    size_t n = rt->throttle ? throttle_unblock(rt->throttle, user, source ? &a : NULL) : 0;
+    if (n)
+        log_info("auth.unblocked", "user", user, "source", source ? source : "(all)", "records",
+                 LOG_INT(n));
+    return json_pack("{s:b, s:I}", "ok", 1, "removed", (json_int_t)n);
+}
+
 static json_t *control_dispatch(struct runtime *rt, const char *line)
 {
     json_error_t jerr;
@@ -85,6 +111,13 @@ static json_t *control_dispatch(struct runtime *rt, const char *line)
     } else if (strcmp(cmd, "partners") == 0) {
         int rc = rt->proxy ? sipcore_load_partners(rt) : -ENOENT;
         reply = json_pack("{s:b}", "ok", rc == 0);
+    } else if (strcmp(cmd, "throttle") == 0) {
+        json_t *records = json_array();
+        if (rt->throttle)
+            throttle_foreach(rt->throttle, control_throttle_one, records);
+        reply = json_pack("{s:b, s:o}", "ok", 1, "records", records);
+    } else if (strcmp(cmd, "unblock") == 0) {
+        reply = control_unblock(rt, req);
     } else if (strcmp(cmd, "registrations") == 0) {
         reply = status_registrations(rt);
     } else if (strcmp(cmd, "relay") == 0) {

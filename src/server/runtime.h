@@ -50,6 +50,7 @@ struct core_conn {
     struct netaddr peer;
     struct conn_info *info; /* set once the connection is established */
     time_t opened;
+    struct sip_flow *flow; /* its transport flow (a reference), from its first message */
 };
 
 /* What a SIP connection may buffer unread: the largest message and a little
@@ -84,6 +85,11 @@ struct runtime {
     struct hmap conns;   /* id -> core_conn */
     struct hmap sources; /* source address -> count */
     size_t nconns;
+    /* held transactions (txn_bounds.c): per connection, per source, all */
+    struct hmap txn_conns;
+    struct hmap txn_sources;
+    size_t ntxn_held;
+    struct throttle *throttle; /* password guessing (auth.max_failures, ...) */
 
     struct store *store;               /* reads on the core thread */
     struct store_writer *store_writer; /* durable writes, on their own thread */
@@ -113,6 +119,12 @@ void runtime_conn_tables_free(struct runtime *rt);
 /* Records an outgoing connection the core asked a worker to make. */
 struct core_conn *runtime_conn_add_outgoing(struct runtime *rt, uint64_t id,
                                             const struct netaddr *peer);
+
+/* txn_bounds.c: the limits.transactions_* bounds. */
+/* NULL when conn may hold one more, else the name of the full bound. */
+const char *runtime_txn_admit(struct runtime *rt, uint64_t conn);
+void runtime_txn_held(struct runtime *rt, uint64_t conn, int delta);
+void runtime_txn_tables_free(struct runtime *rt);
 
 /* server.c */
 int runtime_reload(struct runtime *rt, struct strbuf *report);

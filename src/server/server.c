@@ -168,6 +168,16 @@ static void runtime_relay_reload(struct runtime *rt, const struct config *old,
         relay_reload(rt->relay, cfg, rt->tls);
 }
 
+/* The transport's settings, shared with the workers (atomics). */
+static void runtime_apply_transport(struct runtime *rt)
+{
+    const struct config *cfg = rt->cfg;
+    atomic_store(&rt->transport.max_message_size, (size_t)cfg->sip.max_message_size);
+    atomic_store(&rt->transport.message_deadline_s, (unsigned)cfg->sip.idle_timeout);
+    /* the configured range keeps this far below INT32_MAX */
+    atomic_store(&rt->transport.max_held_conn, (int)cfg->limits.transactions_per_connection);
+}
+
 int runtime_reload(struct runtime *rt, struct strbuf *report)
 {
     char err[512];
@@ -216,8 +226,7 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     runtime_recheck_peers(rt);
     runtime_relay_reload(rt, old, cfg);
     config_free(old);
-    atomic_store(&rt->transport.max_message_size, (size_t)cfg->sip.max_message_size);
-    atomic_store(&rt->transport.message_deadline_s, (unsigned)cfg->sip.idle_timeout);
+    runtime_apply_transport(rt);
     if (rt->workers)
         worker_pool_set_read_limit(rt->workers, runtime_read_limit(cfg));
     runtime_apply_log_level(rt);
@@ -294,7 +303,8 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     evthread_use_pthreads();
     rt->base = event_base_new();
     rt->timers = timer_heap_new(clock_system());
-    if (!rt->base || !rt->timers || hmap_init(&rt->conns, 1024) || hmap_init(&rt->sources, 256)) {
+    if (!rt->base || !rt->timers || hmap_init(&rt->conns, 1024) || hmap_init(&rt->sources, 256) ||
+        hmap_init(&rt->txn_conns, 256) || hmap_init(&rt->txn_sources, 256)) {
         rc = -ENOMEM;
         goto fail_nomem;
     }
@@ -314,8 +324,7 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     signal(SIGPIPE, SIG_IGN);
 
     rt->transport.core = rt->core_mbox;
-    atomic_store(&rt->transport.max_message_size, (size_t)rt->cfg->sip.max_message_size);
-    atomic_store(&rt->transport.message_deadline_s, (unsigned)rt->cfg->sip.idle_timeout);
+    runtime_apply_transport(rt);
 
     rc = listeners_open(rt, err, errlen);
     if (rc)
@@ -401,6 +410,7 @@ void server_free(struct runtime *rt)
     rt->store = NULL;
     digest_cleanup();
     runtime_conn_tables_free(rt);
+    runtime_txn_tables_free(rt);
     if (rt->timer_ev)
         event_free(rt->timer_ev);
     if (rt->sig_term)

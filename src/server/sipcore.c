@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "proxy/federation.h"
+#include "registrar/throttle.h"
 #include "tls/cert.h"
 #include "tls/context.h"
 #include "server/runtime.h"
@@ -174,6 +175,27 @@ static void sipcore_disconnect(void *arg, uint64_t conn, const char *reason)
         worker_pool_close(rt->workers, conn, reason);
 }
 
+static const char *sipcore_txn_admit(void *arg, uint64_t conn)
+{
+    return runtime_txn_admit(arg, conn);
+}
+
+static void sipcore_txn_held(void *arg, uint64_t conn, int delta)
+{
+    runtime_txn_held(arg, conn, delta);
+}
+
+static void sipcore_throttle_config(const struct config *cfg, struct throttle_config *tc)
+{
+    tc->max_failures = (unsigned)cfg->auth.max_failures;
+    tc->max_user_failures = (unsigned)cfg->auth.max_user_failures;
+    tc->window_ms = (uint64_t)cfg->auth.failure_window * 1000;
+    tc->backoff_ms = (uint64_t)cfg->auth.block_time * 1000;
+    tc->backoff_max_ms = (uint64_t)cfg->auth.max_block_time * 1000;
+    tc->trust_ms = (uint64_t)cfg->auth.trust_time * 1000;
+    tc->max_entries = (size_t)cfg->auth.max_tracked;
+}
+
 static void sipcore_call_ended(void *arg, const struct proxy_call_record *rec)
 {
     struct runtime *rt = arg;
@@ -247,7 +269,10 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         return drc;
     rt->auth = auth_new(clock_system(), &ac);
     rt->registrar = registrar_new(rt->timers, &rc);
-    if (!rt->auth || !rt->registrar)
+    struct throttle_config tc;
+    sipcore_throttle_config(rt->cfg, &tc);
+    rt->throttle = throttle_new(rt->timers, &tc);
+    if (!rt->auth || !rt->registrar || !rt->throttle)
         goto nomem;
     registrar_on_removed(rt->registrar, sipcore_binding_removed, rt);
     registrar_on_added(rt->registrar, sipcore_binding_added, rt);
@@ -265,6 +290,9 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         .dns = rt->dns,
         .listeners = rt->listen_addrs,
         .nlisteners = rt->nlisteners,
+        .txn_admit = sipcore_txn_admit,
+        .txn_held = sipcore_txn_held,
+        .throttle = rt->throttle,
     };
     rt->proxy = proxy_new(rt->timers, &env, &pc, rt->registrar, rt->auth);
     if (!rt->proxy)
@@ -428,6 +456,9 @@ void sipcore_reconfigure(struct runtime *rt)
     struct presence_config prc;
     sipcore_configs(rt->cfg, &ac, &rc, &pc, &prc);
     auth_set_config(rt->auth, &ac);
+    struct throttle_config tc;
+    sipcore_throttle_config(rt->cfg, &tc);
+    throttle_set_config(rt->throttle, &tc);
     registrar_set_config(rt->registrar, &rc);
     proxy_set_config(rt->proxy, &pc);
     presence_set_config(rt->presence, &prc);
@@ -454,6 +485,8 @@ void sipcore_stop(struct runtime *rt)
     rt->registrar = NULL;
     auth_free(rt->auth);
     rt->auth = NULL;
+    throttle_free(rt->throttle);
+    rt->throttle = NULL;
     free(rt->listen_addrs);
     rt->listen_addrs = NULL;
 }
@@ -480,12 +513,16 @@ void sipcore_on_event(struct mbox_msg *m, void *arg)
             presence_conn_closed(rt->presence, ev->conn);
         runtime_conn_closed(rt, ev->conn, ev->reason);
         break;
-    case SIP_TP_MESSAGE:
-        if (rt->proxy && runtime_conn_find(rt, ev->conn)) {
+    case SIP_TP_MESSAGE: {
+        struct core_conn *cc = runtime_conn_find(rt, ev->conn);
+        if (rt->proxy && cc) {
+            if (!cc->flow)
+                cc->flow = sip_tp_flow_ref(ev->flow);
             proxy_on_message(rt->proxy, ev->conn, ev->msg);
             ev->msg = NULL;
         }
         break;
+    }
     }
     sip_tp_event_free(ev);
 }

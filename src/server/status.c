@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "proxy/federation.h"
+#include "registrar/throttle.h"
 #include "server/runtime.h"
 #include "tls/cert.h"
 #include "tls/context.h"
@@ -184,6 +185,38 @@ static bool status_one_partner(const struct federation_partner_info *info, void 
     return true;
 }
 
+/* What the SIP core holds and what it answered without holding anything. */
+static json_t *status_sip(const struct runtime *rt)
+{
+    struct proxy_stats ps;
+    memset(&ps, 0, sizeof(ps));
+    if (rt->proxy)
+        proxy_stats(rt->proxy, &ps);
+    const struct config *cfg = rt->cfg;
+    return json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:I}", "transactions",
+                     "held", (json_int_t)ps.held_transactions, "server",
+                     (json_int_t)ps.server_transactions, "client",
+                     (json_int_t)ps.client_transactions, "max_per_connection",
+                     (json_int_t)cfg->limits.transactions_per_connection, "max_per_source",
+                     (json_int_t)cfg->limits.transactions_per_source, "max_total",
+                     (json_int_t)cfg->limits.transactions_total, "stateless_answers",
+                     (json_int_t)ps.stateless_answers, "acks_absorbed",
+                     (json_int_t)ps.acks_absorbed, "acks_dropped", (json_int_t)ps.acks_dropped,
+                     "overload_refused", (json_int_t)ps.overload_refused);
+}
+
+static json_t *status_authentication(const struct runtime *rt)
+{
+    struct throttle_stats ts;
+    memset(&ts, 0, sizeof(ts));
+    if (rt->throttle)
+        throttle_stats(rt->throttle, &ts);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "throttled_refusals", (json_int_t)ts.refused,
+                     "blocks", (json_int_t)ts.blocks, "sources_blocked",
+                     (json_int_t)ts.sources_blocked, "users_blocked", (json_int_t)ts.users_blocked,
+                     "records", (json_int_t)ts.records);
+}
+
 json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtime *rt)
 {
     struct tls_context_facts facts;
@@ -219,6 +252,8 @@ json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtim
         json_object_set_new(
             daemon, "dialogs",
             json_integer(rt->proxy ? (json_int_t)proxy_dialog_count(rt->proxy) : 0));
+        json_object_set_new(daemon, "sip", status_sip(rt));
+        json_object_set_new(daemon, "authentication", status_authentication(rt));
     }
     json_object_set_new(doc, "ok", json_true());
     json_object_set_new(doc, "daemon", daemon);

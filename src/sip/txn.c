@@ -16,15 +16,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "core/hmap.h"
 #include "core/log.h"
 #include "core/random.h"
+#include "crypto/mac.h"
 #include "sip/build.h"
 
 #define BRANCH_COOKIE     "z9hG4bK"
 #define BRANCH_COOKIE_LEN 7
 #define BRANCH_RANDOM_LEN 24
-#define LOCAL_TAG_LEN     16
+/* Our own non-2xx answers to INVITEs that already carried a To tag (inside
+ * a dialog): their ACK repeats that tag, not ours, so each leaves a small
+ * record — a keyed hash of branch and sent-by — in a fixed table for as long
+ * as Timer H. When the table is busy, a newer record takes the slot and the
+ * older ACK is treated as a stray (dropped, or routed along its dialog,
+ * where the other party ignores it). */
+#define TOMB_SLOTS 4096
+/* Local To tags: 80 bits of an HMAC-SHA256, in hex. */
+#define LOCAL_TAG_LEN 20
+#define TAG_KEY_LEN   32
 /* Distinct To tags of 2xx responses remembered per INVITE, to tell a
  * retransmitted 2xx from a forked one. */
 #define MAX_2XX_TAGS 8
@@ -52,17 +64,19 @@ struct txn {
     struct strview method_name;
     struct timer timer; /* the one state timer: B, C, F, H, L, M or the guard */
     void *ctx;
-    struct txn *next_dead;   /* dead list */
-    struct txn *next_closed; /* sip_txn_conn_closed's batch */
+    struct txn *prev_dead, *next_dead; /* dead list */
+    struct txn *next_closed;           /* sip_txn_conn_closed's batch */
 };
 
 struct sip_server_txn {
     struct txn b;
     struct strview host; /* sent-by of the top Via, into req */
     uint16_t port;
-    int final_status;   /* 0 until a final response is sent */
-    struct strbuf last; /* the last response sent, for retransmitted requests */
-    char tag[LOCAL_TAG_LEN + 1];
+    int final_status;            /* 0 until a final response is sent */
+    struct strbuf last;          /* the last response sent, for retransmitted requests */
+    bool dispatching;            /* new, its user still handling it (see dispatched) */
+    bool held;                   /* outlived its dispatch: counted by server_held */
+    char tag[LOCAL_TAG_LEN + 1]; /* made on first use */
 };
 
 struct sip_client_txn {
@@ -85,6 +99,13 @@ struct sip_txn_layer {
     struct hmap clients;
     struct hmap by_conn;
     size_t count; /* allocated: live plus dead not yet reaped */
+    size_t nserver, nclient, nheld;
+    uint64_t stateless_answers, acks_absorbed;
+    unsigned char tag_key[TAG_KEY_LEN];
+    struct tomb {
+        uint64_t key;
+        uint64_t until;
+    } * tombs; /* TOMB_SLOTS */
     struct txn *dead;
     struct txn *dead_tail;
     struct timer reap_timer;
@@ -158,13 +179,33 @@ static void txn_terminate(struct txn *t)
         timer_stop(l->timers, &as_client(t)->cancel_timer);
     hmap_remove(t->is_server ? &l->servers : &l->clients, &t->key_node);
     hmap_remove(&l->by_conn, &t->conn_node);
+    if (t->is_server)
+        l->nserver--;
+    else
+        l->nclient--;
     t->next_dead = NULL;
+    t->prev_dead = l->dead_tail;
     if (l->dead_tail)
         l->dead_tail->next_dead = t;
     else
         l->dead = t;
     l->dead_tail = t;
+    /* one still dispatching is usually freed sooner, by
+     * sip_txn_server_dispatched(); the reaper is the fallback */
     schedule_reap(l);
+}
+
+static void dead_unlink(struct sip_txn_layer *l, struct txn *t)
+{
+    if (t->prev_dead)
+        t->prev_dead->next_dead = t->next_dead;
+    else
+        l->dead = t->next_dead;
+    if (t->next_dead)
+        t->next_dead->prev_dead = t->prev_dead;
+    else
+        l->dead_tail = t->prev_dead;
+    t->prev_dead = t->next_dead = NULL;
 }
 
 static void txn_insert(struct sip_txn_layer *l, struct txn *t)
@@ -173,6 +214,10 @@ static void txn_insert(struct sip_txn_layer *l, struct txn *t)
                 hash_bytes(t->branch.p, t->branch.n));
     hmap_insert(&l->by_conn, &t->conn_node, hash_u64(t->conn));
     l->count++;
+    if (t->is_server)
+        l->nserver++;
+    else
+        l->nclient++;
 }
 
 static void txn_free(struct txn *t)
@@ -181,7 +226,13 @@ static void txn_free(struct txn *t)
 
     timer_stop(l->timers, &t->timer);
     if (t->is_server) {
-        strbuf_free(&as_server(t)->last);
+        struct sip_server_txn *s = as_server(t);
+        if (s->held) {
+            l->nheld--;
+            if (l->hooks.server_held)
+                l->hooks.server_held(l->arg, t->conn, -1);
+        }
+        strbuf_free(&s->last);
     } else {
         timer_stop(l->timers, &as_client(t)->cancel_timer);
         free(as_client(t)->cancel_reason);
@@ -198,9 +249,7 @@ static void reap(struct sip_txn_layer *l)
     l->reaping = true;
     while (l->dead) {
         struct txn *t = l->dead;
-        l->dead = t->next_dead;
-        if (!l->dead)
-            l->dead_tail = NULL;
+        dead_unlink(l, t);
         if (t->is_server) {
             if (l->hooks.server_terminated)
                 l->hooks.server_terminated(l->arg, as_server(t));
@@ -225,10 +274,17 @@ struct sip_txn_layer *sip_txn_layer_new(struct timer_heap *timers,
     l->timers = timers;
     l->hooks = *hooks;
     l->arg = arg;
+    l->tombs = calloc(TOMB_SLOTS, sizeof(*l->tombs));
+    if (!l->tombs || random_secret(l->tag_key, sizeof(l->tag_key)) != 0) {
+        free(l->tombs);
+        free(l);
+        return NULL;
+    }
     if (hmap_init(&l->servers, 64) || hmap_init(&l->clients, 64) || hmap_init(&l->by_conn, 64)) {
         hmap_destroy(&l->servers);
         hmap_destroy(&l->clients);
         hmap_destroy(&l->by_conn);
+        free(l->tombs);
         free(l);
         return NULL;
     }
@@ -257,12 +313,26 @@ void sip_txn_layer_free(struct sip_txn_layer *l)
     hmap_destroy(&l->servers);
     hmap_destroy(&l->clients);
     hmap_destroy(&l->by_conn);
+    OPENSSL_cleanse(l->tag_key, sizeof(l->tag_key));
+    free(l->tombs);
     free(l);
 }
 
 size_t sip_txn_layer_count(const struct sip_txn_layer *l)
 {
     return l ? l->count : 0;
+}
+
+void sip_txn_layer_stats(const struct sip_txn_layer *l, struct sip_txn_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!l)
+        return;
+    out->server = l->nserver;
+    out->client = l->nclient;
+    out->held = l->nheld;
+    out->stateless_answers = l->stateless_answers;
+    out->acks_absorbed = l->acks_absorbed;
 }
 
 void sip_txn_new_branch(char *out, size_t cap)
@@ -273,6 +343,96 @@ void sip_txn_new_branch(char *out, size_t cap)
         return;
     random_token(rnd, BRANCH_RANDOM_LEN);
     snprintf(out, cap, "%s%s", BRANCH_COOKIE, rnd);
+}
+
+/* --- stateless To tags ----------------------------------------------------- */
+
+/* Appends a field as "length:bytes", so no two field lists share an
+ * encoding; long fields are cut (a tag need only differ between requests
+ * that differ early, and two requests cut alike still differ in Call-ID or
+ * branch length). */
+static size_t tag_put(char *buf, size_t at, size_t cap, struct strview v)
+{
+    size_t n = v.n < 300 ? v.n : 300;
+    int w = snprintf(buf + at, cap - at, "%zu:", v.n);
+    if (w < 0 || (size_t)w >= cap - at)
+        return at;
+    at += (size_t)w;
+    if (n > cap - at)
+        n = cap - at;
+    if (n)
+        memcpy(buf + at, v.p, n);
+    return at + n;
+}
+
+/* The keyed MAC of the fields an ACK for a non-2xx final repeats: Call-ID,
+ * From tag, CSeq number, top Via branch. Returns false when it cannot be
+ * computed (no MAC available); out gets "" then. */
+static bool tag_compute(const struct sip_txn_layer *l, const struct sip_msg *req,
+                        struct strview branch, char out[LOCAL_TAG_LEN + 1])
+{
+    char buf[1024];
+    size_t at = 0;
+    struct sip_addr from;
+    struct strview from_tag = STRVIEW_EMPTY;
+    char cseq[16];
+    unsigned char mac[MAC_MAX_SIZE];
+    size_t maclen;
+
+    out[0] = '\0';
+    if (sip_msg_from(req, &from) == 0)
+        from_tag = from.tag;
+    snprintf(cseq, sizeof(cseq), "%u", (unsigned)req->cseq_num);
+    at = tag_put(buf, at, sizeof(buf), req->call_id);
+    at = tag_put(buf, at, sizeof(buf), from_tag);
+    at = tag_put(buf, at, sizeof(buf), strview_cstr(cseq));
+    at = tag_put(buf, at, sizeof(buf), branch);
+    if (mac_hmac(MAC_HMAC_SHA256, l->tag_key, sizeof(l->tag_key), buf, at, mac, &maclen) != 0)
+        return false;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < LOCAL_TAG_LEN / 2; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[LOCAL_TAG_LEN] = '\0';
+    return true;
+}
+
+/* Is the ACK's To tag the one the layer gave the response it acknowledges? */
+static bool tag_recognised(const struct sip_txn_layer *l, const struct sip_msg *ack,
+                           struct strview branch)
+{
+    struct sip_addr to;
+    char want[LOCAL_TAG_LEN + 1];
+    if (sip_msg_to(ack, &to) != 0 || to.tag.n != LOCAL_TAG_LEN ||
+        !tag_compute(l, ack, branch, want))
+        return false;
+    return CRYPTO_memcmp(to.tag.p, want, LOCAL_TAG_LEN) == 0;
+}
+
+static uint64_t tomb_key(struct strview branch, struct strview host, uint16_t port)
+{
+    uint64_t h = hash_bytes(branch.p ? branch.p : "", branch.n);
+    uint64_t k = h ^ (hash_bytes_nocase(host.p ? host.p : "", host.n) * 31 + port);
+    return k ? k : 1;
+}
+
+static void tomb_add(struct sip_txn_layer *l, const struct sip_server_txn *s)
+{
+    uint64_t k = tomb_key(s->b.branch, s->host, s->port);
+    struct tomb *t = &l->tombs[k & (TOMB_SLOTS - 1)];
+    t->key = k;
+    t->until = clock_now_ms(timer_heap_clock(l->timers)) + SIP_TIMER_H_MS;
+}
+
+static bool tomb_take(struct sip_txn_layer *l, const struct sip_via *via)
+{
+    uint64_t k = tomb_key(via->branch, via->host, via->port);
+    struct tomb *t = &l->tombs[k & (TOMB_SLOTS - 1)];
+    if (t->key != k || t->until < clock_now_ms(timer_heap_clock(l->timers)))
+        return false;
+    t->key = 0;
+    return true;
 }
 
 /* --- server transactions ------------------------------------------------- */
@@ -332,7 +492,7 @@ static struct sip_server_txn *server_new(struct sip_txn_layer *l, uint64_t conn,
     s->b.method_name = req->method_name;
     s->host = via->host;
     s->port = via->port;
-    random_token(s->tag, LOCAL_TAG_LEN);
+    s->dispatching = true;
     if (timer_start(l->timers, &s->b.timer,
                     req->method == SIP_METHOD_INVITE ? SIP_SERVER_INVITE_GUARD_MS
                                                      : SIP_SERVER_GUARD_MS,
@@ -364,6 +524,13 @@ enum sip_txn_verdict sip_txn_server_receive(struct sip_txn_layer *l, uint64_t co
 
     if (req->method == SIP_METHOD_ACK) {
         s = server_find(l, &via, SIP_METHOD_INVITE, strview_cstr("INVITE"));
+        /* The ACK of a non-2xx final the layer built: its transaction
+         * ended with the response; the tag says the ACK is ours. */
+        if (!s && (tag_recognised(l, req, via.branch) || tomb_take(l, &via))) {
+            l->acks_absorbed++;
+            sip_msg_free(req);
+            return SIP_TXN_ABSORBED;
+        }
         /* No transaction, or the ACK of a 2xx (RFC 6026): end to end. */
         if (!s || s->b.state == TXN_ACCEPTED)
             return SIP_TXN_ACK;
@@ -407,6 +574,38 @@ uint64_t sip_server_txn_conn(const struct sip_server_txn *t)
     return t->b.conn;
 }
 
+void sip_txn_server_dispatched(struct sip_server_txn *t)
+{
+    struct sip_txn_layer *l;
+
+    if (!t || !t->dispatching)
+        return;
+    l = t->b.l;
+    t->dispatching = false;
+    if (t->b.state != TXN_TERMINATED && !t->b.ctx && !t->final_status) {
+        /* nobody holds it and nobody answered it: nobody ever will */
+        char call_id[128];
+        strview_copy(t->b.req->call_id, call_id, sizeof(call_id));
+        log_debug("sip.txn.abandoned", "method", sip_method_name(t->b.method), "call_id", call_id);
+        txn_terminate(&t->b);
+    }
+    if (t->b.state == TXN_TERMINATED) {
+        if (l->reaping)
+            return; /* dispatched from a hook: the reaper has it */
+        if (t->final_status)
+            l->stateless_answers++;
+        dead_unlink(l, &t->b);
+        if (l->hooks.server_terminated)
+            l->hooks.server_terminated(l->arg, t);
+        txn_free(&t->b);
+        return;
+    }
+    t->held = true;
+    l->nheld++;
+    if (l->hooks.server_held)
+        l->hooks.server_held(l->arg, t->b.conn, +1);
+}
+
 void sip_server_txn_set_context(struct sip_server_txn *t, void *ctx)
 {
     t->b.ctx = ctx;
@@ -422,12 +621,16 @@ bool sip_server_txn_answered(const struct sip_server_txn *t)
     return t->final_status != 0;
 }
 
-const char *sip_server_txn_local_tag(const struct sip_server_txn *t)
+const char *sip_server_txn_local_tag(struct sip_server_txn *t)
 {
+    /* a random one should the MAC fail: the ACK then just is not absorbed */
+    if (!t->tag[0] && !tag_compute(t->b.l, t->b.req, t->b.branch, t->tag))
+        random_token(t->tag, LOCAL_TAG_LEN);
     return t->tag;
 }
 
-int sip_server_txn_send(struct sip_server_txn *t, int status, struct strbuf *bytes)
+/* local: the response was built by the layer with the local tag. */
+static int server_send(struct sip_server_txn *t, int status, struct strbuf *bytes, bool local)
 {
     struct sip_txn_layer *l;
     bool invite, is_2xx = status >= 200 && status < 300;
@@ -470,15 +673,22 @@ int sip_server_txn_send(struct sip_server_txn *t, int status, struct strbuf *byt
             t->final_status = status;
             timer_start(l->timers, &t->b.timer, SIP_TIMER_L_MS, server_timer_cb, t);
         }
-    } else if (invite) {
+    } else if (invite && !local) {
         t->b.state = TXN_COMPLETED;
         t->final_status = status;
         timer_start(l->timers, &t->b.timer, SIP_TIMER_H_MS, server_timer_cb, t);
     } else {
+        /* a non-INVITE final, or our own non-2xx to an INVITE, whose ACK the
+         * tag identifies without the transaction */
         t->final_status = status;
     }
 
-    if (t->final_status && !invite) {
+    if (t->final_status && invite && local && !is_2xx) {
+        struct sip_addr to;
+        if (sip_msg_to(t->b.req, &to) == 0 && to.tag.n)
+            tomb_add(l, t); /* its ACK will carry the dialog's tag, not ours */
+    }
+    if (t->final_status && (!invite || (local && !is_2xx))) {
         /* Timer J is zero: nothing can retransmit on a reliable transport. */
         layer_send(l, t->b.conn, bytes);
         txn_terminate(&t->b);
@@ -495,6 +705,11 @@ drop:
     return rc;
 }
 
+int sip_server_txn_send(struct sip_server_txn *t, int status, struct strbuf *bytes)
+{
+    return server_send(t, status, bytes, false);
+}
+
 int sip_server_txn_reply(struct sip_server_txn *t, int status, const char *reason,
                          const char *extra_headers)
 {
@@ -503,13 +718,15 @@ int sip_server_txn_reply(struct sip_server_txn *t, int status, const char *reaso
 
     if (!t)
         return -EINVAL;
-    rc = sip_build_response(t->b.req, status, reason, t->tag, extra_headers, NULL, STRVIEW_EMPTY,
-                            &out);
+    /* a 100 carries no tag (RFC 3261 §8.2.6.2): no MAC for it */
+    rc = sip_build_response(t->b.req, status, reason,
+                            status > 100 ? sip_server_txn_local_tag(t) : NULL, extra_headers, NULL,
+                            STRVIEW_EMPTY, &out);
     if (rc) {
         strbuf_free(&out);
         return rc;
     }
-    return sip_server_txn_send(t, status, &out);
+    return server_send(t, status, &out, true);
 }
 
 /* --- client transactions ------------------------------------------------- */

@@ -18,6 +18,20 @@
  * transaction that ends during any call into the layer (a final response
  * sent or received, Timers D/I/J/K, which are zero here) stays valid until
  * the event loop next runs the timers; the terminated hooks run there.
+ *
+ * Stateless answers. Most requests a server gets from strangers are
+ * answered on the spot — a challenge, 403, 404, 400, 503 — and must cost
+ * nothing afterwards. A new server transaction is therefore only
+ * "dispatching" until its user calls sip_txn_server_dispatched(): one that
+ * was answered by then is freed there and then (it was never more than a
+ * way to build the answer), and only one still waiting for work (a
+ * forwarded request) stays, counted as held. The To tag of every response
+ * the layer builds itself is a keyed MAC of the request's Call-ID, From
+ * tag, CSeq number and top Via branch — the fields the ACK of a non-2xx
+ * final response repeats (RFC 3261 §17.1.1.3) — so such an INVITE ends
+ * with its final response, and its ACK, which matches no transaction any
+ * more, is still recognised by its tag and absorbed. A forged or foreign
+ * tag is not recognised: that ACK goes to the user like any stray ACK.
  */
 #ifndef PARLEY_SIP_TXN_H
 #define PARLEY_SIP_TXN_H
@@ -60,6 +74,18 @@ struct sip_txn_hooks {
     /* A transaction is about to be freed. */
     void (*server_terminated)(void *arg, struct sip_server_txn *t);
     void (*client_terminated)(void *arg, struct sip_client_txn *t);
+    /* A server transaction outlived its dispatch (delta +1) or, having
+     * done so, ended (-1): the user counts what each connection holds.
+     * May be NULL. */
+    void (*server_held)(void *arg, uint64_t conn, int delta);
+};
+
+struct sip_txn_stats {
+    size_t server;              /* server transactions alive */
+    size_t client;              /* client transactions alive */
+    size_t held;                /* server transactions that outlived their dispatch */
+    uint64_t stateless_answers; /* requests answered and forgotten within their dispatch */
+    uint64_t acks_absorbed;     /* ACKs of such answers, recognised by their To tag */
 };
 
 struct sip_txn_layer *sip_txn_layer_new(struct timer_heap *timers,
@@ -67,6 +93,7 @@ struct sip_txn_layer *sip_txn_layer_new(struct timer_heap *timers,
 /* Frees every transaction (calling the terminated hooks) and the layer. */
 void sip_txn_layer_free(struct sip_txn_layer *l);
 size_t sip_txn_layer_count(const struct sip_txn_layer *l); /* server + client, for status */
+void sip_txn_layer_stats(const struct sip_txn_layer *l, struct sip_txn_stats *out);
 
 /* A fresh branch ("z9hG4bK" + random), NUL-terminated; out holds >= 32. */
 void sip_txn_new_branch(char *out, size_t cap);
@@ -74,11 +101,14 @@ void sip_txn_new_branch(char *out, size_t cap);
 /* --- server transactions -------------------------------------------- */
 
 enum sip_txn_verdict {
-    SIP_TXN_NEW,      /* a new server transaction: *txn (the layer took the request) */
+    SIP_TXN_NEW,      /* a new server transaction: *txn (the layer took the request);
+                       * dispatching until sip_txn_server_dispatched() */
     SIP_TXN_ABSORBED, /* a retransmission (last response re-sent) or the ACK of a
-                       * non-2xx final; the request was freed */
-    SIP_TXN_CANCEL,   /* a CANCEL: *txn is its own new transaction (answer it),
-                       * *cancelled the INVITE transaction it names or NULL (481) */
+                       * non-2xx final (by transaction or by stateless tag); the
+                       * request was freed */
+    SIP_TXN_CANCEL,   /* a CANCEL: *txn is its own new transaction (answer it;
+                       * dispatching like a NEW one), *cancelled the INVITE
+                       * transaction it names or NULL (481) */
     SIP_TXN_ACK,      /* an ACK that belongs to no transaction (the ACK of a 2xx):
                        * the caller keeps the request and routes it */
     SIP_TXN_INVALID,  /* no usable top Via branch; the caller keeps the request */
@@ -97,18 +127,34 @@ enum sip_txn_verdict sip_txn_server_receive(struct sip_txn_layer *l, uint64_t co
                                             struct sip_msg *req, struct sip_server_txn **txn,
                                             struct sip_server_txn **cancelled);
 
+/*
+ * The user has finished handling a NEW (or CANCEL) transaction's request
+ * for now. A transaction that has ended (a final response was sent; the
+ * terminated hook runs here) is freed at once: t must not be used again.
+ * One that has not, yet has no context and no final response, was
+ * abandoned by its user (nobody will answer it) and is freed too. Anything
+ * else is held: it stays until it ends, and the server_held hook counts
+ * it. Without this call a transaction stays dispatching and is reaped like
+ * any other when it ends.
+ */
+void sip_txn_server_dispatched(struct sip_server_txn *t);
+
 const struct sip_msg *sip_server_txn_request(const struct sip_server_txn *t);
 uint64_t sip_server_txn_conn(const struct sip_server_txn *t);
 void sip_server_txn_set_context(struct sip_server_txn *t, void *ctx);
 void *sip_server_txn_context(const struct sip_server_txn *t);
 /* Has a final response been sent? */
 bool sip_server_txn_answered(const struct sip_server_txn *t);
-/* The To tag used for responses this transaction builds itself. */
-const char *sip_server_txn_local_tag(const struct sip_server_txn *t);
+/* The To tag used for responses this transaction builds itself: the
+ * layer's keyed MAC of the request (see above), the same for the same
+ * request. */
+const char *sip_server_txn_local_tag(struct sip_server_txn *t);
 
-/* Sends a response (bytes already built) and moves the state machine:
- * 1xx keeps it Proceeding; a 2xx to INVITE moves to Accepted (more 2xx may
- * follow: forked answers); another final moves to Completed / Terminated.
+/* Sends a response (bytes already built, e.g. forwarded from downstream)
+ * and moves the state machine: 1xx keeps it Proceeding; a 2xx to INVITE
+ * moves to Accepted (more 2xx may follow: forked answers); another final
+ * to an INVITE moves to Completed (its ACK, carrying the downstream's To
+ * tag, is waited for: Timer H); to anything else, Terminated.
  * Returns -EALREADY when a final response other than an INVITE 2xx was
  * already sent, or when anything but a 2xx follows a 2xx; -ENOTCONN when the
  * transaction has ended without a final response (connection closed, guard
@@ -117,7 +163,9 @@ const char *sip_server_txn_local_tag(const struct sip_server_txn *t);
  * goes to the transaction's connection. */
 int sip_server_txn_send(struct sip_server_txn *t, int status, struct strbuf *bytes);
 /* Builds the response with sip_build_response (To tag = local tag) and
- * sends it. extra_headers: complete CRLF-terminated lines or NULL. */
+ * sends it. extra_headers: complete CRLF-terminated lines or NULL. A
+ * non-2xx final response to an INVITE built here ends the transaction at
+ * once: its ACK is recognised by the tag. */
 int sip_server_txn_reply(struct sip_server_txn *t, int status, const char *reason,
                          const char *extra_headers);
 

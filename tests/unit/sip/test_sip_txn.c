@@ -322,26 +322,30 @@ static void assert_ack_or_cancel(const struct sip_msg *m, const struct sip_msg *
 
 /* --- server transactions ----------------------------------------------- */
 
+/* A forwarded response: bytes from downstream with its own To tag. */
+static int forward_final(struct sip_server_txn *s, int status, const char *tag)
+{
+    struct strbuf b = STRBUF_INIT;
+    assert_int_equal(sip_build_response(sip_server_txn_request(s), status, NULL, tag, NULL, NULL,
+                                        STRVIEW_EMPTY, &b),
+                     0);
+    return sip_server_txn_send(s, status, &b);
+}
+
 static void test_server_invite_1xx_486_ack(void **state)
 {
     struct fx *f = *state;
     struct sip_server_txn *s = new_server(f, CONN_A, uac_req("INVITE", BR1, SENT_BY, NULL), 1);
-    const char *tag = sip_server_txn_local_tag(s);
-    assert_int_equal(strlen(tag), 16);
     assert_false(sip_server_txn_answered(s));
 
     assert_int_equal(sip_server_txn_reply(s, 180, NULL, NULL), 0);
     assert_false(sip_server_txn_answered(s));
-    assert_int_equal(sip_server_txn_reply(s, 486, NULL, "Retry-After: 60\r\n"), 0);
+    assert_int_equal(forward_final(s, 486, "callee-tag"), 0);
     assert_true(sip_server_txn_answered(s));
     assert_int_equal(f->nsent, 2);
     assert_int_equal(f->sent[1].conn, CONN_A);
     struct sip_msg *r = sent_msg(f, 1);
     assert_int_equal(r->status, 486);
-    struct sip_addr to;
-    assert_int_equal(sip_msg_to(r, &to), 0);
-    assert_true(strview_eq(to.tag, tag));
-    assert_non_null(sip_msg_hdr_find_name(r, "Retry-After"));
     sip_msg_free(r);
 
     /* Only one final response. */
@@ -349,13 +353,13 @@ static void test_server_invite_1xx_486_ack(void **state)
     assert_int_equal(sip_server_txn_reply(s, 200, NULL, NULL), -EALREADY);
     assert_int_equal(f->nsent, 2);
 
-    /* Completed waits for the ACK. */
+    /* A forwarded final waits in Completed for the ACK. */
     advance(f, 1000);
     assert_int_equal(f->nsrv_term, 0);
     assert_int_equal(sip_txn_layer_count(f->l), 1);
 
     struct sip_server_txn *t = (void *)1, *c = (void *)1;
-    struct sip_msg *ack = uac_req("ACK", BR1, SENT_BY, tag);
+    struct sip_msg *ack = uac_req("ACK", BR1, SENT_BY, "callee-tag");
     assert_int_equal(sip_txn_server_receive(f->l, CONN_A, ack, &t, &c), SIP_TXN_ABSORBED);
     assert_null(t);
     assert_null(c);
@@ -372,11 +376,202 @@ static void test_server_invite_1xx_486_ack(void **state)
     assert_int_equal(timer_heap_count(f->heap), 0);
 }
 
+/* Our own non-2xx to an INVITE ends the transaction with the response; its
+ * ACK is recognised by the tag alone, a forged tag is not. */
+static void test_server_invite_local_final_is_stateless(void **state)
+{
+    struct fx *f = *state;
+    struct sip_server_txn *s = new_server(f, CONN_A, uac_req("INVITE", BR1, SENT_BY, NULL), 7);
+    const char *tag = sip_server_txn_local_tag(s);
+    assert_int_equal(strlen(tag), 20);
+    char saved[32];
+    snprintf(saved, sizeof(saved), "%s", tag);
+    assert_int_equal(sip_server_txn_reply(s, 407, NULL, NULL), 0);
+    struct sip_msg *r = sent_msg(f, 0);
+    struct sip_addr to;
+    assert_int_equal(sip_msg_to(r, &to), 0);
+    assert_true(strview_eq(to.tag, saved));
+    sip_msg_free(r);
+    sip_txn_server_dispatched(s); /* freed here: nothing held */
+    assert_int_equal(sip_txn_layer_count(f->l), 0);
+    struct sip_txn_stats st;
+    sip_txn_layer_stats(f->l, &st);
+    assert_int_equal(st.stateless_answers, 1);
+    assert_int_equal(st.held, 0);
+
+    /* The same INVITE again (a retransmission) is a new transaction, and
+     * gets the same tag: the same answer. */
+    s = new_server(f, CONN_A, uac_req("INVITE", BR1, SENT_BY, NULL), 8);
+    assert_string_equal(sip_server_txn_local_tag(s), saved);
+    assert_int_equal(sip_server_txn_reply(s, 407, NULL, NULL), 0);
+    sip_txn_server_dispatched(s);
+    assert_true(sent_eq(f, 0, 1));
+
+    /* Its ACK: absorbed, counted, nothing sent. */
+    struct sip_server_txn *t = NULL, *c = NULL;
+    assert_int_equal(
+        sip_txn_server_receive(f->l, CONN_A, uac_req("ACK", BR1, SENT_BY, saved), &t, &c),
+        SIP_TXN_ABSORBED);
+    sip_txn_layer_stats(f->l, &st);
+    assert_int_equal(st.acks_absorbed, 1);
+    assert_int_equal(f->nsent, 2);
+
+    /* Forged: one character changed, another length, the right tag on an
+     * ACK with another branch (the ACK of a 2xx is its own transaction),
+     * another CSeq or From tag. The caller keeps each. */
+    char forged[32];
+    snprintf(forged, sizeof(forged), "%s", saved);
+    forged[5] = forged[5] == 'a' ? 'b' : 'a';
+    const char *tags[] = {forged, "0123456789abcdef0123", "abc"};
+    for (size_t i = 0; i < 3; i++) {
+        struct sip_msg *ack = uac_req("ACK", BR1, SENT_BY, tags[i]);
+        assert_int_equal(sip_txn_server_receive(f->l, CONN_A, ack, &t, &c), SIP_TXN_ACK);
+        sip_msg_free(ack);
+    }
+    struct sip_msg *ack = uac_req("ACK", BR2, SENT_BY, saved);
+    assert_int_equal(sip_txn_server_receive(f->l, CONN_A, ack, &t, &c), SIP_TXN_ACK);
+    sip_msg_free(ack);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "ACK sip:bob@example.com SIP/2.0\r\n"
+             "Via: SIP/2.0/TLS %s;branch=%s\r\n"
+             "From: <sip:alice@example.com>;tag=a1\r\n"
+             "To: <sip:bob@example.com>;tag=%s\r\n"
+             "Call-ID: call-1@example.com\r\n"
+             "CSeq: 2 ACK\r\n"
+             "Content-Length: 0\r\n\r\n",
+             SENT_BY, BR1, saved);
+    ack = parse(text);
+    assert_int_equal(sip_txn_server_receive(f->l, CONN_A, ack, &t, &c), SIP_TXN_ACK);
+    sip_msg_free(ack);
+    snprintf(text, sizeof(text),
+             "ACK sip:bob@example.com SIP/2.0\r\n"
+             "Via: SIP/2.0/TLS %s;branch=%s\r\n"
+             "From: <sip:alice@example.com>;tag=a2\r\n"
+             "To: <sip:bob@example.com>;tag=%s\r\n"
+             "Call-ID: call-1@example.com\r\n"
+             "CSeq: 1 ACK\r\n"
+             "Content-Length: 0\r\n\r\n",
+             SENT_BY, BR1, saved);
+    ack = parse(text);
+    assert_int_equal(sip_txn_server_receive(f->l, CONN_A, ack, &t, &c), SIP_TXN_ACK);
+    sip_msg_free(ack);
+    sip_txn_layer_stats(f->l, &st);
+    assert_int_equal(st.acks_absorbed, 1);
+
+    /* Another layer (another key, a restarted server) does not know it. */
+    struct sip_txn_layer *other = sip_txn_layer_new(f->heap, &hooks, f);
+    assert_non_null(other);
+    ack = uac_req("ACK", BR1, SENT_BY, saved);
+    assert_int_equal(sip_txn_server_receive(other, CONN_A, ack, &t, &c), SIP_TXN_ACK);
+    sip_msg_free(ack);
+    sip_txn_layer_free(other);
+}
+
+/* Inside a dialog the To tag is the dialog's, not ours: the ACK of our own
+ * non-2xx is still absorbed (a small record of branch and sent-by), once,
+ * and not after Timer H. */
+static void test_server_in_dialog_local_final(void **state)
+{
+    struct fx *f = *state;
+    struct sip_server_txn *s = new_server(f, CONN_A, uac_req("INVITE", BR1, SENT_BY, "dlg"), 9);
+    assert_int_equal(sip_server_txn_reply(s, 488, NULL, NULL), 0);
+    sip_txn_server_dispatched(s);
+    assert_int_equal(sip_txn_layer_count(f->l), 0);
+    struct sip_server_txn *t = NULL, *c = NULL;
+    assert_int_equal(
+        sip_txn_server_receive(f->l, CONN_A, uac_req("ACK", BR1, SENT_BY, "dlg"), &t, &c),
+        SIP_TXN_ABSORBED);
+    /* a second one is no longer ours: the caller routes or drops it */
+    struct sip_msg *ack = uac_req("ACK", BR1, SENT_BY, "dlg");
+    assert_int_equal(sip_txn_server_receive(f->l, CONN_A, ack, &t, &c), SIP_TXN_ACK);
+    sip_msg_free(ack);
+    /* another sent-by, or after Timer H: not absorbed */
+    s = new_server(f, CONN_A, uac_req("INVITE", BR2, SENT_BY, "dlg"), 10);
+    assert_int_equal(sip_server_txn_reply(s, 491, NULL, NULL), 0);
+    sip_txn_server_dispatched(s);
+    ack = uac_req("ACK", BR2, "192.0.2.99:5061", "dlg");
+    assert_int_equal(sip_txn_server_receive(f->l, CONN_A, ack, &t, &c), SIP_TXN_ACK);
+    sip_msg_free(ack);
+    advance(f, SIP_TIMER_H_MS + 1);
+    ack = uac_req("ACK", BR2, SENT_BY, "dlg");
+    assert_int_equal(sip_txn_server_receive(f->l, CONN_A, ack, &t, &c), SIP_TXN_ACK);
+    sip_msg_free(ack);
+}
+
+static int held_count[2];
+
+static void hook_server_held(void *arg, uint64_t conn, int delta)
+{
+    (void)arg;
+    held_count[conn == CONN_A ? 0 : 1] += delta;
+}
+
+/* What outlives its dispatch is held and counted until it ends; what was
+ * answered, or abandoned, is freed at once. */
+static void test_server_dispatched_and_held(void **state)
+{
+    struct fx *f = *state;
+    struct sip_txn_hooks h = hooks;
+    h.server_held = hook_server_held;
+    sip_txn_layer_free(f->l);
+    f->l = sip_txn_layer_new(f->heap, &h, f);
+    assert_non_null(f->l);
+    held_count[0] = held_count[1] = 0;
+
+    /* answered: freed within dispatched, terminated hook included */
+    struct sip_server_txn *s = new_server(f, CONN_A, uac_req("OPTIONS", BR1, SENT_BY, NULL), 1);
+    assert_int_equal(sip_server_txn_reply(s, 200, NULL, NULL), 0);
+    sip_txn_server_dispatched(s);
+    assert_int_equal(f->nsrv_term, 1);
+    assert_int_equal(sip_txn_layer_count(f->l), 0);
+    assert_int_equal(held_count[0], 0);
+
+    /* abandoned: no context, no answer */
+    s = new_server(f, CONN_A, uac_req("MESSAGE", BR1, SENT_BY, NULL), 0);
+    sip_server_txn_set_context(s, NULL);
+    sip_txn_server_dispatched(s);
+    assert_int_equal(f->nsrv_term, 2);
+    assert_int_equal(sip_txn_layer_count(f->l), 0);
+
+    /* held: two on A, one on B */
+    struct sip_server_txn *a1 = new_server(f, CONN_A, uac_req("INVITE", BR1, SENT_BY, NULL), 3);
+    struct sip_server_txn *a2 = new_server(f, CONN_A, uac_req("MESSAGE", BR2, SENT_BY, NULL), 4);
+    struct sip_server_txn *b1 = new_server(f, CONN_B, uac_req("INVITE", BR2, SENT_BY, NULL), 5);
+    sip_txn_server_dispatched(a1);
+    sip_txn_server_dispatched(a2);
+    sip_txn_server_dispatched(b1);
+    sip_txn_server_dispatched(b1); /* twice is harmless */
+    assert_int_equal(held_count[0], 2);
+    assert_int_equal(held_count[1], 1);
+    struct sip_txn_stats st;
+    sip_txn_layer_stats(f->l, &st);
+    assert_int_equal(st.held, 3);
+    assert_int_equal(st.server, 3);
+    assert_int_equal(st.stateless_answers, 1);
+
+    /* released as they end: a final, a connection closing */
+    assert_int_equal(sip_server_txn_reply(a2, 200, NULL, NULL), 0);
+    run(f);
+    assert_int_equal(held_count[0], 1);
+    sip_txn_conn_closed(f->l, CONN_B);
+    run(f);
+    assert_int_equal(held_count[1], 0);
+    /* a held INVITE answered by us ends at once too */
+    assert_int_equal(sip_server_txn_reply(a1, 480, NULL, NULL), 0);
+    run(f);
+    assert_int_equal(held_count[0], 0);
+    sip_txn_layer_stats(f->l, &st);
+    assert_int_equal(st.held, 0);
+    assert_int_equal(st.server, 0);
+    assert_int_equal(sip_txn_layer_count(f->l), 0);
+}
+
 static void test_server_invite_timer_h(void **state)
 {
     struct fx *f = *state;
     struct sip_server_txn *s = new_server(f, CONN_A, uac_req("INVITE", BR1, SENT_BY, NULL), 1);
-    assert_int_equal(sip_server_txn_reply(s, 603, NULL, NULL), 0);
+    assert_int_equal(forward_final(s, 603, "callee-tag"), 0);
     advance(f, SIP_TIMER_H_MS - 1);
     assert_int_equal(f->nsrv_term, 0);
     advance(f, 1);
@@ -385,7 +580,7 @@ static void test_server_invite_timer_h(void **state)
 
     /* A late ACK matches nothing now: the caller keeps it. */
     struct sip_server_txn *t = NULL, *c = NULL;
-    struct sip_msg *ack = uac_req("ACK", BR1, SENT_BY, "x");
+    struct sip_msg *ack = uac_req("ACK", BR1, SENT_BY, "callee-tag");
     assert_int_equal(sip_txn_server_receive(f->l, CONN_A, ack, &t, &c), SIP_TXN_ACK);
     sip_msg_free(ack);
 }
@@ -444,7 +639,7 @@ static void test_server_retransmission_resends_last(void **state)
     assert_int_equal(f->nsent, 2);
     assert_true(sent_eq(f, 0, 1));
 
-    assert_int_equal(sip_server_txn_reply(s, 486, NULL, NULL), 0);
+    assert_int_equal(forward_final(s, 486, "callee-tag"), 0);
     /* Re-sent on the transaction's connection, whichever one carried the
      * retransmission. */
     assert_int_equal(
@@ -489,13 +684,15 @@ static void test_server_cancel(void **state)
     assert_null(c2);
 
     assert_int_equal(sip_server_txn_reply(t, 200, NULL, NULL), 0);
+    char inv_tag[32];
+    snprintf(inv_tag, sizeof(inv_tag), "%s", sip_server_txn_local_tag(inv));
     assert_int_equal(sip_server_txn_reply(inv, 487, NULL, NULL), 0);
     run(f);
-    assert_int_equal(f->nsrv_term, 1); /* the CANCEL's: Timer J is zero */
+    /* the CANCEL's (Timer J is zero) and the INVITE's: our own 487 ends it */
+    assert_int_equal(f->nsrv_term, 2);
     assert_ptr_equal(f->srv_term[0], id(2));
     assert_int_equal(
-        sip_txn_server_receive(
-            f->l, CONN_A, uac_req("ACK", BR1, SENT_BY, sip_server_txn_local_tag(inv)), &t2, &c2),
+        sip_txn_server_receive(f->l, CONN_A, uac_req("ACK", BR1, SENT_BY, inv_tag), &t2, &c2),
         SIP_TXN_ABSORBED);
     run(f);
     assert_int_equal(f->nsrv_term, 2);
@@ -1037,6 +1234,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_server_invite_1xx_486_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_invite_local_final_is_stateless, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_server_dispatched_and_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_in_dialog_local_final, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_invite_timer_h, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_invite_2xx_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_retransmission_resends_last, setup, teardown),
