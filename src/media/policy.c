@@ -25,7 +25,7 @@ enum sec_kind {
 struct sec {
     enum sec_kind kind;
     struct strview suite; /* SEC_SDES, SEC_OSRTP */
-    char why[112];        /* SEC_PLAIN: why it does not count */
+    char why[160];        /* SEC_PLAIN: why it does not count */
 };
 
 /* Longest names echoed into warnings and summaries. */
@@ -108,6 +108,28 @@ static void fmt_why(struct sec *sec, const char *fmt, ...)
     vsnprintf(sec->why, sizeof(sec->why), fmt, ap);
     va_end(ap);
 }
+
+/* What a section offers, in the words a user's client uses, for the
+ * Warning of a refusal: a client that offered ZRTP should read that the
+ * server saw ZRTP, not that it saw nothing. */
+static const char *offered_kind(const struct sdp *s, const struct sdp_media *m)
+{
+    if (sdp_proto_is_dtls_srtp(m->proto) || m->proto == SDP_PROTO_DTLS_SCTP ||
+        sdp_media_fingerprint(s, m))
+        return "DTLS-SRTP";
+    if (m->lv.ncrypto)
+        return "SDES";
+    if (sdp_level_attr_find(s, &m->lv, "zrtp-hash") ||
+        sdp_level_attr_find(s, &s->session, "zrtp-hash"))
+        return "ZRTP only";
+    if (sdp_proto_is_sdes(m->proto))
+        return "SRTP without keys";
+    return "no encryption";
+}
+
+/* What each level demands, named in its refusals. */
+#define REQUIRED_TEXT      "media encryption required (SDES-SRTP or DTLS-SRTP)"
+#define NOT_SUPPORTED_TEXT "media encryption not supported (plain RTP only)"
 
 static bool suite_allowed(const struct media_policy *pol, struct strview suite)
 {
@@ -235,7 +257,14 @@ static void analyze(const struct media_policy *pol, const struct sdp *s, const s
     }
     enum sec_kind ok_kind = sdp_proto_is_sdes(m->proto) ? SEC_SDES : SEC_OSRTP;
     if (m->lv.ncrypto == 0) {
-        fmt_why(sec, "%.*s without a=crypto", shown(m->proto_text), m->proto_text.p);
+        if (sdp_level_attr_find(s, &m->lv, "zrtp-hash") ||
+            sdp_level_attr_find(s, &s->session, "zrtp-hash"))
+            fmt_why(sec,
+                    "%.*s with a=zrtp-hash: ZRTP keys are agreed end to end, out of the "
+                    "server's sight",
+                    shown(m->proto_text), m->proto_text.p);
+        else
+            fmt_why(sec, "%.*s without a=crypto", shown(m->proto_text), m->proto_text.p);
         return;
     }
     if (offer) {
@@ -354,15 +383,15 @@ int media_policy_offer(const struct media_policy *pol, struct strview sdp,
         switch (pol->level) {
         case MEDIA_LEVEL_REQUIRED:
             if (sec.kind == SEC_PLAIN)
-                refuse(out, "media encryption required: %.*s not encrypted (%s)", mn, m->media.p,
-                       sec.why);
+                refuse(out, REQUIRED_TEXT ": %.*s offers %s (%s)", mn, m->media.p,
+                       offered_kind(s, m), sec.why);
             break;
         case MEDIA_LEVEL_SUPPORTED:
             break;
         case MEDIA_LEVEL_NOT_SUPPORTED:
             if (sdp_proto_is_sdes(m->proto) || sdp_proto_is_dtls_srtp(m->proto)) {
-                refuse(out, "media encryption not supported: %.*s demands SRTP (%.*s)", mn,
-                       m->media.p, pn, m->proto_text.p);
+                refuse(out, NOT_SUPPORTED_TEXT ": %.*s offers %s (%.*s)", mn, m->media.p,
+                       offered_kind(s, m), pn, m->proto_text.p);
             } else if (sdp_proto_is_plain_rtp(m->proto) && m->lv.ncrypto) {
                 /* Optional SRTP: offered as RTP without the keys. */
                 sdp_level_remove_crypto(s, &m->lv);
@@ -429,13 +458,13 @@ int media_policy_answer(const struct media_policy *pol, struct strview offer, st
         analyze(pol, s, m, o, &o->media[i], &sec);
         if (sec.kind != SEC_DISABLED) {
             if (pol->level == MEDIA_LEVEL_REQUIRED && sec.kind == SEC_PLAIN)
-                refuse(out, "media encryption required: %.*s answer not encrypted (%s)", mn,
-                       m->media.p, sec.why);
+                refuse(out, REQUIRED_TEXT ": %.*s answer carries %s (%s)", mn, m->media.p,
+                       offered_kind(s, m), sec.why);
             if (pol->level == MEDIA_LEVEL_NOT_SUPPORTED &&
                 (sdp_proto_is_sdes(m->proto) || sdp_proto_is_dtls_srtp(m->proto) ||
                  (sdp_proto_is_plain_rtp(m->proto) && m->lv.ncrypto)))
-                refuse(out, "media encryption not supported: %.*s answer selects SRTP (%.*s)", mn,
-                       m->media.p, pn, m->proto_text.p);
+                refuse(out, NOT_SUPPORTED_TEXT ": %.*s answer selects %s (%.*s)", mn, m->media.p,
+                       offered_kind(s, m), pn, m->proto_text.p);
             /* Removing the key an answerer selected would not un-select
              * SRTP at its end: the call could only fail later. */
             if (!hops->out_tls &&

@@ -40,6 +40,9 @@
 #include "core/strbuf.h"
 #include "core/strview.h"
 
+/* Longest refusal text (a Warning header's quoted string). */
+#define MEDIA_WARNING_MAX 256
+
 enum media_level {
     MEDIA_LEVEL_REQUIRED = 0, /* the default */
     MEDIA_LEVEL_SUPPORTED,
@@ -78,7 +81,7 @@ enum media_verdict {
  * a data channel. The summary is filled in for refusals too. */
 struct media_decision {
     enum media_verdict verdict;
-    char warning[160];     /* for Warning: 399 HOST "..." and the log */
+    char warning[MEDIA_WARNING_MAX]; /* for Warning: 399 HOST "..." and the log */
     struct strbuf sdp;     /* MEDIA_REWRITE: the SDP to forward */
     struct strbuf summary; /* lines as above, separated by "; " */
 };

@@ -94,7 +94,7 @@ void proxy_media_warning_header(struct proxy *p, const char *warning, char *out,
 {
     /* Warning: 399 is "miscellaneous" (RFC 3261 §20.43); the text must not
      * break the quoted string */
-    char clean[200];
+    char clean[MEDIA_WARNING_MAX];
     size_t j = 0;
     for (size_t i = 0; warning[i] && j + 1 < sizeof(clean); i++)
         clean[j++] =
@@ -278,7 +278,7 @@ void proxy_media_reject_2xx(struct proxy *p, struct proxy_branch *b, const struc
 
     proxy_media_ack_2xx(p, b, resp);
 
-    char reason[260];
+    char reason[MEDIA_WARNING_MAX + 64];
     snprintf(reason, sizeof(reason), "SIP;cause=488;text=\"%s\"", warning);
     for (char *c = reason + 22; *c && c[1]; c++)
         if (*c == '"' || *c == '\\')

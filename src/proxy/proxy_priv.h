@@ -46,7 +46,7 @@ struct proxy_request {
     struct strbuf best; /* its bytes, ready to send upstream */
     bool forwarded_2xx;
     bool cancelling;
-    char warning[200]; /* a Warning for a locally decided final response */
+    char warning[MEDIA_WARNING_MAX]; /* a Warning for a locally decided final response */
     char caller[PROXY_ADDR_MAX];
     char callee[PROXY_ADDR_MAX];
     struct proxy_call *call; /* out-of-dialog INVITE: the call being tried */

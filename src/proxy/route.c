@@ -219,10 +219,10 @@ void proxy_finish(struct proxy_request *pr)
         sip_server_txn_send(pr->st, pr->best_status, &pr->best);
     } else {
         /* a locally decided status (timeout, lost connection, media policy) */
-        char warning[300] = "";
+        char warning[MEDIA_WARNING_MAX + 64] = "";
         if (pr->warning[0])
             proxy_media_warning_header(pr->p, pr->warning, warning, sizeof(warning));
-        char reason[260] = "";
+        char reason[MEDIA_WARNING_MAX + 64] = "";
         if (pr->best_status == 400 && pr->warning[0])
             snprintf(reason, sizeof(reason), "Bad Request (%s)", pr->warning);
         sip_server_txn_reply(pr->st, pr->best_status, reason[0] ? reason : NULL,
@@ -253,7 +253,7 @@ static void proxy_end_dialog_of(struct proxy_request *pr, const struct sip_msg *
     struct dialog *d = dialog_find(pr->p, resp->call_id, from.tag, to.tag, &from_caller);
     if (!d)
         return;
-    char reason[260], full[300];
+    char reason[MEDIA_WARNING_MAX + 64], full[300];
     snprintf(reason, sizeof(reason), "SIP;cause=488;text=\"%s\"", warning);
     /* the requester is on the side the request came from */
     uint64_t conn = from_caller ? d->caller_conn : d->callee_conn;
@@ -314,7 +314,7 @@ static void branch_response(struct sip_txn_user *u, const struct sip_msg *cresp,
     bool media_method = pr->method == SIP_METHOD_INVITE || pr->method == SIP_METHOD_UPDATE ||
                         pr->method == SIP_METHOD_PRACK;
     uint64_t caller_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
-    char warning[200] = "", summary[400] = "";
+    char warning[MEDIA_WARNING_MAX] = "", summary[400] = "";
     bool late_offer = false;
     if (media_method && resp && status > 100 && status < 300 && proxy_has_sdp(resp)) {
         enum proxy_media_result mr;
@@ -565,7 +565,7 @@ bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len, con
         early = NULL;
     if (m->method == SIP_METHOD_INVITE || m->method == SIP_METHOD_UPDATE ||
         m->method == SIP_METHOD_PRACK) {
-        char warning[200] = "", summary[400] = "";
+        char warning[MEDIA_WARNING_MAX] = "", summary[400] = "";
         uint64_t in_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
         enum proxy_media_result mr = PROXY_MEDIA_OK;
         if (!early) {
@@ -868,7 +868,7 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
         return;
     }
     bool end_dialog = false;
-    char warning[200] = "";
+    char warning[MEDIA_WARNING_MAX] = "";
     if (d && d->late_offer.len && proxy_has_sdp(ack)) {
         char summary[400] = "";
         enum proxy_media_result mr =
@@ -905,7 +905,7 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
         p->env.send(p->env.arg, conn, &out);
     strbuf_free(&out);
     if (end_dialog) {
-        char reason[260];
+        char reason[MEDIA_WARNING_MAX + 64];
         snprintf(reason, sizeof(reason), "SIP;cause=488;text=\"%s\"", warning);
         if (d->callee_conn)
             proxy_send_bye(p, d->callee_conn, d->callee_target, d->caller_uri, d->caller_tag,
@@ -914,7 +914,7 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
             proxy_send_bye(p, d->caller_conn, d->caller_target, d->callee_uri, d->callee_tag,
                            d->caller_uri, d->caller_tag, ack->call_id, 100000 + d->invite_cseq,
                            reason);
-        char full[260];
+        char full[MEDIA_WARNING_MAX + 80];
         snprintf(full, sizeof(full), "488 media refused in the ACK: %s", warning);
         dialog_end(d, full);
     }

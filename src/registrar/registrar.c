@@ -219,7 +219,11 @@ static void reg_list_contacts(struct registrar *r, struct reg_user *u, struct st
         return;
     for (struct reg_binding *b = u->first; b; b = b->next) {
         long long left = b->pub.expires_at - now;
-        strbuf_printf(headers, "Contact: <%s>;expires=%lld\r\n", b->contact, left > 0 ? left : 0);
+        /* a device that named itself gets its name back (RFC 5626 §6); the
+         * value is as the parser accepted it: a token or quoted string */
+        strbuf_printf(headers, "Contact: <%s>;expires=%lld%s%s\r\n", b->contact,
+                      left > 0 ? left : 0, b->instance && b->instance[0] ? ";+sip.instance=" : "",
+                      b->instance && b->instance[0] ? b->instance : "");
     }
     (void)r;
 }

@@ -28,8 +28,8 @@ USERS = {"alice": "alice-secret", "bob": "bob-secret"}
 BOB = f"sip:bob@{DOMAIN}"
 ALICE_AOR, BOB_AOR = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 SRTP_ENABLED = re.compile(r"SRTP is Enabled \(cryptosuite=(\w+)\)")
-W_PLAIN = "media encryption required: audio not encrypted (RTP/AVP without a=crypto)"
-W_NOT_SUPPORTED = "media encryption not supported: audio demands SRTP (RTP/SAVP)"
+W_PLAIN = "media encryption required (SDES-SRTP or DTLS-SRTP): audio offers no encryption (RTP/AVP without a=crypto)"
+W_NOT_SUPPORTED = "media encryption not supported (plain RTP only): audio offers SDES (RTP/SAVP)"
 # baresip's running figures: " audio=TX/RX (bit/s)"
 RATES = re.compile(r"audio=(\d+)/(\d+) \(bit/s\)")
 

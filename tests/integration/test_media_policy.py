@@ -46,11 +46,11 @@ SUITE = "AES_CM_128_HMAC_SHA1_80"
 
 # The reasons media/policy.c gives (the Warning text, the BYE's Reason, the
 # log and the call log all carry them).
-W_OFFER_PLAIN = "media encryption required: audio not encrypted (RTP/AVP without a=crypto)"
-W_ANSWER_PLAIN = "media encryption required: audio answer not encrypted (RTP/AVP without a=crypto)"
+W_OFFER_PLAIN = "media encryption required (SDES-SRTP or DTLS-SRTP): audio offers no encryption (RTP/AVP without a=crypto)"
+W_ANSWER_PLAIN = "media encryption required (SDES-SRTP or DTLS-SRTP): audio answer carries no encryption (RTP/AVP without a=crypto)"
 W_KEYS_IN = "SDES keys received over an unencrypted hop"
 W_KEYS_OUT_SAVP = "SDES keys cannot be sent over an unencrypted hop (audio RTP/SAVP)"
-W_NOT_SUPPORTED = "media encryption not supported: audio demands SRTP (RTP/SAVP)"
+W_NOT_SUPPORTED = "media encryption not supported (plain RTP only): audio offers SDES (RTP/SAVP)"
 
 POOL = ThreadPoolExecutor(max_workers=4)
 
@@ -353,7 +353,7 @@ class TestRequired(MediaTestCase):
                 ]:
                     with self.subTest(why=why):
                         self.refused_offer(p, a, body,
-                                           f"media encryption required: audio not encrypted ({why})",
+                                           f"media encryption required (SDES-SRTP or DTLS-SRTP): audio offers SDES ({why})",
                                            b)
                 # the allowed suite (AEAD_AES_256_GCM: 32-byte key, 12-byte salt)
                 inv, i, resp, da, db = self.call(

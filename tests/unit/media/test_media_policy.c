@@ -357,7 +357,7 @@ static void test_answer_matrix(void **state)
 
 struct one {
     enum media_verdict verdict;
-    char warning[160];
+    char warning[MEDIA_WARNING_MAX];
     char *summary;
     char *sdp;
 };
@@ -523,7 +523,7 @@ static void test_suite_policy(void **state)
     struct media_policy none = {MEDIA_LEVEL_REQUIRED, NULL, 0};
     expect(run_offer_with(&none, SDP_BARESIP_SRTP_MAND, (struct media_hops){true, true}),
            MEDIA_REFUSE,
-           "media encryption required: audio not encrypted (SRTP suite "
+           "media encryption required (SDES-SRTP or DTLS-SRTP): audio offers SDES (SRTP suite "
            "AES_CM_128_HMAC_SHA1_32 not allowed)",
            "audio unencrypted (level required)");
     expect(run_offer_with(&none, SDP_LINPHONE_DTLS, (struct media_hops){true, true}), MEDIA_PASS,
@@ -665,11 +665,13 @@ static void test_dtls_and_other_transports(void **state)
     expect(run_offer(R, SDP_WEBRTC), MEDIA_PASS, NULL,
            "audio DTLS-SRTP; video DTLS-SRTP; application DTLS");
     expect(run_offer(MEDIA_LEVEL_NOT_SUPPORTED, SDP_WEBRTC), MEDIA_REFUSE,
-           "media encryption not supported: audio demands SRTP (UDP/TLS/RTP/SAVPF)", NULL);
+           "media encryption not supported (plain RTP only): audio offers DTLS-SRTP "
+           "(UDP/TLS/RTP/SAVPF)",
+           NULL);
     expect(run_offer(R, SDP_LINPHONE_DTLS), MEDIA_PASS, NULL, "audio DTLS-SRTP; video DTLS-SRTP");
     /* DTLS without any fingerprint */
     expect(run_offer(R, OFFER_HEAD "m=audio 4000 UDP/TLS/RTP/SAVP 0\r\na=setup:actpass\r\n"),
-           MEDIA_REFUSE, "audio not encrypted (UDP/TLS/RTP/SAVP without a=fingerprint)",
+           MEDIA_REFUSE, "audio offers DTLS-SRTP (UDP/TLS/RTP/SAVP without a=fingerprint)",
            "audio unencrypted (level required)");
     expect(run_offer(R, OFFER_HEAD "m=application 4000 UDP/DTLS/SCTP webrtc-datachannel\r\n"),
            MEDIA_REFUSE, "UDP/DTLS/SCTP without a=fingerprint", NULL);
@@ -682,7 +684,8 @@ static void test_dtls_and_other_transports(void **state)
            MEDIA_PASS, NULL, "audio DTLS-SRTP");
     /* other transports are not encryption; disabled ones do not matter */
     expect(run_offer(R, OFFER_HEAD "m=image 4000 udptl t38\r\n"), MEDIA_REFUSE,
-           "media encryption required: image not encrypted (transport udptl is not encrypted)",
+           "media encryption required (SDES-SRTP or DTLS-SRTP): image offers no encryption "
+           "(transport udptl is not encrypted)",
            "image unencrypted (level required)");
     expect(run_offer(R, OFFER_HEAD "m=image 0 udptl t38\r\n" AUDIO_DTLS_SECTION), MEDIA_PASS, NULL,
            "image disabled; audio DTLS-SRTP");
@@ -690,10 +693,20 @@ static void test_dtls_and_other_transports(void **state)
     expect(run_offer(MEDIA_LEVEL_NOT_SUPPORTED,
                      OFFER_HEAD "m=audio 4000 rtp/savp 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 "
                                 "inline:" KEY30_A "\r\n"),
-           MEDIA_REFUSE, "demands SRTP (rtp/savp)", NULL);
+           MEDIA_REFUSE, "offers SDES (rtp/savp)", NULL);
+    /* ZRTP (keys agreed end to end): named for what it is */
+    expect(run_offer(R, OFFER_HEAD
+                     "m=audio 4000 RTP/AVP 0\r\na=zrtp-hash:1.10 "
+                     "fe30efd02423cb054e50efd0248742ac7a52c8f91bc2df881ae642c371ba46df\r\n"),
+           MEDIA_REFUSE,
+           "media encryption required (SDES-SRTP or DTLS-SRTP): audio offers ZRTP only (RTP/AVP "
+           "with a=zrtp-hash: ZRTP keys are agreed end to end, out of the server's sight)",
+           NULL);
+    expect(run_offer(R, OFFER_HEAD "a=zrtp-hash:1.10 ab\r\nm=audio 4000 RTP/AVP 0\r\n"),
+           MEDIA_REFUSE, "audio offers ZRTP only", NULL);
     /* RTP/SAVP without any a=crypto */
     expect(run_offer(R, OFFER_HEAD "m=audio 4000 RTP/SAVP 0\r\n"), MEDIA_REFUSE,
-           "audio not encrypted (RTP/SAVP without a=crypto)", NULL);
+           "audio offers SRTP without keys (RTP/SAVP without a=crypto)", NULL);
     expect(run_offer(MEDIA_LEVEL_SUPPORTED, OFFER_HEAD "m=audio 4000 RTP/SAVP 0\r\n"), MEDIA_PASS,
            NULL, "audio unencrypted (level supported)");
 }
@@ -725,7 +738,7 @@ static void test_keys_travel_only_over_tls(void **state)
     /* capability negotiation is not an encrypted offer under required */
     pol.level = MEDIA_LEVEL_REQUIRED;
     expect(run_offer_with(&pol, capneg, (struct media_hops){true, true}), MEDIA_REFUSE,
-           "audio not encrypted (RTP/AVP without a=crypto)", NULL);
+           "audio offers no encryption (RTP/AVP without a=crypto)", NULL);
     pol.level = MEDIA_LEVEL_SUPPORTED;
 
     /* session-level a=crypto (not valid there, but keys all the same) */

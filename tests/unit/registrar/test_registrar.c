@@ -617,7 +617,9 @@ static void test_instance_id_replaces_the_contact(void **state)
     assert_int_equal(lookup(f, "alice", b, 2), 1);
     assert_int_equal(b[0]->conn, 2);
     assert_string_equal(b[0]->contact, "sip:alice@10.0.0.99:5062");
-    assert_string_equal(hdrs(f), "Contact: <sip:alice@10.0.0.99:5062>;expires=600\r\n");
+    /* the device's instance is echoed (RFC 5626 §6) */
+    assert_string_equal(hdrs(f), "Contact: <sip:alice@10.0.0.99:5062>;expires=600;+sip.instance="
+                                 "\"<urn:uuid:00000000-0000-0000-0000-000000000001>\"\r\n");
     struct sip_uri u;
     assert_int_equal(sip_uri_parse(strview_cstr("sip:alice@10.0.0.99:5062"), &u), 0);
     assert_ptr_equal(registrar_find_contact(f->reg, &u), b[0]);
