@@ -123,6 +123,10 @@ static const struct config_key config_table[] = {
      "Failed password checks for one user from one source (IPv6: its /64) within "
      "auth.failure_window before that source is blocked for that user.",
      F(auth.max_failures), NULL},
+    {"auth", "max_source_failures", CONFIG_INT, "100", NULL, 1, 1000000, true, false, NULL,
+     "Failed password checks from one source (IPv6: its /64) for any names within "
+     "auth.failure_window before that source is blocked for every name.",
+     F(auth.max_source_failures), NULL},
     {"auth", "max_user_failures", CONFIG_INT, "50", NULL, 1, 1000000, true, false, NULL,
      "Failed password checks for one user from all sources within auth.failure_window before "
      "the user is blocked for every source that has not recently authenticated as the user.",
@@ -242,6 +246,9 @@ static const struct config_key config_table[] = {
     {"limits", "transactions_per_source", CONFIG_INT, "2000", NULL, 1, 10000000, true, false,
      NULL, "Most requests from one source address (IPv6: its /64) worked on at once.",
      F(limits.transactions_per_source), NULL},
+    {"limits", "transactions_per_user", CONFIG_INT, "200", NULL, 1, 1000000, true, false, NULL,
+     "Most requests one user (or a partner's user) has in progress at once, from all its "
+     "devices.", F(limits.transactions_per_user), NULL},
     {"limits", "transactions_total", CONFIG_INT, "10000", NULL, 1, 10000000, true, false, NULL,
      "Most requests worked on at once in all.", F(limits.transactions_total), NULL},
 

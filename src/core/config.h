@@ -64,8 +64,9 @@ struct config {
     struct {
         struct config_str_list algorithms; /* "MD5", "SHA-256", in order */
         long long nonce_lifetime;
-        long long max_failures;      /* per user and source, in failure_window */
-        long long max_user_failures; /* per user, every source, in failure_window */
+        long long max_failures;        /* per user and source, in failure_window */
+        long long max_source_failures; /* per source, any name, in failure_window */
+        long long max_user_failures;   /* per user, every source, in failure_window */
         long long failure_window;
         long long block_time;     /* the first block */
         long long max_block_time; /* blocks double up to this */
@@ -117,6 +118,7 @@ struct config {
         long long connections_total;
         long long transactions_per_connection;
         long long transactions_per_source;
+        long long transactions_per_user;
         long long transactions_total;
     } limits;
     struct {

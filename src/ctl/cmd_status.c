@@ -55,8 +55,10 @@ static void status_render(json_t *doc, const char *why_offline, struct strbuf *t
     json_t *au = json_object_get(d, "authentication");
     if (au)
         strbuf_printf(t,
-                      "password guessing: %lld user+source pairs and %lld users blocked now; "
-                      "%lld attempts refused unchecked, %lld blocks since start\n",
+                      "password guessing: blocked now %lld user+source pairs, %lld sources (every "
+                      "name), %lld users (untrusted sources); %lld attempts refused unchecked, "
+                      "%lld blocks since start\n",
+                      json_integer_value(json_object_get(au, "pairs_blocked")),
                       json_integer_value(json_object_get(au, "sources_blocked")),
                       json_integer_value(json_object_get(au, "users_blocked")),
                       json_integer_value(json_object_get(au, "throttled_refusals")),

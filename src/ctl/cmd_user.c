@@ -310,16 +310,25 @@ static int user_unblock(struct ctl *ctl)
         return rc;
     }
     json_int_t n = json_integer_value(json_object_get(reply, "removed"));
-    char msg[300];
+    json_int_t left = json_integer_value(json_object_get(reply, "user_blocked_s"));
+    char msg[400];
+    int w;
     if (n)
-        snprintf(msg, sizeof(msg), "unblocked %s%s%s (%lld record%s cleared)", name,
-                 source ? " from " : "", source ? source : "", (long long)n, n == 1 ? "" : "s");
+        w = snprintf(msg, sizeof(msg), "unblocked %s%s%s (%lld record%s cleared)", name,
+                     source ? " from " : "", source ? source : "", (long long)n, n == 1 ? "" : "s");
     else
-        snprintf(msg, sizeof(msg), "%s%s%s was not throttled", name, source ? " from " : "",
-                 source ? source : "");
+        w = snprintf(msg, sizeof(msg), "%s%s%s was not blocked", name, source ? " from " : "",
+                     source ? source : "");
+    if (left && w > 0 && (size_t)w < sizeof(msg))
+        snprintf(msg + w, sizeof(msg) - (size_t)w,
+                 "; %s is still blocked for %lld s from every source it has not authenticated "
+                 "from (a broad attack): `parleyctl user unblock %s` lifts that",
+                 name, (long long)left, name);
     json_decref(reply);
-    return ctl_done(
-        ctl, json_pack("{s:s, s:s?, s:I}", "user", name, "source", source, "removed", n), msg);
+    return ctl_done(ctl,
+                    json_pack("{s:s, s:s?, s:I, s:I}", "user", name, "source", source, "removed", n,
+                              "user_blocked_s", left),
+                    msg);
 }
 
 int cmd_user(struct ctl *ctl)

@@ -82,8 +82,8 @@ enum media_verdict {
 struct media_decision {
     enum media_verdict verdict;
     char warning[MEDIA_WARNING_MAX]; /* for Warning: 399 HOST "..." and the log */
-    struct strbuf sdp;     /* MEDIA_REWRITE: the SDP to forward */
-    struct strbuf summary; /* lines as above, separated by "; " */
+    struct strbuf sdp;               /* MEDIA_REWRITE: the SDP to forward */
+    struct strbuf summary;           /* lines as above, separated by "; " */
 };
 
 void media_decision_init(struct media_decision *d);

@@ -56,8 +56,8 @@ static void partner_fail_waiters(struct partner *pt, int status, const char *why
         pr->next_waiting = NULL;
         strbuf_free(&pr->held);
         if (pr->st) {
-            proxy_log_reject(sip_server_txn_request(pr->st), sip_server_txn_conn(pr->st), status,
-                             why);
+            proxy_log_reject(pr->p, sip_server_txn_request(pr->st), sip_server_txn_conn(pr->st),
+                             status, why);
             pr->best_status = status;
             strbuf_reset(&pr->best);
             proxy_finish(pr);
@@ -320,11 +320,11 @@ static void federation_refuse(struct proxy *p, struct sip_server_txn *st, const 
     struct cert_summary s;
     if (ci && ci->peer_cert && cert_summarize(ci->peer_cert, &s) == 0)
         snprintf(subject, sizeof(subject), "%s", s.subject);
-    char peer[NETADDR_STRLEN] = "";
-    if (ci)
-        netaddr_format(&ci->peer, peer);
-    log_warn("federation.refused", "domain", domain, "peer", peer, "subject", subject, "reason",
-             why);
+    char peer[NETADDR_STRLEN];
+    uint64_t suppressed = 0;
+    if (proxy_log_bounded(p, sip_server_txn_conn(st), why, &suppressed, peer))
+        log_warn("federation.refused", "domain", domain, "peer", peer, "subject", subject, "reason",
+                 why, "suppressed", LOG_INT(suppressed));
     char reason[200];
     snprintf(reason, sizeof(reason), "Forbidden (%s)", why);
     sip_server_txn_reply(st, 403, reason, NULL);

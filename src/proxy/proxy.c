@@ -75,7 +75,9 @@ struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
     };
     p->txn = sip_txn_layer_new(timers, &h, p);
     p->overload_log = log_limit_new("sip.overload", 64, 4);
-    if (!p->txn || !p->overload_log || hmap_init(&p->dialogs, 256) != 0) {
+    p->reject_log = log_limit_new("sip.rejected", 4096, 50);
+    if (!p->txn || !p->overload_log || !p->reject_log || hmap_init(&p->dialogs, 256) != 0 ||
+        hmap_init(&p->user_loads, 64) != 0) {
         proxy_free(p);
         return NULL;
     }
@@ -96,6 +98,8 @@ void proxy_set_config(struct proxy *p, const struct proxy_config *cfg)
     p->domain = d;
     p->cfg = *cfg;
     p->cfg.domain = p->domain;
+    if (!p->cfg.max_transactions_per_user)
+        p->cfg.max_transactions_per_user = SIZE_MAX;
     proxy_media_configure(p, cfg->media_level ? cfg->media_level : "required", cfg->media_suites,
                           cfg->media_nsuites);
     p->cfg.media_level = NULL;
@@ -113,9 +117,12 @@ void proxy_free(struct proxy *p)
         dialogs_free(p);
         hmap_destroy(&p->dialogs);
     }
+    /* every request gave its load back as the layer freed it: empty */
+    hmap_destroy(&p->user_loads);
     for (size_t i = 0; i < 8; i++)
         free(p->media_suites[i]);
     log_limit_free(p->overload_log);
+    log_limit_free(p->reject_log);
     free(p->domain);
     free(p);
 }
@@ -193,13 +200,31 @@ void proxy_make_via(struct proxy *p, uint64_t conn, const char *branch, struct s
     strbuf_printf(out, "SIP/2.0/%s %s;branch=%s", ci && !ci->tls ? "TCP" : "TLS", a, branch);
 }
 
-void proxy_log_reject(const struct sip_msg *req, uint64_t conn, int status, const char *why)
+bool proxy_log_bounded(struct proxy *p, uint64_t conn, const char *what, uint64_t *suppressed,
+                       char peer[NETADDR_STRLEN])
 {
-    char method[32], cid[128];
+    const struct conn_info *ci = p->env.conn_info(p->env.arg, conn);
+    uint8_t key[16] = {0};
+    peer[0] = '\0';
+    if (ci) {
+        netaddr_source_key(&ci->peer, key);
+        netaddr_format(&ci->peer, peer);
+    }
+    uint64_t k = hash_bytes(key, sizeof(key)) ^ (hash_bytes(what, strlen(what)) * 31);
+    return log_limit_allow(p->reject_log, clock_now_ms(timer_heap_clock(p->timers)), k, suppressed);
+}
+
+void proxy_log_reject(struct proxy *p, const struct sip_msg *req, uint64_t conn, int status,
+                      const char *why)
+{
+    char method[32], cid[128], peer[NETADDR_STRLEN];
+    uint64_t suppressed = 0;
+    if (!proxy_log_bounded(p, conn, why, &suppressed, peer))
+        return;
     strview_copy(req->method_name, method, sizeof(method));
     strview_copy(req->call_id, cid, sizeof(cid));
-    log_info("sip.rejected", "conn", LOG_INT(conn), "method", method, "call_id", cid, "status",
-             LOG_INT(status), "reason", why);
+    log_info("sip.rejected", "conn", LOG_INT(conn), "peer", peer, "method", method, "call_id", cid,
+             "status", LOG_INT(status), "reason", why, "suppressed", LOG_INT(suppressed));
 }
 
 static void proxy_reply(struct sip_server_txn *st, int status, const char *reason,
@@ -208,9 +233,10 @@ static void proxy_reply(struct sip_server_txn *st, int status, const char *reaso
     sip_server_txn_reply(st, status, reason, headers);
 }
 
-static void proxy_reject(struct sip_server_txn *st, int status, const char *reason, const char *why)
+static void proxy_reject(struct proxy *p, struct sip_server_txn *st, int status, const char *reason,
+                         const char *why)
 {
-    proxy_log_reject(sip_server_txn_request(st), sip_server_txn_conn(st), status, why);
+    proxy_log_reject(p, sip_server_txn_request(st), sip_server_txn_conn(st), status, why);
     proxy_reply(st, status, reason, NULL);
 }
 
@@ -225,7 +251,11 @@ static void proxy_challenge(struct proxy *p, struct sip_server_txn *st, bool pro
 /* Authenticates st's request; returns true with user set, or answers.
  * Password guessing is throttled per claimed user and source: a blocked
  * attempt is refused before its credentials are looked at, so the right
- * password is refused too while the block lasts. */
+ * password is refused too while the block lasts. The refusal is a 503 with
+ * Retry-After, which clients wait out (a 403 makes most give up for good),
+ * and it says nothing about the password. A connection that already
+ * carries the user's registration proved itself: someone guessing from
+ * behind the same address cannot lock that device out. */
 static bool proxy_authenticate(struct proxy *p, struct sip_server_txn *st, bool proxy, char *user,
                                size_t cap)
 {
@@ -234,14 +264,15 @@ static bool proxy_authenticate(struct proxy *p, struct sip_server_txn *st, bool 
     char claimed[AUTH_USER_MAX + 1] = "";
     bool throttled = p->env.throttle && ci &&
                      auth_claimed_user(p->auth, req, proxy, claimed, sizeof(claimed)) == 0;
-    if (throttled) {
+    if (throttled && !registrar_find_flow(p->registrar, claimed, ci->id)) {
         uint64_t wait_ms = throttle_check(p->env.throttle, claimed, &ci->peer, NULL);
         if (wait_ms) {
             char retry[48];
             snprintf(retry, sizeof(retry), "Retry-After: %llu\r\n",
                      (unsigned long long)((wait_ms + 999) / 1000));
             p->throttled++;
-            proxy_reply(st, 403, "Forbidden (too many failed attempts; try again later)", retry);
+            proxy_reply(st, 503, "Service Unavailable (too many failed attempts; try again later)",
+                        retry);
             return false;
         }
     }
@@ -262,14 +293,14 @@ static bool proxy_authenticate(struct proxy *p, struct sip_server_txn *st, bool 
         proxy_challenge(p, st, proxy, true);
         return false;
     case AUTH_FORBIDDEN:
-        proxy_reject(st, 403, "Forbidden", why ? why : "authentication failed");
+        proxy_reject(p, st, 403, "Forbidden", why ? why : "authentication failed");
         return false;
     case AUTH_BAD_REQUEST: {
         /* the reason names the fault (a fixed text from auth, never the
          * user's input) so a client's author can see what to fix */
         char reason[96];
         snprintf(reason, sizeof(reason), "Bad Request (%s)", why ? why : "malformed credentials");
-        proxy_reject(st, 400, reason, why ? why : "bad credentials");
+        proxy_reject(p, st, 400, reason, why ? why : "bad credentials");
         return false;
     }
     }
@@ -305,7 +336,7 @@ static void proxy_register(struct proxy *p, struct sip_server_txn *st)
     char to_user[PROXY_USER_MAX];
     if (sip_msg_to(req, &to) != 0 || !proxy_local_user(p, &to.uri, to_user, sizeof(to_user)) ||
         strcmp(to_user, user) != 0) {
-        proxy_reject(st, 403, "Forbidden (To does not name the authenticated user)",
+        proxy_reject(p, st, 403, "Forbidden (To does not name the authenticated user)",
                      "REGISTER for another address of record");
         return;
     }
@@ -323,7 +354,7 @@ static void proxy_register(struct proxy *p, struct sip_server_txn *st)
     struct strbuf h = STRBUF_INIT;
     registrar_register(p->registrar, user, req, &flow, &status, &reason, &h);
     if (status != 200)
-        proxy_log_reject(req, ci->id, status, reason ? reason : "refused");
+        proxy_log_reject(p, req, ci->id, status, reason ? reason : "refused");
     else if (p->env.keep_alive && registrar_conn_in_use(p->registrar, ci->id))
         p->env.keep_alive(p->env.arg, ci->id, 0);
     proxy_reply(st, status, reason, h.len ? strbuf_cstr(&h) : NULL);
@@ -409,7 +440,7 @@ static bool proxy_assert_identity(struct proxy *p, struct sip_server_txn *st, st
     if (sip_msg_from(req, &from) != 0 ||
         !proxy_local_user(p, &from.uri, from_user, sizeof(from_user)) ||
         strcmp(from_user, user) != 0) {
-        proxy_reject(st, 403, "Forbidden (From does not match the authenticated identity)",
+        proxy_reject(p, st, 403, "Forbidden (From does not match the authenticated identity)",
                      "From is not the authenticated user");
         return false;
     }
@@ -430,7 +461,7 @@ static bool proxy_presence(struct proxy *p, struct sip_server_txn *st, const str
         if (!p->presence || !presence_handles_event(req))
             proxy_reply(st, 489, NULL, "Allow-Events: presence\r\n");
         else if (!from_user)
-            proxy_reject(st, 403, "Forbidden (only your own presence may be published)",
+            proxy_reject(p, st, 403, "Forbidden (only your own presence may be published)",
                          "PUBLISH from another domain");
         else
             presence_publish(p->presence, st, from_user);
@@ -473,7 +504,7 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
             bool fc;
             routed = dialog_find(p, req->call_id, from.tag, to.tag, &fc) != NULL;
             if (!routed) {
-                proxy_reject(st, 481, NULL, "no such presence subscription");
+                proxy_reject(p, st, 481, NULL, "no such presence subscription");
                 return;
             }
         }
@@ -495,13 +526,13 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
         strview_copy(from.uri.user, fu, sizeof(fu));
         snprintf(from_aor, sizeof(from_aor), "%s@%s", fu, from_domain);
         if (!proxy_local_user(p, &req->ruri, callee, sizeof(callee))) {
-            proxy_reject(st, 403,
+            proxy_reject(p, st, 403,
                          "Forbidden (Parley relays partner requests only to its own users)",
                          "partner request for another domain");
             return;
         }
         if (!p->env.user_exists(p->env.arg, callee)) {
-            proxy_reject(st, 404, "Not Found", "no such user");
+            proxy_reject(p, st, 404, "Not Found", "no such user");
             return;
         }
         if (proxy_presence(p, st, req, from_aor, NULL, callee))
@@ -521,7 +552,7 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
     /* the relay credential service answers for any user part of our domain */
     if (req->method == SIP_METHOD_SERVICE) {
         if (!proxy_uri_is_us(p, &req->ruri)) {
-            proxy_reject(st, 403, "Forbidden (not a domain Parley serves)", "SERVICE elsewhere");
+            proxy_reject(p, st, 403, "Forbidden (not a domain Parley serves)", "SERVICE elsewhere");
         } else if (!proxy_service_is_mras(req)) {
             proxy_reply(st, 415, NULL, "Accept: application/msrtc-media-relay-auth+xml\r\n");
         } else {
@@ -538,31 +569,31 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
         struct partner *pt = host[0] ? federation_find(p, host) : NULL;
         if (pt && req->ruri.user.n) {
             if (req->method == SIP_METHOD_PUBLISH) {
-                proxy_reject(st, 403, "Forbidden (only your own presence may be published)",
+                proxy_reject(p, st, 403, "Forbidden (only your own presence may be published)",
                              "PUBLISH to another domain");
                 return;
             }
             if (req->method == SIP_METHOD_MESSAGE && req->body.n > p->cfg.max_im_body) {
-                proxy_reject(st, 413, "Request Entity Too Large", "instant message too large");
+                proxy_reject(p, st, 413, "Request Entity Too Large", "instant message too large");
                 return;
             }
             proxy_route_to_partner(p, st, req, caller, pt);
             return;
         }
         if (req->ruri.scheme != SIP_URI_TEL && !proxy_uri_is_us(p, &req->ruri)) {
-            proxy_reject(st, 403, "Forbidden (not a domain Parley serves or federates with)",
+            proxy_reject(p, st, 403, "Forbidden (not a domain Parley serves or federates with)",
                          "request for a foreign domain");
             return;
         }
-        proxy_reject(st, 404, "Not Found", "no user part in the Request-URI");
+        proxy_reject(p, st, 404, "Not Found", "no user part in the Request-URI");
         return;
     }
     if (req->method == SIP_METHOD_MESSAGE && req->body.n > p->cfg.max_im_body) {
-        proxy_reject(st, 413, "Request Entity Too Large", "instant message too large");
+        proxy_reject(p, st, 413, "Request Entity Too Large", "instant message too large");
         return;
     }
     if (!p->env.user_exists(p->env.arg, callee)) {
-        proxy_reject(st, 404, "Not Found", "no such user");
+        proxy_reject(p, st, 404, "Not Found", "no such user");
         return;
     }
     if (proxy_presence(p, st, req, caller, user, callee))
@@ -618,7 +649,7 @@ static void proxy_on_new_request(struct proxy *p, struct sip_server_txn *st, str
     bool to_server = req->ruri.user.n == 0 && proxy_uri_is_us(p, &req->ruri) &&
                      sip_msg_hdr_first(req, SIP_HDR_ROUTE) == NULL;
     if (req->max_forwards == 0 && !(to_server && req->method == SIP_METHOD_OPTIONS)) {
-        proxy_reject(st, 483, NULL, "Max-Forwards reached 0");
+        proxy_reject(p, st, 483, NULL, "Max-Forwards reached 0");
         return;
     }
     if (!proxy_pop_own_routes(p, req)) {
@@ -626,7 +657,7 @@ static void proxy_on_new_request(struct proxy *p, struct sip_server_txn *st, str
          * server's Record-Route); outside one it is a relay request */
         struct sip_addr to;
         if (sip_msg_to(req, &to) != 0 || !to.tag.n) {
-            proxy_reject(st, 403, "Forbidden (Route to another server)", "foreign Route header");
+            proxy_reject(p, st, 403, "Forbidden (Route to another server)", "foreign Route header");
             return;
         }
     }

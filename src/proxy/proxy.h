@@ -109,6 +109,7 @@ struct proxy_config {
     const char *media_level;         /* media.encryption_level */
     const char *const *media_suites; /* media.srtp_suites */
     size_t media_nsuites;
+    size_t max_transactions_per_user; /* requests in progress per sender; 0: no bound */
 };
 
 struct proxy;

@@ -33,9 +33,17 @@ struct proxy_branch {
     bool media_refused;            /* its answer broke the media policy */
 };
 
+/* Requests in progress on behalf of one sender (user or partner's user). */
+struct proxy_user_load {
+    struct hmap_node node;
+    char aor[PROXY_ADDR_MAX];
+    size_t n;
+};
+
 /* A request being proxied: its server transaction and its branches. */
 struct proxy_request {
     struct proxy *p;
+    struct proxy_user_load *load; /* counted against its sender; NULL for a BYE */
     struct sip_server_txn *st;
     enum sip_method method;
     bool in_dialog;
@@ -142,10 +150,12 @@ struct proxy {
     struct hmap dialogs; /* by Call-ID */
     size_t ndialogs;
     struct proxy_request *subscribes; /* out-of-dialog SUBSCRIBEs in flight */
+    struct hmap user_loads;           /* sender -> requests in progress */
     uint64_t acks_dropped;
     uint64_t overload_refused;
     uint64_t throttled;
     struct log_limit *overload_log;
+    struct log_limit *reject_log; /* sip.rejected, federation.refused */
 };
 
 /* proxy.c */
@@ -155,7 +165,14 @@ void proxy_strip_own_credentials(struct proxy *p, struct sip_msg *req);
 void proxy_strip_identity_headers(struct sip_msg *req);
 bool proxy_uri_is_us(struct proxy *p, const struct sip_uri *uri);
 void proxy_make_via(struct proxy *p, uint64_t conn, const char *branch, struct strbuf *out);
-void proxy_log_reject(const struct sip_msg *req, uint64_t conn, int status, const char *why);
+/* A refusal, logged at most once a second per source and reason (anyone can
+ * cause them at will), with the count held back since. */
+void proxy_log_reject(struct proxy *p, const struct sip_msg *req, uint64_t conn, int status,
+                      const char *why);
+/* May a line about what a remote party on conn caused be written now?
+ * Fills peer ("" when the connection is gone) and *suppressed. */
+bool proxy_log_bounded(struct proxy *p, uint64_t conn, const char *what, uint64_t *suppressed,
+                       char peer[NETADDR_STRLEN]);
 
 /* route.c: forwarding and responses */
 void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req,

@@ -42,10 +42,51 @@ static void proxy_subscribe_unlist(struct proxy_request *pr)
     pr->sub_listed = false;
 }
 
+/* --- requests in progress per sender (limits.transactions_per_user) ------- */
+
+static struct proxy_user_load *proxy_user_load_find(struct proxy *p, const char *aor, uint64_t h)
+{
+    for (struct hmap_node *n = hmap_first(&p->user_loads, h); n; n = hmap_next(n, h)) {
+        struct proxy_user_load *u = container_of(n, struct proxy_user_load, node);
+        if (strcmp(u->aor, aor) == 0)
+            return u;
+    }
+    return NULL;
+}
+
+/* Counts one more request of aor in progress; false when aor is at its
+ * bound (or out of memory). */
+static bool proxy_user_load_take(struct proxy *p, const char *aor, struct proxy_user_load **out)
+{
+    uint64_t h = hash_bytes(aor, strlen(aor));
+    struct proxy_user_load *u = proxy_user_load_find(p, aor, h);
+    if (u && u->n >= p->cfg.max_transactions_per_user)
+        return false;
+    if (!u) {
+        u = calloc(1, sizeof(*u));
+        if (!u)
+            return false;
+        snprintf(u->aor, sizeof(u->aor), "%s", aor);
+        hmap_insert(&p->user_loads, &u->node, h);
+    }
+    u->n++;
+    *out = u;
+    return true;
+}
+
+static void proxy_user_load_put(struct proxy *p, struct proxy_user_load *u)
+{
+    if (u && --u->n == 0) {
+        hmap_remove(&p->user_loads, &u->node);
+        free(u);
+    }
+}
+
 void proxy_request_maybe_free(struct proxy_request *pr)
 {
     if (pr->st || pr->waiting_for || proxy_request_live_branches(pr))
         return;
+    proxy_user_load_put(pr->p, pr->load);
     proxy_subscribe_unlist(pr);
     if (pr->call)
         proxy_call_release(pr->call);
@@ -75,21 +116,30 @@ static void proxy_refuse_overload(struct proxy *p, struct sip_server_txn *st, co
 }
 
 /* Starts the state of a request Parley works on beyond this dispatch
- * (forwarding, waiting for a partner): within the transaction bounds, or
- * 503. Answers itself when it returns NULL. */
-static struct proxy_request *proxy_request_new(struct proxy *p, struct sip_server_txn *st)
+ * (forwarding, waiting for a partner) on behalf of sender (user@domain):
+ * within the transaction bounds, or 503. A BYE is never refused for load:
+ * it ends what holds state, and refusing it would keep the call up.
+ * Answers itself when it returns NULL. */
+static struct proxy_request *proxy_request_new(struct proxy *p, struct sip_server_txn *st,
+                                               const char *sender)
 {
+    bool bye = sip_server_txn_request(st)->method == SIP_METHOD_BYE;
     const char *full =
-        p->env.txn_admit ? p->env.txn_admit(p->env.arg, sip_server_txn_conn(st)) : NULL;
+        p->env.txn_admit && !bye ? p->env.txn_admit(p->env.arg, sip_server_txn_conn(st)) : NULL;
+    struct proxy_user_load *load = NULL;
+    if (!full && !bye && !proxy_user_load_take(p, sender, &load))
+        full = "limits.transactions_per_user";
     if (full) {
         proxy_refuse_overload(p, st, full);
         return NULL;
     }
     struct proxy_request *pr = calloc(1, sizeof(*pr));
     if (!pr) {
+        proxy_user_load_put(p, load);
         sip_server_txn_reply(st, 500, "Server Internal Error (out of memory)", NULL);
         return NULL;
     }
+    pr->load = load;
     /* a stateful proxy tells an INVITE's sender it is working on it
      * (RFC 3261 §16.2); answered-at-once INVITEs get no 100 */
     if (sip_server_txn_request(st)->method == SIP_METHOD_INVITE)
@@ -646,14 +696,14 @@ void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct 
 
     proxy_loop_hash(req, loop);
     if (proxy_is_loop(req, loop)) {
-        proxy_log_reject(req, in_conn, 482, "the request came back to us");
+        proxy_log_reject(p, req, in_conn, 482, "the request came back to us");
         sip_server_txn_reply(st, 482, NULL, NULL);
         return;
     }
     size_t n = registrar_lookup(p->registrar, callee_user, bindings, PROXY_MAX_BRANCHES);
     if (n > PROXY_MAX_BRANCHES)
         n = PROXY_MAX_BRANCHES;
-    struct proxy_request *pr = proxy_request_new(p, st);
+    struct proxy_request *pr = proxy_request_new(p, st, caller);
     if (!pr)
         return;
     snprintf(pr->caller, sizeof(pr->caller), "%s", caller);
@@ -661,7 +711,7 @@ void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct 
     if (req->method == SIP_METHOD_INVITE)
         pr->call = proxy_call_new(p, req, pr->caller, pr->callee);
     if (n == 0) {
-        proxy_log_reject(req, in_conn, 480, "callee has no registered device");
+        proxy_log_reject(p, req, in_conn, 480, "callee has no registered device");
         sip_server_txn_reply(st, 480, NULL, NULL);
         proxy_call_outcome(pr, 480, "Temporarily Unavailable");
         return;
@@ -767,12 +817,12 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
         conn = proxy_dialog_target(p, req, in_conn, &d, &from_caller, &sender_ok);
     }
     if (!d) {
-        proxy_log_reject(req, sip_server_txn_conn(st), 481, "no dialog Parley routed");
+        proxy_log_reject(p, req, sip_server_txn_conn(st), 481, "no dialog Parley routed");
         sip_server_txn_reply(st, 481, NULL, NULL);
         return;
     }
     if (!sender_ok) {
-        proxy_log_reject(req, sip_server_txn_conn(st), 403,
+        proxy_log_reject(p, req, sip_server_txn_conn(st), 403,
                          "in-dialog request from a connection of no party of the dialog");
         sip_server_txn_reply(st, 403, "Forbidden (not a party of this dialog)", NULL);
         return;
@@ -783,7 +833,8 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
     if (pt) {
         /* the other side is a partner's user: its server is reached again
          * (the link closed when idle, or the partner restarted) */
-        struct proxy_request *pr = proxy_request_new(p, st);
+        struct proxy_request *pr =
+            proxy_request_new(p, st, from_caller ? d->caller_aor : d->callee_aor);
         if (!pr)
             return;
         pr->in_dialog = true;
@@ -800,7 +851,8 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
         return;
     }
     if (!conn) {
-        proxy_log_reject(req, sip_server_txn_conn(st), 480, "the other side's connection is gone");
+        proxy_log_reject(p, req, sip_server_txn_conn(st), 480,
+                         "the other side's connection is gone");
         sip_server_txn_reply(st, 480, "Temporarily Unavailable (connection gone)", NULL);
         if (req->method == SIP_METHOD_BYE)
             dialog_end(d, from_caller ? "BYE from caller" : "BYE from callee");
@@ -808,7 +860,8 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
     }
     /* identities inside a dialog are no more the client's to assert */
     proxy_strip_identity_headers(req);
-    struct proxy_request *pr = proxy_request_new(p, st);
+    struct proxy_request *pr =
+        proxy_request_new(p, st, from_caller ? d->caller_aor : d->callee_aor);
     if (!pr)
         return;
     pr->in_dialog = true;
@@ -952,12 +1005,12 @@ void proxy_route_to_partner(struct proxy *p, struct sip_server_txn *st, struct s
                             const char *caller, struct partner *pt)
 {
     uint64_t in_conn = sip_server_txn_conn(st);
-    struct proxy_request *pr = proxy_request_new(p, st);
+    struct proxy_request *pr = proxy_request_new(p, st, caller);
     if (!pr)
         return;
     proxy_loop_hash(req, pr->loop_hash);
     if (proxy_is_loop(req, pr->loop_hash)) {
-        proxy_log_reject(req, in_conn, 482, "the request came back to us");
+        proxy_log_reject(p, req, in_conn, 482, "the request came back to us");
         sip_server_txn_reply(st, 482, NULL, NULL);
         return;
     }

@@ -65,7 +65,7 @@ void proxy_service_mras(struct proxy *p, struct sip_server_txn *st, const struct
 
     if (!ci || !ci->tls) {
         /* the credentials would cross an unprotected hop */
-        proxy_log_reject(req, sip_server_txn_conn(st), 403, "relay credentials only over TLS");
+        proxy_log_reject(p, req, sip_server_txn_conn(st), 403, "relay credentials only over TLS");
         sip_server_txn_reply(st, 403, "Forbidden (relay credentials are issued only over TLS)",
                              NULL);
         return;
@@ -97,7 +97,7 @@ void proxy_service_mras(struct proxy *p, struct sip_server_txn *st, const struct
     }
     xml_free(doc);
     if (strcasecmp(id, aor) != 0) {
-        proxy_log_reject(req, sip_server_txn_conn(st), 403, "MRAS identity is not the user");
+        proxy_log_reject(p, req, sip_server_txn_conn(st), 403, "MRAS identity is not the user");
         sip_server_txn_reply(st, 403, "Forbidden (the identity is not the authenticated user)",
                              NULL);
         return;

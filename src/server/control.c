@@ -64,13 +64,32 @@ static json_t *control_error(const char *message)
     return json_pack("{s:b, s:s}", "ok", 0, "error", message);
 }
 
+/* Names are shown as sent, with anything outside printable ASCII
+ * escaped: a record for a name that is no user must still be listed. */
+static json_t *control_printable(const char *text)
+{
+    char out[4 * 65 + 1];
+    size_t j = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p && j + 5 < sizeof(out); p++) {
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+            out[j++] = (char)*p;
+        else
+            j += (size_t)snprintf(out + j, sizeof(out) - j, "\\x%02x", *p);
+    }
+    out[j] = '\0';
+    return json_string(out);
+}
+
 static bool control_throttle_one(const struct throttle_info *info, void *arg)
 {
-    json_array_append_new(arg, json_pack("{s:s, s:s, s:i, s:I, s:i}", "user", info->user, "source",
-                                         info->has_source ? info->source : "", "failures",
-                                         (int)info->failures, "blocked_s",
-                                         (json_int_t)((info->blocked_ms + 999) / 1000), "blocks",
-                                         (int)info->blocks));
+    json_t *o =
+        json_pack("{s:s, s:s, s:i, s:I, s:i}", "scope", throttle_scope_name(info->scope), "source",
+                  info->source, "failures", (int)info->failures, "blocked_s",
+                  (json_int_t)((info->blocked_ms + 999) / 1000), "blocks", (int)info->blocks);
+    json_object_set_new(o, "user",
+                        info->scope == THROTTLE_SOURCE ? json_string("*")
+                                                       : control_printable(info->user));
+    json_array_append_new(arg, o);
     return true;
 }
 
@@ -82,11 +101,14 @@ static json_t *control_unblock(struct runtime *rt, json_t *req)
     struct netaddr a;
     if (source && netaddr_parse_ip(source, 0, &a) != 0)
         return control_error("source must be a numeric IPv4 or IPv6 address");
-    size_t n = rt->throttle ? throttle_unblock(rt->throttle, user, source ? &a : NULL) : 0;
-    if (n)
+    struct throttle_unblocked u = {0};
+    if (rt->throttle)
+        throttle_unblock(rt->throttle, user, source ? &a : NULL, &u);
+    if (u.removed)
         log_info("auth.unblocked", "user", user, "source", source ? source : "(all)", "records",
-                 LOG_INT(n));
-    return json_pack("{s:b, s:I}", "ok", 1, "removed", (json_int_t)n);
+                 LOG_INT(u.removed));
+    return json_pack("{s:b, s:I, s:I}", "ok", 1, "removed", (json_int_t)u.removed, "user_blocked_s",
+                     (json_int_t)((u.user_block_ms + 999) / 1000));
 }
 
 static json_t *control_dispatch(struct runtime *rt, const char *line)

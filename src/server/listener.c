@@ -253,7 +253,6 @@ void runtime_conn_closed(struct runtime *rt, uint64_t id, const char *reason)
     hmap_remove(&rt->conns, &cc->node);
     rt->nconns--;
     source_release(rt, &cc->peer);
-    sip_tp_flow_unref(cc->flow);
     conn_info_free(cc->info);
     free(cc);
 }
@@ -266,7 +265,6 @@ void runtime_conn_tables_free(struct runtime *rt)
         while (n) {
             struct hmap_node *next = hmap_iter_next(&rt->conns, n, &b);
             struct core_conn *cc = container_of(n, struct core_conn, node);
-            sip_tp_flow_unref(cc->flow);
             conn_info_free(cc->info);
             free(cc);
             n = next;

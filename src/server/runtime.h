@@ -50,7 +50,6 @@ struct core_conn {
     struct netaddr peer;
     struct conn_info *info; /* set once the connection is established */
     time_t opened;
-    struct sip_flow *flow; /* its transport flow (a reference), from its first message */
 };
 
 /* What a SIP connection may buffer unread: the largest message and a little

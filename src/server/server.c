@@ -174,8 +174,6 @@ static void runtime_apply_transport(struct runtime *rt)
     const struct config *cfg = rt->cfg;
     atomic_store(&rt->transport.max_message_size, (size_t)cfg->sip.max_message_size);
     atomic_store(&rt->transport.message_deadline_s, (unsigned)cfg->sip.idle_timeout);
-    /* the configured range keeps this far below INT32_MAX */
-    atomic_store(&rt->transport.max_held_conn, (int)cfg->limits.transactions_per_connection);
 }
 
 int runtime_reload(struct runtime *rt, struct strbuf *report)

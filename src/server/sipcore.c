@@ -44,6 +44,10 @@ static int sipcore_lookup(void *arg, const char *user, enum digest_alg alg,
 {
     struct runtime *rt = arg;
     struct store_user u;
+    /* a name the store could never hold is simply no user (not a store
+     * failure worth a warning: anyone can send one) */
+    if (!store_user_name_valid(user))
+        return -ENOENT;
     int rc = store_user_get(rt->store, user, &u);
     if (rc)
         return rc;
@@ -189,6 +193,7 @@ static void sipcore_throttle_config(const struct config *cfg, struct throttle_co
 {
     tc->max_failures = (unsigned)cfg->auth.max_failures;
     tc->max_user_failures = (unsigned)cfg->auth.max_user_failures;
+    tc->max_source_failures = (unsigned)cfg->auth.max_source_failures;
     tc->window_ms = (uint64_t)cfg->auth.failure_window * 1000;
     tc->backoff_ms = (uint64_t)cfg->auth.block_time * 1000;
     tc->backoff_max_ms = (uint64_t)cfg->auth.max_block_time * 1000;
@@ -238,6 +243,7 @@ void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct re
     pc->media_level = cfg->media.encryption_level;
     pc->media_suites = (const char *const *)cfg->media.srtp_suites.v;
     pc->media_nsuites = cfg->media.srtp_suites.n;
+    pc->max_transactions_per_user = (size_t)cfg->limits.transactions_per_user;
 
     prc->domain = cfg->server.domain;
     prc->policy = strcmp(cfg->presence.policy, "contacts") == 0 ? PRESENCE_POLICY_CONTACTS
@@ -514,10 +520,7 @@ void sipcore_on_event(struct mbox_msg *m, void *arg)
         runtime_conn_closed(rt, ev->conn, ev->reason);
         break;
     case SIP_TP_MESSAGE: {
-        struct core_conn *cc = runtime_conn_find(rt, ev->conn);
-        if (rt->proxy && cc) {
-            if (!cc->flow)
-                cc->flow = sip_tp_flow_ref(ev->flow);
+        if (rt->proxy && runtime_conn_find(rt, ev->conn)) {
             proxy_on_message(rt->proxy, ev->conn, ev->msg);
             ev->msg = NULL;
         }

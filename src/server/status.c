@@ -211,10 +211,11 @@ static json_t *status_authentication(const struct runtime *rt)
     memset(&ts, 0, sizeof(ts));
     if (rt->throttle)
         throttle_stats(rt->throttle, &ts);
-    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "throttled_refusals", (json_int_t)ts.refused,
-                     "blocks", (json_int_t)ts.blocks, "sources_blocked",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "throttled_refusals",
+                     (json_int_t)ts.refused, "blocks", (json_int_t)ts.blocks, "pairs_blocked",
+                     (json_int_t)ts.pairs_blocked, "sources_blocked",
                      (json_int_t)ts.sources_blocked, "users_blocked", (json_int_t)ts.users_blocked,
-                     "records", (json_int_t)ts.records);
+                     "records", (json_int_t)ts.records, "trusted", (json_int_t)ts.trusted);
 }
 
 json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtime *rt)

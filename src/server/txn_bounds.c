@@ -6,9 +6,7 @@
  *
  * Counts outlive their connection: a transaction may end (and be
  * released) after its connection has gone, so each connection's count
- * keeps what it needs — its source and its flow — until it drops to zero.
- * The flow's in-flight figure carries the count to the worker, whose
- * backpressure then sees it.
+ * keeps its source until it drops to zero.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +17,6 @@ struct txn_conn_count {
     struct hmap_node node;
     uint64_t conn;
     uint8_t source[16];
-    struct sip_flow *flow; /* a reference, or NULL */
     size_t n;
 };
 
@@ -84,10 +81,8 @@ void runtime_txn_held(struct runtime *rt, uint64_t conn, int delta)
             if (!c)
                 return; /* uncounted: it is released uncounted too (no entry) */
             c->conn = conn;
-            if (cc) {
+            if (cc)
                 netaddr_source_key(&cc->peer, c->source);
-                c->flow = sip_tp_flow_ref(cc->flow);
-            }
             hmap_insert(&rt->txn_conns, &c->node, hash_u64(conn));
         }
         struct txn_source_count *s = source_count_find(rt, c->source);
@@ -99,14 +94,12 @@ void runtime_txn_held(struct runtime *rt, uint64_t conn, int delta)
             s->n++;
         c->n++;
         rt->ntxn_held++;
-        sip_tp_flow_hold(c->flow, 1);
         return;
     }
     if (!c || c->n == 0)
         return;
     c->n--;
     rt->ntxn_held--;
-    sip_tp_flow_hold(c->flow, -1);
     struct txn_source_count *s = source_count_find(rt, c->source);
     if (s && --s->n == 0) {
         hmap_remove(&rt->txn_sources, &s->node);
@@ -114,7 +107,6 @@ void runtime_txn_held(struct runtime *rt, uint64_t conn, int delta)
     }
     if (c->n == 0) {
         hmap_remove(&rt->txn_conns, &c->node);
-        sip_tp_flow_unref(c->flow);
         free(c);
     }
 }
@@ -126,9 +118,7 @@ void runtime_txn_tables_free(struct runtime *rt)
         struct hmap_node *n = hmap_iter_first(&rt->txn_conns, &b);
         while (n) {
             struct hmap_node *next = hmap_iter_next(&rt->txn_conns, n, &b);
-            struct txn_conn_count *c = container_of(n, struct txn_conn_count, node);
-            sip_tp_flow_unref(c->flow);
-            free(c);
+            free(container_of(n, struct txn_conn_count, node));
             n = next;
         }
         hmap_destroy(&rt->txn_conns);

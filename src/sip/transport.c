@@ -17,7 +17,6 @@
 struct sip_flow {
     atomic_int refs;
     atomic_int inflight; /* posted to the core, not yet handled */
-    atomic_int held;     /* transactions the core keeps for the connection */
     struct sip_transport *tp;
     time_t partial_since; /* worker only: when an unfinished message began */
 };
@@ -26,24 +25,6 @@ static void sip_flow_put(struct sip_flow *f)
 {
     if (f && atomic_fetch_sub(&f->refs, 1) == 1)
         free(f);
-}
-
-struct sip_flow *sip_tp_flow_ref(struct sip_flow *f)
-{
-    if (f)
-        atomic_fetch_add(&f->refs, 1);
-    return f;
-}
-
-void sip_tp_flow_unref(struct sip_flow *f)
-{
-    sip_flow_put(f);
-}
-
-void sip_tp_flow_hold(struct sip_flow *f, int delta)
-{
-    if (f)
-        atomic_fetch_add(&f->held, delta);
 }
 
 void sip_tp_event_free(struct sip_tp_event *ev)
@@ -69,7 +50,6 @@ static struct sip_flow *sip_tp_flow(struct conn *c, struct sip_transport *tp)
             return NULL;
         atomic_init(&f->refs, 1);
         atomic_init(&f->inflight, 0);
-        atomic_init(&f->held, 0);
         f->tp = tp;
         conn_set_data(c, f);
     }
@@ -147,11 +127,7 @@ static void sip_tp_on_read(struct conn *c, struct evbuffer *in, void *arg)
             flow->partial_since = 0;
             return;
         }
-        int queued = atomic_load(&flow->inflight);
-        int held_max = atomic_load(&tp->max_held_conn);
-        if (queued >= SIP_TP_MAX_INFLIGHT_CONN ||
-            (held_max > 0 &&
-             queued + atomic_load(&flow->held) >= held_max + SIP_TP_MAX_INFLIGHT_CONN) ||
+        if (atomic_load(&flow->inflight) >= SIP_TP_MAX_INFLIGHT_CONN ||
             atomic_load(&tp->inflight) >= SIP_TP_MAX_INFLIGHT) {
             conn_defer_read(c, SIP_TP_BACKOFF_MS);
             return;

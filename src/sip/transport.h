@@ -38,12 +38,10 @@ void sip_tp_event_free(struct sip_tp_event *ev);
 
 /* Messages handed to the core and not yet handled, per connection and in
  * all: past these, a connection's reading pauses (a peer that sends faster
- * than the core answers waits; nothing piles up in memory). The
- * transactions the core keeps for a connection (see sip_tp_flow_hold)
- * count too, on top of the connection's transaction bound: the core
- * answers 503 at that bound, so reading pauses for them only when a
- * reload lowered it, and a connection at its bound still has room for the
- * ACKs, CANCELs and BYEs that end its transactions. */
+ * than the core answers waits; nothing piles up in memory). Transactions
+ * the core keeps once it has handled a message are not counted here: the
+ * core bounds them with 503 answers, so that a connection at its bound
+ * stays readable for the ACKs, CANCELs and BYEs that end them. */
 #define SIP_TP_MAX_INFLIGHT_CONN 32
 #define SIP_TP_MAX_INFLIGHT      8192
 
@@ -53,16 +51,7 @@ struct sip_transport {
     atomic_size_t max_message_size;
     atomic_uint message_deadline_s; /* a message must be complete this soon after it began */
     atomic_int inflight;            /* messages posted to the core, not yet handled */
-    atomic_int max_held_conn;       /* limits.transactions_per_connection; 0: none */
 };
-
-/* The core's handle on a connection's flow, taken from a MESSAGE event:
- * a reference that outlives the connection. */
-struct sip_flow *sip_tp_flow_ref(struct sip_flow *f);
-void sip_tp_flow_unref(struct sip_flow *f);
-/* The core holds delta more (or fewer) transactions for the flow's
- * connection: they count against its in-flight bound. */
-void sip_tp_flow_hold(struct sip_flow *f, int delta);
 
 extern const struct conn_protocol sip_transport_protocol;
 

@@ -239,8 +239,10 @@ class TestSipp(unittest.TestCase):
             self.assertEqual(s.calls("Successful call"), 0, s.report())
             # what failed them: 403 where the scenario wanted 200
             self.assertEqual(s.error_codes(), [403, 403, 403], s.report())
+            # logged at most once a second per source and reason: the three
+            # failures of this burst make one line (the rest are counted)
             recs = p.find_log("sip.rejected", method="REGISTER", status="403")
-            self.assertEqual(len(recs), 3, p.log_tail())
+            self.assertTrue(1 <= len(recs) <= 3, p.log_tail())
             self.assertEqual({r["reason"] for r in recs}, {"authentication failed"})
             p.assert_no_log("registrar.bound")
             self.assertEqual(registrations(p), [])
