@@ -67,6 +67,15 @@ static const struct config_key config_table[] = {
     {"sip", "tls_listen", CONFIG_ADDR_LIST, "127.0.0.1:5061", NULL, 0, 0, false, true, NULL,
      "Addresses (ADDR:PORT, comma-separated) where SIP over TLS is accepted.",
      F(sip.tls_listen), NULL},
+    {"sip", "mtls_listen", CONFIG_ADDR_LIST, "", NULL, 0, 0, false, true, NULL,
+     "Addresses for server-to-server SIP over mutual TLS (federation partners, later "
+     "gateways): every peer must present a certificate from a trusted CA. Empty: none.",
+     F(sip.mtls_listen), NULL},
+    {"sip", "client_certificates", CONFIG_ENUM, "none", "none|request|require", 0, 0, true,
+     false, NULL,
+     "What the sip.tls_listen listeners ask of clients: none (no CertificateRequest), request "
+     "(verified when presented) or require.",
+     F(sip.client_certificates), NULL},
     {"sip", "tcp_listen", CONFIG_ADDR_LIST, "", NULL, 0, 0, false, true, NULL,
      "Addresses for plain SIP over TCP; empty (the default) means no plain TCP. Only sources "
      "inside sip.internal_networks may use it, and it never carries media keys.",

@@ -44,7 +44,9 @@ struct config {
     } server;
     struct {
         struct config_addr_list tls_listen;
+        struct config_addr_list mtls_listen; /* server-to-server: certificates required */
         struct config_addr_list tcp_listen;
+        char *client_certificates; /* on tls_listen: "none" | "request" | "require" */
         struct config_cidr_list internal_networks;
         long long max_message_size;
         long long idle_timeout;

@@ -449,7 +449,7 @@ static void conn_nodelay(int fd)
 
 /* Wires a connected socket into a bufferevent (TLS or plain). */
 static int conn_attach(struct conn *c, int fd, SSL_CTX *tls, const char *sni,
-                       const char *verify_host, bool accepting)
+                       const char *verify_host, bool accepting, int client_certs)
 {
     const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
     conn_nodelay(fd);
@@ -457,6 +457,8 @@ static int conn_attach(struct conn *c, int fd, SSL_CTX *tls, const char *sni,
         c->ssl = SSL_new(tls);
         if (!c->ssl)
             return -ENOMEM;
+        if (accepting)
+            tls_session_client_certs(c->ssl, (enum tls_client_certs)client_certs);
         if (!accepting && sni)
             SSL_set_tlsext_host_name(c->ssl, sni);
         if (!accepting && verify_host) {
@@ -507,7 +509,7 @@ static void worker_adopt(struct worker *w, struct wmsg *m)
         netaddr_from_sockaddr((struct sockaddr *)&ss, sl, &local) == 0)
         c->info.local = local;
     hmap_insert(&w->conns, &c->node, hash_u64(c->info.id));
-    if (conn_attach(c, m->fd, m->params.tls, NULL, NULL, true) != 0) {
+    if (conn_attach(c, m->fd, m->params.tls, NULL, NULL, true, m->params.client_certs) != 0) {
         close(m->fd);
         conn_kill(c, "out of memory", false);
         goto out;
@@ -550,7 +552,7 @@ static void conn_on_connect_ready(evutil_socket_t fd, short what, void *arg)
     event_free(c->connect_ev);
     c->connect_ev = NULL;
     c->connect_fd = -1;
-    if (conn_attach(c, fd, c->pending_ctx, c->sni, c->verify_host, false) != 0) {
+    if (conn_attach(c, fd, c->pending_ctx, c->sni, c->verify_host, false, 0) != 0) {
         close(fd);
         conn_kill(c, "out of memory", false);
         return;

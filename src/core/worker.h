@@ -26,7 +26,8 @@ struct worker_conn_params {
                               * checked in the handshake (or NULL: chain only) */
     const struct conn_protocol *proto;
     void *proto_arg;
-    int listener; /* -1 for outgoing */
+    int listener;     /* -1 for outgoing */
+    int client_certs; /* accepted TLS: an enum tls_client_certs (what clients are asked) */
     unsigned handshake_timeout_s;
     unsigned idle_timeout_s; /* 0: none */
     size_t read_limit;       /* bytes buffered before reading pauses */

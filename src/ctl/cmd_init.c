@@ -140,15 +140,17 @@ int cmd_init(struct ctl *ctl)
         goto undo;
     }
 
-    char v_domain[300], v_listen[128], v_relay[128], v_relay_tls[128];
+    char v_domain[300], v_listen[128], v_mtls[128], v_relay[128], v_relay_tls[128];
     snprintf(v_domain, sizeof(v_domain), "server.domain=%s", domain);
     snprintf(v_listen, sizeof(v_listen), v6 ? "sip.tls_listen=[%s]:5061" : "sip.tls_listen=%s:5061",
+             address);
+    snprintf(v_mtls, sizeof(v_mtls), v6 ? "sip.mtls_listen=[%s]:5062" : "sip.mtls_listen=%s:5062",
              address);
     snprintf(v_relay, sizeof(v_relay), v6 ? "relay.listen=[%s]:3478" : "relay.listen=%s:3478",
              address);
     snprintf(v_relay_tls, sizeof(v_relay_tls),
              v6 ? "relay.tls_listen=[%s]:5349" : "relay.tls_listen=%s:5349", address);
-    const char *values[] = {v_domain, v_listen, v_relay, v_relay_tls, NULL};
+    const char *values[] = {v_domain, v_listen, v_mtls, v_relay, v_relay_tls, NULL};
     if (config_template(values, &text) != 0) {
         rc = ctl_fail(ctl, "out of memory");
         goto undo;

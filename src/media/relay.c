@@ -5,6 +5,7 @@
  * connections.
  */
 #include "media/relay_priv.h"
+#include "tls/context.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -543,6 +544,8 @@ static void tcp_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct
         SSL_CTX_free(ctx);
         if (!ssl)
             goto fail;
+        /* TURN clients authenticate with credentials, never certificates */
+        tls_session_client_certs(ssl, TLS_CLIENT_CERTS_NONE);
         c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, opts);
         if (!c->bev) {
             SSL_free(ssl);

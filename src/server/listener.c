@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "server/runtime.h"
+#include "tls/context.h"
 
 struct source_count {
     struct hmap_node node;
@@ -115,11 +116,15 @@ static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, s
     hmap_insert(&rt->conns, &cc->node, hash_u64(cc->id));
     rt->nconns++;
 
+    enum tls_client_certs certs = TLS_CLIENT_CERTS_REQUIRE;
+    if (l->kind == LISTENER_TLS && tls_client_certs_parse(rt->cfg->sip.client_certificates, &certs))
+        certs = TLS_CLIENT_CERTS_NONE;
     struct worker_conn_params params = {
         .tls = l->tls ? rt->tls : NULL,
         .proto = &sip_transport_protocol,
         .proto_arg = &rt->transport,
         .listener = l->index,
+        .client_certs = (int)certs,
         .handshake_timeout_s = (unsigned)rt->cfg->tls.handshake_timeout,
         .idle_timeout_s = (unsigned)rt->cfg->sip.idle_timeout,
         .read_limit = runtime_read_limit(rt->cfg),
@@ -164,7 +169,7 @@ static int listener_open_one(struct runtime *rt, struct listener *l, char *err, 
     if (!l->evl) {
         int e = errno;
         snprintf(err, errlen, "%s (%s in %s): cannot listen: %s%s", netaddr_format(&l->addr, a),
-                 l->tls ? "sip.tls_listen" : "sip.tcp_listen", rt->config_path, strerror(e),
+                 listener_key(l->kind), rt->config_path, strerror(e),
                  e == EADDRINUSE ? " (another parleyd or SIP server holds it)" : "");
         return -e;
     }
@@ -172,30 +177,56 @@ static int listener_open_one(struct runtime *rt, struct listener *l, char *err, 
     return 0;
 }
 
+const char *listener_key(enum listener_kind kind)
+{
+    switch (kind) {
+    case LISTENER_TLS:
+        return "sip.tls_listen";
+    case LISTENER_MTLS:
+        return "sip.mtls_listen";
+    case LISTENER_TCP:
+        return "sip.tcp_listen";
+    }
+    return "?";
+}
+
 int listeners_open(struct runtime *rt, char *err, size_t errlen)
 {
     const struct config *cfg = rt->cfg;
-    size_t n = cfg->sip.tls_listen.n + cfg->sip.tcp_listen.n;
-    rt->listeners = calloc(n, sizeof(*rt->listeners));
+    /* TLS listeners first: the first one is the node's own address */
+    const struct {
+        enum listener_kind kind;
+        const struct config_addr_list *addrs;
+    } sets[] = {
+        {LISTENER_TLS, &cfg->sip.tls_listen},
+        {LISTENER_MTLS, &cfg->sip.mtls_listen},
+        {LISTENER_TCP, &cfg->sip.tcp_listen},
+    };
+    size_t n = cfg->sip.tls_listen.n + cfg->sip.mtls_listen.n + cfg->sip.tcp_listen.n;
+    rt->listeners = calloc(n ? n : 1, sizeof(*rt->listeners));
     if (!rt->listeners)
         return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        struct listener *l = &rt->listeners[i];
-        l->rt = rt;
-        l->index = (int)i;
-        l->tls = i < cfg->sip.tls_listen.n;
-        l->addr =
-            l->tls ? cfg->sip.tls_listen.v[i] : cfg->sip.tcp_listen.v[i - cfg->sip.tls_listen.n];
-        int rc = listener_open_one(rt, l, err, errlen);
-        if (rc)
-            return rc; /* listeners_close cleans up */
-        rt->nlisteners++;
+    for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
+        for (size_t i = 0; i < sets[s].addrs->n; i++) {
+            struct listener *l = &rt->listeners[rt->nlisteners];
+            l->rt = rt;
+            l->index = (int)rt->nlisteners;
+            l->kind = sets[s].kind;
+            l->tls = l->kind != LISTENER_TCP;
+            l->addr = sets[s].addrs->v[i];
+            int rc = listener_open_one(rt, l, err, errlen);
+            if (rc)
+                return rc; /* listeners_close cleans up */
+            rt->nlisteners++;
+        }
     }
     for (size_t i = 0; i < rt->nlisteners; i++) {
         char a[NETADDR_STRLEN];
         struct listener *l = &rt->listeners[i];
         log_info("listener.open", "address", netaddr_format(&l->addr, a), "transport",
-                 l->tls ? "tls" : "tcp");
+                 l->kind == LISTENER_TCP    ? "tcp"
+                 : l->kind == LISTENER_MTLS ? "mtls"
+                                            : "tls");
     }
     return 0;
 }

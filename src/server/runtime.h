@@ -33,13 +33,23 @@ struct evconnlistener;
 struct control;
 struct relay;
 
+enum listener_kind {
+    LISTENER_TLS,  /* sip.tls_listen: clients; sip.client_certificates applies */
+    LISTENER_MTLS, /* sip.mtls_listen: servers; certificates required */
+    LISTENER_TCP,  /* sip.tcp_listen: plain, internal networks only */
+};
+
 struct listener {
     struct runtime *rt;
     int index;
+    enum listener_kind kind;
     bool tls;
     struct netaddr addr;
     struct evconnlistener *evl;
 };
+
+/* The key naming a listener kind's addresses ("sip.mtls_listen"). */
+const char *listener_key(enum listener_kind kind);
 
 /* A connection as the core sees it. */
 struct core_conn {

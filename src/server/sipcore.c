@@ -360,6 +360,12 @@ int sipcore_load_partners(struct runtime *rt)
         }
         rc = proxy_set_partners(rt->proxy, l.v, l.n);
         log_info("federation.partners", "count", LOG_INT(l.n));
+        if (l.n && !rt->cfg->sip.mtls_listen.n &&
+            strcmp(rt->cfg->sip.client_certificates, "none") == 0)
+            log_warn("federation.no_listener", "partners", LOG_INT(l.n), "reason",
+                     "no sip.mtls_listen and sip.client_certificates = none: partners cannot "
+                     "prove themselves to this node; add sip.mtls_listen (and point partners at "
+                     "it) or set sip.client_certificates = request");
     } else {
         log_error("federation.partners_failed", "reason", store_errmsg(rt->store));
     }

@@ -53,26 +53,44 @@ static json_t *status_listeners(const struct config *cfg, const struct tls_conte
     json_t *arr = json_array();
     char a[NETADDR_STRLEN];
 
-    for (size_t i = 0; i < cfg->sip.tls_listen.n; i++) {
-        json_t *l = json_pack("{s:s, s:s}", "address", netaddr_format(&cfg->sip.tls_listen.v[i], a),
-                              "transport", "tls");
-        if (facts) {
-            json_object_set_new(l, "tls_versions", json_string(facts->versions));
-            json_object_set_new(l, "tls_suites", json_string(facts->suites ? facts->suites : ""));
-            json_object_set_new(l, "tls_groups", json_string(facts->groups));
+    enum tls_client_certs client_policy = TLS_CLIENT_CERTS_NONE;
+    tls_client_certs_parse(cfg->sip.client_certificates, &client_policy);
+    for (size_t k = 0; k < 2; k++) {
+        bool mtls = k == 1;
+        const struct config_addr_list *addrs = mtls ? &cfg->sip.mtls_listen : &cfg->sip.tls_listen;
+        enum tls_client_certs policy = mtls ? TLS_CLIENT_CERTS_REQUIRE : client_policy;
+        for (size_t i = 0; i < addrs->n; i++) {
+            json_t *l = json_pack(
+                "{s:s, s:s, s:s, s:s}", "address", netaddr_format(&addrs->v[i], a), "transport",
+                mtls ? "mtls" : "tls", "key", mtls ? "sip.mtls_listen" : "sip.tls_listen",
+                "client_cert_policy", tls_client_certs_name(policy));
+            if (facts) {
+                json_object_set_new(l, "tls_versions", json_string(facts->versions));
+                json_object_set_new(l, "tls_suites",
+                                    json_string(facts->suites ? facts->suites : ""));
+                json_object_set_new(l, "tls_groups", json_string(facts->groups));
+                json_object_set_new(l, "revocation", json_string(facts->crl_policy));
+            } else {
+                json_object_set_new(l, "tls_error", json_string(tls_error));
+            }
             json_object_set_new(l, "client_certificates",
-                                json_string(facts->client_cert_required
-                                                ? "required"
-                                                : "requested; verified when presented"));
-            json_object_set_new(l, "revocation", json_string(facts->crl_policy));
-        } else {
-            json_object_set_new(l, "tls_error", json_string(tls_error));
+                                json_string(policy == TLS_CLIENT_CERTS_REQUIRE
+                                                ? "required, verified against "
+                                                  "the trusted CAs and CRLs"
+                                            : policy == TLS_CLIENT_CERTS_REQUEST
+                                                ? "requested; verified when presented"
+                                                : "none asked (no CertificateRequest)"));
+            json_t *carries = json_array();
+            if (!mtls)
+                json_array_append_new(carries,
+                                      json_string("client signalling, IM and presence (TLS)"));
+            if (mtls || policy != TLS_CLIENT_CERTS_NONE)
+                json_array_append_new(carries,
+                                      json_string("server-to-server signalling (mutual TLS)"));
+            json_object_set_new(l, "carries", carries);
+            json_object_set_new(l, "certificate", status_certificate(cfg));
+            json_array_append_new(arr, l);
         }
-        json_object_set_new(l, "carries",
-                            json_pack("[s, s]", "client signalling, IM and presence (TLS)",
-                                      "server-to-server signalling (mutual TLS)"));
-        json_object_set_new(l, "certificate", status_certificate(cfg));
-        json_array_append_new(arr, l);
     }
     if (cfg->relay.enabled) {
         for (size_t i = 0; i < cfg->relay.listen.n; i++) {
@@ -119,12 +137,26 @@ static json_t *status_protection(const struct config *cfg, const struct tls_cont
     json_t *rows = json_array();
     char buf[512];
 
-    snprintf(buf, sizeof(buf),
-             "client certificates %s and verified against tls.ca_files; "
-             "revocation %s",
-             facts && facts->client_cert_required ? "required" : "requested",
-             cfg->tls.require_crl ? "required for every issuer"
-                                  : "checked where the issuer has a CRL");
+    char where[160] = "";
+    size_t at = 0;
+    for (size_t i = 0; i < cfg->sip.mtls_listen.n && at + NETADDR_STRLEN + 3 < sizeof(where); i++) {
+        char a[NETADDR_STRLEN];
+        at += (size_t)snprintf(where + at, sizeof(where) - at, "%s%s", i ? ", " : "",
+                               netaddr_format(&cfg->sip.mtls_listen.v[i], a));
+    }
+    if (cfg->sip.mtls_listen.n)
+        snprintf(buf, sizeof(buf),
+                 "on sip.mtls_listen (%s): client certificates required, verified against the "
+                 "trusted CAs, the peer's name checked against its domain; revocation %s; "
+                 "outgoing links verify the partner's certificate and name",
+                 where,
+                 cfg->tls.require_crl ? "required for every issuer"
+                                      : "checked where the issuer has a CRL");
+    else
+        snprintf(buf, sizeof(buf),
+                 "no sip.mtls_listen: partners can reach this node only where "
+                 "sip.client_certificates asks for certificates (now: %s)",
+                 cfg->sip.client_certificates);
     json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "server <-> server",
                                           "protection", "mutual TLS", "enforced", buf));
     if (cfg->sip.tcp_listen.n)

@@ -79,6 +79,14 @@ bool tls_session_failure(SSL *ssl, char *buf, size_t cap)
         snprintf(buf, cap, "certificate verify failed: %s", X509_verify_cert_error_string(vr));
         return true;
     }
+    if (SSL_is_server(ssl) && (SSL_get_verify_mode(ssl) & SSL_VERIFY_FAIL_IF_NO_PEER_CERT) &&
+        !SSL_get0_peer_certificate(ssl) && v) {
+        /* TLS 1.2 says "handshake failure", 1.3 "certificate required" (an
+         * alert OpenSSL 3.0 cannot name): say what happened */
+        snprintf(buf, cap, "no client certificate (this listener requires one)");
+        ERR_clear_error();
+        return true;
+    }
     unsigned long e = ERR_peek_last_error();
     if (!v && e) {
         const char *r = ERR_reason_error_string(e);
@@ -148,6 +156,52 @@ static int tls_verify_cb(int ok, X509_STORE_CTX *store)
     SSL_set_ex_data(ssl, tls_ssl_crl_missing_idx, (void *)1);
     X509_STORE_CTX_set_error(store, X509_V_OK);
     return 1;
+}
+
+int tls_client_certs_parse(const char *text, enum tls_client_certs *out)
+{
+    if (strcmp(text, "none") == 0)
+        *out = TLS_CLIENT_CERTS_NONE;
+    else if (strcmp(text, "request") == 0)
+        *out = TLS_CLIENT_CERTS_REQUEST;
+    else if (strcmp(text, "require") == 0)
+        *out = TLS_CLIENT_CERTS_REQUIRE;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+const char *tls_client_certs_name(enum tls_client_certs policy)
+{
+    switch (policy) {
+    case TLS_CLIENT_CERTS_NONE:
+        return "none";
+    case TLS_CLIENT_CERTS_REQUEST:
+        return "request";
+    case TLS_CLIENT_CERTS_REQUIRE:
+        return "require";
+    }
+    return "?";
+}
+
+void tls_session_client_certs(SSL *ssl, enum tls_client_certs policy)
+{
+    static const unsigned char sid_none[] = "parley-sip", sid_request[] = "parley-sip-request",
+                               sid_require[] = "parley-sip-mtls";
+    switch (policy) {
+    case TLS_CLIENT_CERTS_NONE:
+        SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+        SSL_set_session_id_context(ssl, sid_none, sizeof(sid_none) - 1);
+        break;
+    case TLS_CLIENT_CERTS_REQUEST:
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, tls_verify_cb);
+        SSL_set_session_id_context(ssl, sid_request, sizeof(sid_request) - 1);
+        break;
+    case TLS_CLIENT_CERTS_REQUIRE:
+        SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, tls_verify_cb);
+        SSL_set_session_id_context(ssl, sid_require, sizeof(sid_require) - 1);
+        break;
+    }
 }
 
 static void tls_err(char *err, size_t errlen, const char *what, const char *file)
@@ -300,9 +354,10 @@ int tls_context_new(const struct config *cfg, SSL_CTX **out, char *err, size_t e
     X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
     SSL_CTX_set_ex_data(ctx, tls_ctx_require_crl_idx, cfg->tls.require_crl ? (void *)1 : NULL);
 
-    /* Ask for a client certificate (servers and partners present one;
-     * users need not); verify it when presented. */
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_cb);
+    /* Connecting, the peer (a partner) must prove itself. Accepting, each
+     * listener sets what it asks of clients on the session
+     * (tls_session_client_certs); the default here is the strictest. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, tls_verify_cb);
     SSL_CTX_set_info_callback(ctx, tls_info_cb);
     SSL_CTX_set_verify_depth(ctx, 8);
     SSL_CTX_set_client_CA_list(ctx, ca_names);

@@ -4,7 +4,7 @@
  * One SSL_CTX per configuration, used both to accept (SIP/TLS listeners)
  * and to connect (server-to-server links): TLS 1.2+ only, the configured
  * AEAD suites and groups, the node certificate, the trust store with its
- * CRLs, client certificates requested (verified when presented), session
+ * CRLs (client certificates: see tls_session_client_certs), session
  * resumption, buffers released while idle. After SIGHUP a new context is
  * built and used for new connections; established ones keep theirs
  * (OpenSSL reference-counts contexts).
@@ -21,6 +21,22 @@
 /* CA certificates added with `parleyctl trust add`, relative to the state
  * directory; loaded in addition to tls.ca_files. */
 #define TLS_TRUSTED_DIR "pki/trusted"
+
+/* What an accepting listener asks of clients (RFC 5246 CertificateRequest):
+ * nothing (clients are users; most show a picker or stall when asked),
+ * a certificate when they have one, or one they must have (servers). */
+enum tls_client_certs {
+    TLS_CLIENT_CERTS_NONE = 0,
+    TLS_CLIENT_CERTS_REQUEST,
+    TLS_CLIENT_CERTS_REQUIRE,
+};
+/* "none" | "request" | "require"; 0 or -EINVAL. */
+int tls_client_certs_parse(const char *text, enum tls_client_certs *out);
+const char *tls_client_certs_name(enum tls_client_certs policy);
+/* Applies the policy to an accepted connection's session, before its
+ * handshake. Each policy has a session id context of its own, so a session
+ * made without a certificate is never resumed where one is required. */
+void tls_session_client_certs(SSL *ssl, enum tls_client_certs policy);
 
 /* Once per process, before any context is built. Returns 0 or -ENOMEM. */
 int tls_init(void);

@@ -82,7 +82,7 @@ def add_partner(p: Parley, other: Parley, *, server: str | None = None,
     if srv:
         return ok(p.ctl("partner", "add", other.domain))
     host = server or f"sip.{other.domain}"
-    return ok(p.ctl("partner", "add", other.domain, "--server", f"{host}:{other.tls_port}",
+    return ok(p.ctl("partner", "add", other.domain, "--server", f"{host}:{other.mtls_port}",
                     "--address", address or other.address))
 
 
@@ -266,11 +266,15 @@ def notify(c: SipClient, call_id: str, timeout: float = 5.0) -> SipMessage:
 
 
 def fake_partner(target: Parley, cert: str | None, key: str | None, *, user: str = "alice",
-                 domain: str = A_DOMAIN, source: str = A_ADDR) -> SipClient:
+                 domain: str = A_DOMAIN, source: str = A_ADDR,
+                 listener: str = "mtls") -> SipClient:
     """A test client that connects to target like a partner's server would
     (from `source`, presenting cert/key, or no certificate at all) and sends
-    requests as user@domain, without digest."""
-    conn = target.connect(certfile=cert, keyfile=key, source_address=source, name="partner")
+    requests as user@domain, without digest. listener "mtls" is the
+    server-to-server listener; "tls" the client one (which asks for no
+    certificate)."""
+    connect = target.connect_mtls if listener == "mtls" else target.connect
+    conn = connect(certfile=cert, keyfile=key, source_address=source, name="partner")
     return SipClient(conn, user=user, domain=domain)
 
 
@@ -574,7 +578,7 @@ class TestFederation(unittest.TestCase):
             st = partner_status(A, B_DOMAIN)
             self.assertEqual(st["state"], "idle", st)
             self.assertEqual(st["server"], f"sip.{B_DOMAIN}")
-            self.assertEqual(st["port"], B.tls_port)
+            self.assertEqual(st["port"], B.mtls_port)
             self.assertNotIn("certificate", st)
             with user(A, "alice") as alice, user(B, "bob") as bob:
                 delivered(self, alice, BOB, "status please", bob)
@@ -590,7 +594,7 @@ class TestFederation(unittest.TestCase):
                           "-enddate", "-dateopt", "iso_8601").split("=", 1)[1].strip()
             self.assertEqual(cert["not_after"].replace("T", " ")[:19], end.replace("T", " ")[:19])
             text = ok(A.ctl("status")).stdout
-            self.assertRegex(text, rf"(?m)^\s+{re.escape(B_DOMAIN)}\s+up\s+sip\.b\.test:{B.tls_port}"
+            self.assertRegex(text, rf"(?m)^\s+{re.escape(B_DOMAIN)}\s+up\s+sip\.b\.test:{B.mtls_port}"
                                    rf"\s+cert CN=sip\.b\.test \(issuer {re.escape(DEV_CA_B)}, until ")
 
     def test_partner_restart_reconnects(self):
@@ -803,17 +807,17 @@ class TestFederation(unittest.TestCase):
         without the record is unreachable."""
         with Pair("fed-srv", a_partner=False, b_partner=False) as pr:
             A, B = pr.A, pr.B
-            dns = Dnsmasq(A, srv=[(f"_sipfederationtls._tcp.{B_DOMAIN}", f"sip.{B_DOMAIN}", B.tls_port),
-                                  (f"_sipfederationtls._tcp.{A_DOMAIN}", f"sip.{A_DOMAIN}", A.tls_port),
+            dns = Dnsmasq(A, srv=[(f"_sipfederationtls._tcp.{B_DOMAIN}", f"sip.{B_DOMAIN}", B.mtls_port),
+                                  (f"_sipfederationtls._tcp.{A_DOMAIN}", f"sip.{A_DOMAIN}", A.mtls_port),
                                   # c.test's record points at b.test's server
-                                  ("_sipfederationtls._tcp.c.test", f"sip.{B_DOMAIN}", B.tls_port)],
+                                  ("_sipfederationtls._tcp.c.test", f"sip.{B_DOMAIN}", B.mtls_port)],
                           hosts=[(f"sip.{A_DOMAIN}", A_ADDR), (f"sip.{B_DOMAIN}", B_ADDR)])
             for p in (A, B):
                 p.config_set("dns.nameservers", dns.nameserver)
             r = add_partner(A, B, srv=True)
             self.assertIn("DNS SRV", r.stdout)
             # B names a.test's server but not its address: resolved through DNS
-            ok(B.ctl("partner", "add", A_DOMAIN, "--server", f"sip.{A_DOMAIN}:{A.tls_port}"))
+            ok(B.ctl("partner", "add", A_DOMAIN, "--server", f"sip.{A_DOMAIN}:{A.mtls_port}"))
             ok(A.ctl("partner", "add", "c.test"))
             ok(A.ctl("partner", "add", "d.test"))
             pr.start()
@@ -825,7 +829,7 @@ class TestFederation(unittest.TestCase):
                 self.assertEqual(st["certificate"]["subject"], f"CN=sip.{B_DOMAIN}")
                 rec = A.wait_log("federation.connecting", partner=B_DOMAIN)
                 self.assertEqual(rec["host"], f"sip.{B_DOMAIN}")
-                self.assertEqual(rec["address"], f"{B_ADDR}:{B.tls_port}")
+                self.assertEqual(rec["address"], f"{B_ADDR}:{B.mtls_port}")
 
                 # c.test's SRV target is b.test's server: its certificate
                 # does not prove c.test
@@ -855,8 +859,8 @@ class TestFederation(unittest.TestCase):
         it as an iPAddress subjectAltName (init puts --address there)."""
         with Pair("fed-ip", a_partner=False, b_partner=False) as pr:
             A, B = pr.A, pr.B
-            ok(A.ctl("partner", "add", B_DOMAIN, "--server", f"{B_ADDR}:{B.tls_port}"))
-            ok(B.ctl("partner", "add", A_DOMAIN, "--server", f"{A_ADDR}:{A.tls_port}"))
+            ok(A.ctl("partner", "add", B_DOMAIN, "--server", f"{B_ADDR}:{B.mtls_port}"))
+            ok(B.ctl("partner", "add", A_DOMAIN, "--server", f"{A_ADDR}:{A.mtls_port}"))
             pr.start()
             with user(A, "alice") as alice, user(B, "bob") as bob:
                 delivered(self, alice, BOB, "to an address", bob)
@@ -949,7 +953,7 @@ class TestRefusals(unittest.TestCase):
                 resp, got = im(alice, BOB, "to an untrusted partner", bob)
                 self.assertIsNone(got, "delivered over an unverified link")
                 self.assertEqual(resp.status // 100, 5, resp)
-                rec = A.wait_log("tls.connect_failed", peer=f"{B_ADDR}:{B.tls_port}")
+                rec = A.wait_log("tls.connect_failed", peer=f"{B_ADDR}:{B.mtls_port}")
                 # (B sends its CA along: "self-signed certificate in certificate chain")
                 self.assertRegex(rec["reason"], r"certificate verify failed: (unable to get local "
                                                 r"issuer certificate|self-signed certificate in "
@@ -984,7 +988,7 @@ class TestRefusals(unittest.TestCase):
                     self.assertIsNotNone(got)
             checks = [
                 ("outgoing handshake refused", A.wait_log("tls.connect_failed",
-                                                          peer=f"{B_ADDR}:{B.tls_port}"),
+                                                          peer=f"{B_ADDR}:{B.mtls_port}"),
                  f"CN=sip.{B_DOMAIN}"),
                 ("incoming handshake refused", A.wait_log(
                     "tls.refused", peer=re.compile(re.escape(B_ADDR) + r":\d+")),
@@ -1011,7 +1015,7 @@ class TestRefusals(unittest.TestCase):
                 resp, got = im(bob, ALICE, "to the wrong host", alice)
                 self.assertIsNone(got)
                 self.assertEqual(resp.status // 100, 5, resp)
-                rec = B.wait_log("tls.connect_failed", peer=f"{A_ADDR}:{A.tls_port}")
+                rec = B.wait_log("tls.connect_failed", peer=f"{A_ADDR}:{A.mtls_port}")
                 self.assertIn("hostname mismatch", rec["reason"])
                 B.wait_log("federation.unreachable", partner=A_DOMAIN)
 
@@ -1050,7 +1054,7 @@ class TestRefusals(unittest.TestCase):
                 resp, got = im(bob, ALICE, "to a revoked partner", alice)
                 self.assertIsNone(got, "sent to a revoked partner")
                 self.assertEqual(resp.status // 100, 5, resp)
-                rec = B.wait_log("tls.connect_failed", peer=f"{A_ADDR}:{A.tls_port}")
+                rec = B.wait_log("tls.connect_failed", peer=f"{A_ADDR}:{A.mtls_port}")
                 self.assertIn("certificate revoked", rec["reason"])
             B.assert_no_log("federation.accepted")
             A.assert_no_log("federation.accepted")
@@ -1086,7 +1090,7 @@ class TestRefusals(unittest.TestCase):
                 resp, got = im(alice, BOB, "under a stale CRL", bob)
                 self.assertIsNone(got)
                 self.assertEqual(resp.status // 100, 5, resp)
-                rec = A.wait_log("tls.connect_failed", peer=f"{B_ADDR}:{B.tls_port}")
+                rec = A.wait_log("tls.connect_failed", peer=f"{B_ADDR}:{B.mtls_port}")
                 self.assertIn("CRL has expired", rec["reason"])
 
     def test_missing_crl_warned_or_required(self):
@@ -1098,7 +1102,7 @@ class TestRefusals(unittest.TestCase):
             pr.start()
             with user(A, "alice") as alice, user(B, "bob") as bob:
                 delivered(self, alice, BOB, "no CRL for b.test's CA: warned", bob)
-                rec = A.wait_log("tls.crl_missing", peer=f"{B_ADDR}:{B.tls_port}")
+                rec = A.wait_log("tls.crl_missing", peer=f"{B_ADDR}:{B.mtls_port}")
                 self.assertIn("no CRL", rec["reason"])
 
                 # require CRLs: new connections to b.test need its CRL
@@ -1113,7 +1117,7 @@ class TestRefusals(unittest.TestCase):
                     self.assertIsNone(got)
                     self.assertEqual(resp.status // 100, 5, resp)
                     rec = A.wait_log("tls.connect_failed", since=mark,
-                                     peer=f"{B_ADDR}:{B.tls_port}")
+                                     peer=f"{B_ADDR}:{B.mtls_port}")
                     self.assertIn("unable to get certificate CRL", rec["reason"])
 
                     A.config_set("tls.crl_files", f"pki/crl.pem, {B.dir}/pki/crl.pem")
@@ -1123,12 +1127,13 @@ class TestRefusals(unittest.TestCase):
                     A.assert_no_log("tls.crl_missing", since=mark)
 
     def test_partner_without_client_certificate_refused(self):
-        """A connection that presents no client certificate and sends a
-        request from a partner domain: 403, connection closed, logged."""
+        """On the client listener (no certificate asked for), a request from
+        a partner domain without a certificate: 403, connection closed,
+        logged."""
         with Pair("ref-nocert") as pr:
             B = pr.B
             pr.start()
-            with user(B, "bob") as bob, fake_partner(B, None, None) as fake:
+            with user(B, "bob") as bob, fake_partner(B, None, None, listener="tls") as fake:
                 resp, got = exchange(lambda: partner_message(fake, BOB, "no certificate"), bob)
                 self.assertIsNone(got)
                 self.assertEqual(resp.status, 403, resp)
@@ -1148,7 +1153,7 @@ class TestRefusals(unittest.TestCase):
             pr.start()
             with user(A, "alice") as alice, user(B, "bob") as bob:
                 inv, adlg, bdlg = call(alice, BOB, bob)
-                with fake_partner(B, None, None) as fake:
+                with fake_partner(B, None, None, listener="tls") as fake:
                     bye = fake.build_request(
                         "BYE", adlg.remote_target, contact=False,
                         from_=adlg.local_header, to=adlg.remote_header, call_id=adlg.call_id,
@@ -1165,6 +1170,30 @@ class TestRefusals(unittest.TestCase):
                 resp, got = exchange(lambda: alice.bye(adlg, timeout=T(10)), bob, method="BYE")
                 self.assertIsNotNone(got, "alice's BYE did not reach bob")
                 self.assertEqual(resp.status, 200, resp)
+
+    def test_no_certificate_refused_on_the_mtls_listener(self):
+        """The server-to-server listener refuses a peer without a certificate
+        in the handshake: nothing is read from it, nothing delivered."""
+        with Pair("ref-mtls-nocert") as pr:
+            B = pr.B
+            pr.start()
+            with user(B, "bob") as bob:
+                try:
+                    with fake_partner(B, None, None) as fake:
+                        resp, got = exchange(lambda: partner_message(fake, BOB, "no cert"), bob)
+                        self.fail(f"a peer without a certificate got an answer: {resp}")
+                except (ssl.SSLError, ConnectionError, SipTimeout):
+                    pass
+                self.assertIsNone(bob.conn.try_recv(0.5))
+                rec = B.wait_log("tls.refused", peer=re.compile(re.escape(A_ADDR) + r":\d+"))
+                self.assertIn("certificate", rec["reason"])
+            B.assert_no_log("federation.accepted")
+            st = ok(B.ctl("status", json=True)).stdout
+            mtls = [l for l in st["listeners"] if l["transport"] == "mtls"]
+            self.assertEqual([l["client_cert_policy"] for l in mtls], ["require"])
+            self.assertEqual([l["address"] for l in mtls], [f"{B.address}:{B.mtls_port}"])
+            row = [r for r in st["protection"] if r["traffic"] == "server <-> server"][0]
+            self.assertIn(f"sip.mtls_listen ({B.address}:{B.mtls_port})", row["enforced"])
 
     def test_client_certificate_from_untrusted_ca_refused(self):
         """A client certificate naming a.test from a CA b.test does not

@@ -140,6 +140,34 @@ class TestServer(unittest.TestCase):
                 p.wait_log("config.reloaded", since=p.reload())
                 self.assertEqual(c.wait_response(req, timeout=5).status, 513)
 
+    def test_certificates_asked_only_of_servers(self):
+        """The client listener and the relay's TLS listener send no
+        CertificateRequest (openssl s_client says so), under TLS 1.2 and
+        1.3; the server-to-server listener asks for one and refuses a peer
+        without it; sip.client_certificates = request asks again, on reload."""
+        with Parley(name="certreq") as p:
+            p.start()
+            for port in (p.tls_port, p.relay_tls_port):
+                for flag in ("-tls1_2", "-tls1_3"):
+                    rc, out = s_client(port, flag, "-CAfile", p.ca_file, linger=0.3)
+                    self.assertIn("No client certificate CA names sent", out, (port, flag))
+            mark = p.log_mark()
+            rc, out = s_client(p.mtls_port, "-tls1_2", "-CAfile", p.ca_file)
+            self.assertIn("Acceptable client certificate CA names", out)
+            self.assertNotEqual(rc, 0, out)  # refused: no certificate
+            rec = p.wait_log("tls.refused", since=mark)
+            self.assertIn("certificate", rec["reason"])
+            # with the server's own certificate (issued for client use too) it works
+            rc, out = s_client(p.mtls_port, "-tls1_3", "-CAfile", p.ca_file, "-cert",
+                               os.path.join(p.dir, "pki", "server.pem"), "-key",
+                               os.path.join(p.dir, "pki", "server.key"), linger=0.3)
+            self.assertIn("Verify return code: 0 (ok)", out)
+            p.config_set("sip.client_certificates", "request")
+            p.wait_log("config.reloaded", since=p.reload())
+            rc, out = s_client(p.tls_port, "-tls1_2", "-CAfile", p.ca_file)
+            self.assertIn("Acceptable client certificate CA names", out)
+            self.assertEqual(rc, 0, out)  # asked, not required
+
     def test_old_tls_and_plain_text_refused(self):
         with Parley(name="tlsrefuse") as p:
             p.start()
@@ -388,7 +416,12 @@ class TestServer(unittest.TestCase):
             self.assertEqual(l["tls_versions"], "TLSv1.2, TLSv1.3")
             self.assertIn("ECDHE-ECDSA-AES128-GCM-SHA256", l["tls_suites"])
             self.assertNotIn("CBC", l["tls_suites"])
-            self.assertIn("requested", l["client_certificates"])
+            # clients are not asked for certificates; servers are, elsewhere
+            self.assertEqual(l["client_cert_policy"], "none")
+            self.assertIn("no CertificateRequest", l["client_certificates"])
+            [m] = [x for x in doc["listeners"] if x["transport"] == "mtls"]
+            self.assertEqual(m["address"], f"127.0.0.1:{p.mtls_port}")
+            self.assertEqual(m["client_cert_policy"], "require")
             self.assertEqual(l["certificate"]["subject"], "CN=sip.example.test")
             self.assertIn("Parley development CA", l["certificate"]["issuer"])
             self.assertGreater(l["certificate"]["days_left"], 300)

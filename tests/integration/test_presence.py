@@ -1017,7 +1017,7 @@ class TestFederatedWatcher(unittest.TestCase):
         for x, y in ((a, b), (b, a)):
             r = x.ctl("trust", "add", y.ca_file)
             self.assertEqual(r.returncode, 0, r)
-            r = x.ctl("partner", "add", y.domain, "--server", f"sip.{y.domain}:{y.tls_port}",
+            r = x.ctl("partner", "add", y.domain, "--server", f"sip.{y.domain}:{y.mtls_port}",
                       "--address", "127.0.0.1")
             self.assertEqual(r.returncode, 0, r)
         return a, b

@@ -1177,6 +1177,9 @@ class Parley:
         try:
             self._run(cmd_init(self.parleyctl, self.dir, domain, address))
             self.config_set("sip.tls_listen", _hostport(address, self.tls_port))
+            # the server-to-server (mutual TLS) listener: a port of its own too
+            self.mtls_port = free_port("tcp")
+            self.config_set("sip.mtls_listen", _hostport(address, self.mtls_port))
             # the relay is on by default: give it ports of this test's own
             self.relay_port = free_port("both")
             self.relay_tls_port = free_port("tcp")
@@ -1376,6 +1379,13 @@ class Parley:
         kw.setdefault("cafile", self.ca_file)
         kw.setdefault("server_hostname", self.domain)
         return sipclient.SipConnection(self.address, self.tls_port, **kw)
+
+    def connect_mtls(self, **kw: Any) -> sipclient.SipConnection:
+        """The same to the server-to-server (mutual TLS) listener, as a
+        partner's server connects; give it certfile/keyfile."""
+        kw.setdefault("cafile", self.ca_file)
+        kw.setdefault("server_hostname", self.domain)
+        return sipclient.SipConnection(self.address, self.mtls_port, **kw)
 
     def client(self, user: str | None = None, password: str | None = None, *,
                algorithm: str | None = None, **kw: Any) -> sipclient.SipClient:
