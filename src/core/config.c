@@ -24,6 +24,22 @@ static int config_check_ip_or_empty(const char *value, char *err, size_t errlen)
     return -EINVAL;
 }
 
+/* A DNS name or an IP literal, as a URI host; or empty. */
+static int config_check_host_or_empty(const char *value, char *err, size_t errlen)
+{
+    struct netaddr a;
+    size_t n = strlen(value);
+    bool ok = n < 254;
+    if (n == 0 || netaddr_parse_ip(value, 0, &a) == 0)
+        return 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)value[i]) || value[i] == '-' || value[i] == '.';
+    if (ok && value[0] != '.' && value[0] != '-')
+        return 0;
+    snprintf(err, errlen, "a host name (letters, digits, '-' and '.') or an IP address, or empty");
+    return -EINVAL;
+}
+
 static int config_check_port_range(const char *value, char *err, size_t errlen)
 {
     unsigned first, last;
@@ -76,6 +92,10 @@ static const struct config_key config_table[] = {
      "What the sip.tls_listen listeners ask of clients: none (no CertificateRequest), request "
      "(verified when presented) or require.",
      F(sip.client_certificates), NULL},
+    {"sip", "advertised_name", CONFIG_STRING, "", NULL, 0, 0, true, false, NULL,
+     "The host name Parley writes for itself in Record-Route, Via and Contact; empty: the "
+     "first DNS name of the server certificate. An IP address only if set so here.",
+     F(sip.advertised_name), config_check_host_or_empty},
     {"sip", "tcp_listen", CONFIG_ADDR_LIST, "", NULL, 0, 0, false, true, NULL,
      "Addresses for plain SIP over TCP; empty (the default) means no plain TCP. Only sources "
      "inside sip.internal_networks may use it, and it never carries media keys.",

@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include "core/hmap.h"
+#include "core/clock.h"
 #include "core/log.h"
+#include "core/log_limit.h"
 #include "core/mbox.h"
 #include "tls/context.h"
 
@@ -72,6 +74,7 @@ struct worker {
     struct conn *reap_list;
     struct event *stop_ev;
     bool stopping;
+    struct log_limit *refusals; /* tls.refused: bounded per source and reason */
 };
 
 struct worker_pool {
@@ -239,19 +242,32 @@ int conn_write(struct conn *c, const void *data, size_t len)
     return 0;
 }
 
+/* A refused handshake: anyone can cause them at will, so at most one line
+ * a second per source and reason, with the count held back since. */
+static void conn_log_refused(struct conn *c, const char *subject, const char *why)
+{
+    uint8_t src[16];
+    netaddr_source_key(&c->info.peer, src);
+    uint64_t key = hash_bytes(src, sizeof(src)) ^ (hash_bytes(why, strlen(why)) * 31);
+    uint64_t suppressed = 0;
+    if (!log_limit_allow(c->w->refusals, clock_now_ms(clock_system()), key, &suppressed))
+        return;
+    char peer[NETADDR_STRLEN];
+    log_info("tls.refused", "peer", netaddr_format(&c->info.peer, peer), "subject", subject,
+             "reason", why, "suppressed", LOG_INT(suppressed));
+}
+
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct conn *c = arg;
-    char peer[NETADDR_STRLEN];
 
     if (c->closing) {
         conn_kill(c, NULL, false);
     } else if (!c->open) {
         if (c->info.tls && !c->info.outgoing)
-            log_info("tls.refused", "peer", netaddr_format(&c->info.peer, peer), "reason",
-                     "handshake timeout");
+            conn_log_refused(c, "", "handshake timeout");
         conn_kill(c, c->info.outgoing ? "connect timeout" : "handshake timeout", false);
     }
 }
@@ -411,8 +427,7 @@ static void conn_on_event(struct bufferevent *bev, short what, void *arg)
                      c->verify_host ? c->verify_host : (c->sni ? c->sni : ""), "subject", subject,
                      "reason", why);
         else
-            log_info("tls.refused", "peer", netaddr_format(&c->info.peer, peer), "subject", subject,
-                     "reason", why);
+            conn_log_refused(c, subject, why);
     }
     conn_kill(c, why, (what & BEV_EVENT_EOF) != 0);
 }
@@ -752,7 +767,8 @@ struct worker_pool *worker_pool_new(unsigned n, char *err, size_t errlen)
             goto nomem;
         w->mbox = mbox_new(w->base, worker_on_msg, w);
         w->reap_ev = event_new(w->base, -1, 0, worker_on_reap, w);
-        if (!w->mbox || !w->reap_ev)
+        w->refusals = log_limit_new("tls.refused", 4096, 50);
+        if (!w->mbox || !w->reap_ev || !w->refusals)
             goto nomem;
         pool->n++;
     }
@@ -778,6 +794,7 @@ nomem:
             if (w->reap_ev)
                 event_free(w->reap_ev);
             mbox_free(w->mbox);
+            log_limit_free(w->refusals);
             if (w->conns.buckets)
                 hmap_destroy(&w->conns);
             if (w->base)
@@ -939,6 +956,7 @@ void worker_pool_free(struct worker_pool *pool)
         event_free(w->reap_ev);
         hmap_destroy(&w->conns);
         event_base_free(w->base);
+        log_limit_free(w->refusals);
     }
     free(pool->workers);
     free(pool);

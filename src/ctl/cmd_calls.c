@@ -85,16 +85,59 @@ static int calls_one(const struct store_call *c, void *arg)
     return 0;
 }
 
+/* The running daemon's calls in progress, as text; NULL when no daemon
+ * answers (*why says so). */
+static json_t *calls_active(struct ctl *ctl, struct strbuf *text, char *why, size_t cap)
+{
+    json_t *reply = NULL;
+    if (ctl_control_request(ctl->cfg, "calls", &reply, why, cap) != 0)
+        return NULL;
+    json_t *active = json_incref(json_object_get(reply, "active"));
+    json_decref(reply);
+    if (!active)
+        return NULL;
+    size_t i;
+    json_t *c;
+    if (json_array_size(active) == 0)
+        strbuf_puts(text, "no calls in progress\n");
+    else
+        strbuf_puts(text, "calls in progress\n");
+    json_array_foreach(active, i, c)
+    {
+        const char *media = calls_str(c, "media");
+        strbuf_printf(text, "  %s  %s -> %s  %s for %llds%s%s\n", calls_str(c, "started"),
+                      calls_str(c, "caller"), calls_str(c, "callee"), calls_str(c, "state"),
+                      (long long)json_integer_value(json_object_get(c, "duration_s")),
+                      *media ? "  media: " : "", media);
+    }
+    return active;
+}
+
 int cmd_calls(struct ctl *ctl)
 {
     bool missing = false;
     const char *limit_s = ctl_take_option(ctl, "--limit", &missing);
+    bool only_active = ctl_take_flag(ctl, "--active");
     if (missing || ctl->argc)
-        return ctl_usage(ctl, "usage: calls [--limit N]");
+        return ctl_usage(ctl, "usage: calls [--active] [--limit N]");
     int limit = limit_s ? atoi(limit_s) : 50;
     int rc = ctl_load_config(ctl);
     if (rc)
         return rc;
+    struct strbuf head = STRBUF_INIT;
+    char why[512];
+    json_t *active = calls_active(ctl, &head, why, sizeof(why));
+    if (only_active) {
+        if (!active) {
+            strbuf_free(&head);
+            return ctl_fail(ctl, "%s (calls in progress live in the running server)", why);
+        }
+        ctl_done(ctl, json_pack("{s:o}", "active", active), strbuf_cstr(&head));
+        strbuf_free(&head);
+        return CTL_OK;
+    }
+    if (!active)
+        strbuf_puts(&head, "parleyd is not running: no calls in progress\n");
     char err[1024], path[4096];
     snprintf(path, sizeof(path), "%s/parley.db", ctl->cfg->state_dir);
     struct store *st = NULL;
@@ -105,12 +148,18 @@ int cmd_calls(struct ctl *ctl)
     store_close(st);
     if (sr) {
         json_decref(cc.arr);
+        json_decref(active);
         strbuf_free(&cc.text);
+        strbuf_free(&head);
         return ctl_fail(ctl, "cannot read the call log");
     }
     if (json_array_size(cc.arr) == 0)
         strbuf_puts(&cc.text, "no calls logged\n");
-    ctl_done(ctl, json_pack("{s:o}", "calls", cc.arr), strbuf_cstr(&cc.text));
+    strbuf_printf(&head, "\ncall log (newest first)\n%s", strbuf_cstr(&cc.text));
+    json_t *doc = json_pack("{s:o}", "calls", cc.arr);
+    json_object_set_new(doc, "active", active ? active : json_array());
+    ctl_done(ctl, doc, strbuf_cstr(&head));
     strbuf_free(&cc.text);
+    strbuf_free(&head);
     return CTL_OK;
 }

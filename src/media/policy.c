@@ -131,6 +131,28 @@ static const char *offered_kind(const struct sdp *s, const struct sdp_media *m)
 #define REQUIRED_TEXT      "media encryption required (SDES-SRTP or DTLS-SRTP)"
 #define NOT_SUPPORTED_TEXT "media encryption not supported (plain RTP only)"
 
+bool media_sdp_is_hold(struct strview text)
+{
+    struct sdp *s = NULL;
+    char err[64];
+    if (sdp_parse(text, &s, err, sizeof(err)) != 0)
+        return false;
+    size_t active = 0, held = 0;
+    for (size_t i = 0; i < s->nmedia; i++) {
+        const struct sdp_media *m = &s->media[i];
+        if (!sdp_media_active(m))
+            continue;
+        active++;
+        enum sdp_direction d = sdp_media_direction(s, m);
+        const struct sdp_conn *c = sdp_media_conn(s, m);
+        if (d == SDP_DIR_SENDONLY || d == SDP_DIR_INACTIVE ||
+            (c && strview_eq(c->address, "0.0.0.0")))
+            held++;
+    }
+    sdp_free(s);
+    return active && held == active;
+}
+
 static bool suite_allowed(const struct media_policy *pol, struct strview suite)
 {
     for (size_t i = 0; i < pol->nsuites; i++)

@@ -127,4 +127,8 @@ int media_policy_offer(const struct media_policy *pol, struct strview sdp,
 int media_policy_answer(const struct media_policy *pol, struct strview offer, struct strview answer,
                         const struct media_hops *hops, struct media_decision *out);
 
+/* Is the description a hold (RFC 6337 §5.3): every active media section
+ * sendonly or inactive, or aimed at 0.0.0.0? false for an unreadable one. */
+bool media_sdp_is_hold(struct strview sdp);
+
 #endif

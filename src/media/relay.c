@@ -27,6 +27,7 @@
 #include <openssl/err.h>
 
 #include "core/log.h"
+#include "core/log_limit.h"
 #include "core/random.h"
 
 #define RELAY_SOCKBUF       (4 << 20)
@@ -757,7 +758,8 @@ static int worker_init(struct relay *r, struct relay_worker *w, unsigned index)
     w->slots = malloc((size_t)RELAY_BATCH * RELAY_SLOT_SIZE);
     w->unauth = calloc(RELAY_UNAUTH_SLOTS, sizeof(*w->unauth));
     w->unauth_seed = random_u64();
-    if (!w->mbox || !w->tick || !w->reap_ev || !w->slots || !w->unauth)
+    w->refusals = log_limit_new("relay refusals", 4096, 50);
+    if (!w->mbox || !w->tick || !w->reap_ev || !w->slots || !w->unauth || !w->refusals)
         return -ENOMEM;
     struct timeval tv = {1, 0};
     event_add(w->tick, &tv);
@@ -800,6 +802,7 @@ static void worker_free(struct relay_worker *w)
         event_base_free(w->base);
     free(w->slots);
     free(w->unauth);
+    log_limit_free(w->refusals);
     relay_params_free(&w->params);
     pthread_mutex_destroy(&w->list_lock);
 }

@@ -201,6 +201,7 @@ struct relay_unauth_slot {
 struct relay_worker {
     struct relay *r;
     unsigned index;
+    struct log_limit *refusals; /* refusals a client can cause at will, bounded */
     pthread_t thread;
     bool started;
     struct event_base *base;

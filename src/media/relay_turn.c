@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 
 #include "core/log.h"
+#include "core/log_limit.h"
 #include "core/random.h"
 #include "crypto/encoding.h"
 #include "crypto/mac.h"
@@ -359,8 +360,18 @@ static void reply_challenge(struct req *q, int code, const char *reason)
 
 /* --- authentication ------------------------------------------------------------------ */
 
+/* A refusal a client can cause at will (a retrying client with an expired
+ * credential, say): at most one line a second per source and reason, with
+ * the count held back since. */
 static void log_refused(struct req *q, const char *event, const char *reason)
 {
+    uint8_t src[16];
+    netaddr_source_key(q->from, src);
+    uint64_t key = hash_bytes(src, sizeof(src)) ^ (hash_bytes(event, strlen(event)) * 31) ^
+                   (hash_bytes(reason, strlen(reason)) * 131);
+    uint64_t suppressed = 0;
+    if (!log_limit_allow(q->w->refusals, relay_now_ms(), key, &suppressed))
+        return;
     char c[NETADDR_STRLEN], user[RELAY_CRED_USERNAME_MAX + 1];
     strview_copy(q->username.n <= RELAY_CRED_USERNAME_MAX ? q->username : STRVIEW_EMPTY, user,
                  sizeof(user));
@@ -369,7 +380,7 @@ static void log_refused(struct req *q, const char *event, const char *reason)
             *s = '?';
     log_info(event, "client", netaddr_format(q->from, c), "transport",
              transport_name(q->conn ? q->conn->transport : RELAY_UDP), "username", user, "reason",
-             reason);
+             reason, "suppressed", LOG_INT(suppressed));
 }
 
 struct try_arg {

@@ -93,6 +93,15 @@ struct presence {
     size_t nsubs, npubs;
 };
 
+static void presence_self_address(struct presence *ps, const struct conn_info *ci, char *out,
+                                  size_t cap)
+{
+    if (ps->env.self_address)
+        ps->env.self_address(ps->env.arg, ci->id, out, cap);
+    else
+        netaddr_format(&ci->local, out); /* cap >= NETADDR_STRLEN */
+}
+
 static uint64_t presence_now(struct presence *ps)
 {
     return clock_now_ms(timer_heap_clock(ps->timers));
@@ -248,9 +257,9 @@ static void subscription_notify(struct subscription *s, const char *terminated)
                  s->state == SUB_ACTIVE ? "active" : "pending", (long long)(left > 0 ? left : 0));
     }
 
-    char branch[48], local[NETADDR_STRLEN];
+    char branch[48], local[300];
     sip_txn_new_branch(branch, sizeof(branch));
-    netaddr_format(&ci->local, local);
+    presence_self_address(ps, ci, local, sizeof(local));
     const char *tp = ci->tls ? "TLS" : "TCP";
     struct strbuf m = STRBUF_INIT;
     strbuf_printf(&m,
@@ -508,9 +517,10 @@ static void presence_dialog_headers(struct presence *ps, struct sip_server_txn *
     const struct conn_info *ci = ps->env.conn_info(ps->env.arg, sip_server_txn_conn(st));
     strbuf_printf(h, "Expires: %lld\r\n", expires);
     if (ci) {
-        char local[NETADDR_STRLEN];
-        strbuf_printf(h, "Contact: <sip:%s@%s;transport=%s>\r\n", presentity,
-                      netaddr_format(&ci->local, local), ci->tls ? "tls" : "tcp");
+        char local[300];
+        presence_self_address(ps, ci, local, sizeof(local));
+        strbuf_printf(h, "Contact: <sip:%s@%s;transport=%s>\r\n", presentity, local,
+                      ci->tls ? "tls" : "tcp");
     }
     for (struct sip_hdr *rr = sip_msg_hdr_first(req, SIP_HDR_RECORD_ROUTE); rr;
          rr = sip_msg_hdr_next(rr, SIP_HDR_RECORD_ROUTE))

@@ -45,6 +45,13 @@ struct presence_env {
     uint64_t (*partner_conn)(void *arg, const char *domain);
     /* The rule `user` set for `watcher` ("name@domain"). */
     enum presence_rule (*rule)(void *arg, const char *user, const char *watcher);
+    /* How Parley names itself toward conn, as a URI's host and port
+     * ("sip.example.test:5061"): the advertised name (sip.advertised_name,
+     * a name its certificate carries, so a client that opens a connection
+     * to it can check the certificate) and the port of the listener conn
+     * came in on, or of the server-to-server listener for a connection
+     * Parley opened. NULL function: the connection's local address. */
+    void (*self_address)(void *arg, uint64_t conn, char *out, size_t cap);
 };
 
 struct presence_config {

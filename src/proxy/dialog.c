@@ -41,14 +41,34 @@ struct proxy_call *proxy_call_new(struct proxy *p, const struct sip_msg *invite,
     snprintf(c->callee, sizeof(c->callee), "%s", callee);
     c->started = proxy_now(p);
     c->refs = 1;
+    c->next_live = p->live_calls;
+    if (p->live_calls)
+        p->live_calls->prev_live = c;
+    p->live_calls = c;
+    c->p = p;
     log_info("call.started", "call_id", c->call_id, "caller", c->caller, "callee", c->callee);
     return c;
+}
+
+static void proxy_call_unlist(struct proxy_call *c)
+{
+    if (!c->p)
+        return;
+    if (c->prev_live)
+        c->prev_live->next_live = c->next_live;
+    else
+        c->p->live_calls = c->next_live;
+    if (c->next_live)
+        c->next_live->prev_live = c->prev_live;
+    c->prev_live = c->next_live = NULL;
+    c->p = NULL;
 }
 
 void proxy_call_finish(struct proxy *p, struct proxy_call *call, const char *reason)
 {
     if (!call || call->logged)
         return;
+    proxy_call_unlist(call);
     call->logged = true;
     call->ended = proxy_now(p);
     log_info("call.ended", "call_id", call->call_id, "caller", call->caller, "callee", call->callee,
@@ -72,6 +92,7 @@ void proxy_call_release(struct proxy_call *call)
 {
     if (!call || --call->refs > 0)
         return;
+    proxy_call_unlist(call);
     free(call->call_id);
     free(call);
 }

@@ -96,8 +96,12 @@ void proxy_set_config(struct proxy *p, const struct proxy_config *cfg)
         return;
     free(p->domain);
     p->domain = d;
+    char *self = cfg->self_name && *cfg->self_name ? strdup(cfg->self_name) : NULL;
+    free(p->self_name);
+    p->self_name = self;
     p->cfg = *cfg;
     p->cfg.domain = p->domain;
+    p->cfg.self_name = p->self_name;
     if (!p->cfg.max_transactions_per_user)
         p->cfg.max_transactions_per_user = SIZE_MAX;
     proxy_media_configure(p, cfg->media_level ? cfg->media_level : "required", cfg->media_suites,
@@ -122,6 +126,7 @@ void proxy_free(struct proxy *p)
     for (size_t i = 0; i < 8; i++)
         free(p->media_suites[i]);
     log_limit_free(p->overload_log);
+    free(p->self_name);
     log_limit_free(p->reject_log);
     free(p->domain);
     free(p);
@@ -145,6 +150,26 @@ size_t proxy_dialog_count(const struct proxy *p)
 size_t proxy_transaction_count(const struct proxy *p)
 {
     return sip_txn_layer_count(p->txn);
+}
+
+void proxy_calls_foreach(const struct proxy *p, bool (*fn)(const struct proxy_call_info *, void *),
+                         void *arg)
+{
+    for (const struct proxy_call *c = p->live_calls; c; c = c->next_live) {
+        struct proxy_call_info info = {
+            .call_id = c->call_id,
+            .caller = c->caller,
+            .callee = c->callee,
+            .started = c->started,
+            .answered = c->answered,
+            .state = !c->answered ? "ringing"
+                     : c->on_hold ? "on hold"
+                                  : "answered",
+            .media = c->media,
+        };
+        if (!fn(&info, arg))
+            return;
+    }
 }
 
 void proxy_stats(const struct proxy *p, struct proxy_stats *out)
@@ -174,6 +199,13 @@ bool proxy_uri_is_us(struct proxy *p, const struct sip_uri *uri)
     if (uri->host.n == dl + 4 && strncasecmp(uri->host.p, "sip.", 4) == 0 &&
         strncasecmp(uri->host.p + 4, p->domain, dl) == 0)
         return true;
+    if (p->self_name && strview_eq_nocase(uri->host, p->self_name)) {
+        if (uri->port == 0)
+            return true;
+        for (size_t i = 0; i < p->env.nlisteners; i++)
+            if (uri->port == netaddr_port(&p->env.listeners[i]))
+                return true;
+    }
     char host[NETADDR_STRLEN];
     struct netaddr a;
     if (strview_copy(uri->host, host, sizeof(host)) != 0 || netaddr_parse_ip(host, 0, &a) != 0)
@@ -186,9 +218,12 @@ bool proxy_uri_is_us(struct proxy *p, const struct sip_uri *uri)
     return false;
 }
 
-/* Our Via for a request leaving on conn: its transport and local address. */
-void proxy_make_via(struct proxy *p, uint64_t conn, const char *branch, struct strbuf *out)
+void proxy_self_address(struct proxy *p, uint64_t conn, char *out, size_t cap)
 {
+    if (p->env.self_address) {
+        p->env.self_address(p->env.arg, conn, out, cap);
+        return;
+    }
     const struct conn_info *ci = p->env.conn_info(p->env.arg, conn);
     char a[NETADDR_STRLEN];
     if (ci)
@@ -197,6 +232,15 @@ void proxy_make_via(struct proxy *p, uint64_t conn, const char *branch, struct s
         netaddr_format(&p->env.listeners[0], a);
     else
         snprintf(a, sizeof(a), "%s", p->domain);
+    snprintf(out, cap, "%s", a);
+}
+
+/* Our Via for a request leaving on conn: its transport and our name. */
+void proxy_make_via(struct proxy *p, uint64_t conn, const char *branch, struct strbuf *out)
+{
+    const struct conn_info *ci = p->env.conn_info(p->env.arg, conn);
+    char a[300];
+    proxy_self_address(p, conn, a, sizeof(a));
     strbuf_printf(out, "SIP/2.0/%s %s;branch=%s", ci && !ci->tls ? "TCP" : "TLS", a, branch);
 }
 

@@ -89,6 +89,13 @@ struct proxy_env {
     void (*txn_held)(void *arg, uint64_t conn, int delta);
     /* Failed password checks, counted and throttled; may be NULL. */
     struct throttle *throttle;
+    /* How Parley names itself toward conn, as a URI's host and port
+     * ("sip.example.test:5061"): the advertised name (sip.advertised_name,
+     * a name its certificate carries, so a client that opens a connection
+     * to it can check the certificate) and the port of the listener conn
+     * came in on, or of the server-to-server listener for a connection
+     * Parley opened. NULL function: the connection's local address. */
+    void (*self_address)(void *arg, uint64_t conn, char *out, size_t cap);
 };
 
 /* Figures for status. */
@@ -105,8 +112,9 @@ struct proxy_stats {
 
 struct proxy_config {
     const char *domain;
-    size_t max_im_body;              /* MESSAGE bodies larger than this get 413 */
-    const char *media_level;         /* media.encryption_level */
+    const char *self_name;   /* the advertised name: a URI with it and a listener port is us */
+    size_t max_im_body;      /* MESSAGE bodies larger than this get 413 */
+    const char *media_level; /* media.encryption_level */
     const char *const *media_suites; /* media.srtp_suites */
     size_t media_nsuites;
     size_t max_transactions_per_user; /* requests in progress per sender; 0: no bound */
@@ -133,6 +141,21 @@ void proxy_on_message(struct proxy *p, uint64_t conn, struct sip_msg *msg);
 void proxy_conn_opened(struct proxy *p, uint64_t conn, const struct conn_info *info);
 /* A connection closed: its transactions, bindings and dialogs end. */
 void proxy_conn_closed(struct proxy *p, uint64_t conn, const char *reason);
+
+/* A call in progress, for parleyctl calls. */
+struct proxy_call_info {
+    const char *call_id;
+    const char *caller; /* user@domain */
+    const char *callee;
+    int64_t started;   /* wall clock, seconds */
+    int64_t answered;  /* 0 while ringing */
+    const char *state; /* "ringing", "answered", "on hold" */
+    const char *media; /* what each media section negotiated so far; "" before an answer */
+};
+/* Calls fn for each call not ended yet, newest first; stops when fn
+ * returns false. */
+void proxy_calls_foreach(const struct proxy *p, bool (*fn)(const struct proxy_call_info *, void *),
+                         void *arg);
 
 /* Counts for status. */
 size_t proxy_dialog_count(const struct proxy *p);

@@ -70,13 +70,17 @@ struct proxy_request {
     unsigned ndialogs; /* dialogs its responses (or NOTIFYs) created */
 };
 
-/* A call from its INVITE to its end, for the call log. */
+/* A call from its INVITE to its end, for the call log and the list of
+ * calls in progress. */
 struct proxy_call {
+    struct proxy_call *prev_live, *next_live; /* p->live_calls until it ends */
+    bool on_hold;                             /* the latest offer in the dialog held it */
     char *call_id;
     char media[400]; /* what each media section negotiated */
     char caller[PROXY_ADDR_MAX];
     char callee[PROXY_ADDR_MAX];
     int64_t started, answered, ended;
+    struct proxy *p;   /* while listed */
     unsigned refs;     /* the INVITE's proxy_request and dialogs */
     unsigned ndialogs; /* early and confirmed dialogs of this call */
     bool logged;
@@ -142,6 +146,7 @@ struct proxy {
     struct proxy_env env;
     struct proxy_config cfg;
     char *domain;
+    char *self_name; /* sip.advertised_name in force, or NULL */
     struct registrar *registrar;
     struct auth *auth;
     struct sip_txn_layer *txn;
@@ -151,6 +156,7 @@ struct proxy {
     size_t ndialogs;
     struct proxy_request *subscribes; /* out-of-dialog SUBSCRIBEs in flight */
     struct hmap user_loads;           /* sender -> requests in progress */
+    struct proxy_call *live_calls;    /* calls not ended, newest first */
     uint64_t acks_dropped;
     uint64_t overload_refused;
     uint64_t throttled;
@@ -165,6 +171,8 @@ void proxy_strip_own_credentials(struct proxy *p, struct sip_msg *req);
 void proxy_strip_identity_headers(struct sip_msg *req);
 bool proxy_uri_is_us(struct proxy *p, const struct sip_uri *uri);
 void proxy_make_via(struct proxy *p, uint64_t conn, const char *branch, struct strbuf *out);
+/* "HOST:PORT" by which Parley is reached over conn (see proxy_env). */
+void proxy_self_address(struct proxy *p, uint64_t conn, char *out, size_t cap);
 /* A refusal, logged at most once a second per source and reason (anyone can
  * cause them at will), with the count held back since. */
 void proxy_log_reject(struct proxy *p, const struct sip_msg *req, uint64_t conn, int status,

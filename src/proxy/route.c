@@ -677,11 +677,8 @@ static void proxy_prepare(struct proxy *p, struct sip_msg *req, uint64_t in_conn
     if (!record_route)
         return;
     const struct conn_info *ci = p->env.conn_info(p->env.arg, in_conn);
-    char a[NETADDR_STRLEN];
-    if (ci)
-        netaddr_format(&ci->local, a);
-    else
-        snprintf(a, sizeof(a), "%s", p->domain);
+    char a[300];
+    proxy_self_address(p, in_conn, a, sizeof(a));
     struct strview rr =
         sip_msg_printf(req, "<sip:%s;transport=%s;lr>", a, ci && !ci->tls ? "tcp" : "tls");
     sip_msg_hdr_prepend(req, SIP_HDR_RECORD_ROUTE, "Record-Route", rr);
@@ -875,6 +872,10 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
         if (!pr->best_status)
             pr->best_status = 500;
         proxy_finish(pr);
+    } else if (d->call && pr->branches[0].offer.len) {
+        /* a re-offer that holds or resumes the call (what parleyctl shows) */
+        d->call->on_hold =
+            media_sdp_is_hold(strview_make(pr->branches[0].offer.p, pr->branches[0].offer.len));
     }
     strbuf_free(&bytes);
     if (req->method == SIP_METHOD_BYE)

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -93,6 +94,28 @@ static bool control_throttle_one(const struct throttle_info *info, void *arg)
     return true;
 }
 
+static void control_time(int64_t t, char *buf, size_t cap)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    gmtime_r(&tt, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static bool control_call_one(const struct proxy_call_info *c, void *arg)
+{
+    char started[32], answered[32] = "";
+    control_time(c->started, started, sizeof(started));
+    if (c->answered)
+        control_time(c->answered, answered, sizeof(answered));
+    json_array_append_new(arg,
+                          json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "call_id",
+                                    c->call_id, "caller", c->caller, "callee", c->callee, "started",
+                                    started, "answered", answered, "state", c->state, "media",
+                                    c->media, "duration_s", (json_int_t)(time(NULL) - c->started)));
+    return true;
+}
+
 static json_t *control_unblock(struct runtime *rt, json_t *req)
 {
     const char *user = NULL, *source = NULL;
@@ -133,6 +156,11 @@ static json_t *control_dispatch(struct runtime *rt, const char *line)
     } else if (strcmp(cmd, "partners") == 0) {
         int rc = rt->proxy ? sipcore_load_partners(rt) : -ENOENT;
         reply = json_pack("{s:b}", "ok", rc == 0);
+    } else if (strcmp(cmd, "calls") == 0) {
+        json_t *calls = json_array();
+        if (rt->proxy)
+            proxy_calls_foreach(rt->proxy, control_call_one, calls);
+        reply = json_pack("{s:b, s:o}", "ok", 1, "active", calls);
     } else if (strcmp(cmd, "throttle") == 0) {
         json_t *records = json_array();
         if (rt->throttle)

@@ -99,6 +99,7 @@ struct runtime {
     struct hmap txn_sources;
     size_t ntxn_held;
     struct throttle *throttle; /* password guessing (auth.max_failures, ...) */
+    char self_name[256];       /* the host Parley writes for itself (sip.advertised_name) */
 
     struct store *store;               /* reads on the core thread */
     struct store_writer *store_writer; /* durable writes, on their own thread */

@@ -179,6 +179,50 @@ static void sipcore_disconnect(void *arg, uint64_t conn, const char *reason)
         worker_pool_close(rt->workers, conn, reason);
 }
 
+/* "HOST:PORT" for URIs Parley writes about itself on conn (see proxy_env):
+ * the port is that of the listener the connection came in on, or, for one
+ * Parley opened, of the listener peers of that kind reach it on. */
+static void sipcore_self_address(void *arg, uint64_t conn, char *out, size_t cap)
+{
+    struct runtime *rt = arg;
+    struct core_conn *cc = runtime_conn_find(rt, conn);
+    const struct listener *l = NULL;
+    if (cc && cc->listener >= 0 && (size_t)cc->listener < rt->nlisteners)
+        l = &rt->listeners[cc->listener];
+    for (size_t i = 0; !l && i < rt->nlisteners; i++)
+        if (rt->listeners[i].kind == LISTENER_MTLS)
+            l = &rt->listeners[i];
+    if (!l && rt->nlisteners)
+        l = &rt->listeners[0];
+    unsigned port = l ? netaddr_port(&l->addr) : 5061;
+    bool v6 = strchr(rt->self_name, ':') != NULL;
+    snprintf(out, cap, "%s%s%s:%u", v6 ? "[" : "", rt->self_name, v6 ? "]" : "", port);
+}
+
+/* sip.advertised_name, else the first DNS name of the certificate, else
+ * the first listener's address (logged: clients checking names will fail). */
+static void sipcore_pick_self_name(struct runtime *rt)
+{
+    const struct config *cfg = rt->cfg;
+    char name[256] = "", ip[NETADDR_STRLEN];
+    const char *from = "sip.advertised_name";
+    if (cfg->sip.advertised_name[0]) {
+        snprintf(name, sizeof(name), "%s", cfg->sip.advertised_name);
+    } else if (cert_first_dns_name(cfg->tls.certificate, name, sizeof(name)) == 0) {
+        from = "certificate";
+    } else {
+        from = "listener address";
+        snprintf(name, sizeof(name), "%s",
+                 rt->nlisteners ? netaddr_format_ip(&rt->listeners[0].addr, ip) : "127.0.0.1");
+        log_warn("sip.advertised_name", "name", name, "from", from, "reason",
+                 "the certificate carries no DNS name: clients that check names cannot verify "
+                 "URIs naming this address; set sip.advertised_name");
+    }
+    if (strcmp(name, rt->self_name) != 0)
+        log_info("sip.advertised_name", "name", name, "from", from);
+    snprintf(rt->self_name, sizeof(rt->self_name), "%s", name);
+}
+
 static const char *sipcore_txn_admit(void *arg, uint64_t conn)
 {
     return runtime_txn_admit(arg, conn);
@@ -263,6 +307,8 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
     struct proxy_config pc;
     struct presence_config prc;
     sipcore_configs(rt->cfg, &ac, &rc, &pc, &prc);
+    sipcore_pick_self_name(rt);
+    pc.self_name = rt->self_name;
 
     rt->listen_addrs = calloc(rt->nlisteners ? rt->nlisteners : 1, sizeof(*rt->listen_addrs));
     if (!rt->listen_addrs)
@@ -299,6 +345,7 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         .txn_admit = sipcore_txn_admit,
         .txn_held = sipcore_txn_held,
         .throttle = rt->throttle,
+        .self_address = sipcore_self_address,
     };
     rt->proxy = proxy_new(rt->timers, &env, &pc, rt->registrar, rt->auth);
     if (!rt->proxy)
@@ -308,6 +355,7 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         .conn_info = sipcore_conn_info,
         .partner_conn = sipcore_partner_conn,
         .rule = sipcore_presence_rule,
+        .self_address = sipcore_self_address,
     };
     rt->presence = presence_new(rt->timers, proxy_txn_layer(rt->proxy), rt->registrar, &penv, &prc);
     if (!rt->presence)
@@ -467,6 +515,8 @@ void sipcore_reconfigure(struct runtime *rt)
     struct proxy_config pc;
     struct presence_config prc;
     sipcore_configs(rt->cfg, &ac, &rc, &pc, &prc);
+    sipcore_pick_self_name(rt);
+    pc.self_name = rt->self_name;
     auth_set_config(rt->auth, &ac);
     struct throttle_config tc;
     sipcore_throttle_config(rt->cfg, &tc);

@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "core/strbuf.h"
@@ -388,6 +389,39 @@ bool cert_proves_sip_domain(X509 *cert, const char *domain)
     GENERAL_NAMES_free(gens);
     ERR_pop_to_mark();
     return proven;
+}
+
+int cert_first_dns_name(const char *path, char *out, size_t cap)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (!cert) {
+        ERR_clear_error();
+        return -EIO;
+    }
+    int rc = -ENOENT;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; rc && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, i);
+        if (gn->type != GEN_DNS)
+            continue;
+        const unsigned char *d = ASN1_STRING_get0_data(gn->d.dNSName);
+        int n = ASN1_STRING_length(gn->d.dNSName);
+        bool plain = n > 0 && (size_t)n < cap;
+        for (int j = 0; plain && j < n; j++)
+            plain = (d[j] >= 'a' && d[j] <= 'z') || (d[j] >= 'A' && d[j] <= 'Z') ||
+                    (d[j] >= '0' && d[j] <= '9') || d[j] == '-' || d[j] == '.';
+        if (plain) {
+            memcpy(out, d, (size_t)n);
+            out[n] = '\0';
+            rc = 0;
+        }
+    }
+    GENERAL_NAMES_free(gens);
+    X509_free(cert);
+    ERR_clear_error();
+    return rc;
 }
 
 int64_t cert_days_left(X509 *cert, int64_t now)

@@ -72,4 +72,10 @@ bool cert_proves_sip_domain(X509 *cert, const char *domain);
  * expired); INT64_MIN when notAfter cannot be read. */
 int64_t cert_days_left(X509 *cert, int64_t now);
 
+/* The first dNSName subjectAltName of the first certificate in a PEM file
+ * that is a plain host name (letters, digits, '-', '.'; no wildcard):
+ * the name Parley gives itself when sip.advertised_name is empty. Returns
+ * 0, -ENOENT (no such name) or -EIO (unreadable file). */
+int cert_first_dns_name(const char *path, char *out, size_t cap);
+
 #endif

@@ -49,7 +49,7 @@ import unittest
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import (TIMEOUT_SCALE, CtlResult, Parley, free_port, issue_cert, make_ca, make_crl,
+from harness import (TIMEOUT_SCALE, CtlResult, Dnsmasq, Parley, free_port, issue_cert, make_ca, make_crl,
                      openssl, run_peer)
 import sipclient
 from sipclient import (Framer, NameAddr, SipClient, SipMessage, SipTimeout,
@@ -309,28 +309,6 @@ def reissue_server_cert(p: Parley, name: str, *, dns: list[str], ips: list[str] 
                key=os.path.join(p.dir, "pki", "server.key"))
     ok(p.ctl("cert", "install", out))
     return out
-
-
-class Dnsmasq:
-    """dnsmasq on 127.0.0.1:PORT (UDP and TCP), authoritative for .test:
-    SRV and A records as given, NXDOMAIN for every other name."""
-
-    def __init__(self, owner: Parley, srv: list[tuple[str, str, int]],
-                 hosts: list[tuple[str, str]]) -> None:
-        if shutil.which("dnsmasq") is None:
-            raise unittest.SkipTest("dnsmasq is not installed")
-        self.port = free_port("both")
-        args = ["dnsmasq", "--no-daemon", f"--port={self.port}", "--listen-address=127.0.0.1",
-                "--bind-interfaces", "--no-resolv", "--no-hosts", "--local=/test/",
-                "--log-queries", "--log-facility=-", "--pid-file="]
-        args += [f"--srv-host={name},{target},{port}" for name, target, port in srv]
-        args += [f"--host-record={name},{ip}" for name, ip in hosts]
-        self.peer = owner.spawn_peer(args, name="dnsmasq")
-        self.peer.wait_output(r"started, version", timeout=10)
-
-    @property
-    def nameserver(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
 
 class StandInPartner:

@@ -493,6 +493,29 @@ class TestTurnRelay(TurnTestBase):
         # a password for another username
         self.assert_refused(username.replace("alice", "mallory"), password)
 
+    def test_auth_failures_logged_bounded(self) -> None:
+        """A client retrying with a bad credential as fast as it can: 500
+        refusals make a handful of log lines (one a second per source and
+        reason), and the next line counts the ones held back."""
+        username, password = self.creds("alice")
+        mark = self.p.log_mark()
+        t0 = time.monotonic()
+        with self.client(transport="tcp", creds=(username, "wrong")) as c:
+            for _ in range(500):
+                c.nonce = None  # each attempt from scratch: challenge, then refusal
+                r = c.allocate()
+                self.assertEqual(r.code, 401, r)
+            burst_s = time.monotonic() - t0
+            time.sleep(1.1)
+            c.nonce = None
+            self.assertEqual(c.allocate().code, 401)
+        lines = self.p.find_log("relay.auth_failed", since=mark)
+        held = sum(int(l["suppressed"]) for l in lines)
+        print(f"\n500 failed relay authentications in {burst_s:.2f} s: {len(lines)} lines, "
+              f"{held} held back and counted")
+        self.assertLessEqual(len(lines), int(burst_s) + 3, [l.raw for l in lines])
+        self.assertEqual(len(lines) + held, 501, [l.raw for l in lines])
+
     def test_unknown_secret(self) -> None:
         username = f"{int(time.time()) + 600}:alice"
         self.assert_refused(username, rest_password("not-our-secret-at-all", username))

@@ -758,6 +758,31 @@ class BaresipError(PeerError):
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+class Dnsmasq:
+    """dnsmasq on 127.0.0.1:PORT (UDP and TCP), authoritative for the
+    domains given (default: .test): SRV and A records as given, NXDOMAIN for
+    every other name in them. Started through ``owner.spawn_peer`` (stopped
+    before the server)."""
+
+    def __init__(self, owner: "Parley", srv: Sequence[tuple[str, str, int]] = (),
+                 hosts: Sequence[tuple[str, str]] = (), domains: Sequence[str] = ("test",)) -> None:
+        if shutil.which("dnsmasq") is None:
+            raise RuntimeError("dnsmasq is not installed (Debian package dnsmasq-base)")
+        self.port = free_port("both")
+        args = ["dnsmasq", "--no-daemon", f"--port={self.port}", "--listen-address=127.0.0.1",
+                "--bind-interfaces", "--no-resolv", "--no-hosts",
+                "--log-queries", "--log-facility=-", "--pid-file="]
+        args += [f"--local=/{d}/" for d in domains]
+        args += [f"--srv-host={name},{target},{port}" for name, target, port in srv]
+        args += [f"--host-record={name},{ip}" for name, ip in hosts]
+        self.peer = owner.spawn_peer(args, name="dnsmasq")
+        self.peer.wait_output(r"started, version", timeout=10)
+
+    @property
+    def nameserver(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
 class Baresip:
     """One headless baresip agent (see /work/shared/peers/baresip.md).
 
@@ -1172,6 +1197,7 @@ class Parley:
         self._log_file: Any = None
         self._run_start = 0  # log line index where the current run began
         self._children: list[Any] = []  # peers/agents stopped before the server
+        self._dns: Dnsmasq | None = None
         self._closed = False
         _cleanups.append(self._atexit)
         try:
@@ -1398,14 +1424,29 @@ class Parley:
         return sipclient.SipClient(conn, user=user, domain=self.domain, password=password,
                                    algorithm=algorithm)
 
+    def dns(self) -> Dnsmasq:
+        """A DNS server (dnsmasq) for this deployment's names, started on
+        first use: sip.DOMAIN and DOMAIN resolve to the server's address, as
+        a site's DNS would, so clients can follow the Record-Route and
+        Contact URIs Parley writes with its name (sip.advertised_name)."""
+        if self._dns is None:
+            self._dns = Dnsmasq(self, hosts=[(f"sip.{self.domain}", self.address),
+                                             (self.domain, self.address)],
+                                domains=[self.domain])
+        return self._dns
+
     def baresip(self, user: str, password: str | None = None, **kw: Any) -> Baresip:
-        """A baresip agent for ``user`` with this server as outbound proxy;
-        stopped before the server when the Parley block ends."""
+        """A baresip agent for ``user`` with this server as outbound proxy
+        and its DNS (see dns()); stopped before the server when the Parley
+        block ends."""
         if password is None:
             password = self.users.get(user)
         kw.setdefault("domain", self.domain)
         kw.setdefault("proxy", (self.address, self.tls_port))
         kw.setdefault("cafile", self.ca_file)
+        config = dict(kw.get("config") or {})
+        config.setdefault("dns_server", self.dns().nameserver)
+        kw["config"] = config
         agent = Baresip(user, password, **kw)
         self._children.append(agent)
         return agent
