@@ -24,19 +24,21 @@ static int config_check_ip_or_empty(const char *value, char *err, size_t errlen)
     return -EINVAL;
 }
 
-/* A DNS name or an IP literal, as a URI host; or empty. */
+static bool config_domain_valid(const char *s);
+
+/* A DNS name or a (specified) IP address, as a URI host; or empty. */
 static int config_check_host_or_empty(const char *value, char *err, size_t errlen)
 {
     struct netaddr a;
-    size_t n = strlen(value);
-    bool ok = n < 254;
-    if (n == 0 || netaddr_parse_ip(value, 0, &a) == 0)
+    if (*value == '\0')
         return 0;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = isalnum((unsigned char)value[i]) || value[i] == '-' || value[i] == '.';
-    if (ok && value[0] != '.' && value[0] != '-')
+    if (netaddr_parse_ip(value, 0, &a) == 0) {
+        if (strcmp(value, "0.0.0.0") != 0 && strcmp(value, "::") != 0)
+            return 0;
+    } else if (config_domain_valid(value)) {
         return 0;
-    snprintf(err, errlen, "a host name (letters, digits, '-' and '.') or an IP address, or empty");
+    }
+    snprintf(err, errlen, "a DNS name or a specified IP address (not 0.0.0.0 or ::), or empty");
     return -EINVAL;
 }
 

@@ -74,6 +74,10 @@ bool log_limit_allow(struct log_limit *ll, uint64_t now_ms, uint64_t key, uint64
         ll->over_cap = 0;
     }
     if (!same) {
+        /* another key takes the slot: what it held back goes to the
+         * summary rather than vanish */
+        if (s->used)
+            ll->over_cap += s->suppressed;
         s->used = true;
         s->key = key;
         s->suppressed = 0;

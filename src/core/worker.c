@@ -319,13 +319,17 @@ static void conn_describe_error(struct conn *c, short what, char *buf, size_t ca
 {
     /* The alert or verification error the TLS layer recorded says most;
      * libevent's own error list often holds only SSL_get_error codes. */
-    if (c->ssl && !c->open && tls_session_failure(c->ssl, buf, cap))
-        return;
-    unsigned long e;
-    const char *reason = NULL;
+    unsigned long errs[8], e;
+    size_t n = 0;
     while (c->bev && c->ssl && (e = bufferevent_get_openssl_error(c->bev)) != 0)
-        if (ERR_reason_error_string(e))
-            reason = ERR_reason_error_string(e);
+        if (n < sizeof(errs) / sizeof(errs[0]))
+            errs[n++] = e;
+    if (c->ssl && !c->open && tls_session_failure(c->ssl, errs, n, buf, cap))
+        return;
+    const char *reason = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (ERR_reason_error_string(errs[i]))
+            reason = ERR_reason_error_string(errs[i]);
     if (reason) {
         snprintf(buf, cap, "%s", reason);
         return;

@@ -137,7 +137,7 @@ int cmd_calls(struct ctl *ctl)
         return CTL_OK;
     }
     if (!active)
-        strbuf_puts(&head, "parleyd is not running: no calls in progress\n");
+        strbuf_printf(&head, "calls in progress unknown: %s\n", why);
     char err[1024], path[4096];
     snprintf(path, sizeof(path), "%s/parley.db", ctl->cfg->state_dir);
     struct store *st = NULL;

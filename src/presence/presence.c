@@ -7,6 +7,7 @@
 
 #include "core/hmap.h"
 #include "core/log.h"
+#include "core/log_limit.h"
 #include "core/random.h"
 #include "presence/pidf.h"
 #include "sip/build.h"
@@ -81,6 +82,7 @@ struct presentity {
 };
 
 struct presence {
+    struct log_limit *reject_log; /* refusals, at most a line a second per source and reason */
     struct timer_heap *timers;
     struct sip_txn_layer *txn;
     struct registrar *registrar;
@@ -494,15 +496,26 @@ bool presence_handles_event(const struct sip_msg *req)
     return strview_eq_nocase(pkg, "presence");
 }
 
-static void presence_reply(struct sip_server_txn *st, int status, const char *reason,
-                           const char *headers, const char *why)
+static void presence_reply(struct presence *ps, struct sip_server_txn *st, int status,
+                           const char *reason, const char *headers, const char *why)
 {
-    if (status >= 300) {
+    uint64_t suppressed = 0;
+    const struct conn_info *ci =
+        status >= 300 ? ps->env.conn_info(ps->env.arg, sip_server_txn_conn(st)) : NULL;
+    uint8_t src[16] = {0};
+    if (ci)
+        netaddr_source_key(&ci->peer, src);
+    const char *w = why ? why : reason ? reason : "";
+    if (status >= 300 &&
+        log_limit_allow(ps->reject_log, presence_now(ps),
+                        hash_bytes(src, sizeof(src)) ^ (hash_bytes(w, strlen(w)) * 31),
+                        &suppressed)) {
         const struct sip_msg *req = sip_server_txn_request(st);
         char method[16];
         strview_copy(req->method_name, method, sizeof(method));
         log_info("sip.rejected", "conn", LOG_INT(sip_server_txn_conn(st)), "method", method,
-                 "status", LOG_INT(status), "reason", why ? why : reason);
+                 "status", LOG_INT(status), "reason", why ? why : reason, "suppressed",
+                 LOG_INT(suppressed));
     }
     sip_server_txn_reply(st, status, reason, headers);
 }
@@ -536,13 +549,13 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
     struct strview cv;
 
     if (!presence_accepts_pidf(req)) {
-        presence_reply(st, 406, NULL, "Accept: application/pidf+xml\r\n", "Accept lacks PIDF");
+        presence_reply(ps, st, 406, NULL, "Accept: application/pidf+xml\r\n", "Accept lacks PIDF");
         return;
     }
     sip_value_iter_init(&it, req, SIP_HDR_CONTACT);
     if (!sip_value_iter_next(&it, &cv) || sip_addr_parse(cv, &contact) != 0 ||
         sip_msg_from(req, &from) != 0 || sip_msg_to(req, &to) != 0 || !from.tag.n) {
-        presence_reply(st, 400, "Bad Request (SUBSCRIBE needs a Contact and a From tag)", NULL,
+        presence_reply(ps, st, 400, "Bad Request (SUBSCRIBE needs a Contact and a From tag)", NULL,
                        NULL);
         return;
     }
@@ -550,7 +563,7 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
     if (expires != 0 && expires < (long long)ps->cfg.min_expires) {
         char h[48];
         snprintf(h, sizeof(h), "Min-Expires: %u\r\n", ps->cfg.min_expires);
-        presence_reply(st, 423, NULL, h, "subscription too brief");
+        presence_reply(ps, st, 423, NULL, h, "subscription too brief");
         return;
     }
     struct presentity *pe = presentity_get(ps, presentity);
@@ -558,7 +571,7 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
     if (!wc) {
         if (pe)
             presentity_drop_if_unused(ps, pe);
-        presence_reply(st, 500, NULL, NULL, "out of memory");
+        presence_reply(ps, st, 500, NULL, NULL, "out of memory");
         return;
     }
     if (ps->nsubs >= ps->cfg.max_subscriptions || pe->nsubs >= ps->cfg.max_per_user ||
@@ -570,7 +583,7 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
         watcher_drop_if_unused(ps, wc);
         log_info("presence.subscription_refused", "watcher", watcher, "presentity", presentity,
                  "reason", bound);
-        presence_reply(st, 503, "Service Unavailable (too many subscriptions)",
+        presence_reply(ps, st, 503, "Service Unavailable (too many subscriptions)",
                        "Retry-After: 60\r\n", "subscription limit reached");
         return;
     }
@@ -579,7 +592,7 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
     if (!s) {
         presentity_drop_if_unused(ps, pe);
         watcher_drop_if_unused(ps, wc);
-        presence_reply(st, 500, NULL, NULL, "out of memory");
+        presence_reply(ps, st, 500, NULL, NULL, "out of memory");
         return;
     }
     s->user.response = notify_response;
@@ -607,7 +620,7 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
         free(s);
         presentity_drop_if_unused(ps, pe);
         watcher_drop_if_unused(ps, wc);
-        presence_reply(st, 500, NULL, NULL, "out of memory");
+        presence_reply(ps, st, 500, NULL, NULL, "out of memory");
         return;
     }
     hmap_insert(&ps->dialogs, &s->node, hash_bytes(s->call_id, strlen(s->call_id)));
@@ -623,7 +636,7 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
     s->expires_at_ms = (int64_t)(presence_now(ps) + (uint64_t)expires * 1000);
     struct strbuf h = STRBUF_INIT;
     presence_dialog_headers(ps, st, presentity, expires, &h);
-    presence_reply(st, 200, NULL, strbuf_cstr(&h), NULL);
+    presence_reply(ps, st, 200, NULL, strbuf_cstr(&h), NULL);
     strbuf_free(&h);
     log_info("presence.subscribed", "presentity", presentity, "watcher", watcher, "state",
              auth < 0 ? "rejected" : (s->state == SUB_ACTIVE ? "active" : "pending"));
@@ -674,8 +687,8 @@ bool presence_subscribe_in_dialog(struct presence *ps, struct sip_server_txn *st
         size_t n = at ? (size_t)(at - s->watcher) : 0;
         snprintf(user, sizeof(user), "%.*s", (int)n, s->watcher);
         if (!registrar_find_flow(ps->registrar, user, conn)) {
-            presence_reply(st, 403, "Forbidden (refresh from a connection of another user)", NULL,
-                           "subscription refresh from another connection");
+            presence_reply(ps, st, 403, "Forbidden (refresh from a connection of another user)",
+                           NULL, "subscription refresh from another connection");
             return true;
         }
     }
@@ -683,12 +696,12 @@ bool presence_subscribe_in_dialog(struct presence *ps, struct sip_server_txn *st
     if (expires != 0 && expires < (long long)ps->cfg.min_expires) {
         char h[48];
         snprintf(h, sizeof(h), "Min-Expires: %u\r\n", ps->cfg.min_expires);
-        presence_reply(st, 423, NULL, h, "subscription too brief");
+        presence_reply(ps, st, 423, NULL, h, "subscription too brief");
         return true;
     }
     struct strbuf h = STRBUF_INIT;
     presence_dialog_headers(ps, st, s->pe->user, expires, &h);
-    presence_reply(st, 200, NULL, strbuf_cstr(&h), NULL);
+    presence_reply(ps, st, 200, NULL, strbuf_cstr(&h), NULL);
     strbuf_free(&h);
     s->conn = sip_server_txn_conn(st); /* the watcher may have reconnected */
     if (expires == 0) {
@@ -793,11 +806,12 @@ void presence_publish(struct presence *ps, struct sip_server_txn *st, const char
     char target[72];
     if (req->ruri.user.n == 0 || strview_copy(req->ruri.user, target, sizeof(target)) != 0 ||
         strcmp(target, user) != 0) {
-        presence_reply(st, 403, "Forbidden (only your own presence may be published)", NULL, NULL);
+        presence_reply(ps, st, 403, "Forbidden (only your own presence may be published)", NULL,
+                       NULL);
         return;
     }
     if (req->body.n && !strview_eq_nocase(req->content_type, "application/pidf+xml")) {
-        presence_reply(st, 415, NULL, "Accept: application/pidf+xml\r\n",
+        presence_reply(ps, st, 415, NULL, "Accept: application/pidf+xml\r\n",
                        "PUBLISH body is not PIDF");
         return;
     }
@@ -805,7 +819,7 @@ void presence_publish(struct presence *ps, struct sip_server_txn *st, const char
     if (expires != 0 && expires < (long long)ps->cfg.min_expires) {
         char h[48];
         snprintf(h, sizeof(h), "Min-Expires: %u\r\n", ps->cfg.min_expires);
-        presence_reply(st, 423, NULL, h, "publication too brief");
+        presence_reply(ps, st, 423, NULL, h, "publication too brief");
         return;
     }
 
@@ -816,14 +830,14 @@ void presence_publish(struct presence *ps, struct sip_server_txn *st, const char
         if (rc) {
             char reason[160];
             snprintf(reason, sizeof(reason), "Bad Request (%s)", err);
-            presence_reply(st, rc == -ENOMEM ? 500 : 400, reason, NULL, err);
+            presence_reply(ps, st, rc == -ENOMEM ? 500 : 400, reason, NULL, err);
             return;
         }
     }
 
     struct presentity *pe = presentity_get(ps, user);
     if (!pe) {
-        presence_reply(st, 500, NULL, NULL, "out of memory");
+        presence_reply(ps, st, 500, NULL, NULL, "out of memory");
         return;
     }
     struct publication *pub = NULL;
@@ -835,32 +849,32 @@ void presence_publish(struct presence *ps, struct sip_server_txn *st, const char
                 pub = p;
         if (!pub) {
             presentity_drop_if_unused(ps, pe);
-            presence_reply(st, 412, NULL, NULL, "unknown entity tag");
+            presence_reply(ps, st, 412, NULL, NULL, "unknown entity tag");
             return;
         }
     } else if (!req->body.n) {
         presentity_drop_if_unused(ps, pe);
-        presence_reply(st, 400, "Bad Request (an initial PUBLISH needs a body)", NULL, NULL);
+        presence_reply(ps, st, 400, "Bad Request (an initial PUBLISH needs a body)", NULL, NULL);
         return;
     }
 
     if (expires == 0) {
         if (pub)
             publication_remove(pub, "removed by the device");
-        presence_reply(st, 200, NULL, "Expires: 0\r\n", NULL);
+        presence_reply(ps, st, 200, NULL, "Expires: 0\r\n", NULL);
         return;
     }
     if (!pub) {
         if (pe->npubs >= ps->cfg.max_per_user || ps->npubs >= ps->cfg.max_subscriptions) {
             presentity_drop_if_unused(ps, pe);
-            presence_reply(st, 403, "Forbidden (too many publications)", NULL,
+            presence_reply(ps, st, 403, "Forbidden (too many publications)", NULL,
                            "publication limit reached");
             return;
         }
         pub = calloc(1, sizeof(*pub));
         if (!pub) {
             presentity_drop_if_unused(ps, pe);
-            presence_reply(st, 500, NULL, NULL, "out of memory");
+            presence_reply(ps, st, 500, NULL, NULL, "out of memory");
             return;
         }
         pub->ps = ps;
@@ -874,7 +888,7 @@ void presence_publish(struct presence *ps, struct sip_server_txn *st, const char
     if (req->body.n) {
         char *body = presence_dup(req->body);
         if (!body) {
-            presence_reply(st, 500, NULL, NULL, "out of memory");
+            presence_reply(ps, st, 500, NULL, NULL, "out of memory");
             return;
         }
         changed = !pub->body || pub->len != req->body.n || memcmp(pub->body, body, pub->len);
@@ -889,7 +903,7 @@ void presence_publish(struct presence *ps, struct sip_server_txn *st, const char
     timer_start(ps->timers, &pub->timer, (uint64_t)expires * 1000, publication_expired, pub);
     char h[96];
     snprintf(h, sizeof(h), "SIP-ETag: %s\r\nExpires: %lld\r\n", pub->etag, expires);
-    presence_reply(st, 200, NULL, h, NULL);
+    presence_reply(ps, st, 200, NULL, h, NULL);
     if (changed) {
         log_info("presence.published", "user", user, "basic", pub->state.open ? "open" : "closed",
                  "activity", pub->state.activity);
@@ -974,7 +988,8 @@ struct presence *presence_new(struct timer_heap *timers, struct sip_txn_layer *t
     ps->txn = txn;
     ps->registrar = registrar;
     ps->env = *env;
-    if (hmap_init(&ps->presentities, 256) || hmap_init(&ps->dialogs, 256) ||
+    ps->reject_log = log_limit_new("sip.rejected (presence)", 1024, 20);
+    if (!ps->reject_log || hmap_init(&ps->presentities, 256) || hmap_init(&ps->dialogs, 256) ||
         hmap_init(&ps->watchers, 256)) {
         presence_free(ps);
         return NULL;
@@ -1021,6 +1036,7 @@ void presence_free(struct presence *ps)
     hmap_destroy(&ps->presentities);
     hmap_destroy(&ps->dialogs);
     hmap_destroy(&ps->watchers);
+    log_limit_free(ps->reject_log);
     free(ps->domain);
     free(ps);
 }

@@ -322,7 +322,7 @@ static void federation_refuse(struct proxy *p, struct sip_server_txn *st, const 
         snprintf(subject, sizeof(subject), "%s", s.subject);
     char peer[NETADDR_STRLEN];
     uint64_t suppressed = 0;
-    if (proxy_log_bounded(p, sip_server_txn_conn(st), why, &suppressed, peer))
+    if (proxy_log_bounded(p, p->federation_log, sip_server_txn_conn(st), why, &suppressed, peer))
         log_warn("federation.refused", "domain", domain, "peer", peer, "subject", subject, "reason",
                  why, "suppressed", LOG_INT(suppressed));
     char reason[200];

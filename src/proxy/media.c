@@ -278,7 +278,7 @@ void proxy_media_reject_2xx(struct proxy *p, struct proxy_branch *b, const struc
 
     proxy_media_ack_2xx(p, b, resp);
 
-    char reason[MEDIA_WARNING_MAX + 64];
+    char reason[MEDIA_WARNING_MAX + 300];
     snprintf(reason, sizeof(reason), "SIP;cause=488;text=\"%s\"", warning);
     for (char *c = reason + 22; *c && c[1]; c++)
         if (*c == '"' || *c == '\\')

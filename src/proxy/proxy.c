@@ -76,8 +76,9 @@ struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
     p->txn = sip_txn_layer_new(timers, &h, p);
     p->overload_log = log_limit_new("sip.overload", 64, 4);
     p->reject_log = log_limit_new("sip.rejected", 4096, 50);
-    if (!p->txn || !p->overload_log || !p->reject_log || hmap_init(&p->dialogs, 256) != 0 ||
-        hmap_init(&p->user_loads, 64) != 0) {
+    p->federation_log = log_limit_new("federation.refused", 1024, 20);
+    if (!p->txn || !p->overload_log || !p->reject_log || !p->federation_log ||
+        hmap_init(&p->dialogs, 256) != 0 || hmap_init(&p->user_loads, 64) != 0) {
         proxy_free(p);
         return NULL;
     }
@@ -128,6 +129,7 @@ void proxy_free(struct proxy *p)
     log_limit_free(p->overload_log);
     free(p->self_name);
     log_limit_free(p->reject_log);
+    log_limit_free(p->federation_log);
     free(p->domain);
     free(p);
 }
@@ -244,8 +246,8 @@ void proxy_make_via(struct proxy *p, uint64_t conn, const char *branch, struct s
     strbuf_printf(out, "SIP/2.0/%s %s;branch=%s", ci && !ci->tls ? "TCP" : "TLS", a, branch);
 }
 
-bool proxy_log_bounded(struct proxy *p, uint64_t conn, const char *what, uint64_t *suppressed,
-                       char peer[NETADDR_STRLEN])
+bool proxy_log_bounded(struct proxy *p, struct log_limit *ll, uint64_t conn, const char *what,
+                       uint64_t *suppressed, char peer[NETADDR_STRLEN])
 {
     const struct conn_info *ci = p->env.conn_info(p->env.arg, conn);
     uint8_t key[16] = {0};
@@ -255,7 +257,7 @@ bool proxy_log_bounded(struct proxy *p, uint64_t conn, const char *what, uint64_
         netaddr_format(&ci->peer, peer);
     }
     uint64_t k = hash_bytes(key, sizeof(key)) ^ (hash_bytes(what, strlen(what)) * 31);
-    return log_limit_allow(p->reject_log, clock_now_ms(timer_heap_clock(p->timers)), k, suppressed);
+    return log_limit_allow(ll, clock_now_ms(timer_heap_clock(p->timers)), k, suppressed);
 }
 
 void proxy_log_reject(struct proxy *p, const struct sip_msg *req, uint64_t conn, int status,
@@ -263,7 +265,7 @@ void proxy_log_reject(struct proxy *p, const struct sip_msg *req, uint64_t conn,
 {
     char method[32], cid[128], peer[NETADDR_STRLEN];
     uint64_t suppressed = 0;
-    if (!proxy_log_bounded(p, conn, why, &suppressed, peer))
+    if (!proxy_log_bounded(p, p->reject_log, conn, why, &suppressed, peer))
         return;
     strview_copy(req->method_name, method, sizeof(method));
     strview_copy(req->call_id, cid, sizeof(cid));

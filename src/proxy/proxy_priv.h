@@ -63,6 +63,10 @@ struct proxy_request {
     struct proxy_request *next_waiting;
     struct strbuf held;
     char loop_hash[17];
+    /* the Record-Route Parley added for the side the request came from, or
+     * "": a branch leaving through another kind of listener adds its own
+     * above it (RFC 5658 double record-routing) */
+    char rr_in[320];
     /* an out-of-dialog SUBSCRIBE in flight: its first NOTIFY may come
      * before its 2xx (RFC 6665 §4.1.2.4) and creates the dialog */
     struct proxy_request *sub_prev, *sub_next;
@@ -161,7 +165,8 @@ struct proxy {
     uint64_t overload_refused;
     uint64_t throttled;
     struct log_limit *overload_log;
-    struct log_limit *reject_log; /* sip.rejected, federation.refused */
+    struct log_limit *reject_log;     /* sip.rejected */
+    struct log_limit *federation_log; /* federation.refused: a budget of its own */
 };
 
 /* proxy.c */
@@ -179,8 +184,8 @@ void proxy_log_reject(struct proxy *p, const struct sip_msg *req, uint64_t conn,
                       const char *why);
 /* May a line about what a remote party on conn caused be written now?
  * Fills peer ("" when the connection is gone) and *suppressed. */
-bool proxy_log_bounded(struct proxy *p, uint64_t conn, const char *what, uint64_t *suppressed,
-                       char peer[NETADDR_STRLEN]);
+bool proxy_log_bounded(struct proxy *p, struct log_limit *ll, uint64_t conn, const char *what,
+                       uint64_t *suppressed, char peer[NETADDR_STRLEN]);
 
 /* route.c: forwarding and responses */
 void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req,

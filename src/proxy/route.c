@@ -269,7 +269,7 @@ void proxy_finish(struct proxy_request *pr)
         sip_server_txn_send(pr->st, pr->best_status, &pr->best);
     } else {
         /* a locally decided status (timeout, lost connection, media policy) */
-        char warning[MEDIA_WARNING_MAX + 64] = "";
+        char warning[MEDIA_WARNING_MAX + 300] = "";
         if (pr->warning[0])
             proxy_media_warning_header(pr->p, pr->warning, warning, sizeof(warning));
         char reason[MEDIA_WARNING_MAX + 64] = "";
@@ -303,7 +303,7 @@ static void proxy_end_dialog_of(struct proxy_request *pr, const struct sip_msg *
     struct dialog *d = dialog_find(pr->p, resp->call_id, from.tag, to.tag, &from_caller);
     if (!d)
         return;
-    char reason[MEDIA_WARNING_MAX + 64], full[300];
+    char reason[MEDIA_WARNING_MAX + 64], full[MEDIA_WARNING_MAX + 80];
     snprintf(reason, sizeof(reason), "SIP;cause=488;text=\"%s\"", warning);
     /* the requester is on the side the request came from */
     uint64_t conn = from_caller ? d->caller_conn : d->callee_conn;
@@ -440,6 +440,13 @@ static void branch_response(struct sip_txn_user *u, const struct sip_msg *cresp,
                     }
                 }
             }
+        }
+        if (pr->in_dialog && (pr->method == SIP_METHOD_INVITE || pr->method == SIP_METHOD_UPDATE) &&
+            b->offer.len) {
+            /* an accepted re-offer holds or resumes the call (parleyctl calls) */
+            struct dialog *d = proxy_dialog_of(pr, resp);
+            if (d && d->call)
+                d->call->on_hold = media_sdp_is_hold(strview_make(b->offer.p, b->offer.len));
         }
         if (pr->in_dialog && late_offer && pr->method == SIP_METHOD_INVITE) {
             /* a re-INVITE without SDP: the ACK will carry the answer */
@@ -594,6 +601,16 @@ static bool proxy_is_loop(const struct sip_msg *req, const char *hash)
     return false;
 }
 
+/* The Record-Route value naming Parley on conn (0: a connection still to
+ * be made to a partner, whose side is the server-to-server listener). */
+static void proxy_rr_value(struct proxy *p, uint64_t conn, char *out, size_t cap)
+{
+    const struct conn_info *ci = conn ? p->env.conn_info(p->env.arg, conn) : NULL;
+    char a[300];
+    proxy_self_address(p, conn, a, sizeof(a));
+    snprintf(out, cap, "<sip:%s;transport=%s;lr>", a, ci && !ci->tls ? "tcp" : "tls");
+}
+
 /* Sends one copy of `bytes` (the request as forwarded) to a device. */
 bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len, const char *target_uri,
                     uint64_t conn, const char *loop_hash)
@@ -642,6 +659,16 @@ bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len, con
             return false;
         }
     }
+    if (pr->rr_in[0]) {
+        /* leaving through another listener than it came in on (a partner's
+         * call to a user, or a user's to a partner): each side must be
+         * given the address it can reach Parley at (RFC 5658) */
+        char out_rr[320];
+        proxy_rr_value(p, conn, out_rr, sizeof(out_rr));
+        if (strcmp(out_rr, pr->rr_in) != 0)
+            sip_msg_hdr_prepend(m, SIP_HDR_RECORD_ROUTE, "Record-Route",
+                                sip_msg_strdup(m, out_rr, strlen(out_rr)));
+    }
     char branch[64], rnd[9];
     random_token(rnd, 8);
     snprintf(branch, sizeof(branch), PROXY_BRANCH_PREFIX "%s.%s", loop_hash, rnd);
@@ -669,19 +696,19 @@ bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len, con
 
 /* Edits common to every copy: our realm's credentials removed (they were
  * for us: the next hop could test password guesses against them),
- * Max-Forwards, Record-Route. */
-static void proxy_prepare(struct proxy *p, struct sip_msg *req, uint64_t in_conn, bool record_route)
+ * Max-Forwards, and (record_route) our Record-Route for the side the
+ * request came from, kept in pr->rr_in for the branches. */
+static void proxy_prepare(struct proxy_request *pr, struct sip_msg *req, uint64_t in_conn,
+                          bool record_route)
 {
+    struct proxy *p = pr->p;
     proxy_strip_own_credentials(p, req);
     sip_msg_set_max_forwards(req, req->max_forwards < 0 ? 70 : req->max_forwards - 1);
     if (!record_route)
         return;
-    const struct conn_info *ci = p->env.conn_info(p->env.arg, in_conn);
-    char a[300];
-    proxy_self_address(p, in_conn, a, sizeof(a));
-    struct strview rr =
-        sip_msg_printf(req, "<sip:%s;transport=%s;lr>", a, ci && !ci->tls ? "tcp" : "tls");
-    sip_msg_hdr_prepend(req, SIP_HDR_RECORD_ROUTE, "Record-Route", rr);
+    proxy_rr_value(p, in_conn, pr->rr_in, sizeof(pr->rr_in));
+    sip_msg_hdr_prepend(req, SIP_HDR_RECORD_ROUTE, "Record-Route",
+                        sip_msg_strdup(req, pr->rr_in, strlen(pr->rr_in)));
 }
 
 void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req,
@@ -716,7 +743,7 @@ void proxy_route_new_request(struct proxy *p, struct sip_server_txn *st, struct 
 
     bool rr = req->method == SIP_METHOD_INVITE || req->method == SIP_METHOD_SUBSCRIBE ||
               req->method == SIP_METHOD_REFER;
-    proxy_prepare(p, req, in_conn, rr);
+    proxy_prepare(pr, req, in_conn, rr);
     struct strbuf bytes = STRBUF_INIT;
     if (sip_msg_print(req, &bytes) != 0) {
         strbuf_free(&bytes);
@@ -837,7 +864,7 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
         pr->in_dialog = true;
         proxy_loop_hash(req, pr->loop_hash);
         proxy_strip_identity_headers(req);
-        proxy_prepare(p, req, sip_server_txn_conn(st), false);
+        proxy_prepare(pr, req, sip_server_txn_conn(st), false);
         if (sip_msg_print(req, &pr->held) != 0) {
             sip_server_txn_reply(st, 500, NULL, NULL);
             return;
@@ -864,7 +891,7 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
     pr->in_dialog = true;
     char loop[17];
     proxy_loop_hash(req, loop);
-    proxy_prepare(p, req, sip_server_txn_conn(st), false);
+    proxy_prepare(pr, req, sip_server_txn_conn(st), false);
     struct strbuf bytes = STRBUF_INIT;
     if (sip_msg_print(req, &bytes) != 0) {
         sip_server_txn_reply(st, 500, NULL, NULL);
@@ -872,10 +899,6 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
         if (!pr->best_status)
             pr->best_status = 500;
         proxy_finish(pr);
-    } else if (d->call && pr->branches[0].offer.len) {
-        /* a re-offer that holds or resumes the call (what parleyctl shows) */
-        d->call->on_hold =
-            media_sdp_is_hold(strview_make(pr->branches[0].offer.p, pr->branches[0].offer.len));
     }
     strbuf_free(&bytes);
     if (req->method == SIP_METHOD_BYE)
@@ -902,8 +925,7 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
     }
     uint64_t conn = proxy_dialog_target(p, ack, in_conn, &d, &from_caller, &sender_ok);
     if (d && !sender_ok) {
-        log_info("sip.rejected", "conn", LOG_INT(in_conn), "method", "ACK", "reason",
-                 "in-dialog ACK from a connection of no party of the dialog");
+        proxy_log_reject(p, ack, in_conn, 0, "in-dialog ACK from a connection of no party");
         sip_msg_free(ack);
         return;
     }
@@ -1023,7 +1045,7 @@ void proxy_route_to_partner(struct proxy *p, struct sip_server_txn *st, struct s
         pr->call = proxy_call_new(p, req, pr->caller, pr->callee);
     bool rr = req->method == SIP_METHOD_INVITE || req->method == SIP_METHOD_SUBSCRIBE ||
               req->method == SIP_METHOD_REFER;
-    proxy_prepare(p, req, in_conn, rr);
+    proxy_prepare(pr, req, in_conn, rr);
     if (sip_msg_print(req, &pr->held) != 0) {
         sip_server_txn_reply(st, 500, NULL, NULL);
         return;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/log_limit.h"
 #include "server/runtime.h"
 #include "tls/context.h"
 
@@ -56,13 +57,23 @@ static bool listener_source_allowed(struct runtime *rt, const struct netaddr *pe
     return false;
 }
 
+/* Refused at accept: anyone can cause that at will, so at most one line a
+ * second per source and reason, with the count held back since. */
 static void listener_refuse(int fd, const struct listener *l, const struct netaddr *peer,
                             const char *reason)
 {
+    close(fd);
+    uint8_t src[16];
+    netaddr_source_key(peer, src);
+    uint64_t suppressed = 0;
+    if (!log_limit_allow(l->rt->refuse_log, clock_now_ms(timer_heap_clock(l->rt->timers)),
+                         hash_bytes(src, sizeof(src)) ^ (hash_bytes(reason, strlen(reason)) * 31),
+                         &suppressed))
+        return;
     char p[NETADDR_STRLEN], a[NETADDR_STRLEN];
     log_warn("conn.refused", "peer", netaddr_format(peer, p), "listener",
-             netaddr_format(&l->addr, a), "transport", l->tls ? "tls" : "tcp", "reason", reason);
-    close(fd);
+             netaddr_format(&l->addr, a), "transport", l->tls ? "tls" : "tcp", "reason", reason,
+             "suppressed", LOG_INT(suppressed));
 }
 
 static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,

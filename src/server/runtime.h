@@ -91,8 +91,9 @@ struct runtime {
     struct listener *listeners;
     size_t nlisteners;
 
-    struct hmap conns;   /* id -> core_conn */
-    struct hmap sources; /* source address -> count */
+    struct log_limit *refuse_log; /* conn.refused at accept, bounded */
+    struct hmap conns;            /* id -> core_conn */
+    struct hmap sources;          /* source address -> count */
     size_t nconns;
     /* held transactions (txn_bounds.c): per connection, per source, all */
     struct hmap txn_conns;

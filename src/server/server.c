@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/log_limit.h"
 #include "core/mbox.h"
 #include "server/control.h"
 #include "crypto/digest.h"
@@ -307,8 +308,10 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     evthread_use_pthreads();
     rt->base = event_base_new();
     rt->timers = timer_heap_new(clock_system());
-    if (!rt->base || !rt->timers || hmap_init(&rt->conns, 1024) || hmap_init(&rt->sources, 256) ||
-        hmap_init(&rt->txn_conns, 256) || hmap_init(&rt->txn_sources, 256)) {
+    rt->refuse_log = log_limit_new("conn.refused", 4096, 50);
+    if (!rt->base || !rt->timers || !rt->refuse_log || hmap_init(&rt->conns, 1024) ||
+        hmap_init(&rt->sources, 256) || hmap_init(&rt->txn_conns, 256) ||
+        hmap_init(&rt->txn_sources, 256)) {
         rc = -ENOMEM;
         goto fail_nomem;
     }
@@ -415,6 +418,7 @@ void server_free(struct runtime *rt)
     digest_cleanup();
     runtime_conn_tables_free(rt);
     runtime_txn_tables_free(rt);
+    log_limit_free(rt->refuse_log);
     if (rt->timer_ev)
         event_free(rt->timer_ev);
     if (rt->sig_term)

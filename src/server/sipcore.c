@@ -195,30 +195,48 @@ static void sipcore_self_address(void *arg, uint64_t conn, char *out, size_t cap
     if (!l && rt->nlisteners)
         l = &rt->listeners[0];
     unsigned port = l ? netaddr_port(&l->addr) : 5061;
+    if (!rt->self_name[0]) {
+        /* no name to give: the address this connection reached us at (a
+         * wildcard listener's own address would mean nothing) */
+        char a[NETADDR_STRLEN];
+        if (cc && cc->info)
+            netaddr_format(&cc->info->local, a);
+        else if (l)
+            netaddr_format(&l->addr, a);
+        else
+            snprintf(a, sizeof(a), "127.0.0.1:%u", port);
+        snprintf(out, cap, "%s", a);
+        return;
+    }
     bool v6 = strchr(rt->self_name, ':') != NULL;
     snprintf(out, cap, "%s%s%s:%u", v6 ? "[" : "", rt->self_name, v6 ? "]" : "", port);
 }
 
 /* sip.advertised_name, else the first DNS name of the certificate, else
- * the first listener's address (logged: clients checking names will fail). */
+ * none: each connection's own local address (logged: clients that check
+ * names will fail on URIs naming an address). A name the certificate does
+ * not carry is warned about. */
 static void sipcore_pick_self_name(struct runtime *rt)
 {
     const struct config *cfg = rt->cfg;
-    char name[256] = "", ip[NETADDR_STRLEN];
+    char name[256] = "";
     const char *from = "sip.advertised_name";
     if (cfg->sip.advertised_name[0]) {
         snprintf(name, sizeof(name), "%s", cfg->sip.advertised_name);
+        if (!cert_file_matches_host(cfg->tls.certificate, name))
+            log_warn("sip.advertised_name", "name", name, "reason",
+                     "the server certificate does not carry this name: clients that check names "
+                     "will refuse URIs naming it");
     } else if (cert_first_dns_name(cfg->tls.certificate, name, sizeof(name)) == 0) {
         from = "certificate";
     } else {
-        from = "listener address";
-        snprintf(name, sizeof(name), "%s",
-                 rt->nlisteners ? netaddr_format_ip(&rt->listeners[0].addr, ip) : "127.0.0.1");
-        log_warn("sip.advertised_name", "name", name, "from", from, "reason",
-                 "the certificate carries no DNS name: clients that check names cannot verify "
-                 "URIs naming this address; set sip.advertised_name");
+        from = "connection address";
+        log_warn("sip.advertised_name", "name", "", "from", from, "reason",
+                 "the certificate carries no DNS name: URIs name each connection's local "
+                 "address, which clients that check names cannot verify; set "
+                 "sip.advertised_name");
     }
-    if (strcmp(name, rt->self_name) != 0)
+    if (strcmp(name, rt->self_name) != 0 && name[0])
         log_info("sip.advertised_name", "name", name, "from", from);
     snprintf(rt->self_name, sizeof(rt->self_name), "%s", name);
 }

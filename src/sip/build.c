@@ -314,6 +314,10 @@ int sip_build_error_from_raw(const char *data, size_t len, int status, const cha
             slot->ve = he;
         }
     }
+    if (vias.err) {
+        rc = vias.err; /* out of memory: not "no response can be formed" */
+        goto out;
+    }
     if (vias.len == 0 || !from.found || !to.found || !call_id.found || !cseq.found)
         goto out;
 

@@ -424,6 +424,17 @@ int cert_first_dns_name(const char *path, char *out, size_t cap)
     return rc;
 }
 
+bool cert_file_matches_host(const char *path, const char *host)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    bool ok = cert && cert_matches_host(cert, host);
+    X509_free(cert);
+    ERR_clear_error();
+    return ok;
+}
+
 int64_t cert_days_left(X509 *cert, int64_t now)
 {
     int64_t not_after;

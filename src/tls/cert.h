@@ -77,5 +77,8 @@ int64_t cert_days_left(X509 *cert, int64_t now);
  * the name Parley gives itself when sip.advertised_name is empty. Returns
  * 0, -ENOENT (no such name) or -EIO (unreadable file). */
 int cert_first_dns_name(const char *path, char *out, size_t cap);
+/* cert_matches_host on the first certificate of a PEM file (false when it
+ * cannot be read). */
+bool cert_file_matches_host(const char *path, const char *host);
 
 #endif

@@ -71,7 +71,10 @@ const char *tls_session_failed_subject(SSL *ssl)
     return s ? s : "";
 }
 
-bool tls_session_failure(SSL *ssl, char *buf, size_t cap)
+/* errors: OpenSSL error codes of the failure that the caller already
+ * took off the queue (libevent keeps its own list), or none. */
+bool tls_session_failure(SSL *ssl, const unsigned long *errors, size_t nerrors, char *buf,
+                         size_t cap)
 {
     uintptr_t v = (uintptr_t)SSL_get_ex_data(ssl, tls_ssl_alert_idx);
     long vr = SSL_get_verify_result(ssl);
@@ -79,10 +82,17 @@ bool tls_session_failure(SSL *ssl, char *buf, size_t cap)
         snprintf(buf, cap, "certificate verify failed: %s", X509_verify_cert_error_string(vr));
         return true;
     }
-    if (SSL_is_server(ssl) && (SSL_get_verify_mode(ssl) & SSL_VERIFY_FAIL_IF_NO_PEER_CERT) &&
-        !SSL_get0_peer_certificate(ssl) && v) {
-        /* TLS 1.2 says "handshake failure", 1.3 "certificate required" (an
-         * alert OpenSSL 3.0 cannot name): say what happened */
+    /* A peer that sent no certificate where one is required: TLS 1.2 says
+     * "handshake failure", 1.3 "certificate required" (alert 116, which
+     * OpenSSL 3.0 cannot name). Say what happened, and only then. */
+    bool no_cert = v && ((v - 1) >> 16) && ((v - 1) & 0xff) == 116;
+    for (size_t i = 0; !no_cert && i < nerrors; i++)
+        no_cert = ERR_GET_LIB(errors[i]) == ERR_LIB_SSL &&
+                  ERR_GET_REASON(errors[i]) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE;
+    unsigned long queued = ERR_peek_error();
+    no_cert = no_cert || (queued && ERR_GET_LIB(queued) == ERR_LIB_SSL &&
+                          ERR_GET_REASON(queued) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE);
+    if (SSL_is_server(ssl) && !SSL_get0_peer_certificate(ssl) && no_cert) {
         snprintf(buf, cap, "no client certificate (this listener requires one)");
         ERR_clear_error();
         return true;

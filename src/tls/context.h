@@ -52,7 +52,8 @@ bool tls_session_crl_missing(SSL *ssl);
 /* Why a handshake failed, as far as the TLS layer recorded it: the alert
  * we sent or received ("we sent alert: protocol version"). Returns false
  * when nothing was recorded. */
-bool tls_session_failure(SSL *ssl, char *buf, size_t cap);
+bool tls_session_failure(SSL *ssl, const unsigned long *errors, size_t nerrors, char *buf,
+                         size_t cap);
 /* The subject ("/CN=...") of the certificate that failed verification, or
  * "" (for the log line of a refused handshake). */
 const char *tls_session_failed_subject(SSL *ssl);

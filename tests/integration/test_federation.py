@@ -497,6 +497,31 @@ class TestFederation(unittest.TestCase):
                 p.assert_no_log("federation.refused")
                 p.assert_no_log("cert.expiring")
 
+    def test_each_side_routed_to_the_listener_it_can_use(self):
+        """A federated call crosses each server from a client listener to the
+        server-to-server one (or back): each server record-routes twice
+        (RFC 5658), so each user's device is routed to the client listener
+        and each partner to the mutual-TLS one, both by name."""
+        with Pair("fed-rr") as pr:
+            pr.start()
+            A, B = pr.A, pr.B
+            with user(A, "alice") as alice, user(B, "bob") as bob:
+                inv, adlg, bdlg = call(alice, BOB, bob)
+                self.assertEqual(inv.headers("Record-Route", split=True), [
+                    f"<sip:sip.{B_DOMAIN}:{B.tls_port};transport=tls;lr>",
+                    f"<sip:sip.{B_DOMAIN}:{B.mtls_port};transport=tls;lr>",
+                    f"<sip:sip.{A_DOMAIN}:{A.mtls_port};transport=tls;lr>",
+                    f"<sip:sip.{A_DOMAIN}:{A.tls_port};transport=tls;lr>"])
+                # bob's device goes to B's client port; alice's to A's
+                self.assertEqual(bdlg.route_set[0],
+                                 f"<sip:sip.{B_DOMAIN}:{B.tls_port};transport=tls;lr>")
+                self.assertEqual(adlg.route_set[0],
+                                 f"<sip:sip.{A_DOMAIN}:{A.tls_port};transport=tls;lr>")
+                # and in-dialog requests still pass every hop both ways
+                resp, got = exchange(lambda: alice.bye(adlg, timeout=T(10)), bob, method="BYE")
+                self.assertIsNotNone(got)
+                self.assertEqual(resp.status, 200, resp)
+
     def test_credentials_stay_in_their_domain(self):
         """alice's Proxy-Authorization (realm a.test) is consumed by a.test
         (RFC 3261 22.3): her digest response must not travel to another
@@ -664,7 +689,8 @@ class TestFederation(unittest.TestCase):
             with user(A, "alice") as alice, user(B, "bob") as bob:
                 inv, adlg, bdlg = call(alice, BOB, bob)
                 self.assertRegex(inv.body.decode(), r"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")
-                self.assertEqual(len(inv.headers("Record-Route", split=True)), 2,
+                # each server twice: its client side and its server-to-server side
+                self.assertEqual(len(inv.headers("Record-Route", split=True)), 4,
                                  inv.headers("Record-Route"))
                 resp, got = exchange(lambda: bob.bye(bdlg, timeout=T(10)), alice, method="BYE")
                 self.assertIsNotNone(got, "bob's BYE did not reach alice")

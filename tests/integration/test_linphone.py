@@ -170,6 +170,13 @@ class TestNames(unittest.TestCase):
             ok = alice.wait_response(hold, timeout=scaled(5), final=True)
             alice.ack(hold, ok)
             self.assertEqual(active_calls(p)[0]["state"], "on hold")
+            # a refused re-offer (plain RTP under 'required') changes nothing
+            bad = alice.build_in_dialog(adlg, "INVITE", body=make_sdp(crypto=False),
+                                        content_type="application/sdp")
+            alice.send(bad)
+            r = alice.wait_response(bad, timeout=scaled(5), final=True)
+            self.assertEqual(r.status, 488, r)
+            self.assertEqual(active_calls(p)[0]["state"], "on hold")
             resume = alice.build_in_dialog(adlg, "INVITE", body=make_sdp(),
                                            content_type="application/sdp")
             alice.send(resume)
@@ -189,7 +196,12 @@ class TestNames(unittest.TestCase):
     def test_an_address_only_when_configured(self):
         with Parley(name="names-ip", users=USERS,
                     config={"sip.advertised_name": "127.0.0.1"}) as p:
+            for bad in ("0.0.0.0", "::", "a..b", "-x.test", "x_y.test"):
+                res = p.ctl("config", "set", "sip.advertised_name", bad)
+                self.assertNotEqual(res.returncode, 0, bad)
             p.start()
+            p.wait_log("sip.advertised_name", name="127.0.0.1")
+            p.assert_no_log("sip.advertised_name", reason=lambda v: "does not carry" in v)
             bob, alice = p.client("bob"), p.client("alice")
             self.assertEqual(bob.register().status, 200)
             self.assertEqual(alice.register().status, 200)
@@ -203,6 +215,11 @@ class TestNames(unittest.TestCase):
                              [f"<sip:127.0.0.1:{p.tls_port};transport=tls;lr>"])
             bob.respond(inv, 486)
             t.join(scaled(10))
+            # a name the certificate does not carry: said on reload
+            p.config_set("sip.advertised_name", "elsewhere.test")
+            mark = p.reload()
+            p.wait_log("sip.advertised_name", since=mark, name="elsewhere.test",
+                       reason=lambda v: "does not carry" in v)
             alice.close()
             bob.close()
 
