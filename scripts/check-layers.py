@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Check that the folders of src/ include one another only downward.
+
+The layer order is the table that follows the marker line
+    <!-- layers: checked by scripts/check-layers.py -->
+in docs/ARCHITECTURE.md:
+    | layer | folders |
+    |-------|---------|
+    | 0     | core    |
+    | 1     | crypto, xml |
+A folder may include its own headers and those of folders on a lower layer;
+every `#include "folder/file.h"` in src/<folder>/*.{c,h} is checked.
+Exit 0: no violation; 1: violations (one line each); 2: usage or table error.
+"""
+import argparse
+import re
+import sys
+from pathlib import Path
+
+MARKER = "<!-- layers: checked by scripts/check-layers.py -->"
+INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]*)"')
+
+
+def fail(message):
+    print(f"check-layers: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def cells(line):
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def read_layers(doc):
+    """Return {folder: layer} from the table after the marker in doc."""
+    try:
+        lines = Path(doc).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        fail(f"cannot read {doc}: {e.strerror}")
+    starts = [i for i, line in enumerate(lines) if line.strip() == MARKER]
+    if not starts:
+        fail(f"{doc}: no line '{MARKER}'")
+    rows = lines[starts[0] + 1:]
+    while rows and not rows[0].strip():
+        rows.pop(0)  # blank lines between the marker and the table
+    table = []
+    for line in rows:
+        if not line.lstrip().startswith("|"):
+            break
+        table.append(line)
+    if len(table) < 3 or [c.lower() for c in cells(table[0])] != ["layer", "folders"]:
+        fail(f"{doc}: the marker must be followed by a table '| layer | folders |' "
+             "with a separator row and at least one row")
+    layers = {}
+    for row in table[2:]:
+        parts = cells(row)
+        if len(parts) != 2 or not parts[0].isdigit():
+            fail(f"{doc}: bad layer row: {row.strip()}")
+        for folder in filter(None, (f.strip() for f in parts[1].split(","))):
+            if folder in layers:
+                fail(f"{doc}: folder {folder} is in two layers")
+            layers[folder] = int(parts[0])
+    return layers
+
+
+def find_cycles(graph):
+    """Strongly connected components of more than one folder, each as a cycle path."""
+    index, low, stack, on_stack, sccs = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan; the graph has a dozen nodes, recursion is fine
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            scc = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                scc.add(w)
+                if w == v:
+                    break
+            if len(scc) > 1:
+                sccs.append(scc)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    cycles = []
+    for scc in sccs:  # shortest way from the smallest folder back to itself
+        start = min(scc)
+        paths, seen = [[start]], {start}
+        while paths:
+            path = paths.pop(0)
+            nexts = sorted(w for w in graph[path[-1]] if w in scc)
+            if start in nexts:
+                cycles.append(path + [start])
+                break
+            for w in nexts:
+                if w not in seen:
+                    seen.add(w)
+                    paths.append(path + [w])
+    return sorted(cycles)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Check the folder layering of src/.")
+    ap.add_argument("--doc", default="docs/ARCHITECTURE.md", help="Markdown file with the layer table")
+    ap.add_argument("--src", default="src", help="source tree (default: src)")
+    args = ap.parse_args()
+
+    layers = read_layers(args.doc)
+    src = Path(args.src)
+    if not src.is_dir():
+        fail(f"no source directory {src}")
+    folders = sorted(p.name for p in src.iterdir() if p.is_dir())
+    errors = [f"folder {f} is in no layer" for f in folders if f not in layers]
+    errors += [f"{args.doc}: folder {f} (layer {layers[f]}) does not exist in {src}/"
+               for f in sorted(layers) if f not in folders]
+
+    graph, checked = {f: set() for f in folders}, 0
+    for folder in folders:
+        files = sorted(p for p in (src / folder).rglob("*") if p.suffix in (".c", ".h") and p.is_file())
+        for path in files:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for number, line in enumerate(text.splitlines(), 1):
+                m = INCLUDE.match(line)
+                if not m:
+                    continue
+                checked += 1
+                header, where = m.group(1), f"{path}:{number}: includes {m.group(1)}"
+                target = header.split("/")[0] if "/" in header else None
+                if target is None:
+                    errors.append(f"{where}: no folder part (write \"folder/{header}\")")
+                elif target not in folders:
+                    errors.append(f"{where}: there is no folder {src}/{target}")
+                elif target != folder:
+                    graph[folder].add(target)
+                    if folder in layers and target in layers and layers[target] >= layers[folder]:
+                        errors.append(f"{where}: {folder} (layer {layers[folder]}) may not "
+                                      f"depend on {target} (layer {layers[target]})")
+    errors += ["cycle between folders: " + " -> ".join(c) for c in find_cycles(graph)]
+
+    for error in errors:
+        print(error)
+    if errors:
+        print(f"layers: {len(errors)} violation(s); {len(folders)} folders, {checked} includes checked")
+        return 1
+    print(f"layers: {len(folders)} folders, {checked} includes checked, no violation")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Tests of scripts/check-layers.py on small synthetic trees (run: python3 this_file)."""
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "check-layers.py"
+MARKER = "<!-- layers: checked by scripts/check-layers.py -->"
+TABLE = """\
+# Architecture
+
+{marker}
+| layer | folders |
+|-------|---------|
+| 0 | core |
+| 1 | crypto, xml |
+| 2 | sip |
+
+Text after the table.
+"""
+
+
+class CheckLayers(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.root = Path(self.tmp.name)
+        self.doc(TABLE.format(marker=MARKER))
+        self.files = {
+            "core/log.h": '#include <stdio.h>\n',
+            "core/log.c": '#include "core/log.h"\n',
+            "crypto/digest.c": '#include "core/log.h"\n#include <openssl/evp.h>\n',
+            "xml/xml.c": '#include "core/log.h"\n',
+            "sip/msg.c": '#include "core/log.h"\n#include "crypto/digest.h"\n#include "xml/xml.h"\n',
+        }
+        for name, text in self.files.items():
+            self.write(name, text)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def write(self, name, text):
+        path = self.root / "src" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def doc(self, text):
+        path = self.root / "docs" / "ARCHITECTURE.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def run_script(self, *args):
+        return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=self.root,
+                              capture_output=True, text=True)
+
+    def assertViolation(self, result, line):
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn(line, result.stdout.splitlines())
+
+    def test_clean_tree_passes(self):
+        r = self.run_script()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stdout.strip(), "layers: 4 folders, 6 includes checked, no violation")
+
+    def test_options_point_elsewhere(self):
+        (self.root / "docs" / "ARCHITECTURE.md").rename(self.root / "layers.md")
+        (self.root / "src").rename(self.root / "tree")
+        r = self.run_script("--doc", "layers.md", "--src", "tree")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_upward_include_fails(self):
+        self.write("core/log.c", '#include "core/log.h"\n\n#include "sip/msg.h"\n')
+        r = self.run_script()
+        self.assertViolation(r, "src/core/log.c:3: includes sip/msg.h: "
+                                "core (layer 0) may not depend on sip (layer 2)")
+        self.assertIn("cycle between folders: core -> sip -> core", r.stdout)
+        self.assertTrue(r.stdout.splitlines()[-1].startswith("layers: 2 violation(s)"))
+
+    def test_same_layer_include_fails(self):
+        self.write("xml/xml.c", '#include "core/log.h"\n#include "crypto/digest.h"\n')
+        self.assertViolation(self.run_script(), "src/xml/xml.c:2: includes crypto/digest.h: "
+                                                "xml (layer 1) may not depend on crypto (layer 1)")
+
+    def test_folder_in_no_layer(self):
+        self.write("media/sdp.c", '#include "core/log.h"\n')
+        self.assertViolation(self.run_script(), "folder media is in no layer")
+
+    def test_table_names_missing_folder(self):
+        self.doc(TABLE.format(marker=MARKER).replace("| 2 | sip |", "| 2 | sip, tls |"))
+        r = self.run_script()
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("folder tls (layer 2) does not exist", r.stdout)
+
+    def test_missing_marker_is_a_usage_error(self):
+        self.doc(TABLE.format(marker="<!-- layers -->"))
+        r = self.run_script()
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("no line", r.stderr)
+
+    def test_missing_table_is_a_usage_error(self):
+        self.doc(f"{MARKER}\n\nNo table here.\n")
+        self.assertEqual(self.run_script().returncode, 2)
+
+    def test_missing_doc_is_a_usage_error(self):
+        r = self.run_script("--doc", "nope.md")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cannot read nope.md", r.stderr)
+
+    def test_bad_option_is_a_usage_error(self):
+        self.assertEqual(self.run_script("--bogus").returncode, 2)
+
+    def test_angle_bracket_includes_ignored(self):
+        self.write("core/log.c", '#include <sip/msg.h>\n#include <xml/xml.h>\n')
+        r = self.run_script()
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertIn("5 includes checked", r.stdout)
+
+    def test_include_without_folder_reported(self):
+        self.write("sip/msg.c", '#include "core/log.h"\n  #  include "msg.h"\n')
+        self.assertViolation(self.run_script(),
+                             'src/sip/msg.c:2: includes msg.h: no folder part (write "folder/msg.h")')
+
+    def test_include_of_unknown_folder_reported(self):
+        self.write("sip/msg.c", '#include "util/list.h"\n')
+        self.assertViolation(self.run_script(),
+                             "src/sip/msg.c:1: includes util/list.h: there is no folder src/util")
+
+
+if __name__ == "__main__":
+    unittest.main()
