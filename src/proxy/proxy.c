@@ -48,11 +48,16 @@ static void proxy_txn_client_terminated(void *arg, struct sip_client_txn *t)
         u->terminated(u, t);
 }
 
-static void proxy_txn_server_held(void *arg, uint64_t conn, int delta)
+/* A request at work past its dispatch (+1), or done (-1): counted against
+ * its connection and source (env) and its sender (the request's load). */
+static void proxy_txn_server_held(void *arg, struct sip_server_txn *t, int delta)
 {
     struct proxy *p = arg;
     if (p->env.txn_held)
-        p->env.txn_held(p->env.arg, conn, delta);
+        p->env.txn_held(p->env.arg, sip_server_txn_conn(t), delta);
+    struct proxy_request *pr = sip_server_txn_context(t);
+    if (delta < 0 && pr)
+        proxy_request_done(pr);
 }
 
 struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,

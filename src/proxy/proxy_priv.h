@@ -221,6 +221,9 @@ bool proxy_fork_one(struct proxy_request *pr, const char *bytes, size_t len, con
                     uint64_t conn, const char *loop_hash);
 void proxy_finish(struct proxy_request *pr);
 void proxy_request_maybe_free(struct proxy_request *pr);
+/* Its work is done (a final response went up): it no longer counts
+ * against its sender's bound. */
+void proxy_request_done(struct proxy_request *pr);
 
 /* media.c: the encryption level on offers and answers */
 enum proxy_media_result {

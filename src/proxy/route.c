@@ -82,11 +82,17 @@ static void proxy_user_load_put(struct proxy *p, struct proxy_user_load *u)
     }
 }
 
+void proxy_request_done(struct proxy_request *pr)
+{
+    proxy_user_load_put(pr->p, pr->load);
+    pr->load = NULL;
+}
+
 void proxy_request_maybe_free(struct proxy_request *pr)
 {
     if (pr->st || pr->waiting_for || proxy_request_live_branches(pr))
         return;
-    proxy_user_load_put(pr->p, pr->load);
+    proxy_request_done(pr);
     proxy_subscribe_unlist(pr);
     if (pr->call)
         proxy_call_release(pr->call);

@@ -75,7 +75,7 @@ struct sip_server_txn {
     int final_status;            /* 0 until a final response is sent */
     struct strbuf last;          /* the last response sent, for retransmitted requests */
     bool dispatching;            /* new, its user still handling it (see dispatched) */
-    bool held;                   /* outlived its dispatch: counted by server_held */
+    bool held;                   /* at work after its dispatch: counted by server_held */
     char tag[LOCAL_TAG_LEN + 1]; /* made on first use */
 };
 
@@ -220,6 +220,18 @@ static void txn_insert(struct sip_txn_layer *l, struct txn *t)
         l->nclient++;
 }
 
+/* The work of a held transaction is over (its final response, or its end). */
+static void server_unhold(struct sip_server_txn *s)
+{
+    struct sip_txn_layer *l = s->b.l;
+    if (!s->held)
+        return;
+    s->held = false;
+    l->nheld--;
+    if (l->hooks.server_held)
+        l->hooks.server_held(l->arg, s, -1);
+}
+
 static void txn_free(struct txn *t)
 {
     struct sip_txn_layer *l = t->l;
@@ -227,11 +239,7 @@ static void txn_free(struct txn *t)
     timer_stop(l->timers, &t->timer);
     if (t->is_server) {
         struct sip_server_txn *s = as_server(t);
-        if (s->held) {
-            l->nheld--;
-            if (l->hooks.server_held)
-                l->hooks.server_held(l->arg, t->conn, -1);
-        }
+        server_unhold(s);
         strbuf_free(&s->last);
     } else {
         timer_stop(l->timers, &as_client(t)->cancel_timer);
@@ -600,10 +608,12 @@ void sip_txn_server_dispatched(struct sip_server_txn *t)
         txn_free(&t->b);
         return;
     }
+    if (t->final_status)
+        return; /* answered, kept only for an ACK or more 2xx */
     t->held = true;
     l->nheld++;
     if (l->hooks.server_held)
-        l->hooks.server_held(l->arg, t->b.conn, +1);
+        l->hooks.server_held(l->arg, t, +1);
 }
 
 void sip_server_txn_set_context(struct sip_server_txn *t, void *ctx)
@@ -683,6 +693,8 @@ static int server_send(struct sip_server_txn *t, int status, struct strbuf *byte
         t->final_status = status;
     }
 
+    if (t->final_status)
+        server_unhold(t);
     if (t->final_status && invite && local && !is_2xx) {
         struct sip_addr to;
         if (sip_msg_to(t->b.req, &to) == 0 && to.tag.n)

@@ -74,16 +74,17 @@ struct sip_txn_hooks {
     /* A transaction is about to be freed. */
     void (*server_terminated)(void *arg, struct sip_server_txn *t);
     void (*client_terminated)(void *arg, struct sip_client_txn *t);
-    /* A server transaction outlived its dispatch (delta +1) or, having
-     * done so, ended (-1): the user counts what each connection holds.
+    /* A server transaction outlived its dispatch without a final response
+     * (delta +1: work under way), or, having done so, got its final
+     * response or ended (-1): the user counts what each connection holds.
      * May be NULL. */
-    void (*server_held)(void *arg, uint64_t conn, int delta);
+    void (*server_held)(void *arg, struct sip_server_txn *t, int delta);
 };
 
 struct sip_txn_stats {
     size_t server;              /* server transactions alive */
     size_t client;              /* client transactions alive */
-    size_t held;                /* server transactions that outlived their dispatch */
+    size_t held;                /* server transactions at work after their dispatch */
     uint64_t stateless_answers; /* requests answered and forgotten within their dispatch */
     uint64_t acks_absorbed;     /* ACKs of such answers, recognised by their To tag */
 };
@@ -133,8 +134,9 @@ enum sip_txn_verdict sip_txn_server_receive(struct sip_txn_layer *l, uint64_t co
  * terminated hook runs here) is freed at once: t must not be used again.
  * One that has not, yet has no context and no final response, was
  * abandoned by its user (nobody will answer it) and is freed too. Anything
- * else is held: it stays until it ends, and the server_held hook counts
- * it. Without this call a transaction stays dispatching and is reaped like
+ * else stays until it ends; while it has no final response it is held,
+ * and the server_held hook counts it (a transaction waiting only for an
+ * ACK, or in Accepted after a 2xx, is done with its work). Without this call a transaction stays dispatching and is reaped like
  * any other when it ends.
  */
 void sip_txn_server_dispatched(struct sip_server_txn *t);

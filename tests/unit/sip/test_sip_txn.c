@@ -501,10 +501,10 @@ static void test_server_in_dialog_local_final(void **state)
 
 static int held_count[2];
 
-static void hook_server_held(void *arg, uint64_t conn, int delta)
+static void hook_server_held(void *arg, struct sip_server_txn *t, int delta)
 {
     (void)arg;
-    held_count[conn == CONN_A ? 0 : 1] += delta;
+    held_count[sip_server_txn_conn(t) == CONN_A ? 0 : 1] += delta;
 }
 
 /* What outlives its dispatch is held and counted until it ends; what was
@@ -561,6 +561,15 @@ static void test_server_dispatched_and_held(void **state)
     assert_int_equal(sip_server_txn_reply(a1, 480, NULL, NULL), 0);
     run(f);
     assert_int_equal(held_count[0], 0);
+    /* one answered 2xx is no longer at work, though it stays (Accepted) */
+    struct sip_server_txn *a3 =
+        new_server(f, CONN_A, uac_req("INVITE", "z9hG4bKcccc3333", SENT_BY, NULL), 6);
+    sip_txn_server_dispatched(a3);
+    assert_int_equal(held_count[0], 1);
+    assert_int_equal(forward_final(a3, 200, "callee"), 0);
+    assert_int_equal(held_count[0], 0);
+    assert_int_equal(sip_txn_layer_count(f->l), 1);
+    advance(f, SIP_TIMER_L_MS);
     sip_txn_layer_stats(f->l, &st);
     assert_int_equal(st.held, 0);
     assert_int_equal(st.server, 0);
