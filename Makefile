@@ -2,7 +2,7 @@
 #   make run    set up what is missing, build, initialise ./var, start parleyd
 #   make check  set up what is missing, build (plain, sanitized, fuzz), run every test
 .POSIX:
-.PHONY: all deps deps-check build build-asan build-fuzz run check format format-check unit fuzz clean
+.PHONY: all deps deps-check build build-asan build-fuzz run check layers format format-check unit fuzz clean
 
 PY       = /usr/bin/python3
 JOBS    ?= $(shell nproc)
@@ -45,9 +45,15 @@ format:
 format-check:
 	$(C_SOURCES) | xargs clang-format --dry-run -Werror
 
+# The folders of src/ include one another only downward, in the order
+# docs/ARCHITECTURE.md gives, and the files of a folder without cycles.
+layers:
+	$(PY) tests/scripts/test_check_layers.py
+	$(PY) scripts/check-layers.py
+
 # Every test runs under AddressSanitizer + UndefinedBehaviorSanitizer; the
 # unit tests also run in the plain build; each fuzz target runs briefly.
-check: deps-check format-check build build-asan build-fuzz
+check: deps-check format-check layers build build-asan build-fuzz
 	meson test -C build --suite unit --print-errorlogs
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	    meson test -C build-asan --print-errorlogs --num-processes $(JOBS)

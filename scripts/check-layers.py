@@ -10,6 +10,12 @@ in docs/ARCHITECTURE.md:
     | 1     | crypto, xml |
 A folder may include its own headers and those of folders on a lower layer;
 every `#include "folder/file.h"` in src/<folder>/*.{c,h} is checked.
+
+Inside a folder, the files must not call one another in circles either: a
+file's module is its name without extension and without a `_priv` suffix
+(route.c, route.h and route_priv.h are module "route"), and the includes of
+a folder's own headers between modules must form no cycle. Each file
+declaring what it offers in a header of its own is what makes this hold.
 Exit 0: no violation; 1: violations (one line each); 2: usage or table error.
 """
 import argparse
@@ -62,8 +68,14 @@ def read_layers(doc):
     return layers
 
 
+def module_of(path):
+    """route.c, route.h, route_priv.h -> route"""
+    stem = Path(path).stem
+    return stem[:-5] if stem.endswith("_priv") and len(stem) > 5 else stem
+
+
 def find_cycles(graph):
-    """Strongly connected components of more than one folder, each as a cycle path."""
+    """Strongly connected components of more than one node, each as a cycle path."""
     index, low, stack, on_stack, sccs = {}, {}, [], set(), []
 
     def visit(v):  # Tarjan; the graph has a dozen nodes, recursion is fine
@@ -123,6 +135,7 @@ def main():
                for f in sorted(layers) if f not in folders]
 
     graph, checked = {f: set() for f in folders}, 0
+    inner = {f: {} for f in folders}  # folder -> module -> modules of the folder it includes
     for folder in folders:
         files = sorted(p for p in (src / folder).rglob("*") if p.suffix in (".c", ".h") and p.is_file())
         for path in files:
@@ -138,12 +151,21 @@ def main():
                     errors.append(f"{where}: no folder part (write \"folder/{header}\")")
                 elif target not in folders:
                     errors.append(f"{where}: there is no folder {src}/{target}")
-                elif target != folder:
+                elif target == folder:
+                    here, there = module_of(path.name), module_of(header)
+                    inner[folder].setdefault(here, set())
+                    inner[folder].setdefault(there, set())
+                    if here != there:
+                        inner[folder][here].add(there)
+                else:
                     graph[folder].add(target)
                     if folder in layers and target in layers and layers[target] >= layers[folder]:
                         errors.append(f"{where}: {folder} (layer {layers[folder]}) may not "
                                       f"depend on {target} (layer {layers[target]})")
     errors += ["cycle between folders: " + " -> ".join(c) for c in find_cycles(graph)]
+    for folder in folders:
+        errors += [f"cycle between files of {src}/{folder}: " + " -> ".join(c)
+                   for c in find_cycles(inner[folder])]
 
     for error in errors:
         print(error)

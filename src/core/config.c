@@ -6,6 +6,7 @@
 #include <ini.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define F(field) offsetof(struct config, field)
-
-static int config_check_ip_or_empty(const char *value, char *err, size_t errlen)
+int config_check_ip_or_empty(const char *value, char *err, size_t errlen)
 {
     struct netaddr a;
     if (*value == '\0' || netaddr_parse_ip(value, 0, &a) == 0)
@@ -27,7 +26,7 @@ static int config_check_ip_or_empty(const char *value, char *err, size_t errlen)
 static bool config_domain_valid(const char *s);
 
 /* A DNS name or a (specified) IP address, as a URI host; or empty. */
-static int config_check_host_or_empty(const char *value, char *err, size_t errlen)
+int config_check_host_or_empty(const char *value, char *err, size_t errlen)
 {
     struct netaddr a;
     if (*value == '\0')
@@ -42,7 +41,7 @@ static int config_check_host_or_empty(const char *value, char *err, size_t errle
     return -EINVAL;
 }
 
-static int config_check_port_range(const char *value, char *err, size_t errlen)
+int config_check_port_range(const char *value, char *err, size_t errlen)
 {
     unsigned first, last;
     char tail;
@@ -53,7 +52,7 @@ static int config_check_port_range(const char *value, char *err, size_t errlen)
     return -EINVAL;
 }
 
-static int config_check_nameservers(const char *value, char *err, size_t errlen)
+int config_check_nameservers(const char *value, char *err, size_t errlen)
 {
     char copy[1024];
     snprintf(copy, sizeof(copy), "%s", value);
@@ -74,225 +73,44 @@ static int config_check_nameservers(const char *value, char *err, size_t errlen)
 }
 
 /* clang-format off */
-static const struct config_key config_table[] = {
-    {"server", "domain", CONFIG_DOMAIN, "", NULL, 0, 0, true, true, NULL,
-     "The SIP domain this server is authoritative for (users are user@domain).",
-     F(server.domain), NULL},
-    {"server", "workers", CONFIG_INT, "0", NULL, 0, 64, false, false, NULL,
-     "I/O worker threads that carry TLS connections; 0 means one per CPU core.",
-     F(server.workers), NULL},
-
-    {"sip", "tls_listen", CONFIG_ADDR_LIST, "127.0.0.1:5061", NULL, 0, 0, false, true, NULL,
-     "Addresses (ADDR:PORT, comma-separated) where SIP over TLS is accepted.",
-     F(sip.tls_listen), NULL},
-    {"sip", "mtls_listen", CONFIG_ADDR_LIST, "", NULL, 0, 0, false, true, NULL,
-     "Addresses for server-to-server SIP over mutual TLS (federation partners, later "
-     "gateways): every peer must present a certificate from a trusted CA. Empty: none.",
-     F(sip.mtls_listen), NULL},
-    {"sip", "client_certificates", CONFIG_ENUM, "none", "none|request|require", 0, 0, true,
-     false, NULL,
-     "What the sip.tls_listen listeners ask of clients: none (no CertificateRequest), request "
-     "(verified when presented) or require.",
-     F(sip.client_certificates), NULL},
-    {"sip", "advertised_name", CONFIG_STRING, "", NULL, 0, 0, true, false, NULL,
-     "The host name Parley writes for itself in Record-Route, Via and Contact; empty: the "
-     "first DNS name of the server certificate. An IP address only if set so here.",
-     F(sip.advertised_name), config_check_host_or_empty},
-    {"sip", "tcp_listen", CONFIG_ADDR_LIST, "", NULL, 0, 0, false, true, NULL,
-     "Addresses for plain SIP over TCP; empty (the default) means no plain TCP. Only sources "
-     "inside sip.internal_networks may use it, and it never carries media keys.",
-     F(sip.tcp_listen), NULL},
-    {"sip", "internal_networks", CONFIG_CIDR_LIST, "127.0.0.0/8, ::1/128", NULL, 0, 0, true, true,
-     NULL, "Networks (CIDR, comma-separated) allowed to use the plain TCP listener.",
-     F(sip.internal_networks), NULL},
-    {"sip", "max_message_size", CONFIG_INT, "65535", NULL, 1024, 1048576, true, false, "bytes",
-     "Largest SIP message (head and body) accepted; larger ones get 513 and the connection "
-     "closes.", F(sip.max_message_size), NULL},
-    {"sip", "idle_timeout", CONFIG_INT, "300", NULL, 1, 86400, true, false, "seconds",
-     "A connection that carries nothing for this long is closed (a message that stops "
-     "half-way is waited for this long too).", F(sip.idle_timeout), NULL},
-
-    {"tls", "certificate", CONFIG_PATH, "pki/server.pem", NULL, 0, 0, true, true, NULL,
-     "The server's certificate chain (PEM), leaf first.", F(tls.certificate), NULL},
-    {"tls", "private_key", CONFIG_PATH, "pki/server.key", NULL, 0, 0, true, true, NULL,
-     "The server's private key (PEM); must not be readable by group or others.",
-     F(tls.private_key), NULL},
-    {"tls", "ca_files", CONFIG_PATH_LIST, "pki/ca.pem", NULL, 0, 0, true, true, NULL,
-     "Trusted CA certificates (PEM files, comma-separated) for client and server "
-     "certificates of peers.", F(tls.ca_files), NULL},
-    {"tls", "crl_files", CONFIG_PATH_LIST, "pki/crl.pem", NULL, 0, 0, true, true, NULL,
-     "Certificate revocation lists (PEM), checked for every peer certificate whose issuer "
-     "has one.", F(tls.crl_files), NULL},
-    {"tls", "min_version", CONFIG_ENUM, "1.2", "1.2|1.3", 0, 0, true, false, NULL,
-     "Lowest TLS version accepted. TLS 1.0 and 1.1 are never accepted.", F(tls.min_version), NULL},
-    {"tls", "ciphers", CONFIG_STRING,
-     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
-     NULL, 0, 0, true, false, NULL,
-     "TLS 1.2 cipher suites (OpenSSL syntax). The default allows ECDHE key exchange with "
-     "AEAD ciphers only.", F(tls.ciphers), NULL},
-    {"tls", "ciphersuites", CONFIG_STRING,
-     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256", NULL, 0, 0,
-     true, false, NULL, "TLS 1.3 cipher suites (OpenSSL syntax).", F(tls.ciphersuites), NULL},
-    {"tls", "groups", CONFIG_STRING, "X25519:P-256:P-384", NULL, 0, 0, true, false, NULL,
-     "Key-exchange groups, in order of preference.", F(tls.groups), NULL},
-    {"tls", "handshake_timeout", CONFIG_INT, "10", NULL, 1, 300, true, false, "seconds",
-     "A TLS handshake that has not finished after this long is abandoned.",
-     F(tls.handshake_timeout), NULL},
-    {"tls", "require_crl", CONFIG_BOOL, "false", NULL, 0, 0, true, false, NULL,
-     "Refuse peer certificates whose issuer has no loaded CRL (otherwise they are accepted "
-     "with a warning).", F(tls.require_crl), NULL},
-
-    {"auth", "algorithms", CONFIG_ENUM_LIST, "MD5", "MD5|SHA-256", 0, 0, true, true, NULL,
-     "Digest algorithms offered in challenges, in order (RFC 8760). Many clients (Debian's "
-     "baresip among them) answer only MD5; use \"SHA-256, MD5\" where clients allow.",
-     F(auth.algorithms), NULL},
-    {"auth", "nonce_lifetime", CONFIG_INT, "300", NULL, 1, 86400, true, false, "seconds",
-     "How long a challenge's nonce may be used; an older one is answered stale=true.",
-     F(auth.nonce_lifetime), NULL},
-    {"auth", "max_failures", CONFIG_INT, "5", NULL, 1, 1000, true, false, NULL,
-     "Failed password checks for one user from one source (IPv6: its /64) within "
-     "auth.failure_window before that source is blocked for that user.",
-     F(auth.max_failures), NULL},
-    {"auth", "max_source_failures", CONFIG_INT, "100", NULL, 1, 1000000, true, false, NULL,
-     "Failed password checks from one source (IPv6: its /64) for any names within "
-     "auth.failure_window before that source is blocked for every name.",
-     F(auth.max_source_failures), NULL},
-    {"auth", "max_user_failures", CONFIG_INT, "50", NULL, 1, 1000000, true, false, NULL,
-     "Failed password checks for one user from all sources within auth.failure_window before "
-     "the user is blocked for every source that has not recently authenticated as the user.",
-     F(auth.max_user_failures), NULL},
-    {"auth", "failure_window", CONFIG_INT, "900", NULL, 1, 604800, true, false, "seconds",
-     "How long a failed password check counts.", F(auth.failure_window), NULL},
-    {"auth", "block_time", CONFIG_INT, "60", NULL, 1, 86400, true, false, "seconds",
-     "The first block; each further failure after a block ends doubles it.",
-     F(auth.block_time), NULL},
-    {"auth", "max_block_time", CONFIG_INT, "3600", NULL, 1, 604800, true, false, "seconds",
-     "The longest a block grows to.", F(auth.max_block_time), NULL},
-    {"auth", "trust_time", CONFIG_INT, "604800", NULL, 1, 31536000, true, false, "seconds",
-     "How long a source that authenticated as a user stays exempt from that user's user-wide "
-     "block.", F(auth.trust_time), NULL},
-    {"auth", "max_tracked", CONFIG_INT, "50000", NULL, 100, 10000000, true, false, NULL,
-     "Most records (user and source pairs, users) the throttle keeps; past it the oldest that "
-     "block nothing are forgotten first.", F(auth.max_tracked), NULL},
-
-    {"registrar", "min_expires", CONFIG_INT, "60", NULL, 1, 86400, true, false, "seconds",
-     "Shortest registration accepted; shorter ones get 423 Interval Too Brief.",
-     F(registrar.min_expires), NULL},
-    {"registrar", "max_expires", CONFIG_INT, "3600", NULL, 1, 604800, true, false, "seconds",
-     "Longest registration granted; longer requests are shortened to this.",
-     F(registrar.max_expires), NULL},
-    {"registrar", "default_expires", CONFIG_INT, "3600", NULL, 1, 604800, true, false, "seconds",
-     "Registration length when a REGISTER names none.", F(registrar.default_expires), NULL},
-    {"registrar", "max_devices_per_user", CONFIG_INT, "10", NULL, 1, 16, true, false, NULL,
-     "Most devices one user may register at once.", F(registrar.max_devices_per_user), NULL},
-
-    {"im", "max_body_size", CONFIG_INT, "16384", NULL, 1, 1048576, true, false, "bytes",
-     "Largest instant message (MESSAGE body) relayed; larger ones get 413.",
-     F(im.max_body_size), NULL},
-
-    {"presence", "policy", CONFIG_ENUM, "domain", "domain|contacts", 0, 0, true, true, NULL,
-     "Who may see a user's presence: domain (users of the same domain) or contacts (only "
-     "watchers on the user's allow list).", F(presence.policy), NULL},
-    {"presence", "min_notify_interval", CONFIG_INT, "5", NULL, 0, 3600, true, false, "seconds",
-     "Least time between two NOTIFYs to one watcher; changes in between are sent together.",
-     F(presence.min_notify_interval), NULL},
-    {"presence", "min_expires", CONFIG_INT, "60", NULL, 1, 86400, true, false, "seconds",
-     "Shortest subscription or publication accepted (423 below).", F(presence.min_expires),
-     NULL},
-    {"presence", "max_expires", CONFIG_INT, "3600", NULL, 1, 604800, true, false, "seconds",
-     "Longest subscription or publication granted.", F(presence.max_expires), NULL},
-    {"presence", "max_subscriptions", CONFIG_INT, "100000", NULL, 1, 10000000, true, false, NULL,
-     "Most presence subscriptions in all.", F(presence.max_subscriptions), NULL},
-    {"presence", "max_per_user", CONFIG_INT, "200", NULL, 1, 100000, true, false, NULL,
-     "Most watchers of one user, and most publications by one user.", F(presence.max_per_user),
-     NULL},
-    {"presence", "max_per_watcher", CONFIG_INT, "2000", NULL, 1, 1000000, true, false, NULL,
-     "Most subscriptions one watcher (user) holds, over all its devices and contacts.",
-     F(presence.max_per_watcher), NULL},
-
-    {"media", "encryption_level", CONFIG_ENUM, "required", "required|supported|not_supported", 0,
-     0, true, true, NULL,
-     "Media encryption level enforced on every offer and answer: required (SRTP only), "
-     "supported (SRTP preferred, RTP allowed) or not_supported (RTP only).",
-     F(media.encryption_level), NULL},
-    {"media", "srtp_suites", CONFIG_ENUM_LIST,
-     "AES_CM_128_HMAC_SHA1_80, AEAD_AES_128_GCM, AEAD_AES_256_GCM",
-     "AES_CM_128_HMAC_SHA1_80|AES_CM_128_HMAC_SHA1_32|AEAD_AES_128_GCM|AEAD_AES_256_GCM", 0, 0,
-     true, false, NULL, "SDES crypto suites that count as encryption.", F(media.srtp_suites), NULL},
-
-    {"relay", "enabled", CONFIG_BOOL, "true", NULL, 0, 0, false, true, NULL,
-     "Run the media relay (TURN) on this node.", F(relay.enabled), NULL},
-    {"relay", "listen", CONFIG_ADDR_LIST, "127.0.0.1:3478", NULL, 0, 0, false, true, NULL,
-     "Where TURN is served over UDP and TCP (ADDR:PORT, comma-separated).", F(relay.listen),
-     NULL},
-    {"relay", "tls_listen", CONFIG_ADDR_LIST, "127.0.0.1:5349", NULL, 0, 0, false, true, NULL,
-     "Where TURN is served over TLS (5349, or 443 where a site wants it).",
-     F(relay.tls_listen), NULL},
-    {"relay", "relay_address", CONFIG_STRING, "", NULL, 0, 0, false, false, NULL,
-     "The IP address relayed transport addresses are allocated on and announced with; empty "
-     "means the address of the first relay.listen entry.", F(relay.relay_address),
-     config_check_ip_or_empty},
-    {"relay", "port_range", CONFIG_STRING, "50000-59999", NULL, 0, 0, false, false, NULL,
-     "UDP ports for relayed transport addresses, as FIRST-LAST.", F(relay.port_range),
-     config_check_port_range},
-    {"relay", "allowed_peers", CONFIG_CIDR_LIST, "", NULL, 0, 0, true, false, NULL,
-     "Peer networks the relay may send to although they are in a refused range (loopback, "
-     "private, link-local...): for tests and internal deployments.", F(relay.allowed_peers),
-     NULL},
-    {"relay", "max_lifetime", CONFIG_INT, "28800", NULL, 60, 604800, true, false, "seconds",
-     "Longest lifetime of the relay credentials Parley issues (8 hours by default).",
-     F(relay.max_lifetime), NULL},
-    {"relay", "allocation_lifetime", CONFIG_INT, "3600", NULL, 60, 86400, true, false, "seconds",
-     "Longest lifetime a TURN allocation may be given per Allocate or Refresh.",
-     F(relay.allocation_lifetime), NULL},
-    {"relay", "max_allocations_per_user", CONFIG_INT, "10", NULL, 1, 1000000, true, false, NULL,
-     "Most simultaneous allocations per user (486 Allocation Quota Reached beyond).",
-     F(relay.max_allocations_per_user), NULL},
-    {"relay", "max_allocations", CONFIG_INT, "10000", NULL, 1, 1000000, true, false, NULL,
-     "Most simultaneous allocations in all.", F(relay.max_allocations), NULL},
-    {"relay", "max_bandwidth", CONFIG_INT, "10000", NULL, 0, 10000000, true, false, "kbit/s",
-     "Most relayed traffic per allocation and direction; 0 means no limit.",
-     F(relay.max_bandwidth), NULL},
-    {"relay", "nonce_lifetime", CONFIG_INT, "600", NULL, 1, 86400, true, false, "seconds",
-     "How long a TURN nonce stays valid before 438 Stale Nonce.", F(relay.nonce_lifetime),
-     NULL},
-    {"relay", "workers", CONFIG_INT, "1", NULL, 1, 64, false, false, NULL,
-     "Threads that carry relayed packets.", F(relay.workers), NULL},
-
+/* [dns] and [log]: the rows of core's own modules */
+const struct config_key dns_config_keys[] = {
     {"dns", "nameservers", CONFIG_STRING, "", NULL, 0, 0, false, false, NULL,
      "DNS servers (IP[:PORT], comma-separated) for finding federation partners; empty means "
-     "those of /etc/resolv.conf.", F(dns.nameservers), config_check_nameservers},
+     "those of /etc/resolv.conf.", CONFIG_FIELD(dns.nameservers), config_check_nameservers},
+    {NULL, NULL, 0, NULL, NULL, 0, 0, false, false, NULL, NULL, 0, NULL},
+};
 
-    {"limits", "connections_per_source", CONFIG_INT, "64", NULL, 1, 1000000, true, false, NULL,
-     "Most simultaneous connections from one source address; more are closed at once.",
-     F(limits.connections_per_source), NULL},
-    {"limits", "connections_total", CONFIG_INT, "10000", NULL, 1, 10000000, true, false, NULL,
-     "Most simultaneous connections in all; more are closed at once.",
-     F(limits.connections_total), NULL},
-    {"limits", "transactions_per_connection", CONFIG_INT, "500", NULL, 1, 1000000, true, false,
-     NULL,
-     "Most requests of one connection that Parley works on at once (forwarded, waiting); more "
-     "get 503 with Retry-After.", F(limits.transactions_per_connection), NULL},
-    {"limits", "transactions_per_source", CONFIG_INT, "2000", NULL, 1, 10000000, true, false,
-     NULL, "Most requests from one source address (IPv6: its /64) worked on at once.",
-     F(limits.transactions_per_source), NULL},
-    {"limits", "transactions_per_user", CONFIG_INT, "200", NULL, 1, 1000000, true, false, NULL,
-     "Most requests one user (or a partner's user) has in progress at once, from all its "
-     "devices.", F(limits.transactions_per_user), NULL},
-    {"limits", "transactions_total", CONFIG_INT, "10000", NULL, 1, 10000000, true, false, NULL,
-     "Most requests worked on at once in all.", F(limits.transactions_total), NULL},
-
+const struct config_key log_config_keys[] = {
     {"log", "level", CONFIG_ENUM, "info", "debug|info|warn|error", 0, 0, true, false, NULL,
-     "Least severe level written to the log (parleyd -d forces debug).", F(log.level), NULL},
-
+     "Least severe level written to the log (parleyd -d forces debug).", CONFIG_FIELD(log.level), NULL},
     {NULL, NULL, 0, NULL, NULL, 0, 0, false, false, NULL, NULL, 0, NULL},
 };
 /* clang-format on */
 
+/* One flat table assembled from config_key_sets (server/config_keys.c) on
+ * first use: every key in the order of its section. */
+static struct config_key config_table[CONFIG_KEYS_MAX + 1];
+static pthread_once_t config_table_once = PTHREAD_ONCE_INIT;
+
+static void config_table_build(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; config_key_sets[i]; i++)
+        for (const struct config_key *k = config_key_sets[i]; k->section && n < CONFIG_KEYS_MAX;
+             k++)
+            config_table[n++] = *k;
+}
+
+static const struct config_key *config_table_get(void)
+{
+    pthread_once(&config_table_once, config_table_build);
+    return config_table;
+}
+
 const struct config_key *config_keys(void)
 {
-    return config_table;
+    return config_table_get();
 }
 
 const struct config_key *config_key_find(const char *dotted)
@@ -301,7 +119,7 @@ const struct config_key *config_key_find(const char *dotted)
     if (!dot)
         return NULL;
     size_t slen = (size_t)(dot - dotted);
-    for (const struct config_key *k = config_table; k->section; k++) {
+    for (const struct config_key *k = config_table_get(); k->section; k++) {
         if (strlen(k->section) == slen && strncmp(k->section, dotted, slen) == 0 &&
             strcmp(k->name, dot + 1) == 0)
             return k;
@@ -724,7 +542,7 @@ int config_validate_value(const struct config_key *key, const char *value, char 
 
 struct config_loader {
     struct config *cfg;
-    unsigned char seen[sizeof(config_table) / sizeof(config_table[0])];
+    unsigned char seen[CONFIG_KEYS_MAX + 1];
     char *err;
     size_t errlen;
     int rc;
@@ -737,7 +555,7 @@ static int config_on_entry(void *user, const char *section, const char *name, co
     const struct config_key *key = NULL;
     size_t idx = 0;
 
-    for (const struct config_key *k = config_table; k->section; k++, idx++) {
+    for (const struct config_key *k = config_table_get(); k->section; k++, idx++) {
         if (strcmp(k->section, section) == 0 && strcmp(k->name, name) == 0) {
             key = k;
             break;
@@ -745,7 +563,7 @@ static int config_on_entry(void *user, const char *section, const char *name, co
     }
     if (!key) {
         struct strbuf known = STRBUF_INIT;
-        for (const struct config_key *k = config_table; k->section; k++) {
+        for (const struct config_key *k = config_table_get(); k->section; k++) {
             if (strcmp(k->section, section) == 0) {
                 strbuf_puts(&known, known.len ? ", " : "");
                 strbuf_puts(&known, k->name);
@@ -777,7 +595,7 @@ static int config_on_entry(void *user, const char *section, const char *name, co
 
 static int config_defaults(struct config *cfg, char *err, size_t errlen)
 {
-    for (const struct config_key *k = config_table; k->section; k++) {
+    for (const struct config_key *k = config_table_get(); k->section; k++) {
         int rc = config_apply(cfg, k, k->default_value, err, errlen);
         if (rc)
             return rc;
@@ -943,7 +761,7 @@ void config_free(struct config *cfg)
 {
     if (!cfg)
         return;
-    for (const struct config_key *k = config_table; k->section; k++) {
+    for (const struct config_key *k = config_table_get(); k->section; k++) {
         void *field = (char *)cfg + k->offset;
         switch (k->type) {
         case CONFIG_STRING:
@@ -1253,7 +1071,7 @@ int config_template(const char *const *values, struct strbuf *out)
                      "#   parleyctl -c parley.conf config set SECTION.KEY VALUE\n"
                      "# then `parleyctl reload` (keys marked \"restart\" need a restart).\n"
                      "# Relative paths are relative to this file's directory.\n");
-    for (const struct config_key *k = config_table; k->section; k++) {
+    for (const struct config_key *k = config_table_get(); k->section; k++) {
         if (!section || strcmp(section, k->section) != 0) {
             section = k->section;
             strbuf_printf(out, "\n[%s]\n", section);

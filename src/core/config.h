@@ -159,7 +159,22 @@ struct config_key {
     int (*check)(const char *value, char *err, size_t errlen);
 };
 
-/* The table, terminated by a row with section == NULL. */
+/* Each subsystem owns the rows of its keys (SUBSYSTEM/config_keys.c, as
+ * nginx's modules own their directives); server/config_keys.c lists the
+ * arrays, each terminated by a row with section == NULL, in the order of
+ * parley.conf's sections, NULL-terminated. */
+extern const struct config_key *const config_key_sets[];
+#define CONFIG_KEYS_MAX 256
+/* A row's field: offsetof into struct config. */
+#define CONFIG_FIELD(field) offsetof(struct config, field)
+
+/* Checks for rows (see struct config_key.check). */
+int config_check_ip_or_empty(const char *value, char *err, size_t errlen);
+int config_check_host_or_empty(const char *value, char *err, size_t errlen);
+int config_check_port_range(const char *value, char *err, size_t errlen);
+int config_check_nameservers(const char *value, char *err, size_t errlen);
+
+/* The assembled table, terminated by a row with section == NULL. */
 const struct config_key *config_keys(void);
 /* "sip.tls_listen" -> row, or NULL. */
 const struct config_key *config_key_find(const char *dotted);

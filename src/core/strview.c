@@ -1,6 +1,7 @@
 #include "core/strview.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 int strview_copy(struct strview v, char *dst, size_t cap)
 {
@@ -11,6 +12,17 @@ int strview_copy(struct strview v, char *dst, size_t cap)
         memcpy(dst, v.p, n);
     dst[n] = '\0';
     return n == v.n ? 0 : -ENOSPC;
+}
+
+char *strview_dup(struct strview v)
+{
+    char *s = malloc(v.n + 1);
+    if (s) {
+        if (v.n)
+            memcpy(s, v.p, v.n);
+        s[v.n] = '\0';
+    }
+    return s;
 }
 
 struct strview strview_trim(struct strview v)

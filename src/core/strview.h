@@ -60,6 +60,10 @@ static inline bool strview_eq_view_nocase(struct strview a, struct strview b)
  * -ENOSPC when it did not fit (dst then holds a truncated copy). */
 int strview_copy(struct strview v, char *dst, size_t cap);
 
+/* A NUL-terminated copy of the view on the heap (the caller frees it);
+ * NULL when out of memory. */
+char *strview_dup(struct strview v);
+
 /* Trims spaces and tabs on both ends. */
 struct strview strview_trim(struct strview v);
 

@@ -16,7 +16,7 @@
 #include "core/strbuf.h"
 #include "crypto/pki.h"
 #include "ctl/ctl.h"
-#include "media/relay_cred.h"
+#include "relay/relay_cred.h"
 #include "store/store.h"
 
 static const char *const init_pki_files[] = {PKI_CA_CERT_FILE, PKI_CA_KEY_FILE, PKI_CRL_FILE,

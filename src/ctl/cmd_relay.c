@@ -16,7 +16,7 @@
 
 #include "core/strbuf.h"
 #include "ctl/ctl.h"
-#include "media/relay_cred.h"
+#include "relay/relay_cred.h"
 
 static void relay_time(int64_t t, char *buf, size_t cap)
 {

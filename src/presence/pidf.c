@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "presence/xml.h"
+#include "xml/xml.h"
 
 static bool pidf_entity_matches(struct strview entity, const char *aor)
 {

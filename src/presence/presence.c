@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/log_limit.h"
 #include "core/random.h"
+#include "sip/dialog.h"
 #include "presence/pidf.h"
 #include "sip/build.h"
 
@@ -45,15 +46,8 @@ struct subscription {
     struct watcher *wc;
     struct presence *ps;
     char watcher[PRESENCE_AOR_MAX];
-    char *call_id;
-    char local_tag[24];
-    char *remote_tag;
-    char *remote_target; /* the watcher's Contact */
-    char *remote_uri;    /* the watcher's From URI, for the NOTIFY's To */
-    char *local_uri;     /* the SUBSCRIBE's To URI, for the NOTIFY's From */
-    char *route_set;     /* Route header value from its Record-Route, or NULL */
+    struct sip_dialog dlg; /* Parley's side, the notifier's (sip/dialog) */
     uint64_t conn;
-    uint32_t cseq;
     enum sub_state state;
     int64_t expires_at_ms;
     struct timer expiry;
@@ -107,17 +101,6 @@ static void presence_self_address(struct presence *ps, const struct conn_info *c
 static uint64_t presence_now(struct presence *ps)
 {
     return clock_now_ms(timer_heap_clock(ps->timers));
-}
-
-static char *presence_dup(struct strview v)
-{
-    char *s = malloc(v.n + 1);
-    if (s) {
-        if (v.n)
-            memcpy(s, v.p, v.n);
-        s[v.n] = '\0';
-    }
-    return s;
 }
 
 /* --- presentities ------------------------------------------------------- */
@@ -259,32 +242,20 @@ static void subscription_notify(struct subscription *s, const char *terminated)
                  s->state == SUB_ACTIVE ? "active" : "pending", (long long)(left > 0 ? left : 0));
     }
 
-    char branch[48], local[300];
+    char branch[48], local[300], via[400];
     sip_txn_new_branch(branch, sizeof(branch));
     presence_self_address(ps, ci, local, sizeof(local));
-    const char *tp = ci->tls ? "TLS" : "TCP";
-    struct strbuf m = STRBUF_INIT;
-    strbuf_printf(&m,
-                  "NOTIFY %s SIP/2.0\r\n"
-                  "Via: SIP/2.0/%s %s;branch=%s\r\n"
-                  "Max-Forwards: 70\r\n",
-                  s->remote_target, tp, local, branch);
-    if (s->route_set)
-        strbuf_printf(&m, "Route: %s\r\n", s->route_set);
-    strbuf_printf(&m,
-                  "From: <%s>;tag=%s\r\n"
-                  "To: <%s>;tag=%s\r\n"
-                  "Call-ID: %s\r\n"
-                  "CSeq: %u NOTIFY\r\n"
+    snprintf(via, sizeof(via), "SIP/2.0/%s %s;branch=%s", ci->tls ? "TLS" : "TCP", local, branch);
+    struct strbuf extra = STRBUF_INIT, m = STRBUF_INIT;
+    strbuf_printf(&extra,
                   "Contact: <sip:%s@%s;transport=%s>\r\n"
                   "Event: presence\r\n"
                   "Subscription-State: %s\r\n",
-                  s->local_uri, s->local_tag, s->remote_uri, s->remote_tag, s->call_id, ++s->cseq,
                   s->pe->user, local, ci->tls ? "tls" : "tcp", state);
-    if (body.len)
-        strbuf_puts(&m, "Content-Type: application/pidf+xml\r\n");
-    strbuf_printf(&m, "Content-Length: %zu\r\n\r\n", body.len);
-    strbuf_append(&m, body.p, body.len);
+    if (!extra.err)
+        sip_dialog_request(&s->dlg, "NOTIFY", 0, via, strbuf_cstr(&extra), "application/pidf+xml",
+                           strview_make(body.p, body.len), &m);
+    strbuf_free(&extra);
 
     uint64_t h = body.len ? hash_bytes(body.p, body.len) : 0;
     strbuf_free(&body);
@@ -410,12 +381,7 @@ static void subscription_free(struct subscription *s)
     ps->nsubs--;
     s->wc->nsubs--;
     watcher_drop_if_unused(ps, s->wc);
-    free(s->call_id);
-    free(s->remote_tag);
-    free(s->remote_target);
-    free(s->remote_uri);
-    free(s->local_uri);
-    free(s->route_set);
+    sip_dialog_clear(&s->dlg);
     free(s);
 }
 
@@ -600,30 +566,15 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
     s->ps = ps;
     s->pe = pe;
     snprintf(s->watcher, sizeof(s->watcher), "%s", watcher);
-    s->call_id = presence_dup(req->call_id);
-    snprintf(s->local_tag, sizeof(s->local_tag), "%s", sip_server_txn_local_tag(st));
-    s->remote_tag = presence_dup(from.tag);
-    s->remote_target = presence_dup(contact.uri_text);
-    s->remote_uri = presence_dup(from.uri_text);
-    s->local_uri = presence_dup(to.uri_text);
     s->conn = sip_server_txn_conn(st);
-    struct sip_hdr *rr = sip_msg_hdr_first(req, SIP_HDR_RECORD_ROUTE);
-    if (rr)
-        s->route_set = presence_dup(rr->value);
-    if (!s->call_id || !s->remote_tag || !s->remote_target || !s->remote_uri || !s->local_uri) {
-        free(s->call_id);
-        free(s->remote_tag);
-        free(s->remote_target);
-        free(s->remote_uri);
-        free(s->local_uri);
-        free(s->route_set);
+    if (sip_dialog_uas(&s->dlg, req, sip_server_txn_local_tag(st)) != 0) {
         free(s);
         presentity_drop_if_unused(ps, pe);
         watcher_drop_if_unused(ps, wc);
         presence_reply(ps, st, 500, NULL, NULL, "out of memory");
         return;
     }
-    hmap_insert(&ps->dialogs, &s->node, hash_bytes(s->call_id, strlen(s->call_id)));
+    hmap_insert(&ps->dialogs, &s->node, hash_bytes(s->dlg.call_id, strlen(s->dlg.call_id)));
     s->wc = wc;
     wc->nsubs++;
     s->next_of_presentity = pe->subs;
@@ -659,14 +610,10 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
 
 static struct subscription *presence_find_dialog(struct presence *ps, const struct sip_msg *req)
 {
-    struct sip_addr from, to;
-    if (sip_msg_from(req, &from) != 0 || sip_msg_to(req, &to) != 0)
-        return NULL;
     uint64_t h = hash_bytes(req->call_id.p, req->call_id.n);
     for (struct hmap_node *n = hmap_first(&ps->dialogs, h); n; n = hmap_next(n, h)) {
         struct subscription *s = container_of(n, struct subscription, node);
-        if (strview_eq(req->call_id, s->call_id) && strview_eq(from.tag, s->remote_tag) &&
-            strview_eq(to.tag, s->local_tag))
+        if (sip_dialog_matches(&s->dlg, req))
             return s;
     }
     return NULL;
@@ -697,6 +644,13 @@ bool presence_subscribe_in_dialog(struct presence *ps, struct sip_server_txn *st
         char h[48];
         snprintf(h, sizeof(h), "Min-Expires: %u\r\n", ps->cfg.min_expires);
         presence_reply(ps, st, 423, NULL, h, "subscription too brief");
+        return true;
+    }
+    /* CSeq order and the watcher's new Contact (a target refresh) */
+    int urc = sip_dialog_update(&s->dlg, req);
+    if (urc == -EPROTO) {
+        presence_reply(ps, st, 500, "Server Internal Error (CSeq out of order)", NULL,
+                       "refresh with an old CSeq");
         return true;
     }
     struct strbuf h = STRBUF_INIT;
@@ -886,7 +840,7 @@ void presence_publish(struct presence *ps, struct sip_server_txn *st, const char
     }
     bool changed = false;
     if (req->body.n) {
-        char *body = presence_dup(req->body);
+        char *body = strview_dup(req->body);
         if (!body) {
             presence_reply(ps, st, 500, NULL, NULL, "out of memory");
             return;

@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/conn.h"
+#include "net/conn.h"
 #include "core/timer.h"
 #include "registrar/registrar.h"
 #include "sip/txn.h"

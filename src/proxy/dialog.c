@@ -1,12 +1,15 @@
 /*
- * Dialogs Parley routed, and the calls they belong to (the call log).
+ * proxy/dialog — the dialogs Parley routed (see dialog.h).
  */
+#include "proxy/dialog.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/log.h"
-#include "proxy/proxy_priv.h"
+#include "proxy/call.h"
+#include "proxy/state.h"
 
 /* A confirmed dialog that never sees its BYE (a client that vanished) is
  * forgotten after this long; an early one when its INVITE ends; one of a
@@ -20,83 +23,6 @@
 #define DIALOG_MAX_TOTAL         100000
 #define DIALOG_EARLY_LIFETIME_MS (SIP_TIMER_C_MS + 64 * SIP_T1_MS)
 
-static int64_t proxy_now(struct proxy *p)
-{
-    return clock_wall_s(timer_heap_clock(p->timers));
-}
-
-struct proxy_call *proxy_call_new(struct proxy *p, const struct sip_msg *invite, const char *caller,
-                                  const char *callee)
-{
-    struct proxy_call *c = calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
-    c->call_id = malloc(invite->call_id.n + 1);
-    if (!c->call_id) {
-        free(c);
-        return NULL;
-    }
-    strview_copy(invite->call_id, c->call_id, invite->call_id.n + 1);
-    snprintf(c->caller, sizeof(c->caller), "%s", caller);
-    snprintf(c->callee, sizeof(c->callee), "%s", callee);
-    c->started = proxy_now(p);
-    c->refs = 1;
-    c->next_live = p->live_calls;
-    if (p->live_calls)
-        p->live_calls->prev_live = c;
-    p->live_calls = c;
-    c->p = p;
-    log_info("call.started", "call_id", c->call_id, "caller", c->caller, "callee", c->callee);
-    return c;
-}
-
-static void proxy_call_unlist(struct proxy_call *c)
-{
-    if (!c->p)
-        return;
-    if (c->prev_live)
-        c->prev_live->next_live = c->next_live;
-    else
-        c->p->live_calls = c->next_live;
-    if (c->next_live)
-        c->next_live->prev_live = c->prev_live;
-    c->prev_live = c->next_live = NULL;
-    c->p = NULL;
-}
-
-void proxy_call_finish(struct proxy *p, struct proxy_call *call, const char *reason)
-{
-    if (!call || call->logged)
-        return;
-    proxy_call_unlist(call);
-    call->logged = true;
-    call->ended = proxy_now(p);
-    log_info("call.ended", "call_id", call->call_id, "caller", call->caller, "callee", call->callee,
-             "answered", call->answered ? "yes" : "no", "duration_s",
-             LOG_INT(call->answered ? call->ended - call->answered : 0), "reason", reason);
-    struct proxy_call_record rec = {
-        .media = call->media[0] ? call->media : NULL,
-        .call_id = call->call_id,
-        .caller = call->caller,
-        .callee = call->callee,
-        .started = call->started,
-        .answered = call->answered,
-        .ended = call->ended,
-        .reason = reason,
-    };
-    if (p->env.call_ended)
-        p->env.call_ended(p->env.arg, &rec);
-}
-
-void proxy_call_release(struct proxy_call *call)
-{
-    if (!call || --call->refs > 0)
-        return;
-    proxy_call_unlist(call);
-    free(call->call_id);
-    free(call);
-}
-
 /* Call-ID and both tags, in either order (requests come from both sides):
  * the dialogs of one Call-ID (forks) do not share one chain. */
 static uint64_t dialog_hash(struct strview call_id, struct strview tag1, struct strview tag2)
@@ -105,19 +31,22 @@ static uint64_t dialog_hash(struct strview call_id, struct strview tag1, struct 
            hash_bytes(tag2.p, tag2.n);
 }
 
-struct dialog *dialog_find(struct proxy *p, struct strview call_id, struct strview from_tag,
-                           struct strview to_tag, bool *from_caller)
+struct proxy_dialog *proxy_dialog_find(struct proxy *p, struct strview call_id,
+                                       struct strview from_tag, struct strview to_tag,
+                                       bool *from_caller)
 {
     uint64_t h = dialog_hash(call_id, from_tag, to_tag);
     for (struct hmap_node *n = hmap_first(&p->dialogs, h); n; n = hmap_next(n, h)) {
-        struct dialog *d = container_of(n, struct dialog, node);
-        if (!strview_eq(call_id, d->call_id))
+        struct proxy_dialog *d = container_of(n, struct proxy_dialog, node);
+        /* to_callee speaks as the caller: its local tag is the caller's */
+        const struct sip_dialog *v = &d->to_callee;
+        if (!strview_eq(call_id, v->call_id))
             continue;
-        if (strview_eq(from_tag, d->caller_tag) && strview_eq(to_tag, d->callee_tag)) {
+        if (strview_eq(from_tag, v->local_tag) && strview_eq(to_tag, v->remote_tag)) {
             *from_caller = true;
             return d;
         }
-        if (strview_eq(from_tag, d->callee_tag) && strview_eq(to_tag, d->caller_tag)) {
+        if (strview_eq(from_tag, v->remote_tag) && strview_eq(to_tag, v->local_tag)) {
             *from_caller = false;
             return d;
         }
@@ -125,7 +54,16 @@ struct dialog *dialog_find(struct proxy *p, struct strview call_id, struct strvi
     return NULL;
 }
 
-static void dialog_free(struct dialog *d)
+struct proxy_dialog *proxy_dialog_of(struct proxy *p, const struct sip_msg *m, bool *from_caller)
+{
+    struct sip_addr from, to;
+    bool ignored;
+    if (sip_msg_from(m, &from) != 0 || sip_msg_to(m, &to) != 0)
+        return NULL;
+    return proxy_dialog_find(p, m->call_id, from.tag, to.tag, from_caller ? from_caller : &ignored);
+}
+
+static void dialog_free(struct proxy_dialog *d)
 {
     struct proxy *p = d->p;
     timer_stop(p->timers, &d->timer);
@@ -135,30 +73,46 @@ static void dialog_free(struct dialog *d)
         d->call->ndialogs--;
     proxy_call_release(d->call);
     strbuf_free(&d->late_offer);
-    free(d->call_id);
+    sip_dialog_clear(&d->to_caller);
+    sip_dialog_clear(&d->to_callee);
     free(d);
 }
 
 static void dialog_expired(struct timer *t, void *arg)
 {
     (void)t;
-    struct dialog *d = arg;
+    struct proxy_dialog *d = arg;
     if (d->state == DIALOG_CONFIRMED)
-        dialog_end(d, "dialog expired without BYE");
+        proxy_dialog_end(d, "dialog expired without BYE");
     else
         dialog_free(d);
 }
 
-/* caller/callee: the dialog's two ends as named by the message; msg
- * carries the callee's Contact (a response, or the notifier's NOTIFY). */
-static struct dialog *dialog_insert(struct proxy *p, const struct sip_msg *msg,
-                                    const struct sip_addr *caller, const struct sip_addr *callee,
-                                    struct proxy_request *pr, uint64_t callee_conn)
+/* The first Contact URI of m, or an empty view. */
+static struct strview dialog_contact(const struct sip_msg *m)
+{
+    struct sip_value_iter it;
+    struct strview cv;
+    struct sip_addr contact;
+    sip_value_iter_init(&it, m, SIP_HDR_CONTACT);
+    if (sip_value_iter_next(&it, &cv) && sip_addr_parse(cv, &contact) == 0 && !contact.wildcard)
+        return contact.uri_text;
+    return STRVIEW_EMPTY;
+}
+
+/* caller/callee: the dialog's two ends as named by msg; msg carries the
+ * callee's Contact (a response, or the notifier's NOTIFY), pr's request
+ * the caller's. */
+static struct proxy_dialog *dialog_insert(struct proxy *p, const struct sip_msg *msg,
+                                          const struct sip_addr *caller,
+                                          const struct sip_addr *callee, struct proxy_request *pr,
+                                          uint64_t callee_conn)
 {
     bool from_caller;
     if (!callee->tag.n || caller->tag.n >= PROXY_TAG_MAX || callee->tag.n >= PROXY_TAG_MAX)
         return NULL;
-    struct dialog *d = dialog_find(p, msg->call_id, caller->tag, callee->tag, &from_caller);
+    struct proxy_dialog *d =
+        proxy_dialog_find(p, msg->call_id, caller->tag, callee->tag, &from_caller);
     if (d)
         return d;
     /* A callee answering one request with endless 2xx (or NOTIFYs) of new
@@ -176,14 +130,20 @@ static struct dialog *dialog_insert(struct proxy *p, const struct sip_msg *msg,
     d = calloc(1, sizeof(*d));
     if (!d)
         return NULL;
-    d->call_id = malloc(msg->call_id.n + 1);
-    if (!d->call_id) {
+    const struct sip_msg *req = pr->st ? sip_server_txn_request(pr->st) : NULL;
+    struct strview caller_target = req ? dialog_contact(req) : STRVIEW_EMPTY;
+    if (sip_dialog_init(&d->to_callee, msg->call_id, caller, callee, dialog_contact(msg)) != 0 ||
+        sip_dialog_init(&d->to_caller, msg->call_id, callee, caller, caller_target) != 0) {
+        sip_dialog_clear(&d->to_callee);
         free(d);
         return NULL;
     }
-    strview_copy(msg->call_id, d->call_id, msg->call_id.n + 1);
-    strview_copy(caller->tag, d->caller_tag, sizeof(d->caller_tag));
-    strview_copy(callee->tag, d->callee_tag, sizeof(d->callee_tag));
+    if (req) {
+        /* the creating request is the caller's: Parley speaking as the
+         * caller goes above its CSeq */
+        sip_dialog_note_local_cseq(&d->to_callee, req->cseq_num);
+        sip_dialog_note_remote_cseq(&d->to_caller, req->cseq_num);
+    }
     d->p = p;
     d->state = DIALOG_EARLY;
     d->caller_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
@@ -196,30 +156,14 @@ static struct dialog *dialog_insert(struct proxy *p, const struct sip_msg *msg,
     }
     snprintf(d->caller_aor, sizeof(d->caller_aor), "%s", pr->caller);
     snprintf(d->callee_aor, sizeof(d->callee_aor), "%s", pr->callee);
-    /* enough to send each side a BYE of our own (media policy) */
-    strview_copy(caller->uri_text, d->caller_uri, sizeof(d->caller_uri));
-    strview_copy(callee->uri_text, d->callee_uri, sizeof(d->callee_uri));
-    struct sip_value_iter it;
-    struct strview cv;
-    struct sip_addr contact;
-    sip_value_iter_init(&it, msg, SIP_HDR_CONTACT);
-    if (sip_value_iter_next(&it, &cv) && sip_addr_parse(cv, &contact) == 0)
-        strview_copy(contact.uri_text, d->callee_target, sizeof(d->callee_target));
-    if (pr->st) {
-        const struct sip_msg *req = sip_server_txn_request(pr->st);
-        sip_value_iter_init(&it, req, SIP_HDR_CONTACT);
-        if (sip_value_iter_next(&it, &cv) && sip_addr_parse(cv, &contact) == 0)
-            strview_copy(contact.uri_text, d->caller_target, sizeof(d->caller_target));
-        d->invite_cseq = req->cseq_num;
-    }
     hmap_insert(&p->dialogs, &d->node, dialog_hash(msg->call_id, caller->tag, callee->tag));
     p->ndialogs++;
     timer_start(p->timers, &d->timer, DIALOG_EARLY_LIFETIME_MS, dialog_expired, d);
     return d;
 }
 
-struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp, struct proxy_request *pr,
-                             uint64_t callee_conn)
+struct proxy_dialog *proxy_dialog_from_response(struct proxy *p, const struct sip_msg *resp,
+                                                struct proxy_request *pr, uint64_t callee_conn)
 {
     struct sip_addr from, to;
     if (sip_msg_from(resp, &from) != 0 || sip_msg_to(resp, &to) != 0)
@@ -227,16 +171,19 @@ struct dialog *dialog_upsert(struct proxy *p, const struct sip_msg *resp, struct
     return dialog_insert(p, resp, &from, &to, pr, callee_conn);
 }
 
-struct dialog *dialog_upsert_from_notify(struct proxy *p, const struct sip_msg *notify,
-                                         struct proxy_request *pr, uint64_t notifier_conn)
+struct proxy_dialog *proxy_dialog_from_notify(struct proxy *p, const struct sip_msg *notify,
+                                              struct proxy_request *pr, uint64_t notifier_conn)
 {
     struct sip_addr from, to;
     if (sip_msg_from(notify, &from) != 0 || sip_msg_to(notify, &to) != 0)
         return NULL;
-    return dialog_insert(p, notify, &to, &from, pr, notifier_conn);
+    struct proxy_dialog *d = dialog_insert(p, notify, &to, &from, pr, notifier_conn);
+    if (d)
+        proxy_dialog_saw_request(d, notify, false);
+    return d;
 }
 
-void dialog_confirm(struct dialog *d)
+void proxy_dialog_confirm(struct proxy_dialog *d)
 {
     struct proxy *p = d->p;
     if (d->state == DIALOG_CONFIRMED)
@@ -244,22 +191,43 @@ void dialog_confirm(struct dialog *d)
     d->state = DIALOG_CONFIRMED;
     timer_start(p->timers, &d->timer, d->call ? DIALOG_MAX_LIFETIME_MS : DIALOG_IDLE_LIFETIME_MS,
                 dialog_expired, d);
-    if (d->call && !d->call->answered) {
-        d->call->answered = proxy_now(p);
-        log_info("call.answered", "call_id", d->call->call_id, "caller", d->call->caller, "callee",
-                 d->call->callee);
-    }
+    proxy_call_answered(p, d->call);
 }
 
-void dialog_end(struct dialog *d, const char *reason)
+static bool dialog_is_target_refresh(enum sip_method m)
+{
+    return m == SIP_METHOD_INVITE || m == SIP_METHOD_UPDATE || m == SIP_METHOD_SUBSCRIBE ||
+           m == SIP_METHOD_NOTIFY || m == SIP_METHOD_REFER;
+}
+
+void proxy_dialog_saw_request(struct proxy_dialog *d, const struct sip_msg *req, bool from_caller)
+{
+    /* the sender's CSeq space: the view toward the other side speaks as the
+     * sender; the view toward the sender has it as its remote */
+    struct sip_dialog *as_sender = from_caller ? &d->to_callee : &d->to_caller;
+    struct sip_dialog *to_sender = from_caller ? &d->to_caller : &d->to_callee;
+    sip_dialog_note_local_cseq(as_sender, req->cseq_num);
+    sip_dialog_note_remote_cseq(to_sender, req->cseq_num);
+    /* a target refresh moves the sender's Contact; out of memory keeps the
+     * old one, which a BYE of Parley's own may then miss */
+    if (dialog_is_target_refresh(req->method))
+        (void)sip_dialog_set_target(to_sender, dialog_contact(req));
+}
+
+void proxy_dialog_keep_late_offer(struct proxy_dialog *d, const struct strbuf *sdp)
+{
+    strbuf_reset(&d->late_offer);
+    strbuf_putview(&d->late_offer, strview_make(sdp->p, sdp->len));
+}
+
+void proxy_dialog_end(struct proxy_dialog *d, const char *reason)
 {
     if (d->call)
         proxy_call_finish(d->p, d->call, reason);
     dialog_free(d);
 }
 
-/* The INVITE ended: its early dialogs that were never confirmed go. */
-void dialog_end_early(struct proxy *p, struct proxy_call *call)
+void proxy_dialog_end_early(struct proxy *p, struct proxy_call *call)
 {
     if (!call)
         return;
@@ -267,20 +235,20 @@ void dialog_end_early(struct proxy *p, struct proxy_call *call)
     struct hmap_node *n = p->dialogs.count ? hmap_iter_first(&p->dialogs, &bucket) : NULL;
     while (n) {
         struct hmap_node *next = hmap_iter_next(&p->dialogs, n, &bucket);
-        struct dialog *d = container_of(n, struct dialog, node);
+        struct proxy_dialog *d = container_of(n, struct proxy_dialog, node);
         if (d->call == call && d->state == DIALOG_EARLY)
             dialog_free(d);
         n = next;
     }
 }
 
-void dialogs_conn_closed(struct proxy *p, uint64_t conn)
+void proxy_dialog_conn_closed(struct proxy *p, uint64_t conn)
 {
     size_t bucket;
     struct hmap_node *n = p->dialogs.count ? hmap_iter_first(&p->dialogs, &bucket) : NULL;
     while (n) {
         struct hmap_node *next = hmap_iter_next(&p->dialogs, n, &bucket);
-        struct dialog *d = container_of(n, struct dialog, node);
+        struct proxy_dialog *d = container_of(n, struct proxy_dialog, node);
         /* A device may come back on a new connection (its binding will say
          * where); only when both sides are gone is the call over. */
         if (d->caller_conn == conn)
@@ -288,46 +256,45 @@ void dialogs_conn_closed(struct proxy *p, uint64_t conn)
         if (d->callee_conn == conn)
             d->callee_conn = 0;
         if (d->caller_conn == 0 && d->callee_conn == 0)
-            dialog_end(d, "connections closed");
+            proxy_dialog_end(d, "connections closed");
         n = next;
     }
 }
 
-void dialogs_free(struct proxy *p)
+void proxy_dialog_free_all(struct proxy *p)
 {
     size_t bucket;
     struct hmap_node *n = p->dialogs.count ? hmap_iter_first(&p->dialogs, &bucket) : NULL;
     while (n) {
         struct hmap_node *next = hmap_iter_next(&p->dialogs, n, &bucket);
-        dialog_free(container_of(n, struct dialog, node));
+        dialog_free(container_of(n, struct proxy_dialog, node));
         n = next;
     }
 }
 
-/* A branch that failed leaves no early dialog behind. */
-void dialog_end_early_tag(struct proxy *p, struct strview call_id, struct strview from_tag,
-                          const char *to_tag)
+void proxy_dialog_end_early_tag(struct proxy *p, struct strview call_id, struct strview from_tag,
+                                const char *to_tag)
 {
     bool from_caller;
     if (!to_tag[0])
         return;
-    struct dialog *d = dialog_find(p, call_id, from_tag, strview_cstr(to_tag), &from_caller);
+    struct proxy_dialog *d =
+        proxy_dialog_find(p, call_id, from_tag, strview_cstr(to_tag), &from_caller);
     if (d && d->state == DIALOG_EARLY)
         dialog_free(d);
 }
 
-/* In-dialog traffic keeps a subscription's dialog; a terminated
- * subscription ends it. An unsubscribe (Expires: 0) is answered by one
- * last NOTIFY that must still find the dialog, so it only shortens the
- * dialog's life to a transaction's span. */
-void dialog_touch(struct dialog *d, const struct sip_msg *req)
+/* An unsubscribe (Expires: 0) is answered by one last NOTIFY that must
+ * still find the dialog, so it only shortens the dialog's life to a
+ * transaction's span. */
+void proxy_dialog_touch(struct proxy_dialog *d, const struct sip_msg *req)
 {
     if (d->call || d->state != DIALOG_CONFIRMED)
         return;
     struct sip_hdr *ss = sip_msg_hdr_first(req, SIP_HDR_SUBSCRIPTION_STATE);
     if (req->method == SIP_METHOD_NOTIFY && ss && ss->value.n >= 10 &&
         strncasecmp(ss->value.p, "terminated", 10) == 0) {
-        dialog_end(d, "subscription ended");
+        proxy_dialog_end(d, "subscription ended");
         return;
     }
     uint64_t life = req->method == SIP_METHOD_SUBSCRIBE && req->expires == 0

@@ -11,13 +11,17 @@
 #include <time.h>
 
 #include "core/log.h"
-#include "proxy/proxy_priv.h"
-#include "sip/build.h"
+#include "proxy/branch.h"
+#include "proxy/federation_priv.h"
+#include "proxy/reject.h"
+#include "proxy/request.h"
+#include "proxy/response.h"
+#include "proxy/state.h"
 
 #define FEDERATION_DEFAULT_PORT 5061
 #define FEDERATION_MAX_WAITING  256
 
-struct partner *federation_find(struct proxy *p, const char *domain)
+struct partner *proxy_federation_find(struct proxy *p, const char *domain)
 {
     for (struct partner *pt = p->partners; pt; pt = pt->next)
         if (strcasecmp(pt->domain, domain) == 0)
@@ -25,9 +29,9 @@ struct partner *federation_find(struct proxy *p, const char *domain)
     return NULL;
 }
 
-bool proxy_is_partner(struct proxy *p, const char *domain)
+bool proxy_federation_is_partner(struct proxy *p, const char *domain)
 {
-    return federation_find(p, domain) != NULL;
+    return proxy_federation_find(p, domain) != NULL;
 }
 
 static const char *partner_state_name(enum partner_state s)
@@ -45,6 +49,17 @@ static const char *partner_state_name(enum partner_state s)
     return "?";
 }
 
+/* pr's held request goes to the partner's connection; when it cannot
+ * (a refused offer decided 488 or 400 already), the sender is answered. */
+static void federation_fork(struct proxy_request *pr, struct partner *pt)
+{
+    if (proxy_branch_fork(pr, pr->held.p, pr->held.len, NULL, pt->conn, pr->loop_hash))
+        return;
+    if (!pr->best_status)
+        proxy_response_decide(pr, 500, NULL);
+    proxy_response_finish(pr);
+}
+
 /* Every request waiting for the partner fails with `status`. */
 static void partner_fail_waiters(struct partner *pt, int status, const char *why)
 {
@@ -56,11 +71,10 @@ static void partner_fail_waiters(struct partner *pt, int status, const char *why
         pr->next_waiting = NULL;
         strbuf_free(&pr->held);
         if (pr->st) {
-            proxy_log_reject(pr->p, sip_server_txn_request(pr->st), sip_server_txn_conn(pr->st),
+            proxy_reject_log(pr->p, sip_server_txn_request(pr->st), sip_server_txn_conn(pr->st),
                              status, why);
-            pr->best_status = status;
-            strbuf_reset(&pr->best);
-            proxy_finish(pr);
+            proxy_response_decide(pr, status, NULL);
+            proxy_response_finish(pr);
         }
         proxy_request_maybe_free(pr);
     }
@@ -74,11 +88,8 @@ static void partner_flush_waiters(struct partner *pt)
         pt->nwaiting--;
         pr->waiting_for = NULL;
         pr->next_waiting = NULL;
-        if (pr->st &&
-            !proxy_fork_one(pr, pr->held.p, pr->held.len, NULL, pt->conn, pr->loop_hash)) {
-            pr->best_status = 500;
-            proxy_finish(pr);
-        }
+        if (pr->st)
+            federation_fork(pr, pt);
         strbuf_free(&pr->held);
         proxy_request_maybe_free(pr);
     }
@@ -106,7 +117,7 @@ static struct partner *partner_lookup_target(struct partner_lookup *lk, int stat
 {
     if (status == -ECANCELED)
         return NULL;
-    struct partner *pt = federation_find(lk->p, lk->domain);
+    struct partner *pt = proxy_federation_find(lk->p, lk->domain);
     if (!pt || pt->generation != lk->generation || pt->state != PARTNER_RESOLVING)
         return NULL;
     return pt;
@@ -212,20 +223,17 @@ static void partner_start(struct partner *pt)
     dns_resolve_srv(p->env.dns, name, partner_on_srv, lk);
 }
 
-void federation_send(struct proxy *p, struct partner *pt, struct proxy_request *pr)
+void proxy_federation_send(struct proxy *p, struct partner *pt, struct proxy_request *pr)
 {
     if (pt->state == PARTNER_UP && p->env.conn_info(p->env.arg, pt->conn)) {
-        if (!proxy_fork_one(pr, pr->held.p, pr->held.len, NULL, pt->conn, pr->loop_hash)) {
-            pr->best_status = 500;
-            proxy_finish(pr);
-        }
+        federation_fork(pr, pt);
         strbuf_free(&pr->held);
         return;
     }
     if (pt->nwaiting >= FEDERATION_MAX_WAITING) {
         strbuf_free(&pr->held);
-        pr->best_status = 503;
-        proxy_finish(pr);
+        proxy_response_decide(pr, 503, NULL);
+        proxy_response_finish(pr);
         return;
     }
     pr->waiting_for = pt;
@@ -236,7 +244,7 @@ void federation_send(struct proxy *p, struct partner *pt, struct proxy_request *
         partner_start(pt);
 }
 
-void federation_forget_waiter(struct proxy_request *pr)
+void proxy_federation_forget_waiter(struct proxy_request *pr)
 {
     struct partner *pt = pr->waiting_for;
     if (!pt)
@@ -253,15 +261,15 @@ void federation_forget_waiter(struct proxy_request *pr)
     strbuf_free(&pr->held);
 }
 
-void federation_conn_opened(struct proxy *p, uint64_t conn, const struct conn_info *info)
+void proxy_federation_conn_opened(struct proxy *p, uint64_t conn, const struct conn_info *info)
 {
     for (struct partner *pt = p->partners; pt; pt = pt->next) {
         if (pt->conn != conn || pt->state != PARTNER_CONNECTING)
             continue;
-        pt->have_cert = info->peer_cert && cert_summarize(info->peer_cert, &pt->cert) == 0;
+        pt->have_cert = info->peer_cert && tls_peer_summarize(info->peer_cert, &pt->cert) == 0;
         bool proves = info->peer_cert && info->peer_cert_verified &&
-                      (cert_proves_sip_domain(info->peer_cert, pt->domain) ||
-                       (pt->server[0] && cert_matches_host(info->peer_cert, pt->server)));
+                      (tls_peer_proves_sip_domain(info->peer_cert, pt->domain) ||
+                       (pt->server[0] && tls_peer_matches_host(info->peer_cert, pt->server)));
         if (!proves) {
             const char *why = !info->peer_cert ? "no certificate"
                               : !info->peer_cert_verified
@@ -286,7 +294,7 @@ void federation_conn_opened(struct proxy *p, uint64_t conn, const struct conn_in
     }
 }
 
-void federation_conn_closed(struct proxy *p, uint64_t conn, const char *reason)
+void proxy_federation_conn_closed(struct proxy *p, uint64_t conn, const char *reason)
 {
     for (struct partner *pt = p->partners; pt; pt = pt->next) {
         if (pt->conn != conn)
@@ -318,11 +326,12 @@ static void federation_refuse(struct proxy *p, struct sip_server_txn *st, const 
 {
     char subject[300] = "";
     struct cert_summary s;
-    if (ci && ci->peer_cert && cert_summarize(ci->peer_cert, &s) == 0)
+    if (ci && ci->peer_cert && tls_peer_summarize(ci->peer_cert, &s) == 0)
         snprintf(subject, sizeof(subject), "%s", s.subject);
     char peer[NETADDR_STRLEN];
     uint64_t suppressed = 0;
-    if (proxy_log_bounded(p, p->federation_log, sip_server_txn_conn(st), why, &suppressed, peer))
+    if (proxy_reject_log_allowed(p, p->federation_log, sip_server_txn_conn(st), why, &suppressed,
+                                 peer))
         log_warn("federation.refused", "domain", domain, "peer", peer, "subject", subject, "reason",
                  why, "suppressed", LOG_INT(suppressed));
     char reason[200];
@@ -332,13 +341,13 @@ static void federation_refuse(struct proxy *p, struct sip_server_txn *st, const 
         p->env.disconnect(p->env.arg, ci->id, why);
 }
 
-bool federation_check_inbound(struct proxy *p, struct sip_server_txn *st, const struct sip_msg *req,
-                              const char *from_domain)
+bool proxy_federation_check_inbound(struct proxy *p, struct sip_server_txn *st,
+                                    const struct sip_msg *req, const char *from_domain)
 {
     const struct conn_info *ci = p->env.conn_info(p->env.arg, sip_server_txn_conn(st));
     if (!ci)
         return false;
-    struct partner *pt = federation_find(p, from_domain);
+    struct partner *pt = proxy_federation_find(p, from_domain);
     if (!pt) {
         federation_refuse(p, st, from_domain, ci, "not a partner domain", false);
         return false;
@@ -350,8 +359,8 @@ bool federation_check_inbound(struct proxy *p, struct sip_server_txn *st, const 
             !ci->tls ? "partner traffic over plain TCP" : "no verified client certificate", true);
         return false;
     }
-    if (!cert_proves_sip_domain(ci->peer_cert, pt->domain) &&
-        !(pt->server[0] && cert_matches_host(ci->peer_cert, pt->server))) {
+    if (!tls_peer_proves_sip_domain(ci->peer_cert, pt->domain) &&
+        !(pt->server[0] && tls_peer_matches_host(ci->peer_cert, pt->server))) {
         federation_refuse(p, st, from_domain, ci, "certificate does not prove the domain", true);
         return false;
     }
@@ -368,7 +377,7 @@ bool federation_check_inbound(struct proxy *p, struct sip_server_txn *st, const 
     {
         /* each decision is logged, with the certificate that decided it */
         struct cert_summary cs;
-        cert_summarize(ci->peer_cert, &cs);
+        tls_peer_summarize(ci->peer_cert, &cs);
         char peer[NETADDR_STRLEN];
         log_info("federation.accepted", "domain", pt->domain, "peer",
                  netaddr_format(&ci->peer, peer), "subject", cs.subject, "issuer", cs.issuer,
@@ -377,7 +386,7 @@ bool federation_check_inbound(struct proxy *p, struct sip_server_txn *st, const 
     return true;
 }
 
-int proxy_set_partners(struct proxy *p, const struct federation_partner_conf *list, size_t n)
+int proxy_federation_set(struct proxy *p, const struct federation_partner_conf *list, size_t n)
 {
     /* drop partners no longer listed */
     struct partner **pp = &p->partners;
@@ -400,7 +409,7 @@ int proxy_set_partners(struct proxy *p, const struct federation_partner_conf *li
         free(pt);
     }
     for (size_t i = 0; i < n; i++) {
-        if (federation_find(p, list[i].domain))
+        if (proxy_federation_find(p, list[i].domain))
             continue;
         struct partner *pt = calloc(1, sizeof(*pt));
         if (!pt)
@@ -416,9 +425,9 @@ int proxy_set_partners(struct proxy *p, const struct federation_partner_conf *li
     return 0;
 }
 
-void proxy_partners_foreach(struct proxy *p,
-                            bool (*fn)(const struct federation_partner_info *info, void *arg),
-                            void *arg)
+void proxy_federation_foreach(struct proxy *p,
+                              bool (*fn)(const struct federation_partner_info *info, void *arg),
+                              void *arg)
 {
     for (struct partner *pt = p->partners; pt; pt = pt->next) {
         struct federation_partner_info info = {
@@ -436,7 +445,7 @@ void proxy_partners_foreach(struct proxy *p,
     }
 }
 
-void federation_free(struct proxy *p)
+void proxy_federation_free(struct proxy *p)
 {
     while (p->partners) {
         struct partner *pt = p->partners;
@@ -448,9 +457,9 @@ void federation_free(struct proxy *p)
     }
 }
 
-uint64_t proxy_partner_conn(struct proxy *p, const char *domain)
+uint64_t proxy_federation_conn(struct proxy *p, const char *domain)
 {
-    struct partner *pt = federation_find(p, domain);
+    struct partner *pt = proxy_federation_find(p, domain);
     if (!pt)
         return 0;
     if (pt->state == PARTNER_UP && p->env.conn_info(p->env.arg, pt->conn))
@@ -460,12 +469,12 @@ uint64_t proxy_partner_conn(struct proxy *p, const char *domain)
     return 0;
 }
 
-bool federation_conn_proves(struct proxy *p, uint64_t conn, const char *domain)
+bool proxy_federation_conn_proves(struct proxy *p, uint64_t conn, const char *domain)
 {
-    struct partner *pt = federation_find(p, domain);
+    struct partner *pt = proxy_federation_find(p, domain);
     const struct conn_info *ci = p->env.conn_info(p->env.arg, conn);
     if (!pt || !ci || !ci->tls || !ci->peer_cert || !ci->peer_cert_verified)
         return false;
-    return cert_proves_sip_domain(ci->peer_cert, pt->domain) ||
-           (pt->server[0] && cert_matches_host(ci->peer_cert, pt->server));
+    return tls_peer_proves_sip_domain(ci->peer_cert, pt->domain) ||
+           (pt->server[0] && tls_peer_matches_host(ci->peer_cert, pt->server));
 }

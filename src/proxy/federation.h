@@ -32,7 +32,7 @@ struct federation_partner_conf {
 
 /* Replaces the partner list (start-up, `parleyctl partner`, reload).
  * Connections to partners that stay are kept. */
-int proxy_set_partners(struct proxy *p, const struct federation_partner_conf *list, size_t n);
+int proxy_federation_set(struct proxy *p, const struct federation_partner_conf *list, size_t n);
 
 struct federation_partner_info {
     const char *domain;
@@ -44,12 +44,12 @@ struct federation_partner_info {
     struct cert_summary cert; /* the certificate the partner last presented */
 };
 
-void proxy_partners_foreach(struct proxy *p,
-                            bool (*fn)(const struct federation_partner_info *info, void *arg),
-                            void *arg);
-bool proxy_is_partner(struct proxy *p, const char *domain);
+void proxy_federation_foreach(struct proxy *p,
+                              bool (*fn)(const struct federation_partner_info *info, void *arg),
+                              void *arg);
+bool proxy_federation_is_partner(struct proxy *p, const char *domain);
 /* The connection to a partner if it is up; otherwise starts making one
  * and returns 0 (ask again later). */
-uint64_t proxy_partner_conn(struct proxy *p, const char *domain);
+uint64_t proxy_federation_conn(struct proxy *p, const char *domain);
 
 #endif

@@ -1,19 +1,17 @@
 /*
- * The media encryption level on the calls Parley routes: every offer and
- * answer is checked (media/policy decides), refused ones end the way the
- * product promises — 488 to the caller, ACK and BYE to an answerer whose
- * 2xx broke the policy.
+ * proxy/media — the media encryption level on offers and answers (see
+ * media.h).
  */
+#include "proxy/media.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
-#include "core/random.h"
-#include "proxy/proxy_priv.h"
+#include "proxy/state.h"
 #include "sip/body.h"
-#include "sip/build.h"
 
 void proxy_media_configure(struct proxy *p, const char *level, const char *const *suites,
                            size_t nsuites)
@@ -31,6 +29,14 @@ void proxy_media_configure(struct proxy *p, const char *level, const char *const
     p->media.level = l;
     p->media.suites = (const char *const *)p->media_suites;
     p->media.nsuites = n;
+}
+
+void proxy_media_free(struct proxy *p)
+{
+    for (size_t i = 0; i < 8; i++) {
+        free(p->media_suites[i]);
+        p->media_suites[i] = NULL;
+    }
 }
 
 /* The SDP of a message's body (sip/body finds it, in a multipart too);
@@ -57,7 +63,7 @@ static int proxy_media_find(const struct sip_msg *m, struct sip_body_sdp *found,
     return sip_body_find_sdp(ct ? ct->value : STRVIEW_EMPTY, m->body, found, warning, cap);
 }
 
-bool proxy_has_sdp(const struct sip_msg *m)
+bool proxy_media_has_sdp(const struct sip_msg *m)
 {
     struct sip_body_sdp found;
     char why[8];
@@ -184,111 +190,4 @@ enum proxy_media_result proxy_media_answer(struct proxy *p, struct strview offer
     }
     media_decision_free(&d);
     return res;
-}
-
-void proxy_send_bye(struct proxy *p, uint64_t conn, const char *target, const char *from_uri,
-                    const char *from_tag, const char *to_uri, const char *to_tag,
-                    struct strview call_id, uint32_t cseq, const char *reason)
-{
-    char branch[48];
-    sip_txn_new_branch(branch, sizeof(branch));
-    struct strbuf via = STRBUF_INIT, m = STRBUF_INIT;
-    proxy_make_via(p, conn, branch, &via);
-    strbuf_printf(&m,
-                  "BYE %s SIP/2.0\r\n"
-                  "Via: %s\r\n"
-                  "Max-Forwards: 70\r\n"
-                  "From: <%s>;tag=%s\r\n"
-                  "To: <%s>;tag=%s\r\n"
-                  "Call-ID: %.*s\r\n"
-                  "CSeq: %u BYE\r\n"
-                  "Reason: %s\r\n"
-                  "Content-Length: 0\r\n\r\n",
-                  target, strbuf_cstr(&via), from_uri, from_tag, to_uri, to_tag, (int)call_id.n,
-                  call_id.p, cseq, reason);
-    strbuf_free(&via);
-    struct sip_msg *msg = NULL;
-    struct sip_parse_error perr;
-    if (!m.err && sip_msg_parse(m.p, m.len, &msg, &perr) == 0)
-        sip_txn_client_send(p->txn, conn, msg, NULL); /* its answer is of no interest */
-    strbuf_free(&m);
-}
-
-/* The ACK of a 2xx Parley refuses (INVITE only): the answerer stops
- * repeating it. Also sent again for each retransmission. */
-void proxy_media_ack_2xx(struct proxy *p, struct proxy_branch *b, const struct sip_msg *resp)
-{
-    const struct sip_msg *req = b->txn ? sip_client_txn_request(b->txn) : NULL;
-    struct sip_addr from, to, contact;
-    struct sip_value_iter it;
-    struct strview cv;
-    if (!req || req->method != SIP_METHOD_INVITE || sip_msg_from(req, &from) != 0 ||
-        sip_msg_to(resp, &to) != 0)
-        return;
-    char target[256], from_uri[256], to_uri[256], from_tag[128], to_tag[128];
-    sip_value_iter_init(&it, resp, SIP_HDR_CONTACT);
-    if (sip_value_iter_next(&it, &cv) && sip_addr_parse(cv, &contact) == 0)
-        strview_copy(contact.uri_text, target, sizeof(target));
-    else
-        strview_copy(req->request_uri, target, sizeof(target)); /* the device we sent it to */
-    strview_copy(from.uri_text, from_uri, sizeof(from_uri));
-    strview_copy(to.uri_text, to_uri, sizeof(to_uri));
-    strview_copy(from.tag, from_tag, sizeof(from_tag));
-    strview_copy(to.tag, to_tag, sizeof(to_tag));
-    char branch[48];
-    sip_txn_new_branch(branch, sizeof(branch));
-    struct strbuf via = STRBUF_INIT, ack = STRBUF_INIT;
-    proxy_make_via(p, b->conn, branch, &via);
-    strbuf_printf(&ack,
-                  "ACK %s SIP/2.0\r\n"
-                  "Via: %s\r\n"
-                  "Max-Forwards: 70\r\n"
-                  "From: <%s>;tag=%s\r\n"
-                  "To: <%s>;tag=%s\r\n"
-                  "Call-ID: %.*s\r\n"
-                  "CSeq: %u ACK\r\n"
-                  "Content-Length: 0\r\n\r\n",
-                  target, strbuf_cstr(&via), from_uri, from_tag, to_uri, to_tag,
-                  (int)req->call_id.n, req->call_id.p, req->cseq_num);
-    strbuf_free(&via);
-    if (!ack.err)
-        p->env.send(p->env.arg, b->conn, &ack);
-    strbuf_free(&ack);
-}
-
-void proxy_media_reject_2xx(struct proxy *p, struct proxy_branch *b, const struct sip_msg *resp,
-                            const char *warning)
-{
-    const struct sip_msg *req = b->txn ? sip_client_txn_request(b->txn) : NULL;
-    struct sip_addr from, to, contact;
-    struct sip_value_iter it;
-    struct strview cv;
-    if (!req || sip_msg_from(req, &from) != 0 || sip_msg_to(resp, &to) != 0)
-        return;
-    char target[256], from_uri[256], to_uri[256], from_tag[128], to_tag[128];
-    sip_value_iter_init(&it, resp, SIP_HDR_CONTACT);
-    if (sip_value_iter_next(&it, &cv) && sip_addr_parse(cv, &contact) == 0)
-        strview_copy(contact.uri_text, target, sizeof(target));
-    else
-        strview_copy(req->request_uri, target, sizeof(target));
-    strview_copy(from.uri_text, from_uri, sizeof(from_uri));
-    strview_copy(to.uri_text, to_uri, sizeof(to_uri));
-    strview_copy(from.tag, from_tag, sizeof(from_tag));
-    strview_copy(to.tag, to_tag, sizeof(to_tag));
-
-    proxy_media_ack_2xx(p, b, resp);
-
-    char reason[MEDIA_WARNING_MAX + 300];
-    snprintf(reason, sizeof(reason), "SIP;cause=488;text=\"%s\"", warning);
-    for (char *c = reason + 22; *c && c[1]; c++)
-        if (*c == '"' || *c == '\\')
-            *c = '\'';
-    proxy_send_bye(p, b->conn, target, from_uri, from_tag, to_uri, to_tag, req->call_id,
-                   req->cseq_num + 1, reason);
-    char cid[128];
-    strview_copy(req->call_id, cid, sizeof(cid));
-    log_info("media.answer_refused", "call_id", cid, "answerer", to_uri, "reason", warning,
-             "action",
-             req->method == SIP_METHOD_INVITE ? "ACK and BYE sent to the answerer"
-                                              : "BYE sent to the answerer");
 }

@@ -1,6 +1,9 @@
 /*
- * The proxy's front door: what arrives, whether it is authenticated, and
- * whether it is for the server itself (OPTIONS, REGISTER) or for a user.
+ * proxy — the entry of src/proxy: what arrives, whether it is
+ * authenticated, and whether it is for the server itself (OPTIONS,
+ * REGISTER), for the presence server, the relay credential service, or a
+ * user — then handed to routing (proxy/route). The other files of the
+ * folder never call back into this one; docs/ARCHITECTURE.md draws them.
  */
 #include "proxy/proxy.h"
 
@@ -12,9 +15,18 @@
 #include "core/log.h"
 #include "core/log_limit.h"
 #include "presence/presence.h"
+#include "proxy/call.h"
+#include "proxy/dialog.h"
+#include "proxy/federation_priv.h"
+#include "proxy/hop.h"
+#include "proxy/media.h"
+#include "proxy/reject.h"
+#include "proxy/request.h"
+#include "proxy/response.h"
+#include "proxy/route.h"
+#include "proxy/service.h"
+#include "proxy/state.h"
 #include "registrar/throttle.h"
-#include "proxy/federation.h"
-#include "proxy/proxy_priv.h"
 #include "sip/build.h"
 
 /* Methods this server handles (as a proxy or itself). */
@@ -60,6 +72,27 @@ static void proxy_txn_server_held(void *arg, struct sip_server_txn *t, int delta
         proxy_request_done(pr);
 }
 
+/* A request's server transaction ended: answered, or its sender's
+ * connection went before an answer — then nothing may keep ringing. */
+static void proxy_txn_server_terminated(void *arg, struct sip_server_txn *t)
+{
+    (void)arg;
+    struct proxy_request *pr = sip_server_txn_context(t);
+    if (!pr)
+        return;
+    if (!sip_server_txn_answered(t)) {
+        pr->cancelling = true;
+        proxy_response_cancel_pending(pr, "SIP;cause=487;text=\"Caller went away\"");
+        if (pr->call && !pr->call->answered) {
+            proxy_dialog_end_early(pr->p, pr->call);
+            proxy_call_finish(pr->p, pr->call, "caller connection closed");
+        }
+    }
+    proxy_federation_forget_waiter(pr);
+    pr->st = NULL;
+    proxy_request_maybe_free(pr);
+}
+
 struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
                         const struct proxy_config *cfg, struct registrar *registrar,
                         struct auth *auth)
@@ -74,7 +107,7 @@ struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
     struct sip_txn_hooks h = {
         .send = proxy_txn_send,
         .client_response = proxy_txn_client_response,
-        .server_terminated = proxy_server_terminated,
+        .server_terminated = proxy_txn_server_terminated,
         .client_terminated = proxy_txn_client_terminated,
         .server_held = proxy_txn_server_held,
     };
@@ -120,17 +153,16 @@ void proxy_free(struct proxy *p)
 {
     if (!p)
         return;
-    federation_free(p);
+    proxy_federation_free(p);
     if (p->txn)
         sip_txn_layer_free(p->txn);
     if (p->dialogs.buckets) {
-        dialogs_free(p);
+        proxy_dialog_free_all(p);
         hmap_destroy(&p->dialogs);
     }
     /* every request gave its load back as the layer freed it: empty */
     hmap_destroy(&p->user_loads);
-    for (size_t i = 0; i < 8; i++)
-        free(p->media_suites[i]);
+    proxy_media_free(p);
     log_limit_free(p->overload_log);
     free(p->self_name);
     log_limit_free(p->reject_log);
@@ -149,18 +181,8 @@ struct sip_txn_layer *proxy_txn_layer(struct proxy *p)
     return p->txn;
 }
 
-size_t proxy_dialog_count(const struct proxy *p)
-{
-    return p->ndialogs;
-}
-
-size_t proxy_transaction_count(const struct proxy *p)
-{
-    return sip_txn_layer_count(p->txn);
-}
-
-void proxy_calls_foreach(const struct proxy *p, bool (*fn)(const struct proxy_call_info *, void *),
-                         void *arg)
+void proxy_foreach_call(const struct proxy *p, bool (*fn)(const struct proxy_call_info *, void *),
+                        void *arg)
 {
     for (const struct proxy_call *c = p->live_calls; c; c = c->next_live) {
         struct proxy_call_info info = {
@@ -192,103 +214,15 @@ void proxy_stats(const struct proxy *p, struct proxy_stats *out)
     out->acks_dropped = p->acks_dropped;
     out->overload_refused = p->overload_refused;
     out->throttled = p->throttled;
+    out->dialogs = p->ndialogs;
 }
 
-/* --- helpers ------------------------------------------------------------ */
-
-bool proxy_uri_is_us(struct proxy *p, const struct sip_uri *uri)
-{
-    if (uri->scheme == SIP_URI_TEL)
-        return false;
-    size_t dl = strlen(p->domain);
-    if (strview_eq_nocase(uri->host, p->domain))
-        return true;
-    if (uri->host.n == dl + 4 && strncasecmp(uri->host.p, "sip.", 4) == 0 &&
-        strncasecmp(uri->host.p + 4, p->domain, dl) == 0)
-        return true;
-    if (p->self_name && strview_eq_nocase(uri->host, p->self_name)) {
-        if (uri->port == 0)
-            return true;
-        for (size_t i = 0; i < p->env.nlisteners; i++)
-            if (uri->port == netaddr_port(&p->env.listeners[i]))
-                return true;
-    }
-    char host[NETADDR_STRLEN];
-    struct netaddr a;
-    if (strview_copy(uri->host, host, sizeof(host)) != 0 || netaddr_parse_ip(host, 0, &a) != 0)
-        return false;
-    for (size_t i = 0; i < p->env.nlisteners; i++) {
-        if (netaddr_same_ip(&p->env.listeners[i], &a) &&
-            (uri->port == 0 || uri->port == netaddr_port(&p->env.listeners[i])))
-            return true;
-    }
-    return false;
-}
-
-void proxy_self_address(struct proxy *p, uint64_t conn, char *out, size_t cap)
-{
-    if (p->env.self_address) {
-        p->env.self_address(p->env.arg, conn, out, cap);
-        return;
-    }
-    const struct conn_info *ci = p->env.conn_info(p->env.arg, conn);
-    char a[NETADDR_STRLEN];
-    if (ci)
-        netaddr_format(&ci->local, a);
-    else if (p->env.nlisteners)
-        netaddr_format(&p->env.listeners[0], a);
-    else
-        snprintf(a, sizeof(a), "%s", p->domain);
-    snprintf(out, cap, "%s", a);
-}
-
-/* Our Via for a request leaving on conn: its transport and our name. */
-void proxy_make_via(struct proxy *p, uint64_t conn, const char *branch, struct strbuf *out)
-{
-    const struct conn_info *ci = p->env.conn_info(p->env.arg, conn);
-    char a[300];
-    proxy_self_address(p, conn, a, sizeof(a));
-    strbuf_printf(out, "SIP/2.0/%s %s;branch=%s", ci && !ci->tls ? "TCP" : "TLS", a, branch);
-}
-
-bool proxy_log_bounded(struct proxy *p, struct log_limit *ll, uint64_t conn, const char *what,
-                       uint64_t *suppressed, char peer[NETADDR_STRLEN])
-{
-    const struct conn_info *ci = p->env.conn_info(p->env.arg, conn);
-    uint8_t key[16] = {0};
-    peer[0] = '\0';
-    if (ci) {
-        netaddr_source_key(&ci->peer, key);
-        netaddr_format(&ci->peer, peer);
-    }
-    uint64_t k = hash_bytes(key, sizeof(key)) ^ (hash_bytes(what, strlen(what)) * 31);
-    return log_limit_allow(ll, clock_now_ms(timer_heap_clock(p->timers)), k, suppressed);
-}
-
-void proxy_log_reject(struct proxy *p, const struct sip_msg *req, uint64_t conn, int status,
-                      const char *why)
-{
-    char method[32], cid[128], peer[NETADDR_STRLEN];
-    uint64_t suppressed = 0;
-    if (!proxy_log_bounded(p, p->reject_log, conn, why, &suppressed, peer))
-        return;
-    strview_copy(req->method_name, method, sizeof(method));
-    strview_copy(req->call_id, cid, sizeof(cid));
-    log_info("sip.rejected", "conn", LOG_INT(conn), "peer", peer, "method", method, "call_id", cid,
-             "status", LOG_INT(status), "reason", why, "suppressed", LOG_INT(suppressed));
-}
+/* --- answers ------------------------------------------------------------ */
 
 static void proxy_reply(struct sip_server_txn *st, int status, const char *reason,
                         const char *headers)
 {
     sip_server_txn_reply(st, status, reason, headers);
-}
-
-static void proxy_reject(struct proxy *p, struct sip_server_txn *st, int status, const char *reason,
-                         const char *why)
-{
-    proxy_log_reject(p, sip_server_txn_request(st), sip_server_txn_conn(st), status, why);
-    proxy_reply(st, status, reason, NULL);
 }
 
 static void proxy_challenge(struct proxy *p, struct sip_server_txn *st, bool proxy, bool stale)
@@ -361,7 +295,7 @@ static bool proxy_authenticate(struct proxy *p, struct sip_server_txn *st, bool 
 /* The user part of a URI in our domain, or false. */
 static bool proxy_local_user(struct proxy *p, const struct sip_uri *uri, char *user, size_t cap)
 {
-    if (uri->scheme == SIP_URI_TEL || !uri->user.n || !proxy_uri_is_us(p, uri))
+    if (uri->scheme == SIP_URI_TEL || !uri->user.n || !proxy_hop_uri_is_us(p, uri))
         return false;
     return strview_copy(uri->user, user, cap) == 0;
 }
@@ -405,7 +339,7 @@ static void proxy_register(struct proxy *p, struct sip_server_txn *st)
     struct strbuf h = STRBUF_INIT;
     registrar_register(p->registrar, user, req, &flow, &status, &reason, &h);
     if (status != 200)
-        proxy_log_reject(p, req, ci->id, status, reason ? reason : "refused");
+        proxy_reject_log(p, req, ci->id, status, reason ? reason : "refused");
     else if (p->env.keep_alive && registrar_conn_in_use(p->registrar, ci->id))
         p->env.keep_alive(p->env.arg, ci->id, 0);
     proxy_reply(st, status, reason, h.len ? strbuf_cstr(&h) : NULL);
@@ -433,54 +367,6 @@ static void proxy_request_to_server(struct proxy *p, struct sip_server_txn *st)
 
 /* --- requests for users --------------------------------------------------- */
 
-/* Removes the Route headers that name us (loose routing, RFC 3261 §16.4):
- * the client's outbound proxy route and our own Record-Route. Returns
- * false when a Route to somewhere else remains. */
-static bool proxy_pop_own_routes(struct proxy *p, struct sip_msg *req)
-{
-    for (;;) {
-        struct sip_value_iter it;
-        struct strview v;
-        sip_value_iter_init(&it, req, SIP_HDR_ROUTE);
-        if (!sip_value_iter_next(&it, &v))
-            return true;
-        struct sip_addr a;
-        if (sip_addr_parse(v, &a) != 0 || !proxy_uri_is_us(p, &a.uri))
-            return false;
-        sip_msg_hdr_remove_first_value(req, SIP_HDR_ROUTE);
-    }
-}
-
-void proxy_strip_own_credentials(struct proxy *p, struct sip_msg *req)
-{
-    static const enum sip_hdr_id ids[] = {SIP_HDR_PROXY_AUTHORIZATION, SIP_HDR_AUTHORIZATION};
-    for (size_t i = 0; i < 2; i++) {
-        for (struct sip_hdr *h = sip_msg_hdr_first(req, ids[i]); h;) {
-            struct sip_hdr *next = sip_msg_hdr_next(h, ids[i]);
-            struct digest_credentials cred;
-            char realm[256];
-            if (digest_credentials_parse(h->value, &cred) != 0 ||
-                (digest_unescape(cred.realm, realm, sizeof(realm)) == 0 &&
-                 strcmp(realm, p->domain) == 0))
-                sip_msg_hdr_remove(req, h);
-            h = next;
-        }
-    }
-}
-
-void proxy_strip_identity_headers(struct sip_msg *req)
-{
-    static const char *const names[] = {"Remote-Party-ID", "Identity-Info"};
-    sip_msg_hdr_remove_all(req, SIP_HDR_P_ASSERTED_IDENTITY);
-    sip_msg_hdr_remove_all(req, SIP_HDR_P_PREFERRED_IDENTITY);
-    sip_msg_hdr_remove_all(req, SIP_HDR_IDENTITY);
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        struct sip_hdr *h;
-        while ((h = sip_msg_hdr_find_name(req, names[i])) != NULL)
-            sip_msg_hdr_remove(req, h);
-    }
-}
-
 /* The identity checks of an authenticated request from one of our users:
  * From must be that user; P-Asserted-Identity is ours to set. */
 static bool proxy_assert_identity(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req,
@@ -497,7 +383,7 @@ static bool proxy_assert_identity(struct proxy *p, struct sip_server_txn *st, st
     }
     /* identities are Parley's to assert, in any header: phones show
      * Remote-Party-ID as the caller */
-    proxy_strip_identity_headers(req);
+    proxy_hop_strip_identity_headers(req);
     struct strview pai = sip_msg_printf(req, "<sip:%s@%s>", user, p->domain);
     sip_msg_hdr_append(req, SIP_HDR_P_ASSERTED_IDENTITY, "P-Asserted-Identity", pai);
     return true;
@@ -539,9 +425,9 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
     bool foreign = false;
     if (sip_msg_from(req, &from) == 0 && from.uri.scheme != SIP_URI_TEL) {
         strview_copy(from.uri.host, from_domain, sizeof(from_domain));
-        foreign = from_domain[0] && !proxy_uri_is_us(p, &from.uri);
+        foreign = from_domain[0] && !proxy_hop_uri_is_us(p, &from.uri);
     }
-    if (foreign && !federation_check_inbound(p, st, req, from_domain))
+    if (foreign && !proxy_federation_check_inbound(p, st, req, from_domain))
         return;
 
     if (in_dialog) {
@@ -553,7 +439,7 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
             /* a subscription to a partner's user goes through a dialog we
              * routed, not to our presence server */
             bool fc;
-            routed = dialog_find(p, req->call_id, from.tag, to.tag, &fc) != NULL;
+            routed = proxy_dialog_find(p, req->call_id, from.tag, to.tag, &fc) != NULL;
             if (!routed) {
                 proxy_reject(p, st, 481, NULL, "no such presence subscription");
                 return;
@@ -602,7 +488,7 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
 
     /* the relay credential service answers for any user part of our domain */
     if (req->method == SIP_METHOD_SERVICE) {
-        if (!proxy_uri_is_us(p, &req->ruri)) {
+        if (!proxy_hop_uri_is_us(p, &req->ruri)) {
             proxy_reject(p, st, 403, "Forbidden (not a domain Parley serves)", "SERVICE elsewhere");
         } else if (!proxy_service_is_mras(req)) {
             proxy_reply(st, 415, NULL, "Accept: application/msrtc-media-relay-auth+xml\r\n");
@@ -617,7 +503,7 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
         char host[256] = "";
         if (req->ruri.scheme != SIP_URI_TEL)
             strview_copy(req->ruri.host, host, sizeof(host));
-        struct partner *pt = host[0] ? federation_find(p, host) : NULL;
+        struct partner *pt = host[0] ? proxy_federation_find(p, host) : NULL;
         if (pt && req->ruri.user.n) {
             if (req->method == SIP_METHOD_PUBLISH) {
                 proxy_reject(p, st, 403, "Forbidden (only your own presence may be published)",
@@ -631,7 +517,7 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
             proxy_route_to_partner(p, st, req, caller, pt);
             return;
         }
-        if (req->ruri.scheme != SIP_URI_TEL && !proxy_uri_is_us(p, &req->ruri)) {
+        if (req->ruri.scheme != SIP_URI_TEL && !proxy_hop_uri_is_us(p, &req->ruri)) {
             proxy_reject(p, st, 403, "Forbidden (not a domain Parley serves or federates with)",
                          "request for a foreign domain");
             return;
@@ -697,13 +583,13 @@ static void proxy_on_request(struct proxy *p, uint64_t conn, struct sip_msg *req
 
 static void proxy_on_new_request(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req)
 {
-    bool to_server = req->ruri.user.n == 0 && proxy_uri_is_us(p, &req->ruri) &&
+    bool to_server = req->ruri.user.n == 0 && proxy_hop_uri_is_us(p, &req->ruri) &&
                      sip_msg_hdr_first(req, SIP_HDR_ROUTE) == NULL;
     if (req->max_forwards == 0 && !(to_server && req->method == SIP_METHOD_OPTIONS)) {
         proxy_reject(p, st, 483, NULL, "Max-Forwards reached 0");
         return;
     }
-    if (!proxy_pop_own_routes(p, req)) {
+    if (!proxy_hop_pop_own_routes(p, req)) {
         /* a Route beyond us is fine inside a dialog we routed (the other
          * server's Record-Route); outside one it is a relay request */
         struct sip_addr to;
@@ -715,7 +601,7 @@ static void proxy_on_new_request(struct proxy *p, struct sip_server_txn *st, str
     /* in-dialog requests go by their dialog, whatever their target says */
     struct sip_addr to;
     bool in_dialog = sip_msg_to(req, &to) == 0 && to.tag.n;
-    if (req->ruri.user.n == 0 && proxy_uri_is_us(p, &req->ruri) && !in_dialog &&
+    if (req->ruri.user.n == 0 && proxy_hop_uri_is_us(p, &req->ruri) && !in_dialog &&
         req->method != SIP_METHOD_SERVICE) {
         proxy_request_to_server(p, st);
         return;
@@ -738,13 +624,13 @@ void proxy_on_message(struct proxy *p, uint64_t conn, struct sip_msg *msg)
 
 void proxy_conn_opened(struct proxy *p, uint64_t conn, const struct conn_info *info)
 {
-    federation_conn_opened(p, conn, info);
+    proxy_federation_conn_opened(p, conn, info);
 }
 
 void proxy_conn_closed(struct proxy *p, uint64_t conn, const char *reason)
 {
-    federation_conn_closed(p, conn, reason);
+    proxy_federation_conn_closed(p, conn, reason);
     sip_txn_conn_closed(p->txn, conn);
-    dialogs_conn_closed(p, conn);
+    proxy_dialog_conn_closed(p, conn);
     registrar_conn_closed(p->registrar, conn);
 }

@@ -6,15 +6,18 @@
  * anyone unauthenticated: the proxy's front door has checked both before
  * this runs, and this checks the hop again.
  */
+#include "proxy/service.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
-#include "presence/xml.h"
-#include "proxy/proxy_priv.h"
+#include "proxy/reject.h"
+#include "proxy/state.h"
 #include "sip/build.h"
+#include "xml/xml.h"
 
 #define MRAS_NS          "http://schemas.microsoft.com/2006/09/sip/mrasp"
 #define MRAS_TYPE        "application/msrtc-media-relay-auth+xml"
@@ -65,7 +68,7 @@ void proxy_service_mras(struct proxy *p, struct sip_server_txn *st, const struct
 
     if (!ci || !ci->tls) {
         /* the credentials would cross an unprotected hop */
-        proxy_log_reject(p, req, sip_server_txn_conn(st), 403, "relay credentials only over TLS");
+        proxy_reject_log(p, req, sip_server_txn_conn(st), 403, "relay credentials only over TLS");
         sip_server_txn_reply(st, 403, "Forbidden (relay credentials are issued only over TLS)",
                              NULL);
         return;
@@ -97,7 +100,7 @@ void proxy_service_mras(struct proxy *p, struct sip_server_txn *st, const struct
     }
     xml_free(doc);
     if (strcasecmp(id, aor) != 0) {
-        proxy_log_reject(p, req, sip_server_txn_conn(st), 403, "MRAS identity is not the user");
+        proxy_reject_log(p, req, sip_server_txn_conn(st), 403, "MRAS identity is not the user");
         sip_server_txn_reply(st, 403, "Forbidden (the identity is not the authenticated user)",
                              NULL);
         return;

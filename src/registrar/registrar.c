@@ -201,17 +201,6 @@ static struct reg_binding *reg_find_binding(struct reg_user *u, const struct reg
     return NULL;
 }
 
-static char *reg_dup_view(struct strview v)
-{
-    char *s = malloc(v.n + 1);
-    if (s) {
-        if (v.n)
-            memcpy(s, v.p, v.n);
-        s[v.n] = '\0';
-    }
-    return s;
-}
-
 static void reg_list_contacts(struct registrar *r, struct reg_user *u, struct strbuf *headers,
                               int64_t now)
 {
@@ -370,7 +359,7 @@ void registrar_register(struct registrar *r, const char *user, const struct sip_
         bool created = false;
         if (!b) {
             b = calloc(1, sizeof(*b));
-            if (!b || !(b->contact = reg_dup_view(c->addr.uri_text))) {
+            if (!b || !(b->contact = strview_dup(c->addr.uri_text))) {
                 free(b);
                 reg_user_drop_if_empty(r, u);
                 *status = 500;
@@ -390,7 +379,7 @@ void registrar_register(struct registrar *r, const char *user, const struct sip_
         }
         if (!created && !strview_eq(c->addr.uri_text, b->contact)) {
             /* same device (by instance), new address */
-            char *uri = reg_dup_view(c->addr.uri_text);
+            char *uri = strview_dup(c->addr.uri_text);
             if (uri) {
                 free(b->contact);
                 b->contact = uri;
@@ -399,10 +388,10 @@ void registrar_register(struct registrar *r, const char *user, const struct sip_
         free(b->call_id);
         free(b->instance);
         free(b->user_agent);
-        b->call_id = reg_dup_view(req->call_id);
-        b->instance = reg_dup_view(c->instance);
+        b->call_id = strview_dup(req->call_id);
+        b->instance = strview_dup(c->instance);
         struct sip_hdr *ua = sip_msg_hdr_first(req, SIP_HDR_USER_AGENT);
-        b->user_agent = reg_dup_view(ua ? ua->value : STRVIEW_EMPTY);
+        b->user_agent = strview_dup(ua ? ua->value : STRVIEW_EMPTY);
         b->cseq = req->cseq_num;
         b->pub.user = u->name;
         b->pub.contact = b->contact;

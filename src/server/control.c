@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "media/relay.h"
+#include "relay/relay.h"
 #include "registrar/throttle.h"
 #include "server/runtime.h"
 #include "server/status.h"
@@ -159,7 +159,7 @@ static json_t *control_dispatch(struct runtime *rt, const char *line)
     } else if (strcmp(cmd, "calls") == 0) {
         json_t *calls = json_array();
         if (rt->proxy)
-            proxy_calls_foreach(rt->proxy, control_call_one, calls);
+            proxy_foreach_call(rt->proxy, control_call_one, calls);
         reply = json_pack("{s:b, s:o}", "ok", 1, "active", calls);
     } else if (strcmp(cmd, "throttle") == 0) {
         json_t *records = json_array();

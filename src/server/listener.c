@@ -130,7 +130,7 @@ static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, s
     enum tls_client_certs certs = TLS_CLIENT_CERTS_REQUIRE;
     if (l->kind == LISTENER_TLS && tls_client_certs_parse(rt->cfg->sip.client_certificates, &certs))
         certs = TLS_CLIENT_CERTS_NONE;
-    struct worker_conn_params params = {
+    struct conn_params params = {
         .tls = l->tls ? rt->tls : NULL,
         .proto = &sip_transport_protocol,
         .proto_arg = &rt->transport,

@@ -16,11 +16,11 @@
 #include <time.h>
 
 #include "core/config.h"
-#include "core/conn.h"
+#include "net/conn.h"
 #include "core/hmap.h"
 #include "core/strbuf.h"
 #include "core/timer.h"
-#include "core/worker.h"
+#include "net/worker.h"
 #include "presence/presence.h"
 #include "proxy/proxy.h"
 #include "registrar/auth.h"

@@ -20,7 +20,7 @@
 #include "core/mbox.h"
 #include "server/control.h"
 #include "crypto/digest.h"
-#include "media/relay.h"
+#include "relay/relay.h"
 #include "server/runtime.h"
 #include "store/store.h"
 #include "store/writer.h"
@@ -137,15 +137,15 @@ static void runtime_recheck_peers(struct runtime *rt)
         if (!cc->info || !cc->info->peer_cert || !cc->info->peer_cert_verified)
             continue;
         char why[160];
-        if (tls_context_recheck(rt->tls, cc->info->peer_cert, cc->info->peer_chain, why,
-                                sizeof(why)) == 0)
+        if (tls_peer_recheck(cc->info->peer_cert, rt->tls, why, sizeof(why)) == 0)
             continue;
         char peer[NETADDR_STRLEN];
-        char *subject = X509_NAME_oneline(X509_get_subject_name(cc->info->peer_cert), NULL, 0);
+        struct cert_summary cs;
+        if (tls_peer_summarize(cc->info->peer_cert, &cs) != 0)
+            cs.subject[0] = '\0';
         log_warn("tls.peer_rejected", "conn", LOG_INT(cc->id), "peer",
-                 netaddr_format(&cc->peer, peer), "subject", subject ? subject : "", "reason", why,
-                 "action", "connection closed after reload");
-        OPENSSL_free(subject);
+                 netaddr_format(&cc->peer, peer), "subject", cs.subject, "reason", why, "action",
+                 "connection closed after reload");
         cc->info->peer_cert_verified = false;
         worker_pool_close(rt->workers, cc->id, "peer certificate no longer valid");
     }

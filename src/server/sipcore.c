@@ -3,12 +3,9 @@
  * messages from the transport go to the proxy; the proxy reaches
  * connections, the store and the call log through the functions here.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <openssl/err.h>
 #include <openssl/crypto.h>
-#include <openssl/pem.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -16,10 +13,11 @@
 #include "registrar/throttle.h"
 #include "tls/cert.h"
 #include "tls/context.h"
+#include "tls/expiry.h"
 #include "server/runtime.h"
 #include "store/store.h"
 #include "store/writer.h"
-#include "media/relay_cred.h"
+#include "relay/relay_cred.h"
 
 static const struct conn_info *sipcore_conn_info(void *arg, uint64_t conn)
 {
@@ -108,7 +106,7 @@ static uint64_t sipcore_connect(void *arg, const struct netaddr *addr, const cha
     uint64_t id = worker_pool_new_id(rt->workers);
     if (!runtime_conn_add_outgoing(rt, id, addr))
         return 0;
-    struct worker_conn_params params = {
+    struct conn_params params = {
         .tls = rt->tls,
         .sni = sni,
         .verify_host = verify_host,
@@ -134,7 +132,7 @@ static uint64_t sipcore_connect(void *arg, const struct netaddr *addr, const cha
 static uint64_t sipcore_partner_conn(void *arg, const char *domain)
 {
     struct runtime *rt = arg;
-    return rt->proxy ? proxy_partner_conn(rt->proxy, domain) : 0;
+    return rt->proxy ? proxy_federation_conn(rt->proxy, domain) : 0;
 }
 
 static int sipcore_relay_credentials(void *arg, const char *user, int64_t lifetime_s,
@@ -424,7 +422,7 @@ int sipcore_load_partners(struct runtime *rt)
             l.v[i].port = l.rows[i].port;
             l.v[i].address = l.rows[i].address;
         }
-        rc = proxy_set_partners(rt->proxy, l.v, l.n);
+        rc = proxy_federation_set(rt->proxy, l.v, l.n);
         log_info("federation.partners", "count", LOG_INT(l.n));
         if (l.n && !rt->cfg->sip.mtls_listen.n &&
             strcmp(rt->cfg->sip.client_certificates, "none") == 0)
@@ -442,48 +440,13 @@ int sipcore_load_partners(struct runtime *rt)
 
 /* --- certificates that expire soon --------------------------------------- */
 
-#define CERT_WARN_DAYS        30
 #define CERT_CHECK_INTERVAL_S (24 * 3600)
-
-static void sipcore_warn_cert(X509 *x, const char *what)
-{
-    int64_t days = cert_days_left(x, (int64_t)time(NULL));
-    if (days >= CERT_WARN_DAYS)
-        return;
-    struct cert_summary s;
-    if (cert_summarize(x, &s) != 0)
-        return;
-    char when[32];
-    struct tm tm;
-    time_t t = (time_t)s.not_after;
-    gmtime_r(&t, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    log_warn(days < 0 ? "cert.expired" : "cert.expiring", "certificate", what, "subject", s.subject,
-             "issuer", s.issuer, "not_after", when, "days_left", LOG_INT(days));
-}
-
-static void sipcore_warn_file(const char *path, const char *what)
-{
-    BIO *bio = BIO_new_file(path, "r");
-    X509 *x;
-    while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-        sipcore_warn_cert(x, what);
-        X509_free(x);
-    }
-    BIO_free(bio);
-    ERR_clear_error();
-}
 
 static bool sipcore_warn_partner(const struct federation_partner_info *info, void *arg)
 {
     (void)arg;
-    if (!info->have_cert)
-        return true;
-    int64_t days = (info->cert.not_after - (int64_t)time(NULL)) / 86400;
-    if (days < CERT_WARN_DAYS)
-        log_warn(days < 0 ? "cert.expired" : "cert.expiring", "certificate", "partner", "partner",
-                 info->domain, "subject", info->cert.subject, "issuer", info->cert.issuer,
-                 "days_left", LOG_INT(days));
+    if (info->have_cert)
+        tls_expiry_check_partner(info->domain, &info->cert, (int64_t)time(NULL));
     return true;
 }
 
@@ -495,29 +458,12 @@ static void sipcore_on_cert_check(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Ours, the CAs we trust and partners' are warned about at start-up and
- * daily once fewer than 30 days are left. */
+ * daily once fewer than 30 days are left (tls/expiry). */
 void sipcore_check_certificates(struct runtime *rt)
 {
-    sipcore_warn_file(rt->cfg->tls.certificate, "server");
-    for (size_t i = 0; i < rt->cfg->tls.ca_files.n; i++)
-        sipcore_warn_file(rt->cfg->tls.ca_files.v[i], "trusted CA");
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s/" TLS_TRUSTED_DIR, rt->cfg->state_dir);
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            size_t n = strlen(de->d_name);
-            if (n < 5 || strcmp(de->d_name + n - 4, ".pem") != 0)
-                continue;
-            char f[4400];
-            snprintf(f, sizeof(f), "%s/%s", dir, de->d_name);
-            sipcore_warn_file(f, "trusted CA");
-        }
-        closedir(d);
-    }
+    tls_expiry_check_files(rt->cfg, (int64_t)time(NULL));
     if (rt->proxy)
-        proxy_partners_foreach(rt->proxy, sipcore_warn_partner, NULL);
+        proxy_federation_foreach(rt->proxy, sipcore_warn_partner, NULL);
     if (!rt->cert_check_ev)
         rt->cert_check_ev = evtimer_new(rt->base, sipcore_on_cert_check, rt);
     if (rt->cert_check_ev) {

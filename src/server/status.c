@@ -282,9 +282,10 @@ json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtim
         json_object_set_new(
             daemon, "registrations",
             json_integer(rt->registrar ? (json_int_t)registrar_count(rt->registrar) : 0));
-        json_object_set_new(
-            daemon, "dialogs",
-            json_integer(rt->proxy ? (json_int_t)proxy_dialog_count(rt->proxy) : 0));
+        struct proxy_stats ps = {0};
+        if (rt->proxy)
+            proxy_stats(rt->proxy, &ps);
+        json_object_set_new(daemon, "dialogs", json_integer((json_int_t)ps.dialogs));
         json_object_set_new(daemon, "sip", status_sip(rt));
         json_object_set_new(daemon, "authentication", status_authentication(rt));
     }
@@ -296,7 +297,7 @@ json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtim
     json_object_set_new(doc, "protection", status_protection(cfg, have_facts ? &facts : NULL));
     if (rt && rt->proxy) {
         json_t *partners = json_array();
-        proxy_partners_foreach(rt->proxy, status_one_partner, partners);
+        proxy_federation_foreach(rt->proxy, status_one_partner, partners);
         json_object_set_new(doc, "partners", partners);
     }
 

@@ -12,7 +12,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "core/conn.h"
+#include "net/conn.h"
 #include "core/mbox.h"
 #include "sip/msg.h"
 

@@ -136,8 +136,8 @@ enum sip_txn_verdict sip_txn_server_receive(struct sip_txn_layer *l, uint64_t co
  * abandoned by its user (nobody will answer it) and is freed too. Anything
  * else stays until it ends; while it has no final response it is held,
  * and the server_held hook counts it (a transaction waiting only for an
- * ACK, or in Accepted after a 2xx, is done with its work). Without this call a transaction stays dispatching and is reaped like
- * any other when it ends.
+ * ACK, or in Accepted after a 2xx, is done with its work). Without this call a transaction stays
+ * dispatching and is reaped like any other when it ends.
  */
 void sip_txn_server_dispatched(struct sip_server_txn *t);
 

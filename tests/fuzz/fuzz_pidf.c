@@ -15,7 +15,7 @@
 
 #include "core/strbuf.h"
 #include "presence/pidf.h"
-#include "presence/xml.h"
+#include "xml/xml.h"
 
 #define AOR "bob@example.test"
 

@@ -126,6 +126,20 @@ class CheckLayers(unittest.TestCase):
         self.assertViolation(self.run_script(),
                              "src/sip/msg.c:1: includes util/list.h: there is no folder src/util")
 
+    def test_cycle_between_files_of_a_folder(self):
+        self.write("sip/msg.h", '#include "sip/txn.h"\n')
+        self.write("sip/txn.c", '#include "sip/txn.h"\n#include "sip/msg_priv.h"\n')
+        self.write("sip/msg_priv.h", '#include "sip/msg.h"\n')
+        r = self.run_script()
+        self.assertViolation(r, "cycle between files of src/sip: msg -> txn -> msg")
+
+    def test_files_of_a_folder_one_way_pass(self):
+        self.write("sip/txn.c", '#include "sip/txn.h"\n#include "sip/msg_priv.h"\n')
+        self.write("sip/msg_priv.h", '#include "sip/msg.h"\n')
+        self.write("sip/msg.c", '#include "sip/msg_priv.h"\n#include "core/log.h"\n')
+        r = self.run_script()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -68,6 +68,15 @@ static void test_strview_trim_copy(void **state)
     assert_string_equal(out, "abc");
     assert_int_equal(strview_copy(strview_cstr("abcd"), out, sizeof(out)), -ENOSPC);
     assert_string_equal(out, "abc");
+    /* a copy of its own, NUL-terminated: a view into the middle of a line */
+    char *d = strview_dup(strview_make("tag=abc;x", 7));
+    assert_non_null(d);
+    assert_string_equal(d, "tag=abc");
+    free(d);
+    d = strview_dup(STRVIEW_EMPTY);
+    assert_non_null(d);
+    assert_string_equal(d, "");
+    free(d);
 }
 
 int main(void)

@@ -17,7 +17,7 @@
 
 #include "core/strbuf.h"
 #include "presence/pidf.h"
-#include "presence/xml.h"
+#include "xml/xml.h"
 
 #define AOR "bob@example.test"
 #define HEAD                                                                                       \

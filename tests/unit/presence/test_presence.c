@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "core/clock.h"
-#include "core/conn.h"
+#include "net/conn.h"
 #include "core/netaddr.h"
 #include "core/strbuf.h"
 #include "core/timer.h"

@@ -1,0 +1,74 @@
+/*
+ * relay — the media relay: a TURN server (RFC 8656, STUN RFC 8489)
+ * for remote users and users behind NAT.
+ *
+ * It serves TURN over UDP and TCP on relay.listen and over TLS on
+ * relay.tls_listen, allocating relayed UDP addresses on relay.relay_address
+ * from relay.port_range. Clients authenticate with the long-term
+ * credential mechanism (realm = server.domain) using the time-limited
+ * credentials of relay/relay_cred, which the relay verifies with the
+ * secrets in STATE_DIR/relay.secrets (re-read on reload and whenever the
+ * file changes, so `parleyctl relay rotate-secret` needs no reload).
+ * Plain STUN Binding requests are answered without authentication.
+ *
+ * The relay runs on relay.workers threads of its own, each with its own
+ * event loop, sockets and allocations; it never touches the SIP core. A
+ * client's packets always reach the worker that owns its allocation (one
+ * socket per worker and listen address, SO_REUSEPORT when there are
+ * several workers: the kernel keeps a 5-tuple on one socket). The packet
+ * path allocates nothing: datagrams are read in batches (recvmmsg) into
+ * per-worker buffers, headers for Data indications and ChannelData are
+ * written in place in front of the payload, and channels are found by
+ * direct index.
+ *
+ * Peers are refused (403) in the special ranges (unspecified, loopback,
+ * RFC 1918, 100.64/10, link-local, multicast, broadcast, ULA, IPv4-mapped
+ * forms of these) and on the relay's own addresses, unless
+ * relay.allowed_peers lists them. A relayed address of this relay (its own
+ * address and a port of relay.port_range) is allowed, so two clients of
+ * the same relay can reach each other; its listen ports never are.
+ *
+ * Every function below is called from the daemon's core thread; they are
+ * thread-safe with respect to the relay's own threads.
+ */
+#ifndef PARLEY_RELAY_RELAY_H
+#define PARLEY_RELAY_RELAY_H
+
+#include <jansson.h>
+#include <openssl/ssl.h>
+
+#include "core/config.h"
+
+struct relay;
+
+/* Binds every socket, loads (or creates) the secrets file and starts the
+ * threads. On failure returns a negative errno with one line in err
+ * ("relay.listen 127.0.0.1:3478: Address already in use"). tls is the
+ * node's context for TURN over TLS (the relay takes its own reference). */
+int relay_start(const struct config *cfg, SSL_CTX *tls, struct relay **out, char *err,
+                size_t errlen);
+
+/* Applies what a reload may change (allowed peers, lifetimes, quotas,
+ * bandwidth, nonce lifetime, realm), uses tls for new TLS connections and
+ * re-reads the secrets. Listen addresses, the port range and the worker
+ * count change only at restart (the caller says so). Returns 0, or a
+ * negative errno when the secrets file cannot be read (the previous
+ * secrets stay). */
+int relay_reload(struct relay *r, const struct config *cfg, SSL_CTX *tls);
+
+/* What the relay holds now, as JSON (a new reference):
+ *   {"enabled": true, "workers": N, "relay_address": "...", "port_range":
+ *    "...", "listen": ["udp/ADDR", "tcp/ADDR", "tls/ADDR"...],
+ *    "secrets": {"count": N, "current_added": T},
+ *    "allocations": [{"user", "username", "transport", "client",
+ *      "relayed", "age_s", "expires_in_s", "permissions", "channels",
+ *      "to_peer": {"bytes", "packets"}, "from_peer": {"bytes", "packets"},
+ *      "dropped_packets", "worker"}...]}
+ * Thread-safe; NULL r gives {"enabled": false, "allocations": []}. */
+json_t *relay_status(struct relay *r);
+
+/* Ends every allocation (logging its counters), stops the threads and
+ * frees everything. NULL is a no-op. */
+void relay_stop(struct relay *r);
+
+#endif

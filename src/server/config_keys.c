@@ -1,0 +1,65 @@
+/*
+ * The configuration keys this subsystem owns: its rows of the one table
+ * (core/config.h) that load, `parleyctl config`, `init` and the docs test
+ * use; server/config_keys.c assembles them in order.
+ */
+#include "core/config.h"
+
+/* clang-format off */
+/* [server]: the server itself: domain, workers */
+const struct config_key server_config_keys[] = {
+    {"server", "domain", CONFIG_DOMAIN, "", NULL, 0, 0, true, true, NULL,
+     "The SIP domain this server is authoritative for (users are user@domain).",
+     CONFIG_FIELD(server.domain), NULL},
+    {"server", "workers", CONFIG_INT, "0", NULL, 0, 64, false, false, NULL,
+     "I/O worker threads that carry TLS connections; 0 means one per CPU core.",
+     CONFIG_FIELD(server.workers), NULL},
+    {NULL, NULL, 0, NULL, NULL, 0, 0, false, false, NULL, NULL, 0, NULL},
+};
+
+/* [limits]: bounds on connections and transactions */
+const struct config_key limits_config_keys[] = {
+    {"limits", "connections_per_source", CONFIG_INT, "64", NULL, 1, 1000000, true, false, NULL,
+     "Most simultaneous connections from one source address; more are closed at once.",
+     CONFIG_FIELD(limits.connections_per_source), NULL},
+    {"limits", "connections_total", CONFIG_INT, "10000", NULL, 1, 10000000, true, false, NULL,
+     "Most simultaneous connections in all; more are closed at once.",
+     CONFIG_FIELD(limits.connections_total), NULL},
+    {"limits", "transactions_per_connection", CONFIG_INT, "500", NULL, 1, 1000000, true, false,
+     NULL,
+     "Most requests of one connection that Parley works on at once (forwarded, waiting); more "
+     "get 503 with Retry-After.", CONFIG_FIELD(limits.transactions_per_connection), NULL},
+    {"limits", "transactions_per_source", CONFIG_INT, "2000", NULL, 1, 10000000, true, false,
+     NULL, "Most requests from one source address (IPv6: its /64) worked on at once.",
+     CONFIG_FIELD(limits.transactions_per_source), NULL},
+    {"limits", "transactions_per_user", CONFIG_INT, "200", NULL, 1, 1000000, true, false, NULL,
+     "Most requests one user (or a partner's user) has in progress at once, from all its "
+     "devices.", CONFIG_FIELD(limits.transactions_per_user), NULL},
+    {"limits", "transactions_total", CONFIG_INT, "10000", NULL, 1, 10000000, true, false, NULL,
+     "Most requests worked on at once in all.", CONFIG_FIELD(limits.transactions_total), NULL},
+    {NULL, NULL, 0, NULL, NULL, 0, 0, false, false, NULL, NULL, 0, NULL},
+};
+/* clang-format on */
+
+/* Every subsystem's rows, in the order of parley.conf's sections (the
+ * template `parleyctl init` writes follows it). core/config.c reads the
+ * assembled table through config_keys(). */
+extern const struct config_key sip_config_keys[], tls_config_keys[], auth_config_keys[],
+    registrar_config_keys[], im_config_keys[], presence_config_keys[], media_config_keys[],
+    relay_config_keys[], dns_config_keys[], log_config_keys[];
+
+const struct config_key *const config_key_sets[] = {
+    server_config_keys,
+    sip_config_keys,
+    tls_config_keys,
+    auth_config_keys,
+    registrar_config_keys,
+    im_config_keys,
+    presence_config_keys,
+    media_config_keys,
+    relay_config_keys,
+    dns_config_keys,
+    limits_config_keys,
+    log_config_keys,
+    NULL,
+};
