@@ -46,7 +46,8 @@ format-check:
 	$(C_SOURCES) | xargs clang-format --dry-run -Werror
 
 # The folders of src/ include one another only downward, in the order
-# docs/ARCHITECTURE.md gives, and the files of a folder without cycles.
+# docs/ARCHITECTURE.md gives, and the files of a folder without cycles;
+# once built, the symbols the objects use are checked the same way.
 layers:
 	$(PY) tests/scripts/test_check_layers.py
 	$(PY) scripts/check-layers.py
@@ -54,6 +55,7 @@ layers:
 # Every test runs under AddressSanitizer + UndefinedBehaviorSanitizer; the
 # unit tests also run in the plain build; each fuzz target runs briefly.
 check: deps-check format-check layers build build-asan build-fuzz
+	$(PY) scripts/check-layers.py --objects build/libparley.a.p
 	meson test -C build --suite unit --print-errorlogs
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	    meson test -C build-asan --print-errorlogs --num-processes $(JOBS)

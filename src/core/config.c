@@ -6,7 +6,6 @@
 #include <ini.h>
 #include <libgen.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,23 +87,29 @@ const struct config_key log_config_keys[] = {
 };
 /* clang-format on */
 
-/* One flat table assembled from config_key_sets (server/config_keys.c) on
- * first use: every key in the order of its section. */
+/* One flat table assembled from the installed rows: every key in the
+ * order of its section. Written once at start (config_install_keys),
+ * read-only afterwards. */
 static struct config_key config_table[CONFIG_KEYS_MAX + 1];
-static pthread_once_t config_table_once = PTHREAD_ONCE_INIT;
 
-static void config_table_build(void)
+int config_install_keys(const struct config_key *const *sets)
 {
     size_t n = 0;
-    for (size_t i = 0; config_key_sets[i]; i++)
-        for (const struct config_key *k = config_key_sets[i]; k->section && n < CONFIG_KEYS_MAX;
-             k++)
+    for (size_t i = 0; sets[i]; i++)
+        for (const struct config_key *k = sets[i]; k->section; k++)
+            n++;
+    if (n > CONFIG_KEYS_MAX)
+        return -E2BIG;
+    n = 0;
+    for (size_t i = 0; sets[i]; i++)
+        for (const struct config_key *k = sets[i]; k->section; k++)
             config_table[n++] = *k;
+    memset(&config_table[n], 0, sizeof(config_table[n]));
+    return 0;
 }
 
 static const struct config_key *config_table_get(void)
 {
-    pthread_once(&config_table_once, config_table_build);
     return config_table;
 }
 

@@ -160,10 +160,9 @@ struct config_key {
 };
 
 /* Each subsystem owns the rows of its keys (SUBSYSTEM/config_keys.c, as
- * nginx's modules own their directives); server/config_keys.c lists the
- * arrays, each terminated by a row with section == NULL, in the order of
- * parley.conf's sections, NULL-terminated. */
-extern const struct config_key *const config_key_sets[];
+ * nginx's modules own their directives); the program installs them, in
+ * the order of parley.conf's sections, once at start: see
+ * config_install_keys. core/config knows no subsystem. */
 #define CONFIG_KEYS_MAX 256
 /* A row's field: offsetof into struct config. */
 #define CONFIG_FIELD(field) offsetof(struct config, field)
@@ -175,6 +174,12 @@ int config_check_port_range(const char *value, char *err, size_t errlen);
 int config_check_nameservers(const char *value, char *err, size_t errlen);
 
 /* The assembled table, terminated by a row with section == NULL. */
+/* Installs the key rows: sets, NULL-terminated, each an array ended by a
+ * row with section == NULL (server/config_keys.h has the program's). Call
+ * once at start, before threads and before any other config_* function;
+ * until then no key is known. Returns 0, or -E2BIG when the rows hold more
+ * than CONFIG_KEYS_MAX keys (then none is installed). */
+int config_install_keys(const struct config_key *const *sets);
 const struct config_key *config_keys(void);
 /* "sip.tls_listen" -> row, or NULL. */
 const struct config_key *config_key_find(const char *dotted);

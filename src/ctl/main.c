@@ -20,6 +20,7 @@
 #include "ctl/ctl.h"
 #include "core/log.h"
 #include "server/control.h"
+#include "server/config_keys.h"
 
 #define CTL_DEFAULT_CONFIG "var/parley.conf"
 
@@ -232,6 +233,11 @@ int main(int argc, char **argv)
     struct ctl ctl = {0};
     /* library modules log; a command line tool reports only problems */
     log_set_level(LOG_LEVEL_WARN);
+    if (config_install_keys(server_config_key_sets) != 0) {
+        fprintf(stderr,
+                "parleyctl: more configuration keys than CONFIG_KEYS_MAX (a build error)\n");
+        return CTL_FAIL;
+    }
     const char *env = getenv("PARLEY_CONFIG");
     ctl.config_path = env && *env ? env : CTL_DEFAULT_CONFIG;
 

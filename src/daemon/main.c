@@ -15,6 +15,8 @@
 
 #include "core/log.h"
 #include "server/server.h"
+#include "core/config.h"
+#include "server/config_keys.h"
 
 static void usage(FILE *f)
 {
@@ -28,6 +30,11 @@ int main(int argc, char **argv)
 {
     struct server_options opts = {NULL, false};
     int c;
+
+    if (config_install_keys(server_config_key_sets) != 0) {
+        fprintf(stderr, "parleyd: more configuration keys than CONFIG_KEYS_MAX (a build error)\n");
+        return 1;
+    }
 
     while ((c = getopt(argc, argv, "c:dh")) != -1) {
         switch (c) {

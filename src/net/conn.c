@@ -21,12 +21,6 @@
 #include "core/log_limit.h"
 #include "tls/stream.h"
 
-/* A peer that stops reading while we keep writing is cut off here rather
- * than allowed to grow our memory without bound... */
-#define CONN_OUTPUT_LIMIT (1024u * 1024)
-/* ...and long before that, we stop reading what it sends until it has
- * taken our answers: requests keep coming only as fast as answers go. */
-#define CONN_OUTPUT_PAUSE (128u * 1024)
 /* How long a closing connection may take to flush. */
 #define CONN_CLOSE_GRACE_S 5
 /* How long an outgoing connect may take when the params name no limit. */
@@ -51,7 +45,8 @@ struct conn {
     SSL_CTX *pending_ctx; /* outgoing TLS, until the socket is connected */
     char *sni;
     char *verify_host;
-    bool nodelay;
+    size_t output_pause; /* see conn_params */
+    size_t output_limit;
     struct event *connect_ev;
     const struct conn_protocol *proto;
     void *proto_arg;
@@ -270,7 +265,7 @@ int conn_write(struct conn *c, const void *data, size_t len)
     if (c->dead || c->closing || !c->bev)
         return -EPIPE;
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) + len > CONN_OUTPUT_LIMIT) {
+    if (evbuffer_get_length(out) + len > c->output_limit) {
         char peer[NETADDR_STRLEN];
         log_warn("conn.overflow", "conn", LOG_INT(c->info.id), "peer",
                  netaddr_format(&c->info.peer, peer), "reason", "peer does not read its data");
@@ -399,7 +394,7 @@ static void conn_on_read(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
     if (c->dead || c->closing || c->paused_output)
         return;
-    if (evbuffer_get_length(bufferevent_get_output(bev)) > CONN_OUTPUT_PAUSE) {
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > c->output_pause) {
         c->paused_output = true;
         bufferevent_disable(bev, EV_READ);
         return;
@@ -496,7 +491,8 @@ static struct conn *conn_new(struct conn_host *h, uint64_t id, const struct conn
     c->handshake_s = p->handshake_timeout_s;
     c->idle_s = p->idle_timeout_s;
     c->read_limit = p->read_limit;
-    c->nodelay = p->nodelay;
+    c->output_pause = p->output_pause ? p->output_pause : CONN_OUTPUT_PAUSE_DEFAULT;
+    c->output_limit = p->output_limit ? p->output_limit : CONN_OUTPUT_LIMIT_DEFAULT;
     c->connect_fd = -1;
     c->timer = evtimer_new(h->base, conn_on_timer, c);
     if (!c->timer) {
@@ -513,12 +509,11 @@ static int conn_attach(struct conn *c, int fd, SSL_CTX *tls, bool accepting,
                        enum tls_client_certs policy)
 {
     const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (c->nodelay) {
-        /* small messages that each wait for an answer: Nagle's algorithm
-         * meeting delayed ACKs would hold them back tens of ms */
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
+    /* every protocol here sends small messages that someone waits for
+     * (SIP answers, relayed media, HTTP responses): Nagle's algorithm
+     * meeting delayed ACKs would hold them back tens of ms */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (tls)
         c->bev = accepting ? tls_stream_accept(c->h->base, fd, tls, policy, opts)
                            : tls_stream_connect(c->h->base, fd, tls, c->sni, c->verify_host, opts);

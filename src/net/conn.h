@@ -76,8 +76,21 @@ struct conn_params {
     unsigned handshake_timeout_s;
     unsigned idle_timeout_s; /* 0: none */
     size_t read_limit;       /* bytes buffered before reading pauses; 0: libevent's */
-    bool nodelay;            /* TCP_NODELAY (small messages that wait for answers) */
+    /* Bytes queued for a peer that does not read, at which reading what
+     * it sends stops until they have drained (requests come only as fast
+     * as answers go); 0: CONN_OUTPUT_PAUSE_DEFAULT; CONN_OUTPUT_NEVER_PAUSE
+     * for a protocol whose two directions are independent (relayed media:
+     * a client's own packets must go on whatever it receives). */
+    size_t output_pause;
+    /* Bytes queued beyond which the connection is cut rather than let our
+     * memory grow; 0: CONN_OUTPUT_LIMIT_DEFAULT. A protocol that prefers
+     * to drop (media) checks conn_output_pending below this itself. */
+    size_t output_limit;
 };
+
+#define CONN_OUTPUT_PAUSE_DEFAULT (128u * 1024)
+#define CONN_OUTPUT_LIMIT_DEFAULT (1024u * 1024)
+#define CONN_OUTPUT_NEVER_PAUSE   SIZE_MAX
 
 /* --- hosts ------------------------------------------------------------- */
 

@@ -567,11 +567,18 @@ void presence_subscribe(struct presence *ps, struct sip_server_txn *st, const ch
     s->pe = pe;
     snprintf(s->watcher, sizeof(s->watcher), "%s", watcher);
     s->conn = sip_server_txn_conn(st);
-    if (sip_dialog_uas(&s->dlg, req, sip_server_txn_local_tag(st)) != 0) {
+    int drc = sip_dialog_uas(&s->dlg, req, sip_server_txn_local_tag(st));
+    if (drc != 0) {
         free(s);
         presentity_drop_if_unused(ps, pe);
         watcher_drop_if_unused(ps, wc);
-        presence_reply(ps, st, 500, NULL, NULL, "out of memory");
+        if (drc == -ENOMEM)
+            presence_reply(ps, st, 500, NULL, NULL, "out of memory");
+        else /* a wildcard Contact, a route set beyond what a dialog keeps */
+            presence_reply(ps, st, 400,
+                           "Bad Request (SUBSCRIBE needs a Contact URI and a route set of at "
+                           "most 64 entries)",
+                           NULL, "no usable Contact or route set");
         return;
     }
     hmap_insert(&ps->dialogs, &s->node, hash_bytes(s->dlg.call_id, strlen(s->dlg.call_id)));

@@ -92,7 +92,7 @@ static void branch_refuse_media(struct proxy_request *pr, struct proxy_branch *b
     b->status = 488;
     if (pr->pending)
         pr->pending--;
-    proxy_response_decide(pr, 488, warning);
+    proxy_response_decide(pr, 488, warning, false);
     if (pr->pending == 0)
         proxy_response_finish(pr);
 }
@@ -158,7 +158,7 @@ static void branch_failed(struct proxy_request *pr, struct proxy_branch *b, stru
     }
     if (b->media_refused) {
         /* the branch was cancelled over its media: the caller hears why */
-        proxy_response_decide(pr, 488, NULL);
+        proxy_response_decide(pr, 488, NULL, true);
     } else {
         proxy_response_keep(pr, b, resp, status);
         if (pr->method == SIP_METHOD_INVITE && status >= 600)
@@ -282,7 +282,7 @@ static bool branch_check_offer(struct proxy_request *pr, struct sip_msg *m, uint
     }
     if (mr == PROXY_MEDIA_OK)
         return true;
-    proxy_response_decide(pr, mr == PROXY_MEDIA_BAD ? 400 : 488, warning);
+    proxy_response_decide(pr, mr == PROXY_MEDIA_BAD ? 400 : 488, warning, true);
     return false;
 }
 

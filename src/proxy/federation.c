@@ -56,7 +56,7 @@ static void federation_fork(struct proxy_request *pr, struct partner *pt)
     if (proxy_branch_fork(pr, pr->held.p, pr->held.len, NULL, pt->conn, pr->loop_hash))
         return;
     if (!pr->best_status)
-        proxy_response_decide(pr, 500, NULL);
+        proxy_response_decide(pr, 500, NULL, false);
     proxy_response_finish(pr);
 }
 
@@ -73,7 +73,7 @@ static void partner_fail_waiters(struct partner *pt, int status, const char *why
         if (pr->st) {
             proxy_reject_log(pr->p, sip_server_txn_request(pr->st), sip_server_txn_conn(pr->st),
                              status, why);
-            proxy_response_decide(pr, status, NULL);
+            proxy_response_decide(pr, status, NULL, false);
             proxy_response_finish(pr);
         }
         proxy_request_maybe_free(pr);
@@ -232,7 +232,7 @@ void proxy_federation_send(struct proxy *p, struct partner *pt, struct proxy_req
     }
     if (pt->nwaiting >= FEDERATION_MAX_WAITING) {
         strbuf_free(&pr->held);
-        proxy_response_decide(pr, 503, NULL);
+        proxy_response_decide(pr, 503, NULL, false);
         proxy_response_finish(pr);
         return;
     }

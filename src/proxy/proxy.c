@@ -90,6 +90,7 @@ static void proxy_txn_server_terminated(void *arg, struct sip_server_txn *t)
     }
     proxy_federation_forget_waiter(pr);
     pr->st = NULL;
+    sip_server_txn_set_context(t, NULL); /* nothing may reach pr through t now */
     proxy_request_maybe_free(pr);
 }
 

@@ -66,13 +66,12 @@ void proxy_response_keep(struct proxy_request *pr, struct proxy_branch *b, struc
     sip_msg_hdr_remove_first_value(resp, SIP_HDR_VIA);
     response_assert_identity(b, resp);
     if (effective != status) {
-        /* rewrite the status line: print, then patch the code */
+        /* a new status line (code and its phrase), then the rest as is */
         struct strbuf tmp = STRBUF_INIT;
-        if (sip_msg_print(resp, &tmp) == 0 && tmp.len > 12) {
-            char code[12];
-            snprintf(code, sizeof(code), "%03d", effective % 1000);
-            memcpy(tmp.p + 8, code, 3);
-            strbuf_append(&pr->best, tmp.p, tmp.len);
+        const char *eol = NULL;
+        if (sip_msg_print(resp, &tmp) == 0 && (eol = memchr(tmp.p, '\n', tmp.len)) != NULL) {
+            strbuf_printf(&pr->best, "SIP/2.0 %d %s\r\n", effective, sip_reason_phrase(effective));
+            strbuf_append(&pr->best, eol + 1, tmp.len - (size_t)(eol + 1 - tmp.p));
         }
         strbuf_free(&tmp);
     } else {
@@ -80,9 +79,9 @@ void proxy_response_keep(struct proxy_request *pr, struct proxy_branch *b, struc
     }
 }
 
-void proxy_response_decide(struct proxy_request *pr, int status, const char *warning)
+void proxy_response_decide(struct proxy_request *pr, int status, const char *warning, bool or_same)
 {
-    if (!proxy_response_better(status, pr->best_status) && pr->best_status != status)
+    if (!proxy_response_better(status, pr->best_status) && !(or_same && pr->best_status == status))
         return;
     pr->best_status = status;
     strbuf_reset(&pr->best);

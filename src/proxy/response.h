@@ -26,9 +26,11 @@ void proxy_response_forward(struct proxy_request *pr, struct proxy_branch *b, st
  * went): kept when it is the best so far. */
 void proxy_response_keep(struct proxy_request *pr, struct proxy_branch *b, struct sip_msg *resp,
                          int status);
-/* A status Parley decided (with the warning that says why, or ""): kept
- * when it is the best so far, or replaces a best of the same status. */
-void proxy_response_decide(struct proxy_request *pr, int status, const char *warning);
+/* A status Parley decided (with the warning that says why, or NULL to
+ * keep the one there): kept when it is the best so far — or, or_same,
+ * when it equals the best, replacing what a branch sent (a refusal that
+ * must be Parley's own, with its Warning). */
+void proxy_response_decide(struct proxy_request *pr, int status, const char *warning, bool or_same);
 /* Every branch has ended: the best final response goes up (480 when there
  * is none), and a call that was not answered ends with it. */
 void proxy_response_finish(struct proxy_request *pr);

@@ -255,7 +255,7 @@ void proxy_route_in_dialog(struct proxy *p, struct sip_server_txn *st, struct si
         sip_server_txn_reply(st, 500, NULL, NULL);
     } else if (!proxy_branch_fork(pr, bytes.p, bytes.len, NULL, conn, loop)) {
         if (!pr->best_status)
-            proxy_response_decide(pr, 500, NULL);
+            proxy_response_decide(pr, 500, NULL, false);
         proxy_response_finish(pr);
     }
     strbuf_free(&bytes);
@@ -340,7 +340,14 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
 void proxy_route_cancel(struct proxy *p, struct sip_server_txn *cancel_st,
                         struct sip_server_txn *invite_st)
 {
-    (void)p;
+    /* A CANCEL is hop-by-hop: it comes over its INVITE's connection. The
+     * branch and sent-by it matches on are no credential (the callee's
+     * devices and partners see them), so from elsewhere it cancels
+     * nothing. */
+    if (invite_st && sip_server_txn_conn(invite_st) != sip_server_txn_conn(cancel_st)) {
+        proxy_reject(p, cancel_st, 481, NULL, "CANCEL over another connection than its INVITE");
+        return;
+    }
     if (!invite_st) {
         sip_server_txn_reply(cancel_st, 481, NULL, NULL);
         return;

@@ -415,6 +415,16 @@ bool relay_peer_allowed(const struct relay *r, const struct relay_params *p,
     return true;
 }
 
+bool relay_log_allowed(struct relay_worker *w, const struct netaddr *src, const char *event,
+                       const char *reason, uint64_t *suppressed)
+{
+    uint8_t key[16];
+    netaddr_source_key(src, key);
+    uint64_t k = hash_bytes(key, sizeof(key)) ^ (hash_bytes(event, strlen(event)) * 31) ^
+                 (hash_bytes(reason, strlen(reason)) * 131);
+    return log_limit_allow(w->refusals, relay_now_ms(), k, suppressed);
+}
+
 /* --- TCP and TLS connections -------------------------------------------------- */
 
 void relay_conn_close(struct relay_conn *c, const char *reason)
@@ -478,9 +488,12 @@ static void tcp_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct
     if (w->nconns >= RELAY_CONNS_MAX) {
         char p[NETADDR_STRLEN], a[NETADDR_STRLEN];
         struct netaddr peer;
-        if (netaddr_from_sockaddr(sa, (socklen_t)salen, &peer) == 0)
+        uint64_t suppressed = 0;
+        const char *why = "too many TCP/TLS connections";
+        if (netaddr_from_sockaddr(sa, (socklen_t)salen, &peer) == 0 &&
+            relay_log_allowed(w, &peer, "relay.conn_refused", why, &suppressed))
             log_warn("relay.conn_refused", "peer", netaddr_format(&peer, p), "listener",
-                     netaddr_format(&l->addr, a), "reason", "too many TCP/TLS connections");
+                     netaddr_format(&l->addr, a), "reason", why, "suppressed", LOG_INT(suppressed));
         goto fail;
     }
     c = calloc(1, sizeof(*c));
@@ -494,8 +507,11 @@ static void tcp_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct
             same++;
     if (same >= RELAY_CONNS_PER_SOURCE) {
         char p[NETADDR_STRLEN], a[NETADDR_STRLEN];
-        log_warn("relay.conn_refused", "peer", netaddr_format(&c->peer, p), "listener",
-                 netaddr_format(&l->addr, a), "reason", "too many connections from this source");
+        uint64_t suppressed = 0;
+        const char *why = "too many connections from this source";
+        if (relay_log_allowed(w, &c->peer, "relay.conn_refused", why, &suppressed))
+            log_warn("relay.conn_refused", "peer", netaddr_format(&c->peer, p), "listener",
+                     netaddr_format(&l->addr, a), "reason", why, "suppressed", LOG_INT(suppressed));
         goto fail;
     }
     c->w = w;
@@ -523,6 +539,10 @@ static void tcp_on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct
         .handshake_timeout_s = RELAY_TLS_TIMEOUT_S + 5,
         .idle_timeout_s = RELAY_TLS_TIMEOUT_S + 5,
         .read_limit = 4 * 65536,
+        /* a client that does not take what its peers send still sends its
+         * own media and Refreshes: what it does not take is dropped
+         * (stream_write), never a reason to stop reading it */
+        .output_pause = CONN_OUTPUT_NEVER_PAUSE,
     };
     c->next = w->conns;
     if (w->conns)
@@ -594,8 +614,12 @@ static void worker_on_tick(evutil_socket_t fd, short what, void *arg)
     for (struct relay_conn *c = w->conns; c; c = c->next)
         if (!c->allocated && !c->dead && w->now_ms - c->accepted_ms > RELAY_TLS_TIMEOUT_S * 1000) {
             char p[NETADDR_STRLEN];
-            log_info("relay.conn_deadline", "peer", netaddr_format(&c->peer, p), "transport",
-                     c->transport == RELAY_TLS ? "tls" : "tcp");
+            uint64_t suppressed = 0;
+            if (relay_log_allowed(w, &c->peer, "relay.conn_deadline",
+                                  c->transport == RELAY_TLS ? "tls" : "tcp", &suppressed))
+                log_info("relay.conn_deadline", "peer", netaddr_format(&c->peer, p), "transport",
+                         c->transport == RELAY_TLS ? "tls" : "tcp", "suppressed",
+                         LOG_INT(suppressed));
             relay_conn_close(c, "no allocation within the deadline");
         }
     if (w->index == 0) {

@@ -106,9 +106,12 @@ static void txq_add(struct relay_worker *w, int fd, const struct netaddr *to, co
 
 /* Queues bytes for a TCP/TLS client; false when its queue is full (the
  * client does not read) and the bytes were dropped. */
+_Static_assert(RELAY_CONN_OUT_MAX < CONN_OUTPUT_LIMIT_DEFAULT,
+               "relayed packets are dropped before the connection is cut");
+
 static bool stream_write(struct relay_conn *c, const void *p, size_t len)
 {
-    if (c->dead || conn_output_pending(c->conn) > RELAY_CONN_OUT_MAX)
+    if (c->dead || conn_output_pending(c->conn) + len > RELAY_CONN_OUT_MAX)
         return false;
     return conn_write(c->conn, p, len) == 0;
 }
@@ -308,8 +311,11 @@ void relay_conn_on_read(struct relay_conn *c, struct evbuffer *in)
         long flen = stun_frame_length(head, sizeof(head));
         if (flen < 0) {
             char p[NETADDR_STRLEN];
-            log_info("relay.stream_refused", "client", netaddr_format(&c->peer, p), "reason",
-                     "neither STUN nor ChannelData");
+            uint64_t suppressed = 0;
+            const char *why = "neither STUN nor ChannelData";
+            if (relay_log_allowed(w, &c->peer, "relay.stream_refused", why, &suppressed))
+                log_info("relay.stream_refused", "client", netaddr_format(&c->peer, p), "reason",
+                         why, "suppressed", LOG_INT(suppressed));
             relay_conn_close(c, "not STUN or ChannelData");
             break;
         }

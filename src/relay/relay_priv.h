@@ -47,9 +47,12 @@ struct bufferevent;
 #define RELAY_PERMISSION_S       300
 #define RELAY_CHANNEL_S          600
 #define RELAY_RESERVATION_S      30
-#define RELAY_CHAN_BLOCKS        64         /* 0x4000-0x7FFF in blocks of 256 */
-#define RELAY_CONN_OUT_MAX       (1u << 20) /* bytes queued to a TCP client before dropping */
-#define RELAY_ALLOC_RESP_MAX     256
+#define RELAY_CHAN_BLOCKS        64 /* 0x4000-0x7FFF in blocks of 256 */
+/* bytes queued to a TCP/TLS client beyond which its packets are dropped:
+ * well under the connection's own cut-off (CONN_OUTPUT_LIMIT_DEFAULT), so
+ * a burst from a peer costs packets, never the allocation */
+#define RELAY_CONN_OUT_MAX   (256u * 1024)
+#define RELAY_ALLOC_RESP_MAX 256
 /* What one client may hold: past these, 508 Insufficient Capacity. */
 #define RELAY_PERMS_MAX 1024  /* permissions per allocation */
 #define RELAY_CHANS_MAX 1024  /* channels per allocation */
@@ -355,5 +358,11 @@ static inline void relay_count(_Atomic uint64_t *c, uint64_t n)
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
                           memory_order_relaxed);
 }
+
+/* May a line about what a client at src caused (event, reason) be
+ * written now? At most a few a second per source and reason, through the
+ * worker's refusals limiter; *suppressed: lines held back since. */
+bool relay_log_allowed(struct relay_worker *w, const struct netaddr *src, const char *event,
+                       const char *reason, uint64_t *suppressed);
 
 #endif

@@ -365,12 +365,8 @@ static void reply_challenge(struct req *q, int code, const char *reason)
  * the count held back since. */
 static void log_refused(struct req *q, const char *event, const char *reason)
 {
-    uint8_t src[16];
-    netaddr_source_key(q->from, src);
-    uint64_t key = hash_bytes(src, sizeof(src)) ^ (hash_bytes(event, strlen(event)) * 31) ^
-                   (hash_bytes(reason, strlen(reason)) * 131);
     uint64_t suppressed = 0;
-    if (!log_limit_allow(q->w->refusals, relay_now_ms(), key, &suppressed))
+    if (!relay_log_allowed(q->w, q->from, event, reason, &suppressed))
         return;
     char c[NETADDR_STRLEN], user[RELAY_CRED_USERNAME_MAX + 1];
     strview_copy(q->username.n <= RELAY_CRED_USERNAME_MAX ? q->username : STRVIEW_EMPTY, user,

@@ -3,6 +3,8 @@
  * (core/config.h) that load, `parleyctl config`, `init` and the docs test
  * use; server/config_keys.c assembles them in order.
  */
+#include "server/config_keys.h"
+
 #include "core/config.h"
 
 /* clang-format off */
@@ -42,13 +44,13 @@ const struct config_key limits_config_keys[] = {
 /* clang-format on */
 
 /* Every subsystem's rows, in the order of parley.conf's sections (the
- * template `parleyctl init` writes follows it). core/config.c reads the
- * assembled table through config_keys(). */
+ * template `parleyctl init` writes follows it). The programs install them
+ * (config_install_keys) before they read a configuration. */
 extern const struct config_key sip_config_keys[], tls_config_keys[], auth_config_keys[],
     registrar_config_keys[], im_config_keys[], presence_config_keys[], media_config_keys[],
     relay_config_keys[], dns_config_keys[], log_config_keys[];
 
-const struct config_key *const config_key_sets[] = {
+const struct config_key *const server_config_key_sets[] = {
     server_config_keys,
     sip_config_keys,
     tls_config_keys,

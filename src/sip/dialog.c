@@ -186,11 +186,12 @@ void sip_dialog_note_local_cseq(struct sip_dialog *d, uint32_t cseq)
         d->local_cseq = cseq;
 }
 
-/* Whole CRLF-terminated lines without stray CR or LF. */
+/* Whole CRLF-terminated lines without stray CR or LF, and no empty line
+ * (which would end the head there, making the rest a body). */
 static bool whole_lines(const char *s)
 {
     size_t n = strlen(s);
-    if (n < 2 || s[n - 2] != '\r' || s[n - 1] != '\n')
+    if (n < 2 || s[n - 2] != '\r' || s[n - 1] != '\n' || s[0] == '\r')
         return false;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '\r' && (i + 1 >= n || s[i + 1] != '\n'))
@@ -213,6 +214,10 @@ int sip_dialog_request(struct sip_dialog *d, const char *method, uint32_t ack_cs
         (content_type && strpbrk(content_type, "\r\n")))
         return -EINVAL;
     bool ack = strcmp(method, "ACK") == 0;
+    /* CSeq numbers stay below 2^31 (RFC 3261 §8.1.1.5); past that a peer
+     * could be made to see ours wrap to 0 and refuse the request */
+    if (!ack && d->local_cseq >= SIP_DIALOG_CSEQ_MAX)
+        return -EOVERFLOW;
     uint32_t cseq = ack ? ack_cseq : d->local_cseq + 1;
     struct strbuf b = STRBUF_INIT;
     strbuf_printf(&b, "%s %s SIP/2.0\r\nVia: %s\r\nMax-Forwards: 70\r\n", method, d->remote_target,

@@ -25,6 +25,10 @@
 #include "core/strview.h"
 #include "sip/msg.h"
 
+/* The highest CSeq a request of ours may carry (RFC 3261 §8.1.1.5: below
+ * 2^31). */
+#define SIP_DIALOG_CSEQ_MAX 0x7fffffffu
+
 struct sip_dialog {
     char *call_id;
     char *local_uri; /* our side's URI (From in our requests), no tag */
@@ -87,8 +91,9 @@ int sip_dialog_set_target(struct sip_dialog *d, struct strview uri);
  * Max-Forwards 70, then extra_headers (complete CRLF-terminated lines or
  * NULL), Content-Type when a body is given, Content-Length. Returns 0,
  * -EINVAL (no remote target yet, a method that is no token, extra headers
- * that are not whole lines) or -ENOMEM; out unchanged on failure; local_cseq moves only on
- * success.
+ * that are not whole lines), -EOVERFLOW (our CSeq reached
+ * SIP_DIALOG_CSEQ_MAX: the peer pushed it there) or -ENOMEM; out unchanged on failure; local_cseq
+ * moves only on success.
  */
 int sip_dialog_request(struct sip_dialog *d, const char *method, uint32_t ack_cseq, const char *via,
                        const char *extra_headers, const char *content_type, struct strview body,

@@ -259,6 +259,9 @@ static void reap(struct sip_txn_layer *l)
         struct txn *t = l->dead;
         dead_unlink(l, t);
         if (t->is_server) {
+            /* it stops counting before its owner hears it ended: the
+             * terminated hook may free what the held hook would read */
+            server_unhold(as_server(t));
             if (l->hooks.server_terminated)
                 l->hooks.server_terminated(l->arg, as_server(t));
         } else if (!as_client(t)->internal && l->hooks.client_terminated) {

@@ -77,7 +77,8 @@ struct sip_txn_hooks {
     /* A server transaction outlived its dispatch without a final response
      * (delta +1: work under way), or, having done so, got its final
      * response or ended (-1): the user counts what each connection holds.
-     * May be NULL. */
+     * An ending transaction's -1 comes before its server_terminated, never
+     * after. May be NULL. */
     void (*server_held)(void *arg, struct sip_server_txn *t, int delta);
 };
 

@@ -151,7 +151,7 @@ def rest_password(secret: str, username: str) -> str:
 class TurnClient:
     def __init__(self, host: str, port: int, transport: str = "udp", username: str = "",
                  password: str = "", cafile: str | None = None, server_hostname: str | None = None,
-                 pwalg: int = 1, integrity: str = "sha1") -> None:
+                 pwalg: int = 1, integrity: str = "sha1", rcvbuf: int = 0) -> None:
         self.server = (host, port)
         self.transport = transport
         self.username, self.password = username, password
@@ -166,7 +166,12 @@ class TurnClient:
             self.sock = socket.socket(family, socket.SOCK_DGRAM)
             self.sock.connect(self.server)
         else:
-            raw = socket.create_connection(self.server, timeout=scaled(5))
+            raw = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                socket.SOCK_STREAM)
+            if rcvbuf:  # before connecting: a small window, a client that takes data slowly
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            raw.settimeout(scaled(5))
+            raw.connect(self.server)
             if transport == "tls":
                 ctx = ssl.create_default_context(cafile=cafile)
                 raw = ctx.wrap_socket(raw, server_hostname=server_hostname)
@@ -815,6 +820,11 @@ class TestTurnRelay(TurnTestBase):
                                                       timeout=scaled(5)))
             self.p.wait_log("relay.conn_refused", since=mark,
                             reason="too many connections from this source")
+            # a stranger opening connections at will writes a few lines, not
+            # one per connection: 140 - 128 = 12 refused, one line a second
+            time.sleep(scaled(0.5))
+            lines = self.p.find_log("relay.conn_refused", since=mark)
+            self.assertLessEqual(len(lines), 4, lines)
         finally:
             for s in socks:
                 s.close()
@@ -893,6 +903,55 @@ class TestTurnIPv6Peers(TurnTestBase):
             # Teredo's 2001:0::/32
             self.assertEqual(c.create_permission(("2001:db8::10", 4000)).cls, SUCCESS)
             self.assertEqual(c.refresh(0).cls, SUCCESS)
+
+
+class TestTurnSlowClient(TurnTestBase):
+    """Without a bandwidth limit, what a TCP client does not take piles up
+    at the relay: it must cost packets, never the allocation."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.p = Parley(name="turnslow", config={"relay.allowed_peers": "127.0.0.0/8",
+                                                "relay.port_range": relay_ports(8),
+                                                "relay.max_bandwidth": 0})
+        try:
+            cls.p.start()
+        except BaseException:
+            cls.p.close(failed=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.p.close()
+
+    def test_tcp_client_that_does_not_read_loses_packets_not_its_allocation(self) -> None:
+        """A peer's burst toward a TCP client that takes nothing costs that
+        client packets (dropped and counted), never its allocation, and its
+        own media keeps reaching the peer meanwhile."""
+        peer = Peer()
+        c = self.client("quinn", transport="tcp", rcvbuf=4096)
+        try:
+            r = c.allocate()
+            self.assertEqual(r.cls, SUCCESS, r)
+            relayed = r.xaddr(A_RELAYED)
+            self.assertEqual(c.channel_bind(0x4abd, peer.addr).cls, SUCCESS)
+            mark = self.p.log_mark()
+            payload = b"m" * 1000
+            for _ in range(100):  # 5 MB, paced so the relay takes it all in
+                for _ in range(50):
+                    peer.sock.sendto(payload, relayed)
+                time.sleep(0.002)
+            c.send_channel(0x4abd, b"own media")
+            got = peer.recv(timeout=5)
+            self.assertIsNotNone(got, "the client's own media stopped while it did not read")
+            self.assertEqual(got[0], b"own media")
+            a = self.allocation(c)
+            self.assertGreater(int(a["dropped_packets"]), 0, a)
+            self.assertEqual(self.p.find_log("relay.allocation_ended", since=mark, user="quinn"), [])
+            self.assertEqual(self.p.find_log("conn.overflow", since=mark), [])
+        finally:
+            c.close()
+            peer.close()
 
 
 class TestTurnLimits(TurnTestBase):

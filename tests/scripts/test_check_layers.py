@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Tests of scripts/check-layers.py on small synthetic trees (run: python3 this_file)."""
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -110,11 +111,65 @@ class CheckLayers(unittest.TestCase):
     def test_bad_option_is_a_usage_error(self):
         self.assertEqual(self.run_script("--bogus").returncode, 2)
 
-    def test_angle_bracket_includes_ignored(self):
-        self.write("core/log.c", '#include <sip/msg.h>\n#include <xml/xml.h>\n')
+    def test_system_headers_ignored(self):
+        self.write("core/log.c", '#include <stdio.h>\n#include <openssl/evp.h>\n#include <event2/event.h>\n')
         r = self.run_script()
         self.assertEqual(r.returncode, 0, r.stdout)
         self.assertIn("5 includes checked", r.stdout)
+
+    def test_parley_header_in_angle_brackets_reported(self):
+        # -Isrc makes it resolve: it must not slip past the check
+        self.write("core/log.c", '#include <sip/msg.h>\n')
+        self.assertViolation(self.run_script(),
+                             'src/core/log.c:1: includes <sip/msg.h>: a Parley header in angle '
+                             'brackets (write "sip/msg.h")')
+
+    def test_dot_dot_path_reported(self):
+        self.write("core/log.c", '#include "core/../sip/msg.h"\n')
+        self.assertViolation(self.run_script(), 'src/core/log.c:1: includes core/../sip/msg.h: '
+                                                'a path with . or .. (write "folder/file.h")')
+
+    def test_macro_include_reported(self):
+        self.write("core/log.c", '#define UP "sip/msg.h"\n#include UP\n')
+        self.assertViolation(self.run_script(), "src/core/log.c:2: includes UP: not a quoted path "
+                                                "(the check cannot follow a macro)")
+
+    def test_comment_before_path_still_checked(self):
+        self.write("core/log.c", '#include /* why not */ "sip/msg.h"\n')
+        self.assertViolation(self.run_script(), "src/core/log.c:1: includes sip/msg.h: "
+                                                "core (layer 0) may not depend on sip (layer 2)")
+
+    def compile_objects(self, sources):
+        """Compiles {"folder/file.c": text} into objects named as Meson names them."""
+        out = self.root / "objects"
+        out.mkdir(exist_ok=True)
+        for name, text in sources.items():
+            self.write(name, text)
+            folder, file = name.split("/")
+            obj = out / f"src_{folder}_{file}.o"
+            subprocess.run(["cc", "-c", "-o", str(obj), str(self.root / "src" / name)], check=True)
+        return out
+
+    @unittest.skipUnless(shutil.which("cc") and shutil.which("nm"), "needs cc and nm")
+    def test_upward_symbol_without_include_reported(self):
+        # an extern declaration is a dependency no #include shows
+        objects = self.compile_objects({
+            "core/log.c": 'extern int sip_parse(void);\nint log_it(void) { return sip_parse(); }\n',
+            "sip/msg.c": "int sip_parse(void) { return 1; }\n",
+        })
+        r = self.run_script("--objects", str(objects))
+        self.assertViolation(r, "src/core/log: uses sip_parse (src/sip/msg): "
+                                "core (layer 0) may not depend on sip (layer 2)")
+
+    @unittest.skipUnless(shutil.which("cc") and shutil.which("nm"), "needs cc and nm")
+    def test_downward_symbols_pass(self):
+        objects = self.compile_objects({
+            "core/log.c": "int log_it(void) { return 1; }\n",
+            "sip/msg.c": 'extern int log_it(void);\nint sip_parse(void) { return log_it(); }\n',
+        })
+        r = self.run_script("--objects", str(objects))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("1 symbol references checked", r.stdout)
 
     def test_include_without_folder_reported(self):
         self.write("sip/msg.c", '#include "core/log.h"\n  #  include "msg.h"\n')

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "core/config.h"
+#include "server/config_keys.h"
 
 static const char *docs_path;
 
@@ -185,15 +186,33 @@ static void test_every_key_documented(void **state)
     free(doc);
 }
 
+/* More rows than the table holds is refused whole, and the installed
+ * table stays as it was. */
+static void test_install_refuses_too_many_keys(void **state)
+{
+    (void)state;
+    static struct config_key many[CONFIG_KEYS_MAX + 2];
+    for (size_t i = 0; i <= CONFIG_KEYS_MAX; i++)
+        many[i] = (struct config_key){.section = "x", .name = "y"};
+    const struct config_key *const sets[] = {many, NULL};
+    assert_int_equal(config_install_keys(sets), -E2BIG);
+    assert_non_null(config_key_find("server.domain"));
+    assert_null(config_key_find("x.y"));
+}
+
 int main(int argc, char **argv)
 {
     docs_path = argc > 1 ? argv[1] : "docs/parley.conf.md";
+    /* the program's rows, as parleyd and parleyctl install them */
+    if (config_install_keys(server_config_key_sets) != 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_paths),
         cmocka_unit_test(test_refusals_name_key_and_line),
         cmocka_unit_test(test_set_keeps_comments_and_is_atomic),
         cmocka_unit_test(test_template_loads),
         cmocka_unit_test(test_every_key_documented),
+        cmocka_unit_test(test_install_refuses_too_many_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -143,6 +143,25 @@ static void test_uac(void **state)
     sip_dialog_note_local_cseq(&d, 40);
     sip_dialog_note_local_cseq(&d, 7);
     assert_int_equal(d.local_cseq, 40);
+    /* extra headers that would end the head early are refused */
+    strbuf_reset(&out);
+    assert_int_equal(sip_dialog_request(&d, "BYE", 0, "SIP/2.0/TLS h;branch=z9hG4bKf", "\r\n", NULL,
+                                        STRVIEW_EMPTY, &out),
+                     -EINVAL);
+    assert_int_equal(sip_dialog_request(&d, "BYE", 0, "SIP/2.0/TLS h;branch=z9hG4bKf",
+                                        "\r\nX-Body: y\r\n", NULL, STRVIEW_EMPTY, &out),
+                     -EINVAL);
+    assert_int_equal(sip_dialog_request(&d, "BYE", 0, "SIP/2.0/TLS h;branch=z9hG4bKf",
+                                        "Reason: a\r\n\r\nX: y\r\n", NULL, STRVIEW_EMPTY, &out),
+                     -EINVAL);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(d.local_cseq, 40);
+    /* a peer that pushed the CSeq to the top: no request wraps to 0 */
+    sip_dialog_note_local_cseq(&d, 0xffffffffu);
+    assert_int_equal(sip_dialog_request(&d, "BYE", 0, "SIP/2.0/TLS h;branch=z9hG4bKg", NULL, NULL,
+                                        STRVIEW_EMPTY, &out),
+                     -EOVERFLOW);
+    assert_int_equal(out.len, 0);
     strbuf_free(&out);
     sip_dialog_clear(&d);
     sip_dialog_clear(&d); /* twice is harmless */
