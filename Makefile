@@ -55,6 +55,8 @@ layers:
 # Every test runs under AddressSanitizer + UndefinedBehaviorSanitizer; the
 # unit tests also run in the plain build; each fuzz target runs briefly.
 check: deps-check format-check layers build build-asan build-fuzz
+	@# a build directory made by `make run` before the test packages were there has no tests
+	@[ -d build/tests/unit ] || { meson setup --reconfigure build && ninja -C build; }
 	$(PY) scripts/check-layers.py --objects build/libparley.a.p
 	meson test -C build --suite unit --print-errorlogs
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

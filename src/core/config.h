@@ -97,6 +97,17 @@ struct config {
     struct {
         char *encryption_level; /* "required" | "supported" | "not_supported" */
         struct config_str_list srtp_suites;
+        /* the media engine (src/anchor) */
+        char *anchor; /* "never" | "always" */
+        long long workers;
+        char *port_range;     /* "30000-39999" */
+        char *address;        /* "" = the first sip.tls_listen address */
+        char *public_address; /* "" = media.address */
+        long long timeout;
+        long long replay_window;
+        char *latch_plain; /* "sdp" | "first" */
+        long long max_streams;
+        long long max_streams_per_user;
     } media;
     struct {
         bool enabled;

@@ -66,5 +66,6 @@ int cmd_reload(struct ctl *ctl);
 int cmd_registrations(struct ctl *ctl);
 int cmd_calls(struct ctl *ctl);
 int cmd_relay(struct ctl *ctl);
+int cmd_media(struct ctl *ctl);
 
 #endif

@@ -53,6 +53,8 @@ static void ctl_print_usage(FILE *f)
            "  cert request            write a CSR for this node's key\n"
            "  cert install FILE       install a signed certificate (checked first)\n"
            "  cert revoke FILE|SERIAL revoke a certificate of the development CA\n"
+           "  media status            anchored media streams, each leg's protection and\n"
+           "                          counters (running server)\n"
            "  relay status            relay allocations and their counters (running server)\n"
            "  relay credentials USER [--lifetime SECONDS]\n"
            "                          time-limited relay username and password (at most\n"
@@ -297,6 +299,8 @@ int main(int argc, char **argv)
         rc = cmd_cert(&ctl);
     else if (strcmp(cmd, "relay") == 0)
         rc = cmd_relay(&ctl);
+    else if (strcmp(cmd, "media") == 0)
+        rc = cmd_media(&ctl);
     else
         rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 

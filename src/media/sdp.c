@@ -729,6 +729,11 @@ void sdp_free(struct sdp *sdp)
 {
     if (!sdp)
         return;
+    while (sdp->owned) {
+        struct sdp_owned *o = sdp->owned;
+        sdp->owned = o->next;
+        free(o);
+    }
     free(sdp->lines);
     free(sdp->attrs);
     free(sdp->cryptos);
@@ -743,6 +748,71 @@ int sdp_write(const struct sdp *sdp, struct strbuf *out)
             strbuf_putview(out, sdp->lines[i].raw);
     strbuf_putview(out, sdp->tail);
     return out->err;
+}
+
+/* Whole CRLF-terminated lines, each "<letter>=..." with no control
+ * characters: what sdp_write may emit in place of a parsed line. */
+static bool sdp_lines_ok(struct strview t)
+{
+    if (t.n < 4 || t.p[t.n - 2] != '\r' || t.p[t.n - 1] != '\n')
+        return false;
+    size_t start = 0;
+    for (size_t i = 0; i < t.n; i++) {
+        unsigned char c = (unsigned char)t.p[i];
+        if (c == '\r') {
+            if (i + 1 >= t.n || t.p[i + 1] != '\n' || i - start < 2)
+                return false;
+            i++;
+            start = i + 1;
+            continue;
+        }
+        if (i == start && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+            return false;
+        if (i == start + 1 && c != '=')
+            return false;
+        if (c < ' ' && c != '\t')
+            return false;
+    }
+    return true;
+}
+
+/* Line i's output becomes prefix (its own text, or nothing) + text. */
+static int sdp_line_emit(struct sdp *sdp, size_t i, bool keep, struct strview text)
+{
+    if (i >= sdp->nlines || !sdp_lines_ok(text))
+        return -EINVAL;
+    struct sdp_line *l = &sdp->lines[i];
+    /* a removed line stays removed: only the text added after it goes out
+     * (a line removed for the keys it carries must never come back) */
+    keep = keep && !l->removed;
+    size_t before = keep ? l->raw.n : 0;
+    bool crlf = keep && before >= 2 && l->raw.p[before - 2] == '\r';
+    bool lf_only = keep && !crlf && before >= 1 && l->raw.p[before - 1] == '\n';
+    size_t fix = keep && !crlf && !lf_only ? 2 : 0; /* a last line without its end */
+    struct sdp_owned *o = malloc(sizeof(*o) + before + fix + text.n);
+    if (!o)
+        return -ENOMEM;
+    char *p = o->text;
+    if (before)
+        memcpy(p, l->raw.p, before);
+    if (fix)
+        memcpy(p + before, "\r\n", 2);
+    memcpy(p + before + fix, text.p, text.n);
+    o->next = sdp->owned;
+    sdp->owned = o;
+    l->raw = strview_make(p, before + fix + text.n);
+    l->removed = false;
+    return 0;
+}
+
+int sdp_line_set(struct sdp *sdp, size_t i, struct strview text)
+{
+    return sdp_line_emit(sdp, i, false, text);
+}
+
+int sdp_line_add_after(struct sdp *sdp, size_t i, struct strview text)
+{
+    return sdp_line_emit(sdp, i, true, text);
 }
 
 void sdp_line_remove(struct sdp *sdp, size_t i)

@@ -9,8 +9,9 @@
  * parsed description; it copies nothing and never reads outside the text.
  * Every line is kept (unknown line types and attributes included), so
  * sdp_write() regenerates the input byte for byte, minus the lines removed
- * with sdp_line_remove() and friends. Removing a line changes only what
- * sdp_write() emits, not the typed views.
+ * with sdp_line_remove() and friends, with the text sdp_line_set() and
+ * sdp_line_add_after() give. Both change only what sdp_write() emits, not
+ * the typed views.
  *
  * What is refused (-EINVAL, with a reason naming the fault and, where
  * there is one, the line): text over SDP_MAX_SIZE; a NUL byte or a CR not
@@ -167,8 +168,15 @@ struct sdp_media {
     size_t nformats; /* >= 1 */
 };
 
+/* Text sdp_line_set and sdp_line_add_after gave a line (owned). */
+struct sdp_owned {
+    struct sdp_owned *next;
+    char text[];
+};
+
 struct sdp {
     struct strview text;
+    struct sdp_owned *owned;
     struct sdp_line *lines;
     size_t nlines;
     struct strview tail; /* trailing empty lines, kept for sdp_write */
@@ -197,6 +205,14 @@ int sdp_write(const struct sdp *sdp, struct strbuf *out);
 
 /* Marks line i removed (out of range: no-op). */
 void sdp_line_remove(struct sdp *sdp, size_t i);
+/* What sdp_write emits for line i: text instead (sdp_line_set), or the
+ * line followed by text (sdp_line_add_after; a removed line stays
+ * removed, and only text goes out in its place). text is one or more whole
+ * lines, each "<letter>=value" ending in CRLF, without control characters
+ * (-EINVAL otherwise; also for i out of range); it is copied. The typed
+ * views keep describing the parsed text. 0, -EINVAL or -ENOMEM. */
+int sdp_line_set(struct sdp *sdp, size_t i, struct strview text);
+int sdp_line_add_after(struct sdp *sdp, size_t i, struct strview text);
 /* Removes the a=crypto lines of a level (the session or a section). */
 void sdp_level_remove_crypto(struct sdp *sdp, const struct sdp_level *lv);
 /* Removes every line carrying SDES key material: a=crypto at any level,

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/random.h"
+#include "proxy/anchor.h"
 #include "proxy/dialog.h"
 #include "proxy/hangup.h"
 #include "proxy/hop.h"
@@ -27,6 +28,63 @@ enum branch_media {
     BRANCH_MEDIA_STRIPPED, /* an unreliable provisional's refused SDP: removed */
     BRANCH_MEDIA_REFUSED,  /* a 2xx or reliable provisional Parley refuses */
 };
+
+/* Anchored media on a branch's response whose SDP the policy passed: an
+ * answer goes to the engine and is rewritten toward the offerer; an offer
+ * (late offer) likewise toward the requester, kept in offer_sdp as sent.
+ * 0, or the status of a refusal (warning says why). */
+static int branch_anchor_response(struct proxy_request *pr, struct proxy_branch *b,
+                                  struct sip_msg *resp, bool late_offer, struct strbuf *offer_sdp,
+                                  char *warning, size_t cap)
+{
+    struct proxy *p = pr->p;
+    struct proxy_anchor_set **set = &b->anchor;
+    bool responder_is_caller = false;
+    if (pr->in_dialog) {
+        bool requester_is_caller;
+        struct proxy_dialog *d = proxy_dialog_of(p, resp, &requester_is_caller);
+        if (!d || !d->anchor)
+            return 0;
+        set = &d->anchor;
+        responder_is_caller = !requester_is_caller;
+    } else if (!*set &&
+               !(proxy_anchor_enabled(p) && late_offer && pr->method == SIP_METHOD_INVITE)) {
+        return 0;
+    }
+    if (!late_offer)
+        return proxy_anchor_answer(p, *set, responder_is_caller, resp, warning, cap);
+    uint64_t requester_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
+    int status = proxy_anchor_offer(p, set, responder_is_caller, resp, requester_conn,
+                                    pr->call ? pr->call->call_id : "",
+                                    pr->in_dialog ? "" : pr->caller, warning, cap);
+    if (status == 0) {
+        struct sip_body_sdp found;
+        char why[8];
+        strbuf_reset(offer_sdp);
+        if (proxy_media_find_sdp(resp, &found, why, sizeof(why)) == 0)
+            strbuf_putview(offer_sdp, found.sdp);
+    }
+    return status;
+}
+
+/* A retransmitted 2xx carries its answerer's own SDP again: anchored, it
+ * is rewritten as the first time, never forwarded as it came. */
+static int branch_anchor_again(struct proxy_request *pr, struct proxy_branch *b,
+                               struct sip_msg *resp)
+{
+    struct proxy *p = pr->p;
+    if (!proxy_media_has_sdp(resp))
+        return 0;
+    bool requester_is_caller;
+    struct proxy_dialog *d = proxy_dialog_of(p, resp, &requester_is_caller);
+    struct proxy_anchor_set *set = b->anchor ? b->anchor : d ? d->anchor : NULL;
+    if (!set)
+        return 0;
+    char warning[MEDIA_WARNING_MAX];
+    uint64_t requester_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
+    return proxy_anchor_again(p, set, d ? !requester_is_caller : false, resp, requester_conn,
+                              warning, sizeof(warning));
+}
 
 /* The SDP a branch's response carries, checked: an answer to the branch's
  * offer, or an offer (late offer: the request carried none), kept in
@@ -51,8 +109,15 @@ static enum branch_media branch_check_media(struct proxy_request *pr, struct pro
         mr = proxy_media_offer(pr->p, resp, b->conn, caller_conn, offer_sdp, warning, cap);
         *late_offer = true;
     }
-    if (mr == PROXY_MEDIA_OK)
-        return BRANCH_MEDIA_PASS;
+    if (mr == PROXY_MEDIA_OK) {
+        if (branch_anchor_response(pr, b, resp, *late_offer, offer_sdp, warning, cap) == 0)
+            return BRANCH_MEDIA_PASS;
+        if (status < 200 && !sip_msg_hdr_first(resp, SIP_HDR_RSEQ)) {
+            sip_msg_set_body(resp, STRVIEW_EMPTY, STRVIEW_EMPTY);
+            return BRANCH_MEDIA_STRIPPED;
+        }
+        return BRANCH_MEDIA_REFUSED;
+    }
     if (status >= 200 || sip_msg_hdr_first(resp, SIP_HDR_RSEQ))
         return BRANCH_MEDIA_REFUSED;
     /* an unreliable provisional: its early SDP does not bind; the response
@@ -84,7 +149,7 @@ static void branch_refuse_media(struct proxy_request *pr, struct proxy_branch *b
         if (d) {
             /* the requester is on the side the request came from */
             char full[MEDIA_WARNING_MAX + 80];
-            proxy_hangup_dialog(pr->p, d, from_caller, !from_caller, warning);
+            proxy_hangup_dialog(pr->p, d, from_caller, !from_caller, 488, warning);
             snprintf(full, sizeof(full), "488 media refused in a re-offer: %s", warning);
             proxy_dialog_end(d, full);
         }
@@ -124,6 +189,11 @@ static void branch_note_dialog(struct proxy_request *pr, struct proxy_branch *b,
             proxy_dialog_confirm(d);
             if (late_offer)
                 proxy_dialog_keep_late_offer(d, offer_sdp);
+            if (b->anchor && !d->anchor) {
+                /* this branch's media is the call's now */
+                d->anchor = b->anchor;
+                b->anchor = NULL;
+            }
         }
         return;
     }
@@ -149,6 +219,8 @@ static void branch_note_dialog(struct proxy_request *pr, struct proxy_branch *b,
 static void branch_failed(struct proxy_request *pr, struct proxy_branch *b, struct sip_msg *resp,
                           int status)
 {
+    proxy_anchor_release(pr->p, b->anchor, "branch failed");
+    b->anchor = NULL;
     if (pr->method == SIP_METHOD_INVITE && b->early_tag[0] && pr->st) {
         struct sip_addr from;
         const struct sip_msg *req = sip_server_txn_request(pr->st);
@@ -181,7 +253,7 @@ static void branch_response(struct proxy_branch *b, struct sip_msg *resp, int st
             const struct sip_msg *req = b->txn ? sip_client_txn_request(b->txn) : NULL;
             if (b->media_refused && req)
                 proxy_hangup_ack(pr->p, b->conn, req, resp);
-            else if (!b->media_refused)
+            else if (!b->media_refused && branch_anchor_again(pr, b, resp) == 0)
                 proxy_response_forward(pr, b, resp, status);
         }
         return;
@@ -256,8 +328,53 @@ static void branch_on_terminated(struct sip_txn_user *u, struct sip_client_txn *
  * provisional it acknowledges (kept in the early dialog), or without one
  * may carry a new offer. False (with pr's best response decided) when the
  * copy may not go. */
+/* Anchored media (media.anchor = always) on a copy about to leave on conn,
+ * after the policy passed its offer: the SDP is rewritten toward the
+ * receiving leg and kept as the offer sent (`offer`). An out-of-dialog
+ * INVITE gets a set of its own for this branch (*set); a re-offer uses
+ * its dialog's. Returns 0 or the status refusing the copy. */
+static int branch_anchor_offer(struct proxy_request *pr, struct sip_msg *m, uint64_t conn,
+                               struct strbuf *offer, struct proxy_anchor_set **set, char *warning,
+                               size_t cap)
+{
+    struct proxy *p = pr->p;
+    if (!proxy_media_has_sdp(m))
+        return 0;
+    int status;
+    if (!pr->in_dialog) {
+        /* whether a new call is anchored is the configuration's choice now */
+        if (!proxy_anchor_enabled(p) || m->method != SIP_METHOD_INVITE)
+            return 0;
+        status = proxy_anchor_offer(p, set, true, m, conn, pr->call ? pr->call->call_id : "",
+                                    pr->caller, warning, cap);
+    } else {
+        /* an anchored call stays anchored whatever the configuration says
+         * since: its parties know only Parley's addresses and keys */
+        bool from_caller;
+        struct proxy_dialog *d = proxy_dialog_of(p, m, &from_caller);
+        if (proxy_anchor_enabled(p) &&
+            (m->method == SIP_METHOD_PRACK || !d || (!d->anchor && d->state == DIALOG_EARLY))) {
+            /* an early dialog's media is its branch's, not reachable here */
+            snprintf(warning, cap, "an offer or answer in an early dialog cannot be anchored");
+            return 488;
+        }
+        if (!d || !d->anchor)
+            return 0; /* a call set up before anchoring was on stays as it is */
+        status = proxy_anchor_offer(p, &d->anchor, from_caller, m, conn,
+                                    d->call ? d->call->call_id : "", d->caller_aor, warning, cap);
+    }
+    if (status == 0) {
+        struct sip_body_sdp found;
+        char why[8];
+        strbuf_reset(offer);
+        if (proxy_media_find_sdp(m, &found, why, sizeof(why)) == 0)
+            strbuf_putview(offer, found.sdp);
+    }
+    return status;
+}
+
 static bool branch_check_offer(struct proxy_request *pr, struct sip_msg *m, uint64_t conn,
-                               struct strbuf *offer)
+                               struct strbuf *offer, struct proxy_anchor_set **set)
 {
     struct proxy *p = pr->p;
     if (m->method != SIP_METHOD_INVITE && m->method != SIP_METHOD_UPDATE &&
@@ -280,8 +397,13 @@ static bool branch_check_offer(struct proxy_request *pr, struct sip_msg *m, uint
                 snprintf(early->call->media, sizeof(early->call->media), "%s", summary);
         }
     }
-    if (mr == PROXY_MEDIA_OK)
-        return true;
+    if (mr == PROXY_MEDIA_OK) {
+        int status = branch_anchor_offer(pr, m, conn, offer, set, warning, sizeof(warning));
+        if (status == 0)
+            return true;
+        proxy_response_decide(pr, status, warning, true);
+        return false;
+    }
     proxy_response_decide(pr, mr == PROXY_MEDIA_BAD ? 400 : 488, warning, true);
     return false;
 }
@@ -299,7 +421,9 @@ bool proxy_branch_fork(struct proxy_request *pr, const char *bytes, size_t len,
     if (target_uri)
         sip_msg_set_request_uri(m, strview_cstr(target_uri));
     struct strbuf offer = STRBUF_INIT;
-    if (!branch_check_offer(pr, m, conn, &offer)) {
+    struct proxy_anchor_set *anchor = NULL;
+    if (!branch_check_offer(pr, m, conn, &offer, &anchor)) {
+        proxy_anchor_release(p, anchor, "offer refused");
         strbuf_free(&offer);
         sip_msg_free(m);
         return false;
@@ -324,6 +448,7 @@ bool proxy_branch_fork(struct proxy_request *pr, const char *bytes, size_t len,
 
     struct proxy_branch *b = &pr->branches[pr->nbranches];
     b->offer = offer;
+    b->anchor = anchor;
     b->user.response = branch_on_response;
     b->user.terminated = branch_on_terminated;
     b->pr = pr;
@@ -332,6 +457,8 @@ bool proxy_branch_fork(struct proxy_request *pr, const char *bytes, size_t len,
     b->txn = sip_txn_client_send(p->txn, conn, m, &b->user);
     if (!b->txn) {
         strbuf_free(&b->offer);
+        proxy_anchor_release(p, b->anchor, "not sent");
+        b->anchor = NULL;
         return false;
     }
     pr->nbranches++;

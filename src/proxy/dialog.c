@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "proxy/anchor.h"
 #include "proxy/call.h"
 #include "proxy/state.h"
 
@@ -73,6 +74,7 @@ static void dialog_free(struct proxy_dialog *d)
         d->call->ndialogs--;
     proxy_call_release(d->call);
     strbuf_free(&d->late_offer);
+    proxy_anchor_release(p, d->anchor, "dialog ended");
     sip_dialog_clear(&d->to_caller);
     sip_dialog_clear(&d->to_callee);
     free(d);
@@ -259,6 +261,18 @@ void proxy_dialog_conn_closed(struct proxy *p, uint64_t conn)
             proxy_dialog_end(d, "connections closed");
         n = next;
     }
+}
+
+struct proxy_dialog *proxy_dialog_of_stream(struct proxy *p, uint64_t stream)
+{
+    size_t bucket;
+    struct hmap_node *n = p->dialogs.count ? hmap_iter_first(&p->dialogs, &bucket) : NULL;
+    for (; n; n = hmap_iter_next(&p->dialogs, n, &bucket)) {
+        struct proxy_dialog *d = container_of(n, struct proxy_dialog, node);
+        if (proxy_anchor_has_stream(d->anchor, stream))
+            return d;
+    }
+    return NULL;
 }
 
 void proxy_dialog_free_all(struct proxy *p)

@@ -4,7 +4,8 @@
  * way, only the dialog's parties may send them, and Parley can speak into a
  * dialog itself (sip/dialog views toward each side). Early dialogs end with
  * their INVITE; confirmed ones with BYE, the end of a subscription, both
- * parties' connections closing, or a long idle time. Uses proxy/call.
+ * parties' connections closing, or a long idle time. Uses proxy/call and
+ * proxy/anchor (a dialog's anchored media ends with it).
  */
 #ifndef PARLEY_PROXY_DIALOG_H
 #define PARLEY_PROXY_DIALOG_H
@@ -60,5 +61,8 @@ void proxy_dialog_end_early_tag(struct proxy *p, struct strview call_id, struct 
 /* A connection closed: the dialogs of which neither party is left end. */
 void proxy_dialog_conn_closed(struct proxy *p, uint64_t conn);
 void proxy_dialog_free_all(struct proxy *p);
+/* The confirmed or early dialog whose anchored media holds the engine
+ * stream, or NULL. */
+struct proxy_dialog *proxy_dialog_of_stream(struct proxy *p, uint64_t stream);
 
 #endif

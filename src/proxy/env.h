@@ -16,6 +16,8 @@
 #include "net/conn.h"
 #include "registrar/auth.h"
 
+struct anchor;
+
 /* A finished call, for the call log. */
 struct proxy_call_record {
     const char *call_id;
@@ -86,6 +88,9 @@ struct proxy_env {
      * came in on, or of the server-to-server listener for a connection
      * Parley opened. NULL function: the connection's local address. */
     void (*self_address)(void *arg, uint64_t conn, char *out, size_t cap);
+    /* The media engine, when this node runs one (media.anchor = always
+     * anchors calls through it); NULL otherwise. */
+    struct anchor *anchor;
 };
 
 /* Figures for status. */
@@ -109,6 +114,7 @@ struct proxy_config {
     const char *const *media_suites; /* media.srtp_suites */
     size_t media_nsuites;
     size_t max_transactions_per_user; /* requests in progress per sender; 0: no bound */
+    bool anchor_media;                /* media.anchor = always */
 };
 
 /* A call in progress, for parleyctl calls. */

@@ -30,9 +30,9 @@ static int hangup_view_of_answer(struct sip_dialog *v, const struct sip_msg *req
     return rc;
 }
 
-/* The Reason header line of a media refusal; the text must not break the
- * quoted string nor the line. */
-static void hangup_reason(const char *warning, char *out, size_t cap)
+/* The Reason header line (a media refusal: cause 488; a media timeout:
+ * 408); the text must not break the quoted string nor the line. */
+static void hangup_reason(int cause, const char *warning, char *out, size_t cap)
 {
     char clean[MEDIA_WARNING_MAX];
     size_t j = 0;
@@ -41,7 +41,7 @@ static void hangup_reason(const char *warning, char *out, size_t cap)
         clean[j++] = (c == '"' || c == '\\' || c < ' ' || c == 0x7f) ? '\'' : (char)c;
     }
     clean[j] = '\0';
-    snprintf(out, cap, "Reason: SIP;cause=488;text=\"%s\"\r\n", clean);
+    snprintf(out, cap, "Reason: SIP;cause=%d;text=\"%s\"\r\n", cause, clean);
 }
 
 /* Builds method in view v and sends it on conn: an ACK statelessly, any
@@ -88,7 +88,7 @@ void proxy_hangup_answerer(struct proxy *p, uint64_t conn, const struct sip_msg 
     if (req->method == SIP_METHOD_INVITE)
         hangup_send(p, conn, &v, "ACK", req->cseq_num, NULL);
     char reason[MEDIA_WARNING_MAX + 64];
-    hangup_reason(warning, reason, sizeof(reason));
+    hangup_reason(488, warning, reason, sizeof(reason));
     hangup_send(p, conn, &v, "BYE", 0, reason);
     char cid[128];
     strview_copy(req->call_id, cid, sizeof(cid));
@@ -100,10 +100,10 @@ void proxy_hangup_answerer(struct proxy *p, uint64_t conn, const struct sip_msg 
 }
 
 void proxy_hangup_dialog(struct proxy *p, struct proxy_dialog *d, bool to_caller, bool to_callee,
-                         const char *warning)
+                         int cause, const char *warning)
 {
     char reason[MEDIA_WARNING_MAX + 64];
-    hangup_reason(warning, reason, sizeof(reason));
+    hangup_reason(cause, warning, reason, sizeof(reason));
     if (to_callee && d->callee_conn)
         hangup_send(p, d->callee_conn, &d->to_callee, "BYE", 0, reason);
     if (to_caller && d->caller_conn)

@@ -24,9 +24,10 @@ void proxy_hangup_answerer(struct proxy *p, uint64_t conn, const struct sip_msg 
 /* The ACK of that 2xx again, for a retransmission of it. */
 void proxy_hangup_ack(struct proxy *p, uint64_t conn, const struct sip_msg *req,
                       const struct sip_msg *resp);
-/* BYE with the Reason into a routed dialog, toward the caller and/or the
- * callee, each on its connection if it still has one. */
+/* BYE with "Reason: SIP;cause=CAUSE;text=..." into a routed dialog,
+ * toward the caller and/or the callee, each on its connection if it still
+ * has one. */
 void proxy_hangup_dialog(struct proxy *p, struct proxy_dialog *d, bool to_caller, bool to_callee,
-                         const char *warning);
+                         int cause, const char *warning);
 
 #endif

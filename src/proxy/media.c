@@ -43,8 +43,8 @@ void proxy_media_free(struct proxy *p)
  * -EINVAL with the reason when the body cannot be read with certainty,
  * which the policy treats as malformed: a user agent might find an SDP
  * in it that Parley did not inspect. */
-static int proxy_media_find(const struct sip_msg *m, struct sip_body_sdp *found, char *warning,
-                            size_t cap)
+int proxy_media_find_sdp(const struct sip_msg *m, struct sip_body_sdp *found, char *warning,
+                         size_t cap)
 {
     const struct sip_hdr *ct = sip_msg_hdr_first(m, SIP_HDR_CONTENT_TYPE);
     const struct sip_hdr *ce = sip_msg_hdr_first(m, SIP_HDR_CONTENT_ENCODING);
@@ -67,14 +67,14 @@ bool proxy_media_has_sdp(const struct sip_msg *m)
 {
     struct sip_body_sdp found;
     char why[8];
-    return m->body.n > 0 && (proxy_media_find(m, &found, why, sizeof(why)) || found.sdp.n > 0);
+    return m->body.n > 0 && (proxy_media_find_sdp(m, &found, why, sizeof(why)) || found.sdp.n > 0);
 }
 
 /* Puts the policy's rewritten SDP where the old one was. A message whose
  * rewrite fails must not go out with the old SDP (it may hold keys): the
  * caller refuses it. */
-static int proxy_media_replace(struct sip_msg *m, const struct sip_body_sdp *found,
-                               const struct strbuf *sdp)
+int proxy_media_replace_sdp(struct sip_msg *m, const struct sip_body_sdp *found,
+                            const struct strbuf *sdp)
 {
     if (found->whole)
         return sip_msg_set_body(m, strview_cstr("application/sdp"), strview_make(sdp->p, sdp->len));
@@ -121,7 +121,7 @@ enum proxy_media_result proxy_media_offer(struct proxy *p, struct sip_msg *m, ui
                                           size_t cap)
 {
     struct sip_body_sdp found;
-    if (proxy_media_find(m, &found, warning, cap)) {
+    if (proxy_media_find_sdp(m, &found, warning, cap)) {
         proxy_media_log(m, "offer", warning);
         return PROXY_MEDIA_BAD;
     }
@@ -141,7 +141,7 @@ enum proxy_media_result proxy_media_offer(struct proxy *p, struct sip_msg *m, ui
         proxy_media_log(m, "offer", warning);
         res = PROXY_MEDIA_REFUSED;
     } else if (d.verdict == MEDIA_REWRITE) {
-        if (proxy_media_replace(m, &found, &d.sdp) == 0) {
+        if (proxy_media_replace_sdp(m, &found, &d.sdp) == 0) {
             forwarded = strview_make(d.sdp.p, d.sdp.len);
         } else {
             snprintf(warning, cap, "the session description could not be rewritten");
@@ -162,7 +162,7 @@ enum proxy_media_result proxy_media_answer(struct proxy *p, struct strview offer
                                            size_t cap, char *summary, size_t summary_cap)
 {
     struct sip_body_sdp found;
-    if (proxy_media_find(m, &found, warning, cap)) {
+    if (proxy_media_find_sdp(m, &found, warning, cap)) {
         proxy_media_log(m, "answer", warning);
         return PROXY_MEDIA_BAD;
     }
@@ -180,7 +180,7 @@ enum proxy_media_result proxy_media_answer(struct proxy *p, struct strview offer
         snprintf(warning, cap, "%s", d.warning);
         proxy_media_log(m, "answer", warning);
         res = PROXY_MEDIA_REFUSED;
-    } else if (d.verdict == MEDIA_REWRITE && proxy_media_replace(m, &found, &d.sdp) != 0) {
+    } else if (d.verdict == MEDIA_REWRITE && proxy_media_replace_sdp(m, &found, &d.sdp) != 0) {
         snprintf(warning, cap, "the session description could not be rewritten");
         proxy_media_log(m, "answer", warning);
         res = PROXY_MEDIA_REFUSED;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/strbuf.h"
+#include "sip/body.h"
 #include "sip/msg.h"
 
 struct proxy;
@@ -41,6 +42,16 @@ enum proxy_media_result proxy_media_offer(struct proxy *p, struct sip_msg *m, ui
 enum proxy_media_result proxy_media_answer(struct proxy *p, struct strview offer, struct sip_msg *m,
                                            uint64_t in_conn, uint64_t out_conn, char *warning,
                                            size_t cap, char *summary, size_t summary_cap);
+/* The SDP of m's body (the whole body, or its one application/sdp part):
+ * 0 with found (found->sdp empty when there is none), or -EINVAL with the
+ * reason when the body cannot be read with certainty. */
+int proxy_media_find_sdp(const struct sip_msg *m, struct sip_body_sdp *found, char *warning,
+                         size_t cap);
+/* Puts sdp where found was (a multipart's other parts untouched). A
+ * message whose rewrite fails must not go out with the old SDP (it may
+ * hold keys): the caller refuses it. 0 or -ENOMEM. */
+int proxy_media_replace_sdp(struct sip_msg *m, const struct sip_body_sdp *found,
+                            const struct strbuf *sdp);
 /* A Warning header line (CRLF-terminated) for a refusal. */
 void proxy_media_warning_header(struct proxy *p, const char *warning, char *out, size_t cap);
 

@@ -18,6 +18,7 @@
 #include "proxy/call.h"
 #include "proxy/dialog.h"
 #include "proxy/federation_priv.h"
+#include "proxy/hangup.h"
 #include "proxy/hop.h"
 #include "proxy/media.h"
 #include "proxy/reject.h"
@@ -621,6 +622,15 @@ void proxy_on_message(struct proxy *p, uint64_t conn, struct sip_msg *msg)
     if (!sip_txn_client_receive(p->txn, conn, msg))
         log_debug("sip.stray_response", "conn", LOG_INT(conn), "status", LOG_INT(msg->status));
     sip_msg_free(msg);
+}
+
+void proxy_media_timed_out(struct proxy *p, uint64_t stream)
+{
+    struct proxy_dialog *d = proxy_dialog_of_stream(p, stream);
+    if (!d || d->state != DIALOG_CONFIRMED)
+        return; /* ringing, or already over */
+    proxy_hangup_dialog(p, d, true, true, 408, "media timeout");
+    proxy_dialog_end(d, "media timeout");
 }
 
 void proxy_conn_opened(struct proxy *p, uint64_t conn, const struct conn_info *info)

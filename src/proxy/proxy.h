@@ -42,6 +42,9 @@ struct sip_txn_layer *proxy_txn_layer(struct proxy *p);
 
 /* A request or response arrived on conn; the proxy takes msg. */
 void proxy_on_message(struct proxy *p, uint64_t conn, struct sip_msg *msg);
+/* The media engine's stream went silent past media.timeout: its call is
+ * ended with a BYE to both parties (Reason: SIP;cause=408). */
+void proxy_media_timed_out(struct proxy *p, uint64_t stream);
 /* A connection (ours to a partner, or accepted) is established. */
 void proxy_conn_opened(struct proxy *p, uint64_t conn, const struct conn_info *info);
 /* A connection closed: its transactions, bindings and dialogs end. */

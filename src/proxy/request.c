@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/anchor.h"
 #include "proxy/call.h"
 #include "proxy/reject.h"
 #include "proxy/state.h"
@@ -90,8 +91,10 @@ void proxy_request_maybe_free(struct proxy_request *pr)
     request_subscribe_unlist(pr);
     if (pr->call)
         proxy_call_release(pr->call);
-    for (size_t i = 0; i < pr->nbranches; i++)
+    for (size_t i = 0; i < pr->nbranches; i++) {
         strbuf_free(&pr->branches[i].offer);
+        proxy_anchor_release(pr->p, pr->branches[i].anchor, "not answered");
+    }
     strbuf_free(&pr->best);
     strbuf_free(&pr->held);
     free(pr);

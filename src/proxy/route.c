@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "core/random.h"
+#include "proxy/anchor.h"
 #include "proxy/branch.h"
 #include "proxy/call.h"
 #include "proxy/dialog.h"
@@ -304,6 +305,12 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
              * the refused answer; then both sides get a BYE */
             sip_msg_set_body(ack, STRVIEW_EMPTY, STRVIEW_EMPTY);
             end_dialog = true;
+        } else if (d->anchor && proxy_anchor_answer(p, d->anchor, from_caller, ack, warning,
+                                                    sizeof(warning)) != 0) {
+            /* anchored: the answer goes to the engine and is rewritten;
+             * one that cannot be is not forwarded either */
+            sip_msg_set_body(ack, STRVIEW_EMPTY, STRVIEW_EMPTY);
+            end_dialog = true;
         } else if (d->call && summary[0]) {
             snprintf(d->call->media, sizeof(d->call->media), "%s", summary);
         }
@@ -330,7 +337,7 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
     strbuf_free(&out);
     if (end_dialog) {
         char full[MEDIA_WARNING_MAX + 80];
-        proxy_hangup_dialog(p, d, true, true, warning);
+        proxy_hangup_dialog(p, d, true, true, 488, warning);
         snprintf(full, sizeof(full), "488 media refused in the ACK: %s", warning);
         proxy_dialog_end(d, full);
     }

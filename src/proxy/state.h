@@ -28,6 +28,7 @@
 struct proxy_request;
 struct proxy_dialog;
 struct partner;
+struct proxy_anchor_set;
 
 /* One forked leg of a proxied request. */
 struct proxy_branch {
@@ -35,11 +36,12 @@ struct proxy_branch {
     struct proxy_request *pr;
     struct sip_client_txn *txn; /* NULL once it has ended */
     uint64_t conn;
-    int status;                    /* last status seen; 0 before any */
-    struct strbuf offer;           /* the SDP offer as sent on this branch (empty: none) */
-    char early_tag[PROXY_TAG_MAX]; /* To tag of the early dialog its 1xx made */
-    char asserted[PROXY_ADDR_MAX]; /* the user it reaches (local bindings), for PAI */
-    bool media_refused;            /* its answer broke the media policy */
+    int status;                      /* last status seen; 0 before any */
+    struct strbuf offer;             /* the SDP offer as sent on this branch (empty: none) */
+    char early_tag[PROXY_TAG_MAX];   /* To tag of the early dialog its 1xx made */
+    char asserted[PROXY_ADDR_MAX];   /* the user it reaches (local bindings), for PAI */
+    bool media_refused;              /* its answer broke the media policy */
+    struct proxy_anchor_set *anchor; /* anchored media of this copy's offer (owned) */
 };
 
 /* Requests in progress on behalf of one sender (user or partner's user). */
@@ -120,6 +122,7 @@ struct proxy_dialog {
     uint64_t callee_conn;
     struct proxy_call *call;
     struct strbuf late_offer;        /* an offer in a 2xx, until the ACK answers it */
+    struct proxy_anchor_set *anchor; /* its anchored media (owned), or NULL */
     char caller_aor[PROXY_ADDR_MAX]; /* user@domain of each party */
     char callee_aor[PROXY_ADDR_MAX];
     struct timer timer; /* early dialogs and confirmed ones both end eventually */

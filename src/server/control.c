@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "anchor/anchor.h"
 #include "core/log.h"
 #include "relay/relay.h"
 #include "registrar/throttle.h"
@@ -172,6 +173,9 @@ static json_t *control_dispatch(struct runtime *rt, const char *line)
         reply = status_registrations(rt);
     } else if (strcmp(cmd, "relay") == 0) {
         reply = relay_status(rt->relay);
+        json_object_set_new(reply, "ok", json_true());
+    } else if (strcmp(cmd, "media") == 0) {
+        reply = anchor_status(rt->anchor);
         json_object_set_new(reply, "ok", json_true());
     } else if (strcmp(cmd, "reload") == 0) {
         struct strbuf report = STRBUF_INIT;

@@ -32,6 +32,7 @@ struct event_base;
 struct evconnlistener;
 struct control;
 struct relay;
+struct anchor;
 
 enum listener_kind {
     LISTENER_TLS,  /* sip.tls_listen: clients; sip.client_certificates applies */
@@ -116,7 +117,8 @@ struct runtime {
     char *lock_path;
     struct control *control;
 
-    struct relay *relay; /* the media relay (TURN), when relay.enabled */
+    struct relay *relay;   /* the media relay (TURN), when relay.enabled */
+    struct anchor *anchor; /* the media engine */
 };
 
 /* listener.c */

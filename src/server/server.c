@@ -15,6 +15,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "anchor/anchor.h"
 #include "core/log.h"
 #include "core/log_limit.h"
 #include "core/mbox.h"
@@ -230,6 +231,14 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     rt->tls = ctx;
     runtime_recheck_peers(rt);
     runtime_relay_reload(rt, old, cfg);
+    if (strcmp(cfg->media.port_range, old->media.port_range) != 0 ||
+        strcmp(cfg->media.address, old->media.address) != 0 ||
+        strcmp(cfg->media.public_address, old->media.public_address) != 0 ||
+        cfg->media.workers != old->media.workers)
+        log_warn("config.restart_needed", "key", "media", "reason",
+                 "media.address, public_address, port_range and workers change only when "
+                 "parleyd restarts");
+    anchor_reload(rt->anchor, cfg);
     config_free(old);
     runtime_apply_transport(rt);
     if (rt->workers)
@@ -411,6 +420,9 @@ void server_free(struct runtime *rt)
     mbox_free(rt->core_mbox);
     rt->core_mbox = NULL;
     sipcore_stop(rt);
+    /* after the proxy, whose dialogs end their streams as they go */
+    anchor_stop(rt->anchor);
+    rt->anchor = NULL;
     store_writer_stop(rt->store_writer); /* writes what is queued first */
     rt->store_writer = NULL;
     store_close(rt->store);

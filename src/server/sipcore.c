@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <string.h>
 
+#include "anchor/anchor.h"
 #include "core/log.h"
 #include "proxy/federation.h"
 #include "registrar/throttle.h"
@@ -304,6 +305,7 @@ void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct re
     pc->media_suites = (const char *const *)cfg->media.srtp_suites.v;
     pc->media_nsuites = cfg->media.srtp_suites.n;
     pc->max_transactions_per_user = (size_t)cfg->limits.transactions_per_user;
+    pc->anchor_media = strcmp(cfg->media.anchor, "always") == 0;
 
     prc->domain = cfg->server.domain;
     prc->policy = strcmp(cfg->presence.policy, "contacts") == 0 ? PRESENCE_POLICY_CONTACTS
@@ -314,6 +316,15 @@ void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct re
     prc->max_subscriptions = (size_t)cfg->presence.max_subscriptions;
     prc->max_per_user = (size_t)cfg->presence.max_per_user;
     prc->max_per_watcher = (size_t)cfg->presence.max_per_watcher;
+}
+
+/* The media engine says a stream went silent: its call ends. */
+static void sipcore_media_timed_out(void *arg, uint64_t stream, const char *call_id)
+{
+    (void)call_id;
+    struct runtime *rt = arg;
+    if (rt->proxy)
+        proxy_media_timed_out(rt->proxy, stream);
 }
 
 int sipcore_start(struct runtime *rt, char *err, size_t errlen)
@@ -333,6 +344,12 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         rt->listen_addrs[i] = rt->listeners[i].addr;
 
     int drc = dns_resolver_new(rt->base, rt->cfg->dns.nameservers, &rt->dns, err, errlen);
+    if (drc)
+        return drc;
+    /* the media engine, on threads of its own; the proxy anchors calls in
+     * it when media.anchor says so (reloadable), so it always runs */
+    struct anchor_events aev = {.arg = rt, .timed_out = sipcore_media_timed_out};
+    drc = anchor_start(rt->cfg, rt->base, &aev, &rt->anchor, err, errlen);
     if (drc)
         return drc;
     rt->auth = auth_new(clock_system(), &ac);
@@ -362,6 +379,7 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         .txn_held = sipcore_txn_held,
         .throttle = rt->throttle,
         .self_address = sipcore_self_address,
+        .anchor = rt->anchor,
     };
     rt->proxy = proxy_new(rt->timers, &env, &pc, rt->registrar, rt->auth);
     if (!rt->proxy)

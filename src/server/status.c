@@ -195,6 +195,22 @@ static json_t *status_protection(const struct config *cfg, const struct tls_cont
     json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "media relay credentials",
                                           "protection", "issued only over TLS-protected channels",
                                           "enforced", buf));
+    if (strcmp(cfg->media.anchor, "always") == 0)
+        snprintf(buf, sizeof(buf),
+                 "media.anchor always: calls between users pass through the media engine "
+                 "(%s, ports %s); each leg SRTP with a key Parley generated for it (or plain "
+                 "where the level allows), every packet authenticated on its leg, no key "
+                 "crosses legs; a leg follows its party only where packets authenticate",
+                 *cfg->media.public_address ? cfg->media.public_address
+                 : *cfg->media.address      ? cfg->media.address
+                                            : "the first sip.tls_listen address",
+                 cfg->media.port_range);
+    else
+        snprintf(buf, sizeof(buf),
+                 "media.anchor never: media flows between the clients, each with the other's "
+                 "SDES key (carried over TLS hops only)");
+    json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "anchored media",
+                                          "protection", "SRTP re-keyed per leg", "enforced", buf));
     return rows;
 }
 

@@ -824,7 +824,11 @@ class Baresip:
         os.makedirs(self.dir, exist_ok=True)
         self.sip_port, self.tls_port = free_ports(2, "both", consecutive=True)
         self.ctrl_port = free_port("tcp")
-        self.out_wav = os.path.join(self.dir, "out.wav")
+        # What the agent hears is recorded by the sndfile module: each call
+        # writes DIR/dump-<time>-dec.wav (heard) and -enc.wav (sent); Debian's
+        # baresip 1.0 cannot play to aufile (see peers/baresip.md)
+        self.snd_dir = os.path.join(self.dir, "snd")
+        os.makedirs(self.snd_dir, exist_ok=True)
         self.args = [self.BINARY, "-f", self.dir, "-t", str(lifetime)]
         if sip_trace:
             self.args.append("-s")
@@ -853,7 +857,8 @@ class Baresip:
             "poll_method": "epoll",
             "sip_listen": f"127.0.0.1:{self.sip_port}",
             "audio_source": "ausine,440",
-            "audio_player": f"aufile,{self.out_wav}",
+            "audio_player": "aufile,/dev/null",
+            "snd_path": self.snd_dir,
             "audio_alert": "aufile,/dev/null",
             "ctrl_tcp_listen": f"127.0.0.1:{self.ctrl_port}",
         }
@@ -862,7 +867,7 @@ class Baresip:
         if certfile:
             conf["sip_certificate"] = certfile
         conf.update({k: str(v) for k, v in extra.items()})
-        mods = ["opus.so", "g711.so", "ausine.so", "aufile.so", "srtp.so"] + list(modules)
+        mods = ["opus.so", "g711.so", "ausine.so", "aufile.so", "sndfile.so", "srtp.so"] + list(modules)
         lines = [f"{k:<20} {v}" for k, v in conf.items()]
         lines += [f"module               {m}" for m in mods]
         # Order matters: presence must load after the accounts (see baresip.md).
@@ -1079,6 +1084,12 @@ class Baresip:
     def callstat(self) -> str:
         return self.cmd("callstat")
 
+    def heard(self) -> str | None:
+        """The WAV of what the agent heard in its latest call (sndfile's
+        -dec.wav), or None before any call."""
+        files = sorted(Path(self.snd_dir).glob("dump-*-dec.wav"), key=lambda f: f.stat().st_mtime)
+        return str(files[-1]) if files else None
+
     def stop(self, timeout: float = 5.0) -> int | None:
         """Ask baresip to quit (ctrl_tcp), then SIGTERM, then SIGKILL.
         Returns its exit code (None if it never started)."""
@@ -1211,6 +1222,10 @@ class Parley:
             self.relay_tls_port = free_port("tcp")
             self.config_set("relay.listen", _hostport(address, self.relay_port))
             self.config_set("relay.tls_listen", _hostport(address, self.relay_tls_port))
+            # the media engine's ports too (a test's relay.port_range comes
+            # from the same pool, so the two never overlap)
+            media = free_ports(16, "udp", consecutive=True)
+            self.config_set("media.port_range", f"{media[0]}-{media[-1]}")
             for k, v in (config or {}).items():
                 self.config_set(k, v)
             for u, pw in (users or {}).items():

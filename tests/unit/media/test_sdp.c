@@ -689,15 +689,68 @@ static void test_remove_crypto(void **state)
     sdp_free(s);
 }
 
+/* Lines given new text, or text added after them; a line removed for the
+ * key it carries never comes back with text added after it. */
+static void test_line_set_and_add(void **state)
+{
+    (void)state;
+    const char *text = "v=0\r\n"
+                       "o=- 1 1 IN IP4 192.0.2.1\r\n"
+                       "s=-\r\n"
+                       "c=IN IP4 192.0.2.1\r\n"
+                       "t=0 0\r\n"
+                       "m=audio 4000 RTP/SAVP 0\r\n"
+                       "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"
+                       "WE8Z/tc8igwnw+dHkqi5+yJVOdGNhzgG49W82gOb\r\n";
+    struct sdp *s = parse_ok(text);
+    const struct sdp_media *m = &s->media[0];
+    assert_int_equal(sdp_line_set(s, m->lv.line_first, strview_cstr("m=audio 5000 RTP/SAVP 0\r\n")),
+                     0);
+    assert_int_equal(
+        sdp_line_set(s, s->session.conn.line, strview_cstr("c=IN IP4 203.0.113.9\r\n")), 0);
+    size_t last = m->lv.line_end - 1; /* the a=crypto line */
+    sdp_level_remove_crypto(s, &m->lv);
+    assert_int_equal(sdp_line_add_after(s, last,
+                                        strview_cstr("a=crypto:1 AES_CM_128_HMAC_SHA1_80 "
+                                                     "inline:NEWKEY\r\n")),
+                     0);
+    struct strbuf out = STRBUF_INIT;
+    assert_int_equal(sdp_write(s, &out), 0);
+    assert_null(strstr(strbuf_cstr(&out), "WE8Z"));
+    assert_non_null(strstr(strbuf_cstr(&out), "inline:NEWKEY\r\n"));
+    assert_non_null(strstr(strbuf_cstr(&out), "m=audio 5000 "));
+    assert_non_null(strstr(strbuf_cstr(&out), "c=IN IP4 203.0.113.9\r\n"));
+    /* text added after a line that stays keeps it */
+    assert_int_equal(sdp_line_add_after(s, 2, strview_cstr("a=tool:x\r\n")), 0);
+    strbuf_reset(&out);
+    assert_int_equal(sdp_write(s, &out), 0);
+    assert_non_null(strstr(strbuf_cstr(&out), "s=-\r\na=tool:x\r\n"));
+    /* what is not whole lines is refused */
+    assert_int_equal(sdp_line_set(s, 2, strview_cstr("s=x")), -EINVAL);
+    assert_int_equal(sdp_line_set(s, 2, strview_cstr("s=x\r\n\r\n")), -EINVAL);
+    assert_int_equal(sdp_line_set(s, 2, strview_cstr("=x\r\n")), -EINVAL);
+    assert_int_equal(sdp_line_set(s, 2, strview_cstr("s=x\ny=1\r\n")), -EINVAL);
+    assert_int_equal(sdp_line_set(s, 99, strview_cstr("s=x\r\n")), -EINVAL);
+    strbuf_free(&out);
+    sdp_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_baresip_srtp_mand),  cmocka_unit_test(test_baresip_srtp_optional),
-        cmocka_unit_test(test_linphone_dtls),      cmocka_unit_test(test_webrtc),
-        cmocka_unit_test(test_osrtp_and_sections), cmocka_unit_test(test_crypto_details),
-        cmocka_unit_test(test_line_ends),          cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_nul_byte),           cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_remove_crypto),
+        cmocka_unit_test(test_line_set_and_add),
+        cmocka_unit_test(test_baresip_srtp_mand),
+        cmocka_unit_test(test_baresip_srtp_optional),
+        cmocka_unit_test(test_linphone_dtls),
+        cmocka_unit_test(test_webrtc),
+        cmocka_unit_test(test_osrtp_and_sections),
+        cmocka_unit_test(test_crypto_details),
+        cmocka_unit_test(test_line_ends),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_nul_byte),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_remove_crypto),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

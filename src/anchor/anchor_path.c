@@ -1,0 +1,229 @@
+/*
+ * The media engine's packet path: datagrams read in batches from a leg's
+ * socket, checked against that leg (source, authentication, replay), and
+ * protected for the other leg and sent from its port, in batches.
+ *
+ * Nothing here allocates or takes a lock in the steady state: datagrams
+ * are read with recvmmsg into the worker's slots, unprotected and
+ * protected in place (each slot keeps room behind the packet for a tag),
+ * and sent with sendmmsg. A latch (the party's address changing) takes the
+ * worker's list lock, so status never reads an address half-written.
+ */
+#include "anchor/anchor_priv.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+#include "rtp/packet.h"
+
+static uint8_t *slot(struct anchor_worker *w, unsigned i)
+{
+    return w->slots + (size_t)i * ANCHOR_SLOT_SIZE;
+}
+
+static void count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+void anchor_path_flush(struct anchor_worker *w)
+{
+    struct anchor_txq *q = &w->txq;
+    unsigned i = 0;
+    while (i < q->n) {
+        /* consecutive datagrams of one socket go in one sendmmsg */
+        unsigned j = i + 1;
+        while (j < q->n && q->fd[j] == q->fd[i])
+            j++;
+        unsigned k = i;
+        while (k < j) {
+            int sent = sendmmsg(q->fd[i], &q->msgs[k], j - k, MSG_DONTWAIT);
+            if (sent <= 0) {
+                if (sent < 0 && errno == EINTR)
+                    continue;
+                break; /* the socket's buffer is full: the rest is lost, as UDP may be */
+            }
+            k += (unsigned)sent;
+        }
+        i = j;
+    }
+    q->n = 0;
+}
+
+static void queue(struct anchor_worker *w, int fd, const struct netaddr *to, const uint8_t *p,
+                  size_t len)
+{
+    struct anchor_txq *q = &w->txq;
+    if (q->n == ANCHOR_BATCH)
+        anchor_path_flush(w);
+    unsigned i = q->n++;
+    q->fd[i] = fd;
+    q->to[i] = *to;
+    q->iov[i].iov_base = (void *)p;
+    q->iov[i].iov_len = len;
+    memset(&q->msgs[i], 0, sizeof(q->msgs[i]));
+    q->msgs[i].msg_hdr.msg_name = &q->to[i].u.sa;
+    q->msgs[i].msg_hdr.msg_namelen = q->to[i].len;
+    q->msgs[i].msg_hdr.msg_iov = &q->iov[i];
+    q->msgs[i].msg_hdr.msg_iovlen = 1;
+}
+
+/* Where a leg's party is for RTP or RTCP: where it really sends from, once
+ * known, else where its SDP said. NULL when neither is known. */
+static const struct netaddr *leg_dest(const struct anchor_wleg *l, bool rtcp)
+{
+    if (!l->have_remote)
+        return NULL;
+    if (rtcp && !l->rtcp_mux)
+        return l->latched_rtcp_set ? &l->latched_rtcp : &l->sdp_rtcp;
+    return l->latched_rtp_set ? &l->latched_rtp : &l->sdp_rtp;
+}
+
+/* The party of leg l is now at `from` (for RTP or RTCP): logged, at most
+ * a few lines a second per stream. */
+static void leg_latch(struct anchor_worker *w, struct anchor_wstream *st, int leg, bool rtcp,
+                      const struct netaddr *from, const char *why)
+{
+    struct anchor_wleg *l = &st->leg[leg];
+    bool *set = rtcp && !l->rtcp_mux ? &l->latched_rtcp_set : &l->latched_rtp_set;
+    struct netaddr *at = rtcp && !l->rtcp_mux ? &l->latched_rtcp : &l->latched_rtp;
+    bool moved = *set;
+    char before[NETADDR_STRLEN] = "", now[NETADDR_STRLEN];
+    if (moved)
+        netaddr_format(at, before);
+    pthread_mutex_lock(&w->list_lock);
+    *at = *from;
+    *set = true;
+    pthread_mutex_unlock(&w->list_lock);
+    uint64_t suppressed = 0;
+    if (log_limit_allow(w->logs, w->now_ms, st->id * 4 + (uint64_t)leg * 2 + rtcp, &suppressed))
+        log_info(moved ? "media.moved" : "media.latched", "call_id", st->call_id, "leg",
+                 LOG_INT(leg), "what", rtcp ? "rtcp" : "rtp", "from", before, "to",
+                 netaddr_format(from, now), "reason", why, "suppressed", LOG_INT(suppressed));
+}
+
+/* One datagram read on leg `leg` of st (from its RTCP port if on_rtcp). */
+static void packet(struct anchor_worker *w, struct anchor_wstream *st, int leg, bool on_rtcp,
+                   const struct netaddr *from, uint8_t *p, size_t len)
+{
+    struct anchor_wleg *l = &st->leg[leg], *o = &st->leg[1 - leg];
+    bool rtcp = on_rtcp || (l->rtcp_mux && rtp_packet_is_rtcp(p, len));
+    if (!l->have_remote) {
+        /* nobody is expected here yet: its party has not described itself */
+        count(&l->c.foreign, 1);
+        return;
+    }
+    bool separate = rtcp && !l->rtcp_mux;
+    const struct netaddr *latched = separate ? (l->latched_rtcp_set ? &l->latched_rtcp : NULL)
+                                             : (l->latched_rtp_set ? &l->latched_rtp : NULL);
+    const struct netaddr *sdp = separate ? &l->sdp_rtcp : &l->sdp_rtp;
+    bool known = latched ? netaddr_equal(from, latched) : false;
+
+    size_t plain_len = len;
+    if (l->rx_protection == ANCHOR_SRTP) {
+        int rc = rtcp ? rtp_srtcp_unprotect(l->rx, p, len, &plain_len)
+                      : rtp_srtp_unprotect(l->rx, p, len, &plain_len);
+        if (rc != 0) {
+            if (!known)
+                count(&l->c.foreign, 1); /* a stranger's packet is never followed */
+            else if (rc == -EALREADY)
+                count(&l->c.replays, 1);
+            else if (rc == -EBADMSG || rc == -EPROTO)
+                count(&l->c.auth_failures, 1);
+            else
+                count(&l->c.malformed, 1);
+            return;
+        }
+        /* authentic under this leg's key: its party is where it came from */
+        if (!known)
+            leg_latch(w, st, leg, rtcp, from, "authenticated");
+    } else {
+        struct rtp_header h;
+        uint32_t ssrc;
+        if (rtcp ? rtp_rtcp_parse(p, len, &ssrc) != 0 : rtp_packet_parse(p, len, &h) != 0) {
+            count(&l->c.malformed, 1);
+            return;
+        }
+        if (!known) {
+            /* plain RTP proves nothing: the SDP's address, or the first
+             * source when the administrator chose so */
+            bool ok = netaddr_equal(from, sdp) || (w->params.latch_first && !latched);
+            if (!ok) {
+                count(&l->c.foreign, 1);
+                return;
+            }
+            leg_latch(w, st, leg, rtcp, from,
+                      netaddr_equal(from, sdp) ? "address in SDP" : "first source");
+        }
+    }
+    count(&l->c.in_packets, 1);
+    count(&l->c.in_bytes, plain_len);
+    st->last_rx_ms = w->now_ms;
+
+    const struct netaddr *to = leg_dest(o, rtcp);
+    if (!to) {
+        count(&o->c.undelivered, 1);
+        return;
+    }
+    size_t out_len = plain_len;
+    if (o->tx_protection == ANCHOR_SRTP) {
+        int rc = rtcp ? rtp_srtcp_protect(o->tx, p, plain_len, ANCHOR_SLOT_SIZE, &out_len)
+                      : rtp_srtp_protect(o->tx, p, plain_len, ANCHOR_SLOT_SIZE, &out_len);
+        if (rc != 0) {
+            count(&o->c.undelivered, 1);
+            return;
+        }
+    }
+    int fd = rtcp && !o->rtcp_mux ? o->rtcp.fd : o->rtp.fd;
+    queue(w, fd, to, p, out_len);
+    count(&o->c.out_packets, 1);
+    count(&o->c.out_bytes, plain_len);
+}
+
+static void rx_prepare(struct anchor_worker *w)
+{
+    for (unsigned i = 0; i < ANCHOR_BATCH; i++) {
+        w->rx_iov[i].iov_base = slot(w, i);
+        w->rx_iov[i].iov_len = ANCHOR_MAX_PACKET;
+        memset(&w->rx[i], 0, sizeof(w->rx[i]));
+        w->rx[i].msg_hdr.msg_iov = &w->rx_iov[i];
+        w->rx[i].msg_hdr.msg_iovlen = 1;
+        w->rx[i].msg_hdr.msg_name = &w->rx_from[i];
+        w->rx[i].msg_hdr.msg_namelen = sizeof(w->rx_from[i]);
+    }
+}
+
+#define ANCHOR_ROUNDS 4 /* batches per wake-up, so one socket cannot starve the rest */
+
+void anchor_path_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct anchor_sock *s = arg;
+    struct anchor_wstream *st = s->st;
+    struct anchor_worker *w = st->w;
+    w->now_ms = anchor_now_ms();
+    for (int round = 0; round < ANCHOR_ROUNDS; round++) {
+        /* queued datagrams point into the slots: send them first */
+        anchor_path_flush(w);
+        rx_prepare(w);
+        int n = recvmmsg(fd, w->rx, ANCHOR_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            struct msghdr *h = &w->rx[i].msg_hdr;
+            struct netaddr from;
+            if (netaddr_from_sockaddr(h->msg_name, h->msg_namelen, &from) != 0)
+                continue;
+            if (h->msg_flags & MSG_TRUNC) {
+                count(&st->leg[s->leg].c.malformed, 1);
+                continue;
+            }
+            packet(w, st, s->leg, s->rtcp, &from, slot(w, (unsigned)i), w->rx[i].msg_len);
+        }
+        anchor_path_flush(w);
+        if (n < ANCHOR_BATCH)
+            break;
+    }
+}

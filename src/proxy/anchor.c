@@ -1,0 +1,480 @@
+/*
+ * proxy/anchor — anchored media: offers and answers rewritten so that the
+ * media of every call between users passes through the media engine (see
+ * anchor.h).
+ *
+ * Per media section and leg Parley decides the protection: toward the
+ * party that answers, SRTP with Parley's key whenever the encryption level
+ * allows it and the hop is TLS (keys never cross a plain hop); toward the
+ * party that offered, what it offered. The suite of a leg is the one its
+ * party uses: the first allowed suite of the offer (for both legs when the
+ * offerer offered SRTP, else the first allowed suite of the policy).
+ */
+#include "proxy/anchor.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <sys/socket.h>
+
+#include "anchor/anchor.h"
+#include "core/log.h"
+#include "media/sdp.h"
+#include "proxy/media.h"
+#include "proxy/state.h"
+
+#define ANCHOR_SECTIONS_MAX 8
+
+struct anchor_section {
+    unsigned index; /* of the media section in the SDP */
+    uint64_t stream;
+    bool prot_set[2];
+    enum anchor_protection prot[2];
+    enum rtp_srtp_suite suite[2];
+    enum sdp_proto offer_proto; /* the last offer's, for the answer toward its maker */
+    unsigned long offer_tag;    /* its a=crypto chosen: the answer toward it uses the tag */
+    bool offer_mux;
+    bool have_remote[2];
+    struct anchor_remote remote[2]; /* the parties, as they last described themselves */
+};
+
+struct proxy_anchor_set {
+    size_t n;
+    int offerer; /* leg of the last offer */
+    struct anchor_section s[ANCHOR_SECTIONS_MAX];
+};
+
+bool proxy_anchor_enabled(const struct proxy *p)
+{
+    return p->cfg.anchor_media && p->env.anchor;
+}
+
+bool proxy_anchor_has_stream(const struct proxy_anchor_set *set, uint64_t stream)
+{
+    for (size_t i = 0; set && i < set->n; i++)
+        if (set->s[i].stream == stream)
+            return true;
+    return false;
+}
+
+void proxy_anchor_release(struct proxy *p, struct proxy_anchor_set *set, const char *reason)
+{
+    if (!set)
+        return;
+    for (size_t i = 0; i < set->n; i++)
+        anchor_stream_end(p->env.anchor, set->s[i].stream, reason);
+    OPENSSL_cleanse(set, sizeof(*set));
+    free(set);
+}
+
+static bool anchor_proto_rtp(enum sdp_proto pr)
+{
+    return pr == SDP_PROTO_RTP_AVP || pr == SDP_PROTO_RTP_AVPF || pr == SDP_PROTO_RTP_SAVP ||
+           pr == SDP_PROTO_RTP_SAVPF;
+}
+
+static bool anchor_proto_feedback(enum sdp_proto pr)
+{
+    return pr == SDP_PROTO_RTP_AVPF || pr == SDP_PROTO_RTP_SAVPF;
+}
+
+/* The suite of a leg whose party offered none: the policy's first. */
+static bool anchor_default_suite(const struct proxy *p, enum rtp_srtp_suite *out)
+{
+    for (size_t i = 0; i < p->media.nsuites; i++)
+        if (rtp_srtp_suite_parse(strview_cstr(p->media.suites[i]), out) == 0)
+            return true;
+    return false;
+}
+
+static bool anchor_suite_allowed(const struct proxy *p, struct strview name)
+{
+    for (size_t i = 0; i < p->media.nsuites; i++)
+        if (strview_eq(name, p->media.suites[i]))
+            return true;
+    return false;
+}
+
+/* Where and how a party said it receives a section. */
+static int anchor_read_party(const struct proxy *p, const struct sdp *sdp,
+                             const struct sdp_media *m, struct anchor_remote *r, unsigned long *tag,
+                             char *warning, size_t cap)
+{
+    memset(r, 0, sizeof(*r));
+    const struct sdp_conn *c = sdp_media_conn(sdp, m);
+    char host[NETADDR_STRLEN];
+    if (!c || strview_copy(c->address, host, sizeof(host)) != 0 ||
+        netaddr_parse_ip(host, (uint16_t)m->port, &r->rtp) != 0) {
+        snprintf(warning, cap, "a media section without an IP address Parley can send to");
+        return -EINVAL;
+    }
+    r->rtcp = r->rtp;
+    netaddr_set_port(&r->rtcp, (uint16_t)(m->port + 1));
+    const struct sdp_attr *a = sdp_level_attr_find(sdp, &m->lv, "rtcp");
+    if (a) {
+        /* a=rtcp:PORT [IN IP4 ADDR] (RFC 3605) */
+        unsigned port = 0;
+        char addr[NETADDR_STRLEN] = "";
+        char text[128];
+        strview_copy(a->value, text, sizeof(text));
+        if (sscanf(text, "%u IN IP%*c %45s", &port, addr) < 1 || port == 0 || port > 65535) {
+            snprintf(warning, cap, "an a=rtcp attribute Parley cannot read");
+            return -EINVAL;
+        }
+        if (addr[0] && netaddr_parse_ip(addr, (uint16_t)port, &r->rtcp) == 0)
+            ;
+        else
+            netaddr_set_port(&r->rtcp, (uint16_t)port);
+    }
+    r->rtcp_mux = m->lv.rtcp_mux;
+    enum sdp_direction dir = sdp_media_direction(sdp, m);
+    char any[NETADDR_STRLEN];
+    r->on_hold = dir == SDP_DIR_SENDONLY || dir == SDP_DIR_RECVONLY || dir == SDP_DIR_INACTIVE ||
+                 strcmp(netaddr_format_ip(&r->rtp, any), "0.0.0.0") == 0;
+    r->protection = ANCHOR_PLAIN;
+    for (size_t i = 0; i < m->lv.ncrypto; i++) {
+        const struct sdp_crypto *cr = sdp_level_crypto(sdp, &m->lv, i);
+        enum rtp_srtp_suite suite;
+        if (!anchor_suite_allowed(p, cr->suite) || rtp_srtp_suite_parse(cr->suite, &suite) != 0 ||
+            cr->nkeys != 1 || cr->keys[0].has_mki || cr->unencrypted_srtp ||
+            cr->unencrypted_srtcp || cr->unauthenticated_srtp || (cr->has_kdr && cr->kdr != 0))
+            continue;
+        if (rtp_srtp_inline_decode(cr->keys[0].key_salt, suite, r->key, r->salt) != 0)
+            continue;
+        r->protection = ANCHOR_SRTP;
+        r->suite = suite;
+        *tag = cr->tag;
+        break;
+    }
+    if (sdp_proto_is_sdes(m->proto) && r->protection != ANCHOR_SRTP) {
+        snprintf(warning, cap, "no SDES key of an allowed suite Parley can use");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Rewrites section m toward the party of a leg: Parley's address and
+ * ports, proto, Parley's key (tag), no ICE candidates. */
+static int anchor_write_section(struct sdp *sdp, const struct sdp_media *m,
+                                const struct anchor_local *l, enum sdp_proto proto,
+                                unsigned long tag)
+{
+    char addr[NETADDR_STRLEN], line[1024];
+    netaddr_format_ip(&l->rtp, addr);
+    const char *ipv = netaddr_family(&l->rtp) == AF_INET6 ? "IP6" : "IP4";
+    int rc = 0;
+    /* m=MEDIA PORT PROTO FORMATS */
+    int n = snprintf(line, sizeof(line), "m=%.*s %u %s", (int)m->media.n, m->media.p,
+                     (unsigned)netaddr_port(&l->rtp), sdp_proto_name(proto));
+    for (size_t i = 0; i < m->nformats && n > 0 && (size_t)n < sizeof(line); i++)
+        n += snprintf(line + n, sizeof(line) - (size_t)n, " %.*s", (int)m->formats[i].n,
+                      m->formats[i].p);
+    if (n < 0 || (size_t)n + 3 > sizeof(line))
+        return -ENOSPC;
+    memcpy(line + n, "\r\n", 3);
+    rc = sdp_line_set(sdp, m->lv.line_first, strview_cstr(line));
+    /* the section's own c= (the session's is rewritten by the caller) */
+    if (rc == 0 && m->lv.conn.present) {
+        snprintf(line, sizeof(line), "c=IN %s %s\r\n", ipv, addr);
+        rc = sdp_line_set(sdp, m->lv.conn.line, strview_cstr(line));
+    }
+    size_t last = m->lv.line_end - 1;
+    for (size_t i = 0; rc == 0 && i < m->lv.nattrs; i++) {
+        const struct sdp_attr *a = sdp_level_attr(sdp, &m->lv, i);
+        if (strview_eq_nocase(a->name, "rtcp")) {
+            snprintf(line, sizeof(line), "a=rtcp:%u\r\n", (unsigned)netaddr_port(&l->rtcp));
+            rc = sdp_line_set(sdp, a->line, strview_cstr(line));
+        } else if (strview_eq_nocase(a->name, "candidate") ||
+                   strview_eq_nocase(a->name, "remote-candidates") ||
+                   strview_eq_nocase(a->name, "end-of-candidates") ||
+                   strview_eq_nocase(a->name, "ice-ufrag") ||
+                   strview_eq_nocase(a->name, "ice-pwd") ||
+                   strview_eq_nocase(a->name, "ice-options") ||
+                   strview_eq_nocase(a->name, "ice-lite")) {
+            /* candidates would let the parties reach each other around
+             * the engine */
+            sdp_line_remove(sdp, a->line);
+        }
+    }
+    if (rc)
+        return rc;
+    sdp_level_remove_crypto(sdp, &m->lv);
+    if (l->protection == ANCHOR_SRTP) {
+        snprintf(line, sizeof(line), "a=crypto:%lu %s inline:%s\r\n", tag,
+                 rtp_srtp_suite_name(l->suite), l->inline_key);
+        rc = sdp_line_add_after(sdp, last, strview_cstr(line));
+        OPENSSL_cleanse(line, sizeof(line));
+    }
+    return rc;
+}
+
+static struct anchor_section *anchor_section_find(struct proxy_anchor_set *set, unsigned index)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (set->s[i].index == index)
+            return &set->s[i];
+    return NULL;
+}
+
+static bool anchor_conn_tls(struct proxy *p, uint64_t conn)
+{
+    const struct conn_info *ci = conn ? p->env.conn_info(p->env.arg, conn) : NULL;
+    return ci && ci->tls;
+}
+
+/* The body of m is sdp (rewritten): the session's c= too, when there is
+ * one, names Parley. */
+static int anchor_finish(struct proxy *p, struct sip_msg *m, struct sdp *sdp,
+                         const struct sip_body_sdp *found, char *warning, size_t cap)
+{
+    const struct netaddr *at = anchor_public_address(p->env.anchor);
+    char addr[NETADDR_STRLEN], line[512];
+    netaddr_format_ip(at, addr);
+    const char *ipv = netaddr_family(at) == AF_INET6 ? "IP6" : "IP4";
+    /* the origin names Parley too: the parties learn nothing of each other's
+     * addresses; session-level ICE attributes go with the candidates */
+    for (size_t i = 0; i < sdp->nlines; i++) {
+        if (sdp->lines[i].type != 'o')
+            continue;
+        snprintf(line, sizeof(line), "o=%.*s %.*s %.*s IN %s %s\r\n", (int)sdp->origin_user.n,
+                 sdp->origin_user.p, (int)sdp->origin_sess_id.n, sdp->origin_sess_id.p,
+                 (int)sdp->origin_sess_version.n, sdp->origin_sess_version.p, ipv, addr);
+        if (sdp_line_set(sdp, i, strview_cstr(line)) != 0) {
+            snprintf(warning, cap, "the session description could not be rewritten");
+            return 500;
+        }
+        break;
+    }
+    for (size_t i = 0; i < sdp->session.nattrs; i++) {
+        const struct sdp_attr *a = sdp_level_attr(sdp, &sdp->session, i);
+        if (strview_eq_nocase(a->name, "ice-ufrag") || strview_eq_nocase(a->name, "ice-pwd") ||
+            strview_eq_nocase(a->name, "ice-options") || strview_eq_nocase(a->name, "ice-lite"))
+            sdp_line_remove(sdp, a->line);
+    }
+    if (sdp->session.conn.present) {
+        snprintf(line, sizeof(line), "c=IN %s %s\r\n", ipv, addr);
+        if (sdp_line_set(sdp, sdp->session.conn.line, strview_cstr(line)) != 0) {
+            snprintf(warning, cap, "the session description could not be rewritten");
+            return 500;
+        }
+    }
+    struct strbuf out = STRBUF_INIT;
+    int rc = sdp_write(sdp, &out) == 0 ? proxy_media_replace_sdp(m, found, &out) : -ENOMEM;
+    OPENSSL_cleanse(out.p, out.cap);
+    strbuf_free(&out);
+    if (rc) {
+        snprintf(warning, cap, "the session description could not be rewritten");
+        return 500;
+    }
+    return 0;
+}
+
+static int anchor_parse(struct sip_msg *m, struct sip_body_sdp *found, struct sdp **sdp,
+                        char *warning, size_t cap)
+{
+    *sdp = NULL;
+    if (proxy_media_find_sdp(m, found, warning, cap) != 0)
+        return 400;
+    if (!found->sdp.n)
+        return 0;
+    char err[160];
+    if (sdp_parse(found->sdp, sdp, err, sizeof(err)) != 0) {
+        snprintf(warning, cap, "malformed SDP: %s", err);
+        return 400;
+    }
+    return 0;
+}
+
+int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool from_caller,
+                       struct sip_msg *m, uint64_t out_conn, const char *call_id, const char *user,
+                       char *warning, size_t cap)
+{
+    struct sip_body_sdp found;
+    struct sdp *sdp = NULL;
+    int status = anchor_parse(m, &found, &sdp, warning, cap);
+    if (status || !sdp)
+        return status;
+    int from = from_caller ? 0 : 1, to = 1 - from;
+    struct proxy_anchor_set *set = *setp;
+    bool made = false;
+    if (!set) {
+        set = calloc(1, sizeof(*set));
+        if (!set) {
+            sdp_free(sdp);
+            snprintf(warning, cap, "out of memory");
+            return 500;
+        }
+        made = true;
+    }
+    bool tls_out = anchor_conn_tls(p, out_conn);
+    for (size_t i = 0; i < sdp->nmedia && status == 0; i++) {
+        const struct sdp_media *sm = &sdp->media[i];
+        if (!sdp_media_active(sm))
+            continue;
+        if (!anchor_proto_rtp(sm->proto)) {
+            snprintf(warning, cap, "only RTP media can be anchored (%.*s)", (int)sm->proto_text.n,
+                     sm->proto_text.p);
+            status = 488;
+            break;
+        }
+        struct anchor_section *s = anchor_section_find(set, (unsigned)i);
+        if (!s) {
+            if (set->n == ANCHOR_SECTIONS_MAX) {
+                snprintf(warning, cap, "more media sections than Parley anchors");
+                status = 488;
+                break;
+            }
+            s = &set->s[set->n];
+            memset(s, 0, sizeof(*s));
+            s->index = (unsigned)i;
+            int rc = anchor_stream_new(p->env.anchor, call_id, user, &s->stream);
+            if (rc != 0) {
+                snprintf(warning, cap,
+                         rc == -EAGAIN ? "too many anchored media streams" : "no media port free");
+                status = 503;
+                break;
+            }
+            set->n++;
+        }
+        struct anchor_remote r;
+        unsigned long tag = 1;
+        if (anchor_read_party(p, sdp, sm, &r, &tag, warning, cap) != 0) {
+            status = 488;
+            break;
+        }
+        s->offer_proto = sm->proto;
+        s->offer_tag = tag;
+        s->offer_mux = r.rtcp_mux;
+        s->prot[from] = r.protection;
+        s->suite[from] = r.suite;
+        s->prot_set[from] = true;
+        s->remote[from] = r;
+        s->have_remote[from] = true;
+        OPENSSL_cleanse(&r, sizeof(r));
+        if (anchor_leg_remote(p->env.anchor, s->stream, from, &s->remote[from]) != 0) {
+            snprintf(warning, cap, "the media engine refused the stream");
+            status = 500;
+            break;
+        }
+        /* toward the answerer: SRTP with a key of Parley's where the level
+         * and the hop allow, the suite the offerer uses if it used one */
+        if (!s->prot_set[to]) {
+            if (p->media.level == MEDIA_LEVEL_REQUIRED && !tls_out) {
+                /* keys never cross a plain hop, and plain media is refused */
+                snprintf(warning, cap, "media encryption required, and the hop is not TLS");
+                status = 488;
+                break;
+            }
+            bool srtp = p->media.level != MEDIA_LEVEL_NOT_SUPPORTED && tls_out;
+            enum rtp_srtp_suite suite = s->suite[from];
+            if (s->prot[from] != ANCHOR_SRTP && !anchor_default_suite(p, &suite))
+                srtp = false;
+            s->prot[to] = srtp ? ANCHOR_SRTP : ANCHOR_PLAIN;
+            s->suite[to] = suite;
+            s->prot_set[to] = true;
+        }
+        struct anchor_local l;
+        if (anchor_leg_local(p->env.anchor, s->stream, to, s->prot[to], s->suite[to], &l) != 0) {
+            snprintf(warning, cap, "the media engine could not make a key");
+            status = 500;
+            break;
+        }
+        enum sdp_proto proto =
+            s->prot[to] == ANCHOR_SRTP
+                ? (anchor_proto_feedback(sm->proto) ? SDP_PROTO_RTP_SAVPF : SDP_PROTO_RTP_SAVP)
+                : (anchor_proto_feedback(sm->proto) ? SDP_PROTO_RTP_AVPF : SDP_PROTO_RTP_AVP);
+        if (anchor_write_section(sdp, sm, &l, proto, 1) != 0) {
+            snprintf(warning, cap, "the session description could not be rewritten");
+            status = 500;
+        }
+        OPENSSL_cleanse(&l, sizeof(l));
+    }
+    if (status == 0)
+        status = anchor_finish(p, m, sdp, &found, warning, cap);
+    sdp_free(sdp);
+    set->offerer = from;
+    if (status && made) {
+        proxy_anchor_release(p, set, "offer refused");
+        return status;
+    }
+    *setp = set;
+    return status;
+}
+
+int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from_caller,
+                        struct sip_msg *m, char *warning, size_t cap)
+{
+    struct sip_body_sdp found;
+    struct sdp *sdp = NULL;
+    int status = anchor_parse(m, &found, &sdp, warning, cap);
+    if (status || !sdp || !set)
+        return status;
+    int from = from_caller ? 0 : 1, to = set->offerer;
+    if (from == to) {
+        /* the offerer's own side answers nothing: never forwarded as is */
+        sdp_free(sdp);
+        snprintf(warning, cap, "an answer from the side that made the offer");
+        return 488;
+    }
+    for (size_t i = 0; i < sdp->nmedia && status == 0; i++) {
+        const struct sdp_media *sm = &sdp->media[i];
+        struct anchor_section *s = anchor_section_find(set, (unsigned)i);
+        if (!s || !sdp_media_active(sm))
+            continue; /* refused or not anchored: left as the answerer wrote it */
+        struct anchor_remote r;
+        unsigned long tag = 0;
+        if (anchor_read_party(p, sdp, sm, &r, &tag, warning, cap) != 0) {
+            status = 488;
+            break;
+        }
+        if (r.protection != s->prot[from] ||
+            (r.protection == ANCHOR_SRTP && r.suite != s->suite[from])) {
+            snprintf(warning, cap, "an answer that does not take the protection offered");
+            OPENSSL_cleanse(&r, sizeof(r));
+            status = 488;
+            break;
+        }
+        /* rtcp-mux is on for both legs only if offered and accepted */
+        bool mux = s->offer_mux && r.rtcp_mux;
+        r.rtcp_mux = mux;
+        s->remote[from] = r;
+        s->have_remote[from] = true;
+        s->remote[to].rtcp_mux = mux;
+        OPENSSL_cleanse(&r, sizeof(r));
+        if (anchor_leg_remote(p->env.anchor, s->stream, from, &s->remote[from]) != 0 ||
+            (s->have_remote[to] &&
+             anchor_leg_remote(p->env.anchor, s->stream, to, &s->remote[to]) != 0)) {
+            snprintf(warning, cap, "the media engine refused the stream");
+            status = 500;
+            break;
+        }
+        struct anchor_local l;
+        if (anchor_leg_local(p->env.anchor, s->stream, to, s->prot[to], s->suite[to], &l) != 0) {
+            snprintf(warning, cap, "the media engine could not make a key");
+            status = 500;
+            break;
+        }
+        if (anchor_write_section(sdp, sm, &l, s->offer_proto, s->offer_tag) != 0) {
+            snprintf(warning, cap, "the session description could not be rewritten");
+            status = 500;
+        }
+        OPENSSL_cleanse(&l, sizeof(l));
+    }
+    if (status == 0)
+        status = anchor_finish(p, m, sdp, &found, warning, cap);
+    sdp_free(sdp);
+    return status;
+}
+
+int proxy_anchor_again(struct proxy *p, struct proxy_anchor_set *set, bool from_caller,
+                       struct sip_msg *m, uint64_t out_conn, char *warning, size_t cap)
+{
+    if (!set)
+        return 0;
+    if (set->offerer == (from_caller ? 0 : 1))
+        return proxy_anchor_offer(p, &set, from_caller, m, out_conn, "", "", warning, cap);
+    return proxy_anchor_answer(p, set, from_caller, m, warning, cap);
+}
