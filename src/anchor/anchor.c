@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
@@ -337,6 +339,7 @@ static void worker_local(struct anchor_worker *w, struct anchor_msg *m)
     struct rtp_srtp *old = l->tx;
     l->tx = tx;
     l->tx_protection = m->local.protection;
+    l->tx_set = true;
     l->tx_suite = m->local.suite;
     pthread_mutex_unlock(&w->list_lock);
     rtp_srtp_free(old);
@@ -390,8 +393,8 @@ static void worker_on_tick(evutil_socket_t fd, short what, void *arg)
     struct anchor_worker *w = arg;
     uint64_t now = anchor_now_ms(), limit = (uint64_t)w->params.timeout_s * 1000;
     for (struct anchor_wstream *st = w->list; st; st = st->next) {
-        if (st->timed_out)
-            continue;
+        if (st->timed_out || !st->leg[0].have_remote || !st->leg[1].have_remote)
+            continue; /* ringing: no answer yet, nothing is due */
         if (st->leg[0].on_hold || st->leg[1].on_hold) {
             st->last_rx_ms = now; /* the silence of a held call does not count */
             continue;
@@ -530,6 +533,15 @@ int anchor_start(const struct config *cfg, struct event_base *core, const struct
         anchor_stop(a);
         return start_error(err, errlen, -EINVAL, "media.address \"%s\": not an IP address",
                            address);
+    }
+    char any[NETADDR_STRLEN];
+    netaddr_format_ip(&a->address, any);
+    if (strcmp(any, "0.0.0.0") == 0 || strcmp(any, "::") == 0) {
+        anchor_stop(a);
+        return start_error(err, errlen, -EINVAL,
+                           "media.address is empty and the first sip.tls_listen is %s: set "
+                           "media.address (the engine writes its address in SDP)",
+                           any);
     }
     const char *pub = *cfg->media.public_address ? cfg->media.public_address : address;
     if (netaddr_parse_ip(pub, 0, &a->public_address) != 0) {
@@ -803,6 +815,35 @@ const struct netaddr *anchor_public_address(const struct anchor *a)
     return &a->public_address;
 }
 
+static bool addr_is_loopback(const struct netaddr *x)
+{
+    if (netaddr_family(x) == AF_INET)
+        return (ntohl(x->u.in4.sin_addr.s_addr) >> 24) == 127;
+    return IN6_IS_ADDR_LOOPBACK(&x->u.in6.sin6_addr);
+}
+
+const char *anchor_remote_refused(const struct anchor *a, const struct netaddr *x)
+{
+    if (netaddr_family(x) == AF_INET) {
+        uint32_t v = ntohl(x->u.in4.sin_addr.s_addr);
+        if ((v >> 28) == 0xe)
+            return "a multicast address";
+        if (v == 0xffffffffu)
+            return "the broadcast address";
+    } else if (IN6_IS_ADDR_MULTICAST(&x->u.in6.sin6_addr)) {
+        return "a multicast address";
+    }
+    /* a production engine never talks to this host's loopback: only an
+     * engine on loopback itself (a test set-up) does */
+    if (addr_is_loopback(x) && !addr_is_loopback(&a->address))
+        return "a loopback address";
+    unsigned port = netaddr_port(x);
+    if ((netaddr_same_ip(x, &a->address) || netaddr_same_ip(x, &a->public_address)) &&
+        port >= a->port_first && port <= a->port_last)
+        return "one of Parley's own media ports";
+    return NULL;
+}
+
 /* --- status ------------------------------------------------------------------------ */
 
 static json_t *counters_json(struct anchor_counters *c, bool in)
@@ -818,15 +859,15 @@ static json_t *leg_json(struct anchor_wleg *l)
     const struct netaddr *at = l->latched_rtp_set ? &l->latched_rtp : &l->sdp_rtp;
     if (l->have_remote)
         netaddr_format(at, re);
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I}", "local",
-                  netaddr_format(&l->local_rtp, lo), "remote", re, "protection",
-                  l->tx_protection == ANCHOR_SRTP ? "SRTP" : "RTP", "suite",
-                  l->tx_protection == ANCHOR_SRTP ? rtp_srtp_suite_name(l->tx_suite) : "", "in",
-                  counters_json(&l->c, true), "out", counters_json(&l->c, false), "auth_failures",
-                  (json_int_t)load(&l->c.auth_failures), "replays", (json_int_t)load(&l->c.replays),
-                  "foreign_dropped", (json_int_t)load(&l->c.foreign), "malformed",
-                  (json_int_t)load(&l->c.malformed));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:b, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I}", "local",
+        netaddr_format(&l->local_rtp, lo), "remote", re, "latched", l->latched_rtp_set,
+        "protection", l->tx_protection == ANCHOR_SRTP ? "SRTP" : "RTP", "suite",
+        l->tx_protection == ANCHOR_SRTP ? rtp_srtp_suite_name(l->tx_suite) : "", "in",
+        counters_json(&l->c, true), "out", counters_json(&l->c, false), "auth_failures",
+        (json_int_t)load(&l->c.auth_failures), "replays", (json_int_t)load(&l->c.replays),
+        "foreign_dropped", (json_int_t)load(&l->c.foreign), "malformed",
+        (json_int_t)load(&l->c.malformed), "undelivered", (json_int_t)load(&l->c.undelivered));
     return o;
 }
 

@@ -104,6 +104,12 @@ int anchor_leg_remote(struct anchor *a, uint64_t id, int leg, const struct ancho
  * (media.stream_ended). Unknown ids are ignored. */
 void anchor_stream_end(struct anchor *a, uint64_t id, const char *reason);
 size_t anchor_stream_count(const struct anchor *a);
+/* Why an address a party's SDP names cannot be one the engine serves
+ * (multicast, broadcast, loopback unless the engine is on loopback itself,
+ * one of the engine's own ports), or NULL when it can. The engine sends to
+ * a party only where its packets came from anyway; this refuses the
+ * nonsense early, with a reason. */
+const char *anchor_remote_refused(const struct anchor *a, const struct netaddr *addr);
 /* The address written in SDP for anchored media (media.public_address). */
 const struct netaddr *anchor_public_address(const struct anchor *a);
 

@@ -70,15 +70,18 @@ static void queue(struct anchor_worker *w, int fd, const struct netaddr *to, con
     q->msgs[i].msg_hdr.msg_iovlen = 1;
 }
 
-/* Where a leg's party is for RTP or RTCP: where it really sends from, once
- * known, else where its SDP said. NULL when neither is known. */
+/* Where a leg's party is for RTP or RTCP: where its packets came from
+ * (authenticated, or from its SDP address on a plain leg). Until then,
+ * NULL: the engine sends nothing to an address it has only been told of,
+ * so an SDP cannot aim it at a third party. (Without rtcp-mux, RTCP goes
+ * where the party's RTCP came from, else beside its RTP.) */
 static const struct netaddr *leg_dest(const struct anchor_wleg *l, bool rtcp)
 {
-    if (!l->have_remote)
+    if (!l->have_remote || !l->tx_set)
         return NULL;
-    if (rtcp && !l->rtcp_mux)
-        return l->latched_rtcp_set ? &l->latched_rtcp : &l->sdp_rtcp;
-    return l->latched_rtp_set ? &l->latched_rtp : &l->sdp_rtp;
+    if (rtcp && !l->rtcp_mux && l->latched_rtcp_set)
+        return &l->latched_rtcp;
+    return l->latched_rtp_set && !(rtcp && !l->rtcp_mux) ? &l->latched_rtp : NULL;
 }
 
 /* The party of leg l is now at `from` (for RTP or RTCP): logged, at most
@@ -120,6 +123,7 @@ static void packet(struct anchor_worker *w, struct anchor_wstream *st, int leg, 
                                              : (l->latched_rtp_set ? &l->latched_rtp : NULL);
     const struct netaddr *sdp = separate ? &l->sdp_rtcp : &l->sdp_rtp;
     bool known = latched ? netaddr_equal(from, latched) : false;
+    uint64_t *heard = separate ? &l->heard_rtcp_ms : &l->heard_rtp_ms;
 
     size_t plain_len = len;
     if (l->rx_protection == ANCHOR_SRTP) {
@@ -136,9 +140,12 @@ static void packet(struct anchor_worker *w, struct anchor_wstream *st, int leg, 
                 count(&l->c.malformed, 1);
             return;
         }
-        /* authentic under this leg's key: its party is where it came from */
-        if (!known)
+        /* authentic under this leg's key: its party is where it came from,
+         * unless it is still heard where it was (see ANCHOR_REBIND_QUIET_MS) */
+        if (!known && (!latched || w->now_ms - *heard >= ANCHOR_REBIND_QUIET_MS)) {
             leg_latch(w, st, leg, rtcp, from, "authenticated");
+            known = true;
+        }
     } else {
         struct rtp_header h;
         uint32_t ssrc;
@@ -156,8 +163,11 @@ static void packet(struct anchor_worker *w, struct anchor_wstream *st, int leg, 
             }
             leg_latch(w, st, leg, rtcp, from,
                       netaddr_equal(from, sdp) ? "address in SDP" : "first source");
+            known = true;
         }
     }
+    if (known)
+        *heard = w->now_ms;
     count(&l->c.in_packets, 1);
     count(&l->c.in_bytes, plain_len);
     st->last_rx_ms = w->now_ms;

@@ -40,7 +40,13 @@ struct event_base;
 #define ANCHOR_CALL_ID_MAX 128
 #define ANCHOR_USER_MAX    128
 #define ANCHOR_TICK_MS     1000
-#define ANCHOR_WORKERS_MAX 64
+/* A party is followed to a new source only once the address it was
+ * latched to has been silent this long: a copy of a genuine packet raced
+ * ahead of it from elsewhere is forwarded (it is the party's media, once)
+ * but does not move the leg while the party still sends. A NAT that
+ * rebinds silences the old address at once. */
+#define ANCHOR_REBIND_QUIET_MS 500
+#define ANCHOR_WORKERS_MAX     64
 
 /* What a reload may change, copied to each worker. */
 struct anchor_params {
@@ -81,7 +87,9 @@ struct anchor_wleg {
     bool on_hold;
     bool latched_rtp_set, latched_rtcp_set;
     struct netaddr latched_rtp, latched_rtcp;
+    uint64_t heard_rtp_ms, heard_rtcp_ms; /* last packet from the latched address */
     enum anchor_protection rx_protection, tx_protection;
+    bool tx_set; /* Parley's side of the leg is decided: nothing is sent before */
     enum rtp_srtp_suite rx_suite, tx_suite;
     uint8_t rx_key[RTP_SRTP_MAX_KEY], rx_salt[RTP_SRTP_MAX_SALT]; /* the party's (SECRET) */
     struct rtp_srtp *rx; /* the party's key: unprotects what it sends */

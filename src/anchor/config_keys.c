@@ -33,8 +33,9 @@ const struct config_key anchor_config_keys[] = {
     {"media", "latch_plain", CONFIG_ENUM, "sdp", "sdp|first", 0, 0, true, false, NULL,
      "Where a plain RTP leg's party may send from: only the address in its SDP (sdp), or the "
      "first source that sends (first).", CONFIG_FIELD(media.latch_plain), NULL},
-    {"media", "max_streams", CONFIG_INT, "10000", NULL, 1, 1000000, true, false, NULL,
-     "Most anchored streams in all.", CONFIG_FIELD(media.max_streams), NULL},
+    {"media", "max_streams", CONFIG_INT, "2500", NULL, 1, 1000000, true, false, NULL,
+     "Most anchored streams in all (each takes four ports of media.port_range).",
+     CONFIG_FIELD(media.max_streams), NULL},
     {"media", "max_streams_per_user", CONFIG_INT, "16", NULL, 1, 100000, true, false, NULL,
      "Most anchored streams of calls one user makes or takes.",
      CONFIG_FIELD(media.max_streams_per_user), NULL},

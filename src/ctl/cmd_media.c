@@ -42,9 +42,12 @@ static int media_status_cmd(struct ctl *ctl)
     }
     struct strbuf t = STRBUF_INIT;
     json_t *streams = json_object_get(reply, "streams");
-    strbuf_printf(&t, "media engine on %s, ports %s, media.anchor = %s\n",
-                  media_str(reply, "address"), media_str(reply, "port_range"),
-                  ctl->cfg->media.anchor);
+    if (!json_is_true(json_object_get(reply, "enabled")))
+        strbuf_puts(&t, "the media engine is not running (see media.not_started in the log)\n");
+    else
+        strbuf_printf(&t, "media engine on %s, ports %s, media.anchor = %s\n",
+                      media_str(reply, "address"), media_str(reply, "port_range"),
+                      media_str(reply, "anchor"));
     if (json_array_size(streams) == 0) {
         strbuf_puts(&t, "no anchored streams\n");
     } else {
@@ -61,15 +64,18 @@ static int media_status_cmd(struct ctl *ctl)
             {
                 const char *suite = media_str(l, "suite");
                 strbuf_printf(&t,
-                              "  leg %zu  %-21s <-> %-21s %s%s%s  in %lld pkt/%lld B  out %lld "
-                              "pkt/%lld B  auth failures %lld  replays %lld  foreign %lld\n",
+                              "  leg %zu  %-21s <-> %-21s%s %s%s%s  in %lld pkt/%lld B  out %lld "
+                              "pkt/%lld B  auth failures %lld  replays %lld  foreign %lld  "
+                              "undelivered %lld\n",
                               j, media_str(l, "local"),
                               *media_str(l, "remote") ? media_str(l, "remote") : "-",
+                              json_is_true(json_object_get(l, "latched")) ? "" : " (not heard yet)",
                               media_str(l, "protection"), *suite ? " " : "", suite,
                               media_int(l, "in", "packets"), media_int(l, "in", "bytes"),
                               media_int(l, "out", "packets"), media_int(l, "out", "bytes"),
                               media_int(l, "auth_failures", NULL), media_int(l, "replays", NULL),
-                              media_int(l, "foreign_dropped", NULL));
+                              media_int(l, "foreign_dropped", NULL),
+                              media_int(l, "undelivered", NULL));
             }
         }
     }

@@ -111,6 +111,11 @@ static int anchor_read_party(const struct proxy *p, const struct sdp *sdp,
         snprintf(warning, cap, "a media section without an IP address Parley can send to");
         return -EINVAL;
     }
+    const char *refused = anchor_remote_refused(p->env.anchor, &r->rtp);
+    if (refused) {
+        snprintf(warning, cap, "media at %s cannot be anchored", refused);
+        return -EINVAL;
+    }
     r->rtcp = r->rtp;
     netaddr_set_port(&r->rtcp, (uint16_t)(m->port + 1));
     const struct sdp_attr *a = sdp_level_attr_find(sdp, &m->lv, "rtcp");
@@ -124,10 +129,12 @@ static int anchor_read_party(const struct proxy *p, const struct sdp *sdp,
             snprintf(warning, cap, "an a=rtcp attribute Parley cannot read");
             return -EINVAL;
         }
-        if (addr[0] && netaddr_parse_ip(addr, (uint16_t)port, &r->rtcp) == 0)
-            ;
-        else
+        if (!addr[0] || netaddr_parse_ip(addr, (uint16_t)port, &r->rtcp) != 0)
             netaddr_set_port(&r->rtcp, (uint16_t)port);
+        if ((refused = anchor_remote_refused(p->env.anchor, &r->rtcp)) != NULL) {
+            snprintf(warning, cap, "RTCP at %s cannot be anchored", refused);
+            return -EINVAL;
+        }
     }
     r->rtcp_mux = m->lv.rtcp_mux;
     enum sdp_direction dir = sdp_media_direction(sdp, m);
@@ -209,6 +216,20 @@ static int anchor_write_section(struct sdp *sdp, const struct sdp_media *m,
         OPENSSL_cleanse(line, sizeof(line));
     }
     return rc;
+}
+
+/* A section that carries no media (port 0) still names its party in its
+ * own c=: it names Parley instead. */
+static int anchor_hide_section(struct proxy *p, struct sdp *sdp, const struct sdp_media *m)
+{
+    if (!m->lv.conn.present)
+        return 0;
+    const struct netaddr *at = anchor_public_address(p->env.anchor);
+    char addr[NETADDR_STRLEN], line[128];
+    netaddr_format_ip(at, addr);
+    snprintf(line, sizeof(line), "c=IN %s %s\r\n", netaddr_family(at) == AF_INET6 ? "IP6" : "IP4",
+             addr);
+    return sdp_line_set(sdp, m->lv.conn.line, strview_cstr(line));
 }
 
 static struct anchor_section *anchor_section_find(struct proxy_anchor_set *set, unsigned index)
@@ -310,10 +331,17 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
         made = true;
     }
     bool tls_out = anchor_conn_tls(p, out_conn);
+    /* the offerer's key material goes wherever it is written — a=crypto at
+     * any level, k=, a=acap capabilities (RFC 5939) — before Parley's keys
+     * are added; the typed views still hold what the offerer said */
+    sdp_remove_keys(sdp);
     for (size_t i = 0; i < sdp->nmedia && status == 0; i++) {
         const struct sdp_media *sm = &sdp->media[i];
-        if (!sdp_media_active(sm))
+        if (!sdp_media_active(sm)) {
+            if (anchor_hide_section(p, sdp, sm) != 0)
+                status = 500;
             continue;
+        }
         if (!anchor_proto_rtp(sm->proto)) {
             snprintf(warning, cap, "only RTP media can be anchored (%.*s)", (int)sm->proto_text.n,
                      sm->proto_text.p);
@@ -413,6 +441,7 @@ int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from
     if (status || !sdp || !set)
         return status;
     int from = from_caller ? 0 : 1, to = set->offerer;
+    sdp_remove_keys(sdp); /* as in the offer: only Parley's keys go out */
     if (from == to) {
         /* the offerer's own side answers nothing: never forwarded as is */
         sdp_free(sdp);
@@ -422,8 +451,17 @@ int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from
     for (size_t i = 0; i < sdp->nmedia && status == 0; i++) {
         const struct sdp_media *sm = &sdp->media[i];
         struct anchor_section *s = anchor_section_find(set, (unsigned)i);
-        if (!s || !sdp_media_active(sm))
-            continue; /* refused or not anchored: left as the answerer wrote it */
+        if (!sdp_media_active(sm)) {
+            if (anchor_hide_section(p, sdp, sm) != 0)
+                status = 500;
+            continue; /* refused by the answerer */
+        }
+        if (!s) {
+            /* an answer cannot make a section active the offer did not */
+            snprintf(warning, cap, "an answer with a media section Parley did not anchor");
+            status = 488;
+            break;
+        }
         struct anchor_remote r;
         unsigned long tag = 0;
         if (anchor_read_party(p, sdp, sm, &r, &tag, warning, cap) != 0) {
@@ -444,16 +482,19 @@ int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from
         s->have_remote[from] = true;
         s->remote[to].rtcp_mux = mux;
         OPENSSL_cleanse(&r, sizeof(r));
+        /* Parley's key for the offerer's leg first: the engine sends
+         * nothing toward a leg before it has one */
+        struct anchor_local l;
+        if (anchor_leg_local(p->env.anchor, s->stream, to, s->prot[to], s->suite[to], &l) != 0) {
+            snprintf(warning, cap, "the media engine could not make a key");
+            status = 500;
+            break;
+        }
         if (anchor_leg_remote(p->env.anchor, s->stream, from, &s->remote[from]) != 0 ||
             (s->have_remote[to] &&
              anchor_leg_remote(p->env.anchor, s->stream, to, &s->remote[to]) != 0)) {
             snprintf(warning, cap, "the media engine refused the stream");
-            status = 500;
-            break;
-        }
-        struct anchor_local l;
-        if (anchor_leg_local(p->env.anchor, s->stream, to, s->prot[to], s->suite[to], &l) != 0) {
-            snprintf(warning, cap, "the media engine could not make a key");
+            OPENSSL_cleanse(&l, sizeof(l));
             status = 500;
             break;
         }

@@ -43,10 +43,20 @@ static int branch_anchor_response(struct proxy_request *pr, struct proxy_branch 
     if (pr->in_dialog) {
         bool requester_is_caller;
         struct proxy_dialog *d = proxy_dialog_of(p, resp, &requester_is_caller);
+        if ((d && !d->anchor && d->call && d->call->anchored) || (!d && b->anchored)) {
+            snprintf(warning, cap, "an answer in a dialog of an anchored call that is over");
+            return 488;
+        }
         if (!d || !d->anchor)
             return 0;
         set = &d->anchor;
         responder_is_caller = !requester_is_caller;
+    } else if (!*set && b->anchored) {
+        /* this branch's media went to the dialog of its first answer: a
+         * second answer (another dialog behind the branch) never passes
+         * with its own SDP */
+        snprintf(warning, cap, "a second answer on an anchored branch");
+        return 488;
     } else if (!*set &&
                !(proxy_anchor_enabled(p) && late_offer && pr->method == SIP_METHOD_INVITE)) {
         return 0;
@@ -63,6 +73,11 @@ static int branch_anchor_response(struct proxy_request *pr, struct proxy_branch 
         strbuf_reset(offer_sdp);
         if (proxy_media_find_sdp(resp, &found, why, sizeof(why)) == 0)
             strbuf_putview(offer_sdp, found.sdp);
+        if (!pr->in_dialog) {
+            b->anchored = true;
+            if (pr->call)
+                pr->call->anchored = true;
+        }
     }
     return status;
 }
@@ -79,7 +94,7 @@ static int branch_anchor_again(struct proxy_request *pr, struct proxy_branch *b,
     struct proxy_dialog *d = proxy_dialog_of(p, resp, &requester_is_caller);
     struct proxy_anchor_set *set = b->anchor ? b->anchor : d ? d->anchor : NULL;
     if (!set)
-        return 0;
+        return b->anchored ? -1 : 0; /* its dialog has ended: the SDP goes nowhere */
     char warning[MEDIA_WARNING_MAX];
     uint64_t requester_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
     return proxy_anchor_again(p, set, d ? !requester_is_caller : false, resp, requester_conn,
@@ -154,6 +169,8 @@ static void branch_refuse_media(struct proxy_request *pr, struct proxy_branch *b
             proxy_dialog_end(d, full);
         }
     }
+    if (b->status >= 200)
+        return; /* a further answer of a branch that already ended: counted then */
     b->status = 488;
     if (pr->pending)
         pr->pending--;
@@ -347,12 +364,15 @@ static int branch_anchor_offer(struct proxy_request *pr, struct sip_msg *m, uint
             return 0;
         status = proxy_anchor_offer(p, set, true, m, conn, pr->call ? pr->call->call_id : "",
                                     pr->caller, warning, cap);
+        if (status == 0 && pr->call)
+            pr->call->anchored = true;
     } else {
         /* an anchored call stays anchored whatever the configuration says
          * since: its parties know only Parley's addresses and keys */
         bool from_caller;
         struct proxy_dialog *d = proxy_dialog_of(p, m, &from_caller);
-        if (proxy_anchor_enabled(p) &&
+        bool anchored_call = d && d->call && d->call->anchored;
+        if ((proxy_anchor_enabled(p) || anchored_call) &&
             (m->method == SIP_METHOD_PRACK || !d || (!d->anchor && d->state == DIALOG_EARLY))) {
             /* an early dialog's media is its branch's, not reachable here */
             snprintf(warning, cap, "an offer or answer in an early dialog cannot be anchored");
@@ -449,6 +469,10 @@ bool proxy_branch_fork(struct proxy_request *pr, const char *bytes, size_t len,
     struct proxy_branch *b = &pr->branches[pr->nbranches];
     b->offer = offer;
     b->anchor = anchor;
+    /* a copy whose SDP was anchored (its own set, or its dialog's): no SDP
+     * coming back on this branch ever passes as it came */
+    struct proxy_dialog *within = pr->in_dialog ? proxy_dialog_of(p, m, NULL) : NULL;
+    b->anchored = anchor != NULL || (within && within->anchor);
     b->user.response = branch_on_response;
     b->user.terminated = branch_on_terminated;
     b->pr = pr;

@@ -42,6 +42,7 @@ struct proxy_branch {
     char asserted[PROXY_ADDR_MAX];   /* the user it reaches (local bindings), for PAI */
     bool media_refused;              /* its answer broke the media policy */
     struct proxy_anchor_set *anchor; /* anchored media of this copy's offer (owned) */
+    bool anchored;                   /* its media was anchored: its SDP never passes as it came */
 };
 
 /* Requests in progress on behalf of one sender (user or partner's user). */
@@ -90,6 +91,7 @@ struct proxy_request {
 struct proxy_call {
     struct proxy_call *prev_live, *next_live; /* p->live_calls until it ends */
     bool on_hold;                             /* the latest offer in the dialog held it */
+    bool anchored;                            /* its media goes through the engine */
     char *call_id;
     char media[400]; /* what each media section negotiated */
     char caller[PROXY_ADDR_MAX];

@@ -177,6 +177,8 @@ static json_t *control_dispatch(struct runtime *rt, const char *line)
     } else if (strcmp(cmd, "media") == 0) {
         reply = anchor_status(rt->anchor);
         json_object_set_new(reply, "ok", json_true());
+        /* what the running server does, not what the file says now */
+        json_object_set_new(reply, "anchor", json_string(rt->cfg->media.anchor));
     } else if (strcmp(cmd, "reload") == 0) {
         struct strbuf report = STRBUF_INIT;
         int rc = runtime_reload(rt, &report);

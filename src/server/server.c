@@ -239,6 +239,10 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
                  "media.address, public_address, port_range and workers change only when "
                  "parleyd restarts");
     anchor_reload(rt->anchor, cfg);
+    if (!rt->anchor && strcmp(cfg->media.anchor, "always") == 0)
+        log_warn("config.restart_needed", "key", "media.anchor", "reason",
+                 "the media engine did not start (see media.not_started): calls stay "
+                 "unanchored until parleyd restarts");
     config_free(old);
     runtime_apply_transport(rt);
     if (rt->workers)

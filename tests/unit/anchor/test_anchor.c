@@ -232,6 +232,35 @@ struct call {
     struct anchor_local local[2];
 };
 
+/* Empties c's socket. */
+static void client_drain(struct fx *f, struct client *c)
+{
+    uint8_t buf[256];
+    while (client_recv(f, c, buf, sizeof(buf), 50, NULL) != 0)
+        ;
+}
+
+static long long leg_count(struct fx *f, uint64_t id, int leg, const char *what);
+static long long leg_in_packets(struct fx *f, uint64_t id, int leg);
+
+/* c sends one packet to Parley's port for its leg, so that the engine
+ * latches to it: the engine sends a party nothing before its packets have
+ * shown where it is. Waits until the engine has taken it. */
+static void client_hello(struct fx *f, struct client *c, const struct call *k, int leg)
+{
+    long long before = leg_in_packets(f, k->id, leg);
+    uint8_t buf[256];
+    size_t n = client_packet(c, buf, sizeof(buf), 0);
+    const struct netaddr *to = &k->local[leg].rtp;
+    assert_int_equal(sendto(c->fd, buf, n, 0, &to->u.sa, to->len), (ssize_t)n);
+    uint64_t end = now_ms() + 1000;
+    while (leg_in_packets(f, k->id, leg) == before && now_ms() < end) {
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+        usleep(2000);
+    }
+    assert_true(leg_in_packets(f, k->id, leg) > before);
+}
+
 /* A stream with A on leg 0 and B on leg 1, each told Parley's key. */
 static void call_setup(struct fx *f, struct call *k, struct client *a, struct client *b)
 {
@@ -243,21 +272,32 @@ static void call_setup(struct fx *f, struct call *k, struct client *a, struct cl
     assert_int_equal(anchor_leg_remote(f->a, k->id, 1, &rb), 0);
     client_learn(f, a, &k->local[0]);
     client_learn(f, b, &k->local[1]);
+    client_hello(f, a, k, 0);
+    client_hello(f, b, k, 1);
+    client_drain(f, a);
+    client_drain(f, b);
 }
 
+/* A leg's status. The engine's worker takes a new stream from its
+ * mailbox a moment after anchor_stream_new returns: waits up to a second
+ * for it. */
 static json_t *leg_status(struct fx *f, uint64_t id, int leg)
 {
-    json_t *st = anchor_status(f->a);
-    json_t *streams = json_object_get(st, "streams");
-    for (size_t i = 0; i < json_array_size(streams); i++) {
-        json_t *s = json_array_get(streams, i);
-        if ((uint64_t)json_integer_value(json_object_get(s, "id")) == id) {
-            json_t *l = json_incref(json_array_get(json_object_get(s, "legs"), (size_t)leg));
-            json_decref(st);
-            return l;
+    uint64_t end = now_ms() + 1000;
+    do {
+        json_t *st = anchor_status(f->a);
+        json_t *streams = json_object_get(st, "streams");
+        for (size_t i = 0; i < json_array_size(streams); i++) {
+            json_t *s = json_array_get(streams, i);
+            if ((uint64_t)json_integer_value(json_object_get(s, "id")) == id) {
+                json_t *l = json_incref(json_array_get(json_object_get(s, "legs"), (size_t)leg));
+                json_decref(st);
+                return l;
+            }
         }
-    }
-    json_decref(st);
+        json_decref(st);
+        usleep(2000);
+    } while (now_ms() < end);
     fail_msg("stream %llu not in status", (unsigned long long)id);
     return NULL;
 }
@@ -266,6 +306,14 @@ static long long leg_count(struct fx *f, uint64_t id, int leg, const char *what)
 {
     json_t *l = leg_status(f, id, leg);
     long long v = json_integer_value(json_object_get(l, what));
+    json_decref(l);
+    return v;
+}
+
+static long long leg_in_packets(struct fx *f, uint64_t id, int leg)
+{
+    json_t *l = leg_status(f, id, leg);
+    long long v = json_integer_value(json_object_get(json_object_get(l, "in"), "packets"));
     json_decref(l);
     return v;
 }
@@ -346,7 +394,10 @@ static void test_nat_rebinding_followed_after_authentication(void **state)
     struct call k;
     call_setup(f, &k, &a, &b);
     assert_true(deliver(f, &a, a.fd, &k.local[0].rtp, &b, 0x10));
-    /* A's packets now come from another port */
+    /* A's packets now come from another port, and no longer from the old
+     * one: the engine follows once that has been quiet a while
+     * (ANCHOR_REBIND_QUIET_MS, 500 ms) */
+    usleep(600 * 1000);
     int fd2 = socket(AF_INET, SOCK_DGRAM, 0);
     struct netaddr lo;
     assert_int_equal(netaddr_parse_ip("127.0.0.1", 0, &lo), 0);
@@ -388,6 +439,47 @@ static void test_plain_leg_latches_to_sdp_address_only(void **state)
     client_close(&a);
     client_close(&b);
     client_close(&m);
+}
+
+/* Nothing goes toward a leg before Parley's key for it is decided, even
+ * when its party has described itself and sent: the order the core tells
+ * the engine things in cannot leak a party's media in the clear or under
+ * a key nobody holds. */
+static void test_nothing_sent_before_the_legs_key(void **state)
+{
+    struct fx *f = *state;
+    struct client a, b;
+    client_open(f, &a, ANCHOR_SRTP, RTP_SRTP_AES_CM_128_HMAC_SHA1_80);
+    client_open(f, &b, ANCHOR_SRTP, RTP_SRTP_AES_CM_128_HMAC_SHA1_80);
+    struct call k;
+    assert_int_equal(anchor_stream_new(f->a, "call-2@test", "alice", &k.id), 0);
+    struct anchor_remote ra = client_remote(&a), rb = client_remote(&b);
+    assert_int_equal(anchor_leg_remote(f->a, k.id, 0, &ra), 0);
+    assert_int_equal(anchor_leg_local(f->a, k.id, 1, b.prot, b.suite, &k.local[1]), 0);
+    assert_int_equal(anchor_leg_remote(f->a, k.id, 1, &rb), 0);
+    client_learn(f, &b, &k.local[1]);
+    /* leg 0's port is not known to the test yet: read it from status */
+    json_t *l0 = leg_status(f, k.id, 0);
+    assert_int_equal(
+        netaddr_parse(json_string_value(json_object_get(l0, "local")), &k.local[0].rtp), 0);
+    json_decref(l0);
+    client_hello(f, &a, &k, 0);
+    client_hello(f, &b, &k, 1);
+    uint8_t pkt[256], got[256];
+    for (int i = 0; i < 5; i++) {
+        size_t n = client_packet(&b, pkt, sizeof(pkt), 0x40);
+        assert_int_equal(sendto(b.fd, pkt, n, 0, &k.local[1].rtp.u.sa, k.local[1].rtp.len),
+                         (ssize_t)n);
+    }
+    assert_int_equal(client_recv(f, &a, got, sizeof(got), 300, NULL), 0);
+    assert_true(leg_count(f, k.id, 0, "undelivered") >= 5);
+    /* once Parley's key for A's leg is decided, B's media reaches A under it */
+    assert_int_equal(anchor_leg_local(f->a, k.id, 0, a.prot, a.suite, &k.local[0]), 0);
+    client_learn(f, &a, &k.local[0]);
+    assert_true(deliver(f, &b, b.fd, &k.local[1].rtp, &a, 0x41));
+    anchor_stream_end(f->a, k.id, "test over");
+    client_close(&a);
+    client_close(&b);
 }
 
 /* Bounds: per user, then in all; ports come back when streams end. */
@@ -448,6 +540,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_plain_leg_latches_to_sdp_address_only, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_nothing_sent_before_the_legs_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounds_and_ports_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_stream_times_out, setup, teardown),
     };

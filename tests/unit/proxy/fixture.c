@@ -197,6 +197,11 @@ static uint64_t fx_env_connect(void *arg, const struct netaddr *addr, const char
 
 int fx_init(struct fx *f)
 {
+    return fx_init_anchored(f, NULL);
+}
+
+int fx_init_anchored(struct fx *f, struct anchor *anchor)
+{
     static const char *const suites[] = {FX_SUITE_80, FX_SUITE_32};
 
     memset(f, 0, sizeof(*f));
@@ -235,6 +240,7 @@ int fx_init(struct fx *f)
         .connect = fx_env_connect,
         .listeners = &f->listener,
         .nlisteners = 1,
+        .anchor = anchor,
     };
     struct proxy_config pc = {
         .domain = FX_DOMAIN,
@@ -242,6 +248,7 @@ int fx_init(struct fx *f)
         .media_level = "required",
         .media_suites = suites,
         .media_nsuites = 2,
+        .anchor_media = anchor != NULL,
     };
     f->proxy = proxy_new(f->timers, &env, &pc, f->registrar, f->auth);
     if (!f->proxy)

@@ -28,6 +28,8 @@
 #include "core/timer.h"
 #include "net/conn.h"
 #include "proxy/proxy.h"
+
+struct anchor;
 #include "registrar/auth.h"
 #include "registrar/registrar.h"
 #include "sip/msg.h"
@@ -127,6 +129,9 @@ struct fx {
 /* Builds clock, heap, registrar, auth and proxy (media level "required",
  * the two suites above). 0, or -ENOMEM with nothing left allocated. */
 int fx_init(struct fx *f);
+/* The same with media.anchor = always through the engine `anchor` (the
+ * caller's: started before and stopped after the fixture). */
+int fx_init_anchored(struct fx *f, struct anchor *anchor);
 /* Runs what is due (the transaction reaper), then frees everything. */
 void fx_cleanup(struct fx *f);
 

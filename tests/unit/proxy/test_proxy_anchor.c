@@ -1,0 +1,281 @@
+/*
+ * The proxy in process with a real media engine (media.anchor = always):
+ * whatever the parties do in SIP, no key, address or port of one party's
+ * SDP reaches the other. The engine runs its worker on loopback ports
+ * 31200-31263; no packet is sent, only SDP is looked at.
+ *
+ * Each test ends by checking every message either party was sent for the
+ * other's key material (assert_nothing_crossed).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "agents.h"
+#include "anchor/anchor.h"
+#include "core/log.h"
+#include "crypto/digest.h"
+#include "fixture.h"
+#include "core/config.h"
+
+/* A third key, and a second party address, found nowhere they must not be. */
+#define KEY_C   "c2VjcmV0IGtleSBvZiBhbm90aGVyIHNlY3Rpb24hIQ"
+#define ADDR_C  "192.0.2.99"
+#define ENGINE  "127.0.0.1"
+#define PARLEYS "c=IN IP4 " ENGINE "\r\n"
+
+struct anchored {
+    struct fx fx; /* first: the agents' helpers take it as the state */
+    struct config cfg;
+    struct event_base *base;
+    struct anchor *anchor;
+};
+
+static void on_timed_out(void *arg, uint64_t stream, const char *call_id)
+{
+    (void)arg;
+    (void)stream;
+    (void)call_id;
+}
+
+static int setup_anchored(void **state)
+{
+    struct anchored *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -1;
+    t->cfg.media.anchor = "always";
+    t->cfg.media.workers = 1;
+    t->cfg.media.port_range = "31200-31263";
+    t->cfg.media.address = ENGINE;
+    t->cfg.media.public_address = "";
+    t->cfg.media.timeout = 60;
+    t->cfg.media.replay_window = 128;
+    t->cfg.media.latch_plain = "sdp";
+    t->cfg.media.max_streams = 8;
+    t->cfg.media.max_streams_per_user = 8;
+    t->base = event_base_new();
+    struct anchor_events ev = {.arg = t, .timed_out = on_timed_out};
+    char err[200];
+    if (!t->base || anchor_start(&t->cfg, t->base, &ev, &t->anchor, err, sizeof(err)) != 0 ||
+        fx_init_anchored(&t->fx, t->anchor) != 0) {
+        print_error("set-up: %s\n", err);
+        anchor_stop(t->anchor);
+        if (t->base)
+            event_base_free(t->base);
+        free(t);
+        return -1;
+    }
+    *state = t;
+    return 0;
+}
+
+static int teardown_anchored(void **state)
+{
+    struct anchored *t = *state;
+    size_t dropped = t->fx.dropped;
+    if (getenv("FX_DUMP"))
+        dump(&t->fx);
+    fx_cleanup(&t->fx);
+    anchor_stop(t->anchor);
+    event_base_free(t->base);
+    free(t);
+    if (dropped)
+        fail_msg("the capture lost %zu message(s)", dropped);
+    return 0;
+}
+
+/* An offer with key material everywhere SDP can carry it: a session-level
+ * k= (RFC 4566 §5.12), an a=acap capability holding a crypto attribute
+ * (RFC 5939), and a refused (port 0) video section with a key and an
+ * address of its own. */
+#define SDP_KEYS_EVERYWHERE                                                                        \
+    "v=0\r\n"                                                                                      \
+    "o=- 1 1 IN IP4 192.0.2.11\r\n"                                                                \
+    "s=-\r\n"                                                                                      \
+    "c=IN IP4 192.0.2.11\r\n"                                                                      \
+    "t=0 0\r\n"                                                                                    \
+    "k=base64:" KEY_C "\r\n"                                                                       \
+    "m=audio 10000 RTP/SAVP 0 101\r\n"                                                             \
+    "a=rtpmap:0 PCMU/8000\r\n"                                                                     \
+    "a=rtpmap:101 telephone-event/8000\r\n"                                                        \
+    "a=crypto:1 " FX_SUITE_80 " inline:" FX_KEY_A "\r\n"                                           \
+    "a=acap:1 crypto:2 " FX_SUITE_32 " inline:" KEY_C "\r\n"                                       \
+    "a=sendrecv\r\n"                                                                               \
+    "m=video 0 RTP/SAVP 96\r\n"                                                                    \
+    "c=IN IP4 " ADDR_C "\r\n"                                                                      \
+    "a=rtpmap:96 H264/90000\r\n"                                                                   \
+    "a=crypto:1 " FX_SUITE_80 " inline:" KEY_C "\r\n"
+
+/* Nothing alice was sent carries bob's key or address, nothing bob was
+ * sent carries alice's, and the third key went nowhere. */
+static void assert_nothing_crossed(const struct fx *f, uint64_t a, uint64_t b)
+{
+    for (size_t i = 0; i < f->nsent; i++) {
+        const char *body = body_of(f, (int)i);
+        const char *bad = NULL;
+        if (strstr(body, KEY_C) || strstr(body, ADDR_C))
+            bad = "the third key or address";
+        else if (f->sent[i].conn == a && (strstr(body, FX_KEY_B) || strstr(body, "192.0.2.12")))
+            bad = "bob's key or address";
+        else if (f->sent[i].conn == b && (strstr(body, FX_KEY_A) || strstr(body, "192.0.2.11")))
+            bad = "alice's key or address";
+        if (bad) {
+            dump(f);
+            fail_msg("message #%zu carries %s", i, bad);
+        }
+    }
+}
+
+/* The body of message i is Parley's: its address, a key of its own. */
+static void assert_parleys_sdp(const struct fx *f, int i)
+{
+    const char *body = body_of(f, i);
+    if (!strstr(body, PARLEYS) || !strstr(body, "a=crypto:")) {
+        dump(f);
+        fail_msg("message #%d: no SDP of Parley's", i);
+    }
+}
+
+/* alice on a calls bob on b with an SRTP offer; bob answers at once with
+ * tag bt1. Returns the index of the INVITE bob got. */
+static int alice_calls_bob_answers(struct fx *f, struct call *c, uint64_t a, uint64_t b)
+{
+    call_start(f, c, a, "alice", "bob", FX_SDP_SRTP_OFFER, NULL);
+    int inv = forked(f, b);
+    respond(f, b, inv, 200, "bt1", FX_SDP_SRTP_ANSWER);
+    return inv;
+}
+
+static void test_each_party_sees_only_parley(void **state)
+{
+    struct anchored *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t b = device(f, "bob");
+    uint64_t a = fx_open(f);
+    struct call c;
+    answered_call(f, &c, a, b);
+    int inv = fx_nth_on(f, b, 0);
+    while (!fx_sent_is(f, inv, "INVITE"))
+        inv++;
+    assert_parleys_sdp(f, inv);
+    assert_parleys_sdp(f, last_status(f, a, 200));
+    assert_int_equal(anchor_stream_count(t->anchor), 1);
+    call_caller_request(f, &c, a, "BYE", c.cseq + 1, NULL, NULL);
+    respond(f, b, last_request(f, b, "BYE"), 200, NULL, NULL);
+    assert_int_equal(anchor_stream_count(t->anchor), 0);
+    assert_nothing_crossed(f, a, b);
+}
+
+/* The answerer's 2xx, retransmitted after the call ended (its ACK lost),
+ * names bob's key: it goes nowhere. */
+static void test_2xx_retransmitted_after_bye_goes_nowhere(void **state)
+{
+    struct anchored *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t b = device(f, "bob"), a = fx_open(f);
+    struct call c;
+    int inv = alice_calls_bob_answers(f, &c, a, b);
+    call_note_answer(f, &c, last_status(f, a, 200));
+    call_ack(f, &c, c.cseq, NULL);
+    call_caller_request(f, &c, a, "BYE", c.cseq + 1, NULL, NULL);
+    respond(f, b, last_request(f, b, "BYE"), 200, NULL, NULL);
+    size_t mark = f->nsent;
+    respond(f, b, inv, 200, "bt1", FX_SDP_SRTP_ANSWER);
+    fx_advance(f, 1000);
+    assert_int_equal(count_status(f, a, mark, 200), 0);
+    assert_nothing_crossed(f, a, b);
+}
+
+/* A second 2xx on the same branch with another To tag (a forking proxy or
+ * a B2BUA behind bob's connection): a second dialog whose SDP Parley did
+ * not anchor never reaches alice as it came; that dialog is ended. */
+static void test_second_answer_on_a_branch_never_passes(void **state)
+{
+    struct anchored *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t b = device(f, "bob"), a = fx_open(f);
+    struct call c;
+    int inv = alice_calls_bob_answers(f, &c, a, b);
+    size_t mark = f->nsent;
+    respond(f, b, inv, 200, "bt2", FX_SDP_SRTP_ANSWER);
+    for (size_t i = mark; i < f->nsent; i++)
+        if (f->sent[i].conn == a && fx_sent_status(f, (int)i) == 200)
+            fail_msg("the second answer (#%zu) reached alice", i);
+    assert_true(count_requests(f, b, mark, "BYE") >= 1);
+    assert_nothing_crossed(f, a, b);
+}
+
+/* Keys anywhere in an offer are replaced by Parley's one a=crypto per
+ * anchored section; a refused section names Parley's address. */
+static void test_keys_anywhere_in_an_offer_are_removed(void **state)
+{
+    struct anchored *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t b = device(f, "bob");
+    uint64_t a = fx_open(f);
+    struct call c;
+    call_start(f, &c, a, "alice", "bob", SDP_KEYS_EVERYWHERE, NULL);
+    int inv = forked(f, b);
+    const char *body = body_of(f, inv);
+    assert_parleys_sdp(f, inv);
+    assert_null(strstr(body, "k="));
+    assert_null(strstr(body, "a=acap"));
+    assert_non_null(strstr(body, "m=video 0 "));
+    /* one a=crypto: the audio section's, Parley's key */
+    const char *first = strstr(body, "a=crypto:");
+    assert_null(strstr(first + 1, "a=crypto:"));
+    assert_nothing_crossed(f, a, b);
+}
+
+/* Turning anchoring off affects new calls only: a re-INVITE of an anchored
+ * call is still anchored, both ways (its parties know only Parley). */
+static void test_anchored_call_stays_anchored_after_reload(void **state)
+{
+    static const char *const suites[] = {FX_SUITE_80, FX_SUITE_32};
+    struct anchored *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t b = device(f, "bob");
+    uint64_t a = fx_open(f);
+    struct call c;
+    answered_call(f, &c, a, b);
+    struct proxy_config pc = {
+        .domain = FX_DOMAIN,
+        .max_im_body = 1300,
+        .media_level = "required",
+        .media_suites = suites,
+        .media_nsuites = 2,
+        .anchor_media = false,
+    };
+    proxy_set_config(f->proxy, &pc);
+    call_caller_request(f, &c, a, "INVITE", c.cseq + 1, NULL, FX_SDP_SRTP_HOLD);
+    int re = last_request(f, b, "INVITE");
+    assert_parleys_sdp(f, re);
+    assert_non_null(strstr(body_of(f, re), "a=sendonly"));
+    respond(f, b, re, 200, NULL, FX_SDP_SRTP_ANSWER);
+    assert_parleys_sdp(f, last_status(f, a, 200));
+    assert_nothing_crossed(f, a, b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_each_party_sees_only_parley, setup_anchored,
+                                        teardown_anchored),
+        cmocka_unit_test_setup_teardown(test_2xx_retransmitted_after_bye_goes_nowhere,
+                                        setup_anchored, teardown_anchored),
+        cmocka_unit_test_setup_teardown(test_second_answer_on_a_branch_never_passes, setup_anchored,
+                                        teardown_anchored),
+        cmocka_unit_test_setup_teardown(test_keys_anywhere_in_an_offer_are_removed, setup_anchored,
+                                        teardown_anchored),
+        cmocka_unit_test_setup_teardown(test_anchored_call_stays_anchored_after_reload,
+                                        setup_anchored, teardown_anchored),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
