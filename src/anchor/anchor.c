@@ -871,6 +871,25 @@ static json_t *leg_json(struct anchor_wleg *l)
     return o;
 }
 
+json_t *anchor_stream_legs(struct anchor *a, uint64_t id)
+{
+    if (!a)
+        return NULL;
+    json_t *legs = NULL;
+    for (unsigned i = 0; i < a->nworkers && !legs; i++) {
+        struct anchor_worker *w = &a->workers[i];
+        pthread_mutex_lock(&w->list_lock);
+        for (struct anchor_wstream *st = w->list; st; st = st->next) {
+            if (st->id == id) {
+                legs = json_pack("[o, o]", leg_json(&st->leg[0]), leg_json(&st->leg[1]));
+                break;
+            }
+        }
+        pthread_mutex_unlock(&w->list_lock);
+    }
+    return legs;
+}
+
 json_t *anchor_status(struct anchor *a)
 {
     json_t *streams = json_array();

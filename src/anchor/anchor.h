@@ -116,10 +116,14 @@ const struct netaddr *anchor_public_address(const struct anchor *a);
 /* What the engine holds now, as JSON (a new reference):
  *   {"enabled": true, "workers": N, "address": "...", "port_range": "...",
  *    "streams": [{"id", "call_id", "user", "age_s", "legs": [{"local",
- *      "remote", "protection", "suite", "in": {"packets", "bytes"},
+ *      "remote", "latched", "protection", "suite", "in": {"packets", "bytes"},
  *      "out": {"packets", "bytes"}, "auth_failures", "replays",
- *      "foreign_dropped", "malformed"}, ...]}]}
+ *      "foreign_dropped", "malformed", "undelivered"}, ...]}]}
  * NULL a gives {"enabled": false, "streams": []}. */
 json_t *anchor_status(struct anchor *a);
+/* One stream's legs as anchor_status shows them (a new array of two
+ * objects), for the call log; NULL when the engine does not hold it (yet,
+ * or any more). */
+json_t *anchor_stream_legs(struct anchor *a, uint64_t id);
 
 #endif

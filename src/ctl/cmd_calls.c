@@ -14,6 +14,13 @@ static const char *calls_str(json_t *o, const char *k)
     return s ? s : "";
 }
 
+/* o[k] (or o[k][sub]) as an integer; 0 when absent. */
+static long long calls_count(json_t *o, const char *k, const char *sub)
+{
+    json_t *v = json_object_get(o, k);
+    return (long long)json_integer_value(sub ? json_object_get(v, sub) : v);
+}
+
 int cmd_registrations(struct ctl *ctl)
 {
     if (ctl->argc)
@@ -78,10 +85,35 @@ static int calls_one(const struct store_call *c, void *arg)
                           "reason", c->reason ? c->reason : "");
     if (c->media)
         json_object_set_new(o, "media", json_string(c->media));
-    json_array_append_new(cc->arr, o);
     strbuf_printf(&cc->text, "%s  %s -> %s  answered %s  ended %s  (%s)%s%s\n", s, c->caller,
                   c->callee, a, e, c->reason ? c->reason : "", c->media ? "  media: " : "",
                   c->media ? c->media : "");
+    /* anchored media: what the engine saw on each leg (written by
+     * parleyd; read back as JSON, shown as it is when it is not) */
+    json_t *sections = c->legs ? json_loads(c->legs, 0, NULL) : NULL;
+    if (sections)
+        json_object_set_new(o, "legs", json_incref(sections));
+    size_t i, j;
+    json_t *sec, *l;
+    json_array_foreach(sections, i, sec)
+    {
+        json_array_foreach(json_object_get(sec, "legs"), j, l)
+        {
+            const char *suite = calls_str(l, "suite");
+            strbuf_printf(&cc->text,
+                          "    section %lld leg %zu  %s <-> %s  %s%s%s  in %lld pkt  out %lld pkt  "
+                          "auth failures %lld  replays %lld  foreign %lld\n",
+                          (long long)json_integer_value(json_object_get(sec, "section")), j,
+                          calls_str(l, "local"),
+                          *calls_str(l, "remote") ? calls_str(l, "remote") : "-",
+                          calls_str(l, "protection"), *suite ? " " : "", suite,
+                          calls_count(l, "in", "packets"), calls_count(l, "out", "packets"),
+                          calls_count(l, "auth_failures", NULL), calls_count(l, "replays", NULL),
+                          calls_count(l, "foreign_dropped", NULL));
+        }
+    }
+    json_decref(sections);
+    json_array_append_new(cc->arr, o);
     return 0;
 }
 

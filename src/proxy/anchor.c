@@ -60,6 +60,22 @@ bool proxy_anchor_has_stream(const struct proxy_anchor_set *set, uint64_t stream
     return false;
 }
 
+char *proxy_anchor_figures(struct proxy *p, const struct proxy_anchor_set *set)
+{
+    if (!set)
+        return NULL;
+    json_t *sections = json_array();
+    for (size_t i = 0; sections && i < set->n; i++) {
+        json_t *legs = anchor_stream_legs(p->env.anchor, set->s[i].stream);
+        if (legs)
+            json_array_append_new(sections, json_pack("{s:I, s:o}", "section",
+                                                      (json_int_t)set->s[i].index, "legs", legs));
+    }
+    char *text = json_array_size(sections) ? json_dumps(sections, JSON_COMPACT) : NULL;
+    json_decref(sections);
+    return text;
+}
+
 void proxy_anchor_release(struct proxy *p, struct proxy_anchor_set *set, const char *reason)
 {
     if (!set)

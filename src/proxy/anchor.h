@@ -47,6 +47,10 @@ int proxy_anchor_again(struct proxy *p, struct proxy_anchor_set *set, bool from_
 /* Does the set hold the engine stream id? */
 bool proxy_anchor_has_stream(const struct proxy_anchor_set *set, uint64_t stream);
 /* Ends the set's streams and frees it (NULL: nothing). */
+/* The figures of the set's streams for the call log, as JSON text
+ * ([{"section": N, "legs": [...]}], anchor_stream_legs), to free(); NULL
+ * when there are none. */
+char *proxy_anchor_figures(struct proxy *p, const struct proxy_anchor_set *set);
 void proxy_anchor_release(struct proxy *p, struct proxy_anchor_set *set, const char *reason);
 
 #endif

@@ -64,6 +64,7 @@ void proxy_call_finish(struct proxy *p, struct proxy_call *call, const char *rea
              LOG_INT(call->answered ? call->ended - call->answered : 0), "reason", reason);
     struct proxy_call_record rec = {
         .media = call->media[0] ? call->media : NULL,
+        .legs = call->legs,
         .call_id = call->call_id,
         .caller = call->caller,
         .callee = call->callee,
@@ -91,5 +92,6 @@ void proxy_call_release(struct proxy_call *call)
         return;
     proxy_call_unlist(call);
     free(call->call_id);
+    free(call->legs);
     free(call);
 }

@@ -224,6 +224,8 @@ void proxy_dialog_keep_late_offer(struct proxy_dialog *d, const struct strbuf *s
 
 void proxy_dialog_end(struct proxy_dialog *d, const char *reason)
 {
+    if (d->call && d->anchor && !d->call->logged && !d->call->legs)
+        d->call->legs = proxy_anchor_figures(d->p, d->anchor); /* before they go */
     if (d->call)
         proxy_call_finish(d->p, d->call, reason);
     dialog_free(d);

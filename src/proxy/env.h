@@ -28,6 +28,7 @@ struct proxy_call_record {
     int64_t ended;
     const char *reason; /* "BYE from caller", "486 Busy Here", ... */
     const char *media;  /* per media section: "audio SRTP AES_CM_128_HMAC_SHA1_80"; or NULL */
+    const char *legs;   /* anchored media's figures per leg (JSON), or NULL */
 };
 
 /* What the credential service hands out (Lync's MRAS shape). */

@@ -92,6 +92,7 @@ struct proxy_call {
     struct proxy_call *prev_live, *next_live; /* p->live_calls until it ends */
     bool on_hold;                             /* the latest offer in the dialog held it */
     bool anchored;                            /* its media goes through the engine */
+    char *legs; /* the engine's figures when the call ended (JSON), or NULL */
     char *call_id;
     char media[400]; /* what each media section negotiated */
     char caller[PROXY_ADDR_MAX];

@@ -274,6 +274,7 @@ static void sipcore_call_ended(void *arg, const struct proxy_call_record *rec)
         .ended = rec->ended,
         .reason = rec->reason,
         .media = rec->media,
+        .legs = rec->legs,
     };
     if (rt->store_writer)
         store_writer_call(rt->store_writer, &c);

@@ -68,6 +68,8 @@ static const char *const migrations[] = {
     "  address TEXT NOT NULL,"
     "  added INTEGER NOT NULL"
     ") STRICT;",
+    /* 3 -> 4: anchored media's figures per leg, a JSON array */
+    "ALTER TABLE calls ADD COLUMN legs TEXT;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -767,18 +769,18 @@ int store_call_insert(struct store *st, const struct store_call *call, int64_t *
         return -EINVAL;
     }
     rc = prepare(st, op,
-                 "INSERT INTO calls (call_id, caller, callee, reason, media, started, answered, "
-                 "ended) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 "INSERT INTO calls (call_id, caller, callee, reason, media, legs, started, "
+                 "answered, ended) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                  &s);
     if (rc == 0)
-        rc = bind_texts(st, op, s, 5, call->call_id, call->caller, call->callee, call->reason,
-                        call->media);
+        rc = bind_texts(st, op, s, 6, call->call_id, call->caller, call->callee, call->reason,
+                        call->media, call->legs);
     if (rc == 0)
-        rc = bind_int64(st, op, s, 6, call->started);
+        rc = bind_int64(st, op, s, 7, call->started);
     if (rc == 0)
-        rc = bind_time(st, op, s, 7, call->answered);
+        rc = bind_time(st, op, s, 8, call->answered);
     if (rc == 0)
-        rc = bind_time(st, op, s, 8, call->ended);
+        rc = bind_time(st, op, s, 9, call->ended);
     if (rc == 0)
         rc = step_done(st, op, s);
     if (rc == 0 && id_out)
@@ -795,8 +797,8 @@ int store_call_list(struct store *st, int limit,
     int rc, src;
 
     rc = prepare(st, op,
-                 "SELECT id, call_id, caller, callee, started, answered, ended, reason, media "
-                 "FROM calls ORDER BY started DESC, id DESC LIMIT ?1",
+                 "SELECT id, call_id, caller, callee, started, answered, ended, reason, media, "
+                 "legs FROM calls ORDER BY started DESC, id DESC LIMIT ?1",
                  &s);
     if (rc == 0)
         rc = bind_int64(st, op, s, 1, limit > 0 ? limit : -1);
@@ -813,6 +815,7 @@ int store_call_list(struct store *st, int limit,
             .ended = sqlite3_column_int64(s, 6),
             .reason = (const char *)sqlite3_column_text(s, 7),
             .media = (const char *)sqlite3_column_text(s, 8),
+            .legs = (const char *)sqlite3_column_text(s, 9),
         };
         if (!c.call_id || !c.caller || !c.callee) {
             set_msg(st, "corrupt calls row %lld", (long long)c.id);

@@ -29,8 +29,8 @@
 struct clock;
 struct store;
 
-#define STORE_SCHEMA_VERSION 3
-#define STORE_SCHEMA_NEXT    4 /* for tests: a version this build does not know */
+#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_NEXT    5 /* for tests: a version this build does not know */
 
 /* store_open() flags. */
 #define STORE_CREATE   0x1 /* create a new store; refuse (-EEXIST) if the file exists */
@@ -114,7 +114,7 @@ int store_setting_delete(struct store *st, const char *key);
 
 /* Strings are borrowed: the caller's for store_call_insert(), SQLite's
  * (valid only during the callback) for store_call_list(). call_id, caller
- * and callee are required; reason and media may be NULL. Times are Unix
+ * and callee are required; reason, media and legs may be NULL. Times are Unix
  * seconds; 0 in answered/ended means "never" (NULL in the table). */
 struct store_call {
     int64_t id; /* assigned by the store; ignored by store_call_insert() */
@@ -126,6 +126,7 @@ struct store_call {
     int64_t ended;
     const char *reason;
     const char *media;
+    const char *legs; /* anchored media per leg: a JSON array (anchor_stream_legs) */
 };
 
 /* Returns 0 and the new row's id in *id_out (when not NULL), -EINVAL, or

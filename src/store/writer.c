@@ -170,9 +170,10 @@ static char *writer_put(char **p, const char *s)
 
 void store_writer_call(struct store_writer *w, const struct store_call *call)
 {
-    const char *fields[] = {call->call_id, call->caller, call->callee, call->reason, call->media};
+    const char *fields[] = {call->call_id, call->caller, call->callee,
+                            call->reason,  call->media,  call->legs};
     size_t total = 0;
-    for (size_t i = 0; i < 5; i++)
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         total += fields[i] ? strlen(fields[i]) + 1 : 0;
     struct writer_item *it = calloc(1, sizeof(*it));
     char *strings = malloc(total ? total : 1);
@@ -189,6 +190,7 @@ void store_writer_call(struct store_writer *w, const struct store_call *call)
     it->call.callee = writer_put(&p, call->callee);
     it->call.reason = writer_put(&p, call->reason);
     it->call.media = writer_put(&p, call->media);
+    it->call.legs = writer_put(&p, call->legs);
     it->strings = strings;
 
     pthread_mutex_lock(&w->lock);

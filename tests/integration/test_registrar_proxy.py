@@ -854,6 +854,7 @@ class TestProxy(unittest.TestCase):
                 keep_dev.respond(bye, 200)
                 self.assertEqual(fut.result(scaled(10)).status, 200)
                 self.assertEqual(len(p.find_log("call.ended", call_id=inv.call_id)), 1)
+                call_record(p, inv.call_id)  # the store's writer thread has written it
                 self.assertEqual(len([c for c in calls(p) if c["call_id"] == inv.call_id]), 1)
                 self.assertEqual(p.ctl("status", json=True).stdout["daemon"]["dialogs"], 0)
 

@@ -165,6 +165,7 @@ static void fx_env_call_ended(void *arg, const struct proxy_call_record *rec)
     snprintf(r->callee, sizeof(r->callee), "%s", rec->callee ? rec->callee : "");
     snprintf(r->reason, sizeof(r->reason), "%s", rec->reason ? rec->reason : "");
     snprintf(r->media, sizeof(r->media), "%s", rec->media ? rec->media : "");
+    snprintf(r->legs, sizeof(r->legs), "%s", rec->legs ? rec->legs : "");
     r->started = rec->started;
     r->answered = rec->answered;
     r->ended = rec->ended;

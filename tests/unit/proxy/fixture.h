@@ -103,6 +103,7 @@ struct fx_record {
     char callee[128];
     char reason[400];
     char media[400]; /* "" for none */
+    char legs[1024]; /* anchored media's figures (JSON); "" for none */
     int64_t started, answered, ended;
 };
 

@@ -519,6 +519,42 @@ static int collect_call(const struct store_call *call, void *arg)
     return 0;
 }
 
+static int collect_legs(const struct store_call *call, void *arg)
+{
+    char(*legs)[64] = arg;
+    snprintf(legs[strcmp(call->call_id, "old@x") == 0 ? 0 : 1], 64, "%s",
+             call->legs ? call->legs : "(null)");
+    return 0;
+}
+
+/* A store of schema 3 (before anchored media's figures) is migrated: its
+ * calls stay, without figures; new calls keep theirs. */
+static void test_migration_from_3_keeps_calls(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(store_close(create(f)), 0);
+    /* the schema as version 3 left it, with one call in it */
+    raw_exec(f, "ALTER TABLE calls DROP COLUMN legs; PRAGMA user_version = 3;"
+                "INSERT INTO calls (call_id, caller, callee, started, media) VALUES "
+                "('old@x', 'alice@example.test', 'bob@example.test', 1700000000, "
+                "'audio SRTP AES_CM_128_HMAC_SHA1_80')");
+    struct store *st = reopen(f, 0);
+    struct store_call c = {.call_id = "new@x",
+                           .caller = "alice@example.test",
+                           .callee = "bob@example.test",
+                           .started = 1700000100,
+                           .legs = "[{\"section\":0,\"legs\":[]}]"};
+    assert_int_equal(store_call_insert(st, &c, NULL), 0);
+    char legs[2][64] = {"", ""};
+    assert_int_equal(store_call_list(st, 0, collect_legs, legs), 0);
+    assert_string_equal(legs[0], "(null)");
+    assert_string_equal(legs[1], c.legs);
+    assert_int_equal(store_close(st), 0);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    sqlite3_close(db);
+}
+
 static void test_calls(void **state)
 {
     struct fixture *f = *state;
@@ -642,6 +678,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_refuses_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_3_keeps_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
         cmocka_unit_test(test_user_names),
         cmocka_unit_test_setup_teardown(test_invalid_names_refused, setup, teardown),
