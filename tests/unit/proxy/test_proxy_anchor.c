@@ -275,6 +275,69 @@ static void test_anchored_call_stays_anchored_after_reload(void **state)
     assert_nothing_crossed(f, a, b);
 }
 
+/* Early media: bob's 183 carries the answer (unreliably), his 200 the
+ * same again. Both reach alice as Parley's SDP, with the same key and
+ * port of Parley's for her leg; one stream. */
+static void test_early_media_answer_then_2xx(void **state)
+{
+    struct anchored *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t b = device(f, "bob"), a = fx_open(f);
+    struct call c;
+    call_start(f, &c, a, "alice", "bob", FX_SDP_SRTP_OFFER, NULL);
+    int inv = forked(f, b);
+    respond(f, b, inv, 183, "bt1", FX_SDP_SRTP_ANSWER);
+    int early = last_status(f, a, 183);
+    assert_parleys_sdp(f, early);
+    respond(f, b, inv, 200, "bt1", FX_SDP_SRTP_ANSWER);
+    int ok = last_status(f, a, 200);
+    assert_parleys_sdp(f, ok);
+    const char *k1 = strstr(body_of(f, early), "inline:"), *k2 = strstr(body_of(f, ok), "inline:");
+    assert_non_null(k1);
+    assert_non_null(k2);
+    assert_memory_equal(k1, k2, 40);
+    const char *m1 = strstr(body_of(f, early), "m=audio "),
+               *m2 = strstr(body_of(f, ok), "m=audio ");
+    assert_memory_equal(m1, m2, 14);
+    assert_int_equal(anchor_stream_count(t->anchor), 1);
+    assert_nothing_crossed(f, a, b);
+}
+
+/* A reliable 183 (RFC 3262) with the answer: anchored like a 2xx; its
+ * PRACK (no SDP) reaches bob; the 200 then carries the same. */
+static void test_reliable_183_answer_and_prack(void **state)
+{
+    struct anchored *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t b = device(f, "bob"), a = fx_open(f);
+    struct call c;
+    call_start(f, &c, a, "alice", "bob", FX_SDP_SRTP_OFFER, "Supported: 100rel\r\n");
+    int inv = forked(f, b);
+    assert_int_equal(
+        fx_respond(f, b, inv, 183, "bt1", "Require: 100rel\r\nRSeq: 1\r\n", FX_SDP_SRTP_ANSWER), 0);
+    int early = last_status(f, a, 183);
+    assert_parleys_sdp(f, early);
+    call_note_answer(f, &c, early);
+    struct fx_req r = {
+        .method = "PRACK",
+        .ruri = c.contact,
+        .from = "alice",
+        .to = "bob",
+        .to_tag = c.to_tag,
+        .call_id = c.call_id,
+        .cseq = c.cseq + 1,
+        .route = FX_RECORD_ROUTE,
+        .headers = "RAck: 1 2 INVITE\r\n",
+    };
+    assert_int_equal(fx_request(f, a, &r), 0);
+    respond(f, b, last_request(f, b, "PRACK"), 200, NULL, NULL);
+    last_status(f, a, 200);
+    respond(f, b, inv, 200, "bt1", FX_SDP_SRTP_ANSWER);
+    assert_parleys_sdp(f, last_status(f, a, 200));
+    assert_int_equal(anchor_stream_count(t->anchor), 1);
+    assert_nothing_crossed(f, a, b);
+}
+
 /* DTLS-SRTP (RFC 5763) cannot be anchored yet: the engine would have to
  * terminate DTLS on each leg. Refused with a reason, never passed through
  * with the parties' fingerprints (which would let them key each other). */
@@ -313,6 +376,10 @@ int main(void)
                                         teardown_anchored),
         cmocka_unit_test_setup_teardown(test_anchored_call_stays_anchored_after_reload,
                                         setup_anchored, teardown_anchored),
+        cmocka_unit_test_setup_teardown(test_early_media_answer_then_2xx, setup_anchored,
+                                        teardown_anchored),
+        cmocka_unit_test_setup_teardown(test_reliable_183_answer_and_prack, setup_anchored,
+                                        teardown_anchored),
         cmocka_unit_test_setup_teardown(test_dtls_srtp_offer_refused, setup_anchored,
                                         teardown_anchored),
     };
