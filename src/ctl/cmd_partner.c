@@ -14,15 +14,6 @@
 #include "ctl/ctl.h"
 #include "store/store.h"
 
-static int partner_store(struct ctl *ctl, struct store **st, int flags)
-{
-    char err[1024], path[4096];
-    snprintf(path, sizeof(path), "%s/parley.db", ctl->cfg->state_dir);
-    if (store_open(path, flags, st, err, sizeof(err)) != 0)
-        return ctl_fail(ctl, "%s", err);
-    return CTL_OK;
-}
-
 static bool partner_tell_daemon(struct ctl *ctl)
 {
     json_t *req = json_pack("{s:s}", "command", "partners");
@@ -82,7 +73,7 @@ static int partner_add(struct ctl *ctl, const char *domain)
     }
     p.added = (int64_t)time(NULL);
     struct store *st;
-    int rc = partner_store(ctl, &st, 0);
+    int rc = ctl_open_store(ctl, &st, 0);
     if (rc)
         return rc;
     int sr = store_partner_add(st, &p);
@@ -114,7 +105,7 @@ static int partner_add(struct ctl *ctl, const char *domain)
 static int partner_remove(struct ctl *ctl, const char *domain)
 {
     struct store *st;
-    int rc = partner_store(ctl, &st, 0);
+    int rc = ctl_open_store(ctl, &st, 0);
     if (rc)
         return rc;
     int sr = store_partner_remove(st, domain);
@@ -152,7 +143,7 @@ static int partner_list_one(const struct store_partner *p, void *arg)
 static int partner_list(struct ctl *ctl)
 {
     struct store *st;
-    int rc = partner_store(ctl, &st, STORE_READONLY);
+    int rc = ctl_open_store(ctl, &st, STORE_READONLY);
     if (rc)
         return rc;
     struct partner_list_ctx lc = {json_array(), STRBUF_INIT};

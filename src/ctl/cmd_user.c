@@ -15,6 +15,7 @@
 #include "core/strbuf.h"
 #include "crypto/digest.h"
 #include "ctl/ctl.h"
+#include "dialplan/dialplan.h"
 #include "store/store.h"
 
 #define USER_PASSWORD_MAX 256
@@ -97,15 +98,6 @@ static int user_hashes(struct ctl *ctl, const char *name, const char *password, 
     return CTL_OK;
 }
 
-static int user_open_store(struct ctl *ctl, struct store **st)
-{
-    char err[1024], path[4096];
-    snprintf(path, sizeof(path), "%s/parley.db", ctl->cfg->state_dir);
-    if (store_open(path, 0, st, err, sizeof(err)) != 0)
-        return ctl_fail(ctl, "%s", err);
-    return CTL_OK;
-}
-
 static int user_set(struct ctl *ctl, const char *name, bool add)
 {
     char password[USER_PASSWORD_MAX + 2];
@@ -129,7 +121,7 @@ static int user_set(struct ctl *ctl, const char *name, bool add)
     rc = user_hashes(ctl, name, password, md5, sha256);
     if (rc)
         goto out;
-    rc = user_open_store(ctl, &st);
+    rc = ctl_open_store(ctl, &st, 0);
     if (rc)
         goto out;
     int sr =
@@ -171,7 +163,7 @@ out:
 static int user_remove(struct ctl *ctl, const char *name)
 {
     struct store *st = NULL;
-    int rc = user_open_store(ctl, &st);
+    int rc = ctl_open_store(ctl, &st, 0);
     if (rc)
         return rc;
     int sr = store_user_remove(st, name);
@@ -218,13 +210,59 @@ static json_t *user_throttle_of(json_t *records, const char *user, struct strbuf
     return mine;
 }
 
+/* user set NAME [--number +E164|none] [--outbound none|national|all] */
+static int user_set_attributes(struct ctl *ctl)
+{
+    bool missing = false;
+    const char *number = ctl_take_option(ctl, "--number", &missing);
+    const char *outbound = ctl_take_option(ctl, "--outbound", &missing);
+    if (missing || ctl->argc != 1 || (!number && !outbound))
+        return ctl_usage(
+            ctl, "usage: user set NAME [--number +E164|none] [--outbound none|national|all]");
+    const char *name = ctl->argv[0];
+    if (number && strcmp(number, "none") == 0)
+        number = "";
+    enum dialplan_outbound o;
+    if (outbound && dialplan_outbound_parse(outbound, &o) != 0)
+        return ctl_usage(ctl, "--outbound is none, national or all");
+    struct store *st;
+    int rc = ctl_open_store(ctl, &st, 0);
+    if (rc)
+        return rc;
+    int sr = number ? store_user_set_number(st, name, number) : 0;
+    if (sr == 0 && outbound)
+        sr = store_user_set_outbound(st, name, outbound);
+    if (sr == -ENOENT)
+        rc = ctl_fail(ctl, "no user %s", name);
+    else if (sr)
+        rc = ctl_fail(ctl, "%s", store_errmsg(st));
+    struct store_user u;
+    if (rc == CTL_OK && store_user_get(st, name, &u) != 0)
+        rc = ctl_fail(ctl, "cannot read %s back: %s", name, store_errmsg(st));
+    rc = ctl_close_store(ctl, st, rc);
+    if (rc)
+        return rc;
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%s: number %s, outbound calls %s", name,
+             u.number[0] ? u.number : "none", u.outbound);
+    return ctl_done(
+        ctl, json_pack("{s:s, s:s, s:s}", "user", name, "number", u.number, "outbound", u.outbound),
+        msg);
+}
+
 static int user_list_one(const struct store_user *u, void *arg)
 {
     struct user_list_ctx *lc = arg;
     char uri[200];
     snprintf(uri, sizeof(uri), "sip:%s@%s", u->name, lc->domain);
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "user", u->name, "uri", uri, "created",
-                          (json_int_t)u->created, "updated", (json_int_t)u->updated);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "user", u->name, "uri", uri, "number",
+                          u->number, "outbound", u->outbound, "created", (json_int_t)u->created,
+                          "updated", (json_int_t)u->updated);
+    /* a user's number and outbound rights, when there is anything to say */
+    char extra[80] = "";
+    if (u->number[0] || strcmp(u->outbound, "none") != 0)
+        snprintf(extra, sizeof(extra), "  %s  outbound %s", u->number[0] ? u->number : "-",
+                 u->outbound);
     struct strbuf why = STRBUF_INIT;
     if (lc->throttle) {
         json_t *mine = user_throttle_of(lc->throttle, u->name, &why);
@@ -236,9 +274,9 @@ static int user_list_one(const struct store_user *u, void *arg)
     }
     json_array_append_new(lc->users, o);
     if (why.len)
-        strbuf_printf(&lc->text, "%s  (password guessing: %s)\n", uri, strbuf_cstr(&why));
+        strbuf_printf(&lc->text, "%s%s  (password guessing: %s)\n", uri, extra, strbuf_cstr(&why));
     else
-        strbuf_printf(&lc->text, "%s\n", uri);
+        strbuf_printf(&lc->text, "%s%s\n", uri, extra);
     strbuf_free(&why);
     return 0;
 }
@@ -246,7 +284,7 @@ static int user_list_one(const struct store_user *u, void *arg)
 static int user_list(struct ctl *ctl)
 {
     struct store *st = NULL;
-    int rc = user_open_store(ctl, &st);
+    int rc = ctl_open_store(ctl, &st, 0);
     if (rc)
         return rc;
     struct user_list_ctx lc = {json_array(), STRBUF_INIT, ctl->cfg->server.domain, NULL, 0};
@@ -334,7 +372,7 @@ static int user_unblock(struct ctl *ctl)
 int cmd_user(struct ctl *ctl)
 {
     if (ctl->argc < 1)
-        return ctl_usage(ctl, "user needs add, passwd, remove, list or unblock");
+        return ctl_usage(ctl, "user needs add, passwd, set, remove, list or unblock");
     const char *verb = ctl->argv[0];
     ctl->argc--;
     ctl->argv++;
@@ -362,6 +400,8 @@ int cmd_user(struct ctl *ctl)
     }
     if (strcmp(verb, "unblock") == 0)
         return user_unblock(ctl);
+    if (strcmp(verb, "set") == 0)
+        return user_set_attributes(ctl);
     if (strcmp(verb, "remove") == 0) {
         if (ctl->argc != 1)
             return ctl_usage(ctl, "user remove needs exactly one NAME");

@@ -54,6 +54,14 @@ int ctl_control_request(const struct config *cfg, const char *command, json_t **
 int ctl_control_send(const struct config *cfg, json_t *req, json_t **reply, char *err,
                      size_t errlen);
 
+struct store;
+/* Opens the state directory's store (flags as store_open: 0 to write,
+ * STORE_READONLY to read); on failure prints why and returns CTL_FAIL. */
+int ctl_open_store(struct ctl *ctl, struct store **st, int flags);
+/* Closes the store; a failed close (an unflushed write) turns rc into a
+ * failure that says so. */
+int ctl_close_store(struct ctl *ctl, struct store *st, int rc);
+
 int cmd_init(struct ctl *ctl);
 int cmd_presence(struct ctl *ctl);
 int cmd_partner(struct ctl *ctl);
@@ -67,5 +75,8 @@ int cmd_registrations(struct ctl *ctl);
 int cmd_calls(struct ctl *ctl);
 int cmd_relay(struct ctl *ctl);
 int cmd_media(struct ctl *ctl);
+int cmd_dialplan(struct ctl *ctl);
+int cmd_route(struct ctl *ctl);
+int cmd_trunk(struct ctl *ctl);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "ctl/ctl.h"
 #include "core/log.h"
+#include "store/store.h"
 #include "server/control.h"
 #include "server/config_keys.h"
 
@@ -38,6 +39,8 @@ static void ctl_print_usage(FILE *f)
            "  user add NAME [--password-stdin | --generate-password]\n"
            "  user passwd NAME [--password-stdin | --generate-password]\n"
            "  user remove NAME\n"
+           "  user set NAME [--number +E164|none] [--outbound none|national|all]\n"
+           "                          a user's line number and right to call out\n"
            "  user list\n"
            "  status                  what the running server enforces (or the configured view)\n"
            "  reload                  re-read configuration and certificates (as SIGHUP)\n"
@@ -53,6 +56,16 @@ static void ctl_print_usage(FILE *f)
            "  cert request            write a CSR for this node's key\n"
            "  cert install FILE       install a signed certificate (checked first)\n"
            "  cert revoke FILE|SERIAL revoke a certificate of the development CA\n"
+           "  dialplan add NAME PATTERN TRANSLATION | dialplan remove NAME | dialplan list\n"
+           "  dialplan national PATTERN|none\n"
+           "                          normalisation rules for what users dial (in order),\n"
+           "                          and which numbers `--outbound national` reaches\n"
+           "  route add NAME PATTERN --trunks T1,T2 | route remove NAME | route list\n"
+           "                          which trunks carry calls to numbers that match\n"
+           "  trunk add NAME --gateway HOST:PORT --transport tls|tcp\n"
+           "            --srtp-mode required|optional|not_supported [--address IP]\n"
+           "  trunk remove NAME | trunk list\n"
+           "                          PSTN gateways and SIP trunks\n"
            "  media status            anchored media streams, each leg's protection and\n"
            "                          counters (running server)\n"
            "  relay status            relay allocations and their counters (running server)\n"
@@ -66,6 +79,22 @@ static void ctl_print_usage(FILE *f)
            "  -c CONF   configuration file (default $PARLEY_CONFIG or " CTL_DEFAULT_CONFIG ")\n"
            "  --json    machine-readable output\n"
            "Exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+int ctl_open_store(struct ctl *ctl, struct store **st, int flags)
+{
+    char err[1024], path[4096];
+    snprintf(path, sizeof(path), "%s/parley.db", ctl->cfg->state_dir);
+    if (store_open(path, flags, st, err, sizeof(err)) != 0)
+        return ctl_fail(ctl, "%s", err);
+    return CTL_OK;
+}
+
+int ctl_close_store(struct ctl *ctl, struct store *st, int rc)
+{
+    if (store_close(st) != 0 && rc == CTL_OK)
+        return ctl_fail(ctl, "closing the store failed: what was written may be lost");
+    return rc;
 }
 
 int ctl_load_config(struct ctl *ctl)
@@ -301,6 +330,12 @@ int main(int argc, char **argv)
         rc = cmd_relay(&ctl);
     else if (strcmp(cmd, "media") == 0)
         rc = cmd_media(&ctl);
+    else if (strcmp(cmd, "dialplan") == 0)
+        rc = cmd_dialplan(&ctl);
+    else if (strcmp(cmd, "route") == 0)
+        rc = cmd_route(&ctl);
+    else if (strcmp(cmd, "trunk") == 0)
+        rc = cmd_trunk(&ctl);
     else
         rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 

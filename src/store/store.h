@@ -29,8 +29,8 @@
 struct clock;
 struct store;
 
-#define STORE_SCHEMA_VERSION 4
-#define STORE_SCHEMA_NEXT    5 /* for tests: a version this build does not know */
+#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_NEXT    6 /* for tests: a version this build does not know */
 
 /* store_open() flags. */
 #define STORE_CREATE   0x1 /* create a new store; refuse (-EEXIST) if the file exists */
@@ -67,6 +67,7 @@ void store_set_clock(struct store *st, struct clock *clock);
  * or not) leads to two accounts or to one that never matches; refusing
  * uppercase up front avoids both. */
 #define STORE_USER_NAME_MAX 64
+#define STORE_NUMBER_MAX    16 /* "+" and 15 digits (E.164) */
 bool store_user_name_valid(const char *name);
 
 /* HA1 values are lowercase hex (32 for MD5, 64 for SHA-256), or "" when
@@ -77,8 +78,10 @@ struct store_user {
     char name[STORE_USER_NAME_MAX + 1];
     char ha1_md5[33];
     char ha1_sha256[65];
-    int64_t created; /* Unix seconds */
-    int64_t updated; /* Unix seconds; changed by store_user_set_ha1() */
+    int64_t created;                   /* Unix seconds */
+    int64_t updated;                   /* Unix seconds; changed by store_user_set_ha1() */
+    char number[STORE_NUMBER_MAX + 1]; /* E.164 line number, "" for none */
+    char outbound[16];                 /* "none", "national" or "all" */
 };
 
 /* Returns 0, -EINVAL (bad name or HA1), -EEXIST, or a write failure. */
@@ -96,6 +99,73 @@ int store_user_get(struct store *st, const char *name, struct store_user *out);
  * a read failure. */
 int store_user_list(struct store *st, int (*fn)(const struct store_user *user, void *arg),
                     void *arg);
+
+/* A user's line number (E.164; "" removes it). Numbers are unique.
+ * Returns 0, -EINVAL (bad name or number), -ENOENT, -EEXIST (another user
+ * has it: the message names them), or a write failure. */
+int store_user_set_number(struct store *st, const char *name, const char *number);
+/* A user's outbound rights: "none", "national" or "all". Returns 0,
+ * -EINVAL, -ENOENT, or a write failure. */
+int store_user_set_outbound(struct store *st, const char *name, const char *outbound);
+/* The user whose number this is. Returns 0, -ENOENT, or a read failure. */
+int store_user_by_number(struct store *st, const char *number, struct store_user *out);
+
+/* --- the dial plan: normalisation rules and routes, in order --- */
+
+#define STORE_DIALPLAN_NAME_MAX    64
+#define STORE_DIALPLAN_PATTERN_MAX 256
+#define STORE_DIALPLAN_TRUNKS_MAX  (8 * 65)
+
+struct store_dialplan_rule {
+    char name[STORE_DIALPLAN_NAME_MAX + 1];
+    char pattern[STORE_DIALPLAN_PATTERN_MAX + 1];
+    char translation[STORE_DIALPLAN_PATTERN_MAX + 1];
+};
+
+struct store_route {
+    char name[STORE_DIALPLAN_NAME_MAX + 1];
+    char pattern[STORE_DIALPLAN_PATTERN_MAX + 1];
+    char trunks[STORE_DIALPLAN_TRUNKS_MAX + 1]; /* "gw1,gw2", in the order tried */
+};
+
+/* Appends a rule (checked as dialplan_check_rule does). Returns 0, -EINVAL
+ * (the message says why), -EEXIST, or a write failure. */
+int store_dialplan_add(struct store *st, const struct store_dialplan_rule *rule);
+/* Returns 0, -ENOENT, or a write failure. */
+int store_dialplan_remove(struct store *st, const char *name);
+/* Every rule in order; the same callback rules as store_user_list(). */
+int store_dialplan_list(struct store *st,
+                        int (*fn)(const struct store_dialplan_rule *rule, void *arg), void *arg);
+
+/* Appends a route; every trunk it names must exist. Returns 0, -EINVAL,
+ * -ENOENT (a trunk that does not exist: the message names it), -EEXIST,
+ * or a write failure. */
+int store_route_add(struct store *st, const struct store_route *route);
+int store_route_remove(struct store *st, const char *name);
+int store_route_list(struct store *st, int (*fn)(const struct store_route *route, void *arg),
+                     void *arg);
+
+/* --- trunks to PSTN gateways --- */
+
+struct store_trunk {
+    char name[STORE_DIALPLAN_NAME_MAX + 1];
+    char gateway[256];  /* HOST:PORT */
+    char transport[4];  /* "tls" or "tcp" */
+    char srtp_mode[16]; /* "required", "optional" or "not_supported" */
+    char address[64];   /* the address it connects from (TCP), "" for any (TLS) */
+    int64_t added;      /* Unix seconds; set by store_trunk_add() */
+};
+
+/* Returns 0, -EINVAL (the message says why: a TCP trunk's srtp_mode is
+ * not_supported, SDES keys never cross an unencrypted hop), -EEXIST, or
+ * a write failure. */
+int store_trunk_add(struct store *st, const struct store_trunk *trunk);
+/* Returns 0, -ENOENT, -EBUSY (a route names it: the message says which),
+ * or a write failure. */
+int store_trunk_remove(struct store *st, const char *name);
+int store_trunk_get(struct store *st, const char *name, struct store_trunk *out);
+int store_trunk_list(struct store *st, int (*fn)(const struct store_trunk *trunk, void *arg),
+                     void *arg);
 
 /* --- settings: a small key/value table for state, not configuration --- */
 

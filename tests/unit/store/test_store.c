@@ -519,6 +519,13 @@ static int collect_call(const struct store_call *call, void *arg)
     return 0;
 }
 
+/* SQL that undoes a migration, for tests that start from an old schema. */
+#define UNDO_5                                                                                     \
+    "DROP TABLE trunks; DROP TABLE routes; DROP TABLE dialplan_rules;"                             \
+    "DROP INDEX users_by_number; ALTER TABLE users DROP COLUMN number;"                            \
+    "ALTER TABLE users DROP COLUMN outbound;"
+#define UNDO_4 "ALTER TABLE calls DROP COLUMN legs;"
+
 static int collect_legs(const struct store_call *call, void *arg)
 {
     char(*legs)[64] = arg;
@@ -533,11 +540,14 @@ static void test_migration_from_3_keeps_calls(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(store_close(create(f)), 0);
-    /* the schema as version 3 left it, with one call in it */
-    raw_exec(f, "ALTER TABLE calls DROP COLUMN legs; PRAGMA user_version = 3;"
-                "INSERT INTO calls (call_id, caller, callee, started, media) VALUES "
-                "('old@x', 'alice@example.test', 'bob@example.test', 1700000000, "
-                "'audio SRTP AES_CM_128_HMAC_SHA1_80')");
+    /* the schema as version 3 left it, with one call and one user in it */
+    raw_exec(f,
+             UNDO_5 UNDO_4 "PRAGMA user_version = 3;"
+                           "INSERT INTO users (name, ha1_md5, ha1_sha256, created, updated) VALUES "
+                           "('alice', '" MD5_A "', '" SHA_A "', 1, 1);"
+                           "INSERT INTO calls (call_id, caller, callee, started, media) VALUES "
+                           "('old@x', 'alice@example.test', 'bob@example.test', 1700000000, "
+                           "'audio SRTP AES_CM_128_HMAC_SHA1_80')");
     struct store *st = reopen(f, 0);
     struct store_call c = {.call_id = "new@x",
                            .caller = "alice@example.test",
@@ -549,10 +559,130 @@ static void test_migration_from_3_keeps_calls(void **state)
     assert_int_equal(store_call_list(st, 0, collect_legs, legs), 0);
     assert_string_equal(legs[0], "(null)");
     assert_string_equal(legs[1], c.legs);
+    /* the user is there, with no number and no right to call out */
+    struct store_user u;
+    assert_int_equal(store_user_get(st, "alice", &u), 0);
+    assert_string_equal(u.number, "");
+    assert_string_equal(u.outbound, "none");
     assert_int_equal(store_close(st), 0);
     sqlite3 *db = raw_open(f);
     assert_int_equal(raw_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     sqlite3_close(db);
+}
+
+static int note_rule(const struct store_dialplan_rule *r, void *arg)
+{
+    char *names = arg;
+    strcat(names, r->name);
+    strcat(names, " ");
+    return 0;
+}
+
+static int note_route(const struct store_route *r, void *arg)
+{
+    char *names = arg;
+    strcat(names, r->name);
+    strcat(names, "=");
+    strcat(names, r->trunks);
+    strcat(names, " ");
+    return 0;
+}
+
+static int count_trunk(const struct store_trunk *t, void *arg)
+{
+    (void)t;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* Numbers are E.164 and unique; outbound rights are one of three. */
+static void test_numbers(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    assert_int_equal(store_user_add(st, "alice", MD5_A, SHA_A), 0);
+    assert_int_equal(store_user_add(st, "bob", MD5_A, SHA_A), 0);
+    assert_int_equal(store_user_set_number(st, "alice", "+14255550101"), 0);
+    assert_int_equal(store_user_set_number(st, "bob", "+14255550101"), -EEXIST);
+    assert_non_null(strstr(store_errmsg(st), "alice's number"));
+    assert_int_equal(store_user_set_number(st, "bob", "4255550102"), -EINVAL);
+    assert_int_equal(store_user_set_number(st, "nobody", "+14255550103"), -ENOENT);
+    struct store_user u;
+    assert_int_equal(store_user_by_number(st, "+14255550101", &u), 0);
+    assert_string_equal(u.name, "alice");
+    assert_int_equal(store_user_by_number(st, "+14255550102", &u), -ENOENT);
+    /* the number moves once its owner lets it go */
+    assert_int_equal(store_user_set_number(st, "alice", ""), 0);
+    assert_int_equal(store_user_set_number(st, "bob", "+14255550101"), 0);
+    assert_int_equal(store_user_set_outbound(st, "bob", "national"), 0);
+    assert_int_equal(store_user_set_outbound(st, "bob", "everything"), -EINVAL);
+    assert_int_equal(store_user_get(st, "bob", &u), 0);
+    assert_string_equal(u.number, "+14255550101");
+    assert_string_equal(u.outbound, "national");
+    assert_int_equal(store_close(st), 0);
+}
+
+/* Rules and routes keep their order; routes name trunks that exist; a
+ * trunk a route uses is not removed; a TCP trunk carries no SRTP. */
+static void test_dialplan_routes_trunks(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    struct store_dialplan_rule r1 = {"ext", "^(\\d{4})$", "+1425555$1"};
+    struct store_dialplan_rule r2 = {"nat", "^1?(\\d{10})$", "+1$1"};
+    struct store_dialplan_rule bad = {"bad", "^(\\d{4})$", "+1$2"};
+    assert_int_equal(store_dialplan_add(st, &r2), 0);
+    assert_int_equal(store_dialplan_add(st, &r1), 0);
+    assert_int_equal(store_dialplan_add(st, &r1), -EEXIST);
+    assert_int_equal(store_dialplan_add(st, &bad), -EINVAL);
+    assert_non_null(strstr(store_errmsg(st), "uses $2"));
+    char names[256] = "";
+    assert_int_equal(store_dialplan_list(st, note_rule, names), 0);
+    assert_string_equal(names, "nat ext ");
+
+    struct store_trunk tcp = {.name = "gw1",
+                              .gateway = "192.0.2.50:5060",
+                              .transport = "tcp",
+                              .srtp_mode = "required",
+                              .address = "192.0.2.50"};
+    assert_int_equal(store_trunk_add(st, &tcp), -EINVAL);
+    assert_non_null(strstr(store_errmsg(st), "never cross an unencrypted hop"));
+    snprintf(tcp.srtp_mode, sizeof(tcp.srtp_mode), "not_supported");
+    assert_int_equal(store_trunk_add(st, &tcp), 0);
+    struct store_trunk tls = {.name = "gw2",
+                              .gateway = "gw2.example.net:5061",
+                              .transport = "tls",
+                              .srtp_mode = "required"};
+    assert_int_equal(store_trunk_add(st, &tls), 0);
+    assert_int_equal(store_trunk_add(st, &tls), -EEXIST);
+
+    struct store_route na = {"north-america", "^\\+1\\d{10}$", "gw1,gw2"};
+    struct store_route nowhere = {"world", "^\\+\\d+$", "gw3"};
+    assert_int_equal(store_route_add(st, &na), 0);
+    assert_int_equal(store_route_add(st, &nowhere), -ENOENT);
+    assert_non_null(strstr(store_errmsg(st), "no trunk gw3"));
+    names[0] = '\0';
+    assert_int_equal(store_route_list(st, note_route, names), 0);
+    assert_string_equal(names, "north-america=gw1,gw2 ");
+    assert_int_equal(store_trunk_remove(st, "gw2"), -EBUSY);
+    assert_non_null(strstr(store_errmsg(st), "route north-america uses trunk gw2"));
+    assert_int_equal(store_route_remove(st, "north-america"), 0);
+    assert_int_equal(store_trunk_remove(st, "gw2"), 0);
+    assert_int_equal(store_dialplan_remove(st, "nat"), 0);
+    assert_int_equal(store_dialplan_remove(st, "nat"), -ENOENT);
+    int ntrunks = 0;
+    assert_int_equal(store_trunk_list(st, count_trunk, &ntrunks), 0);
+    assert_int_equal(ntrunks, 1);
+    struct store_trunk got;
+    assert_int_equal(store_trunk_get(st, "gw1", &got), 0);
+    assert_string_equal(got.address, "192.0.2.50");
+    assert_int_equal(store_close(st), 0);
+    /* what the store keeps survives a reopen */
+    st = reopen(f, 0);
+    names[0] = '\0';
+    assert_int_equal(store_dialplan_list(st, note_rule, names), 0);
+    assert_string_equal(names, "ext ");
+    assert_int_equal(store_close(st), 0);
 }
 
 static void test_calls(void **state)
@@ -679,6 +809,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_3_keeps_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_numbers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dialplan_routes_trunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
         cmocka_unit_test(test_user_names),
         cmocka_unit_test_setup_teardown(test_invalid_names_refused, setup, teardown),
