@@ -19,6 +19,27 @@
  * rules, not configuration). */
 #define DIALPLAN_NATIONAL_KEY "dialplan.national"
 
+/* Tells a running parleyd to take the dial plan again; true when one did. */
+static bool dialplan_tell_daemon(struct ctl *ctl)
+{
+    json_t *reply = NULL;
+    char err[256];
+    bool live = ctl_control_request(ctl->cfg, "dialplan", &reply, err, sizeof(err)) == 0 &&
+                json_is_true(json_object_get(reply, "ok"));
+    json_decref(reply);
+    return live;
+}
+
+/* msg, and whether the running server took the change. */
+static int dialplan_done(struct ctl *ctl, json_t *doc, const char *msg)
+{
+    bool live = dialplan_tell_daemon(ctl);
+    json_object_set_new(doc, "applied_live", json_boolean(live));
+    char text[1200];
+    snprintf(text, sizeof(text), "%s%s", msg, live ? "; applied by the running server" : "");
+    return ctl_done(ctl, doc, text);
+}
+
 static int dialplan_add(struct ctl *ctl)
 {
     if (ctl->argc != 4)
@@ -46,10 +67,10 @@ static int dialplan_add(struct ctl *ctl)
     char msg[700];
     snprintf(msg, sizeof(msg), "rule %s: %s -> %s (after the rules before it)", r.name, r.pattern,
              r.translation);
-    return ctl_done(ctl,
-                    json_pack("{s:s, s:s, s:s}", "name", r.name, "pattern", r.pattern,
-                              "translation", r.translation),
-                    msg);
+    return dialplan_done(ctl,
+                         json_pack("{s:s, s:s, s:s}", "name", r.name, "pattern", r.pattern,
+                                   "translation", r.translation),
+                         msg);
 }
 
 /* Removes NAME with remove(); what names the thing in messages. */
@@ -73,7 +94,7 @@ static int dialplan_remove_named(struct ctl *ctl, const char *what,
         return rc;
     char msg[200];
     snprintf(msg, sizeof(msg), "removed %s %s", what, name);
-    return ctl_done(ctl, json_pack("{s:s}", "removed", name), msg);
+    return dialplan_done(ctl, json_pack("{s:s}", "removed", name), msg);
 }
 
 struct dialplan_list_ctx {
@@ -141,7 +162,7 @@ static int dialplan_national(struct ctl *ctl)
     char msg[400];
     snprintf(msg, sizeof(msg), "national numbers: %s",
              *pattern ? pattern : "none (--outbound national reaches no number)");
-    return ctl_done(ctl, json_pack("{s:s}", "national", pattern), msg);
+    return dialplan_done(ctl, json_pack("{s:s}", "national", pattern), msg);
 }
 
 int cmd_dialplan(struct ctl *ctl)
@@ -190,7 +211,7 @@ static int route_add(struct ctl *ctl)
     char msg[900];
     snprintf(msg, sizeof(msg), "route %s: %s through %s (in that order)", r.name, r.pattern,
              r.trunks);
-    return ctl_done(
+    return dialplan_done(
         ctl, json_pack("{s:s, s:s, s:s}", "name", r.name, "pattern", r.pattern, "trunks", r.trunks),
         msg);
 }

@@ -13,6 +13,7 @@
 
 #include "core/dns.h"
 #include "core/strbuf.h"
+#include "dialplan/dialplan.h"
 #include "net/conn.h"
 #include "registrar/auth.h"
 
@@ -56,6 +57,12 @@ struct proxy_env {
     void (*keep_alive)(void *arg, uint64_t conn, unsigned seconds);
     /* A call ended (attempt, answered or not). */
     void (*call_ended)(void *arg, const struct proxy_call_record *rec);
+    /* The user whose line number is `number` (E.164) into user: 0,
+     * -ENOENT, or another negative errno. NULL: numbers are not served. */
+    int (*number_owner)(void *arg, const char *number, char *user, size_t cap);
+    /* A user's right to call out through trunks: 0 or a negative errno
+     * (then *out is left as it was: none). */
+    int (*user_outbound)(void *arg, const char *user, enum dialplan_outbound *out);
     /* Opens a TLS connection to a partner server (bound to our listen
      * address); returns its id, or 0. Its OPEN and CLOSE come back through
      * proxy_conn_opened / proxy_conn_closed. */

@@ -21,6 +21,7 @@
 #include "proxy/hangup.h"
 #include "proxy/hop.h"
 #include "proxy/media.h"
+#include "proxy/number.h"
 #include "proxy/reject.h"
 #include "proxy/request.h"
 #include "proxy/response.h"
@@ -176,6 +177,11 @@ void proxy_free(struct proxy *p)
 void proxy_set_presence(struct proxy *p, struct presence *presence)
 {
     p->presence = presence;
+}
+
+void proxy_set_dialplan(struct proxy *p, const struct dialplan *dp)
+{
+    p->dialplan = dp;
 }
 
 struct sip_txn_layer *proxy_txn_layer(struct proxy *p)
@@ -464,7 +470,10 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
         char callee[PROXY_USER_MAX], from_aor[PROXY_ADDR_MAX], fu[PROXY_USER_MAX] = "";
         strview_copy(from.uri.user, fu, sizeof(fu));
         snprintf(from_aor, sizeof(from_aor), "%s@%s", fu, from_domain);
-        if (!proxy_local_user(p, &req->ruri, callee, sizeof(callee))) {
+        int number = proxy_number_route(p, st, req, NULL, callee, sizeof(callee));
+        if (number < 0)
+            return;
+        if (number == 0 && !proxy_local_user(p, &req->ruri, callee, sizeof(callee))) {
             proxy_reject(p, st, 403,
                          "Forbidden (Parley relays partner requests only to its own users)",
                          "partner request for another domain");
@@ -501,7 +510,10 @@ static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, s
     }
 
     char callee[PROXY_USER_MAX];
-    if (!proxy_local_user(p, &req->ruri, callee, sizeof(callee))) {
+    int number = proxy_number_route(p, st, req, user, callee, sizeof(callee));
+    if (number < 0)
+        return;
+    if (number == 0 && !proxy_local_user(p, &req->ruri, callee, sizeof(callee))) {
         char host[256] = "";
         if (req->ruri.scheme != SIP_URI_TEL)
             strview_copy(req->ruri.host, host, sizeof(host));

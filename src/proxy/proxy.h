@@ -34,9 +34,13 @@ void proxy_set_config(struct proxy *p, const struct proxy_config *cfg);
 void proxy_free(struct proxy *p);
 
 struct presence;
+struct dialplan;
 /* Hands SUBSCRIBE and PUBLISH of the presence event package to the
  * presence server. */
 void proxy_set_presence(struct proxy *p, struct presence *presence);
+/* The dial plan numbers go through (borrowed: the caller keeps it alive
+ * until it sets another or frees the proxy); NULL: numbers as dialled. */
+void proxy_set_dialplan(struct proxy *p, const struct dialplan *dp);
 /* The transaction layer, for other modules that send requests. */
 struct sip_txn_layer *proxy_txn_layer(struct proxy *p);
 

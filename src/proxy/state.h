@@ -169,6 +169,7 @@ struct proxy {
     struct auth *auth;
     struct sip_txn_layer *txn;
     struct presence *presence;
+    const struct dialplan *dialplan; /* the server's (proxy_set_dialplan); NULL: none */
     struct partner *partners;
     struct hmap dialogs; /* by Call-ID */
     size_t ndialogs;

@@ -157,6 +157,9 @@ static json_t *control_dispatch(struct runtime *rt, const char *line)
     } else if (strcmp(cmd, "partners") == 0) {
         int rc = rt->proxy ? sipcore_load_partners(rt) : -ENOENT;
         reply = json_pack("{s:b}", "ok", rc == 0);
+    } else if (strcmp(cmd, "dialplan") == 0) {
+        int rc = rt->proxy ? mediation_load_dialplan(rt) : -ENOENT;
+        reply = json_pack("{s:b}", "ok", rc == 0);
     } else if (strcmp(cmd, "calls") == 0) {
         json_t *calls = json_array();
         if (rt->proxy)

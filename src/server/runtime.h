@@ -20,6 +20,7 @@
 #include "core/hmap.h"
 #include "core/strbuf.h"
 #include "core/timer.h"
+#include "dialplan/dialplan.h"
 #include "net/worker.h"
 #include "presence/presence.h"
 #include "proxy/proxy.h"
@@ -117,8 +118,9 @@ struct runtime {
     char *lock_path;
     struct control *control;
 
-    struct relay *relay;   /* the media relay (TURN), when relay.enabled */
-    struct anchor *anchor; /* the media engine */
+    struct relay *relay;       /* the media relay (TURN), when relay.enabled */
+    struct anchor *anchor;     /* the media engine */
+    struct dialplan *dialplan; /* from the store (mediation.c); the proxy borrows it */
 };
 
 /* listener.c */
@@ -154,6 +156,14 @@ void sipcore_check_certificates(struct runtime *rt);
 void sipcore_reconfigure(struct runtime *rt);
 void sipcore_stop(struct runtime *rt);
 void sipcore_on_event(struct mbox_msg *m, void *arg);
+/* mediation.c: the dial plan from the store into the proxy (at start, on
+ * reload, on `parleyctl dialplan|route|trunk`); a plan that fails to
+ * build leaves the one in force, logged. 0 or a negative errno. */
+int mediation_load_dialplan(struct runtime *rt);
+/* proxy_env.number_owner and .user_outbound, on the store. */
+int mediation_number_owner(void *arg, const char *number, char *user, size_t cap);
+int mediation_user_outbound(void *arg, const char *user, enum dialplan_outbound *out);
+void mediation_stop(struct runtime *rt);
 void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct registrar_config *rc,
                      struct proxy_config *pc, struct presence_config *prc);
 

@@ -251,6 +251,7 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     if (rt->proxy) {
         sipcore_reconfigure(rt);
         sipcore_load_partners(rt);
+        mediation_load_dialplan(rt);
     }
     log_info("config.reloaded", "path", rt->config_path);
     if (report)

@@ -376,6 +376,8 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         .lookup = sipcore_lookup,
         .keep_alive = sipcore_keep_alive,
         .call_ended = sipcore_call_ended,
+        .number_owner = mediation_number_owner,
+        .user_outbound = mediation_user_outbound,
         .connect = sipcore_connect,
         .relay_credentials = sipcore_relay_credentials,
         .disconnect = sipcore_disconnect,
@@ -403,6 +405,7 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         goto nomem;
     proxy_set_presence(rt->proxy, rt->presence);
     sipcore_load_partners(rt);
+    mediation_load_dialplan(rt);
     sipcore_check_certificates(rt);
     return 0;
 nomem:
@@ -530,6 +533,7 @@ void sipcore_stop(struct runtime *rt)
     rt->presence = NULL;
     if (rt->proxy)
         proxy_set_presence(rt->proxy, NULL);
+    mediation_stop(rt);
     proxy_free(rt->proxy);
     rt->proxy = NULL;
     registrar_free(rt->registrar);
