@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "core/log.h"
+#include "core/random.h"
 
 uint64_t anchor_now_ms(void)
 {
@@ -88,6 +89,9 @@ static int ports_take_pair(struct anchor *a, unsigned *rtp, int *fd_rtp, int *fd
     pthread_mutex_lock(&a->lock);
     unsigned span = (a->port_last - a->port_first + 1) / 2;
     int rc = -EADDRINUSE;
+    /* from a random pair on: the next stream's ports are not for a
+     * stranger to guess and spray before its party sends */
+    a->port_next = a->port_first + 2 * (unsigned)(random_u64() % span);
     for (unsigned tries = 0; tries < span; tries++) {
         unsigned p = a->port_next;
         a->port_next += 2;
@@ -309,8 +313,12 @@ static void worker_remote(struct anchor_worker *w, struct anchor_msg *m)
     l->sdp_rtcp = r->rtcp;
     l->rtcp_mux = r->rtcp_mux;
     l->on_hold = r->on_hold;
-    if (moved) /* a new address in its SDP: where it is must be proven again */
+    l->have_signal_ip = r->have_signal_ip;
+    l->signal_ip = r->signal_ip;
+    if (moved) { /* a new address in its SDP: where it is must be proven again */
         l->latched_rtp_set = l->latched_rtcp_set = false;
+        l->described_ms = anchor_now_ms();
+    }
     /* the silence that counts starts when both parties have described
      * themselves (an answer), and again at every new description */
     if (st->leg[0].have_remote && st->leg[1].have_remote) {
@@ -669,6 +677,11 @@ static void stream_refused(struct anchor *a, const char *call_id, const char *us
 
 int anchor_stream_new(struct anchor *a, const char *call_id, const char *user, uint64_t *id)
 {
+    /* counted under the name as the stream keeps it: a longer one would be
+     * counted under one key and released under another */
+    char who[ANCHOR_USER_MAX];
+    snprintf(who, sizeof(who), "%s", user);
+    user = who;
     if (a->nstreams >= a->params.max_streams) {
         stream_refused(a, call_id, user, "media.max_streams");
         return -EAGAIN;

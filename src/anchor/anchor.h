@@ -85,6 +85,11 @@ struct anchor_remote {
     enum anchor_protection protection;
     enum rtp_srtp_suite suite;
     uint8_t key[RTP_SRTP_MAX_KEY], salt[RTP_SRTP_MAX_SALT]; /* the party's (a SECRET) */
+    /* The IP the party's signalling came from, when known: a source there
+     * (or at the SDP's address) may take the leg at once; any other only
+     * once the leg's own address has been quiet (see anchor_path.c). */
+    bool have_signal_ip;
+    struct netaddr signal_ip;
 };
 
 /* A new stream for call_id on behalf of user (counted against

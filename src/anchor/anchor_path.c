@@ -84,6 +84,15 @@ static const struct netaddr *leg_dest(const struct anchor_wleg *l, bool rtcp)
     return l->latched_rtp_set && !(rtcp && !l->rtcp_mux) ? &l->latched_rtp : NULL;
 }
 
+/* Is `from` where the leg's party said it is: its SDP's IP, or the IP its
+ * signalling came from? */
+static bool leg_expected_source(const struct anchor_wleg *l, const struct netaddr *from,
+                                const struct netaddr *sdp)
+{
+    return netaddr_same_ip(from, sdp) ||
+           (l->have_signal_ip && netaddr_same_ip(from, &l->signal_ip));
+}
+
 /* The party of leg l is now at `from` (for RTP or RTCP): logged, at most
  * a few lines a second per stream. */
 static void leg_latch(struct anchor_worker *w, struct anchor_wstream *st, int leg, bool rtcp,
@@ -140,11 +149,20 @@ static void packet(struct anchor_worker *w, struct anchor_wstream *st, int leg, 
                 count(&l->c.malformed, 1);
             return;
         }
-        /* authentic under this leg's key: its party is where it came from,
-         * unless it is still heard where it was (see ANCHOR_REBIND_QUIET_MS) */
-        if (!known && (!latched || w->now_ms - *heard >= ANCHOR_REBIND_QUIET_MS)) {
-            leg_latch(w, st, leg, rtcp, from, "authenticated");
-            known = true;
+        /* authentic under this leg's key: its party is where it came from
+         * — at once from where its SDP or its signalling said; from
+         * elsewhere only once the leg has gone quiet where it was (or, not
+         * yet latched, since it was described): a copy raced ahead of the
+         * party's packet is delivered, but does not take the leg */
+        if (!known) {
+            bool expected = leg_expected_source(l, from, sdp);
+            uint64_t since = latched ? *heard : l->described_ms;
+            if ((expected && !(latched && leg_expected_source(l, latched, sdp))) ||
+                w->now_ms - since >= ANCHOR_REBIND_QUIET_MS) {
+                leg_latch(w, st, leg, rtcp, from,
+                          expected ? "authenticated" : "authenticated, moved");
+                known = true;
+            }
         }
     } else {
         struct rtp_header h;
@@ -156,7 +174,9 @@ static void packet(struct anchor_worker *w, struct anchor_wstream *st, int leg, 
         if (!known) {
             /* plain RTP proves nothing: the SDP's address, or the first
              * source when the administrator chose so */
-            bool ok = netaddr_equal(from, sdp) || (w->params.latch_first && !latched);
+            bool ok = netaddr_equal(from, sdp) ||
+                      (w->params.latch_first && !latched &&
+                       (!l->have_signal_ip || netaddr_same_ip(from, &l->signal_ip)));
             if (!ok) {
                 count(&l->c.foreign, 1);
                 return;

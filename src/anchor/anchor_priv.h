@@ -88,6 +88,9 @@ struct anchor_wleg {
     bool latched_rtp_set, latched_rtcp_set;
     struct netaddr latched_rtp, latched_rtcp;
     uint64_t heard_rtp_ms, heard_rtcp_ms; /* last packet from the latched address */
+    uint64_t described_ms;                /* when its party last described itself */
+    bool have_signal_ip;
+    struct netaddr signal_ip; /* where its party's signalling came from */
     enum anchor_protection rx_protection, tx_protection;
     bool tx_set; /* Parley's side of the leg is decided: nothing is sent before */
     enum rtp_srtp_suite rx_suite, tx_suite;

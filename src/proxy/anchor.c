@@ -42,6 +42,10 @@ struct anchor_section {
 };
 
 struct proxy_anchor_set {
+    /* whom its streams are counted against (media.max_streams_per_user):
+     * the call's caller, fixed by the first offer */
+    char call_id[128];
+    char user[PROXY_ADDR_MAX];
     size_t n;
     int offerer; /* leg of the last offer */
     struct anchor_section s[ANCHOR_SECTIONS_MAX];
@@ -179,6 +183,34 @@ static int anchor_read_party(const struct proxy *p, const struct sdp *sdp,
     return 0;
 }
 
+/* Attributes that describe a party's own transport: ICE candidates and
+ * credentials, DTLS fingerprints and roles. Through the engine, they would
+ * tell one party where the other is (or how to reach it around the
+ * engine); none of them is true of Parley's side. */
+static bool anchor_transport_attr(struct strview name)
+{
+    static const char *const names[] = {
+        "candidate", "remote-candidates", "end-of-candidates",
+        "ice-ufrag", "ice-pwd",           "ice-options",
+        "ice-lite",  "ice-mismatch",      "fingerprint",
+        "setup",     "connection",        "tls-id",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strview_eq_nocase(name, names[i]))
+            return true;
+    return false;
+}
+
+static void anchor_remove_transport_attrs(struct sdp *sdp, const struct sdp_level *lv,
+                                          bool rtcp_too)
+{
+    for (size_t i = 0; i < lv->nattrs; i++) {
+        const struct sdp_attr *a = sdp_level_attr(sdp, lv, i);
+        if (anchor_transport_attr(a->name) || (rtcp_too && strview_eq_nocase(a->name, "rtcp")))
+            sdp_line_remove(sdp, a->line);
+    }
+}
+
 /* Rewrites section m toward the party of a leg: Parley's address and
  * ports, proto, Parley's key (tag), no ICE candidates. */
 static int anchor_write_section(struct sdp *sdp, const struct sdp_media *m,
@@ -210,18 +242,9 @@ static int anchor_write_section(struct sdp *sdp, const struct sdp_media *m,
         if (strview_eq_nocase(a->name, "rtcp")) {
             snprintf(line, sizeof(line), "a=rtcp:%u\r\n", (unsigned)netaddr_port(&l->rtcp));
             rc = sdp_line_set(sdp, a->line, strview_cstr(line));
-        } else if (strview_eq_nocase(a->name, "candidate") ||
-                   strview_eq_nocase(a->name, "remote-candidates") ||
-                   strview_eq_nocase(a->name, "end-of-candidates") ||
-                   strview_eq_nocase(a->name, "ice-ufrag") ||
-                   strview_eq_nocase(a->name, "ice-pwd") ||
-                   strview_eq_nocase(a->name, "ice-options") ||
-                   strview_eq_nocase(a->name, "ice-lite")) {
-            /* candidates would let the parties reach each other around
-             * the engine */
-            sdp_line_remove(sdp, a->line);
         }
     }
+    anchor_remove_transport_attrs(sdp, &m->lv, false);
     if (rc)
         return rc;
     sdp_level_remove_crypto(sdp, &m->lv);
@@ -235,9 +258,10 @@ static int anchor_write_section(struct sdp *sdp, const struct sdp_media *m,
 }
 
 /* A section that carries no media (port 0) still names its party in its
- * own c=: it names Parley instead. */
+ * own c=, a=rtcp and candidates: it names Parley instead, or nothing. */
 static int anchor_hide_section(struct proxy *p, struct sdp *sdp, const struct sdp_media *m)
 {
+    anchor_remove_transport_attrs(sdp, &m->lv, true);
     if (!m->lv.conn.present)
         return 0;
     const struct netaddr *at = anchor_public_address(p->env.anchor);
@@ -246,6 +270,18 @@ static int anchor_hide_section(struct proxy *p, struct sdp *sdp, const struct sd
     snprintf(line, sizeof(line), "c=IN %s %s\r\n", netaddr_family(at) == AF_INET6 ? "IP6" : "IP4",
              addr);
     return sdp_line_set(sdp, m->lv.conn.line, strview_cstr(line));
+}
+
+/* Where the party's signalling came from (in_conn's peer), for the
+ * engine's latching. (For a partner's user that is the partner's server,
+ * which sends no media: its media is latched by the engine's other rule.) */
+static void anchor_signal_ip(struct proxy *p, uint64_t in_conn, struct anchor_remote *r)
+{
+    const struct conn_info *ci = in_conn ? p->env.conn_info(p->env.arg, in_conn) : NULL;
+    if (!ci)
+        return;
+    r->have_signal_ip = true;
+    r->signal_ip = ci->peer;
 }
 
 static struct anchor_section *anchor_section_find(struct proxy_anchor_set *set, unsigned index)
@@ -285,12 +321,7 @@ static int anchor_finish(struct proxy *p, struct sip_msg *m, struct sdp *sdp,
         }
         break;
     }
-    for (size_t i = 0; i < sdp->session.nattrs; i++) {
-        const struct sdp_attr *a = sdp_level_attr(sdp, &sdp->session, i);
-        if (strview_eq_nocase(a->name, "ice-ufrag") || strview_eq_nocase(a->name, "ice-pwd") ||
-            strview_eq_nocase(a->name, "ice-options") || strview_eq_nocase(a->name, "ice-lite"))
-            sdp_line_remove(sdp, a->line);
-    }
+    anchor_remove_transport_attrs(sdp, &sdp->session, false);
     if (sdp->session.conn.present) {
         snprintf(line, sizeof(line), "c=IN %s %s\r\n", ipv, addr);
         if (sdp_line_set(sdp, sdp->session.conn.line, strview_cstr(line)) != 0) {
@@ -326,8 +357,8 @@ static int anchor_parse(struct sip_msg *m, struct sip_body_sdp *found, struct sd
 }
 
 int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool from_caller,
-                       struct sip_msg *m, uint64_t out_conn, const char *call_id, const char *user,
-                       char *warning, size_t cap)
+                       struct sip_msg *m, uint64_t in_conn, uint64_t out_conn, const char *call_id,
+                       const char *user, char *warning, size_t cap)
 {
     struct sip_body_sdp found;
     struct sdp *sdp = NULL;
@@ -344,6 +375,8 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
             snprintf(warning, cap, "out of memory");
             return 500;
         }
+        snprintf(set->call_id, sizeof(set->call_id), "%s", call_id);
+        snprintf(set->user, sizeof(set->user), "%s", user);
         made = true;
     }
     bool tls_out = anchor_conn_tls(p, out_conn);
@@ -374,7 +407,7 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
             s = &set->s[set->n];
             memset(s, 0, sizeof(*s));
             s->index = (unsigned)i;
-            int rc = anchor_stream_new(p->env.anchor, call_id, user, &s->stream);
+            int rc = anchor_stream_new(p->env.anchor, set->call_id, set->user, &s->stream);
             if (rc != 0) {
                 snprintf(warning, cap,
                          rc == -EAGAIN ? "too many anchored media streams" : "no media port free");
@@ -389,6 +422,7 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
             status = 488;
             break;
         }
+        anchor_signal_ip(p, in_conn, &r);
         s->offer_proto = sm->proto;
         s->offer_tag = tag;
         s->offer_mux = r.rtcp_mux;
@@ -420,6 +454,14 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
             s->suite[to] = suite;
             s->prot_set[to] = true;
         }
+        if (s->prot[to] == ANCHOR_SRTP && !tls_out) {
+            /* the leg is SRTP since its first offer, and this one would
+             * carry Parley's key for it over a plain hop (a device of the
+             * party's on TCP, a binding that moved): never */
+            snprintf(warning, cap, "the leg's media is SRTP and this hop is not TLS");
+            status = 488;
+            break;
+        }
         struct anchor_local l;
         if (anchor_leg_local(p->env.anchor, s->stream, to, s->prot[to], s->suite[to], &l) != 0) {
             snprintf(warning, cap, "the media engine could not make a key");
@@ -449,7 +491,7 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
 }
 
 int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from_caller,
-                        struct sip_msg *m, char *warning, size_t cap)
+                        struct sip_msg *m, uint64_t in_conn, char *warning, size_t cap)
 {
     struct sip_body_sdp found;
     struct sdp *sdp = NULL;
@@ -484,6 +526,7 @@ int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from
             status = 488;
             break;
         }
+        anchor_signal_ip(p, in_conn, &r);
         if (r.protection != s->prot[from] ||
             (r.protection == ANCHOR_SRTP && r.suite != s->suite[from])) {
             snprintf(warning, cap, "an answer that does not take the protection offered");
@@ -527,11 +570,12 @@ int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from
 }
 
 int proxy_anchor_again(struct proxy *p, struct proxy_anchor_set *set, bool from_caller,
-                       struct sip_msg *m, uint64_t out_conn, char *warning, size_t cap)
+                       struct sip_msg *m, uint64_t in_conn, uint64_t out_conn, char *warning,
+                       size_t cap)
 {
     if (!set)
         return 0;
     if (set->offerer == (from_caller ? 0 : 1))
-        return proxy_anchor_offer(p, &set, from_caller, m, out_conn, "", "", warning, cap);
-    return proxy_anchor_answer(p, set, from_caller, m, warning, cap);
+        return proxy_anchor_offer(p, &set, from_caller, m, in_conn, out_conn, "", "", warning, cap);
+    return proxy_anchor_answer(p, set, from_caller, m, in_conn, warning, cap);
 }

@@ -27,23 +27,25 @@ struct proxy_anchor_set;
 bool proxy_anchor_enabled(const struct proxy *p);
 
 /* An offer in m from the caller's side (from_caller) or the callee's,
- * about to leave on out_conn: the offerer's leg learns where the offerer
+ * that came in on in_conn and is about to leave on out_conn: the
+ * offerer's leg learns where the offerer (and its signalling) is
  * is and its key; m's SDP is rewritten toward the other leg (Parley's
  * address, that leg's ports and Parley's key for it). *set is made on the
  * first offer (call_id and user name the streams). Returns 0, or 488 /
  * 503 / 500 with warning saying why (m unchanged). */
 int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **set, bool from_caller,
-                       struct sip_msg *m, uint64_t out_conn, const char *call_id, const char *user,
-                       char *warning, size_t cap);
+                       struct sip_msg *m, uint64_t in_conn, uint64_t out_conn, const char *call_id,
+                       const char *user, char *warning, size_t cap);
 /* The answer to the last offer, in m from the other side: that leg
  * learns where its party is; m's SDP is rewritten toward the offerer's
  * leg. Same returns. */
 int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from_caller,
-                        struct sip_msg *m, char *warning, size_t cap);
+                        struct sip_msg *m, uint64_t in_conn, char *warning, size_t cap);
 /* A retransmission of the last offer or answer from that side (a 2xx
  * repeated by its answerer): rewritten as the first time. NULL set: 0. */
 int proxy_anchor_again(struct proxy *p, struct proxy_anchor_set *set, bool from_caller,
-                       struct sip_msg *m, uint64_t out_conn, char *warning, size_t cap);
+                       struct sip_msg *m, uint64_t in_conn, uint64_t out_conn, char *warning,
+                       size_t cap);
 /* Does the set hold the engine stream id? */
 bool proxy_anchor_has_stream(const struct proxy_anchor_set *set, uint64_t stream);
 /* Ends the set's streams and frees it (NULL: nothing). */

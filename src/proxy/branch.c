@@ -62,11 +62,10 @@ static int branch_anchor_response(struct proxy_request *pr, struct proxy_branch 
         return 0;
     }
     if (!late_offer)
-        return proxy_anchor_answer(p, *set, responder_is_caller, resp, warning, cap);
+        return proxy_anchor_answer(p, *set, responder_is_caller, resp, b->conn, warning, cap);
     uint64_t requester_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
-    int status = proxy_anchor_offer(p, set, responder_is_caller, resp, requester_conn,
-                                    pr->call ? pr->call->call_id : "",
-                                    pr->in_dialog ? "" : pr->caller, warning, cap);
+    int status = proxy_anchor_offer(p, set, responder_is_caller, resp, b->conn, requester_conn,
+                                    pr->call ? pr->call->call_id : "", pr->caller, warning, cap);
     if (status == 0) {
         struct sip_body_sdp found;
         char why[8];
@@ -97,8 +96,8 @@ static int branch_anchor_again(struct proxy_request *pr, struct proxy_branch *b,
         return b->anchored ? -1 : 0; /* its dialog has ended: the SDP goes nowhere */
     char warning[MEDIA_WARNING_MAX];
     uint64_t requester_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
-    return proxy_anchor_again(p, set, d ? !requester_is_caller : false, resp, requester_conn,
-                              warning, sizeof(warning));
+    return proxy_anchor_again(p, set, d ? !requester_is_caller : false, resp, b->conn,
+                              requester_conn, warning, sizeof(warning));
 }
 
 /* The SDP a branch's response carries, checked: an answer to the branch's
@@ -362,8 +361,8 @@ static int branch_anchor_offer(struct proxy_request *pr, struct sip_msg *m, uint
         /* whether a new call is anchored is the configuration's choice now */
         if (!proxy_anchor_enabled(p) || m->method != SIP_METHOD_INVITE)
             return 0;
-        status = proxy_anchor_offer(p, set, true, m, conn, pr->call ? pr->call->call_id : "",
-                                    pr->caller, warning, cap);
+        status = proxy_anchor_offer(p, set, true, m, pr->st ? sip_server_txn_conn(pr->st) : 0, conn,
+                                    pr->call ? pr->call->call_id : "", pr->caller, warning, cap);
         if (status == 0 && pr->call)
             pr->call->anchored = true;
     } else {
@@ -380,7 +379,8 @@ static int branch_anchor_offer(struct proxy_request *pr, struct sip_msg *m, uint
         }
         if (!d || !d->anchor)
             return 0; /* a call set up before anchoring was on stays as it is */
-        status = proxy_anchor_offer(p, &d->anchor, from_caller, m, conn,
+        status = proxy_anchor_offer(p, &d->anchor, from_caller, m,
+                                    pr->st ? sip_server_txn_conn(pr->st) : 0, conn,
                                     d->call ? d->call->call_id : "", d->caller_aor, warning, cap);
     }
     if (status == 0) {

@@ -305,8 +305,8 @@ void proxy_route_ack(struct proxy *p, uint64_t in_conn, struct sip_msg *ack)
              * the refused answer; then both sides get a BYE */
             sip_msg_set_body(ack, STRVIEW_EMPTY, STRVIEW_EMPTY);
             end_dialog = true;
-        } else if (d->anchor && proxy_anchor_answer(p, d->anchor, from_caller, ack, warning,
-                                                    sizeof(warning)) != 0) {
+        } else if (d->anchor && proxy_anchor_answer(p, d->anchor, from_caller, ack, in_conn,
+                                                    warning, sizeof(warning)) != 0) {
             /* anchored: the answer goes to the engine and is rewritten;
              * one that cannot be is not forwarded either */
             sip_msg_set_body(ack, STRVIEW_EMPTY, STRVIEW_EMPTY);

@@ -242,8 +242,8 @@ class SrtpParty:
     protects with it), and Parley's key and port for its leg once learnt
     from the SDP Parley sent it."""
 
-    def __init__(self, ssrc: int):
-        self.sock = self.bind()
+    def __init__(self, ssrc: int, ip: str = "127.0.0.1"):
+        self.sock = self.bind(ip)
         self.key = secrets.token_bytes(30)
         self.tx = Session(policy=Policy(key=self.key, ssrc_type=Policy.SSRC_ANY_OUTBOUND,
                                         srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80))
@@ -252,9 +252,9 @@ class SrtpParty:
         self.ssrc, self.seq = ssrc, 0
 
     @staticmethod
-    def bind() -> socket.socket:
+    def bind(ip: str = "127.0.0.1") -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
+        s.bind((ip, 0))
         return s
 
     def sdp(self) -> str:
@@ -351,7 +351,9 @@ class TestScriptedSrtp(unittest.TestCase):
         alice, bob, call_id = self.call()
         alice.send(1)
         self.assertEqual(bob.received(0.5), [1])
-        stranger = SrtpParty(0xA11CE)  # alice's SSRC, a key of its own
+        # alice's SSRC, a key of its own, and another address than the one
+        # alice's SDP and signalling came from
+        stranger = SrtpParty(0xA11CE, ip="127.0.0.2")
         self.addCleanup(stranger.sock.close)
         stranger.engine = alice.engine
         stranger.send(2)
@@ -382,6 +384,25 @@ class TestScriptedSrtp(unittest.TestCase):
         with self.assertRaises(socket.timeout, msg="the stranger got bob's media"):
             stranger.sock.recv(2048)
         self.assertTrue(self.leg(call_id, 0)["latched"])
+        self.assertEqual(self.leg(call_id, 0)["remote"].split(":")[0], "127.0.0.1")
+        # after a silence (hold, DTX) a raced copy may take the leg, but
+        # alice's next packet from where her signalling came from takes it
+        # back at once
+        time.sleep(0.6)
+        mark = self.p.log_mark()
+        genuine = alice.packet(7)
+        stranger.sock.sendto(genuine, alice.engine)
+        alice.sock.sendto(genuine, alice.engine)
+        alice.send(8)
+        self.assertEqual(bob.received(0.5), [7, 8])
+        bob.send(9)
+        self.assertEqual(alice.received(0.5), [9], "bob's media stayed with the stranger")
+        took = self.p.wait_log("media.moved", since=mark, call_id=call_id, leg="0",
+                               reason="authenticated, moved")
+        self.assertTrue(took["to"].startswith("127.0.0.2:"), took)
+        # (the move back is within the same second: its log line is held
+        # back by the limiter; bob's packet reaching alice shows it)
+        self.assertEqual(self.leg(call_id, 0)["remote"].split(":")[0], "127.0.0.1")
 
     def test_rebinding_followed_only_after_authentication(self):
         alice, bob, call_id = self.call()

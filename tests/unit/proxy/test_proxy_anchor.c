@@ -103,15 +103,20 @@ static int teardown_anchored(void **state)
     "c=IN IP4 192.0.2.11\r\n"                                                                      \
     "t=0 0\r\n"                                                                                    \
     "k=base64:" KEY_C "\r\n"                                                                       \
+    "a=fingerprint:sha-256 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B\r\n"                    \
+    "a=ice-pwd:asd88fgpdd777uzjYhagZg\r\n"                                                         \
     "m=audio 10000 RTP/SAVP 0 101\r\n"                                                             \
     "a=rtpmap:0 PCMU/8000\r\n"                                                                     \
     "a=rtpmap:101 telephone-event/8000\r\n"                                                        \
     "a=crypto:1 " FX_SUITE_80 " inline:" FX_KEY_A "\r\n"                                           \
     "a=acap:1 crypto:2 " FX_SUITE_32 " inline:" KEY_C "\r\n"                                       \
+    "a=candidate:1 1 UDP 2130706431 " ADDR_C " 10000 typ host\r\n"                                 \
     "a=sendrecv\r\n"                                                                               \
     "m=video 0 RTP/SAVP 96\r\n"                                                                    \
     "c=IN IP4 " ADDR_C "\r\n"                                                                      \
     "a=rtpmap:96 H264/90000\r\n"                                                                   \
+    "a=rtcp:7001 IN IP4 " ADDR_C "\r\n"                                                            \
+    "a=candidate:1 1 UDP 2130706431 " ADDR_C " 7000 typ host\r\n"                                  \
     "a=crypto:1 " FX_SUITE_80 " inline:" KEY_C "\r\n"
 
 /* Nothing alice was sent carries bob's key or address, nothing bob was
@@ -239,6 +244,9 @@ static void test_keys_anywhere_in_an_offer_are_removed(void **state)
     assert_parleys_sdp(f, inv);
     assert_null(strstr(body, "k="));
     assert_null(strstr(body, "a=acap"));
+    assert_null(strstr(body, "a=fingerprint"));
+    assert_null(strstr(body, "a=ice-pwd"));
+    assert_null(strstr(body, "a=candidate"));
     assert_non_null(strstr(body, "m=video 0 "));
     /* one a=crypto: the audio section's, Parley's key */
     const char *first = strstr(body, "a=crypto:");
@@ -338,6 +346,52 @@ static void test_reliable_183_answer_and_prack(void **state)
     assert_nothing_crossed(f, a, b);
 }
 
+/* An SRTP leg stays SRTP: a later offer toward a device of the party's on
+ * a plain hop (under "supported", which lets plain offers through) is
+ * refused, and Parley's key for that leg never crosses the plain hop. */
+static void test_srtp_leg_key_never_on_a_plain_hop(void **state)
+{
+    static const char *const suites[] = {FX_SUITE_80, FX_SUITE_32};
+    struct anchored *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t b1 = device(f, "bob"), b2 = device(f, "bob"), a = fx_open(f);
+    struct proxy_config pc = {.domain = FX_DOMAIN,
+                              .max_im_body = 1300,
+                              .media_level = "supported",
+                              .media_suites = suites,
+                              .media_nsuites = 2,
+                              .anchor_media = true};
+    proxy_set_config(f->proxy, &pc);
+    struct call c;
+    call_start(f, &c, a, "alice", "bob", FX_SDP_SRTP_OFFER, NULL);
+    respond(f, b1, forked(f, b1), 200, "bt1", FX_SDP_SRTP_ANSWER);
+    call_note_answer(f, &c, last_status(f, a, 200));
+    call_ack(f, &c, c.cseq, NULL);
+    /* bob's second device is now reached over plain TCP */
+    f->conns[b2].tls = false;
+    char contact[256];
+    fx_contact(f, b2, "bob", contact, sizeof(contact));
+    size_t mark = f->nsent;
+    struct fx_req r = {
+        .method = "INVITE",
+        .ruri = contact,
+        .from = "alice",
+        .to = "bob",
+        .to_tag = c.to_tag,
+        .call_id = c.call_id,
+        .cseq = c.cseq + 1,
+        .route = FX_RECORD_ROUTE,
+        .contact = "alice",
+        .sdp = FX_SDP_PLAIN,
+    };
+    assert_int_equal(fx_request(f, a, &r), 0);
+    for (size_t i = mark; i < f->nsent; i++)
+        if (f->sent[i].conn == b2 && strstr(f->sent[i].data, "a=crypto"))
+            fail_msg("message #%zu carries a key over the plain hop", i);
+    int refused = last_status(f, a, 488);
+    assert_header_has(f, refused, "Warning", "the leg's media is SRTP and this hop is not TLS");
+}
+
 /* DTLS-SRTP (RFC 5763) cannot be anchored yet: the engine would have to
  * terminate DTLS on each leg. Refused with a reason, never passed through
  * with the parties' fingerprints (which would let them key each other). */
@@ -379,6 +433,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_early_media_answer_then_2xx, setup_anchored,
                                         teardown_anchored),
         cmocka_unit_test_setup_teardown(test_reliable_183_answer_and_prack, setup_anchored,
+                                        teardown_anchored),
+        cmocka_unit_test_setup_teardown(test_srtp_leg_key_never_on_a_plain_hop, setup_anchored,
                                         teardown_anchored),
         cmocka_unit_test_setup_teardown(test_dtls_srtp_offer_refused, setup_anchored,
                                         teardown_anchored),
