@@ -35,6 +35,7 @@ static int64_t anchor_wall_s(void)
 static void anchor_params_from(const struct config *cfg, struct anchor_params *p)
 {
     p->timeout_s = (unsigned)cfg->media.timeout;
+    p->consent_ms = (unsigned)cfg->media.consent_timeout * 1000;
     p->replay_window = (unsigned)cfg->media.replay_window;
     p->latch_first = strcmp(cfg->media.latch_plain, "first") == 0;
     p->max_streams = (size_t)cfg->media.max_streams;

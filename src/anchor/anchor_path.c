@@ -75,10 +75,14 @@ static void queue(struct anchor_worker *w, int fd, const struct netaddr *to, con
  * NULL: the engine sends nothing to an address it has only been told of,
  * so an SDP cannot aim it at a third party. (Without rtcp-mux, RTCP goes
  * where the party's RTCP came from, else beside its RTP.) */
-static const struct netaddr *leg_dest(const struct anchor_wleg *l, bool rtcp)
+static const struct netaddr *leg_dest(const struct anchor_worker *w, const struct anchor_wleg *l,
+                                      bool rtcp)
 {
     if (!l->have_remote || !l->tx_set)
         return NULL;
+    uint64_t heard = l->heard_rtp_ms > l->heard_rtcp_ms ? l->heard_rtp_ms : l->heard_rtcp_ms;
+    if (!l->latched_expected && w->now_ms - heard > w->params.consent_ms)
+        return NULL; /* an address nobody named, silent: no consent */
     if (rtcp && !l->rtcp_mux && l->latched_rtcp_set)
         return &l->latched_rtcp;
     return l->latched_rtp_set && !(rtcp && !l->rtcp_mux) ? &l->latched_rtp : NULL;
@@ -108,6 +112,8 @@ static void leg_latch(struct anchor_worker *w, struct anchor_wstream *st, int le
     pthread_mutex_lock(&w->list_lock);
     *at = *from;
     *set = true;
+    if (at == &l->latched_rtp)
+        l->latched_expected = leg_expected_source(l, from, &l->sdp_rtp);
     pthread_mutex_unlock(&w->list_lock);
     uint64_t suppressed = 0;
     if (log_limit_allow(w->logs, w->now_ms, st->id * 4 + (uint64_t)leg * 2 + rtcp, &suppressed))
@@ -192,7 +198,7 @@ static void packet(struct anchor_worker *w, struct anchor_wstream *st, int leg, 
     count(&l->c.in_bytes, plain_len);
     st->last_rx_ms = w->now_ms;
 
-    const struct netaddr *to = leg_dest(o, rtcp);
+    const struct netaddr *to = leg_dest(w, o, rtcp);
     if (!to) {
         count(&o->c.undelivered, 1);
         return;

@@ -51,6 +51,11 @@ struct event_base;
 /* What a reload may change, copied to each worker. */
 struct anchor_params {
     unsigned timeout_s;
+    /* A leg latched to an address its party's SDP and signalling did not
+     * name keeps receiving only while that address is heard from within
+     * this: a party cannot point the other's media at a third party that
+     * never answers for longer (media.consent_timeout; RFC 7675's 30 s) */
+    unsigned consent_ms;
     unsigned replay_window;
     bool latch_first; /* media.latch_plain = first */
     size_t max_streams;
@@ -89,6 +94,7 @@ struct anchor_wleg {
     struct netaddr latched_rtp, latched_rtcp;
     uint64_t heard_rtp_ms, heard_rtcp_ms; /* last packet from the latched address */
     uint64_t described_ms;                /* when its party last described itself */
+    bool latched_expected;                /* latched_rtp is at the IP its SDP or signalling named */
     bool have_signal_ip;
     struct netaddr signal_ip; /* where its party's signalling came from */
     enum anchor_protection rx_protection, tx_protection;

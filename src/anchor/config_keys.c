@@ -27,6 +27,10 @@ const struct config_key anchor_config_keys[] = {
     {"media", "timeout", CONFIG_INT, "60", NULL, 5, 3600, true, false, "seconds",
      "A stream with no RTP or RTCP on any leg for this long ends its call (BYE both ways).",
      CONFIG_FIELD(media.timeout), NULL},
+    {"media", "consent_timeout", CONFIG_INT, "30", NULL, 5, 300, true, false, "seconds",
+     "A leg that follows its party to an address neither its SDP nor its signalling named "
+     "receives media there only while that address is heard from within this long.",
+     CONFIG_FIELD(media.consent_timeout), NULL},
     {"media", "replay_window", CONFIG_INT, "128", NULL, 64, 1024, true, false, "packets",
      "SRTP replay window of each leg (RFC 3711 section 3.3.2).", CONFIG_FIELD(media.replay_window),
      NULL},

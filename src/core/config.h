@@ -104,6 +104,7 @@ struct config {
         char *address;        /* "" = the first sip.tls_listen address */
         char *public_address; /* "" = media.address */
         long long timeout;
+        long long consent_timeout;
         long long replay_window;
         char *latch_plain; /* "sdp" | "first" */
         long long max_streams;

@@ -74,6 +74,7 @@ static int setup(void **state)
     f->cfg.media.address = "127.0.0.1";
     f->cfg.media.public_address = "";
     f->cfg.media.timeout = 5;
+    f->cfg.media.consent_timeout = 5;
     f->cfg.media.replay_window = 128;
     f->cfg.media.latch_plain = "sdp";
     f->cfg.media.max_streams = 4;
@@ -482,6 +483,48 @@ static void test_nothing_sent_before_the_legs_key(void **state)
     client_close(&b);
 }
 
+/* A party that moves to an address its SDP did not name (127.0.0.2 here)
+ * keeps the other side's media there only while it is heard from there
+ * (media.consent_timeout, 5 s in this fixture): a third party that never
+ * sends gets nothing after that. */
+static void test_consent_at_an_unnamed_address(void **state)
+{
+    struct fx *f = *state;
+    struct client a, b;
+    client_open(f, &a, ANCHOR_SRTP, RTP_SRTP_AES_CM_128_HMAC_SHA1_80);
+    client_open(f, &b, ANCHOR_SRTP, RTP_SRTP_AES_CM_128_HMAC_SHA1_80);
+    struct call k;
+    call_setup(f, &k, &a, &b);
+    usleep(600 * 1000); /* A's address quiet: it may move */
+    int fd2 = socket(AF_INET, SOCK_DGRAM, 0);
+    struct netaddr other;
+    assert_int_equal(netaddr_parse_ip("127.0.0.2", 0, &other), 0);
+    assert_int_equal(bind(fd2, &other.u.sa, other.len), 0);
+    struct client a2 = a;
+    a2.fd = fd2;
+    assert_true(deliver(f, &a, fd2, &k.local[0].rtp, &b, 0x50));
+    assert_true(deliver(f, &b, b.fd, &k.local[1].rtp, &a2, 0x51));
+    /* A goes silent there; after the consent timeout B's media stops */
+    uint64_t end = now_ms() + 5600;
+    while (now_ms() < end) {
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+        usleep(50000);
+    }
+    long long before = leg_count(f, k.id, 0, "undelivered");
+    uint8_t pkt[256], got[256];
+    size_t n = client_packet(&b, pkt, sizeof(pkt), 0x52);
+    assert_int_equal(sendto(b.fd, pkt, n, 0, &k.local[1].rtp.u.sa, k.local[1].rtp.len), (ssize_t)n);
+    assert_int_equal(client_recv(f, &a2, got, sizeof(got), 300, NULL), 0);
+    assert_true(leg_count(f, k.id, 0, "undelivered") > before);
+    /* heard again: consent again */
+    assert_true(deliver(f, &a, fd2, &k.local[0].rtp, &b, 0x53));
+    assert_true(deliver(f, &b, b.fd, &k.local[1].rtp, &a2, 0x54));
+    close(fd2);
+    anchor_stream_end(f->a, k.id, "test over");
+    client_close(&a);
+    client_close(&b);
+}
+
 /* Bounds: per user, then in all; ports come back when streams end. */
 static void test_bounds_and_ports_released(void **state)
 {
@@ -541,6 +584,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plain_leg_latches_to_sdp_address_only, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_nothing_sent_before_the_legs_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consent_at_an_unnamed_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounds_and_ports_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_stream_times_out, setup, teardown),
     };

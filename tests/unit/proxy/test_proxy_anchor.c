@@ -57,6 +57,7 @@ static int setup_anchored(void **state)
     t->cfg.media.address = ENGINE;
     t->cfg.media.public_address = "";
     t->cfg.media.timeout = 60;
+    t->cfg.media.consent_timeout = 30;
     t->cfg.media.replay_window = 128;
     t->cfg.media.latch_plain = "sdp";
     t->cfg.media.max_streams = 8;
