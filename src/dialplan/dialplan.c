@@ -384,6 +384,25 @@ bool dialplan_may_call(const struct dialplan *dp, enum dialplan_outbound rights,
     return false;
 }
 
+bool dialplan_try_next_trunk(int status, long retry_after_s, long *skip_s)
+{
+    *skip_s = 0;
+    switch (status) {
+    case 503:
+        if (retry_after_s > 0)
+            *skip_s = retry_after_s < 3600 ? retry_after_s : 3600;
+        return true;
+    case 0:
+    case 408:
+    case 500:
+    case 502:
+    case 504:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static const char *const outbound_names[] = {"none", "national", "all"};
 
 int dialplan_outbound_parse(const char *text, enum dialplan_outbound *out)

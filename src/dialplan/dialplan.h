@@ -93,6 +93,15 @@ int dialplan_route(const struct dialplan *dp, const char *number, const char **n
 bool dialplan_may_call(const struct dialplan *dp, enum dialplan_outbound rights,
                        const char *number);
 
+/* After a trunk's final answer to a call (status; 0 for a connection that
+ * failed or a transaction that timed out without one): try the route's
+ * next trunk, or end the attempt with this answer. Connection failures,
+ * 408, 500, 502, 503 and 504 move on; any other final answer goes to the
+ * caller (a 6xx is final everywhere, RFC 3261 §16.7). *skip_s is how long
+ * to leave this trunk out of later calls: a 503's Retry-After (at most
+ * an hour), else 0. */
+bool dialplan_try_next_trunk(int status, long retry_after_s, long *skip_s);
+
 int dialplan_outbound_parse(const char *text, enum dialplan_outbound *out);
 const char *dialplan_outbound_name(enum dialplan_outbound o);
 

@@ -192,6 +192,30 @@ static void test_bad_rules_refused(void **state)
     assert_true(dialplan_name_valid("gw-1.a_b"));
 }
 
+/* Which answers move a call to the route's next trunk (issue 16). */
+static void test_failover(void **state)
+{
+    (void)state;
+    static const struct {
+        int status;
+        long retry_after, skip;
+        bool next;
+    } cases[] = {
+        {0, 0, 0, true}, /* no connection, or no answer at all */
+        {408, 0, 0, true},     {500, 0, 0, true},        {502, 0, 0, true},  {503, 0, 0, true},
+        {503, 120, 120, true}, {503, 86400, 3600, true}, {504, 0, 0, true},  {404, 0, 0, false},
+        {486, 0, 0, false},    {480, 0, 0, false},       {501, 0, 0, false}, {600, 0, 0, false},
+        {603, 30, 0, false},   {200, 0, 0, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        long skip = -1;
+        bool next = dialplan_try_next_trunk(cases[i].status, cases[i].retry_after, &skip);
+        if (next != cases[i].next || skip != cases[i].skip)
+            fail_msg("%d (Retry-After %ld): next %d skip %ld, want %d %ld", cases[i].status,
+                     cases[i].retry_after, next, skip, cases[i].next, cases[i].skip);
+    }
+}
+
 /* A pattern that backtracks catastrophically matches nothing rather than
  * stalling the core: the match limit ends it. */
 static void test_backtracking_bounded(void **state)
@@ -217,6 +241,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outbound_rights, setup, teardown),
         cmocka_unit_test(test_bad_rules_refused),
         cmocka_unit_test(test_backtracking_bounded),
+        cmocka_unit_test(test_failover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
