@@ -31,6 +31,17 @@ uint64_t bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+int bench_parse_double(const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= min && v <= max))
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
 int bench_expand(const char *tmpl, unsigned i, char *out, size_t cap)
 {
     const char *at = strstr(tmpl, "{i}");

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "bench/srtp_stream.h"
 
 int engine_on_new_session(SSL *ssl, SSL_SESSION *sess);
 
@@ -34,7 +35,8 @@ static void usage(FILE *f)
         "usage: parley-bench --server HOST:PORT --domain DOMAIN [options]\n"
         "\n"
         "  --scenario S          register | register-newconn | message | call | handshake | idle\n"
-        "                        (default register)\n"
+        "                        (default register); srtp-stream: media through an anchoring\n"
+        "                        server, with options of its own (--scenario srtp-stream --help)\n"
         "  --users N             users USER_TEMPLATE with i = first..first+N-1 (default 100);\n"
         "                        message/call: the first half call the second half\n"
         "  --first-user I        first i (default 0)\n"
@@ -93,17 +95,6 @@ static int parse_uint(const char *s, unsigned max, unsigned *out)
     if (errno || end == s || *end || v > max || s[0] == '-')
         return -EINVAL;
     *out = (unsigned)v;
-    return 0;
-}
-
-static int parse_double(const char *s, double min, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= min && v <= max))
-        return -EINVAL;
-    *out = v;
     return 0;
 }
 
@@ -238,10 +229,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             bad |= parse_scenario(a, &o->scenario) != 0;
             break;
         case OPT_RATE:
-            bad |= parse_double(a, 0, 1e7, &o->rate) != 0;
+            bad |= bench_parse_double(a, 0, 1e7, &o->rate) != 0;
             break;
         case OPT_DUR:
-            bad |= parse_double(a, 0.1, 86400, &o->duration_s) != 0;
+            bad |= bench_parse_double(a, 0.1, 86400, &o->duration_s) != 0;
             break;
         case OPT_CONC:
             bad |= parse_uint(a, 10000000, &o->concurrency) != 0 || o->concurrency == 0;
@@ -269,10 +260,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             bad |= parse_uint(a, 60000, &o->body_size) != 0;
             break;
         case OPT_TIMEOUT:
-            bad |= parse_double(a, 0.01, 3600, &o->timeout_s) != 0;
+            bad |= bench_parse_double(a, 0.01, 3600, &o->timeout_s) != 0;
             break;
         case OPT_STIMEOUT:
-            bad |= parse_double(a, 0.1, 3600, &o->setup_timeout_s) != 0;
+            bad |= bench_parse_double(a, 0.1, 3600, &o->setup_timeout_s) != 0;
             break;
         case OPT_TLS:
             if (strcmp(a, "1.2") == 0)
@@ -591,6 +582,9 @@ int main(int argc, char **argv)
     struct result r = {0};
     int rc = 1;
 
+    /* media streams share nothing with the SIP scenarios but the binary */
+    if (srtp_stream_selected(argc, argv))
+        return srtp_stream_main(argc, argv);
     if (parse_args(argc, argv, &o) != 0) {
         usage(stderr);
         return 2;
