@@ -120,7 +120,7 @@ static enum branch_media branch_check_media(struct proxy_request *pr, struct pro
         mr = proxy_media_answer(pr->p, strview_make(b->offer.p, b->offer.len), resp, b->conn,
                                 caller_conn, warning, cap, summary, summary_cap);
     } else {
-        mr = proxy_media_offer(pr->p, resp, b->conn, caller_conn, offer_sdp, warning, cap);
+        mr = proxy_media_offer(pr->p, resp, b->conn, caller_conn, false, offer_sdp, warning, cap);
         *late_offer = true;
     }
     if (mr == PROXY_MEDIA_OK) {
@@ -407,7 +407,11 @@ static bool branch_check_offer(struct proxy_request *pr, struct sip_msg *m, uint
     uint64_t in_conn = pr->st ? sip_server_txn_conn(pr->st) : 0;
     enum proxy_media_result mr = PROXY_MEDIA_OK;
     if (!early) {
-        mr = proxy_media_offer(p, m, in_conn, conn, offer, warning, sizeof(warning));
+        /* an offer the engine will anchor carries none of these keys on */
+        struct proxy_dialog *d = pr->in_dialog ? proxy_dialog_of(p, m, NULL) : NULL;
+        bool anchored = pr->in_dialog ? d && d->anchor
+                                      : proxy_anchor_enabled(p) && m->method == SIP_METHOD_INVITE;
+        mr = proxy_media_offer(p, m, in_conn, conn, anchored, offer, warning, sizeof(warning));
     } else if (proxy_media_has_sdp(m)) {
         mr = proxy_media_answer(p, strview_make(early->late_offer.p, early->late_offer.len), m,
                                 in_conn, conn, warning, sizeof(warning), summary, sizeof(summary));

@@ -117,8 +117,8 @@ static void proxy_media_log(const struct sip_msg *m, const char *what, const cha
 }
 
 enum proxy_media_result proxy_media_offer(struct proxy *p, struct sip_msg *m, uint64_t in_conn,
-                                          uint64_t out_conn, struct strbuf *sent, char *warning,
-                                          size_t cap)
+                                          uint64_t out_conn, bool anchored, struct strbuf *sent,
+                                          char *warning, size_t cap)
 {
     struct sip_body_sdp found;
     if (proxy_media_find_sdp(m, &found, warning, cap)) {
@@ -127,7 +127,7 @@ enum proxy_media_result proxy_media_offer(struct proxy *p, struct sip_msg *m, ui
     }
     if (found.sdp.n == 0)
         return PROXY_MEDIA_OK;
-    struct media_hops hops = {proxy_conn_tls(p, in_conn), proxy_conn_tls(p, out_conn)};
+    struct media_hops hops = {proxy_conn_tls(p, in_conn), anchored || proxy_conn_tls(p, out_conn)};
     struct media_decision d;
     media_decision_init(&d);
     int rc = media_policy_offer(&p->media, found.sdp, &hops, &d);

@@ -32,10 +32,13 @@ void proxy_media_free(struct proxy *p);
 bool proxy_media_has_sdp(const struct sip_msg *m);
 /* An offer in a message about to leave on out_conn, having come over
  * in_conn; may rewrite m's body. On success the SDP as sent goes to
- * `sent` (if not NULL). */
+ * `sent` (if not NULL). `anchored`: the media engine will rewrite it
+ * toward out_conn with keys of its own (proxy/anchor decides and checks
+ * that leg's protection against that hop), so only the incoming hop and
+ * the level are checked here. */
 enum proxy_media_result proxy_media_offer(struct proxy *p, struct sip_msg *m, uint64_t in_conn,
-                                          uint64_t out_conn, struct strbuf *sent, char *warning,
-                                          size_t cap);
+                                          uint64_t out_conn, bool anchored, struct strbuf *sent,
+                                          char *warning, size_t cap);
 /* An answer to `offer` in m (a response, an ACK or a PRACK) about to leave
  * on out_conn, having come over in_conn; may rewrite m's body. On success
  * `summary` says what each media section negotiated. */

@@ -236,6 +236,40 @@ class TestAnchoredCall(unittest.TestCase):
             self.assertGreater(tone_ratio(b.heard(), 1000.0), 0.5)
             self.assertGreater(tone_ratio(a.heard(), 440.0), 0.5)
 
+    def test_srtp_caller_plain_callee_over_tcp_under_supported(self):
+        """The other way: alice (SRTP, TLS) calls bob, whose baresip is on
+        plain TCP with plain RTP. Bob's leg gets plain RTP and no key at
+        all (SDES keys never cross an unencrypted hop); alice's leg stays
+        SRTP; each hears the other."""
+        tcp_port = free_ports(1)[0]
+        with Parley(name="anchor-tcp", users=USERS,
+                    config={"media.anchor": "always", "media.port_range": media_ports(),
+                            "media.encryption_level": "supported",
+                            "media.latch_plain": "first",
+                            "sip.tcp_listen": f"127.0.0.1:{tcp_port}"}) as p:
+            p.start()
+            a = p.baresip("alice", mediaenc="srtp-mand", config={"audio_source": "ausine,1000"})
+            b = p.baresip("bob", mediaenc=None, answermode="auto", transport="tcp",
+                          proxy=(p.address, tcp_port), config={"audio_source": "ausine,440"})
+            a.wait_registered(timeout=15)
+            b.wait_registered(timeout=15)
+            a.dial(BOB)
+            a.wait_event("CALL_ESTABLISHED", timeout=15)
+            b.wait_event("CALL_ESTABLISHED", timeout=15)
+            streams = wait_streams(
+                p, lambda s: s and all(l["in"]["packets"] > 20 for l in s[0]["legs"]), 15,
+                "media through the engine both ways")
+            legs = streams[0]["legs"]
+            self.assertEqual([l["protection"] for l in legs], ["SRTP", "RTP"], legs)
+            self.assertEqual(CRYPTO.findall(b.output), [], "a key reached the plain TCP hop")
+            time.sleep(1)
+            a.hangup()
+            b.wait_event("CALL_CLOSED", timeout=10)
+            a.stop()
+            b.stop()
+            self.assertGreater(tone_ratio(b.heard(), 1000.0), 0.5)
+            self.assertGreater(tone_ratio(a.heard(), 440.0), 0.5)
+
 
 class SrtpParty:
     """One side of a scripted call: a UDP socket, a key of its own (libsrtp2

@@ -393,6 +393,38 @@ static void test_srtp_leg_key_never_on_a_plain_hop(void **state)
     assert_header_has(f, refused, "Warning", "the leg's media is SRTP and this hop is not TLS");
 }
 
+/* Under "supported", an SRTP caller reaches a callee on a plain hop: the
+ * callee's leg is plain RTP with no key at all, the caller's leg SRTP
+ * with Parley's key; "required" refuses the same call. */
+static void test_srtp_caller_plain_callee_under_supported(void **state)
+{
+    static const char *const suites[] = {FX_SUITE_80, FX_SUITE_32};
+    struct anchored *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t b = device(f, "bob"), a = fx_open(f);
+    f->conns[b].tls = false; /* bob's device is reached over plain TCP */
+    struct call c;
+    call_start(f, &c, a, "alice", "bob", FX_SDP_SRTP_OFFER, NULL);
+    assert_header_has(f, last_status(f, a, 488), "Warning", "the hop is not TLS");
+    struct proxy_config pc = {.domain = FX_DOMAIN,
+                              .max_im_body = 1300,
+                              .media_level = "supported",
+                              .media_suites = suites,
+                              .media_nsuites = 2,
+                              .anchor_media = true};
+    proxy_set_config(f->proxy, &pc);
+    call_start(f, &c, a, "alice", "bob", FX_SDP_SRTP_OFFER, NULL);
+    int inv = forked(f, b);
+    const char *offer = body_of(f, inv);
+    assert_non_null(strstr(offer, " RTP/AVP "));
+    assert_null(strstr(offer, "a=crypto"));
+    respond(f, b, inv, 200, "bt1", FX_SDP_PLAIN);
+    int ok = last_status(f, a, 200);
+    assert_parleys_sdp(f, ok);
+    assert_non_null(strstr(body_of(f, ok), " RTP/SAVP "));
+    assert_nothing_crossed(f, a, b);
+}
+
 /* DTLS-SRTP (RFC 5763) cannot be anchored yet: the engine would have to
  * terminate DTLS on each leg. Refused with a reason, never passed through
  * with the parties' fingerprints (which would let them key each other). */
@@ -437,6 +469,8 @@ int main(void)
                                         teardown_anchored),
         cmocka_unit_test_setup_teardown(test_srtp_leg_key_never_on_a_plain_hop, setup_anchored,
                                         teardown_anchored),
+        cmocka_unit_test_setup_teardown(test_srtp_caller_plain_callee_under_supported,
+                                        setup_anchored, teardown_anchored),
         cmocka_unit_test_setup_teardown(test_dtls_srtp_offer_refused, setup_anchored,
                                         teardown_anchored),
     };
