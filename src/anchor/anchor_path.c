@@ -45,21 +45,29 @@ void anchor_path_flush(struct anchor_worker *w)
                     continue;
                 break; /* the socket's buffer is full: the rest is lost, as UDP may be */
             }
+            for (unsigned m = k; m < k + (unsigned)sent; m++) {
+                count(&q->counters[m]->out_packets, 1);
+                count(&q->counters[m]->out_bytes, q->plain_len[m]);
+            }
             k += (unsigned)sent;
         }
+        for (; k < j; k++)
+            count(&q->counters[k]->undelivered, 1);
         i = j;
     }
     q->n = 0;
 }
 
 static void queue(struct anchor_worker *w, int fd, const struct netaddr *to, const uint8_t *p,
-                  size_t len)
+                  size_t len, struct anchor_counters *counters, size_t plain_len)
 {
     struct anchor_txq *q = &w->txq;
     if (q->n == ANCHOR_BATCH)
         anchor_path_flush(w);
     unsigned i = q->n++;
     q->fd[i] = fd;
+    q->counters[i] = counters;
+    q->plain_len[i] = plain_len;
     q->to[i] = *to;
     q->iov[i].iov_base = (void *)p;
     q->iov[i].iov_len = len;
@@ -213,9 +221,7 @@ static void packet(struct anchor_worker *w, struct anchor_wstream *st, int leg, 
         }
     }
     int fd = rtcp && !o->rtcp_mux ? o->rtcp.fd : o->rtp.fd;
-    queue(w, fd, to, p, out_len);
-    count(&o->c.out_packets, 1);
-    count(&o->c.out_bytes, plain_len);
+    queue(w, fd, to, p, out_len, &o->c, plain_len);
 }
 
 static void rx_prepare(struct anchor_worker *w)

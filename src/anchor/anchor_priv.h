@@ -125,6 +125,10 @@ struct anchor_wstream {
 struct anchor_txq {
     unsigned n;
     int fd[ANCHOR_BATCH];
+    /* the leg each datagram goes to, and its plain length: counted out
+     * once the kernel took it, undelivered when it did not */
+    struct anchor_counters *counters[ANCHOR_BATCH];
+    size_t plain_len[ANCHOR_BATCH];
     struct mmsghdr msgs[ANCHOR_BATCH];
     struct iovec iov[ANCHOR_BATCH];
     struct netaddr to[ANCHOR_BATCH];
