@@ -93,6 +93,22 @@ static int teardown_anchored(void **state)
     return 0;
 }
 
+/* The proxy's configuration changed as by a reload: this encryption
+ * level, anchoring on or off (the fixture's two suites). */
+static void reconfigure(struct fx *f, const char *level, bool anchor)
+{
+    static const char *const suites[] = {FX_SUITE_80, FX_SUITE_32};
+    struct proxy_config pc = {
+        .domain = FX_DOMAIN,
+        .max_im_body = 1300,
+        .media_level = level,
+        .media_suites = suites,
+        .media_nsuites = 2,
+        .anchor_media = anchor,
+    };
+    proxy_set_config(f->proxy, &pc);
+}
+
 /* An offer with key material everywhere SDP can carry it: a session-level
  * k= (RFC 4566 §5.12), an a=acap capability holding a crypto attribute
  * (RFC 5939), and a refused (port 0) video section with a key and an
@@ -259,22 +275,13 @@ static void test_keys_anywhere_in_an_offer_are_removed(void **state)
  * call is still anchored, both ways (its parties know only Parley). */
 static void test_anchored_call_stays_anchored_after_reload(void **state)
 {
-    static const char *const suites[] = {FX_SUITE_80, FX_SUITE_32};
     struct anchored *t = *state;
     struct fx *f = &t->fx;
     uint64_t b = device(f, "bob");
     uint64_t a = fx_open(f);
     struct call c;
     answered_call(f, &c, a, b);
-    struct proxy_config pc = {
-        .domain = FX_DOMAIN,
-        .max_im_body = 1300,
-        .media_level = "required",
-        .media_suites = suites,
-        .media_nsuites = 2,
-        .anchor_media = false,
-    };
-    proxy_set_config(f->proxy, &pc);
+    reconfigure(f, "required", false);
     call_caller_request(f, &c, a, "INVITE", c.cseq + 1, NULL, FX_SDP_SRTP_HOLD);
     int re = last_request(f, b, "INVITE");
     assert_parleys_sdp(f, re);
@@ -352,17 +359,10 @@ static void test_reliable_183_answer_and_prack(void **state)
  * refused, and Parley's key for that leg never crosses the plain hop. */
 static void test_srtp_leg_key_never_on_a_plain_hop(void **state)
 {
-    static const char *const suites[] = {FX_SUITE_80, FX_SUITE_32};
     struct anchored *t = *state;
     struct fx *f = &t->fx;
     uint64_t b1 = device(f, "bob"), b2 = device(f, "bob"), a = fx_open(f);
-    struct proxy_config pc = {.domain = FX_DOMAIN,
-                              .max_im_body = 1300,
-                              .media_level = "supported",
-                              .media_suites = suites,
-                              .media_nsuites = 2,
-                              .anchor_media = true};
-    proxy_set_config(f->proxy, &pc);
+    reconfigure(f, "supported", true);
     struct call c;
     call_start(f, &c, a, "alice", "bob", FX_SDP_SRTP_OFFER, NULL);
     respond(f, b1, forked(f, b1), 200, "bt1", FX_SDP_SRTP_ANSWER);
@@ -398,7 +398,6 @@ static void test_srtp_leg_key_never_on_a_plain_hop(void **state)
  * with Parley's key; "required" refuses the same call. */
 static void test_srtp_caller_plain_callee_under_supported(void **state)
 {
-    static const char *const suites[] = {FX_SUITE_80, FX_SUITE_32};
     struct anchored *t = *state;
     struct fx *f = &t->fx;
     uint64_t b = device(f, "bob"), a = fx_open(f);
@@ -406,13 +405,7 @@ static void test_srtp_caller_plain_callee_under_supported(void **state)
     struct call c;
     call_start(f, &c, a, "alice", "bob", FX_SDP_SRTP_OFFER, NULL);
     assert_header_has(f, last_status(f, a, 488), "Warning", "the hop is not TLS");
-    struct proxy_config pc = {.domain = FX_DOMAIN,
-                              .max_im_body = 1300,
-                              .media_level = "supported",
-                              .media_suites = suites,
-                              .media_nsuites = 2,
-                              .anchor_media = true};
-    proxy_set_config(f->proxy, &pc);
+    reconfigure(f, "supported", true);
     call_start(f, &c, a, "alice", "bob", FX_SDP_SRTP_OFFER, NULL);
     int inv = forked(f, b);
     const char *offer = body_of(f, inv);
