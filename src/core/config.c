@@ -631,16 +631,27 @@ static int config_check_whole(struct config *cfg, char *err, size_t errlen)
                    "listen on");
         return -EINVAL;
     }
-    for (size_t i = 0; i < cfg->sip.tls_listen.n; i++) {
-        for (size_t j = 0; j < cfg->sip.tcp_listen.n; j++) {
-            if (netaddr_equal(&cfg->sip.tls_listen.v[i], &cfg->sip.tcp_listen.v[j])) {
-                char a[NETADDR_STRLEN];
-                config_err(err, errlen, "%s is in both sip.tls_listen and sip.tcp_listen",
-                           netaddr_format(&cfg->sip.tls_listen.v[i], a));
-                return -EINVAL;
-            }
-        }
-    }
+    /* one address, one listener: the kinds differ in who may connect */
+    const struct {
+        const char *key;
+        const struct config_addr_list *l;
+    } lists[] = {
+        {"sip.tls_listen", &cfg->sip.tls_listen},
+        {"sip.mtls_listen", &cfg->sip.mtls_listen},
+        {"sip.tcp_listen", &cfg->sip.tcp_listen},
+        {"sip.trunk_tcp_listen", &cfg->sip.trunk_tcp_listen},
+    };
+    for (size_t a = 0; a < 4; a++)
+        for (size_t b = a + 1; b < 4; b++)
+            for (size_t i = 0; i < lists[a].l->n; i++)
+                for (size_t j = 0; j < lists[b].l->n; j++)
+                    if (netaddr_equal(&lists[a].l->v[i], &lists[b].l->v[j])) {
+                        char s[NETADDR_STRLEN];
+                        config_err(err, errlen, "%s is in both %s and %s",
+                                   netaddr_format(&lists[a].l->v[i], s), lists[a].key,
+                                   lists[b].key);
+                        return -EINVAL;
+                    }
     return 0;
 }
 

@@ -46,6 +46,7 @@ struct config {
         struct config_addr_list tls_listen;
         struct config_addr_list mtls_listen; /* server-to-server: certificates required */
         struct config_addr_list tcp_listen;
+        struct config_addr_list trunk_tcp_listen; /* gateways of TCP trunks only */
         char *client_certificates; /* on tls_listen: "none" | "request" | "require" */
         char *advertised_name;     /* how Parley names itself in URIs; "": the certificate's */
         struct config_cidr_list internal_networks;

@@ -39,6 +39,7 @@ struct anchor_section {
     bool offer_mux;
     bool have_remote[2];
     struct anchor_remote remote[2]; /* the parties, as they last described themselves */
+    bool opportunistic[2];          /* SRTP offered as RTP/AVP with a=crypto (RFC 8643) */
 };
 
 struct proxy_anchor_set {
@@ -48,8 +49,47 @@ struct proxy_anchor_set {
     char user[PROXY_ADDR_MAX];
     size_t n;
     int offerer; /* leg of the last offer */
+    /* how each leg is protected: by the media policy (a user's leg), or
+     * by a trunk's srtp_mode (a gateway's leg) */
+    enum proxy_anchor_leg mode[2];
     struct anchor_section s[ANCHOR_SECTIONS_MAX];
 };
+
+int proxy_anchor_new(struct proxy_anchor_set **out, const char *call_id, const char *user)
+{
+    struct proxy_anchor_set *set = calloc(1, sizeof(*set));
+    if (!set)
+        return -ENOMEM;
+    snprintf(set->call_id, sizeof(set->call_id), "%s", call_id);
+    snprintf(set->user, sizeof(set->user), "%s", user);
+    *out = set;
+    return 0;
+}
+
+void proxy_anchor_set_leg(struct proxy_anchor_set *set, int leg, enum proxy_anchor_leg mode)
+{
+    if (set && (leg == 0 || leg == 1))
+        set->mode[leg] = mode;
+}
+
+size_t proxy_anchor_describe_leg(const struct proxy_anchor_set *set, int leg, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; set && (leg == 0 || leg == 1) && i < set->n && n + 1 < cap; i++) {
+        const struct anchor_section *s = &set->s[i];
+        if (!s->prot_set[leg])
+            continue;
+        int w = snprintf(out + n, cap - n, "%s%s%s%s", n ? ", " : "",
+                         s->prot[leg] == ANCHOR_SRTP ? "SRTP " : "RTP",
+                         s->prot[leg] == ANCHOR_SRTP ? rtp_srtp_suite_name(s->suite[leg]) : "",
+                         s->prot[leg] == ANCHOR_SRTP && s->opportunistic[leg] ? " (RFC 8643)" : "");
+        if (w < 0 || (size_t)w >= cap - n)
+            break;
+        n += (size_t)w;
+    }
+    return n;
+}
 
 bool proxy_anchor_enabled(const struct proxy *p)
 {
@@ -201,6 +241,20 @@ static bool anchor_transport_attr(struct strview name)
     return false;
 }
 
+/* Attributes that name the party's user in a gateway's leg: a=ssrc
+ * (its cname is often the user's SIP URI, RFC 5576), a=ssrc-group, a=msid,
+ * a=tool. A gateway learns the caller's number and nothing else. */
+static void anchor_remove_identity_attrs(struct sdp *sdp, const struct sdp_level *lv)
+{
+    static const char *const names[] = {"ssrc", "ssrc-group", "msid", "msid-semantic", "tool"};
+    for (size_t i = 0; i < lv->nattrs; i++) {
+        const struct sdp_attr *a = sdp_level_attr(sdp, lv, i);
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+            if (strview_eq_nocase(a->name, names[k]))
+                sdp_line_remove(sdp, a->line);
+    }
+}
+
 static void anchor_remove_transport_attrs(struct sdp *sdp, const struct sdp_level *lv,
                                           bool rtcp_too)
 {
@@ -301,7 +355,8 @@ static bool anchor_conn_tls(struct proxy *p, uint64_t conn)
 /* The body of m is sdp (rewritten): the session's c= too, when there is
  * one, names Parley. */
 static int anchor_finish(struct proxy *p, struct sip_msg *m, struct sdp *sdp,
-                         const struct sip_body_sdp *found, char *warning, size_t cap)
+                         const struct sip_body_sdp *found, bool toward_gateway, char *warning,
+                         size_t cap)
 {
     const struct netaddr *at = anchor_public_address(p->env.anchor);
     char addr[NETADDR_STRLEN], line[512];
@@ -312,9 +367,11 @@ static int anchor_finish(struct proxy *p, struct sip_msg *m, struct sdp *sdp,
     for (size_t i = 0; i < sdp->nlines; i++) {
         if (sdp->lines[i].type != 'o')
             continue;
-        snprintf(line, sizeof(line), "o=%.*s %.*s %.*s IN %s %s\r\n", (int)sdp->origin_user.n,
-                 sdp->origin_user.p, (int)sdp->origin_sess_id.n, sdp->origin_sess_id.p,
-                 (int)sdp->origin_sess_version.n, sdp->origin_sess_version.p, ipv, addr);
+        /* toward a gateway the origin names no user either ("-", RFC 8866) */
+        struct strview user = toward_gateway ? strview_cstr("-") : sdp->origin_user;
+        snprintf(line, sizeof(line), "o=%.*s %.*s %.*s IN %s %s\r\n", (int)user.n, user.p,
+                 (int)sdp->origin_sess_id.n, sdp->origin_sess_id.p, (int)sdp->origin_sess_version.n,
+                 sdp->origin_sess_version.p, ipv, addr);
         if (sdp_line_set(sdp, i, strview_cstr(line)) != 0) {
             snprintf(warning, cap, "the session description could not be rewritten");
             return 500;
@@ -322,6 +379,8 @@ static int anchor_finish(struct proxy *p, struct sip_msg *m, struct sdp *sdp,
         break;
     }
     anchor_remove_transport_attrs(sdp, &sdp->session, false);
+    if (toward_gateway)
+        anchor_remove_identity_attrs(sdp, &sdp->session);
     if (sdp->session.conn.present) {
         snprintf(line, sizeof(line), "c=IN %s %s\r\n", ipv, addr);
         if (sdp_line_set(sdp, sdp->session.conn.line, strview_cstr(line)) != 0) {
@@ -423,6 +482,11 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
             break;
         }
         anchor_signal_ip(p, in_conn, &r);
+        if (set->mode[from] == PROXY_ANCHOR_LEG_SRTP_REQUIRED && r.protection != ANCHOR_SRTP) {
+            snprintf(warning, cap, "the trunk requires SRTP and the gateway offered plain RTP");
+            status = 488;
+            break;
+        }
         s->offer_proto = sm->proto;
         s->offer_tag = tag;
         s->offer_mux = r.rtcp_mux;
@@ -439,6 +503,20 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
         }
         /* toward the answerer: SRTP with a key of Parley's where the level
          * and the hop allow, the suite the offerer uses if it used one */
+        if (!s->prot_set[to] && set->mode[to] != PROXY_ANCHOR_LEG_POLICY) {
+            /* a gateway's leg: the trunk's srtp_mode, whatever the level */
+            bool srtp = set->mode[to] != PROXY_ANCHOR_LEG_PLAIN;
+            enum rtp_srtp_suite suite = s->suite[from];
+            if (srtp && s->prot[from] != ANCHOR_SRTP && !anchor_default_suite(p, &suite)) {
+                snprintf(warning, cap, "the trunk wants SRTP and no SRTP suite is allowed");
+                status = 488;
+                break;
+            }
+            s->prot[to] = srtp ? ANCHOR_SRTP : ANCHOR_PLAIN;
+            s->suite[to] = suite;
+            s->opportunistic[to] = set->mode[to] == PROXY_ANCHOR_LEG_SRTP_OPTIONAL;
+            s->prot_set[to] = true;
+        }
         if (!s->prot_set[to]) {
             if (p->media.level == MEDIA_LEVEL_REQUIRED && !tls_out) {
                 /* keys never cross a plain hop, and plain media is refused */
@@ -468,8 +546,10 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
             status = 500;
             break;
         }
+        if (set->mode[to] != PROXY_ANCHOR_LEG_POLICY)
+            anchor_remove_identity_attrs(sdp, &sm->lv);
         enum sdp_proto proto =
-            s->prot[to] == ANCHOR_SRTP
+            s->prot[to] == ANCHOR_SRTP && !s->opportunistic[to]
                 ? (anchor_proto_feedback(sm->proto) ? SDP_PROTO_RTP_SAVPF : SDP_PROTO_RTP_SAVP)
                 : (anchor_proto_feedback(sm->proto) ? SDP_PROTO_RTP_AVPF : SDP_PROTO_RTP_AVP);
         if (anchor_write_section(sdp, sm, &l, proto, 1) != 0) {
@@ -479,7 +559,8 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
         OPENSSL_cleanse(&l, sizeof(l));
     }
     if (status == 0)
-        status = anchor_finish(p, m, sdp, &found, warning, cap);
+        status = anchor_finish(p, m, sdp, &found, set->mode[to] != PROXY_ANCHOR_LEG_POLICY, warning,
+                               cap);
     sdp_free(sdp);
     set->offerer = from;
     if (status && made) {
@@ -527,9 +608,31 @@ int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from
             break;
         }
         anchor_signal_ip(p, in_conn, &r);
+        if (s->opportunistic[from] &&
+            (r.protection == ANCHOR_PLAIN ||
+             (r.protection == ANCHOR_SRTP && r.suite == s->suite[from]))) {
+            /* RFC 8643: the gateway took the key or left it; Parley's side
+             * of its leg follows (plain: Parley's key for it is dropped) */
+            s->prot[from] = r.protection;
+            s->opportunistic[from] = r.protection == ANCHOR_SRTP;
+            struct anchor_local lf;
+            int rc = anchor_leg_local(p->env.anchor, s->stream, from, s->prot[from], s->suite[from],
+                                      &lf);
+            OPENSSL_cleanse(&lf, sizeof(lf));
+            if (rc != 0) {
+                snprintf(warning, cap, "the media engine could not make a key");
+                OPENSSL_cleanse(&r, sizeof(r));
+                status = 500;
+                break;
+            }
+        }
         if (r.protection != s->prot[from] ||
             (r.protection == ANCHOR_SRTP && r.suite != s->suite[from])) {
-            snprintf(warning, cap, "an answer that does not take the protection offered");
+            snprintf(warning, cap, "%s",
+                     set->mode[from] == PROXY_ANCHOR_LEG_SRTP_REQUIRED &&
+                             r.protection != ANCHOR_SRTP
+                         ? "the trunk requires SRTP and the gateway answered plain RTP"
+                         : "an answer that does not take the protection offered");
             OPENSSL_cleanse(&r, sizeof(r));
             status = 488;
             break;
@@ -557,6 +660,8 @@ int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from
             status = 500;
             break;
         }
+        if (set->mode[to] != PROXY_ANCHOR_LEG_POLICY)
+            anchor_remove_identity_attrs(sdp, &sm->lv);
         if (anchor_write_section(sdp, sm, &l, s->offer_proto, s->offer_tag) != 0) {
             snprintf(warning, cap, "the session description could not be rewritten");
             status = 500;
@@ -564,7 +669,8 @@ int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from
         OPENSSL_cleanse(&l, sizeof(l));
     }
     if (status == 0)
-        status = anchor_finish(p, m, sdp, &found, warning, cap);
+        status = anchor_finish(p, m, sdp, &found, set->mode[to] != PROXY_ANCHOR_LEG_POLICY, warning,
+                               cap);
     sdp_free(sdp);
     return status;
 }

@@ -23,6 +23,27 @@
 struct proxy;
 struct proxy_anchor_set;
 
+/* How a leg is protected: by the media policy (a user's leg, the
+ * default), or by a trunk's srtp_mode (a gateway's leg: SRTP only; SRTP
+ * offered as RTP/AVP with a=crypto, RFC 8643, and whatever the gateway
+ * answers taken; plain RTP). */
+enum proxy_anchor_leg {
+    PROXY_ANCHOR_LEG_POLICY,
+    PROXY_ANCHOR_LEG_SRTP_REQUIRED,
+    PROXY_ANCHOR_LEG_SRTP_OPTIONAL,
+    PROXY_ANCHOR_LEG_PLAIN,
+};
+
+/* An empty set for call_id, its streams counted against user (the
+ * back-to-back user agent makes its own, to set a leg's mode first).
+ * 0 or -ENOMEM. */
+int proxy_anchor_new(struct proxy_anchor_set **out, const char *call_id, const char *user);
+void proxy_anchor_set_leg(struct proxy_anchor_set *set, int leg, enum proxy_anchor_leg mode);
+/* What the leg negotiated, per section ("SRTP AES_CM_128_HMAC_SHA1_80",
+ * "RTP"), into out; returns its length (0: nothing yet). */
+size_t proxy_anchor_describe_leg(const struct proxy_anchor_set *set, int leg, char *out,
+                                 size_t cap);
+
 /* Is media anchored for new calls (media.anchor = always and an engine)? */
 bool proxy_anchor_enabled(const struct proxy *p);
 

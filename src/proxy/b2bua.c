@@ -432,8 +432,8 @@ static void b2b_on_timer(struct timer *t, void *arg)
     struct proxy_b2b *b = arg;
     if (b->state != B2B_CONFIRMED)
         return;
-    if (b->stimer.we_refresh && !b->reoffer) {
-        b2b_refresh(b);
+    if (b->stimer.we_refresh) {
+        b2b_refresh(b); /* or later, while a re-offer is pending */
         return;
     }
     log_info("b2bua.session_expired", "call_id", b->call ? b->call->call_id : "", "trunk",
@@ -912,7 +912,7 @@ static void b2b_branch_failed(struct proxy_b2b *b, struct b2b_branch *br,
                 proxy_trunk_skip(p, t, skip);
             log_info("b2bua.next_trunk", "call_id", b->call ? b->call->call_id : "", "trunk",
                      b->trunk, "status", LOG_INT(status));
-            b->best_status = resp ? (status == 503 ? 503 : status) : 503;
+            b->best_status = resp || status == 408 ? status : 503; /* a timeout is 408 */
             snprintf(b->best_reason, sizeof(b->best_reason), "%s (trunk %s)",
                      resp && reason[0] ? reason : sip_reason_phrase(b->best_status), b->trunk);
             b->attempt++;
@@ -1303,17 +1303,27 @@ static bool b2b_sender_ok(struct proxy_b2b *b, int side, uint64_t conn)
     return registrar_find_flow(p->registrar, b->user, conn) != NULL;
 }
 
+/* Is the exchange still waiting for a final response on either side? (Its
+ * transactions outlive their 2xx by 64*T1, RFC 6026: that is no glare.) */
+static bool b2b_reoffer_pending(const struct b2b_reoffer *r)
+{
+    return r && ((r->txn && sip_client_txn_last_status(r->txn) < 200) ||
+                 (r->in.st && !sip_server_txn_answered(r->in.st)));
+}
+
 /* A re-offer slot for a new exchange: NULL when one is still at work
  * (the new one gets 491, RFC 3261 §14.2). */
 static struct b2b_reoffer *b2b_reoffer_slot(struct proxy_b2b *b)
 {
     struct b2b_reoffer *r = b->reoffer;
-    if (r && (r->txn || r->in.st))
+    if (b2b_reoffer_pending(r))
         return NULL;
     if (r) {
-        /* the last one is answered; its transaction's end concerns no one */
+        /* the last one is answered; its transactions' end concerns no one */
         if (r->txn)
             sip_client_txn_set_context(r->txn, NULL);
+        if (r->in.st)
+            sip_server_txn_set_context(r->in.st, NULL);
         free(r);
         b->reoffer = NULL;
     }
@@ -1409,7 +1419,7 @@ static void b2b_reoffer_start(struct proxy_b2b *b, int from, struct sip_server_t
         sip_server_txn_reply(st, 403, "Forbidden (no re-offer before the call is answered)", NULL);
         return;
     }
-    if (b->reoffer && (b->reoffer->txn || b->reoffer->in.st)) {
+    if (b2b_reoffer_pending(b->reoffer)) {
         sip_server_txn_reply(st, 491, NULL, NULL);
         return;
     }

@@ -63,11 +63,19 @@ struct proxy_env {
     /* A user's right to call out through trunks: 0 or a negative errno
      * (then *out is left as it was: none). */
     int (*user_outbound)(void *arg, const char *user, enum dialplan_outbound *out);
+    /* A user's line number (E.164) into out, "" when none: 0 or a
+     * negative errno. May be NULL. */
+    int (*user_number)(void *arg, const char *user, char *out, size_t cap);
     /* Opens a TLS connection to a partner server (bound to our listen
      * address); returns its id, or 0. Its OPEN and CLOSE come back through
      * proxy_conn_opened / proxy_conn_closed. */
     uint64_t (*connect)(void *arg, const struct netaddr *addr, const char *sni,
                         const char *verify_host);
+    /* Opens a plain TCP connection to a gateway of a TCP trunk (bound to
+     * our listen address); its id or 0. NULL: TCP trunks cannot be used. */
+    uint64_t (*connect_tcp)(void *arg, const struct netaddr *addr);
+    /* Was conn accepted on sip.trunk_tcp_listen? NULL: never. */
+    bool (*conn_on_trunk_listener)(void *arg, uint64_t conn);
     /* Closes a connection (a partner that failed its identity check). */
     void (*disconnect)(void *arg, uint64_t conn, const char *reason);
     struct dns_resolver *dns;

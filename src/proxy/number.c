@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dialplan/dialplan.h"
+#include "proxy/b2bua.h"
 #include "proxy/hop.h"
 #include "proxy/reject.h"
 #include "proxy/state.h"
@@ -84,10 +85,6 @@ int proxy_number_route(struct proxy *p, struct sip_server_txn *st, const struct 
         proxy_reject(p, st, 403, reason, "outbound call not allowed");
         return -1;
     }
-    snprintf(reason, sizeof(reason),
-             "Not Implemented (%s goes by route %s, through trunks this server does not carry "
-             "calls to yet)",
-             number, route);
-    proxy_reject(p, st, 501, reason, "calls through trunks are not built yet");
+    proxy_b2bua_to_trunks(p, st, req, caller_user, number, route, trunks, ntrunks);
     return -1;
 }

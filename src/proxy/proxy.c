@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/log_limit.h"
 #include "presence/presence.h"
+#include "proxy/b2bua.h"
 #include "proxy/call.h"
 #include "proxy/dialog.h"
 #include "proxy/federation_priv.h"
@@ -28,6 +29,7 @@
 #include "proxy/route.h"
 #include "proxy/service.h"
 #include "proxy/state.h"
+#include "proxy/trunk.h"
 #include "registrar/throttle.h"
 #include "sip/build.h"
 
@@ -70,7 +72,7 @@ static void proxy_txn_server_held(void *arg, struct sip_server_txn *t, int delta
     if (p->env.txn_held)
         p->env.txn_held(p->env.arg, sip_server_txn_conn(t), delta);
     struct proxy_request *pr = sip_server_txn_context(t);
-    if (delta < 0 && pr)
+    if (delta < 0 && pr && pr->kind == PROXY_TXN_REQUEST)
         proxy_request_done(pr);
 }
 
@@ -78,10 +80,14 @@ static void proxy_txn_server_held(void *arg, struct sip_server_txn *t, int delta
  * connection went before an answer — then nothing may keep ringing. */
 static void proxy_txn_server_terminated(void *arg, struct sip_server_txn *t)
 {
-    (void)arg;
+    struct proxy *p = arg;
     struct proxy_request *pr = sip_server_txn_context(t);
     if (!pr)
         return;
+    if (pr->kind == PROXY_TXN_B2B) {
+        proxy_b2bua_server_terminated(p, t);
+        return;
+    }
     if (!sip_server_txn_answered(t)) {
         pr->cancelling = true;
         proxy_response_cancel_pending(pr, "SIP;cause=487;text=\"Caller went away\"");
@@ -96,6 +102,11 @@ static void proxy_txn_server_terminated(void *arg, struct sip_server_txn *t)
     proxy_request_maybe_free(pr);
 }
 
+static void proxy_trunk_lookup_failed(struct proxy *p, struct proxy_trunk *t)
+{
+    proxy_b2bua_trunk_ready(p, t, false);
+}
+
 struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
                         const struct proxy_config *cfg, struct registrar *registrar,
                         struct auth *auth)
@@ -105,6 +116,7 @@ struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
         return NULL;
     p->timers = timers;
     p->env = *env;
+    p->trunk_failed = proxy_trunk_lookup_failed;
     p->registrar = registrar;
     p->auth = auth;
     struct sip_txn_hooks h = {
@@ -119,7 +131,8 @@ struct proxy *proxy_new(struct timer_heap *timers, const struct proxy_env *env,
     p->reject_log = log_limit_new("sip.rejected", 4096, 50);
     p->federation_log = log_limit_new("federation.refused", 1024, 20);
     if (!p->txn || !p->overload_log || !p->reject_log || !p->federation_log ||
-        hmap_init(&p->dialogs, 256) != 0 || hmap_init(&p->user_loads, 64) != 0) {
+        hmap_init(&p->dialogs, 256) != 0 || hmap_init(&p->user_loads, 64) != 0 ||
+        hmap_init(&p->b2bs, 64) != 0) {
         proxy_free(p);
         return NULL;
     }
@@ -157,6 +170,11 @@ void proxy_free(struct proxy *p)
     if (!p)
         return;
     proxy_federation_free(p);
+    if (p->b2bs.buckets) {
+        proxy_b2bua_free_all(p);
+        hmap_destroy(&p->b2bs);
+    }
+    proxy_trunk_free_all(p);
     if (p->txn)
         sip_txn_layer_free(p->txn);
     if (p->dialogs.buckets) {
@@ -182,6 +200,22 @@ void proxy_set_presence(struct proxy *p, struct presence *presence)
 void proxy_set_dialplan(struct proxy *p, const struct dialplan *dp)
 {
     p->dialplan = dp;
+}
+
+int proxy_set_trunks(struct proxy *p, const struct proxy_trunk_def *defs, size_t n, char *err,
+                     size_t errlen)
+{
+    return proxy_trunk_set_all(p, defs, n, err, errlen);
+}
+
+bool proxy_trunk_source_allowed(struct proxy *p, const struct netaddr *peer)
+{
+    return proxy_trunk_tcp_source_allowed(p, peer);
+}
+
+json_t *proxy_trunks_status(struct proxy *p)
+{
+    return proxy_trunk_status(p);
 }
 
 struct sip_txn_layer *proxy_txn_layer(struct proxy *p)
@@ -419,12 +453,42 @@ static bool proxy_presence(struct proxy *p, struct sip_server_txn *st, const str
     return false;
 }
 
+/* A request from a gateway of one of the trunks: calls for the numbers
+ * users own; anything else is refused (a gateway is no user). */
+static void proxy_request_from_trunk(struct proxy *p, struct sip_server_txn *st,
+                                     struct sip_msg *req, struct proxy_trunk *t, bool in_dialog)
+{
+    if (in_dialog) {
+        proxy_reject(p, st, 481, NULL, "in-dialog request from a gateway for no call of ours");
+        return;
+    }
+    char callee[PROXY_USER_MAX];
+    int number = proxy_number_route(p, st, req, NULL, callee, sizeof(callee));
+    if (number < 0)
+        return;
+    if (number == 0) {
+        proxy_reject(p, st, 404, "Not Found (gateways call the numbers users own)",
+                     "gateway request for no number");
+        return;
+    }
+    proxy_b2bua_from_trunk(p, st, req, t, callee);
+}
+
 static void proxy_request_for_user(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req)
 {
     bool in_dialog = false;
     struct sip_addr to, from;
     if (sip_msg_to(req, &to) == 0 && to.tag.n)
         in_dialog = true;
+
+    /* A gateway of a trunk: recognised by its certificate or, over TCP,
+     * its address on the trunk listener; trusted for the caller's number,
+     * never for a user's identity. */
+    struct proxy_trunk *trunk = proxy_trunk_of_conn(p, sip_server_txn_conn(st));
+    if (trunk) {
+        proxy_request_from_trunk(p, st, req, trunk, in_dialog);
+        return;
+    }
 
     /* From another domain: a partner's server, proven by its certificate
      * (no digest: the identity is the domain's). Inside a dialog too: a
@@ -580,10 +644,14 @@ static void proxy_on_request(struct proxy *p, uint64_t conn, struct sip_msg *req
         return;
     }
     case SIP_TXN_ACK:
-        proxy_route_ack(p, conn, req);
+        if (!proxy_b2bua_ack(p, conn, req))
+            proxy_route_ack(p, conn, req);
         return;
     case SIP_TXN_CANCEL:
-        proxy_route_cancel(p, st, cancelled);
+        if (cancelled && proxy_b2bua_owns(cancelled))
+            proxy_b2bua_cancel(p, st, cancelled);
+        else
+            proxy_route_cancel(p, st, cancelled);
         sip_txn_server_dispatched(st);
         return;
     case SIP_TXN_NEW:
@@ -615,6 +683,8 @@ static void proxy_on_new_request(struct proxy *p, struct sip_server_txn *st, str
     /* in-dialog requests go by their dialog, whatever their target says */
     struct sip_addr to;
     bool in_dialog = sip_msg_to(req, &to) == 0 && to.tag.n;
+    if (in_dialog && proxy_b2bua_in_dialog(p, st, req))
+        return;
     if (req->ruri.user.n == 0 && proxy_hop_uri_is_us(p, &req->ruri) && !in_dialog &&
         req->method != SIP_METHOD_SERVICE) {
         proxy_request_to_server(p, st);
@@ -638,6 +708,8 @@ void proxy_on_message(struct proxy *p, uint64_t conn, struct sip_msg *msg)
 
 void proxy_media_timed_out(struct proxy *p, uint64_t stream)
 {
+    if (proxy_b2bua_media_timed_out(p, stream))
+        return;
     struct proxy_dialog *d = proxy_dialog_of_stream(p, stream);
     if (!d || d->state != DIALOG_CONFIRMED)
         return; /* ringing, or already over */
@@ -647,11 +719,20 @@ void proxy_media_timed_out(struct proxy *p, uint64_t stream)
 
 void proxy_conn_opened(struct proxy *p, uint64_t conn, const struct conn_info *info)
 {
+    bool up;
+    struct proxy_trunk *t = proxy_trunk_conn_opened(p, conn, info, &up);
+    if (t) {
+        proxy_b2bua_trunk_ready(p, t, up);
+        return;
+    }
     proxy_federation_conn_opened(p, conn, info);
 }
 
 void proxy_conn_closed(struct proxy *p, uint64_t conn, const char *reason)
 {
+    struct proxy_trunk *t = proxy_trunk_conn_closed(p, conn, reason);
+    if (t)
+        proxy_b2bua_trunk_ready(p, t, false);
     proxy_federation_conn_closed(p, conn, reason);
     sip_txn_conn_closed(p->txn, conn);
     proxy_dialog_conn_closed(p, conn);

@@ -22,6 +22,7 @@
 #include "core/timer.h"
 #include "net/conn.h"
 #include "proxy/env.h"
+#include "proxy/trunk.h"
 #include "registrar/registrar.h"
 #include "sip/msg.h"
 
@@ -41,6 +42,16 @@ void proxy_set_presence(struct proxy *p, struct presence *presence);
 /* The dial plan numbers go through (borrowed: the caller keeps it alive
  * until it sets another or frees the proxy); NULL: numbers as dialled. */
 void proxy_set_dialplan(struct proxy *p, const struct dialplan *dp);
+/* The trunks in force, from the store (replaced whole; a trunk that keeps
+ * its gateway and transport keeps its connection). 0, or -EINVAL with err
+ * (the trunks in force stay). */
+int proxy_set_trunks(struct proxy *p, const struct proxy_trunk_def *defs, size_t n, char *err,
+                     size_t errlen);
+/* May a TCP connection from peer use sip.trunk_tcp_listen (a TCP trunk's
+ * address)? */
+bool proxy_trunk_source_allowed(struct proxy *p, const struct netaddr *peer);
+/* The trunks and their state, for status (a new JSON array). */
+json_t *proxy_trunks_status(struct proxy *p);
 /* The transaction layer, for other modules that send requests. */
 struct sip_txn_layer *proxy_txn_layer(struct proxy *p);
 

@@ -29,6 +29,16 @@ struct proxy_request;
 struct proxy_dialog;
 struct partner;
 struct proxy_anchor_set;
+struct proxy_trunk;
+struct proxy_b2b;
+
+/* What a server transaction's context is: the first member of each kind
+ * of context object, so the entry knows whom a transaction's end
+ * concerns. A proxy_request's is 0 (it is calloc'd). */
+enum proxy_txn_kind {
+    PROXY_TXN_REQUEST = 0, /* struct proxy_request */
+    PROXY_TXN_B2B,         /* a back-to-back call's (proxy/b2bua) */
+};
 
 /* One forked leg of a proxied request. */
 struct proxy_branch {
@@ -54,6 +64,7 @@ struct proxy_user_load {
 
 /* A request being proxied: its server transaction and its branches. */
 struct proxy_request {
+    enum proxy_txn_kind kind; /* first: PROXY_TXN_REQUEST */
     struct proxy *p;
     struct proxy_user_load *load; /* counted against its sender; NULL for a BYE */
     struct sip_server_txn *st;
@@ -92,6 +103,7 @@ struct proxy_call {
     struct proxy_call *prev_live, *next_live; /* p->live_calls until it ends */
     bool on_hold;                             /* the latest offer in the dialog held it */
     bool anchored;                            /* its media goes through the engine */
+    char trunk[72];                           /* the trunk it crosses, or "" */
     char *legs; /* the engine's figures when the call ended (JSON), or NULL */
     char *call_id;
     char media[400]; /* what each media section negotiated */
@@ -176,6 +188,12 @@ struct proxy {
     struct proxy_request *subscribes; /* out-of-dialog SUBSCRIBEs in flight */
     struct hmap user_loads;           /* sender -> requests in progress */
     struct proxy_call *live_calls;    /* calls not ended, newest first */
+    struct proxy_trunk *trunks;       /* proxy/trunk: the trunks in force */
+    /* set by the entry: a trunk's connection attempt failed outside a
+     * connection event (its gateway's name did not resolve) */
+    void (*trunk_failed)(struct proxy *p, struct proxy_trunk *t);
+    struct hmap b2bs;          /* back-to-back calls by the Call-ID of each side */
+    struct proxy_b2b *b2b_all; /* every back-to-back call, for walks */
     uint64_t acks_dropped;
     uint64_t overload_refused;
     uint64_t throttled;

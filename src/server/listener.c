@@ -90,8 +90,13 @@ static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, s
     }
     /* Plain TCP exists only for the internal networks; anyone else is cut
      * off before a byte is read. */
-    if (!l->tls && !listener_source_allowed(rt, &peer)) {
+    if (l->kind == LISTENER_TCP && !listener_source_allowed(rt, &peer)) {
         listener_refuse(fd, l, &peer, "source not in sip.internal_networks");
+        return;
+    }
+    if (l->kind == LISTENER_TRUNK_TCP &&
+        (!rt->proxy || !proxy_trunk_source_allowed(rt->proxy, &peer))) {
+        listener_refuse(fd, l, &peer, "source is no TCP trunk's address");
         return;
     }
     if (rt->nconns >= (size_t)rt->cfg->limits.connections_total) {
@@ -197,6 +202,8 @@ const char *listener_key(enum listener_kind kind)
         return "sip.mtls_listen";
     case LISTENER_TCP:
         return "sip.tcp_listen";
+    case LISTENER_TRUNK_TCP:
+        return "sip.trunk_tcp_listen";
     }
     return "?";
 }
@@ -212,8 +219,10 @@ int listeners_open(struct runtime *rt, char *err, size_t errlen)
         {LISTENER_TLS, &cfg->sip.tls_listen},
         {LISTENER_MTLS, &cfg->sip.mtls_listen},
         {LISTENER_TCP, &cfg->sip.tcp_listen},
+        {LISTENER_TRUNK_TCP, &cfg->sip.trunk_tcp_listen},
     };
-    size_t n = cfg->sip.tls_listen.n + cfg->sip.mtls_listen.n + cfg->sip.tcp_listen.n;
+    size_t n = cfg->sip.tls_listen.n + cfg->sip.mtls_listen.n + cfg->sip.tcp_listen.n +
+               cfg->sip.trunk_tcp_listen.n;
     rt->listeners = calloc(n ? n : 1, sizeof(*rt->listeners));
     if (!rt->listeners)
         return -ENOMEM;
@@ -223,7 +232,7 @@ int listeners_open(struct runtime *rt, char *err, size_t errlen)
             l->rt = rt;
             l->index = (int)rt->nlisteners;
             l->kind = sets[s].kind;
-            l->tls = l->kind != LISTENER_TCP;
+            l->tls = l->kind == LISTENER_TLS || l->kind == LISTENER_MTLS;
             l->addr = sets[s].addrs->v[i];
             int rc = listener_open_one(rt, l, err, errlen);
             if (rc)
@@ -235,9 +244,10 @@ int listeners_open(struct runtime *rt, char *err, size_t errlen)
         char a[NETADDR_STRLEN];
         struct listener *l = &rt->listeners[i];
         log_info("listener.open", "address", netaddr_format(&l->addr, a), "transport",
-                 l->kind == LISTENER_TCP    ? "tcp"
-                 : l->kind == LISTENER_MTLS ? "mtls"
-                                            : "tls");
+                 l->kind == LISTENER_TCP         ? "tcp"
+                 : l->kind == LISTENER_TRUNK_TCP ? "trunk-tcp"
+                 : l->kind == LISTENER_MTLS      ? "mtls"
+                                                 : "tls");
     }
     return 0;
 }

@@ -54,6 +54,59 @@ static int mediation_route_row(const struct store_route *r, void *arg)
     return 0;
 }
 
+struct mediation_trunks {
+    struct store_trunk *v;
+    size_t n, cap;
+};
+
+static int mediation_trunk_row(const struct store_trunk *t, void *arg)
+{
+    struct mediation_trunks *m = arg;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 8;
+        void *v = realloc(m->v, cap * sizeof(*m->v));
+        if (!v)
+            return -ENOMEM;
+        m->v = v;
+        m->cap = cap;
+    }
+    m->v[m->n++] = *t;
+    return 0;
+}
+
+/* The trunks from the store into the proxy; a table that fails to build
+ * leaves the one in force, logged. */
+static int mediation_load_trunks(struct runtime *rt)
+{
+    struct mediation_trunks m = {0};
+    struct proxy_trunk_def *defs = NULL;
+    char err[400] = "";
+    int rc = store_trunk_list(rt->store, mediation_trunk_row, &m);
+    if (rc != 0) {
+        snprintf(err, sizeof(err), "%s", store_errmsg(rt->store));
+        goto out;
+    }
+    defs = calloc(m.n ? m.n : 1, sizeof(*defs));
+    if (!defs) {
+        rc = -ENOMEM;
+        snprintf(err, sizeof(err), "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < m.n; i++)
+        defs[i] = (struct proxy_trunk_def){m.v[i].name, m.v[i].gateway, m.v[i].transport,
+                                           m.v[i].srtp_mode, m.v[i].address};
+    rc = proxy_set_trunks(rt->proxy, defs, m.n, err, sizeof(err));
+    if (rc == 0)
+        log_info("trunks.loaded", "trunks", LOG_INT(m.n));
+out:
+    if (rc != 0)
+        log_error("trunks.load_failed", "reason", err, "action",
+                  "the trunks in force are unchanged");
+    free(defs);
+    free(m.v);
+    return rc;
+}
+
 int mediation_load_dialplan(struct runtime *rt)
 {
     struct mediation_rows m = {0};
@@ -103,7 +156,9 @@ out:
     free(routes);
     free(m.rules);
     free(m.routes);
-    return rc;
+    /* the trunks load on their own: a dial plan that fails leaves them be */
+    int trc = rt->proxy ? mediation_load_trunks(rt) : 0;
+    return rc ? rc : trc;
 }
 
 int mediation_number_owner(void *arg, const char *number, char *user, size_t cap)
@@ -125,6 +180,20 @@ int mediation_user_outbound(void *arg, const char *user, enum dialplan_outbound 
     int rc = store_user_get(rt->store, user, &u);
     if (rc == 0)
         rc = dialplan_outbound_parse(u.outbound, out);
+    return rc;
+}
+
+int mediation_user_number(void *arg, const char *user, char *out, size_t cap)
+{
+    struct runtime *rt = arg;
+    struct store_user u;
+    int rc = store_user_get(rt->store, user, &u);
+    if (rc == 0 && strlen(u.number) >= cap)
+        rc = -ENOSPC;
+    if (rc == 0)
+        memcpy(out, u.number, strlen(u.number) + 1);
+    else if (cap)
+        out[0] = '\0';
     return rc;
 }
 

@@ -36,9 +36,10 @@ struct relay;
 struct anchor;
 
 enum listener_kind {
-    LISTENER_TLS,  /* sip.tls_listen: clients; sip.client_certificates applies */
-    LISTENER_MTLS, /* sip.mtls_listen: servers; certificates required */
-    LISTENER_TCP,  /* sip.tcp_listen: plain, internal networks only */
+    LISTENER_TLS,       /* sip.tls_listen: clients; sip.client_certificates applies */
+    LISTENER_MTLS,      /* sip.mtls_listen: servers; certificates required */
+    LISTENER_TCP,       /* sip.tcp_listen: plain, internal networks only */
+    LISTENER_TRUNK_TCP, /* sip.trunk_tcp_listen: plain, TCP trunks' gateways only */
 };
 
 struct listener {
@@ -163,6 +164,7 @@ int mediation_load_dialplan(struct runtime *rt);
 /* proxy_env.number_owner and .user_outbound, on the store. */
 int mediation_number_owner(void *arg, const char *number, char *user, size_t cap);
 int mediation_user_outbound(void *arg, const char *user, enum dialplan_outbound *out);
+int mediation_user_number(void *arg, const char *user, char *out, size_t cap);
 void mediation_stop(struct runtime *rt);
 void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct registrar_config *rc,
                      struct proxy_config *pc, struct presence_config *prc);

@@ -201,6 +201,9 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     if (!runtime_addr_lists_equal(&cfg->sip.tcp_listen, &rt->cfg->sip.tcp_listen))
         log_warn("config.restart_needed", "key", "sip.tcp_listen", "reason",
                  "listener addresses change only when parleyd restarts");
+    if (!runtime_addr_lists_equal(&cfg->sip.trunk_tcp_listen, &rt->cfg->sip.trunk_tcp_listen))
+        log_warn("config.restart_needed", "key", "sip.trunk_tcp_listen", "reason",
+                 "listener addresses change only when parleyd restarts");
     if (!runtime_addr_lists_equal(&cfg->sip.mtls_listen, &rt->cfg->sip.mtls_listen))
         log_warn("config.restart_needed", "key", "sip.mtls_listen", "reason",
                  "listener addresses change only when parleyd restarts");
@@ -217,13 +220,16 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
      * new connections and requests. Established TLS connections keep the
      * context (and certificate) they were made with. */
     struct config_addr_list keep_tls = cfg->sip.tls_listen, keep_tcp = cfg->sip.tcp_listen,
-                            keep_mtls = cfg->sip.mtls_listen;
+                            keep_mtls = cfg->sip.mtls_listen,
+                            keep_trunk = cfg->sip.trunk_tcp_listen;
     cfg->sip.tls_listen = rt->cfg->sip.tls_listen;
     cfg->sip.tcp_listen = rt->cfg->sip.tcp_listen;
     cfg->sip.mtls_listen = rt->cfg->sip.mtls_listen;
+    cfg->sip.trunk_tcp_listen = rt->cfg->sip.trunk_tcp_listen;
     rt->cfg->sip.tls_listen = keep_tls;
     rt->cfg->sip.tcp_listen = keep_tcp;
     rt->cfg->sip.mtls_listen = keep_mtls;
+    rt->cfg->sip.trunk_tcp_listen = keep_trunk;
 
     struct config *old = rt->cfg;
     rt->cfg = cfg;

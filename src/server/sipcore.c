@@ -98,17 +98,20 @@ static void sipcore_binding_removed(void *arg, const struct binding *b, const ch
         worker_pool_set_idle(rt->workers, b->conn, (unsigned)rt->cfg->sip.idle_timeout);
 }
 
-static uint64_t sipcore_connect(void *arg, const struct netaddr *addr, const char *sni,
-                                const char *verify_host)
+/* An outgoing connection (TLS with tls set, else plain TCP), from the
+ * node's own (first TLS) address; its id, or 0. */
+static uint64_t sipcore_open(struct runtime *rt, const struct netaddr *addr, SSL_CTX *tls,
+                             const char *sni, const char *verify_host)
 {
-    struct runtime *rt = arg;
     if (!rt->workers)
         return 0;
     uint64_t id = worker_pool_new_id(rt->workers);
-    if (!runtime_conn_add_outgoing(rt, id, addr))
+    struct core_conn *cc = runtime_conn_add_outgoing(rt, id, addr);
+    if (!cc)
         return 0;
+    cc->tls = tls != NULL;
     struct conn_params params = {
-        .tls = rt->tls,
+        .tls = tls,
         .sni = sni,
         .verify_host = verify_host,
         .proto = &sip_transport_protocol,
@@ -118,7 +121,6 @@ static uint64_t sipcore_connect(void *arg, const struct netaddr *addr, const cha
         .idle_timeout_s = (unsigned)rt->cfg->sip.idle_timeout,
         .read_limit = runtime_read_limit(rt->cfg),
     };
-    /* outgoing connections leave from the node's own (first TLS) address */
     const struct netaddr *local = NULL;
     for (size_t i = 0; i < rt->nlisteners; i++) {
         if (rt->listeners[i].tls) {
@@ -128,6 +130,28 @@ static uint64_t sipcore_connect(void *arg, const struct netaddr *addr, const cha
     }
     worker_pool_connect(rt->workers, id, addr, local, &params);
     return id;
+}
+
+/* A partner's server or a TLS trunk's gateway. */
+static uint64_t sipcore_connect(void *arg, const struct netaddr *addr, const char *sni,
+                                const char *verify_host)
+{
+    struct runtime *rt = arg;
+    return sipcore_open(rt, addr, rt->tls, sni, verify_host);
+}
+
+/* A TCP trunk's gateway: plain SIP. */
+static uint64_t sipcore_connect_tcp(void *arg, const struct netaddr *addr)
+{
+    return sipcore_open(arg, addr, NULL, NULL, NULL);
+}
+
+static bool sipcore_conn_on_trunk_listener(void *arg, uint64_t conn)
+{
+    struct runtime *rt = arg;
+    const struct core_conn *cc = runtime_conn_find(rt, conn);
+    return cc && cc->listener >= 0 && (size_t)cc->listener < rt->nlisteners &&
+           rt->listeners[cc->listener].kind == LISTENER_TRUNK_TCP;
 }
 
 static uint64_t sipcore_partner_conn(void *arg, const char *domain)
@@ -378,6 +402,9 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         .call_ended = sipcore_call_ended,
         .number_owner = mediation_number_owner,
         .user_outbound = mediation_user_outbound,
+        .user_number = mediation_user_number,
+        .connect_tcp = sipcore_connect_tcp,
+        .conn_on_trunk_listener = sipcore_conn_on_trunk_listener,
         .connect = sipcore_connect,
         .relay_credentials = sipcore_relay_credentials,
         .disconnect = sipcore_disconnect,

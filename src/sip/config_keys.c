@@ -28,6 +28,10 @@ const struct config_key sip_config_keys[] = {
      "Addresses for plain SIP over TCP; empty (the default) means no plain TCP. Only sources "
      "inside sip.internal_networks may use it, and it never carries media keys.",
      CONFIG_FIELD(sip.tcp_listen), NULL},
+    {"sip", "trunk_tcp_listen", CONFIG_ADDR_LIST, "", NULL, 0, 0, false, true, NULL,
+     "Addresses where the gateways of TCP trunks connect (plain SIP over TCP; 5068 in "
+     "examples); empty: none. Only TCP trunks' addresses may connect here.",
+     CONFIG_FIELD(sip.trunk_tcp_listen), NULL},
     {"sip", "internal_networks", CONFIG_CIDR_LIST, "127.0.0.0/8, ::1/128", NULL, 0, 0, true, true,
      NULL, "Networks (CIDR, comma-separated) allowed to use the plain TCP listener.",
      CONFIG_FIELD(sip.internal_networks), NULL},

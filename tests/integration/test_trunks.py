@@ -1,0 +1,337 @@
+#!/usr/bin/python3
+"""Trunks to PSTN gateways (issue 16): Parley as a back-to-back user agent
+between its users (TLS, SRTP) and gateways, each gateway a program nobody
+here wrote.
+
+TCP trunk, sipp (Debian's sip-tester, no TLS) as the gateway, scenarios in
+tests/integration/sipp/gw_*.xml (see GATEWAY.md there):
+
+- baresip (srtp-mand over TLS, G.711 from an 8 kHz WAV) dials a number the
+  route sends to the TCP trunk: sipp gets plain RTP/AVP, echoes the media,
+  and baresip hears its own tone come back; the G.711 payloads captured on
+  the gateway leg occur nowhere on the user leg (SRTP there), and the call
+  log says "user leg SRTP ... / gateway leg RTP (trunk gw1: not_supported)".
+- The gateway's early media (183 with SDP, RTP before the 200) reaches the
+  user before the answer.
+- sipp calls a user's number in over the trunk listener: baresip rings,
+  answers, and receives the RFC 4733 DTMF sipp plays.
+- Failover: a first trunk answering 503 hands the call to the second; 486
+  and 603 do not fail over and reach the caller as they are. A gateway
+  that asks for credentials makes no user answer a challenge (403).
+- Refusals: a gateway's INVITE for a number nobody owns gets 404; a user
+  without outbound rights gets 403; a TCP connection from an address that
+  is no trunk's is refused on the trunk listener; `trunk add --transport
+  tcp --srtp-mode required` is refused with the reason.
+
+One server (and its trunks) is shared by the tests of the file; each sipp
+run gets its own ports and directory.
+"""
+from __future__ import annotations
+
+import array
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import wave
+from concurrent.futures import ThreadPoolExecutor
+
+from harness import TIMEOUT_SCALE, Parley, free_port, free_ports
+from linphone import make_tone
+
+try:
+    from capture import Capture, CaptureUnavailable, appears_in, informative_chunks, rtp_payloads
+except ImportError:  # pragma: no cover
+    Capture = None
+
+SIPP = os.environ.get("SIPP") or shutil.which("sipp") or "/usr/bin/sipp"
+SCENARIOS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp")
+DOMAIN = "example.test"
+USERS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
+ALICE_NUMBER = "+14255550101"
+CAROL_NUMBER = "+14255550103"
+
+
+def scaled(t: float) -> float:
+    return t * TIMEOUT_SCALE
+
+
+def tone_tail_ratio(path: str, freq: float, seconds: float) -> float:
+    """Share of the energy of the last `seconds` of a 16-bit WAV at freq
+    (Goertzel per 0.1 s block)."""
+    with wave.open(path, "rb") as w:
+        rate, chans = w.getframerate(), w.getnchannels()
+        frames = w.readframes(w.getnframes())
+    samples = array.array("h", frames)[::chans]
+    samples = samples[-int(rate * seconds):]
+    n = max(1, int(rate * 0.1))
+    coeff = 2 * math.cos(2 * math.pi * freq / rate)
+    tone = total = 0.0
+    for i in range(0, len(samples) - n + 1, n):
+        s1 = s2 = 0.0
+        for x in samples[i:i + n]:
+            s1, s2 = x + coeff * s1 - s2, s1
+        tone += (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2 / n
+        total += sum(x * x for x in samples[i:i + n])
+    return min(1.0, tone / total) if total else 0.0
+
+
+class Sipp:
+    """One sipp run as a gateway: a UAS listening on its own TCP port, or a
+    UAC calling Parley's trunk listener. Its logs stay in its directory."""
+
+    def __init__(self, name: str, scenario: str, args: list[str], *, port: int | None = None,
+                 remote: str | None = None):
+        self.dir = tempfile.mkdtemp(prefix=f"sipp-{name}-", dir=os.environ.get("PARLEY_TEST_TMP"))
+        self.port = port or free_port("tcp")
+        self.media_port = free_ports(4, "udp", consecutive=True)[0]
+        cmd = [SIPP]
+        if remote:
+            cmd.append(remote)
+        cmd += ["-sf", os.path.join(SCENARIOS, scenario), "-t", "t1", "-i", "127.0.0.1",
+                "-p", str(self.port), "-mi", "127.0.0.1", "-mp", str(self.media_port), "-m", "1",
+                "-trace_msg", "-trace_err", "-trace_logs", "-nostdin",
+                "-timeout", str(int(scaled(40))), "-timeout_error"] + args
+        self.cmd = cmd
+        self.proc = subprocess.Popen(cmd, cwd=self.dir, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.STDOUT)
+
+    def wait(self, timeout: float = 30) -> int:
+        try:
+            return self.proc.wait(scaled(timeout))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"sipp did not finish in {timeout}s: {self.logs()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def logs(self) -> str:
+        out = []
+        for f in sorted(os.listdir(self.dir)):
+            if f.endswith((".log",)):
+                with open(os.path.join(self.dir, f), errors="replace") as fh:
+                    out.append(f"--- {f}\n" + fh.read()[-6000:])
+        return "\n".join(out)
+
+    def messages(self) -> str:
+        for f in os.listdir(self.dir):
+            if f.endswith("_messages.log"):
+                with open(os.path.join(self.dir, f), errors="replace") as fh:
+                    return fh.read()
+        return ""
+
+    def wait_listening(self, timeout: float = 5) -> None:
+        deadline = time.monotonic() + scaled(timeout)
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"sipp never listened on {self.port}: {self.logs()}")
+
+
+@unittest.skipUnless(os.path.exists(SIPP), "sipp is not installed")
+class TestTcpTrunk(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.trunk_port = free_port("tcp")
+        cls.gw1_port, cls.gw2_port = free_port("tcp"), free_port("tcp")
+        ports = free_ports(64, "udp", consecutive=True)
+        cls.media_ports = range(ports[0], ports[-1] + 1)
+        cls.p = p = Parley(name="trunks", users=USERS, config={
+            "sip.trunk_tcp_listen": f"127.0.0.1:{cls.trunk_port}",
+            "media.port_range": f"{ports[0]}-{ports[-1]}",
+        })
+        for args in (("user", "set", "alice", "--number", ALICE_NUMBER),
+                     ("user", "set", "alice", "--outbound", "all"),
+                     ("user", "set", "carol", "--number", CAROL_NUMBER),
+                     ("dialplan", "national", r"^\+1\d{10}$"),
+                     ("trunk", "add", "gw1", "--gateway", f"127.0.0.1:{cls.gw1_port}",
+                      "--transport", "tcp", "--srtp-mode", "not_supported"),
+                     ("trunk", "add", "gw2", "--gateway", f"127.0.0.1:{cls.gw2_port}",
+                      "--transport", "tcp", "--srtp-mode", "not_supported"),
+                     ("route", "add", "direct", r"^\+1555\d{7}$", "--trunks", "gw1"),
+                     ("route", "add", "failover", r"^\+1666\d{7}$", "--trunks", "gw1,gw2")):
+            res = p.ctl(*args)
+            assert res.returncode == 0, res.stderr
+        p.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.p.__exit__(None, None, None)
+
+    def gateway(self, scenario: str, args: list[str], port: int) -> Sipp:
+        gw = Sipp(self.id().rsplit(".", 1)[1], scenario, args, port=port)
+        self.addCleanup(gw.stop)
+        gw.wait_listening()
+        return gw
+
+    def client_call(self, uri: str):
+        with self.p.client("alice") as a:
+            resp, dlg = a.invite(uri, timeout=scaled(20))
+            if dlg:
+                time.sleep(0.5)  # sipp takes the BYE once past its ACK
+                a.bye(dlg)
+            return resp
+
+    # -- outbound ----------------------------------------------------------
+
+    @unittest.skipIf(shutil.which("baresip") is None, "baresip is not installed")
+    def test_baresip_calls_out_and_hears_its_tone_echoed(self):
+        # 2 s of early media (183 with SDP, then RTP) before the 200
+        gw = self.gateway("gw_uas_answer.xml", ["-rtp_echo", "-set", "early_ms", "2000"],
+                          self.gw1_port)
+        tone = make_tone(os.path.join(gw.dir, "tone-8k.wav"), 1000.0, seconds=30, rate=8000)
+        a = self.p.baresip("alice", mediaenc="srtp-mand",
+                           config={"audio_source": f"aufile,{tone}"})
+        a.wait_registered(timeout=15)
+        before = len(self.p.find_log("b2bua.answered"))
+        ev = len(a.events)
+        a.dial("+15550001111")
+        # ringing, and the gateway's early media reaches alice through the
+        # engine before anyone answered
+        a.wait_event("CALL_PROGRESS", timeout=20, since=ev)
+        deadline = time.monotonic() + scaled(5)
+        early = 0
+        while time.monotonic() < deadline and not early:
+            streams = self.p.ctl("media", "status", json=True).stdout["streams"]
+            if streams and not any(e.get("type") == "CALL_ESTABLISHED" for e in a.events[ev:]):
+                early = streams[0]["legs"][0]["out"]["packets"]
+            time.sleep(0.1)
+        self.assertGreater(early, 0, "no early media reached alice before the answer")
+        a.wait_event("CALL_ESTABLISHED", timeout=20, since=ev)
+        self.p.wait_log("b2bua.answered", timeout=10)
+        self.assertGreater(len(self.p.find_log("b2bua.answered")), before)
+        streams = self.p.ctl("media", "status", json=True).stdout["streams"]
+        [leg0, leg1] = streams[0]["legs"]
+        user_port = int(leg0["local"].rsplit(":", 1)[1])
+        gw_port = int(leg1["local"].rsplit(":", 1)[1])
+        cap = None
+        try:
+            cap = Capture([user_port, gw_port]).start() if Capture else None
+        except CaptureUnavailable as e:  # pragma: no cover
+            print(f"no packet capture: {e}")
+        # the early media pcap plays for 7 s: what follows it is the echo
+        time.sleep(scaled(10))
+        ev = len(a.events)
+        a.hangup()
+        a.wait_event("CALL_CLOSED", timeout=10, since=ev)
+        if cap is not None:
+            cap.stop()
+        self.p.wait_log("call.ended", callee="+15550001111", timeout=10)
+        self.assertEqual(gw.wait(20), 0, gw.logs())
+        a.stop()
+        # the gateway leg is plain RTP/AVP, the user leg SRTP
+        invite = gw.messages()
+        self.assertRegex(invite, r"m=audio \d+ RTP/AVP ")
+        self.assertNotIn("a=crypto", invite)
+        self.assertNotIn("alice", invite.split("SIP/2.0 100")[0])
+        self.assertEqual(leg0["protection"], "SRTP", streams)
+        self.assertEqual(leg1["protection"], "RTP", streams)
+        log = self.p.ctl("calls").stdout
+        self.assertIn("user leg SRTP AES_CM_128_HMAC_SHA1_80 / gateway leg RTP "
+                      "(trunk gw1: not_supported)", log)
+        heard = a.heard()
+        self.assertIsNotNone(heard, "alice recorded nothing")
+        ratio = tone_tail_ratio(heard, 1000.0, 2.0)
+        print(f"\nalice heard her 1000 Hz tone echoed: {ratio:.2f}")
+        self.assertGreater(ratio, 0.5, "the echo of alice's own tone did not come back")
+        if cap is not None:
+            self.assertEqual(cap.drops, 0)
+            gw_audio = rtp_payloads(cap.payloads(port=gw_port))
+            user_leg = cap.payloads(port=user_port)
+            self.assertTrue(informative_chunks(gw_audio), "no G.711 audio on the gateway leg")
+            self.assertTrue(user_leg, "nothing captured on the user leg")
+            self.assertFalse(appears_in(gw_audio, user_leg),
+                             "plain audio of the gateway leg appears on the user leg")
+
+    # -- failover and failures ---------------------------------------------
+
+    def test_failover_on_503_to_the_second_trunk(self):
+        first = self.gateway("gw_uas_status.xml", ["-set", "status", "503"], self.gw1_port)
+        second = self.gateway("gw_uas_answer.xml", [], self.gw2_port)
+        resp = self.client_call("sip:+16660001111@example.test;user=phone")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(first.wait(10), 0, first.logs())
+        self.assertEqual(second.wait(10), 0, second.logs())
+        self.p.wait_log("b2bua.next_trunk", trunk="gw1", status="503")
+
+    def test_no_failover_on_486_and_603(self):
+        for status in (486, 603):
+            with self.subTest(status=status):
+                first = self.gateway("gw_uas_status.xml", ["-set", "status", str(status)],
+                                     self.gw1_port)
+                resp = self.client_call("sip:+16660002222@example.test;user=phone")
+                self.assertEqual(resp.status, status, resp)
+                self.assertEqual(first.wait(10), 0, first.logs())
+                # gw2 was never tried: nothing listens there, and the call
+                # log names the gateway's answer
+                self.p.wait_log("call.ended", reason=re.compile(f"{status} .*"))
+
+    def test_user_without_outbound_rights_gets_403(self):
+        with self.p.client("bob") as b:
+            resp, _ = b.invite("sip:+15550003333@example.test;user=phone", timeout=scaled(10))
+        self.assertEqual(resp.status, 403, resp)
+        self.assertIn("outbound calls none", resp.reason)
+
+    # -- inbound -----------------------------------------------------------
+
+    @unittest.skipIf(shutil.which("baresip") is None, "baresip is not installed")
+    def test_gateway_calls_a_users_number_with_dtmf(self):
+        # G.711 needs a source at 8 kHz (ausine makes 48 kHz only)
+        tone = make_tone(os.path.join(self.p.dir, "carol-tone-8k.wav"), 440.0, seconds=30,
+                         rate=8000)
+        c = self.p.baresip("carol", mediaenc="srtp-mand", answermode="auto",
+                           config={"audio_source": f"aufile,{tone}"})
+        c.wait_registered(timeout=15)
+        mark, ev = c.mark(), len(c.events)
+        gw = Sipp("uac", "gw_uac_call.xml", ["-s", CAROL_NUMBER, "-d", "1000"],
+                  remote=f"127.0.0.1:{self.trunk_port}")
+        self.addCleanup(gw.stop)
+        c.wait_event("CALL_ESTABLISHED", timeout=20, since=ev)
+        # the digit sipp played (RFC 4733, through the engine: plain in on
+        # the gateway leg, SRTP out on carol's)
+        dtmf = c.wait_event("CALL_DTMF_START", timeout=10, since=ev)
+        self.assertEqual(dtmf.get("param"), "1", dtmf)
+        self.assertEqual(gw.wait(30), 0, gw.logs())
+        # carol saw the caller's number, not a user of the domain
+        self.assertRegex(c.output[mark:], r"From: .*\+14255550100")
+        c.stop()
+
+    def test_gateway_call_for_a_number_nobody_owns_is_404(self):
+        gw = Sipp("uac404", "gw_uac_call.xml", ["-s", "+14255559999", "-set", "expect", "404"],
+                  remote=f"127.0.0.1:{self.trunk_port}")
+        self.addCleanup(gw.stop)
+        self.assertEqual(gw.wait(20), 0, gw.logs())
+
+    def test_trunk_listener_refuses_other_addresses(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.2", 0))
+            s.settimeout(scaled(5))
+            s.connect(("127.0.0.1", self.trunk_port))
+            # closed before a byte is read
+            self.assertEqual(s.recv(10), b"")
+        self.p.wait_log("conn.refused", reason="source is no TCP trunk's address")
+
+    def test_tcp_trunk_with_srtp_is_refused(self):
+        res = self.p.ctl("trunk", "add", "gwbad", "--gateway", "127.0.0.1:5999", "--transport",
+                         "tcp", "--srtp-mode", "required")
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn("unencrypted hop", res.stderr + res.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
