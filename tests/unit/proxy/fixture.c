@@ -194,14 +194,87 @@ static uint64_t fx_env_connect(void *arg, const struct netaddr *addr, const char
     return id;
 }
 
+/* A TCP trunk's gateway: reserved like a partner's server, plain. */
+static uint64_t fx_env_connect_tcp(void *arg, const struct netaddr *addr)
+{
+    struct fx *f = arg;
+    uint64_t id = fx_env_connect(arg, addr, NULL, NULL);
+    if (id)
+        f->conns[id].tls = false;
+    return id;
+}
+
+static bool fx_env_conn_on_trunk_listener(void *arg, uint64_t conn)
+{
+    struct fx *f = arg;
+    return conn > 0 && conn <= FX_MAX_CONNS && f->open[conn] && f->trunk_listener[conn];
+}
+
+static void fx_env_disconnect(void *arg, uint64_t conn, const char *reason)
+{
+    (void)reason;
+    struct fx *f = arg;
+    f->disconnects++;
+    if (conn > 0 && conn <= FX_MAX_CONNS)
+        f->open[conn] = false;
+}
+
+static const struct {
+    const char *user, *number;
+} fx_numbers[] = {
+    {"alice", FX_NUMBER_ALICE},
+    {"bob", FX_NUMBER_BOB},
+};
+
+static int fx_env_number_owner(void *arg, const char *number, char *user, size_t cap)
+{
+    (void)arg;
+    for (size_t i = 0; i < sizeof(fx_numbers) / sizeof(fx_numbers[0]); i++)
+        if (strcmp(fx_numbers[i].number, number) == 0)
+            return snprintf(user, cap, "%s", fx_numbers[i].user) < (int)cap ? 0 : -ENOSPC;
+    return -ENOENT;
+}
+
+static int fx_env_user_number(void *arg, const char *user, char *out, size_t cap)
+{
+    (void)arg;
+    if (cap)
+        out[0] = '\0';
+    for (size_t i = 0; i < sizeof(fx_numbers) / sizeof(fx_numbers[0]); i++)
+        if (strcmp(fx_numbers[i].user, user) == 0)
+            return snprintf(out, cap, "%s", fx_numbers[i].number) < (int)cap ? 0 : -ENOSPC;
+    return fx_password(user) ? 0 : -ENOENT;
+}
+
+static int fx_env_user_outbound(void *arg, const char *user, enum dialplan_outbound *out)
+{
+    struct fx *f = arg;
+    if (!fx_password(user))
+        return -ENOENT;
+    *out = f->outbound;
+    return 0;
+}
+
 /* --- life ----------------------------------------------------------------- */
+
+static int fx_init_env(struct fx *f, struct anchor *anchor, bool mediation);
 
 int fx_init(struct fx *f)
 {
-    return fx_init_anchored(f, NULL);
+    return fx_init_env(f, NULL, false);
 }
 
 int fx_init_anchored(struct fx *f, struct anchor *anchor)
+{
+    return fx_init_env(f, anchor, false);
+}
+
+int fx_init_mediation(struct fx *f, struct anchor *anchor)
+{
+    return fx_init_env(f, anchor, true);
+}
+
+static int fx_init_env(struct fx *f, struct anchor *anchor, bool mediation)
 {
     static const char *const suites[] = {FX_SUITE_80, FX_SUITE_32};
 
@@ -243,6 +316,15 @@ int fx_init_anchored(struct fx *f, struct anchor *anchor)
         .nlisteners = 1,
         .anchor = anchor,
     };
+    if (mediation) {
+        f->outbound = DIALPLAN_OUTBOUND_ALL;
+        env.number_owner = fx_env_number_owner;
+        env.user_number = fx_env_user_number;
+        env.user_outbound = fx_env_user_outbound;
+        env.connect_tcp = fx_env_connect_tcp;
+        env.conn_on_trunk_listener = fx_env_conn_on_trunk_listener;
+        env.disconnect = fx_env_disconnect;
+    }
     struct proxy_config pc = {
         .domain = FX_DOMAIN,
         .max_im_body = 1300,
@@ -321,8 +403,38 @@ void fx_open_reserved(struct fx *f, uint64_t conn)
     if (conn == 0 || conn > f->nconns || f->open[conn])
         return;
     f->open[conn] = true;
-    snprintf(f->conns[conn].tls_version, sizeof(f->conns[conn].tls_version), "TLSv1.3");
+    if (f->conns[conn].tls)
+        snprintf(f->conns[conn].tls_version, sizeof(f->conns[conn].tls_version), "TLSv1.3");
     proxy_conn_opened(f->proxy, conn, &f->conns[conn]);
+}
+
+void fx_fail_reserved(struct fx *f, uint64_t conn)
+{
+    if (conn == 0 || conn > f->nconns || f->open[conn])
+        return;
+    proxy_conn_closed(f->proxy, conn, "connection refused (the test)");
+}
+
+uint64_t fx_open_from(struct fx *f, const char *peer, bool tls, bool trunk_listener)
+{
+    if (f->nconns == FX_MAX_CONNS)
+        return 0;
+    uint64_t id = f->nconns + 1;
+    struct conn_info *ci = &f->conns[id];
+    memset(ci, 0, sizeof(*ci));
+    if (netaddr_parse(peer, &ci->peer) != 0)
+        return 0;
+    f->nconns = id;
+    ci->id = id;
+    ci->tls = tls;
+    ci->listener = trunk_listener ? 1 : 0;
+    ci->local = f->listener;
+    if (tls)
+        snprintf(ci->tls_version, sizeof(ci->tls_version), "TLSv1.3");
+    f->trunk_listener[id] = trunk_listener;
+    f->open[id] = true;
+    proxy_conn_opened(f->proxy, id, ci);
+    return id;
 }
 
 void fx_close(struct fx *f, uint64_t conn)

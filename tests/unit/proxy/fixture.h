@@ -89,6 +89,11 @@ struct anchor;
     "a=rtpmap:101 telephone-event/8000\r\n"                                                        \
     "a=sendrecv\r\n"
 
+/* The line numbers of the mediation fixture (fx_init_mediation): alice
+ * and bob own one each, carol none. */
+#define FX_NUMBER_ALICE "+14255550101"
+#define FX_NUMBER_BOB   "+14255550102"
+
 /* A message the proxy sent. */
 struct fx_sent {
     uint64_t conn;
@@ -120,7 +125,11 @@ struct fx {
     struct fx_sent sent[FX_MAX_SENT];
     size_t nsent;
     size_t dropped;  /* sends the capture could not keep (full, or a failed strbuf) */
-    size_t connects; /* connections the proxy asked for (env.connect) */
+    size_t connects; /* connections the proxy asked for (env.connect, env.connect_tcp) */
+    /* the mediation fixture (fx_init_mediation) */
+    bool trunk_listener[FX_MAX_CONNS + 1]; /* accepted on sip.trunk_tcp_listen */
+    enum dialplan_outbound outbound;       /* every user's right to call out */
+    size_t disconnects;                    /* connections the proxy closed (env.disconnect) */
     struct fx_record records[FX_MAX_RECORDS];
     size_t nrecords;
     unsigned seq;         /* makes branches unique */
@@ -133,6 +142,16 @@ int fx_init(struct fx *f);
 /* The same with media.anchor = always through the engine `anchor` (the
  * caller's: started before and stopped after the fixture). */
 int fx_init_anchored(struct fx *f, struct anchor *anchor);
+/* The anchored fixture with what mediation needs from the environment:
+ * line numbers (FX_NUMBER_ALICE, FX_NUMBER_BOB: env.number_owner and
+ * env.user_number), outbound rights (f->outbound, "all" at first),
+ * TCP connections to gateways (env.connect_tcp reserves the next id like
+ * env.connect: the test opens it with fx_open_reserved or fails it with
+ * fx_fail_reserved), which connections came in on the trunk listener
+ * (f->trunk_listener) and env.disconnect (counted; the connection is
+ * then gone for env.conn_info, the proxy not told). The dial plan and the
+ * trunks are the test's: proxy_set_dialplan, proxy_set_trunks. */
+int fx_init_mediation(struct fx *f, struct anchor *anchor);
 /* Runs what is due (the transaction reaper), then frees everything. */
 void fx_cleanup(struct fx *f);
 
@@ -150,6 +169,12 @@ uint64_t fx_open(struct fx *f);
  * env.conn_info answers NULL for it until the test opens it with
  * fx_open_reserved. */
 void fx_open_reserved(struct fx *f, uint64_t conn);
+/* A connection the proxy asked for fails before it opened (refused,
+ * unreachable): the proxy is told it closed. */
+void fx_fail_reserved(struct fx *f, uint64_t conn);
+/* A new accepted connection from peer ("IP:PORT"), TLS or plain TCP, on
+ * the trunk listener or not; 0 when the table is full. */
+uint64_t fx_open_from(struct fx *f, const char *peer, bool tls, bool trunk_listener);
 /* The connection closes: env.conn_info answers NULL for it from now on,
  * and the proxy is told. */
 void fx_close(struct fx *f, uint64_t conn);
