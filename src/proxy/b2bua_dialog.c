@@ -1,0 +1,435 @@
+/*
+ * proxy/b2bua_dialog — inside a back-to-back call: BYE either way,
+ * re-INVITE and UPDATE with an offer passed from one side to the other as
+ * Parley's own (491 when one crosses Parley's), refreshes without an offer
+ * answered by Parley, and the session timer toward a gateway (RFC 4028:
+ * Parley refreshes at half the interval, or ends the call when the gateway
+ * that should refresh did not). See b2bua_priv.h.
+ */
+#include "proxy/b2bua_priv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "core/log.h"
+#include "proxy/anchor.h"
+#include "proxy/media.h"
+#include "proxy/reject.h"
+#include "proxy/trunk.h"
+#include "registrar/registrar.h"
+#include "sip/build.h"
+
+/* --- session timer toward the gateway (outbound calls) --------------------- */
+
+static void b2b_refresh(struct proxy_b2b *b);
+
+static void b2b_on_timer(struct timer *t, void *arg)
+{
+    (void)t;
+    struct proxy_b2b *b = arg;
+    if (b->state != B2B_CONFIRMED)
+        return;
+    if (b->stimer.we_refresh) {
+        b2b_refresh(b); /* or later, while a re-offer is pending */
+        return;
+    }
+    log_info("b2bua.session_expired", "call_id", b->call ? b->call->call_id : "", "trunk",
+             b->trunk);
+    proxy_b2bua_leg_end(b, "session timer expired", true, true, 408, "session timer expired");
+}
+
+static void b2b_arm_timer(struct proxy_b2b *b)
+{
+    if (!b->stimer.active)
+        return;
+    uint32_t s = sip_session_timer_due(&b->stimer);
+    timer_start(b->p->timers, &b->timer, (uint64_t)s * 1000, b2b_on_timer, b);
+}
+
+/* A 2xx from the gateway to an INVITE or UPDATE of Parley's (or one it
+ * passed): the session timer it sets. */
+void proxy_b2bua_dialog_timer_from_2xx(struct proxy_b2b *b, const struct sip_msg *resp)
+{
+    if (!b->outbound)
+        return;
+    struct sip_session_timer t;
+    if (sip_session_timer_on_2xx(resp, b->se_min, &t) != 0) {
+        /* a Session-Expires Parley cannot take: no timer rather than a
+         * wrong one (logged) */
+        log_warn("b2bua.session_timer_refused", "trunk", b->trunk, "reason",
+                 "the gateway's Session-Expires is below Min-SE or unreadable");
+        memset(&b->stimer, 0, sizeof(b->stimer));
+        return;
+    }
+    b->stimer = t;
+    if (t.active)
+        b->se_interval = t.interval;
+    b2b_arm_timer(b);
+}
+
+/* --- inside the call: BYE, re-offers, refreshes ---------------------------- */
+
+static void b2b_reoffer_response(struct sip_txn_user *u, struct sip_client_txn *t,
+                                 const struct sip_msg *resp, int status, bool retransmission);
+static void b2b_reoffer_terminated(struct sip_txn_user *u, struct sip_client_txn *t);
+
+/* Was req sent by the party of that side? Its own connection, another of
+ * its trunk's (a gateway), or one the user registered over. */
+static bool b2b_sender_ok(struct proxy_b2b *b, int side, uint64_t conn)
+{
+    struct proxy *p = b->p;
+    if (conn == b->conn[side])
+        return true;
+    if (side == proxy_b2bua_leg_trunk_side(b)) {
+        struct proxy_trunk *t = proxy_trunk_of_conn(p, conn);
+        return t && strcmp(proxy_trunk_name(t), b->trunk) == 0;
+    }
+    return registrar_find_flow(p->registrar, b->user, conn) != NULL;
+}
+
+/* Is the exchange still waiting for a final response on either side? (Its
+ * transactions outlive their 2xx by 64*T1, RFC 6026: that is no glare.) */
+static bool b2b_reoffer_pending(const struct b2b_reoffer *r)
+{
+    return r && ((r->txn && sip_client_txn_last_status(r->txn) < 200) ||
+                 (r->in.st && !sip_server_txn_answered(r->in.st)));
+}
+
+/* A re-offer slot for a new exchange: NULL when one is still at work
+ * (the new one gets 491, RFC 3261 §14.2). */
+static struct b2b_reoffer *b2b_reoffer_slot(struct proxy_b2b *b)
+{
+    struct b2b_reoffer *r = b->reoffer;
+    if (b2b_reoffer_pending(r))
+        return NULL;
+    if (r) {
+        /* the last one is answered; its transactions' end concerns no one */
+        if (r->txn)
+            sip_client_txn_set_context(r->txn, NULL);
+        if (r->in.st)
+            sip_server_txn_set_context(r->in.st, NULL);
+        free(r);
+        b->reoffer = NULL;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->user.response = b2b_reoffer_response;
+    r->user.terminated = b2b_reoffer_terminated;
+    r->b = b;
+    r->in.kind = PROXY_TXN_B2B;
+    r->in.b = b;
+    b->reoffer = r;
+    return r;
+}
+
+/* Session-timer header lines toward a gateway (outbound calls only). */
+static void b2b_timer_headers(struct proxy_b2b *b, int to, struct strbuf *h)
+{
+    if (!b->outbound || to != 1)
+        return;
+    strbuf_printf(h, "Session-Expires: %u;refresher=uac\r\nMin-SE: %u\r\nSupported: timer\r\n",
+                  b->se_interval, b->se_min);
+}
+
+static void b2b_refresh(struct proxy_b2b *b)
+{
+    struct proxy *p = b->p;
+    uint64_t conn = proxy_b2bua_leg_conn(b, 1);
+    struct b2b_reoffer *r = conn ? b2b_reoffer_slot(b) : NULL;
+    if (!r) {
+        b2b_arm_timer(b); /* later */
+        return;
+    }
+    r->from = -1;
+    r->to = 1;
+    r->invite = true;
+    struct strbuf h = STRBUF_INIT;
+    char contact[400];
+    proxy_b2bua_leg_contact(p, conn, contact, sizeof(contact));
+    strbuf_puts(&h, contact);
+    strbuf_puts(&h, B2B_ALLOW);
+    b2b_timer_headers(b, 1, &h);
+    struct sip_msg *m = h.err
+                            ? NULL
+                            : proxy_b2bua_leg_build(b, 1, conn, "INVITE", 0, strbuf_cstr(&h),
+                                                    strview_make(b->sdp_to[1].p, b->sdp_to[1].len));
+    strbuf_free(&h);
+    r->txn = m ? sip_txn_client_send(p->txn, conn, m, r) : NULL;
+    if (!r->txn)
+        proxy_b2bua_leg_end(b, "session refresh could not be sent", true, true, 500, NULL);
+}
+
+/* A re-INVITE or UPDATE without an offer: a session refresh, answered by
+ * Parley itself (a re-INVITE's 200 carries the SDP Parley last sent that
+ * side, unchanged, so the ACK's answer changes nothing). */
+static void b2b_answer_refresh(struct proxy_b2b *b, int from, struct sip_server_txn *st,
+                               const struct sip_msg *req)
+{
+    struct proxy *p = b->p;
+    char extra[600];
+    size_t n = 0;
+    proxy_b2bua_leg_contact(p, sip_server_txn_conn(st), extra, sizeof(extra));
+    n = strlen(extra);
+    const struct sip_hdr *se = sip_msg_hdr_first(req, SIP_HDR_SESSION_EXPIRES);
+    char sev[64];
+    if (se && strview_copy(se->value, sev, sizeof(sev)) == 0) {
+        unsigned long v = strtoul(sev, NULL, 10);
+        if (v >= SIP_SESSION_TIMER_MIN && v <= SIP_SESSION_TIMER_MAX)
+            snprintf(extra + n, sizeof(extra) - n,
+                     "Session-Expires: %lu;refresher=uac\r\nRequire: timer\r\n", v);
+    }
+    bool invite = req->method == SIP_METHOD_INVITE;
+    struct strview sdp =
+        invite ? strview_make(b->sdp_to[from].p, b->sdp_to[from].len) : STRVIEW_EMPTY;
+    struct strbuf out = STRBUF_INIT;
+    if (sip_build_response(req, 200, NULL, NULL, extra, sdp.n ? "application/sdp" : NULL, sdp,
+                           &out) == 0)
+        sip_server_txn_send(st, 200, &out);
+    else
+        sip_server_txn_reply(st, 500, NULL, NULL);
+    if (out.p)
+        OPENSSL_cleanse(out.p, out.cap);
+    strbuf_free(&out);
+    if (from == proxy_b2bua_leg_trunk_side(b) && b->outbound && b->stimer.active &&
+        !b->stimer.we_refresh)
+        b2b_arm_timer(b); /* the gateway refreshed */
+}
+
+static void b2b_reoffer_start(struct proxy_b2b *b, int from, struct sip_server_txn *st,
+                              struct sip_msg *req)
+{
+    struct proxy *p = b->p;
+    char warning[MEDIA_WARNING_MAX], extra[MEDIA_WARNING_MAX + 64];
+    if (b->state != B2B_CONFIRMED) {
+        sip_server_txn_reply(st, 403, "Forbidden (no re-offer before the call is answered)", NULL);
+        return;
+    }
+    if (b2b_reoffer_pending(b->reoffer)) {
+        sip_server_txn_reply(st, 491, NULL, NULL);
+        return;
+    }
+    struct strview sdp = proxy_b2bua_leg_sdp_of(req);
+    if (!sdp.n) {
+        b2b_answer_refresh(b, from, st, req);
+        return;
+    }
+    uint64_t in_conn = sip_server_txn_conn(st);
+    if (from == b->user_side) {
+        struct strbuf sent = STRBUF_INIT;
+        enum proxy_media_result mr =
+            proxy_media_offer(p, req, in_conn, 0, true, &sent, warning, sizeof(warning));
+        strbuf_free(&sent);
+        if (mr != PROXY_MEDIA_OK) {
+            proxy_media_warning_header(p, warning, extra, sizeof(extra));
+            sip_server_txn_reply(st, 488, NULL, extra);
+            return;
+        }
+        sdp = proxy_b2bua_leg_sdp_of(req);
+    }
+    int to = 1 - from;
+    uint64_t out_conn = proxy_b2bua_leg_conn(b, to);
+    struct b2b_reoffer *r = out_conn ? b2b_reoffer_slot(b) : NULL;
+    if (!r) {
+        sip_server_txn_reply(st, 500, "Server Internal Error (the other party cannot be reached)",
+                             "Retry-After: 5\r\n");
+        return;
+    }
+    r->from = from;
+    r->to = to;
+    r->invite = req->method == SIP_METHOD_INVITE;
+    struct strbuf h = STRBUF_INIT;
+    char contact[400];
+    proxy_b2bua_leg_contact(p, out_conn, contact, sizeof(contact));
+    strbuf_puts(&h, contact);
+    strbuf_puts(&h, B2B_ALLOW);
+    b2b_timer_headers(b, to, &h);
+    struct sip_msg *m =
+        h.err ? NULL
+              : proxy_b2bua_leg_build(b, to, out_conn, r->invite ? "INVITE" : "UPDATE", 0,
+                                      strbuf_cstr(&h), sdp);
+    strbuf_free(&h);
+    int status =
+        m ? proxy_anchor_offer(p, &b->anchor, from == 0, m, in_conn, out_conn,
+                               b->call ? b->call->call_id : "", b->user, warning, sizeof(warning))
+          : 500;
+    if (status) {
+        sip_msg_free(m);
+        free(r);
+        b->reoffer = NULL;
+        if (!m)
+            snprintf(warning, sizeof(warning), "the request could not be built");
+        proxy_media_warning_header(p, warning, extra, sizeof(extra));
+        sip_server_txn_reply(st, status, NULL, extra);
+        return;
+    }
+    proxy_b2bua_leg_keep_sdp(b, to, m);
+    r->in.st = st;
+    sip_server_txn_set_context(st, &r->in);
+    r->txn = sip_txn_client_send(p->txn, out_conn, m, r);
+    if (!r->txn) {
+        sip_server_txn_set_context(st, NULL);
+        r->in.st = NULL;
+        sip_server_txn_reply(st, 500, NULL, NULL);
+    }
+}
+
+static void b2b_reoffer_response(struct sip_txn_user *u, struct sip_client_txn *t,
+                                 const struct sip_msg *resp_c, int status, bool retransmission)
+{
+    struct b2b_reoffer *r = (struct b2b_reoffer *)u;
+    struct proxy_b2b *b = r->b;
+    struct proxy *p = b->p;
+    const struct sip_msg *req = sip_client_txn_request(t);
+    struct sip_msg *resp = (struct sip_msg *)resp_c;
+    uint64_t to_conn = sip_client_txn_conn(t);
+    if (status < 200)
+        return;
+    if (resp && status < 300) {
+        if (r->invite) {
+            struct sip_msg *ack =
+                proxy_b2bua_leg_build(b, r->to, to_conn, "ACK", req->cseq_num, NULL, STRVIEW_EMPTY);
+            struct strbuf out = STRBUF_INIT;
+            if (ack && sip_msg_print(ack, &out) == 0)
+                p->env.send(p->env.arg, to_conn, &out);
+            strbuf_free(&out);
+            sip_msg_free(ack);
+        }
+        if (retransmission || b->state != B2B_CONFIRMED)
+            return;
+        if (r->to == 1)
+            proxy_b2bua_dialog_timer_from_2xx(b, resp);
+        if (r->from < 0)
+            return; /* Parley's refresh: the SDP is unchanged */
+        char warning[MEDIA_WARNING_MAX], extra[1200];
+        struct strview sdp = proxy_b2bua_leg_sdp_of(resp);
+        int rc = sdp.n ? proxy_anchor_answer(p, b->anchor, r->to == 0, resp, to_conn, warning,
+                                             sizeof(warning))
+                       : 488;
+        if (!sdp.n)
+            snprintf(warning, sizeof(warning), "an answer without SDP to an offer");
+        if (rc) {
+            proxy_media_warning_header(p, warning, extra, sizeof(extra));
+            if (r->in.st)
+                sip_server_txn_reply(r->in.st, 488, NULL, extra);
+            proxy_b2bua_leg_end(b, "488 media refused in a re-offer", true, true, 488, warning);
+            return;
+        }
+        proxy_b2bua_leg_keep_sdp(b, r->from, resp);
+        if (r->in.st) {
+            const struct sip_msg *in = sip_server_txn_request(r->in.st);
+            proxy_b2bua_leg_contact(p, b->conn[r->from], extra, sizeof(extra));
+            if (r->from == 1 && b->outbound) {
+                /* the gateway's re-offer: it refreshed the session */
+                size_t n = strlen(extra);
+                if (sip_msg_hdr_first(in, SIP_HDR_SESSION_EXPIRES) && b->stimer.active)
+                    snprintf(extra + n, sizeof(extra) - n,
+                             "Session-Expires: %u;refresher=uac\r\nRequire: timer\r\n",
+                             b->stimer.interval);
+                if (!b->stimer.we_refresh)
+                    b2b_arm_timer(b);
+            }
+            struct strbuf out = STRBUF_INIT;
+            struct strview body = strview_make(b->sdp_to[r->from].p, b->sdp_to[r->from].len);
+            if (sip_build_response(in, 200, NULL, NULL, extra, "application/sdp", body, &out) == 0)
+                sip_server_txn_send(r->in.st, 200, &out);
+            if (out.p)
+                OPENSSL_cleanse(out.p, out.cap);
+            strbuf_free(&out);
+        }
+        return;
+    }
+    if (retransmission)
+        return;
+    if (r->from < 0) {
+        if (status == 422 && resp &&
+            sip_session_timer_on_422(resp, &b->se_interval, &b->se_min) == 0) {
+            b->stimer.interval = b->se_interval;
+            b2b_arm_timer(b);
+            return;
+        }
+        if (status == 408 || status == 481) {
+            proxy_b2bua_leg_end(b, "session refresh failed", true, true, status, NULL);
+            return;
+        }
+        b->stimer.we_refresh = false; /* the session ends at its expiry now */
+        b2b_arm_timer(b);
+        return;
+    }
+    if (r->in.st) {
+        char reason[160] = "";
+        if (resp)
+            strview_copy(resp->reason, reason, sizeof(reason));
+        const char *mapped_reason = reason[0] ? reason : NULL;
+        int mapped = proxy_b2bua_leg_map_failure(status, &mapped_reason);
+        sip_server_txn_reply(r->in.st, mapped, mapped_reason, NULL);
+    }
+    if (status == 481 || status == 408)
+        proxy_b2bua_leg_end(
+            b, status == 481 ? "481 the other side's dialog is gone" : "408 re-offer timed out",
+            true, true, status, NULL);
+}
+
+static void b2b_reoffer_terminated(struct sip_txn_user *u, struct sip_client_txn *t)
+{
+    (void)t;
+    struct b2b_reoffer *r = (struct b2b_reoffer *)u;
+    r->txn = NULL;
+    proxy_b2bua_leg_maybe_reap(r->b);
+}
+
+void proxy_b2bua_dialog_request(struct proxy_b2b *b, int side, struct sip_server_txn *st,
+                                struct sip_msg *req)
+{
+    struct proxy *p = b->p;
+    uint64_t conn = sip_server_txn_conn(st);
+    if (!b2b_sender_ok(b, side, conn)) {
+        proxy_reject(p, st, 403, "Forbidden (not from a party of this call)",
+                     "in-dialog request from elsewhere");
+        return;
+    }
+    if (b->state == B2B_ENDED) {
+        sip_server_txn_reply(st, 481, NULL, NULL);
+        return;
+    }
+    if ((req->method == SIP_METHOD_INVITE || req->method == SIP_METHOD_UPDATE) &&
+        b2b_reoffer_pending(b->reoffer)) {
+        /* glare: refused before it refreshes the target (RFC 6141 §3.4) */
+        sip_dialog_note_remote_cseq(&b->side[side], req->cseq_num);
+        sip_server_txn_reply(st, 491, NULL, NULL);
+        return;
+    }
+    if (sip_dialog_update(&b->side[side], req) != 0) {
+        sip_server_txn_reply(st, 500, "Server Internal Error (CSeq out of order)",
+                             "Retry-After: 1\r\n");
+        return;
+    }
+    switch (req->method) {
+    case SIP_METHOD_BYE: {
+        sip_server_txn_reply(st, 200, NULL, NULL);
+        bool from_user = side == b->user_side;
+        const char *why = side == 0 ? (from_user ? "BYE from caller" : "BYE from gateway (caller)")
+                                    : (from_user ? "BYE from callee" : "BYE from gateway");
+        proxy_b2bua_leg_end(b, why, side == 1, side == 0, 0, NULL);
+        return;
+    }
+    case SIP_METHOD_INVITE:
+    case SIP_METHOD_UPDATE:
+        b2b_reoffer_start(b, side, st, req);
+        return;
+    case SIP_METHOD_OPTIONS:
+        sip_server_txn_reply(st, 200, NULL, B2B_ALLOW);
+        return;
+    case SIP_METHOD_PRACK:
+        /* Parley sends no reliable provisionals */
+        sip_server_txn_reply(st, 481, NULL, NULL);
+        return;
+    default:
+        sip_server_txn_reply(st, 405, NULL, B2B_ALLOW);
+        return;
+    }
+}
