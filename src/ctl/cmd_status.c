@@ -126,6 +126,12 @@ static void status_render(json_t *doc, const char *why_offline, struct strbuf *t
         }
     }
 
+    json_t *trunks = json_object_get(doc, "trunks");
+    if (json_array_size(trunks)) {
+        strbuf_puts(t, "\ntrunks\n");
+        cmd_trunk_render(t, trunks);
+    }
+
     strbuf_puts(t, "\nprotection\n");
     json_array_foreach(json_object_get(doc, "protection"), i, l)
     {

@@ -1,5 +1,5 @@
 /*
- * parleyctl trunk add|remove|list: PSTN gateways and SIP trunks in the
+ * parleyctl trunk add|remove|list|status: PSTN gateways and SIP trunks in the
  * store. A TLS trunk is mutual TLS both ways (the gateway's certificate
  * chains to `parleyctl trust` and names the gateway); a TCP trunk carries
  * plain RTP only (SDES keys never cross an unencrypted hop) and may
@@ -155,6 +155,62 @@ static int trunk_list(struct ctl *ctl)
     return rc;
 }
 
+static const char *trunk_str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+void cmd_trunk_render(struct strbuf *t, json_t *trunks)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(trunks, i, o)
+    {
+        strbuf_printf(t, "  %-16s %-28s %-4s srtp %-13s %-10s calls out %lld in %lld",
+                      trunk_str(o, "name"), trunk_str(o, "gateway"), trunk_str(o, "transport"),
+                      trunk_str(o, "srtp_mode"), trunk_str(o, "state"),
+                      (long long)json_integer_value(json_object_get(o, "calls_out")),
+                      (long long)json_integer_value(json_object_get(o, "calls_in")));
+        long long skipped = (long long)json_integer_value(json_object_get(o, "skipped_for_s"));
+        if (skipped)
+            strbuf_printf(t, "  skipped for %lld s (503 Retry-After)", skipped);
+        strbuf_putc(t, '\n');
+        json_t *c = json_object_get(o, "certificate");
+        if (json_is_object(c))
+            strbuf_printf(t, "    certificate %s (issuer %s, serial %s)\n", trunk_str(c, "subject"),
+                          trunk_str(c, "issuer"), trunk_str(c, "serial"));
+        else if (*trunk_str(o, "address"))
+            strbuf_printf(t, "    connects from %s\n", trunk_str(o, "address"));
+        if (*trunk_str(o, "last_error"))
+            strbuf_printf(t, "    last error: %s\n", trunk_str(o, "last_error"));
+    }
+}
+
+/* What the running server makes of each trunk: connection, certificate,
+ * calls, a Retry-After skip. */
+static int trunk_status(struct ctl *ctl)
+{
+    json_t *reply = NULL;
+    char err[256];
+    if (ctl_control_request(ctl->cfg, "trunks", &reply, err, sizeof(err)) != 0)
+        return ctl_fail(ctl,
+                        "%s (a trunk's state lives in the running server; trunk list shows "
+                        "the stored trunks)",
+                        err);
+    json_t *trunks = json_object_get(reply, "trunks");
+    struct strbuf t = STRBUF_INIT;
+    if (json_array_size(trunks) == 0)
+        strbuf_puts(&t, "no trunks\n");
+    else
+        cmd_trunk_render(&t, trunks);
+    int rc = ctl_done(ctl, json_pack("{s:O}", "trunks", trunks ? trunks : json_array()),
+                      strbuf_cstr(&t));
+    strbuf_free(&t);
+    json_decref(reply);
+    return rc;
+}
+
 int cmd_trunk(struct ctl *ctl)
 {
     int rc = ctl_load_config(ctl);
@@ -167,5 +223,7 @@ int cmd_trunk(struct ctl *ctl)
         return trunk_remove(ctl);
     if (strcmp(verb, "list") == 0 && ctl->argc == 1)
         return trunk_list(ctl);
-    return ctl_usage(ctl, TRUNK_ADD_USAGE " | trunk remove NAME | trunk list");
+    if (strcmp(verb, "status") == 0 && ctl->argc == 1)
+        return trunk_status(ctl);
+    return ctl_usage(ctl, TRUNK_ADD_USAGE " | trunk remove NAME | trunk list | trunk status");
 }

@@ -62,6 +62,10 @@ int ctl_open_store(struct ctl *ctl, struct store **st, int flags);
  * failure that says so. */
 int ctl_close_store(struct ctl *ctl, struct store *st, int rc);
 
+/* The running server's trunks (the "trunks" array of status), one line
+ * each and a second for the certificate or the last error. */
+void cmd_trunk_render(struct strbuf *t, json_t *trunks);
+
 int cmd_init(struct ctl *ctl);
 int cmd_presence(struct ctl *ctl);
 int cmd_partner(struct ctl *ctl);

@@ -64,7 +64,7 @@ static void ctl_print_usage(FILE *f)
            "                          which trunks carry calls to numbers that match\n"
            "  trunk add NAME --gateway HOST:PORT --transport tls|tcp\n"
            "            --srtp-mode required|optional|not_supported [--address IP]\n"
-           "  trunk remove NAME | trunk list\n"
+           "  trunk remove NAME | trunk list | trunk status\n"
            "                          PSTN gateways and SIP trunks\n"
            "  media status            anchored media streams, each leg's protection and\n"
            "                          counters (running server)\n"

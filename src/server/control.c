@@ -160,6 +160,9 @@ static json_t *control_dispatch(struct runtime *rt, const char *line)
     } else if (strcmp(cmd, "dialplan") == 0) {
         int rc = rt->proxy ? mediation_load_dialplan(rt) : -ENOENT;
         reply = json_pack("{s:b}", "ok", rc == 0);
+    } else if (strcmp(cmd, "trunks") == 0) {
+        reply = json_pack("{s:b, s:o}", "ok", 1, "trunks",
+                          rt->proxy ? proxy_trunks_status(rt->proxy) : json_array());
     } else if (strcmp(cmd, "calls") == 0) {
         json_t *calls = json_array();
         if (rt->proxy)

@@ -118,6 +118,18 @@ static json_t *status_listeners(const struct config *cfg, const struct tls_conte
             json_array_append_new(arr, l);
         }
     }
+    for (size_t i = 0; i < cfg->sip.trunk_tcp_listen.n; i++) {
+        json_t *l = json_pack(
+            "{s:s, s:s, s:o, s:o, s:o}", "address",
+            netaddr_format(&cfg->sip.trunk_tcp_listen.v[i], a), "transport", "trunk-tcp",
+            "allowed_sources",
+            json_pack("[s]", "the addresses of TCP trunks (parleyctl trunk list)"), "carries",
+            json_pack("[s]", "calls from PSTN gateways of TCP trunks (unencrypted; plain RTP)"),
+            "refuses",
+            json_pack("[s, s, s]", "every other source", "anything but calls to users' numbers",
+                      "SDES media keys"));
+        json_array_append_new(arr, l);
+    }
     for (size_t i = 0; i < cfg->sip.tcp_listen.n; i++) {
         json_t *l = json_pack("{s:s, s:s, s:o, s:o, s:o}", "address",
                               netaddr_format(&cfg->sip.tcp_listen.v[i], a), "transport", "tcp",
@@ -211,6 +223,24 @@ static json_t *status_protection(const struct config *cfg, const struct tls_cont
                  "SDES key (carried over TLS hops only)");
     json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "anchored media",
                                           "protection", "SRTP re-keyed per leg", "enforced", buf));
+    snprintf(buf, sizeof(buf),
+             "TLS trunks: mutual TLS both ways (the gateway's certificate chains to a trusted CA "
+             "and names it, RFC 5922; Parley presents its own); TCP trunks: only from the "
+             "trunk's address on sip.trunk_tcp_listen (%s); a gateway is trusted for the "
+             "caller's number, never for a user's identity",
+             cfg->sip.trunk_tcp_listen.n ? "open" : "off");
+    json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic",
+                                          "mediation: server <-> PSTN gateway signalling",
+                                          "protection", "TCP or mutual TLS", "enforced", buf));
+    snprintf(buf, sizeof(buf),
+             "every trunk call anchored: the user's leg under media.encryption_level %s with "
+             "Parley's own key; the gateway's leg by the trunk's srtp_mode (required: SRTP "
+             "only; optional: RTP/AVP offering a=crypto, RFC 8643; not_supported: plain RTP, "
+             "the only mode a TCP trunk may have)",
+             cfg->media.encryption_level);
+    json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic",
+                                          "mediation: media toward PSTN gateways", "protection",
+                                          "SRTP when the gateway supports it", "enforced", buf));
     return rows;
 }
 
@@ -315,6 +345,7 @@ json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtim
         json_t *partners = json_array();
         proxy_federation_foreach(rt->proxy, status_one_partner, partners);
         json_object_set_new(doc, "partners", partners);
+        json_object_set_new(doc, "trunks", proxy_trunks_status(rt->proxy));
     }
 
     if (have_facts)

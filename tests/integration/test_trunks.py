@@ -326,6 +326,24 @@ class TestTcpTrunk(unittest.TestCase):
             self.assertEqual(s.recv(10), b"")
         self.p.wait_log("conn.refused", reason="source is no TCP trunk's address")
 
+    def test_status_shows_trunks_and_the_mediation_rows(self):
+        res = self.p.ctl("trunk", "status", json=True)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        trunks = {t["name"]: t for t in res.stdout["trunks"]}
+        self.assertEqual(set(trunks), {"gw1", "gw2"})
+        self.assertEqual(trunks["gw1"]["transport"], "tcp")
+        self.assertEqual(trunks["gw1"]["srtp_mode"], "not_supported")
+        self.assertEqual(trunks["gw1"]["address"], "127.0.0.1")
+        text = self.p.ctl("trunk", "status").stdout
+        self.assertIn("gw1", text)
+        status = self.p.ctl("status", json=True).stdout
+        self.assertEqual({t["name"] for t in status["trunks"]}, {"gw1", "gw2"})
+        rows = {r["traffic"]: r for r in status["protection"]}
+        self.assertIn("mediation: server <-> PSTN gateway signalling", rows)
+        self.assertIn("mediation: media toward PSTN gateways", rows)
+        listeners = [l for l in status["listeners"] if l["transport"] == "trunk-tcp"]
+        self.assertEqual(len(listeners), 1, status["listeners"])
+
     def test_tcp_trunk_with_srtp_is_refused(self):
         res = self.p.ctl("trunk", "add", "gwbad", "--gateway", "127.0.0.1:5999", "--transport",
                          "tcp", "--srtp-mode", "required")
