@@ -41,7 +41,7 @@ import unittest
 import wave
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import TIMEOUT_SCALE, Parley, free_port, free_ports
+from harness import TIMEOUT_SCALE, Baresip, Parley, free_port, free_ports, issue_cert, make_ca
 from linphone import make_tone
 
 try:
@@ -54,6 +54,8 @@ SCENARIOS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp")
 DOMAIN = "example.test"
 USERS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
 ALICE_NUMBER = "+14255550101"
+GW_NUMBER = "+15550001111"  # the TLS gateway's "line": baresip answers calls to its account only
+CRYPTO = re.compile(r"a=crypto:\d+ \S+ inline:([A-Za-z0-9+/=]+)")
 CAROL_NUMBER = "+14255550103"
 
 
@@ -349,6 +351,165 @@ class TestTcpTrunk(unittest.TestCase):
                          "tcp", "--srtp-mode", "required")
         self.assertNotEqual(res.returncode, 0)
         self.assertIn("unencrypted hop", res.stderr + res.stdout)
+
+
+def pem_bundle(cert: str, key: str) -> str:
+    """cert + key in one file, as baresip's sip_certificate wants them."""
+    out = os.path.splitext(cert)[0] + "-bundle.pem"
+    with open(out, "w") as f:
+        f.write(open(cert).read() + open(key).read())
+    os.chmod(out, 0o600)
+    return out
+
+
+@unittest.skipIf(shutil.which("baresip") is None, "baresip is not installed")
+class TestTlsTrunk(unittest.TestCase):
+    """baresip with a certificate of its own as a gateway over mutual TLS,
+    srtp_mode required: SRTP on both legs, each with keys of its own; and
+    the same gateway with a certificate Parley must not accept."""
+
+    @classmethod
+    def setUpClass(cls):
+        ports = free_ports(64, "udp", consecutive=True)
+        cls.p = p = Parley(name="tls-trunk", users=USERS,
+                           config={"media.port_range": f"{ports[0]}-{ports[-1]}"})
+        ca, ca_key = os.path.join(p.dir, "pki", "ca.pem"), os.path.join(p.dir, "pki", "ca.key")
+        gwdir = os.path.join(p.dir, "gateways")
+        os.makedirs(gwdir)
+        # the gateway is 127.0.0.1 (its certificate names it by IP);
+        # the impostors: a stranger's CA, and Parley's CA for another name
+        good = issue_cert(ca, ca_key, os.path.join(gwdir, "good.pem"), cn="gw.example.net",
+                          ips=["127.0.0.1"])
+        other_ca, other_key = make_ca(os.path.join(gwdir, "other-ca"), "Other CA")
+        stranger = issue_cert(other_ca, other_key, os.path.join(gwdir, "stranger.pem"),
+                              cn="gw.example.net", ips=["127.0.0.1"])
+        misnamed = issue_cert(ca, ca_key, os.path.join(gwdir, "misnamed.pem"),
+                              cn="other.example.net", dns=["other.example.net"])
+        cls.gw = {}
+        for name, (cert, key) in (("good", good), ("stranger", stranger),
+                                  ("misnamed", misnamed)):
+            cls.gw[name] = Baresip(GW_NUMBER, None, name=f"gateway-{name}", domain="127.0.0.1",
+                                   proxy=None, mediaenc="srtp-mand", answermode="auto",
+                                   regint=0, certfile=pem_bundle(cert, key), cafile=ca,
+                                   config={"audio_source": "ausine,700",
+                                           # Parley's Contact names sip.example.test
+                                           "dns_server": p.dns().nameserver})
+        for args in (("user", "set", "alice", "--number", ALICE_NUMBER),
+                     ("user", "set", "alice", "--outbound", "all"),
+                     ("trunk", "add", "gwtls", "--gateway",
+                      f"127.0.0.1:{cls.gw['good'].tls_port}", "--transport", "tls",
+                      "--srtp-mode", "required"),
+                     ("trunk", "add", "gwstranger", "--gateway",
+                      f"127.0.0.1:{cls.gw['stranger'].tls_port}", "--transport", "tls",
+                      "--srtp-mode", "required"),
+                     ("trunk", "add", "gwmisnamed", "--gateway",
+                      f"127.0.0.1:{cls.gw['misnamed'].tls_port}", "--transport", "tls",
+                      "--srtp-mode", "required"),
+                     ("route", "add", "good", r"^\+1555\d{7}$", "--trunks", "gwtls"),
+                     ("route", "add", "stranger", r"^\+1666\d{7}$", "--trunks", "gwstranger"),
+                     ("route", "add", "misnamed", r"^\+1777\d{7}$", "--trunks", "gwmisnamed")):
+            res = p.ctl(*args)
+            assert res.returncode == 0, res.stderr
+        p.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        for g in cls.gw.values():
+            g.cleanup()
+        cls.p.__exit__(None, None, None)
+
+    def test_srtp_on_both_legs_with_keys_of_their_own(self):
+        gw = self.gw["good"]
+        a = self.p.baresip("alice", mediaenc="srtp-mand", config={"audio_source": "ausine,1000"})
+        a.wait_registered(timeout=15)
+        ev, gev = len(a.events), len(gw.events)
+        a.dial(GW_NUMBER)
+        a.wait_event("CALL_ESTABLISHED", timeout=15, since=ev)
+        gw.wait_event("CALL_ESTABLISHED", timeout=15, since=gev)
+        deadline = time.monotonic() + scaled(10)
+        while True:
+            streams = self.p.ctl("media", "status", json=True).stdout["streams"]
+            if streams and all(l["in"]["packets"] > 50 for l in streams[0]["legs"]):
+                break
+            self.assertLess(time.monotonic(), deadline, streams)
+            time.sleep(0.2)
+        self.assertEqual([l["protection"] for l in streams[0]["legs"]], ["SRTP", "SRTP"])
+        a.hangup()
+        gw.wait_event("CALL_CLOSED", timeout=10, since=gev)
+        rec = self.p.wait_log("b2bua.answered", trunk="gwtls")
+        self.assertIn("gateway leg SRTP AES_CM_128_HMAC_SHA1_80 (trunk gwtls: required)",
+                      rec["media"])
+        self.p.wait_log("trunk.connected", trunk="gwtls", subject="CN=gw.example.net")
+        # no key crosses from one leg to the other
+        keys_a, keys_g = set(CRYPTO.findall(a.output)), set(CRYPTO.findall(gw.output))
+        self.assertGreaterEqual(len(keys_a), 2)
+        self.assertGreaterEqual(len(keys_g), 2)
+        self.assertEqual(keys_a & keys_g, set(), "a key crossed from one leg to the other")
+        # nothing of alice's reached the gateway but her number
+        invite = gw.output[gw.output.index("INVITE sip:"):]
+        self.assertNotIn("alice", invite.split("SIP/2.0 1")[0])
+        self.assertIn(f"P-Asserted-Identity: <sip:{ALICE_NUMBER}@", invite)
+        a.stop()
+
+    def refused(self, trunk: str, number: str, subject: str, why: str) -> None:
+        """alice's call to number gets 503 naming the trunk; the handshake
+        failed, logged with the gateway's certificate and OpenSSL's reason;
+        the gateway never saw an INVITE."""
+        with self.p.client("alice") as a:
+            resp, _ = a.invite(f"sip:{number}@example.test;user=phone", timeout=scaled(15))
+        self.assertEqual(resp.status, 503, resp)
+        self.assertIn(f"trunk {trunk}", resp.reason)
+        rec = self.p.wait_log("trunk.connect_failed", trunk=trunk)
+        self.assertIn(why, rec["reason"])
+        self.p.wait_log("tls.connect_failed", subject=subject,
+                        reason=re.compile(f".*{re.escape(why)}.*"))
+
+    def test_gateway_with_a_strangers_certificate_is_refused(self):
+        mark = self.gw["stranger"].mark()
+        self.refused("gwstranger", "+16660001111", "CN=gw.example.net",
+                     "unable to get local issuer certificate")
+        self.assertNotIn("INVITE sip:", self.gw["stranger"].output[mark:])
+
+    def test_gateway_certificate_for_another_name_is_refused(self):
+        mark = self.gw["misnamed"].mark()
+        self.refused("gwmisnamed", "+17770001111", "CN=other.example.net", "IP address mismatch")
+        self.assertNotIn("INVITE sip:", self.gw["misnamed"].output[mark:])
+
+    def test_gateway_calls_in_over_mutual_tls(self):
+        a = self.p.baresip("alice", mediaenc="srtp-mand", answermode="auto",
+                           config={"audio_source": "ausine,1000"})
+        a.wait_registered(timeout=15)
+        gw = self.gw["good"]
+        ev, gev = len(a.events), len(gw.events)
+        gw.dial(f"sip:{ALICE_NUMBER}@127.0.0.1:{self.p.mtls_port};transport=tls")
+        a.wait_event("CALL_ESTABLISHED", timeout=15, since=ev)
+        gw.wait_event("CALL_ESTABLISHED", timeout=15, since=gev)
+        # recognised by its certificate, media both ways through the engine
+        self.p.wait_log("call.started", caller=GW_NUMBER, callee=f"alice@{DOMAIN}")
+        deadline = time.monotonic() + scaled(10)
+        while True:
+            streams = self.p.ctl("media", "status", json=True).stdout["streams"]
+            if streams and all(l["in"]["packets"] > 20 and l["out"]["packets"] > 20
+                               for l in streams[0]["legs"]):
+                break
+            self.assertLess(time.monotonic(), deadline, streams)
+            time.sleep(0.2)
+        self.assertRegex(a.output, r"From: .*\+15550001111@example\.test")
+        gw.hangup()
+        a.wait_event("CALL_CLOSED", timeout=10, since=ev)
+        self.p.wait_log("call.ended", caller=GW_NUMBER, callee=f"alice@{DOMAIN}")
+        a.stop()
+
+    def test_no_client_certificate_no_mutual_tls(self):
+        with socket.create_connection(("127.0.0.1", self.p.mtls_port), timeout=scaled(5)) as raw:
+            import ssl
+            ctx = ssl.create_default_context(cafile=self.p.ca_file)
+            ctx.check_hostname = False
+            with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+                with ctx.wrap_socket(raw, server_hostname="sip.example.test") as s:
+                    s.sendall(b"OPTIONS sip:example.test SIP/2.0\r\n\r\n")
+                    if not s.recv(100):
+                        raise ConnectionError("closed")
 
 
 if __name__ == "__main__":
