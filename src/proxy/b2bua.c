@@ -362,6 +362,7 @@ static void b2b_provisional(struct proxy_b2b *b, struct b2b_branch *br, const st
         if (rc == 0) {
             proxy_b2bua_leg_keep_sdp(b, 0, resp);
             sdp = strview_make(b->sdp_to[0].p, b->sdp_to[0].len);
+            b->early_answer = true;
         } else {
             sdp = STRVIEW_EMPTY; /* early media refused: the ringing goes on */
         }
@@ -383,7 +384,8 @@ static void b2b_answered(struct proxy_b2b *b, struct b2b_branch *br, const struc
     if (b->a_offer.len) {
         media = sdp.n ? proxy_anchor_answer(p, b->anchor, false, resp, br->conn, b->warning,
                                             sizeof(b->warning))
-                      : 488;
+                : b->early_answer ? 0
+                                  : 488;
         if (media && !sdp.n)
             snprintf(b->warning, sizeof(b->warning), "an answer without SDP to an offer");
     } else if (sdp.n) {
@@ -420,7 +422,8 @@ static void b2b_answered(struct proxy_b2b *b, struct b2b_branch *br, const struc
             sip_client_txn_cancel(b->br[i].txn, "SIP;cause=200;text=\"Call completed elsewhere\"");
     if (!b->ack_waits)
         proxy_b2bua_leg_send_ack(b, STRVIEW_EMPTY);
-    proxy_b2bua_leg_keep_sdp(b, 0, resp);
+    if (sdp.n)
+        proxy_b2bua_leg_keep_sdp(b, 0, resp);
     proxy_b2bua_dialog_timer_from_2xx(b, resp);
     proxy_b2bua_leg_reply_a(b, 200, NULL, NULL, strview_make(b->sdp_to[0].p, b->sdp_to[0].len));
     if (b->call) {

@@ -94,6 +94,10 @@ struct proxy_b2b {
     uint32_t b_cseq;      /* the highest CSeq Parley used toward B */
     uint32_t invite_cseq; /* of the INVITE B answered */
     bool ack_waits;       /* B's 2xx carried an offer: A's ACK must answer it */
+    /* B answered the offer in a provisional (sdp_to[0] holds what A got):
+     * its 2xx may come without SDP (RFC 3262; and gateways that skip it
+     * after an unreliable 183) */
+    bool early_answer;
     unsigned n422;
     struct proxy_anchor_set *anchor;
     struct proxy_call *call;

@@ -41,7 +41,8 @@ import unittest
 import wave
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import TIMEOUT_SCALE, Baresip, Parley, free_port, free_ports, issue_cert, make_ca
+from harness import (TIMEOUT_SCALE, Baresip, Parley, free_port, free_ports, issue_cert, make_ca,
+                     make_crl)
 from linphone import make_tone
 
 try:
@@ -283,6 +284,22 @@ class TestTcpTrunk(unittest.TestCase):
                 # log names the gateway's answer
                 self.p.wait_log("call.ended", reason=re.compile(f"{status} .*"))
 
+    def test_gateway_requiring_100rel_gets_prack(self):
+        """A reliable 183 with the answer: Parley sends PRACK (RAck checked
+        by the scenario), alice gets the 183 unreliably, and the 200
+        without SDP completes the call with the 183's answer."""
+        gw = self.gateway("gw_uas_prack.xml", [], self.gw1_port)
+        resp = self.client_call("sip:+15550004444@example.test;user=phone")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertIn("m=audio", resp.body.decode() if isinstance(resp.body, bytes) else resp.body)
+        self.assertEqual(gw.wait(15), 0, gw.logs())
+
+    def test_gateway_answering_422_gets_its_min_se(self):
+        gw = self.gateway("gw_uas_422.xml", [], self.gw1_port)
+        resp = self.client_call("sip:+15550005555@example.test;user=phone")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(gw.wait(15), 0, gw.logs())
+
     def test_user_without_outbound_rights_gets_403(self):
         with self.p.client("bob") as b:
             resp, _ = b.invite("sip:+15550003333@example.test;user=phone", timeout=scaled(10))
@@ -385,9 +402,12 @@ class TestTlsTrunk(unittest.TestCase):
                               cn="gw.example.net", ips=["127.0.0.1"])
         misnamed = issue_cert(ca, ca_key, os.path.join(gwdir, "misnamed.pem"),
                               cn="other.example.net", dns=["other.example.net"])
+        revoked = issue_cert(ca, ca_key, os.path.join(gwdir, "revoked.pem"), cn="gw.example.net",
+                             ips=["127.0.0.1"], serial=777001)
+        make_crl(ca, ca_key, os.path.join(p.dir, "pki", "crl.pem"), revoked=[777001])
         cls.gw = {}
         for name, (cert, key) in (("good", good), ("stranger", stranger),
-                                  ("misnamed", misnamed)):
+                                  ("misnamed", misnamed), ("revoked", revoked)):
             cls.gw[name] = Baresip(GW_NUMBER, None, name=f"gateway-{name}", domain="127.0.0.1",
                                    proxy=None, mediaenc="srtp-mand", answermode="auto",
                                    regint=0, certfile=pem_bundle(cert, key), cafile=ca,
@@ -405,6 +425,10 @@ class TestTlsTrunk(unittest.TestCase):
                      ("trunk", "add", "gwmisnamed", "--gateway",
                       f"127.0.0.1:{cls.gw['misnamed'].tls_port}", "--transport", "tls",
                       "--srtp-mode", "required"),
+                     ("trunk", "add", "gwrevoked", "--gateway",
+                      f"127.0.0.1:{cls.gw['revoked'].tls_port}", "--transport", "tls",
+                      "--srtp-mode", "required"),
+                     ("route", "add", "revoked", r"^\+1888\d{7}$", "--trunks", "gwrevoked"),
                      ("route", "add", "good", r"^\+1555\d{7}$", "--trunks", "gwtls"),
                      ("route", "add", "stranger", r"^\+1666\d{7}$", "--trunks", "gwstranger"),
                      ("route", "add", "misnamed", r"^\+1777\d{7}$", "--trunks", "gwmisnamed")):
@@ -474,6 +498,42 @@ class TestTlsTrunk(unittest.TestCase):
         mark = self.gw["misnamed"].mark()
         self.refused("gwmisnamed", "+17770001111", "CN=other.example.net", "IP address mismatch")
         self.assertNotIn("INVITE sip:", self.gw["misnamed"].output[mark:])
+
+    def test_revoked_gateway_certificate_is_refused(self):
+        mark = self.gw["revoked"].mark()
+        self.refused("gwrevoked", "+18880001111", "CN=gw.example.net", "certificate revoked")
+        self.assertNotIn("INVITE sip:", self.gw["revoked"].output[mark:])
+
+    def test_impostors_cannot_call_in(self):
+        """The same three certificates calling alice's number in on the
+        mutual-TLS listener: refused at the handshake (a stranger's CA,
+        revoked) or as no trunk (a trusted certificate for another name);
+        alice's phone never rings."""
+        a = self.p.baresip("alice", mediaenc="srtp-mand", answermode="auto",
+                           config={"audio_source": "ausine,1000"})
+        a.wait_registered(timeout=15)
+        ev = len(a.events)
+        for name in ("stranger", "revoked", "misnamed"):
+            with self.subTest(gateway=name):
+                gw = self.gw[name]
+                gev, mark = len(gw.events), self.p.log_mark()
+                gw.dial(f"sip:{ALICE_NUMBER}@127.0.0.1:{self.p.mtls_port};transport=tls")
+                if name == "misnamed":
+                    # a trusted certificate, but no trunk's: a stranger
+                    # asking for a user, who must authenticate and cannot
+                    rec = self.p.wait_log("sip.rejected", since=mark, method="INVITE")
+                    self.assertIn(rec["status"], ("403", "407"), rec)
+                    gw.wait_event("CALL_CLOSED", timeout=15, since=gev)
+                else:
+                    rec = self.p.wait_log("tls.refused", since=mark)
+                    self.assertEqual(rec["subject"], "CN=gw.example.net", rec)
+                    self.assertIn("unable to get local issuer" if name == "stranger"
+                                  else "certificate revoked", rec["reason"])
+                    gw.hangup()
+        time.sleep(0.5)
+        self.assertFalse([e for e in a.events[ev:] if e.get("type") == "CALL_INCOMING"],
+                         "an impostor's call reached alice")
+        a.stop()
 
     def test_gateway_calls_in_over_mutual_tls(self):
         a = self.p.baresip("alice", mediaenc="srtp-mand", answermode="auto",
