@@ -1395,6 +1395,62 @@ static void test_tls_trunk_required_takes_srtp_answer(void **state)
     assert_int_equal(count_requests(f, g, 0, "BYE"), 0);
 }
 
+/* srtp_mode optional (RFC 8643): the gateway is offered RTP/AVP with an
+ * a=crypto of Parley's; it may take the key (SRTP on its leg) or leave
+ * it (plain RTP), and the call goes on either way. */
+static void optional_mode(struct med *t)
+{
+    static const struct proxy_trunk_def defs[] = {
+        {"gw1", GW1_ADDR ":5068", "tcp", "not_supported", GW1_ADDR},
+        {"gw2", GW2_ADDR ":5068", "tcp", "not_supported", GW2_ADDR},
+        {"gws", GWS_ADDR ":5061", "tls", "optional", ""},
+    };
+    char err[200];
+    assert_int_equal(proxy_set_trunks(t->fx.proxy, defs, 3, err, sizeof(err)), 0);
+}
+
+static void test_tls_trunk_optional_offers_rtp_avp_with_a_key(void **state)
+{
+    struct med *t = *state;
+    struct fx *f = &t->fx;
+    optional_mode(t);
+    uint64_t g = 0;
+    for (int taken = 0; taken < 2; taken++) {
+        uint64_t a = fx_open(f);
+        struct call c;
+        if (!g)
+            g = call_out_tls(t, &c, a, true);
+        else /* the trunk's connection is up: the next call takes it */
+            call_start(f, &c, a, "alice", UK_NUMBER, FX_SDP_SRTP_OFFER, NULL);
+        int inv = last_request(f, g, "INVITE");
+        const char *offer = body_of(f, inv);
+        assert_non_null(strstr(offer, " RTP/AVP "));
+        assert_null(strstr(offer, " RTP/SAVP "));
+        assert_non_null(strstr(offer, "a=crypto:"));
+        assert_null(strstr(offer, FX_KEY_A));
+        size_t mark = f->nsent;
+        /* RFC 8643: an answerer that takes the key says so in RTP/AVP */
+        const char *answer = taken ? SDP_GW_HEAD "m=audio 40000 RTP/AVP 0 101\r\n"
+                                                 "a=rtpmap:0 PCMU/8000\r\n"
+                                                 "a=crypto:1 " FX_SUITE_80 " inline:" KEY_GW "\r\n"
+                                                 "a=sendrecv\r\n"
+                                   : SDP_GW_PLAIN;
+        assert_int_equal(fx_respond(f, g, inv, 200, taken ? "gt2" : "gt1", NULL, answer), 0);
+        assert_int_equal(count_requests(f, g, mark, "ACK"), 1);
+        assert_int_equal(count_requests(f, g, mark, "BYE"), 0);
+        int ok = last_status(f, a, 200);
+        assert_parleys_srtp(f, ok);
+        call_note_answer(f, &c, ok);
+        call_ack(f, &c, c.cseq, NULL);
+        call_caller_request(f, &c, a, "BYE", c.cseq + 1, NULL, NULL);
+        last_status(f, a, 200);
+        fx_run(f);
+        const char *media = f->nrecords ? f->records[f->nrecords - 1].media : "";
+        assert_non_null(strstr(media, taken ? "gateway leg SRTP AES_CM_128_HMAC_SHA1_80 (RFC 8643)"
+                                            : "gateway leg RTP (trunk gws: optional)"));
+    }
+}
+
 static void test_tls_trunk_without_certificate_is_refused(void **state)
 {
     struct med *t = *state;
@@ -1447,6 +1503,7 @@ int main(void)
         T(test_inbound_busy_and_unregistered),
         T(test_tls_trunk_required_refuses_plain_answer),
         T(test_tls_trunk_required_takes_srtp_answer),
+        T(test_tls_trunk_optional_offers_rtp_avp_with_a_key),
         T(test_tls_trunk_without_certificate_is_refused),
     };
 #undef T
