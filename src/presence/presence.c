@@ -826,6 +826,20 @@ void presence_publish(struct presence *ps, struct sip_server_txn *st, const char
         return;
     }
     if (!pub) {
+        /* One publication per device (its connection): a second initial
+         * PUBLISH from it replaces the first, whose ETag stops working.
+         * Clients send one before the first's 200 came (baresip does so at
+         * start-up); kept apart, the stale one would show the device as
+         * it was until it expired. */
+        uint64_t conn = sip_server_txn_conn(st);
+        for (struct publication *p = pe->pubs; p && !pub; p = p->next)
+            if (p->conn == conn)
+                pub = p;
+        if (pub)
+            log_info("presence.replaced", "user", user, "etag", pub->etag, "reason",
+                     "a new initial PUBLISH from the same device");
+    }
+    if (!pub) {
         if (pe->npubs >= ps->cfg.max_per_user || ps->npubs >= ps->cfg.max_subscriptions) {
             presentity_drop_if_unused(ps, pe);
             presence_reply(ps, st, 403, "Forbidden (too many publications)", NULL,

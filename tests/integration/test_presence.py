@@ -681,16 +681,20 @@ class TestComposedState(unittest.TestCase):
                 eb = r.header("SIP-ETag")
                 n = s.notify()
                 self.assertEqual(activity_of(n.body), "busy")
-                # closed loses to away
+                # a device has one publication: B's new initial PUBLISH
+                # (baresip sends two at start-up) replaces its busy one, and
+                # away beats closed
                 r = publish(b, pidf("bob", "closed", None, tuple_id="devB"), etag=None)
                 self.assertEqual(r.status, 200)
-                # (B now has two publications: busy and closed; busy still wins)
-                self.assertIsNone(s.no_notify(0.5))
-                # the available device disconnects: its state goes, away shows
-                b.conn.abort()
                 n = s.notify_until(lambda n: 'id="devA"' in n.body.decode())
                 self.assertEqual(activity_of(n.body), "away")
                 self.assertNotIn("devB", n.body.decode())
+                p.wait_log("presence.replaced", user="bob", etag=eb)
+                old, eb = eb, r.header("SIP-ETag")
+                r = publish(b, pidf("bob", "open", "busy", tuple_id="devB"), etag=old)
+                self.assertEqual(r.status, 412, r)  # the replaced ETag is gone
+                # B disconnects: its publication goes; away still shows
+                b.conn.abort()
                 p.wait_log("presence.unpublished", user="bob", etag=eb)
                 # the last device un-registers: offline
                 r = a.unregister()
@@ -1115,11 +1119,14 @@ class TestBounds(unittest.TestCase):
     def test_max_per_user_publications(self):
         with server("pres-pubbound", **{"presence.max_per_user": 2}) as p:
             p.start()
-            with p.client("bob") as bob, p.client("alice") as alice:
-                register(bob)
-                self.assertEqual(publish(bob, pidf("bob", "open", "away", tuple_id="x1")).status, 200)
-                self.assertEqual(publish(bob, pidf("bob", "open", "busy", tuple_id="x2")).status, 200)
-                r = publish(bob, pidf("bob", "open", None, tuple_id="x3"))
+            # one publication per device: three devices of bob's
+            with p.client("bob", name="bob-1") as b1, p.client("bob", name="bob-2") as b2, \
+                    p.client("bob", name="bob-3") as b3, p.client("alice") as alice:
+                for b in (b1, b2, b3):
+                    register(b)
+                self.assertEqual(publish(b1, pidf("bob", "open", "away", tuple_id="x1")).status, 200)
+                self.assertEqual(publish(b2, pidf("bob", "open", "busy", tuple_id="x2")).status, 200)
+                r = publish(b3, pidf("bob", "open", None, tuple_id="x3"))
                 self.assertIn(r.status, (403, 503), r)
                 s, n = watch(alice, "bob")
                 self.assertIn('id="x2"', n.body.decode())
