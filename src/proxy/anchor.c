@@ -52,6 +52,9 @@ struct proxy_anchor_set {
     /* how each leg is protected: by the media policy (a user's leg), or
      * by a trunk's srtp_mode (a gateway's leg) */
     enum proxy_anchor_leg mode[2];
+    /* the connection each party last described itself over: an answer
+     * carrying Parley's key goes back there, and only if it is TLS */
+    uint64_t conn[2];
     struct anchor_section s[ANCHOR_SECTIONS_MAX];
 };
 
@@ -439,6 +442,7 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
         made = true;
     }
     bool tls_out = anchor_conn_tls(p, out_conn);
+    set->conn[from_caller ? 0 : 1] = in_conn;
     /* the offerer's key material goes wherever it is written — a=crypto at
      * any level, k=, a=acap capabilities (RFC 5939) — before Parley's keys
      * are added; the typed views still hold what the offerer said */
@@ -486,6 +490,27 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
             snprintf(warning, cap, "the trunk requires SRTP and the gateway offered plain RTP");
             status = 488;
             break;
+        }
+        if (set->mode[from] == PROXY_ANCHOR_LEG_PLAIN && r.protection == ANCHOR_SRTP) {
+            /* a trunk whose srtp_mode is not_supported: its gateway's leg is
+             * plain, and Parley's answer carries no key of its own */
+            OPENSSL_cleanse(&r, sizeof(r));
+            if (sdp_proto_is_sdes(sm->proto)) {
+                snprintf(warning, cap,
+                         "the trunk takes plain RTP only (srtp_mode not_supported) and the "
+                         "gateway offered SRTP");
+                status = 488;
+                break;
+            }
+            /* RTP/AVP with a=crypto (RFC 8643): the key is left unused */
+            if (anchor_read_party(p, sdp, sm, &r, &tag, warning, cap) != 0) {
+                status = 488;
+                break;
+            }
+            OPENSSL_cleanse(r.key, sizeof(r.key));
+            OPENSSL_cleanse(r.salt, sizeof(r.salt));
+            r.protection = ANCHOR_PLAIN;
+            anchor_signal_ip(p, in_conn, &r);
         }
         s->offer_proto = sm->proto;
         s->offer_tag = tag;
@@ -581,6 +606,7 @@ int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from
         return status;
     int from = from_caller ? 0 : 1, to = set->offerer;
     sdp_remove_keys(sdp); /* as in the offer: only Parley's keys go out */
+    set->conn[from] = in_conn;
     if (from == to) {
         /* the offerer's own side answers nothing: never forwarded as is */
         sdp_free(sdp);
@@ -644,6 +670,13 @@ int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from
         s->have_remote[from] = true;
         s->remote[to].rtcp_mux = mux;
         OPENSSL_cleanse(&r, sizeof(r));
+        if (s->prot[to] == ANCHOR_SRTP && !anchor_conn_tls(p, set->conn[to])) {
+            /* the offerer's leg is SRTP and its hop is not TLS (any more):
+             * Parley's key for it never goes there */
+            snprintf(warning, cap, "the offerer's leg is SRTP and its hop is not TLS");
+            status = 488;
+            break;
+        }
         /* Parley's key for the offerer's leg first: the engine sends
          * nothing toward a leg before it has one */
         struct anchor_local l;

@@ -201,6 +201,12 @@ static void b2b_attempt(struct proxy_b2b *b)
         /* a fresh set of streams per attempt: each gateway's leg is its own */
         proxy_anchor_release(p, b->anchor, "next trunk");
         b->anchor = NULL;
+        /* nothing of the last attempt's answer carries over */
+        b->early_answer = false;
+        b->ack_waits = false;
+        if (b->sdp_to[0].p)
+            OPENSSL_cleanse(b->sdp_to[0].p, b->sdp_to[0].cap);
+        strbuf_reset(&b->sdp_to[0]);
         b->n422 = 0;
         b->se_interval = PROXY_B2BUA_SESSION_EXPIRES;
         b->se_min = PROXY_B2BUA_MIN_SE;
@@ -780,19 +786,13 @@ static struct proxy_b2b *b2b_find(struct proxy *p, const struct sip_msg *req, in
         return NULL;
     uint64_t h = proxy_b2bua_leg_hash(req->call_id);
     for (struct hmap_node *n = hmap_first(&p->b2bs, h); n; n = hmap_next(n, h)) {
-        for (int s = 0; s < 2; s++) {
-            struct proxy_b2b *b = container_of(n, struct proxy_b2b, node[0]);
-            if (s == 1)
-                b = container_of(n, struct proxy_b2b, node[1]);
-            if (n != &b->node[s] || !b->indexed[s])
-                continue;
-            const struct sip_dialog *d = &b->side[s];
-            if (!d->call_id || !strview_eq(req->call_id, d->call_id) || !d->remote_tag ||
-                !strview_eq(from.tag, d->remote_tag) || !strview_eq(to.tag, d->local_tag))
-                continue;
-            *side = s;
-            return b;
-        }
+        const struct b2b_index *x = container_of(n, struct b2b_index, node);
+        const struct sip_dialog *d = &x->b->side[x->side];
+        if (!d->call_id || !strview_eq(req->call_id, d->call_id) || !d->remote_tag ||
+            !strview_eq(from.tag, d->remote_tag) || !strview_eq(to.tag, d->local_tag))
+            continue;
+        *side = x->side;
+        return x->b;
     }
     return NULL;
 }

@@ -30,19 +30,21 @@ uint64_t proxy_b2bua_leg_hash(struct strview call_id)
 
 void proxy_b2bua_leg_index(struct proxy_b2b *b, int side)
 {
-    if (b->indexed[side] || !b->side[side].call_id)
+    struct b2b_index *x = &b->index[side];
+    if (x->listed || !b->side[side].call_id)
         return;
-    hmap_insert(&b->p->b2bs, &b->node[side],
-                proxy_b2bua_leg_hash(strview_cstr(b->side[side].call_id)));
-    b->indexed[side] = true;
+    x->b = b;
+    x->side = side;
+    hmap_insert(&b->p->b2bs, &x->node, proxy_b2bua_leg_hash(strview_cstr(b->side[side].call_id)));
+    x->listed = true;
 }
 
 void proxy_b2bua_leg_unindex(struct proxy_b2b *b, int side)
 {
-    if (!b->indexed[side])
+    if (!b->index[side].listed)
         return;
-    hmap_remove(&b->p->b2bs, &b->node[side]);
-    b->indexed[side] = false;
+    hmap_remove(&b->p->b2bs, &b->index[side].node);
+    b->index[side].listed = false;
 }
 
 int proxy_b2bua_leg_trunk_side(const struct proxy_b2b *b)
@@ -60,7 +62,9 @@ static bool b2b_busy(const struct proxy_b2b *b)
     for (size_t i = 0; i < b->nbr; i++)
         if (b->br[i].txn)
             return true;
-    return b->reoffer != NULL || b->a_invite.st != NULL || b->bye_waits;
+    /* a re-offer that is over (both its transactions gone) holds nothing */
+    return (b->reoffer && (b->reoffer->txn || b->reoffer->in.st)) || b->a_invite.st != NULL ||
+           b->bye_waits;
 }
 
 void proxy_b2bua_leg_free(struct proxy_b2b *b)
@@ -305,6 +309,10 @@ void proxy_b2bua_leg_end(struct proxy_b2b *b, const char *reason, bool bye_a, bo
         proxy_b2bua_leg_send_oneway(b, 0, "BYE", rh[0] ? rh : NULL);
     if (bye_b && b->state == B2B_CONFIRMED && b->answered >= 0)
         proxy_b2bua_leg_send_oneway(b, 1, "BYE", rh[0] ? rh : NULL);
+    /* A's INVITE never stays unanswered (a BYE in an early dialog ends
+     * the call before any final response) */
+    if (b->a_invite.st && !sip_server_txn_answered(b->a_invite.st))
+        proxy_b2bua_leg_reply_a(b, 487, NULL, NULL, STRVIEW_EMPTY);
     b->state = B2B_ENDED;
     timer_stop(p->timers, &b->timer);
     for (size_t i = 0; i < b->nbr; i++)

@@ -64,8 +64,14 @@ struct b2b_reoffer {
 };
 
 struct proxy_b2b {
-    struct hmap_node node[2]; /* p->b2bs by each side's Call-ID */
-    bool indexed[2];
+    /* p->b2bs by each side's Call-ID: an entry per side that says whose and
+     * which side it is (a node alone could be either) */
+    struct b2b_index {
+        struct hmap_node node;
+        struct proxy_b2b *b;
+        int side;
+        bool listed;
+    } index[2];
     struct proxy_b2b *prev, *next; /* p->b2b_all */
     struct proxy *p;
     enum b2b_state state;

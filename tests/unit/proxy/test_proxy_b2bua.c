@@ -303,7 +303,16 @@ static void gw_request(struct fx *f, struct gw_leg *l, const char *method, const
 }
 
 /* An out-of-dialog INVITE from a gateway on conn g for number. */
+static void gw_invite_sdp(struct fx *f, uint64_t g, const char *number, const char *call_id,
+                          const char *sdp);
+
 static void gw_invite(struct fx *f, uint64_t g, const char *number, const char *call_id)
+{
+    gw_invite_sdp(f, g, number, call_id, SDP_GW_PLAIN);
+}
+
+static void gw_invite_sdp(struct fx *f, uint64_t g, const char *number, const char *call_id,
+                          const char *sdp)
 {
     char text[FX_MSG_MAX], peer[NETADDR_STRLEN];
     netaddr_format(&f->conns[g].peer, peer);
@@ -319,8 +328,7 @@ static void gw_invite(struct fx *f, uint64_t g, const char *number, const char *
                        "P-Asserted-Identity: <sip:" CALLER_PSTN "@%s;user=phone>\r\n"
                        "Content-Type: application/sdp\r\n"
                        "Content-Length: %zu\r\n\r\n%s",
-                       number, peer, call_id, peer, number, call_id, peer, peer,
-                       strlen(SDP_GW_PLAIN), SDP_GW_PLAIN);
+                       number, peer, call_id, peer, number, call_id, peer, peer, strlen(sdp), sdp);
     assert_true(len > 0 && (size_t)len < sizeof(text));
     assert_int_equal(fx_send_text(f, g, text, (size_t)len), 0);
 }
@@ -1184,6 +1192,33 @@ static void test_inbound_call_reaches_alice_as_the_callers_number(void **state)
     assert_int_equal(anchor_stream_count(t->anchor), 1);
 }
 
+/* A gateway on a TCP trunk (not_supported) that offers SRTP: a key of
+ * Parley's never goes back over TCP. RTP/SAVP is refused with 488; RTP/AVP
+ * with a=crypto (RFC 8643) is taken as plain RTP, the key left unused. */
+static void test_tcp_gateway_offering_keys_gets_none(void **state)
+{
+    struct med *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t a = device(f, "alice");
+    uint64_t g = fx_open_from(f, GW1_ADDR ":40000", false, true);
+    size_t mark = f->nsent;
+    gw_invite_sdp(f, g, FX_NUMBER_ALICE, "pstn-srtp-1@" GW1_ADDR, SDP_GW_SRTP);
+    int r = last_status(f, g, 488);
+    assert_header_has(f, r, "Warning", "plain RTP only");
+    assert_int_equal(count_requests(f, a, mark, "INVITE"), 0);
+    gw_invite_sdp(f, g, FX_NUMBER_ALICE, "pstn-srtp-2@" GW1_ADDR,
+                  SDP_GW_HEAD "m=audio 40000 RTP/AVP 0 101\r\n"
+                              "a=rtpmap:0 PCMU/8000\r\n"
+                              "a=crypto:1 " FX_SUITE_80 " inline:" KEY_GW "\r\n"
+                              "a=sendrecv\r\n");
+    int inv = last_request(f, a, "INVITE");
+    assert_parleys_srtp(f, inv);
+    assert_int_equal(fx_respond(f, a, inv, 200, "at1", NULL, FX_SDP_SRTP_ANSWER), 0);
+    int ok = last_status(f, g, 200);
+    assert_parleys_plain(f, ok);
+    assert_text(f, ok, "a=crypto", false);
+}
+
 static void test_inbound_from_elsewhere_is_refused(void **state)
 {
     struct med *t = *state;
@@ -1496,6 +1531,7 @@ int main(void)
         T(test_session_timer_expiry_ends_the_call),
         T(test_422_retries_with_the_gateways_min_se),
         T(test_inbound_call_reaches_alice_as_the_callers_number),
+        T(test_tcp_gateway_offering_keys_gets_none),
         T(test_inbound_from_elsewhere_is_refused),
         T(test_inbound_for_nobodys_number_gets_404),
         T(test_inbound_cancel_from_gateway),
