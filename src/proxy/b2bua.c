@@ -195,9 +195,7 @@ static void b2b_attempt(struct proxy_b2b *b)
         struct proxy_trunk *t = proxy_trunk_find(p, b->trunks[b->attempt]);
         if (!t || proxy_trunk_skipped(p, t))
             continue;
-        snprintf(b->trunk, sizeof(b->trunk), "%s", b->trunks[b->attempt]);
-        if (b->call)
-            snprintf(b->call->trunk, sizeof(b->call->trunk), "%s", b->trunk);
+        proxy_b2bua_leg_take_trunk(b, t);
         /* a fresh set of streams per attempt: each gateway's leg is its own */
         proxy_anchor_release(p, b->anchor, "next trunk");
         b->anchor = NULL;
@@ -715,7 +713,7 @@ void proxy_b2bua_from_trunk(struct proxy *p, struct sip_server_txn *st, const st
     struct proxy_b2b *b = b2b_new(p, st, req, false);
     if (!b)
         return;
-    snprintf(b->trunk, sizeof(b->trunk), "%s", proxy_trunk_name(t));
+    proxy_b2bua_leg_take_trunk(b, t);
     snprintf(b->user, sizeof(b->user), "%s", callee);
     b2b_asserted_number(req, b->caller_number, sizeof(b->caller_number));
     b->privacy = b2b_privacy_id(req);
@@ -858,6 +856,18 @@ void proxy_b2bua_server_terminated(struct proxy *p, struct sip_server_txn *st)
         proxy_b2bua_leg_end(b, "caller connection closed", false, false, 487, NULL);
     }
     proxy_b2bua_leg_maybe_reap(b);
+}
+
+void proxy_b2bua_trunks_changed(struct proxy *p)
+{
+    for (struct proxy_b2b *b = p->b2b_all; b; b = b->next) {
+        if (!b->bye_waits || proxy_b2bua_leg_trunk(b))
+            continue;
+        b->bye_waits = false;
+        log_warn("b2bua.bye_lost", "call_id", b->call ? b->call->call_id : "", "trunk", b->trunk,
+                 "reason", "the trunk was removed or changed before its connection came back");
+        proxy_b2bua_leg_maybe_reap(b);
+    }
 }
 
 bool proxy_b2bua_in_dialog(struct proxy *p, struct sip_server_txn *st, const struct sip_msg *reqc)

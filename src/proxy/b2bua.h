@@ -65,6 +65,9 @@ bool proxy_b2bua_owns(const struct sip_server_txn *st);
 /* A trunk's connection is up (send what waited) or failed (the calls that
  * waited try their next trunk). */
 void proxy_b2bua_trunk_ready(struct proxy *p, struct proxy_trunk *t, bool up);
+/* The trunks were replaced (a reload): a BYE waiting for a trunk that is
+ * gone, or is now another gateway or transport, is given up. */
+void proxy_b2bua_trunks_changed(struct proxy *p);
 /* A media stream of a back-to-back call timed out: the call ends (BYE
  * both ways, Reason 408). True when the stream was one of theirs. */
 bool proxy_b2bua_media_timed_out(struct proxy *p, uint64_t stream);

@@ -140,6 +140,12 @@ static void b2b_refresh(struct proxy_b2b *b)
 {
     struct proxy *p = b->p;
     uint64_t conn = proxy_b2bua_leg_conn(b, 1);
+    if (conn && !proxy_b2bua_leg_sdp_may_go(b, 1, conn)) {
+        /* the gateway's leg is SRTP and its connection is no longer TLS */
+        proxy_b2bua_leg_end(b, "the gateway's hop is no longer TLS", true, true, 488,
+                            "SRTP keys are not sent over a plain hop");
+        return;
+    }
     struct b2b_reoffer *r = conn ? b2b_reoffer_slot(b) : NULL;
     if (!r) {
         b2b_arm_timer(b); /* later */
@@ -184,6 +190,13 @@ static void b2b_answer_refresh(struct proxy_b2b *b, int from, struct sip_server_
                      "Session-Expires: %lu;refresher=uac\r\nRequire: timer\r\n", v);
     }
     bool invite = req->method == SIP_METHOD_INVITE;
+    if (invite && !proxy_b2bua_leg_sdp_may_go(b, from, sip_server_txn_conn(st))) {
+        /* the SDP that side has holds Parley's key, and this hop is plain
+         * (a device of the user's on TCP, a trunk reloaded as TCP) */
+        sip_server_txn_reply(st, 488, NULL,
+                             "Warning: 399 parley \"SRTP keys are not sent over a plain hop\"\r\n");
+        return;
+    }
     struct strview sdp =
         invite ? strview_make(b->sdp_to[from].p, b->sdp_to[from].len) : STRVIEW_EMPTY;
     struct strbuf out = STRBUF_INIT;

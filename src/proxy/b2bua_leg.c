@@ -21,6 +21,8 @@
 #include "proxy/trunk.h"
 #include "sip/build.h"
 
+static bool b2b_conn_tls(struct proxy *p, uint64_t conn);
+
 /* --- bookkeeping ----------------------------------------------------------- */
 
 uint64_t proxy_b2bua_leg_hash(struct strview call_id)
@@ -54,7 +56,27 @@ int proxy_b2bua_leg_trunk_side(const struct proxy_b2b *b)
 
 struct proxy_trunk *proxy_b2bua_leg_trunk(struct proxy_b2b *b)
 {
-    return b->trunk[0] ? proxy_trunk_find(b->p, b->trunk) : NULL;
+    struct proxy_trunk *t = b->trunk[0] ? proxy_trunk_find(b->p, b->trunk) : NULL;
+    if (t && (proxy_trunk_tls(t) != b->trunk_tls ||
+              strcmp(proxy_trunk_gateway(t), b->trunk_gateway) != 0))
+        return NULL; /* reloaded as another gateway or transport: not this call's */
+    return t;
+}
+
+void proxy_b2bua_leg_take_trunk(struct proxy_b2b *b, const struct proxy_trunk *t)
+{
+    snprintf(b->trunk, sizeof(b->trunk), "%s", proxy_trunk_name(t));
+    snprintf(b->trunk_gateway, sizeof(b->trunk_gateway), "%s", proxy_trunk_gateway(t));
+    b->trunk_tls = proxy_trunk_tls(t);
+    if (b->call)
+        snprintf(b->call->trunk, sizeof(b->call->trunk), "%s", b->trunk);
+}
+
+bool proxy_b2bua_leg_sdp_may_go(struct proxy_b2b *b, int side, uint64_t conn)
+{
+    const struct strbuf *sdp = &b->sdp_to[side];
+    bool keys = sdp->len && memmem(sdp->p, sdp->len, "a=crypto:", 9) != NULL;
+    return !keys || b2b_conn_tls(b->p, conn);
 }
 
 static bool b2b_busy(const struct proxy_b2b *b)

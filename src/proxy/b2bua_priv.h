@@ -78,6 +78,10 @@ struct proxy_b2b {
     bool outbound;                     /* A a user, B a gateway (else the reverse) */
     int user_side;                     /* 0 outbound, 1 inbound */
     char trunk[DIALPLAN_NAME_MAX + 1]; /* the trunk of the attempt in use, or the caller's */
+    /* that trunk's gateway and transport when the call took it: a trunk of
+     * the same name changed by a reload is another trunk for this call */
+    char trunk_gateway[264];
+    bool trunk_tls;
     char route[DIALPLAN_NAME_MAX + 1];
     char trunks[DIALPLAN_TRUNKS_MAX][DIALPLAN_NAME_MAX + 1];
     size_t ntrunks, attempt;
@@ -128,6 +132,11 @@ void proxy_b2bua_leg_unindex(struct proxy_b2b *b, int side);
  * (NULL when removed meanwhile). */
 int proxy_b2bua_leg_trunk_side(const struct proxy_b2b *b);
 struct proxy_trunk *proxy_b2bua_leg_trunk(struct proxy_b2b *b);
+/* The call takes trunk t (its name, gateway and transport are kept). */
+void proxy_b2bua_leg_take_trunk(struct proxy_b2b *b, const struct proxy_trunk *t);
+/* May the SDP Parley last sent side go out on conn? Not when it carries
+ * a key of Parley's and conn is not TLS. */
+bool proxy_b2bua_leg_sdp_may_go(struct proxy_b2b *b, int side, uint64_t conn);
 /* Frees the call now (contexts of its transactions cleared). */
 void proxy_b2bua_leg_free(struct proxy_b2b *b);
 /* Frees it after the hooks on the stack returned, once it is over and

@@ -205,7 +205,10 @@ void proxy_set_dialplan(struct proxy *p, const struct dialplan *dp)
 int proxy_set_trunks(struct proxy *p, const struct proxy_trunk_def *defs, size_t n, char *err,
                      size_t errlen)
 {
-    return proxy_trunk_set_all(p, defs, n, err, errlen);
+    int rc = proxy_trunk_set_all(p, defs, n, err, errlen);
+    if (rc == 0)
+        proxy_b2bua_trunks_changed(p);
+    return rc;
 }
 
 bool proxy_trunk_source_allowed(struct proxy *p, const struct netaddr *peer)
@@ -663,8 +666,45 @@ static void proxy_on_request(struct proxy *p, uint64_t conn, struct sip_msg *req
     sip_txn_server_dispatched(st);
 }
 
+/* A gateway's connection carries calls only: no registrations, presence,
+ * messages or relay credentials; and the trunk listener serves trunks
+ * only (a connection whose trunk a reload removed is no one's). True when
+ * req was refused. */
+static bool proxy_trunk_conn_refused(struct proxy *p, struct sip_server_txn *st,
+                                     const struct sip_msg *req)
+{
+    uint64_t conn = sip_server_txn_conn(st);
+    bool on_trunk_listener =
+        p->env.conn_on_trunk_listener && p->env.conn_on_trunk_listener(p->env.arg, conn);
+    struct proxy_trunk *t = proxy_trunk_of_conn(p, conn);
+    if (!t && !on_trunk_listener)
+        return false;
+    if (!t) {
+        proxy_reject(p, st, 403, "Forbidden (the trunk listener serves trunks' gateways only)",
+                     "request on the trunk listener from no trunk");
+        return true;
+    }
+    switch (req->method) {
+    case SIP_METHOD_INVITE:
+    case SIP_METHOD_ACK:
+    case SIP_METHOD_BYE:
+    case SIP_METHOD_CANCEL:
+    case SIP_METHOD_OPTIONS:
+    case SIP_METHOD_UPDATE:
+    case SIP_METHOD_PRACK:
+    case SIP_METHOD_INFO:
+        return false;
+    default:
+        proxy_reject(p, st, 403, "Forbidden (a trunk carries calls only)",
+                     "request other than a call from a trunk");
+        return true;
+    }
+}
+
 static void proxy_on_new_request(struct proxy *p, struct sip_server_txn *st, struct sip_msg *req)
 {
+    if (proxy_trunk_conn_refused(p, st, req))
+        return;
     bool to_server = req->ruri.user.n == 0 && proxy_hop_uri_is_us(p, &req->ruri) &&
                      sip_msg_hdr_first(req, SIP_HDR_ROUTE) == NULL;
     if (req->max_forwards == 0 && !(to_server && req->method == SIP_METHOD_OPTIONS)) {

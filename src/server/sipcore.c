@@ -212,6 +212,11 @@ static void sipcore_self_address(void *arg, uint64_t conn, char *out, size_t cap
     const struct listener *l = NULL;
     if (cc && cc->listener >= 0 && (size_t)cc->listener < rt->nlisteners)
         l = &rt->listeners[cc->listener];
+    /* a connection Parley opened to a TCP trunk's gateway: the trunk
+     * listener is where that gateway reaches Parley */
+    for (size_t i = 0; !l && cc && !cc->tls && i < rt->nlisteners; i++)
+        if (rt->listeners[i].kind == LISTENER_TRUNK_TCP)
+            l = &rt->listeners[i];
     for (size_t i = 0; !l && i < rt->nlisteners; i++)
         if (rt->listeners[i].kind == LISTENER_MTLS)
             l = &rt->listeners[i];

@@ -363,6 +363,21 @@ class TestTcpTrunk(unittest.TestCase):
         listeners = [l for l in status["listeners"] if l["transport"] == "trunk-tcp"]
         self.assertEqual(len(listeners), 1, status["listeners"])
 
+    def test_trunk_connection_carries_calls_only(self):
+        """From a trunk's own address on the trunk listener, a REGISTER (a
+        binding over plain TCP from outside the internal networks) or a
+        MESSAGE is refused: a gateway's connection carries calls only."""
+        from sipclient import SipClient
+        with SipClient.connect("127.0.0.1", self.trunk_port, transport="tcp", user="alice",
+                               password=USERS["alice"]) as c:
+            r = c.register(expires=600)
+            self.assertEqual(r.status, 403, r)
+            self.assertIn("calls only", r.reason)
+            r = c.message("sip:bob@example.test", "hello")
+            self.assertEqual(r.status, 403, r)
+        self.assertFalse([b for b in self.p.ctl("registrations", json=True).stdout["registrations"]
+                          if b["transport"] == "TCP"])
+
     def test_tcp_trunk_with_srtp_is_refused(self):
         res = self.p.ctl("trunk", "add", "gwbad", "--gateway", "127.0.0.1:5999", "--transport",
                          "tcp", "--srtp-mode", "required")
