@@ -382,8 +382,20 @@ static int anchor_finish(struct proxy *p, struct sip_msg *m, struct sdp *sdp,
         break;
     }
     anchor_remove_transport_attrs(sdp, &sdp->session, false);
-    if (toward_gateway)
+    if (toward_gateway) {
         anchor_remove_identity_attrs(sdp, &sdp->session);
+        /* the session's name, information, URI, e-mail and phone (RFC 8866
+         * §5.3-5.6) are the user's words about themself: none of them */
+        for (size_t i = 0; i < sdp->nlines; i++) {
+            char t = sdp->lines[i].type;
+            if (t == 'i' || t == 'u' || t == 'e' || t == 'p')
+                sdp_line_remove(sdp, i);
+            else if (t == 's' && sdp_line_set(sdp, i, strview_cstr("s=-\r\n")) != 0) {
+                snprintf(warning, cap, "the session description could not be rewritten");
+                return 500;
+            }
+        }
+    }
     if (sdp->session.conn.present) {
         snprintf(line, sizeof(line), "c=IN %s %s\r\n", ipv, addr);
         if (sdp_line_set(sdp, sdp->session.conn.line, strview_cstr(line)) != 0) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "dialplan/dialplan.h"
@@ -340,14 +341,27 @@ struct proxy_trunk *proxy_trunk_of_conn(struct proxy *p, uint64_t conn)
         return NULL;
     for (struct proxy_trunk *t = p->trunks; t; t = t->next)
         if (t->conn == conn && t->state == PROXY_TRUNK_UP)
-            return t;
+            /* Parley's own connection: TLS proved the gateway; over TCP only
+             * its address does (a gateway named in DNS could be anyone) */
+            return t->tls || (t->have_address && netaddr_same_source(&t->address, &ci->peer))
+                       ? t
+                       : NULL;
     if (ci->outgoing)
         return NULL;
     if (ci->tls) {
-        for (struct proxy_trunk *t = p->trunks; t; t = t->next)
-            if (t->tls && trunk_cert_names(t, ci))
-                return t;
-        return NULL;
+        /* one gateway per certificate: one that names several gateways (a
+         * wildcard) is none of them, or it could speak in another's calls;
+         * several trunks of one gateway (same host) are that gateway's */
+        struct proxy_trunk *found = NULL;
+        for (struct proxy_trunk *t = p->trunks; t; t = t->next) {
+            if (!t->tls || !trunk_cert_names(t, ci))
+                continue;
+            if (found && strcasecmp(found->host, t->host) != 0)
+                return NULL;
+            if (!found)
+                found = t;
+        }
+        return found;
     }
     if (!p->env.conn_on_trunk_listener || !p->env.conn_on_trunk_listener(p->env.arg, conn))
         return NULL;
