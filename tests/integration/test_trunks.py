@@ -46,7 +46,8 @@ from harness import (TIMEOUT_SCALE, Baresip, Parley, free_port, free_ports, issu
 from linphone import make_tone
 
 try:
-    from capture import Capture, CaptureUnavailable, appears_in, informative_chunks, rtp_payloads
+    from capture import (Capture, CaptureUnavailable, appears_in, informative_chunks,
+                         rtp_packets, rtp_payloads)
 except ImportError:  # pragma: no cover
     Capture = None
 
@@ -228,7 +229,11 @@ class TestTcpTrunk(unittest.TestCase):
         except CaptureUnavailable as e:  # pragma: no cover
             print(f"no packet capture: {e}")
         # the early media pcap plays for 7 s: what follows it is the echo
-        time.sleep(scaled(10))
+        time.sleep(scaled(3))
+        # RFC 4733 DTMF from alice: SRTP in on her leg, plain telephone-event
+        # out on the gateway's
+        a.cmd("sndcode", "5")
+        time.sleep(scaled(7))
         ev = len(a.events)
         a.hangup()
         a.wait_event("CALL_CLOSED", timeout=10, since=ev)
@@ -260,6 +265,10 @@ class TestTcpTrunk(unittest.TestCase):
             self.assertTrue(user_leg, "nothing captured on the user leg")
             self.assertFalse(appears_in(gw_audio, user_leg),
                              "plain audio of the gateway leg appears on the user leg")
+            # the digit reached the gateway as telephone-event (event 5)
+            to_gw = rtp_packets(cap.payloads(sport=gw_port))
+            events = {p[3][0] for p in to_gw if p[0] == 101 and p[3]}
+            self.assertIn(5, events, "alice's DTMF did not reach the gateway")
 
     # -- failover and failures ---------------------------------------------
 
