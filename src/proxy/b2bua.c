@@ -455,6 +455,32 @@ static long b2b_retry_after(const struct sip_msg *resp)
 
 /* B's final failure on br (resp NULL: the transaction failed: 408 for a
  * timeout, 503 for a connection that closed). */
+/* The codecs of A's offer ("opus, PCMU, PCMA, telephone-event"), from its
+ * a=rtpmap lines, for the Warning of a call the other side found no codec
+ * in common with: Parley does not transcode. */
+static void b2b_offered_codecs(const struct proxy_b2b *b, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    const char *s = b->a_offer.p, *end = s ? s + b->a_offer.len : NULL;
+    while (s && s < end && n + 1 < cap) {
+        const char *eol = memchr(s, '\n', (size_t)(end - s));
+        const char *line_end = eol ? eol : end;
+        if (line_end - s > 9 && memcmp(s, "a=rtpmap:", 9) == 0) {
+            const char *name = memchr(s, ' ', (size_t)(line_end - s));
+            const char *slash = name ? memchr(name, '/', (size_t)(line_end - name)) : NULL;
+            if (name && slash && slash - name > 1) {
+                int w = snprintf(out + n, cap - n, "%s%.*s", n ? ", " : "", (int)(slash - name - 1),
+                                 name + 1);
+                if (w < 0 || (size_t)w >= cap - n)
+                    break;
+                n += (size_t)w;
+            }
+        }
+        s = eol ? eol + 1 : end;
+    }
+}
+
 static void b2b_branch_failed(struct proxy_b2b *b, struct b2b_branch *br,
                               const struct sip_msg *resp, int status)
 {
@@ -504,7 +530,17 @@ static void b2b_branch_failed(struct proxy_b2b *b, struct b2b_branch *br,
             mapped = 500;
             mapped_reason = "Server Internal Error (the gateway refused Parley's session timer)";
         }
-        proxy_b2bua_leg_fail(b, mapped, mapped_reason, NULL);
+        char warning[MEDIA_WARNING_MAX] = "";
+        if (mapped == 488 || mapped == 606) {
+            char codecs[160];
+            b2b_offered_codecs(b, codecs, sizeof(codecs));
+            if (codecs[0])
+                snprintf(warning, sizeof(warning),
+                         "the gateway accepted none of the codecs offered (%s); Parley does not "
+                         "transcode",
+                         codecs);
+        }
+        proxy_b2bua_leg_fail(b, mapped, mapped_reason, warning);
         return;
     }
     /* inbound: a device of the user; the best answer once all have

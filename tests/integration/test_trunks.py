@@ -309,6 +309,16 @@ class TestTcpTrunk(unittest.TestCase):
         self.assertEqual(resp.status, 200, resp)
         self.assertEqual(gw.wait(15), 0, gw.logs())
 
+    def test_gateway_without_a_common_codec_gets_488_naming_the_codecs(self):
+        gw = self.gateway("gw_uas_status.xml", ["-set", "status", "488"], self.gw1_port)
+        with self.p.client("alice") as a:
+            resp, _ = a.invite("sip:+15550006666@example.test;user=phone", timeout=scaled(10))
+        self.assertEqual(resp.status, 488, resp)
+        warning = resp.header("Warning") or ""
+        self.assertIn("none of the codecs offered", warning)
+        self.assertIn("does not transcode", warning)
+        self.assertEqual(gw.wait(10), 0, gw.logs())
+
     def test_user_without_outbound_rights_gets_403(self):
         with self.p.client("bob") as b:
             resp, _ = b.invite("sip:+15550003333@example.test;user=phone", timeout=scaled(10))
