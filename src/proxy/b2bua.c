@@ -429,7 +429,10 @@ static void b2b_answered(struct proxy_b2b *b, struct b2b_branch *br, const struc
     if (sdp.n)
         proxy_b2bua_leg_keep_sdp(b, 0, resp);
     proxy_b2bua_dialog_timer_from_2xx(b, resp);
-    proxy_b2bua_leg_reply_a(b, 200, NULL, NULL, strview_make(b->sdp_to[0].p, b->sdp_to[0].len));
+    char granted[128];
+    proxy_b2bua_dialog_timer_granted(b, granted, sizeof(granted));
+    proxy_b2bua_leg_reply_a(b, 200, NULL, granted[0] ? granted : NULL,
+                            strview_make(b->sdp_to[0].p, b->sdp_to[0].len));
     if (b->call) {
         proxy_call_answered(p, b->call);
         proxy_b2bua_leg_describe_media(b);
@@ -637,8 +640,16 @@ static struct proxy_b2b *b2b_new(struct proxy *p, struct sip_server_txn *st,
                      "request other than INVITE through a trunk");
         return NULL;
     }
-    if (b2b_requires(req, "100rel") || b2b_requires(req, "timer")) {
-        sip_server_txn_reply(st, 420, NULL, "Unsupported: 100rel, timer\r\n");
+    if (b2b_requires(req, "100rel")) {
+        /* Parley sends no reliable provisionals (a gateway that merely
+         * supports 100rel gets unreliable ones) */
+        sip_server_txn_reply(st, 420, NULL, "Unsupported: 100rel\r\n");
+        return NULL;
+    }
+    if (outbound && b2b_requires(req, "timer")) {
+        /* a user's client: the session timer is Parley's business toward
+         * the gateway, not theirs */
+        sip_server_txn_reply(st, 420, NULL, "Unsupported: timer\r\n");
         return NULL;
     }
     if (!p->env.anchor) {
@@ -665,6 +676,16 @@ static struct proxy_b2b *b2b_new(struct proxy *p, struct sip_server_txn *st,
     b->a_invite.st = st;
     b->conn[0] = sip_server_txn_conn(st);
     snprintf(b->a_tag, sizeof(b->a_tag), "%s", sip_server_txn_local_tag(st));
+    if (!outbound) {
+        struct strbuf h = STRBUF_INIT;
+        if (proxy_b2bua_dialog_grant_timer(b, req, &h) == 422) {
+            sip_server_txn_reply(st, 422, NULL, h.err ? NULL : strbuf_cstr(&h));
+            strbuf_free(&h);
+            free(b);
+            return NULL;
+        }
+        strbuf_free(&h);
+    }
     if (sip_dialog_uas(&b->side[0], req, b->a_tag) != 0) {
         free(b);
         proxy_reject(p, st, 400, "Bad Request (an INVITE without From tag or Contact)",

@@ -50,12 +50,52 @@ static void b2b_arm_timer(struct proxy_b2b *b)
     timer_start(b->p->timers, &b->timer, (uint64_t)s * 1000, b2b_on_timer, b);
 }
 
+int proxy_b2bua_dialog_grant_timer(struct proxy_b2b *b, const struct sip_msg *req,
+                                   struct strbuf *reject_headers)
+{
+    const struct sip_hdr *se = sip_msg_hdr_first(req, SIP_HDR_SESSION_EXPIRES);
+    char v[96];
+    if (!se || strview_copy(se->value, v, sizeof(v)) != 0)
+        return 0; /* no timer asked for: none (RFC 4028 §9) */
+    char *end = NULL;
+    unsigned long interval = strtoul(v, &end, 10);
+    if (end == v)
+        return 0;
+    if (interval < SIP_SESSION_TIMER_MIN) {
+        strbuf_printf(reject_headers, "Min-SE: %u\r\n", SIP_SESSION_TIMER_MIN);
+        return 422;
+    }
+    if (interval > SIP_SESSION_TIMER_MAX)
+        interval = SIP_SESSION_TIMER_MAX;
+    /* the refresher the gateway named; when it named none, the gateway
+     * (the UAC) refreshes */
+    b->stimer.active = true;
+    b->stimer.interval = (uint32_t)interval;
+    b->stimer.min_se = SIP_SESSION_TIMER_MIN;
+    b->stimer.we_refresh = strstr(v, "refresher=uas") != NULL;
+    b->se_interval = (uint32_t)interval;
+    b->se_min = SIP_SESSION_TIMER_MIN;
+    return 0;
+}
+
+void proxy_b2bua_dialog_timer_granted(const struct proxy_b2b *b, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (!b->outbound && b->stimer.active)
+        snprintf(out, cap, "Session-Expires: %u;refresher=%s\r\nRequire: timer\r\n",
+                 b->stimer.interval, b->stimer.we_refresh ? "uas" : "uac");
+}
+
 /* A 2xx from the gateway to an INVITE or UPDATE of Parley's (or one it
  * passed): the session timer it sets. */
 void proxy_b2bua_dialog_timer_from_2xx(struct proxy_b2b *b, const struct sip_msg *resp)
 {
-    if (!b->outbound)
+    if (!b->outbound) {
+        /* an inbound call's timer is the one Parley granted the gateway
+         * (proxy_b2bua_dialog_grant_timer): a 2xx to a refresh restarts it */
+        b2b_arm_timer(b);
         return;
+    }
     struct sip_session_timer t;
     if (sip_session_timer_on_2xx(resp, b->se_min, &t) != 0) {
         /* a Session-Expires Parley cannot take: no timer rather than a
@@ -130,7 +170,7 @@ static struct b2b_reoffer *b2b_reoffer_slot(struct proxy_b2b *b)
 /* Session-timer header lines toward a gateway (outbound calls only). */
 static void b2b_timer_headers(struct proxy_b2b *b, int to, struct strbuf *h)
 {
-    if (!b->outbound || to != 1)
+    if (to != proxy_b2bua_leg_trunk_side(b) || (!b->outbound && !b->stimer.active))
         return;
     strbuf_printf(h, "Session-Expires: %u;refresher=uac\r\nMin-SE: %u\r\nSupported: timer\r\n",
                   b->se_interval, b->se_min);
@@ -139,8 +179,9 @@ static void b2b_timer_headers(struct proxy_b2b *b, int to, struct strbuf *h)
 static void b2b_refresh(struct proxy_b2b *b)
 {
     struct proxy *p = b->p;
-    uint64_t conn = proxy_b2bua_leg_conn(b, 1);
-    if (conn && !proxy_b2bua_leg_sdp_may_go(b, 1, conn)) {
+    int gw = proxy_b2bua_leg_trunk_side(b);
+    uint64_t conn = proxy_b2bua_leg_conn(b, gw);
+    if (conn && !proxy_b2bua_leg_sdp_may_go(b, gw, conn)) {
         /* the gateway's leg is SRTP and its connection is no longer TLS */
         proxy_b2bua_leg_end(b, "the gateway's hop is no longer TLS", true, true, 488,
                             "SRTP keys are not sent over a plain hop");
@@ -152,18 +193,18 @@ static void b2b_refresh(struct proxy_b2b *b)
         return;
     }
     r->from = -1;
-    r->to = 1;
+    r->to = gw;
     r->invite = true;
     struct strbuf h = STRBUF_INIT;
     char contact[400];
     proxy_b2bua_leg_contact(p, conn, contact, sizeof(contact));
     strbuf_puts(&h, contact);
     strbuf_puts(&h, B2B_ALLOW);
-    b2b_timer_headers(b, 1, &h);
-    struct sip_msg *m = h.err
-                            ? NULL
-                            : proxy_b2bua_leg_build(b, 1, conn, "INVITE", 0, strbuf_cstr(&h),
-                                                    strview_make(b->sdp_to[1].p, b->sdp_to[1].len));
+    b2b_timer_headers(b, gw, &h);
+    struct sip_msg *m =
+        h.err ? NULL
+              : proxy_b2bua_leg_build(b, gw, conn, "INVITE", 0, strbuf_cstr(&h),
+                                      strview_make(b->sdp_to[gw].p, b->sdp_to[gw].len));
     strbuf_free(&h);
     r->txn = m ? sip_txn_client_send(p->txn, conn, m, r) : NULL;
     if (!r->txn)
@@ -208,8 +249,7 @@ static void b2b_answer_refresh(struct proxy_b2b *b, int from, struct sip_server_
     if (out.p)
         OPENSSL_cleanse(out.p, out.cap);
     strbuf_free(&out);
-    if (from == proxy_b2bua_leg_trunk_side(b) && b->outbound && b->stimer.active &&
-        !b->stimer.we_refresh)
+    if (from == proxy_b2bua_leg_trunk_side(b) && b->stimer.active && !b->stimer.we_refresh)
         b2b_arm_timer(b); /* the gateway refreshed */
 }
 
@@ -314,7 +354,7 @@ static void b2b_reoffer_response(struct sip_txn_user *u, struct sip_client_txn *
         }
         if (retransmission || b->state != B2B_CONFIRMED)
             return;
-        if (r->to == 1)
+        if (r->to == proxy_b2bua_leg_trunk_side(b))
             proxy_b2bua_dialog_timer_from_2xx(b, resp);
         if (r->from < 0)
             return; /* Parley's refresh: the SDP is unchanged */
@@ -336,7 +376,7 @@ static void b2b_reoffer_response(struct sip_txn_user *u, struct sip_client_txn *
         if (r->in.st) {
             const struct sip_msg *in = sip_server_txn_request(r->in.st);
             proxy_b2bua_leg_contact(p, b->conn[r->from], extra, sizeof(extra));
-            if (r->from == 1 && b->outbound) {
+            if (r->from == proxy_b2bua_leg_trunk_side(b)) {
                 /* the gateway's re-offer: it refreshed the session */
                 size_t n = strlen(extra);
                 if (sip_msg_hdr_first(in, SIP_HDR_SESSION_EXPIRES) && b->stimer.active)

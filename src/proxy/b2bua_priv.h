@@ -180,6 +180,13 @@ int proxy_b2bua_leg_map_failure(int status, const char **reason);
 /* A 2xx from the gateway (to an INVITE or UPDATE of Parley's or one it
  * passed): the session timer it sets, armed. */
 void proxy_b2bua_dialog_timer_from_2xx(struct proxy_b2b *b, const struct sip_msg *resp);
+/* An inbound call's INVITE from the gateway (Parley the UAS): the session
+ * timer it asks for, granted (RFC 4028 §9; below Min-SE 90: 422, with the
+ * Min-SE line in reject_headers). 0 or 422. */
+int proxy_b2bua_dialog_grant_timer(struct proxy_b2b *b, const struct sip_msg *req,
+                                   struct strbuf *reject_headers);
+/* The header lines of the granted timer for A's 2xx ("" when none). */
+void proxy_b2bua_dialog_timer_granted(const struct proxy_b2b *b, char *out, size_t cap);
 /* A request inside the call from side's party, answered. */
 void proxy_b2bua_dialog_request(struct proxy_b2b *b, int side, struct sip_server_txn *st,
                                 struct sip_msg *req);

@@ -303,16 +303,22 @@ static void gw_request(struct fx *f, struct gw_leg *l, const char *method, const
 }
 
 /* An out-of-dialog INVITE from a gateway on conn g for number. */
-static void gw_invite_sdp(struct fx *f, uint64_t g, const char *number, const char *call_id,
-                          const char *sdp);
+static void gw_invite_full(struct fx *f, uint64_t g, const char *number, const char *call_id,
+                           const char *sdp, const char *headers);
 
 static void gw_invite(struct fx *f, uint64_t g, const char *number, const char *call_id)
 {
-    gw_invite_sdp(f, g, number, call_id, SDP_GW_PLAIN);
+    gw_invite_full(f, g, number, call_id, SDP_GW_PLAIN, "");
 }
 
 static void gw_invite_sdp(struct fx *f, uint64_t g, const char *number, const char *call_id,
                           const char *sdp)
+{
+    gw_invite_full(f, g, number, call_id, sdp, "");
+}
+
+static void gw_invite_full(struct fx *f, uint64_t g, const char *number, const char *call_id,
+                           const char *sdp, const char *headers)
 {
     char text[FX_MSG_MAX], peer[NETADDR_STRLEN];
     netaddr_format(&f->conns[g].peer, peer);
@@ -326,9 +332,11 @@ static void gw_invite_sdp(struct fx *f, uint64_t g, const char *number, const ch
                        "CSeq: 1 INVITE\r\n"
                        "Contact: <sip:" CALLER_PSTN "@%s;transport=tcp>\r\n"
                        "P-Asserted-Identity: <sip:" CALLER_PSTN "@%s;user=phone>\r\n"
+                       "%s"
                        "Content-Type: application/sdp\r\n"
                        "Content-Length: %zu\r\n\r\n%s",
-                       number, peer, call_id, peer, number, call_id, peer, peer, strlen(sdp), sdp);
+                       number, peer, call_id, peer, number, call_id, peer, peer, headers,
+                       strlen(sdp), sdp);
     assert_true(len > 0 && (size_t)len < sizeof(text));
     assert_int_equal(fx_send_text(f, g, text, (size_t)len), 0);
 }
@@ -1219,6 +1227,55 @@ static void test_tcp_gateway_offering_keys_gets_none(void **state)
     assert_text(f, ok, "a=crypto", false);
 }
 
+/* A gateway calling in asks for a session timer (Parley the UAS, RFC 4028
+ * §9): granted with the gateway as refresher; a refresh (UPDATE without
+ * SDP) moves the expiry; none, and the call ends with Reason 408. One below
+ * Min-SE gets 422. */
+static void test_inbound_session_timer_granted_and_enforced(void **state)
+{
+    struct med *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t a = device(f, "alice");
+    uint64_t g = fx_open_from(f, GW1_ADDR ":40000", false, true);
+    gw_invite_full(f, g, FX_NUMBER_ALICE, "pstn-st-0@" GW1_ADDR, SDP_GW_PLAIN,
+                   "Supported: timer\r\nSession-Expires: 60\r\n");
+    int r = last_status(f, g, 422);
+    assert_header(f, r, "Min-SE", "90");
+    gw_invite_full(f, g, FX_NUMBER_ALICE, "pstn-st-1@" GW1_ADDR, SDP_GW_PLAIN,
+                   "Supported: timer\r\nSession-Expires: 120;refresher=uac\r\n");
+    int inv = last_request(f, a, "INVITE");
+    assert_int_equal(fx_respond(f, a, inv, 200, "at1", NULL, FX_SDP_SRTP_ANSWER), 0);
+    int ok = last_status(f, g, 200);
+    assert_header(f, ok, "Session-Expires", "120;refresher=uac");
+    assert_header_has(f, ok, "Require", "timer");
+    char to[300], peer[NETADDR_STRLEN], text[FX_MSG_MAX];
+    assert_int_equal(fx_sent_header(f, ok, "To", to, sizeof(to)), 0);
+    netaddr_format(&f->conns[g].peer, peer);
+    size_t mark = f->nsent;
+    /* the gateway refreshes at 60 s */
+    fx_advance(f, 60000);
+    int len = snprintf(text, sizeof(text),
+                       "UPDATE sip:parley@" FX_DOMAIN " SIP/2.0\r\n"
+                       "Via: SIP/2.0/TCP %s;branch=z9hG4bKgwupd1\r\n"
+                       "Max-Forwards: 70\r\n"
+                       "From: <sip:" CALLER_PSTN "@%s;user=phone>;tag=gwfrom1\r\n"
+                       "To: %s\r\n"
+                       "Call-ID: pstn-st-1@" GW1_ADDR "\r\n"
+                       "CSeq: 2 UPDATE\r\n"
+                       "Session-Expires: 120;refresher=uac\r\n"
+                       "Content-Length: 0\r\n\r\n",
+                       peer, peer, to);
+    assert_true(len > 0 && (size_t)len < sizeof(text));
+    assert_int_equal(fx_send_text(f, g, text, (size_t)len), 0);
+    last_status(f, g, 200);
+    fx_advance(f, 60000); /* 120 s: past 88 s after the 2xx, not after the refresh */
+    assert_int_equal(count_requests(f, g, mark, "BYE"), 0);
+    fx_advance(f, 30000); /* 150 s: 90 s after the refresh, past 120 - 32 */
+    int bg = last_request(f, g, "BYE"), ba = last_request(f, a, "BYE");
+    assert_header_has(f, bg, "Reason", "cause=408");
+    assert_header_has(f, ba, "Reason", "cause=408");
+}
+
 static void test_inbound_from_elsewhere_is_refused(void **state)
 {
     struct med *t = *state;
@@ -1532,6 +1589,7 @@ int main(void)
         T(test_422_retries_with_the_gateways_min_se),
         T(test_inbound_call_reaches_alice_as_the_callers_number),
         T(test_tcp_gateway_offering_keys_gets_none),
+        T(test_inbound_session_timer_granted_and_enforced),
         T(test_inbound_from_elsewhere_is_refused),
         T(test_inbound_for_nobodys_number_gets_404),
         T(test_inbound_cancel_from_gateway),
