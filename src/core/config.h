@@ -135,6 +135,7 @@ struct config {
         long long transactions_per_connection;
         long long transactions_per_source;
         long long transactions_per_user;
+        long long trunk_calls_per_user;
         long long transactions_total;
     } limits;
     struct {

@@ -703,10 +703,25 @@ static struct proxy_b2b *b2b_new(struct proxy *p, struct sip_server_txn *st,
     return b;
 }
 
+/* Calls through trunks user has now (not ended). */
+static size_t b2b_user_trunk_calls(const struct proxy *p, const char *user)
+{
+    size_t n = 0;
+    for (const struct proxy_b2b *b = p->b2b_all; b; b = b->next)
+        if (b->outbound && b->state != B2B_ENDED && strcmp(b->user, user) == 0)
+            n++;
+    return n;
+}
+
 void proxy_b2bua_to_trunks(struct proxy *p, struct sip_server_txn *st, const struct sip_msg *req,
                            const char *caller_user, const char *number, const char *route,
                            const char *const *trunks, size_t ntrunks)
 {
+    if (p->cfg.max_trunk_calls_per_user &&
+        b2b_user_trunk_calls(p, caller_user) >= p->cfg.max_trunk_calls_per_user) {
+        proxy_reject_overload(p, st, "limits.trunk_calls_per_user");
+        return;
+    }
     char warning[MEDIA_WARNING_MAX];
     if (req->method == SIP_METHOD_INVITE && proxy_media_has_sdp(req)) {
         /* the user's offer answers to the domain's level like any */

@@ -130,6 +130,7 @@ struct proxy_config {
     const char *const *media_suites; /* media.srtp_suites */
     size_t media_nsuites;
     size_t max_transactions_per_user; /* requests in progress per sender; 0: no bound */
+    size_t max_trunk_calls_per_user;  /* calls through trunks per user at once; 0: no bound */
     bool anchor_media;                /* media.anchor = always */
 };
 

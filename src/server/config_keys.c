@@ -37,6 +37,9 @@ const struct config_key limits_config_keys[] = {
     {"limits", "transactions_per_user", CONFIG_INT, "200", NULL, 1, 1000000, true, false, NULL,
      "Most requests one user (or a partner's user) has in progress at once, from all its "
      "devices.", CONFIG_FIELD(limits.transactions_per_user), NULL},
+    {"limits", "trunk_calls_per_user", CONFIG_INT, "4", NULL, 1, 1000, true, false, NULL,
+     "Most calls one user has through trunks at once (ringing or answered); more get 503.",
+     CONFIG_FIELD(limits.trunk_calls_per_user), NULL},
     {"limits", "transactions_total", CONFIG_INT, "10000", NULL, 1, 10000000, true, false, NULL,
      "Most requests worked on at once in all.", CONFIG_FIELD(limits.transactions_total), NULL},
     {NULL, NULL, 0, NULL, NULL, 0, 0, false, false, NULL, NULL, 0, NULL},

@@ -335,6 +335,7 @@ void sipcore_configs(const struct config *cfg, struct auth_config *ac, struct re
     pc->media_suites = (const char *const *)cfg->media.srtp_suites.v;
     pc->media_nsuites = cfg->media.srtp_suites.n;
     pc->max_transactions_per_user = (size_t)cfg->limits.transactions_per_user;
+    pc->max_trunk_calls_per_user = (size_t)cfg->limits.trunk_calls_per_user;
     pc->anchor_media = strcmp(cfg->media.anchor, "always") == 0;
 
     prc->domain = cfg->server.domain;

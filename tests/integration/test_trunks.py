@@ -319,6 +319,25 @@ class TestTcpTrunk(unittest.TestCase):
         self.assertIn("does not transcode", warning)
         self.assertEqual(gw.wait(10), 0, gw.logs())
 
+    def test_trunk_calls_per_user_bounded(self):
+        """limits.trunk_calls_per_user: with 1, alice's second call while
+        the first is up gets 503 (logged sip.overload), and is allowed
+        again once the first ended."""
+        self.p.config_set("limits.trunk_calls_per_user", 1)
+        self.assertEqual(self.p.ctl("reload").returncode, 0)
+        self.addCleanup(lambda: (self.p.config_set("limits.trunk_calls_per_user", 4),
+                                 self.p.ctl("reload")))
+        gw = self.gateway("gw_uas_answer.xml", [], self.gw1_port)
+        with self.p.client("alice") as a:
+            resp, dlg = a.invite("sip:+15550007777@example.test;user=phone", timeout=scaled(10))
+            self.assertEqual(resp.status, 200, resp)
+            resp2, _ = a.invite("sip:+15550008888@example.test;user=phone", timeout=scaled(10))
+            self.assertEqual(resp2.status, 503, resp2)
+            self.p.wait_log("sip.overload", bound="limits.trunk_calls_per_user")
+            time.sleep(0.5)
+            self.assertEqual(a.bye(dlg).status, 200)
+        self.assertEqual(gw.wait(10), 0, gw.logs())
+
     def test_user_without_outbound_rights_gets_403(self):
         with self.p.client("bob") as b:
             resp, _ = b.invite("sip:+15550003333@example.test;user=phone", timeout=scaled(10))
