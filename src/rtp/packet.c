@@ -1,6 +1,7 @@
 #include "rtp/packet.h"
 
 #include <errno.h>
+#include <string.h>
 
 static uint16_t get16(const uint8_t *p)
 {
@@ -70,6 +71,52 @@ int rtp_packet_parse(const uint8_t *p, size_t len, struct rtp_header *out)
 bool rtp_packet_is_rtcp(const uint8_t *p, size_t len)
 {
     return p && len >= 2 && p[1] >= 192 && p[1] <= 223;
+}
+
+int rtp_rtcp_scrub(uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    int scrubbed = 0;
+    while (off + 4 <= len) {
+        uint8_t *h = p + off;
+        size_t plen = 4 * ((size_t)get16(h + 2) + 1);
+        if (plen > len - off)
+            return -EINVAL;
+        size_t end = off + plen;
+        if (h[0] & 0x20 && end == len)
+            end -= p[len - 1] <= plen - 4 ? p[len - 1] : 0; /* padding is no text */
+        unsigned count = h[0] & 0x1f;
+        size_t at = off + 4;
+        if (h[1] == 202) {
+            /* SDES: count chunks of an SSRC and items up to an END item,
+             * each chunk padded to 32 bits */
+            for (unsigned c = 0; c < count; c++) {
+                if (at + 4 > end)
+                    return -EINVAL;
+                at += 4;
+                while (at < end && p[at] != 0) {
+                    if (at + 2 > end || at + 2 + p[at + 1] > end)
+                        return -EINVAL;
+                    size_t n = p[at + 1];
+                    memset(p + at + 2, 'x', n);
+                    scrubbed += (int)n;
+                    at += 2 + n;
+                }
+                at = (at + 4) & ~(size_t)3; /* the END octet and padding */
+            }
+        } else if (h[1] == 203) {
+            /* BYE: count SSRCs, then an optional length-prefixed reason */
+            at += 4 * (size_t)count;
+            if (at < end) {
+                if (at + 1 + p[at] > end)
+                    return -EINVAL;
+                memset(p + at + 1, 'x', p[at]);
+                scrubbed += p[at];
+            }
+        }
+        off += plen;
+    }
+    return scrubbed;
 }
 
 int rtp_rtcp_parse(const uint8_t *p, size_t len, uint32_t *sender_ssrc)

@@ -65,4 +65,15 @@ bool rtp_packet_is_rtcp(const uint8_t *p, size_t len);
  * header. Returns 0 or -EINVAL. */
 int rtp_rtcp_parse(const uint8_t *p, size_t len, uint32_t *sender_ssrc);
 
+/* Overwrites, in place, what a compound RTCP packet p[0..len) says about
+ * its sender in words: the text of every SDES item (CNAME, NAME, EMAIL,
+ * PHONE, LOC, TOOL, NOTE, PRIV; RFC 3550 §6.5) and a BYE's reason (§6.6),
+ * each octet by 'x', lengths unchanged (a CNAME stays one per source, and
+ * nothing else of the packet moves). For a party that must learn nothing
+ * of the other (a gateway, of a user whose client names itself
+ * sip:alice@...). The packet must have passed rtp_rtcp_parse. Returns the
+ * number of octets overwritten, or -EINVAL for an SDES or BYE packet whose
+ * insides run past its length (nothing after it is touched). */
+int rtp_rtcp_scrub(uint8_t *p, size_t len);
+
 #endif

@@ -244,6 +244,38 @@ static void test_rtcp_first_packet(void **state)
     assert_int_equal(rtp_rtcp_parse(q, 8, &ssrc), -EINVAL);
 }
 
+/* What a compound says of its sender in words is overwritten in place:
+ * SDES items and a BYE's reason; lengths and everything else unchanged. */
+static void test_rtcp_scrub(void **state)
+{
+    (void)state;
+    /* RR; SDES: CNAME "sip:alice@example.test" (22), NAME "Alice" (5),
+     * END + padding; BYE with reason "Adjo" */
+    uint8_t p[] = {
+        0x80, 201, 0,   1,   1,   2,   3,   4,                       /* RR, no blocks */
+        0x81, 202, 0,   9,   1,   2,   3,   4,                       /* SDES, 1 chunk */
+        1,    22,  's', 'i', 'p', ':', 'a', 'l', 'i', 'c', 'e', '@', /* CNAME */
+        'e',  'x', 'a', 'm', 'p', 'l', 'e', '.', 't', 'e', 's', 't', /* */
+        2,    5,   'A', 'l', 'i', 'c', 'e', 0,                       /* NAME, END */
+        0x81, 203, 0,   3,   1,   2,   3,   4,   4,   'A', 'd', 'j', 'o', 0, 0, 0, /* BYE */
+    };
+    uint8_t before[sizeof(p)];
+    memcpy(before, p, sizeof(p));
+    assert_int_equal(rtp_rtcp_parse(p, sizeof(p), NULL), 0);
+    assert_int_equal(rtp_rtcp_scrub(p, sizeof(p)), 22 + 5 + 4);
+    assert_int_equal(rtp_rtcp_parse(p, sizeof(p), NULL), 0);
+    assert_null(memmem(p, sizeof(p), "alice", 5));
+    assert_null(memmem(p, sizeof(p), "Alice", 5));
+    assert_null(memmem(p, sizeof(p), "Adjo", 4));
+    for (size_t i = 0; i < sizeof(p); i++)
+        if (p[i] != before[i])
+            assert_int_equal(p[i], 'x');
+    assert_memory_equal(p, before, 18); /* headers, SSRCs, item types */
+    /* an item that runs past its packet: refused, nothing after touched */
+    p[17] = 200;
+    assert_int_equal(rtp_rtcp_scrub(p, sizeof(p)), -EINVAL);
+}
+
 static void test_rtcp_padding(void **state)
 {
     (void)state;
@@ -286,7 +318,7 @@ int main(void)
         cmocka_unit_test(test_rtp_csrc),      cmocka_unit_test(test_rtp_extension),
         cmocka_unit_test(test_rtp_padding),   cmocka_unit_test(test_demux),
         cmocka_unit_test(test_rtcp_compound), cmocka_unit_test(test_rtcp_first_packet),
-        cmocka_unit_test(test_rtcp_padding),
+        cmocka_unit_test(test_rtcp_padding),  cmocka_unit_test(test_rtcp_scrub),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
