@@ -316,6 +316,7 @@ static void worker_remote(struct anchor_worker *w, struct anchor_msg *m)
     l->on_hold = r->on_hold;
     l->have_signal_ip = r->have_signal_ip;
     l->signal_ip = r->signal_ip;
+    l->scrub_rtcp = r->private_party;
     if (moved) { /* a new address in its SDP: where it is must be proven again */
         l->latched_rtp_set = l->latched_rtcp_set = false;
         l->described_ms = anchor_now_ms();

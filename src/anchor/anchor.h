@@ -90,6 +90,10 @@ struct anchor_remote {
      * once the leg's own address has been quiet (see anchor_path.c). */
     bool have_signal_ip;
     struct netaddr signal_ip;
+    /* The party must learn nothing of the other's identity (a PSTN
+     * gateway): the RTCP sent to it has its SDES text and BYE reasons
+     * overwritten (rtp_rtcp_scrub). */
+    bool private_party;
 };
 
 /* A new stream for call_id on behalf of user (counted against

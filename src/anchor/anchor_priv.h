@@ -97,6 +97,7 @@ struct anchor_wleg {
     bool latched_expected;                /* latched_rtp is at the IP its SDP or signalling named */
     bool have_signal_ip;
     struct netaddr signal_ip; /* where its party's signalling came from */
+    bool scrub_rtcp;          /* its party is private: RTCP toward it scrubbed */
     enum anchor_protection rx_protection, tx_protection;
     bool tx_set; /* Parley's side of the leg is decided: nothing is sent before */
     enum rtp_srtp_suite rx_suite, tx_suite;

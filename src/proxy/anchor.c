@@ -498,6 +498,7 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
             break;
         }
         anchor_signal_ip(p, in_conn, &r);
+        r.private_party = set->mode[from] != PROXY_ANCHOR_LEG_POLICY;
         if (set->mode[from] == PROXY_ANCHOR_LEG_SRTP_REQUIRED && r.protection != ANCHOR_SRTP) {
             snprintf(warning, cap, "the trunk requires SRTP and the gateway offered plain RTP");
             status = 488;
@@ -523,6 +524,7 @@ int proxy_anchor_offer(struct proxy *p, struct proxy_anchor_set **setp, bool fro
             OPENSSL_cleanse(r.salt, sizeof(r.salt));
             r.protection = ANCHOR_PLAIN;
             anchor_signal_ip(p, in_conn, &r);
+            r.private_party = true;
         }
         s->offer_proto = sm->proto;
         s->offer_tag = tag;
@@ -646,6 +648,7 @@ int proxy_anchor_answer(struct proxy *p, struct proxy_anchor_set *set, bool from
             break;
         }
         anchor_signal_ip(p, in_conn, &r);
+        r.private_party = set->mode[from] != PROXY_ANCHOR_LEG_POLICY;
         if (s->opportunistic[from] &&
             (r.protection == ANCHOR_PLAIN ||
              (r.protection == ANCHOR_SRTP && r.suite == s->suite[from]))) {

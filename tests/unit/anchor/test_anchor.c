@@ -29,6 +29,7 @@
 #include "anchor/anchor.h"
 #include "core/config.h"
 #include "core/netaddr.h"
+#include "rtp/packet.h"
 #include "rtp/srtp.h"
 
 struct client {
@@ -442,6 +443,81 @@ static void test_plain_leg_latches_to_sdp_address_only(void **state)
     client_close(&m);
 }
 
+/* An RR and an SDES whose CNAME is `cname`, from SSRC 0x11223344. */
+static size_t rtcp_with_cname(uint8_t *buf, const char *cname)
+{
+    size_t n = strlen(cname), at = 0;
+    const uint8_t rr[8] = {0x80, 201, 0, 1, 0x11, 0x22, 0x33, 0x44};
+    memcpy(buf, rr, 8);
+    at = 8;
+    size_t sdes_len = 4 + 4 + 2 + n + 1;
+    size_t padded = (sdes_len + 3) & ~(size_t)3;
+    buf[at] = 0x81;
+    buf[at + 1] = 202;
+    buf[at + 2] = 0;
+    buf[at + 3] = (uint8_t)(padded / 4 - 1);
+    memcpy(buf + at + 4, rr + 4, 4);
+    buf[at + 8] = 1;
+    buf[at + 9] = (uint8_t)n;
+    memcpy(buf + at + 10, cname, n);
+    memset(buf + at + 10 + n, 0, padded - (10 + n));
+    return at + padded;
+}
+
+/* A private party's leg (a PSTN gateway): the RTCP the other party sends
+ * reaches it without the other party's CNAME; what the gateway itself
+ * says reaches the user as it said it. */
+static void test_rtcp_toward_a_private_party_scrubbed(void **state)
+{
+    struct fx *f = *state;
+    struct client a, b;
+    client_open(f, &a, ANCHOR_SRTP, RTP_SRTP_AES_CM_128_HMAC_SHA1_80);
+    client_open(f, &b, ANCHOR_PLAIN, RTP_SRTP_AES_CM_128_HMAC_SHA1_80);
+    struct call k;
+    assert_int_equal(anchor_stream_new(f->a, "call-p@test", "alice", &k.id), 0);
+    assert_int_equal(anchor_leg_local(f->a, k.id, 0, a.prot, a.suite, &k.local[0]), 0);
+    assert_int_equal(anchor_leg_local(f->a, k.id, 1, b.prot, b.suite, &k.local[1]), 0);
+    struct anchor_remote ra = client_remote(&a), rb = client_remote(&b);
+    rb.private_party = true;
+    assert_int_equal(anchor_leg_remote(f->a, k.id, 0, &ra), 0);
+    assert_int_equal(anchor_leg_remote(f->a, k.id, 1, &rb), 0);
+    client_learn(f, &a, &k.local[0]);
+    client_learn(f, &b, &k.local[1]);
+    client_hello(f, &a, &k, 0);
+    client_hello(f, &b, &k, 1);
+    client_drain(f, &a);
+    client_drain(f, &b);
+    assert_true(deliver(f, &a, a.fd, &k.local[0].rtp, &b, 0x31));
+    assert_true(deliver(f, &b, b.fd, &k.local[1].rtp, &a, 0x32));
+    uint8_t pkt[256], got[256];
+    /* alice's SRTCP (rtcp-mux) toward the gateway */
+    size_t n = rtcp_with_cname(pkt, "sip:alice@example.test"), out = 0;
+    assert_int_equal(rtp_srtcp_protect(a.tx, pkt, n, sizeof(pkt), &out), 0);
+    assert_int_equal(sendto(a.fd, pkt, out, 0, &k.local[0].rtp.u.sa, k.local[0].rtp.len),
+                     (ssize_t)out);
+    size_t m;
+    do
+        m = client_recv(f, &b, got, sizeof(got), 500, NULL);
+    while (m && !rtp_packet_is_rtcp(got, m));
+    assert_int_equal(m, n);
+    assert_int_equal(rtp_rtcp_parse(got, m, NULL), 0);
+    assert_null(memmem(got, m, "alice", 5));
+    assert_non_null(memmem(got, m, "xxxxxxxx", 8));
+    /* the gateway's RTCP toward alice: untouched */
+    n = rtcp_with_cname(pkt, "gw.example.net");
+    assert_int_equal(sendto(b.fd, pkt, n, 0, &k.local[1].rtp.u.sa, k.local[1].rtp.len), (ssize_t)n);
+    do
+        m = client_recv(f, &a, got, sizeof(got), 500, NULL);
+    while (m && !rtp_packet_is_rtcp(got, m));
+    assert_true(m > 0);
+    size_t plain = 0;
+    assert_int_equal(rtp_srtcp_unprotect(a.rx, got, m, &plain), 0);
+    assert_non_null(memmem(got, plain, "gw.example.net", 14));
+    anchor_stream_end(f->a, k.id, "test over");
+    client_close(&a);
+    client_close(&b);
+}
+
 /* Nothing goes toward a leg before Parley's key for it is decided, even
  * when its party has described itself and sent: the order the core tells
  * the engine things in cannot leak a party's media in the clear or under
@@ -578,6 +654,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_srtp_both_ways_rekeyed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rtcp_toward_a_private_party_scrubbed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_and_replayed_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nat_rebinding_followed_after_authentication, setup,
                                         teardown),
