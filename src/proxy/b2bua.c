@@ -428,7 +428,10 @@ static void b2b_answered(struct proxy_b2b *b, struct b2b_branch *br, const struc
         proxy_b2bua_leg_send_ack(b, STRVIEW_EMPTY);
     if (sdp.n)
         proxy_b2bua_leg_keep_sdp(b, 0, resp);
-    proxy_b2bua_dialog_timer_from_2xx(b, resp);
+    if (b->outbound)
+        proxy_b2bua_dialog_timer_from_2xx(b, resp);
+    else
+        proxy_b2bua_dialog_timer_start(b); /* the one granted to the gateway */
     char granted[128];
     proxy_b2bua_dialog_timer_granted(b, granted, sizeof(granted));
     proxy_b2bua_leg_reply_a(b, 200, NULL, granted[0] ? granted : NULL,
@@ -678,8 +681,11 @@ static struct proxy_b2b *b2b_new(struct proxy *p, struct sip_server_txn *st,
     snprintf(b->a_tag, sizeof(b->a_tag), "%s", sip_server_txn_local_tag(st));
     if (!outbound) {
         struct strbuf h = STRBUF_INIT;
-        if (proxy_b2bua_dialog_grant_timer(b, req, &h) == 422) {
-            sip_server_txn_reply(st, 422, NULL, h.err ? NULL : strbuf_cstr(&h));
+        int rc = proxy_b2bua_dialog_grant_timer(b, req, &h);
+        if (rc) {
+            sip_server_txn_reply(
+                st, rc, rc == 400 ? "Bad Request (a Session-Expires that does not read)" : NULL,
+                rc == 422 && !h.err ? strbuf_cstr(&h) : NULL);
             strbuf_free(&h);
             free(b);
             return NULL;

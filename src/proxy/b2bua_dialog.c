@@ -50,30 +50,91 @@ static void b2b_arm_timer(struct proxy_b2b *b)
     timer_start(b->p->timers, &b->timer, (uint64_t)s * 1000, b2b_on_timer, b);
 }
 
+enum b2b_refresher { B2B_REFRESHER_NONE, B2B_REFRESHER_UAC, B2B_REFRESHER_UAS };
+
+/* Session-Expires: delta-seconds *(";" param), refresher=uac|uas among
+ * the params (RFC 4028 §4). 0 or -EINVAL. */
+static int b2b_parse_se(struct strview v, uint32_t *interval, enum b2b_refresher *who)
+{
+    size_t i = 0;
+    uint64_t n = 0;
+    while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t'))
+        i++;
+    size_t digits = i;
+    while (i < v.n && v.p[i] >= '0' && v.p[i] <= '9' && n <= UINT32_MAX)
+        n = n * 10 + (uint64_t)(v.p[i++] - '0');
+    if (i == digits || n > UINT32_MAX)
+        return -EINVAL;
+    *interval = (uint32_t)n;
+    *who = B2B_REFRESHER_NONE;
+    while (i < v.n) {
+        if (v.p[i] != ';') {
+            if (v.p[i] != ' ' && v.p[i] != '\t')
+                return -EINVAL;
+            i++;
+            continue;
+        }
+        size_t start = ++i;
+        while (i < v.n && v.p[i] != ';')
+            i++;
+        struct strview param = strview_trim(strview_make(v.p + start, i - start));
+        const char *eq = memchr(param.p, '=', param.n);
+        if (!eq)
+            continue;
+        struct strview name = strview_trim(strview_make(param.p, (size_t)(eq - param.p)));
+        struct strview value =
+            strview_trim(strview_make(eq + 1, param.n - (size_t)(eq + 1 - param.p)));
+        if (!strview_eq_nocase(name, "refresher"))
+            continue;
+        if (strview_eq_nocase(value, "uac"))
+            *who = B2B_REFRESHER_UAC;
+        else if (strview_eq_nocase(value, "uas"))
+            *who = B2B_REFRESHER_UAS;
+        else
+            return -EINVAL;
+    }
+    return 0;
+}
+
+static bool b2b_has_option(const struct sip_msg *m, enum sip_hdr_id id, const char *option)
+{
+    struct sip_value_iter it;
+    struct strview v;
+    sip_value_iter_init(&it, m, id);
+    while (sip_value_iter_next(&it, &v))
+        if (strview_eq_nocase(strview_trim(v), option))
+            return true;
+    return false;
+}
+
 int proxy_b2bua_dialog_grant_timer(struct proxy_b2b *b, const struct sip_msg *req,
                                    struct strbuf *reject_headers)
 {
     const struct sip_hdr *se = sip_msg_hdr_first(req, SIP_HDR_SESSION_EXPIRES);
-    char v[96];
-    if (!se || strview_copy(se->value, v, sizeof(v)) != 0)
+    if (!se)
         return 0; /* no timer asked for: none (RFC 4028 §9) */
-    char *end = NULL;
-    unsigned long interval = strtoul(v, &end, 10);
-    if (end == v)
-        return 0;
+    uint32_t interval;
+    enum b2b_refresher who;
+    if (b2b_parse_se(se->value, &interval, &who) != 0)
+        return 400;
+    b->timer_supported = b2b_has_option(req, SIP_HDR_SUPPORTED, "timer") ||
+                         b2b_has_option(req, SIP_HDR_REQUIRE, "timer");
     if (interval < SIP_SESSION_TIMER_MIN) {
-        strbuf_printf(reject_headers, "Min-SE: %u\r\n", SIP_SESSION_TIMER_MIN);
-        return 422;
+        if (b->timer_supported) {
+            strbuf_printf(reject_headers, "Min-SE: %u\r\n", SIP_SESSION_TIMER_MIN);
+            return 422;
+        }
+        interval = SIP_SESSION_TIMER_MIN; /* §9: a UAS may raise it */
     }
     if (interval > SIP_SESSION_TIMER_MAX)
         interval = SIP_SESSION_TIMER_MAX;
-    /* the refresher the gateway named; when it named none, the gateway
-     * (the UAC) refreshes */
     b->stimer.active = true;
-    b->stimer.interval = (uint32_t)interval;
+    b->stimer.interval = interval;
     b->stimer.min_se = SIP_SESSION_TIMER_MIN;
-    b->stimer.we_refresh = strstr(v, "refresher=uas") != NULL;
-    b->se_interval = (uint32_t)interval;
+    /* a gateway that does not know timers cannot refresh: Parley does;
+     * one that does refreshes unless it named Parley (uas) */
+    b->stimer.we_refresh = !b->timer_supported || who == B2B_REFRESHER_UAS;
+    b->se_interval = interval;
     b->se_min = SIP_SESSION_TIMER_MIN;
     return 0;
 }
@@ -82,20 +143,48 @@ void proxy_b2bua_dialog_timer_granted(const struct proxy_b2b *b, char *out, size
 {
     out[0] = '\0';
     if (!b->outbound && b->stimer.active)
-        snprintf(out, cap, "Session-Expires: %u;refresher=%s\r\nRequire: timer\r\n",
-                 b->stimer.interval, b->stimer.we_refresh ? "uas" : "uac");
+        snprintf(out, cap, "Session-Expires: %u;refresher=%s\r\n%s", b->stimer.interval,
+                 b->stimer.we_refresh ? "uas" : "uac",
+                 b->timer_supported ? "Require: timer\r\n" : "");
+}
+
+void proxy_b2bua_dialog_timer_start(struct proxy_b2b *b)
+{
+    b2b_arm_timer(b);
+}
+
+/* A refresh from the gateway (a re-INVITE or UPDATE, Parley its UAS): its
+ * Session-Expires, if any, becomes the interval, with the refresher it
+ * names (the gateway, unless it names Parley); the lines for its 2xx go to
+ * echo. 0, or 422 (below Min-SE: the Min-SE line in echo) or 400. */
+static int b2b_timer_from_refresh(struct proxy_b2b *b, const struct sip_msg *req, char *echo,
+                                  size_t cap)
+{
+    echo[0] = '\0';
+    const struct sip_hdr *se = sip_msg_hdr_first(req, SIP_HDR_SESSION_EXPIRES);
+    if (!se || !b->stimer.active)
+        return 0; /* the timer as it was */
+    uint32_t interval;
+    enum b2b_refresher who;
+    if (b2b_parse_se(se->value, &interval, &who) != 0)
+        return 400;
+    if (interval < SIP_SESSION_TIMER_MIN) {
+        snprintf(echo, cap, "Min-SE: %u\r\n", SIP_SESSION_TIMER_MIN);
+        return 422;
+    }
+    if (interval > SIP_SESSION_TIMER_MAX)
+        interval = SIP_SESSION_TIMER_MAX;
+    b->stimer.interval = interval;
+    b->stimer.we_refresh = who == B2B_REFRESHER_UAS;
+    snprintf(echo, cap, "Session-Expires: %u;refresher=%s\r\nRequire: timer\r\n", interval,
+             b->stimer.we_refresh ? "uas" : "uac");
+    return 0;
 }
 
 /* A 2xx from the gateway to an INVITE or UPDATE of Parley's (or one it
  * passed): the session timer it sets. */
 void proxy_b2bua_dialog_timer_from_2xx(struct proxy_b2b *b, const struct sip_msg *resp)
 {
-    if (!b->outbound) {
-        /* an inbound call's timer is the one Parley granted the gateway
-         * (proxy_b2bua_dialog_grant_timer): a 2xx to a refresh restarts it */
-        b2b_arm_timer(b);
-        return;
-    }
     struct sip_session_timer t;
     if (sip_session_timer_on_2xx(resp, b->se_min, &t) != 0) {
         /* a Session-Expires Parley cannot take: no timer rather than a
@@ -172,8 +261,12 @@ static void b2b_timer_headers(struct proxy_b2b *b, int to, struct strbuf *h)
 {
     if (to != proxy_b2bua_leg_trunk_side(b) || (!b->outbound && !b->stimer.active))
         return;
-    strbuf_printf(h, "Session-Expires: %u;refresher=uac\r\nMin-SE: %u\r\nSupported: timer\r\n",
-                  b->se_interval, b->se_min);
+    /* Parley is this request's UAC: "uac" keeps Parley the refresher,
+     * "uas" the gateway (RFC 4028 §7.4: a refresh must not move it) */
+    bool we = b->stimer.active ? b->stimer.we_refresh : true;
+    strbuf_printf(h, "Session-Expires: %u;refresher=%s\r\nMin-SE: %u\r\nSupported: timer\r\n",
+                  b->stimer.active ? b->stimer.interval : b->se_interval, we ? "uac" : "uas",
+                  b->se_min);
 }
 
 static void b2b_refresh(struct proxy_b2b *b)
@@ -222,13 +315,12 @@ static void b2b_answer_refresh(struct proxy_b2b *b, int from, struct sip_server_
     size_t n = 0;
     proxy_b2bua_leg_contact(p, sip_server_txn_conn(st), extra, sizeof(extra));
     n = strlen(extra);
-    const struct sip_hdr *se = sip_msg_hdr_first(req, SIP_HDR_SESSION_EXPIRES);
-    char sev[64];
-    if (se && strview_copy(se->value, sev, sizeof(sev)) == 0) {
-        unsigned long v = strtoul(sev, NULL, 10);
-        if (v >= SIP_SESSION_TIMER_MIN && v <= SIP_SESSION_TIMER_MAX)
-            snprintf(extra + n, sizeof(extra) - n,
-                     "Session-Expires: %lu;refresher=uac\r\nRequire: timer\r\n", v);
+    if (from == proxy_b2bua_leg_trunk_side(b)) {
+        int rc = b2b_timer_from_refresh(b, req, extra + n, sizeof(extra) - n);
+        if (rc) {
+            sip_server_txn_reply(st, rc, NULL, rc == 422 ? extra + n : NULL);
+            return;
+        }
     }
     bool invite = req->method == SIP_METHOD_INVITE;
     if (invite && !proxy_b2bua_leg_sdp_may_go(b, from, sip_server_txn_conn(st))) {
@@ -295,6 +387,15 @@ static void b2b_reoffer_start(struct proxy_b2b *b, int from, struct sip_server_t
     r->from = from;
     r->to = to;
     r->invite = req->method == SIP_METHOD_INVITE;
+    if (from == proxy_b2bua_leg_trunk_side(b)) {
+        int rc = b2b_timer_from_refresh(b, req, r->se_echo, sizeof(r->se_echo));
+        if (rc) {
+            sip_server_txn_reply(st, rc, NULL, rc == 422 ? r->se_echo : NULL);
+            free(r);
+            b->reoffer = NULL;
+            return;
+        }
+    }
     struct strbuf h = STRBUF_INIT;
     char contact[400];
     proxy_b2bua_leg_contact(p, out_conn, contact, sizeof(contact));
@@ -377,14 +478,11 @@ static void b2b_reoffer_response(struct sip_txn_user *u, struct sip_client_txn *
             const struct sip_msg *in = sip_server_txn_request(r->in.st);
             proxy_b2bua_leg_contact(p, b->conn[r->from], extra, sizeof(extra));
             if (r->from == proxy_b2bua_leg_trunk_side(b)) {
-                /* the gateway's re-offer: it refreshed the session */
+                /* the gateway's re-offer refreshed the session (its
+                 * Session-Expires taken when it came: r->se_echo) */
                 size_t n = strlen(extra);
-                if (sip_msg_hdr_first(in, SIP_HDR_SESSION_EXPIRES) && b->stimer.active)
-                    snprintf(extra + n, sizeof(extra) - n,
-                             "Session-Expires: %u;refresher=uac\r\nRequire: timer\r\n",
-                             b->stimer.interval);
-                if (!b->stimer.we_refresh)
-                    b2b_arm_timer(b);
+                snprintf(extra + n, sizeof(extra) - n, "%s", r->se_echo);
+                b2b_arm_timer(b);
             }
             struct strbuf out = STRBUF_INIT;
             struct strview body = strview_make(b->sdp_to[r->from].p, b->sdp_to[r->from].len);

@@ -61,6 +61,7 @@ struct b2b_reoffer {
     int from, to;
     bool invite;
     struct sip_client_txn *txn; /* NULL once over */
+    char se_echo[96];           /* the gateway's refresh: Session-Expires lines for its 2xx */
 };
 
 struct proxy_b2b {
@@ -108,6 +109,7 @@ struct proxy_b2b {
      * its 2xx may come without SDP (RFC 3262; and gateways that skip it
      * after an unreliable 183) */
     bool early_answer;
+    bool timer_supported; /* inbound: the gateway said Supported (or Require): timer */
     unsigned n422;
     struct proxy_anchor_set *anchor;
     struct proxy_call *call;
@@ -181,12 +183,16 @@ int proxy_b2bua_leg_map_failure(int status, const char **reason);
  * passed): the session timer it sets, armed. */
 void proxy_b2bua_dialog_timer_from_2xx(struct proxy_b2b *b, const struct sip_msg *resp);
 /* An inbound call's INVITE from the gateway (Parley the UAS): the session
- * timer it asks for, granted (RFC 4028 §9; below Min-SE 90: 422, with the
- * Min-SE line in reject_headers). 0 or 422. */
+ * timer it asks for, granted (RFC 4028 §9): with the refresher it named
+ * when it supports timers (below Min-SE 90: 422, the Min-SE line in
+ * reject_headers), else with Parley refreshing and no Require. 0, 422, or
+ * 400 for a Session-Expires that does not read. */
 int proxy_b2bua_dialog_grant_timer(struct proxy_b2b *b, const struct sip_msg *req,
                                    struct strbuf *reject_headers);
 /* The header lines of the granted timer for A's 2xx ("" when none). */
 void proxy_b2bua_dialog_timer_granted(const struct proxy_b2b *b, char *out, size_t cap);
+/* An inbound call is answered: the granted timer starts. */
+void proxy_b2bua_dialog_timer_start(struct proxy_b2b *b);
 /* A request inside the call from side's party, answered. */
 void proxy_b2bua_dialog_request(struct proxy_b2b *b, int side, struct sip_server_txn *st,
                                 struct sip_msg *req);

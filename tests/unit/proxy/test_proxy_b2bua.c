@@ -1119,9 +1119,10 @@ static void test_session_timer_expiry_ends_the_call(void **state)
     uint64_t g =
         answered_out(f, &c, a, &l, "Session-Expires: 90;refresher=uas\r\nRequire: timer\r\n");
     size_t mark = f->nsent;
-    /* the gateway refreshes at 40 s: the expiry moves on */
+    /* the gateway refreshes at 40 s: the expiry moves on (it is the UAC of
+     * its refresh, so it keeps the role as "uac", RFC 4028 §7.4) */
     fx_advance(f, 40000);
-    gw_request(f, &l, "INVITE", "Session-Expires: 90;refresher=uas\r\n", NULL);
+    gw_request(f, &l, "INVITE", "Session-Expires: 90;refresher=uac\r\n", NULL);
     last_status(f, g, 200);
     fx_advance(f, 30000); /* 70 s: past 60 s after the 2xx */
     assert_int_equal(count_requests(f, g, mark, "BYE"), 0);
@@ -1274,6 +1275,88 @@ static void test_inbound_session_timer_granted_and_enforced(void **state)
     int bg = last_request(f, g, "BYE"), ba = last_request(f, a, "BYE");
     assert_header_has(f, bg, "Reason", "cause=408");
     assert_header_has(f, ba, "Reason", "cause=408");
+}
+
+/* A gateway that asks for a timer without supporting it (no Supported:
+ * timer; a proxy on the way added Session-Expires, RFC 4028 §8): Parley
+ * grants it as the refresher, without Require, and refreshes toward the
+ * gateway at half the interval. */
+static void test_inbound_timer_without_support_parley_refreshes(void **state)
+{
+    struct med *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t a = device(f, "alice");
+    uint64_t g = fx_open_from(f, GW1_ADDR ":40000", false, true);
+    gw_invite_full(f, g, FX_NUMBER_ALICE, "pstn-st-9@" GW1_ADDR, SDP_GW_PLAIN,
+                   "Session-Expires: 60\r\n");
+    int inv = last_request(f, a, "INVITE");
+    assert_int_equal(fx_respond(f, a, inv, 200, "at1", NULL, FX_SDP_SRTP_ANSWER), 0);
+    int ok = last_status(f, g, 200);
+    assert_header(f, ok, "Session-Expires", "90;refresher=uas"); /* raised to Min-SE */
+    assert_no_header(f, ok, "Require");
+    size_t mark = f->nsent;
+    fx_advance(f, 44000);
+    assert_int_equal(count_requests(f, g, mark, "INVITE"), 0);
+    fx_advance(f, 2000); /* 46 s: past half of 90 */
+    int re = last_request(f, g, "INVITE");
+    assert_true((size_t)re >= mark);
+    assert_header_has(f, re, "Session-Expires", "refresher=uac");
+    /* an unreadable Session-Expires is refused */
+    gw_invite_full(f, g, FX_NUMBER_ALICE, "pstn-st-10@" GW1_ADDR, SDP_GW_PLAIN,
+                   "Supported: timer\r\nSession-Expires: -5\r\n");
+    last_status(f, g, 400);
+}
+
+/* alice (the callee of a gateway's call) puts it on hold: Parley's
+ * re-INVITE toward the gateway keeps the gateway the refresher
+ * (refresher=uas: Parley is the UAC of that request); the gateway's 2xx
+ * saying so leaves Parley no refresher, and the call ends when the gateway
+ * stops refreshing. */
+static void test_inbound_hold_keeps_the_gateway_refresher(void **state)
+{
+    struct med *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t a = device(f, "alice");
+    uint64_t g = fx_open_from(f, GW1_ADDR ":40000", false, true);
+    gw_invite_full(f, g, FX_NUMBER_ALICE, "pstn-st-11@" GW1_ADDR, SDP_GW_PLAIN,
+                   "Supported: timer\r\nSession-Expires: 120;refresher=uac\r\n");
+    int inv = last_request(f, a, "INVITE");
+    assert_int_equal(fx_respond(f, a, inv, 200, "at1", NULL, FX_SDP_SRTP_ANSWER), 0);
+    last_status(f, g, 200);
+    char from[300], to[300], cid[200], peer[NETADDR_STRLEN], text[FX_MSG_MAX];
+    assert_int_equal(fx_sent_header(f, inv, "From", from, sizeof(from)), 0);
+    assert_int_equal(fx_sent_header(f, inv, "To", to, sizeof(to)), 0);
+    assert_int_equal(fx_sent_header(f, inv, "Call-ID", cid, sizeof(cid)), 0);
+    netaddr_format(&f->conns[a].peer, peer);
+    fx_advance(f, 10000);
+    size_t mark = f->nsent;
+    int len = snprintf(text, sizeof(text),
+                       "INVITE sip:parley@" FX_DOMAIN " SIP/2.0\r\n"
+                       "Via: SIP/2.0/TLS %s;branch=z9hG4bKalicehold1\r\n"
+                       "Max-Forwards: 70\r\n"
+                       "From: %s;tag=at1\r\n"
+                       "To: %s\r\n"
+                       "Call-ID: %s\r\n"
+                       "CSeq: 5 INVITE\r\n"
+                       "Contact: <sip:alice@%s;transport=tls>\r\n"
+                       "Content-Type: application/sdp\r\n"
+                       "Content-Length: %zu\r\n\r\n%s",
+                       peer, to, from, cid, peer, strlen(FX_SDP_SRTP_HOLD), FX_SDP_SRTP_HOLD);
+    assert_true(len > 0 && (size_t)len < sizeof(text));
+    assert_int_equal(fx_send_text(f, a, text, (size_t)len), 0);
+    int re = last_request(f, g, "INVITE");
+    assert_true((size_t)re >= mark);
+    assert_header(f, re, "Session-Expires", "120;refresher=uas");
+    assert_int_equal(
+        fx_respond(f, g, re, 200, NULL, "Session-Expires: 120;refresher=uas\r\n", SDP_GW_PLAIN), 0);
+    last_status(f, a, 200);
+    mark = f->nsent;
+    /* no refresh from Parley; at 10 + 120 - 32 = 98 s, BYE both ways */
+    fx_advance(f, 80000);
+    assert_int_equal(count_requests(f, g, mark, "INVITE"), 0);
+    assert_int_equal(count_requests(f, g, mark, "BYE"), 0);
+    fx_advance(f, 10000);
+    assert_header_has(f, last_request(f, g, "BYE"), "Reason", "cause=408");
 }
 
 static void test_inbound_from_elsewhere_is_refused(void **state)
@@ -1590,6 +1673,8 @@ int main(void)
         T(test_inbound_call_reaches_alice_as_the_callers_number),
         T(test_tcp_gateway_offering_keys_gets_none),
         T(test_inbound_session_timer_granted_and_enforced),
+        T(test_inbound_timer_without_support_parley_refreshes),
+        T(test_inbound_hold_keeps_the_gateway_refresher),
         T(test_inbound_from_elsewhere_is_refused),
         T(test_inbound_for_nobodys_number_gets_404),
         T(test_inbound_cancel_from_gateway),
