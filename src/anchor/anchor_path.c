@@ -211,8 +211,12 @@ static void packet(struct anchor_worker *w, struct anchor_wstream *st, int leg, 
         count(&o->c.undelivered, 1);
         return;
     }
-    if (rtcp && o->scrub_rtcp)
-        (void)rtp_rtcp_scrub(p, plain_len); /* what the other party's RTCP says of it */
+    /* what the other party's RTCP says of it; one that cannot be read to
+     * the end is not forwarded to a private party at all */
+    if (rtcp && o->scrub_rtcp && rtp_rtcp_scrub(p, plain_len) < 0) {
+        count(&l->c.malformed, 1);
+        return;
+    }
     size_t out_len = plain_len;
     if (o->tx_protection == ANCHOR_SRTP) {
         int rc = rtcp ? rtp_srtcp_protect(o->tx, p, plain_len, ANCHOR_SLOT_SIZE, &out_len)

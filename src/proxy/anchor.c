@@ -249,7 +249,9 @@ static bool anchor_transport_attr(struct strview name)
  * a=tool. A gateway learns the caller's number and nothing else. */
 static void anchor_remove_identity_attrs(struct sdp *sdp, const struct sdp_level *lv)
 {
-    static const char *const names[] = {"ssrc", "ssrc-group", "msid", "msid-semantic", "tool"};
+    /* a=extmap too: RFC 7941 puts the CNAME into RTP header extensions */
+    static const char *const names[] = {"ssrc",          "ssrc-group", "msid",
+                                        "msid-semantic", "tool",       "extmap"};
     for (size_t i = 0; i < lv->nattrs; i++) {
         const struct sdp_attr *a = sdp_level_attr(sdp, lv, i);
         for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)

@@ -938,7 +938,15 @@ void proxy_b2bua_server_terminated(struct proxy *p, struct sip_server_txn *st)
 
 void proxy_b2bua_trunks_changed(struct proxy *p)
 {
-    for (struct proxy_b2b *b = p->b2b_all; b; b = b->next) {
+    struct proxy_b2b *next;
+    for (struct proxy_b2b *b = p->b2b_all; b; b = next) {
+        next = b->next;
+        if (b->state == B2B_WAITING && !proxy_b2bua_leg_trunk(b)) {
+            /* waiting for a trunk that is gone or another now: the next */
+            b->attempt++;
+            b2b_attempt(b);
+            continue;
+        }
         if (!b->bye_waits || proxy_b2bua_leg_trunk(b))
             continue;
         b->bye_waits = false;

@@ -214,8 +214,9 @@ static bool b2b_sender_ok(struct proxy_b2b *b, int side, uint64_t conn)
     if (conn == b->conn[side])
         return true;
     if (side == proxy_b2bua_leg_trunk_side(b)) {
+        /* the trunk the call took, not one a reload gave its name */
         struct proxy_trunk *t = proxy_trunk_of_conn(p, conn);
-        return t && strcmp(proxy_trunk_name(t), b->trunk) == 0;
+        return t && t == proxy_b2bua_leg_trunk(b);
     }
     return registrar_find_flow(p->registrar, b->user, conn) != NULL;
 }

@@ -677,11 +677,15 @@ static bool proxy_trunk_conn_refused(struct proxy *p, struct sip_server_txn *st,
     bool on_trunk_listener =
         p->env.conn_on_trunk_listener && p->env.conn_on_trunk_listener(p->env.arg, conn);
     struct proxy_trunk *t = proxy_trunk_of_conn(p, conn);
-    if (!t && !on_trunk_listener)
+    const struct conn_info *ci = p->env.conn_info(p->env.arg, conn);
+    /* a plain connection Parley opened (to a TCP trunk's gateway) that is
+     * no trunk's is no one's: nobody may use it as a user's */
+    bool plain_outgoing = ci && ci->outgoing && !ci->tls;
+    if (!t && !on_trunk_listener && !plain_outgoing)
         return false;
     if (!t) {
-        proxy_reject(p, st, 403, "Forbidden (the trunk listener serves trunks' gateways only)",
-                     "request on the trunk listener from no trunk");
+        proxy_reject(p, st, 403, "Forbidden (this connection serves trunks' gateways only)",
+                     "request on a trunk's connection from no trunk");
         return true;
     }
     switch (req->method) {

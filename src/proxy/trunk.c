@@ -293,6 +293,13 @@ int proxy_trunk_connect(struct proxy *p, struct proxy_trunk *t, uint64_t *conn)
         return -EINPROGRESS;
     t->generation++;
     struct netaddr a;
+    if (!t->tls && t->have_address) {
+        /* a TCP trunk is its address: nothing in DNS decides who gets
+         * the calls (TLS trunks are proven by their certificate instead) */
+        a = t->address;
+        netaddr_set_port(&a, t->port);
+        return trunk_connect_addr(t, &a) == 0 ? -EINPROGRESS : -EIO;
+    }
     if (netaddr_parse_ip(t->host, t->port, &a) == 0)
         return trunk_connect_addr(t, &a) == 0 ? -EINPROGRESS : -EIO;
     struct trunk_lookup *lk = calloc(1, sizeof(*lk));

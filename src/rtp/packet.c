@@ -104,6 +104,13 @@ int rtp_rtcp_scrub(uint8_t *p, size_t len)
                 }
                 at = (at + 4) & ~(size_t)3; /* the END octet and padding */
             }
+        } else if (h[1] == 204) {
+            /* APP: SSRC, a 4-octet name, then application data: all of it
+             * after the SSRC may say anything */
+            if (at + 4 < end) {
+                memset(p + at + 4, 'x', end - (at + 4));
+                scrubbed += (int)(end - (at + 4));
+            }
         } else if (h[1] == 203) {
             /* BYE: count SSRCs, then an optional length-prefixed reason */
             at += 4 * (size_t)count;

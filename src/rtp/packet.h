@@ -67,7 +67,8 @@ int rtp_rtcp_parse(const uint8_t *p, size_t len, uint32_t *sender_ssrc);
 
 /* Overwrites, in place, what a compound RTCP packet p[0..len) says about
  * its sender in words: the text of every SDES item (CNAME, NAME, EMAIL,
- * PHONE, LOC, TOOL, NOTE, PRIV; RFC 3550 §6.5) and a BYE's reason (§6.6),
+ * PHONE, LOC, TOOL, NOTE, PRIV; RFC 3550 §6.5), a BYE's reason (§6.6) and
+ * an APP packet's name and data (§6.7),
  * each octet by 'x', lengths unchanged (a CNAME stays one per source, and
  * nothing else of the packet moves). For a party that must learn nothing
  * of the other (a gateway, of a user whose client names itself
