@@ -76,6 +76,8 @@ struct proxy_env {
     uint64_t (*connect_tcp)(void *arg, const struct netaddr *addr);
     /* Was conn accepted on sip.trunk_tcp_listen? NULL: never. */
     bool (*conn_on_trunk_listener)(void *arg, uint64_t conn);
+    /* Was conn accepted on sip.mtls_listen (server-to-server)? NULL: never. */
+    bool (*conn_on_mtls_listener)(void *arg, uint64_t conn);
     /* Closes a connection (a partner that failed its identity check). */
     void (*disconnect)(void *arg, uint64_t conn, const char *reason);
     struct dns_resolver *dns;

@@ -356,12 +356,20 @@ struct proxy_trunk *proxy_trunk_of_conn(struct proxy *p, uint64_t conn)
     if (ci->outgoing)
         return NULL;
     if (ci->tls) {
-        /* one gateway per certificate: one that names several gateways (a
-         * wildcard) is none of them, or it could speak in another's calls;
-         * several trunks of one gateway (same host) are that gateway's */
+        /* a gateway calls in on the server-to-server listener only (a
+         * user's device on the clients' listener is a user, whatever its
+         * certificate), with a certificate that names it exactly (no
+         * wildcard: one that merely covers its name is not it), from the
+         * trunk's address when it has one. Several trunks of one gateway
+         * (same host) are that gateway's; a certificate naming several
+         * gateways is none of them. */
+        if (!p->env.conn_on_mtls_listener || !p->env.conn_on_mtls_listener(p->env.arg, conn))
+            return NULL;
         struct proxy_trunk *found = NULL;
         for (struct proxy_trunk *t = p->trunks; t; t = t->next) {
-            if (!t->tls || !trunk_cert_names(t, ci))
+            if (!t->tls || !ci->peer_cert || !ci->peer_cert_verified ||
+                !tls_peer_names_host_exactly(ci->peer_cert, t->host) ||
+                (t->have_address && !netaddr_same_source(&t->address, &ci->peer)))
                 continue;
             if (found && strcasecmp(found->host, t->host) != 0)
                 return NULL;

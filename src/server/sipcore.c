@@ -146,6 +146,14 @@ static uint64_t sipcore_connect_tcp(void *arg, const struct netaddr *addr)
     return sipcore_open(arg, addr, NULL, NULL, NULL);
 }
 
+static bool sipcore_conn_on_mtls_listener(void *arg, uint64_t conn)
+{
+    struct runtime *rt = arg;
+    const struct core_conn *cc = runtime_conn_find(rt, conn);
+    return cc && cc->listener >= 0 && (size_t)cc->listener < rt->nlisteners &&
+           rt->listeners[cc->listener].kind == LISTENER_MTLS;
+}
+
 static bool sipcore_conn_on_trunk_listener(void *arg, uint64_t conn)
 {
     struct runtime *rt = arg;
@@ -411,6 +419,7 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         .user_number = mediation_user_number,
         .connect_tcp = sipcore_connect_tcp,
         .conn_on_trunk_listener = sipcore_conn_on_trunk_listener,
+        .conn_on_mtls_listener = sipcore_conn_on_mtls_listener,
         .connect = sipcore_connect,
         .relay_credentials = sipcore_relay_credentials,
         .disconnect = sipcore_disconnect,

@@ -298,7 +298,19 @@ int cert_summarize_file(const char *path, struct cert_summary *out, char *err, s
 
 /* ---- identity ---- */
 
+static bool cert_host_check(X509 *cert, const char *host, unsigned flags);
+
 bool cert_matches_host(X509 *cert, const char *host)
+{
+    return cert_host_check(cert, host, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+}
+
+bool cert_matches_host_exactly(X509 *cert, const char *host)
+{
+    return cert_host_check(cert, host, X509_CHECK_FLAG_NO_WILDCARDS);
+}
+
+static bool cert_host_check(X509 *cert, const char *host, unsigned flags)
 {
     char name[256];
     unsigned char ip[16];
@@ -334,7 +346,7 @@ bool cert_matches_host(X509 *cert, const char *host)
     name[n] = '\0';
     /* OpenSSL's default already looks at the CN only when there is no
      * dNSName; partial-label wildcards ("a*.example.test") are refused. */
-    match = X509_check_host(cert, name, n, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
+    match = X509_check_host(cert, name, n, flags, NULL) == 1;
 out:
     ERR_pop_to_mark();
     return match;

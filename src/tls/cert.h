@@ -59,6 +59,10 @@ int cert_summarize_file(const char *path, struct cert_summary *out, char *err, s
  * no dNSName at all. One trailing dot on host is ignored.
  */
 bool cert_matches_host(X509 *cert, const char *host);
+/* The same without wildcards: only a dNSName (or iPAddress) that is host
+ * itself counts (a party recognised by its certificate alone, e.g. a
+ * gateway calling in, must be named, not covered). */
+bool cert_matches_host_exactly(X509 *cert, const char *host);
 
 /*
  * RFC 5922 7.1: true when domain is a dNSName subjectAltName or the URI

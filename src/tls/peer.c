@@ -55,6 +55,11 @@ bool tls_peer_matches_host(const struct tls_peer *p, const char *host)
     return p && cert_matches_host(p->cert, host);
 }
 
+bool tls_peer_names_host_exactly(const struct tls_peer *p, const char *host)
+{
+    return p && cert_matches_host_exactly(p->cert, host);
+}
+
 int tls_peer_recheck(const struct tls_peer *p, void *ctx, char *why, size_t cap)
 {
     if (!p || !ctx)

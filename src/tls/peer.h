@@ -27,6 +27,8 @@ int tls_peer_summarize(const struct tls_peer *p, struct cert_summary *out);
 bool tls_peer_proves_sip_domain(const struct tls_peer *p, const char *domain);
 /* The certificate names host (RFC 6125, see cert_matches_host). */
 bool tls_peer_matches_host(const struct tls_peer *p, const char *host);
+/* ... without wildcards (cert_matches_host_exactly). */
+bool tls_peer_names_host_exactly(const struct tls_peer *p, const char *host);
 /* Checks the certificate and its chain again against ctx's trust store and
  * CRLs (after a reload): 0, or -EKEYREJECTED with the reason in why.
  * ctx is an SSL_CTX (void here so callers need no OpenSSL header). */

@@ -361,6 +361,10 @@ static void test_matches_host_san(void **state)
     assert_false(cert_matches_host(x, "xsip.example.test"));
     /* Wildcard: exactly one whole left-most label. */
     assert_true(cert_matches_host(x, "a.wild.example.test"));
+    /* exactly: a wildcard covers the name but does not name it */
+    assert_false(cert_matches_host_exactly(x, "a.wild.example.test"));
+    assert_true(cert_matches_host_exactly(x, "sip.example.test"));
+    assert_true(cert_matches_host_exactly(x, "192.0.2.10"));
     assert_true(cert_matches_host(x, "A-1.WILD.example.test"));
     assert_false(cert_matches_host(x, "wild.example.test"));
     assert_false(cert_matches_host(x, "a.b.wild.example.test"));
