@@ -538,13 +538,15 @@ static void b2b_branch_failed(struct proxy_b2b *b, struct b2b_branch *br,
         }
         char warning[MEDIA_WARNING_MAX] = "";
         if (mapped == 488 || mapped == 606) {
-            char codecs[160];
+            char codecs[160], leg[96];
             b2b_offered_codecs(b, codecs, sizeof(codecs));
-            if (codecs[0])
-                snprintf(warning, sizeof(warning),
-                         "the gateway accepted none of the codecs offered (%s); Parley does not "
-                         "transcode",
-                         codecs);
+            proxy_anchor_describe_leg(b->anchor, 1, leg, sizeof(leg));
+            struct proxy_trunk *t = proxy_b2bua_leg_trunk(b);
+            snprintf(warning, sizeof(warning),
+                     "the gateway refused the offer: codecs %s, media %s (trunk %s: srtp_mode "
+                     "%s); Parley does not transcode",
+                     codecs[0] ? codecs : "-", leg[0] ? leg : "-", b->trunk,
+                     t ? proxy_trunk_srtp_name(proxy_trunk_srtp(t)) : "?");
         }
         proxy_b2bua_leg_fail(b, mapped, mapped_reason, warning);
         return;

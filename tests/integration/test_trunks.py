@@ -322,7 +322,8 @@ class TestTcpTrunk(unittest.TestCase):
             resp, _ = a.invite("sip:+15550006666@example.test;user=phone", timeout=scaled(10))
         self.assertEqual(resp.status, 488, resp)
         warning = resp.header("Warning") or ""
-        self.assertIn("none of the codecs offered", warning)
+        self.assertIn("the gateway refused the offer: codecs ", warning)
+        self.assertIn("media RTP (trunk gw1: srtp_mode not_supported)", warning)
         self.assertIn("does not transcode", warning)
         self.assertEqual(gw.wait(10), 0, gw.logs())
 
@@ -465,11 +466,18 @@ class TestTlsTrunk(unittest.TestCase):
         revoked = issue_cert(ca, ca_key, os.path.join(gwdir, "revoked.pem"), cn="gw.example.net",
                              ips=["127.0.0.1"], serial=777001)
         make_crl(ca, ca_key, os.path.join(p.dir, "pki", "crl.pem"), revoked=[777001])
+        plain = issue_cert(ca, ca_key, os.path.join(gwdir, "plain.pem"), cn="gw.example.net",
+                           ips=["127.0.0.1"])
         cls.gw = {}
         for name, (cert, key) in (("good", good), ("stranger", stranger),
-                                  ("misnamed", misnamed), ("revoked", revoked)):
-            cls.gw[name] = Baresip(GW_NUMBER, None, name=f"gateway-{name}", domain="127.0.0.1",
-                                   proxy=None, mediaenc="srtp-mand", answermode="auto",
+                                  ("misnamed", misnamed), ("revoked", revoked),
+                                  ("plain", plain)):
+            # "plain": a gateway without SRTP (no media encryption at all)
+            # (baresip answers calls for its account's user only)
+            cls.gw[name] = Baresip("+19990001111" if name == "plain" else GW_NUMBER, None,
+                                   name=f"gateway-{name}", domain="127.0.0.1",
+                                   proxy=None, mediaenc=None if name == "plain" else "srtp-mand",
+                                   answermode="auto",
                                    regint=0, certfile=pem_bundle(cert, key), cafile=ca,
                                    config={"audio_source": "ausine,700",
                                            # Parley's Contact names sip.example.test
@@ -489,6 +497,10 @@ class TestTlsTrunk(unittest.TestCase):
                       f"127.0.0.1:{cls.gw['revoked'].tls_port}", "--transport", "tls",
                       "--srtp-mode", "required"),
                      ("route", "add", "revoked", r"^\+1888\d{7}$", "--trunks", "gwrevoked"),
+                     ("trunk", "add", "gwplain", "--gateway",
+                      f"127.0.0.1:{cls.gw['plain'].tls_port}", "--transport", "tls",
+                      "--srtp-mode", "required"),
+                     ("route", "add", "plain", r"^\+1999\d{7}$", "--trunks", "gwplain"),
                      ("route", "add", "good", r"^\+1555\d{7}$", "--trunks", "gwtls"),
                      ("route", "add", "stranger", r"^\+1666\d{7}$", "--trunks", "gwstranger"),
                      ("route", "add", "misnamed", r"^\+1777\d{7}$", "--trunks", "gwmisnamed")):
@@ -558,6 +570,24 @@ class TestTlsTrunk(unittest.TestCase):
         mark = self.gw["misnamed"].mark()
         self.refused("gwmisnamed", "+17770001111", "CN=other.example.net", "IP address mismatch")
         self.assertNotIn("INVITE sip:", self.gw["misnamed"].output[mark:])
+
+    def test_required_srtp_and_a_gateway_without_it(self):
+        """srtp_mode required toward a gateway that has no SRTP: it never
+        gets a call with plain media; the user gets 488 with a Warning."""
+        gw = self.gw["plain"]
+        mark = gw.mark()
+        with self.p.client("alice") as a:
+            resp, _ = a.invite("sip:+19990001111@example.test;user=phone", timeout=scaled(15))
+        self.assertEqual(resp.status, 488, resp)
+        self.assertIn("media SRTP", resp.header("Warning") or "")
+        out = gw.output[mark:]
+        self.assertIn("INVITE sip:", out)
+        self.assertIn("RTP/SAVP", out)  # only SRTP was offered to it
+        if re.search(r"SIP/2.0 200 OK", out):
+            # it answered (plain): Parley ended its leg at once
+            self.assertIn("ACK sip:", out)
+            self.assertIn("BYE sip:", out)
+        self.p.wait_log("call.ended", callee="+19990001111", reason=re.compile("488 .*"))
 
     def test_revoked_gateway_certificate_is_refused(self):
         mark = self.gw["revoked"].mark()
