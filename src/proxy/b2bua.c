@@ -432,10 +432,10 @@ static void b2b_answered(struct proxy_b2b *b, struct b2b_branch *br, const struc
         proxy_b2bua_dialog_timer_from_2xx(b, resp);
     else
         proxy_b2bua_dialog_timer_start(b); /* the one granted to the gateway */
-    char granted[128];
-    proxy_b2bua_dialog_timer_granted(b, granted, sizeof(granted));
-    proxy_b2bua_leg_reply_a(b, 200, NULL, granted[0] ? granted : NULL,
-                            strview_make(b->sdp_to[0].p, b->sdp_to[0].len));
+    if (b->a_unacked && b->a_unacked_sdp)
+        b->a_2xx_waits = true; /* RFC 3262 §3: the 2xx goes with the PRACK */
+    else
+        proxy_b2bua_dialog_answer_a(b);
     if (b->call) {
         proxy_call_answered(p, b->call);
         proxy_b2bua_leg_describe_media(b);
@@ -645,9 +645,10 @@ static struct proxy_b2b *b2b_new(struct proxy *p, struct sip_server_txn *st,
                      "request other than INVITE through a trunk");
         return NULL;
     }
-    if (b2b_requires(req, "100rel")) {
-        /* Parley sends no reliable provisionals (a gateway that merely
-         * supports 100rel gets unreliable ones) */
+    if (outbound && b2b_requires(req, "100rel")) {
+        /* toward users Parley's provisionals are not reliable (a gateway
+         * that requires them gets them; one that merely supports them gets
+         * unreliable ones) */
         sip_server_txn_reply(st, 420, NULL, "Unsupported: 100rel\r\n");
         return NULL;
     }
@@ -682,6 +683,7 @@ static struct proxy_b2b *b2b_new(struct proxy *p, struct sip_server_txn *st,
     b->conn[0] = sip_server_txn_conn(st);
     snprintf(b->a_tag, sizeof(b->a_tag), "%s", sip_server_txn_local_tag(st));
     if (!outbound) {
+        b->a_100rel = b2b_requires(req, "100rel");
         struct strbuf h = STRBUF_INIT;
         int rc = proxy_b2bua_dialog_grant_timer(b, req, &h);
         if (rc) {

@@ -15,8 +15,10 @@
  * gateway's leg follows the trunk's srtp_mode (proxy/anchor).
  *
  * Toward a gateway Parley sends PRACK for reliable provisionals (RFC 3262)
- * and runs a session timer (RFC 4028: Session-Expires 1800, refresher uac,
- * Min-SE 90, 422 honoured). A re-INVITE or UPDATE with an offer from one
+ * and sends reliable ones to a gateway that calls in requiring them; it
+ * runs a session timer (RFC 4028: outbound it offers Session-Expires 1800,
+ * refresher uac, Min-SE 90, and follows a 422; inbound it grants what the
+ * gateway asks for). A re-INVITE or UPDATE with an offer from one
  * side goes to the other as Parley's own; one that crosses Parley's own
  * gets 491. Without an offer (a session refresh) Parley answers it itself.
  */

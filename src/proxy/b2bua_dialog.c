@@ -148,6 +148,37 @@ void proxy_b2bua_dialog_timer_granted(const struct proxy_b2b *b, char *out, size
                  b->timer_supported ? "Require: timer\r\n" : "");
 }
 
+void proxy_b2bua_dialog_answer_a(struct proxy_b2b *b)
+{
+    char granted[128];
+    proxy_b2bua_dialog_timer_granted(b, granted, sizeof(granted));
+    proxy_b2bua_leg_reply_a(b, 200, NULL, granted[0] ? granted : NULL,
+                            strview_make(b->sdp_to[0].p, b->sdp_to[0].len));
+}
+
+/* A's PRACK (RFC 3262 §7.2): RAck "RSEQ CSEQ INVITE" of the reliable
+ * provisional in flight gets 200, and a 2xx that waited for it goes. */
+static void b2b_prack_from_a(struct proxy_b2b *b, struct sip_server_txn *st,
+                             const struct sip_msg *req)
+{
+    const struct sip_hdr *h = sip_msg_hdr_first(req, SIP_HDR_RACK);
+    const struct sip_msg *inv = b->a_invite.st ? sip_server_txn_request(b->a_invite.st) : NULL;
+    char v[64] = "", method[16] = "";
+    unsigned long rseq = 0, cseq = 0;
+    if (!h || !inv || !b->a_unacked || strview_copy(h->value, v, sizeof(v)) != 0 ||
+        sscanf(v, "%lu %lu %15s", &rseq, &cseq, method) != 3 || rseq != b->a_rseq ||
+        cseq != inv->cseq_num || strcmp(method, "INVITE") != 0) {
+        sip_server_txn_reply(st, 481, NULL, NULL);
+        return;
+    }
+    b->a_unacked = false;
+    sip_server_txn_reply(st, 200, NULL, NULL);
+    if (b->a_2xx_waits) {
+        b->a_2xx_waits = false;
+        proxy_b2bua_dialog_answer_a(b);
+    }
+}
+
 void proxy_b2bua_dialog_timer_start(struct proxy_b2b *b)
 {
     b2b_arm_timer(b);
@@ -577,8 +608,12 @@ void proxy_b2bua_dialog_request(struct proxy_b2b *b, int side, struct sip_server
         sip_server_txn_reply(st, 200, NULL, B2B_ALLOW);
         return;
     case SIP_METHOD_PRACK:
-        /* Parley sends no reliable provisionals */
-        sip_server_txn_reply(st, 481, NULL, NULL);
+        /* Parley's provisionals are reliable toward a gateway that
+         * required it; a PRACK from anyone else acknowledges nothing */
+        if (side == 0 && b->a_100rel)
+            b2b_prack_from_a(b, st, req);
+        else
+            sip_server_txn_reply(st, 481, NULL, NULL);
         return;
     default:
         sip_server_txn_reply(st, 405, NULL, B2B_ALLOW);

@@ -269,11 +269,20 @@ void proxy_b2bua_leg_reply_a(struct proxy_b2b *b, int status, const char *reason
     struct proxy *p = b->p;
     char headers[1024] = "";
     size_t n = 0;
+    bool reliable = b->a_100rel && status > 100 && status < 200;
+    if (reliable && b->a_unacked)
+        return; /* one reliable provisional at a time (RFC 3262 §3) */
     if (status > 100 && status < 300) {
         proxy_b2bua_leg_contact(p, b->conn[0], headers, sizeof(headers));
         n = strlen(headers);
         snprintf(headers + n, sizeof(headers) - n, "%s", B2B_ALLOW);
         n = strlen(headers);
+    }
+    if (reliable) {
+        snprintf(headers + n, sizeof(headers) - n, "Require: 100rel\r\nRSeq: %u\r\n", ++b->a_rseq);
+        n = strlen(headers);
+        b->a_unacked = true;
+        b->a_unacked_sdp = sdp.n > 0;
     }
     if (extra)
         snprintf(headers + n, sizeof(headers) - n, "%s", extra);

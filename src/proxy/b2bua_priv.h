@@ -110,6 +110,14 @@ struct proxy_b2b {
      * after an unreliable 183) */
     bool early_answer;
     bool timer_supported; /* inbound: the gateway said Supported (or Require): timer */
+    /* inbound, the gateway required 100rel (RFC 3262): Parley's 18x toward
+     * it are reliable, one at a time; a 2xx waits for the PRACK of one
+     * that carried SDP */
+    bool a_100rel;
+    uint32_t a_rseq;    /* the last RSeq sent */
+    bool a_unacked;     /* ... and no PRACK for it yet */
+    bool a_unacked_sdp; /* ... which carried SDP */
+    bool a_2xx_waits;   /* B answered meanwhile: A's 2xx goes with the PRACK */
     unsigned n422;
     struct proxy_anchor_set *anchor;
     struct proxy_call *call;
@@ -161,7 +169,9 @@ void proxy_b2bua_leg_send_ack(struct proxy_b2b *b, struct strview body);
 struct strview proxy_b2bua_leg_sdp_of(const struct sip_msg *m);
 /* Keeps the SDP of m as what Parley last sent side. */
 void proxy_b2bua_leg_keep_sdp(struct proxy_b2b *b, int side, const struct sip_msg *m);
-/* A response to A's INVITE (Parley's tag; its Contact on 1xx/2xx). */
+/* A response to A's INVITE (Parley's tag; its Contact on 1xx/2xx; a
+ * provisional reliable when A required 100rel: while one is unacknowledged
+ * the next provisional is not sent). */
 void proxy_b2bua_leg_reply_a(struct proxy_b2b *b, int status, const char *reason, const char *extra,
                              struct strview sdp);
 /* "Reason: SIP;cause=N;text=..." line. */
@@ -191,6 +201,8 @@ int proxy_b2bua_dialog_grant_timer(struct proxy_b2b *b, const struct sip_msg *re
                                    struct strbuf *reject_headers);
 /* The header lines of the granted timer for A's 2xx ("" when none). */
 void proxy_b2bua_dialog_timer_granted(const struct proxy_b2b *b, char *out, size_t cap);
+/* The 2xx to A's INVITE: the SDP Parley has for A, the granted timer. */
+void proxy_b2bua_dialog_answer_a(struct proxy_b2b *b);
 /* An inbound call is answered: the granted timer starts. */
 void proxy_b2bua_dialog_timer_start(struct proxy_b2b *b);
 /* A request inside the call from side's party, answered. */

@@ -1359,6 +1359,67 @@ static void test_inbound_hold_keeps_the_gateway_refresher(void **state)
     assert_header_has(f, last_request(f, g, "BYE"), "Reason", "cause=408");
 }
 
+/* The gateway's PRACK for RSeq rseq of its call call_id (To from
+ * Parley's provisional i). */
+static void gw_prack(struct fx *f, uint64_t g, int i, const char *call_id, unsigned rseq,
+                     unsigned cseq)
+{
+    char to[300], peer[NETADDR_STRLEN], text[FX_MSG_MAX];
+    assert_int_equal(fx_sent_header(f, i, "To", to, sizeof(to)), 0);
+    netaddr_format(&f->conns[g].peer, peer);
+    int len = snprintf(text, sizeof(text),
+                       "PRACK sip:parley@" FX_DOMAIN " SIP/2.0\r\n"
+                       "Via: SIP/2.0/TCP %s;branch=z9hG4bKgwprack%u\r\n"
+                       "Max-Forwards: 70\r\n"
+                       "From: <sip:" CALLER_PSTN "@%s;user=phone>;tag=gwfrom1\r\n"
+                       "To: %s\r\n"
+                       "Call-ID: %s\r\n"
+                       "CSeq: %u PRACK\r\n"
+                       "RAck: %u 1 INVITE\r\n"
+                       "Content-Length: 0\r\n\r\n",
+                       peer, rseq, peer, to, call_id, cseq, rseq);
+    assert_true(len > 0 && (size_t)len < sizeof(text));
+    assert_int_equal(fx_send_text(f, g, text, (size_t)len), 0);
+}
+
+/* A gateway calling in that requires 100rel: Parley's provisionals toward
+ * it are reliable, one at a time (a second waits... and is dropped while
+ * the first is unacknowledged), and the 2xx waits for the PRACK of one
+ * that carried SDP. */
+static void test_inbound_100rel_required(void **state)
+{
+    struct med *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t a = device(f, "alice");
+    uint64_t g = fx_open_from(f, GW1_ADDR ":40000", false, true);
+    const char *cid = "pstn-rel-1@" GW1_ADDR;
+    gw_invite_full(f, g, FX_NUMBER_ALICE, cid, SDP_GW_PLAIN, "Require: 100rel\r\n");
+    int inv = last_request(f, a, "INVITE");
+    assert_int_equal(fx_respond(f, a, inv, 180, "at1", NULL, NULL), 0);
+    int r180 = last_status(f, g, 180);
+    assert_header_has(f, r180, "Require", "100rel");
+    assert_header(f, r180, "RSeq", "1");
+    /* alice's 183 with early media while the 180 is unacknowledged: held */
+    size_t mark = f->nsent;
+    assert_int_equal(fx_respond(f, a, inv, 183, "at1", NULL, FX_SDP_SRTP_ANSWER), 0);
+    assert_int_equal(count_status(f, g, mark, 183), 0);
+    /* a PRACK for another RSeq acknowledges nothing */
+    gw_prack(f, g, r180, cid, 7, 2);
+    last_status(f, g, 481);
+    gw_prack(f, g, r180, cid, 1, 3);
+    last_status(f, g, 200);
+    /* now the 183 with SDP goes, reliably; the 2xx waits for its PRACK */
+    assert_int_equal(fx_respond(f, a, inv, 183, "at1", NULL, FX_SDP_SRTP_ANSWER), 0);
+    int r183 = last_status(f, g, 183);
+    assert_header(f, r183, "RSeq", "2");
+    assert_parleys_plain(f, r183);
+    mark = f->nsent;
+    assert_int_equal(fx_respond(f, a, inv, 200, "at1", NULL, FX_SDP_SRTP_ANSWER), 0);
+    assert_int_equal(count_status(f, g, mark, 200), 0);
+    gw_prack(f, g, r183, cid, 2, 4);
+    assert_int_equal(count_status(f, g, mark, 200), 2); /* the PRACK's, the INVITE's */
+}
+
 static void test_inbound_from_elsewhere_is_refused(void **state)
 {
     struct med *t = *state;
@@ -1675,6 +1736,7 @@ int main(void)
         T(test_inbound_session_timer_granted_and_enforced),
         T(test_inbound_timer_without_support_parley_refreshes),
         T(test_inbound_hold_keeps_the_gateway_refresher),
+        T(test_inbound_100rel_required),
         T(test_inbound_from_elsewhere_is_refused),
         T(test_inbound_for_nobodys_number_gets_404),
         T(test_inbound_cancel_from_gateway),
