@@ -94,6 +94,27 @@ size_t proxy_anchor_describe_leg(const struct proxy_anchor_set *set, int leg, ch
     return n;
 }
 
+int proxy_anchor_reset_leg(struct proxy *p, struct proxy_anchor_set *set, int leg)
+{
+    if (!set || (leg != 0 && leg != 1))
+        return 0;
+    int rc = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        struct anchor_section *s = &set->s[i];
+        s->prot_set[leg] = false;
+        s->opportunistic[leg] = false;
+        s->have_remote[leg] = false;
+        OPENSSL_cleanse(&s->remote[leg], sizeof(s->remote[leg]));
+        /* Parley's key for the leg goes: its next party gets a new one */
+        struct anchor_local l;
+        if (anchor_leg_local(p->env.anchor, s->stream, leg, ANCHOR_PLAIN, s->suite[leg], &l) != 0)
+            rc = -EIO;
+        OPENSSL_cleanse(&l, sizeof(l));
+    }
+    set->conn[leg] = 0;
+    return rc;
+}
+
 bool proxy_anchor_enabled(const struct proxy *p)
 {
     return p->cfg.anchor_media && p->env.anchor;

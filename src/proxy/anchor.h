@@ -44,6 +44,13 @@ void proxy_anchor_set_leg(struct proxy_anchor_set *set, int leg, enum proxy_anch
 size_t proxy_anchor_describe_leg(const struct proxy_anchor_set *set, int leg, char *out,
                                  size_t cap);
 
+/* The party of leg is to be another one (a call that fails over to the
+ * next trunk): the leg's protection is decided again by the next offer,
+ * and Parley's key for it is dropped (the next party never gets the key
+ * the last one had). The other leg — its ports, its key, the SDP its
+ * party has — stays. 0 or -EIO. */
+int proxy_anchor_reset_leg(struct proxy *p, struct proxy_anchor_set *set, int leg);
+
 /* Is media anchored for new calls (media.anchor = always and an engine)? */
 bool proxy_anchor_enabled(const struct proxy *p);
 

@@ -196,19 +196,24 @@ static void b2b_attempt(struct proxy_b2b *b)
         if (!t || proxy_trunk_skipped(p, t))
             continue;
         proxy_b2bua_leg_take_trunk(b, t);
-        /* a fresh set of streams per attempt: each gateway's leg is its own */
-        proxy_anchor_release(p, b->anchor, "next trunk");
-        b->anchor = NULL;
-        /* nothing of the last attempt's answer carries over */
+        /* the user's leg stays (its ports and key: what the user already
+         * has from an early answer stays true); the gateway's leg is the
+         * next gateway's, with a key of its own */
+        if (b->anchor && proxy_anchor_reset_leg(p, b->anchor, 1) != 0) {
+            proxy_anchor_release(p, b->anchor, "next trunk");
+            b->anchor = NULL;
+            if (b->sdp_to[0].p)
+                OPENSSL_cleanse(b->sdp_to[0].p, b->sdp_to[0].cap);
+            strbuf_reset(&b->sdp_to[0]);
+        }
+        /* nothing of the last gateway's answer carries over */
         b->early_answer = false;
         b->ack_waits = false;
-        if (b->sdp_to[0].p)
-            OPENSSL_cleanse(b->sdp_to[0].p, b->sdp_to[0].cap);
-        strbuf_reset(&b->sdp_to[0]);
         b->n422 = 0;
         b->se_interval = PROXY_B2BUA_SESSION_EXPIRES;
         b->se_min = PROXY_B2BUA_MIN_SE;
-        if (proxy_anchor_new(&b->anchor, b->call ? b->call->call_id : "", b->user) != 0 ||
+        if ((!b->anchor &&
+             proxy_anchor_new(&b->anchor, b->call ? b->call->call_id : "", b->user) != 0) ||
             b2b_view_toward_gateway(b) != 0) {
             proxy_b2bua_leg_fail(b, 500, "Server Internal Error (out of memory)", NULL);
             return;

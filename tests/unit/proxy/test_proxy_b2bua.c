@@ -561,6 +561,47 @@ static void test_503_fails_over_to_the_next_trunk(void **state)
     assert_nothing_crossed(f, a);
 }
 
+/* A line of message i's SDP that starts with prefix, into out. */
+static void sdp_line(const struct fx *f, int i, const char *prefix, char *out, size_t cap)
+{
+    const char *body = body_of(f, i), *at = strstr(body, prefix);
+    assert_non_null(at);
+    size_t n = strcspn(at, "\r\n");
+    assert_true(n < cap);
+    memcpy(out, at, n);
+    out[n] = '\0';
+}
+
+/* gw1 plays early media (183 with SDP), then fails with 503: gw2 answers,
+ * and the SDP alice gets in the 200 names the same ports and Parley's same
+ * key as the 183 she already had (her leg stays; only the gateway's is
+ * made again). */
+static void test_failover_after_early_media_keeps_alices_leg(void **state)
+{
+    struct med *t = *state;
+    struct fx *f = &t->fx;
+    uint64_t a = fx_open(f);
+    struct call c;
+    uint64_t g1 = call_out(f, &c, a, US_NUMBER, NULL);
+    int inv1 = last_request(f, g1, "INVITE");
+    assert_int_equal(fx_respond(f, g1, inv1, 183, "gt1", NULL, SDP_GW_PLAIN), 0);
+    int early = last_status(f, a, 183);
+    char m183[128], k183[160], m200[128], k200[160];
+    sdp_line(f, early, "m=audio", m183, sizeof(m183));
+    sdp_line(f, early, "a=crypto", k183, sizeof(k183));
+    size_t before = f->connects;
+    assert_int_equal(fx_respond(f, g1, inv1, 503, "gt1", NULL, NULL), 0);
+    uint64_t g2 = gateway_opens(f, before);
+    int inv2 = last_request(f, g2, "INVITE");
+    assert_int_equal(fx_respond(f, g2, inv2, 200, "gt2", NULL, SDP_GW_PLAIN), 0);
+    int ok = last_status(f, a, 200);
+    sdp_line(f, ok, "m=audio", m200, sizeof(m200));
+    sdp_line(f, ok, "a=crypto", k200, sizeof(k200));
+    assert_string_equal(m183, m200);
+    assert_string_equal(k183, k200);
+    assert_int_equal(anchor_stream_count(t->anchor), 1);
+}
+
 /* alice calls US_NUMBER: the INVITE goes to conn `want` (an open
  * gateway connection); it answers 486 and the call ends. */
 static void call_reaches_open(struct fx *f, uint64_t a, uint64_t want, uint64_t other)
@@ -1707,6 +1748,7 @@ int main(void)
         T(test_bye_from_gateway_reaches_alice),
         T(test_privacy_id_makes_from_anonymous),
         T(test_503_fails_over_to_the_next_trunk),
+        T(test_failover_after_early_media_keeps_alices_leg),
         T(test_503_retry_after_skips_the_trunk_for_a_while),
         T(test_486_is_no_failover),
         T(test_603_is_no_failover),
