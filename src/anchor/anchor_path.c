@@ -68,14 +68,11 @@ static void queue(struct anchor_worker *w, int fd, const struct netaddr *to, con
     q->fd[i] = fd;
     q->counters[i] = counters;
     q->plain_len[i] = plain_len;
-    q->to[i] = *to;
+    /* the headers point at to[i] and iov[i] already (anchor_path_init) */
+    memcpy(&q->to[i].u, &to->u, to->len);
     q->iov[i].iov_base = (void *)p;
     q->iov[i].iov_len = len;
-    memset(&q->msgs[i], 0, sizeof(q->msgs[i]));
-    q->msgs[i].msg_hdr.msg_name = &q->to[i].u.sa;
-    q->msgs[i].msg_hdr.msg_namelen = q->to[i].len;
-    q->msgs[i].msg_hdr.msg_iov = &q->iov[i];
-    q->msgs[i].msg_hdr.msg_iovlen = 1;
+    q->msgs[i].msg_hdr.msg_namelen = to->len;
 }
 
 /* Where a leg's party is for RTP or RTCP: where its packets came from
@@ -220,20 +217,28 @@ static void packet(struct anchor_worker *w, struct anchor_wstream *st, int leg, 
             return;
         }
     }
-    int fd = rtcp && !o->rtcp_mux ? o->rtcp.fd : o->rtp.fd;
+    int fd = rtcp && !o->rtcp_mux ? o->fd_rtcp : o->fd_rtp;
     queue(w, fd, to, p, out_len, &o->c, plain_len);
 }
 
-static void rx_prepare(struct anchor_worker *w)
+/* The receive and send headers, built once: each points at its slot (or
+ * queued address) for good; per datagram only what the kernel changed or
+ * the packet decides is set again. */
+void anchor_path_init(struct anchor_worker *w)
 {
+    struct anchor_txq *q = &w->txq;
+    memset(w->rx, 0, sizeof(w->rx));
+    memset(q->msgs, 0, sizeof(q->msgs));
     for (unsigned i = 0; i < ANCHOR_BATCH; i++) {
         w->rx_iov[i].iov_base = slot(w, i);
         w->rx_iov[i].iov_len = ANCHOR_MAX_PACKET;
-        memset(&w->rx[i], 0, sizeof(w->rx[i]));
         w->rx[i].msg_hdr.msg_iov = &w->rx_iov[i];
         w->rx[i].msg_hdr.msg_iovlen = 1;
         w->rx[i].msg_hdr.msg_name = &w->rx_from[i];
         w->rx[i].msg_hdr.msg_namelen = sizeof(w->rx_from[i]);
+        q->msgs[i].msg_hdr.msg_name = &q->to[i].u.sa;
+        q->msgs[i].msg_hdr.msg_iov = &q->iov[i];
+        q->msgs[i].msg_hdr.msg_iovlen = 1;
     }
 }
 
@@ -249,14 +254,16 @@ void anchor_path_on_readable(evutil_socket_t fd, short what, void *arg)
     for (int round = 0; round < ANCHOR_ROUNDS; round++) {
         /* queued datagrams point into the slots: send them first */
         anchor_path_flush(w);
-        rx_prepare(w);
         int n = recvmmsg(fd, w->rx, ANCHOR_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
             break;
+        w->pass_packets += (unsigned)n;
         for (int i = 0; i < n; i++) {
             struct msghdr *h = &w->rx[i].msg_hdr;
             struct netaddr from;
-            if (netaddr_from_sockaddr(h->msg_name, h->msg_namelen, &from) != 0)
+            int bad = netaddr_from_sockaddr(h->msg_name, h->msg_namelen, &from);
+            h->msg_namelen = sizeof(w->rx_from[i]); /* for the next recvmmsg */
+            if (bad != 0)
                 continue;
             if (h->msg_flags & MSG_TRUNC) {
                 count(&st->leg[s->leg].c.malformed, 1);
