@@ -460,6 +460,7 @@ static void *worker_main(void *arg)
         w->pass_packets = 0;
         if (event_base_loop(w->base, EVLOOP_ONCE) < 0)
             break;
+        anchor_path_flush(w); /* what the pass forwarded, back to back */
         if (w->stopping)
             break;
         uint64_t now = now_us(), period = coalesce_period_us(w, now);
@@ -488,7 +489,7 @@ static int worker_init(struct anchor *a, struct anchor_worker *w, unsigned index
     if (hmap_init(&w->streams, 64) != 0)
         return -ENOMEM;
     w->base = event_base_new();
-    w->slots = malloc((size_t)ANCHOR_BATCH * ANCHOR_SLOT_SIZE);
+    w->slots = malloc((size_t)ANCHOR_SLOTS * ANCHOR_SLOT_SIZE);
     w->logs = log_limit_new("media", 1024, 20);
     if (!w->base || !w->slots || !w->logs)
         return -ENOMEM;

@@ -32,7 +32,11 @@
 struct event;
 struct event_base;
 
-#define ANCHOR_BATCH     32   /* datagrams per recvmmsg/sendmmsg */
+#define ANCHOR_BATCH 32 /* datagrams per recvmmsg/sendmmsg */
+/* Slots a worker reads into: what one pass forwards is queued and sent
+ * together at its end (or when fewer than ANCHOR_BATCH slots are left), so
+ * that the sends of a pass leave back to back. */
+#define ANCHOR_SLOTS     (2 * ANCHOR_BATCH)
 #define ANCHOR_SLOT_SIZE 2048 /* a datagram longer than this is dropped */
 /* Room protect needs behind a packet: an SRTCP E/index word and tag. */
 #define ANCHOR_TAILROOM    RTP_SRTCP_MAX_TRAILER
@@ -143,14 +147,14 @@ struct anchor_wstream {
 /* A queued datagram (points into the worker's slots). */
 struct anchor_txq {
     unsigned n;
-    int fd[ANCHOR_BATCH];
+    int fd[ANCHOR_SLOTS];
     /* the leg each datagram goes to, and its plain length: counted out
      * once the kernel took it, undelivered when it did not */
-    struct anchor_counters *counters[ANCHOR_BATCH];
-    size_t plain_len[ANCHOR_BATCH];
-    struct mmsghdr msgs[ANCHOR_BATCH];
-    struct iovec iov[ANCHOR_BATCH];
-    struct netaddr to[ANCHOR_BATCH];
+    struct anchor_counters *counters[ANCHOR_SLOTS];
+    size_t plain_len[ANCHOR_SLOTS];
+    struct mmsghdr msgs[ANCHOR_SLOTS];
+    struct iovec iov[ANCHOR_SLOTS];
+    struct netaddr to[ANCHOR_SLOTS];
 };
 
 struct anchor_worker {
@@ -169,10 +173,11 @@ struct anchor_worker {
     struct anchor_wstream *list;
     size_t nstreams;
     /* I/O scratch */
-    uint8_t *slots; /* ANCHOR_BATCH * ANCHOR_SLOT_SIZE */
-    struct mmsghdr rx[ANCHOR_BATCH];
-    struct iovec rx_iov[ANCHOR_BATCH];
-    struct sockaddr_storage rx_from[ANCHOR_BATCH];
+    uint8_t *slots;     /* ANCHOR_SLOTS * ANCHOR_SLOT_SIZE */
+    unsigned slot_next; /* slots before it hold datagrams read in this pass */
+    struct mmsghdr rx[ANCHOR_SLOTS];
+    struct iovec rx_iov[ANCHOR_SLOTS];
+    struct sockaddr_storage rx_from[ANCHOR_SLOTS];
     struct anchor_txq txq;
     uint64_t now_ms;
     /* coalescing (worker_main) */
@@ -264,6 +269,8 @@ void anchor_ports_release(struct anchor *a, const unsigned ports[4]);
 
 /* anchor_path.c */
 void anchor_path_on_readable(evutil_socket_t fd, short what, void *arg);
+/* Sends what the pass queued (and frees the slots): at the end of each
+ * event-loop pass. */
 void anchor_path_flush(struct anchor_worker *w);
 /* Builds the worker's receive and send headers (once, before its thread runs). */
 void anchor_path_init(struct anchor_worker *w);
