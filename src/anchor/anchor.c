@@ -373,6 +373,10 @@ static void worker_on_msg(struct mbox_msg *mm, void *arg)
 {
     struct anchor_worker *w = arg;
     struct anchor_msg *m = (struct anchor_msg *)mm;
+    /* what this pass queued is sent first: a queued datagram names its
+     * leg's counters and socket, which ending a stream frees and closes
+     * (and the core may bind that descriptor number again at once) */
+    anchor_path_flush(w);
     switch (m->m.type) {
     case ANCHOR_MSG_ADD:
         worker_add(w, m->stream);
