@@ -27,6 +27,13 @@ uint64_t anchor_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static int64_t anchor_wall_s(void)
 {
     return (int64_t)time(NULL);
@@ -252,6 +259,8 @@ static void worker_add(struct anchor_worker *w, struct anchor_wstream *st)
         st->leg[i].rtp.st = st->leg[i].rtcp.st = st;
         st->leg[i].rtp.leg = st->leg[i].rtcp.leg = i;
         st->leg[i].rtcp.rtcp = true;
+        st->leg[i].fd_rtp = st->leg[i].rtp.fd;
+        st->leg[i].fd_rtcp = st->leg[i].rtcp.fd;
         if (sock_arm(w, &st->leg[i].rtp) != 0 || sock_arm(w, &st->leg[i].rtcp) != 0) {
             log_warn("media.stream_failed", "call_id", st->call_id, "reason", "out of memory");
             unsigned ports[4];
@@ -365,6 +374,10 @@ static void worker_on_msg(struct mbox_msg *mm, void *arg)
 {
     struct anchor_worker *w = arg;
     struct anchor_msg *m = (struct anchor_msg *)mm;
+    /* what this pass queued is sent first: a queued datagram names its
+     * leg's counters and socket, which ending a stream frees and closes
+     * (and the core may bind that descriptor number again at once) */
+    anchor_path_flush(w);
     switch (m->m.type) {
     case ANCHOR_MSG_ADD:
         worker_add(w, m->stream);
@@ -386,6 +399,7 @@ static void worker_on_msg(struct mbox_msg *mm, void *arg)
         break;
     case ANCHOR_MSG_STOP:
         worker_end_all(w, "media engine stopped");
+        w->stopping = true;
         event_base_loopbreak(w->base);
         break;
     }
@@ -424,10 +438,45 @@ static void worker_on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* How long after a pass that started at `start` the next one should
+ * start (0: at once), from the recent rate: see ANCHOR_COALESCE_*. */
+static uint64_t coalesce_period_us(struct anchor_worker *w, uint64_t now)
+{
+    w->win_packets += w->pass_packets;
+    if (now - w->win_start_us >= ANCHOR_COALESCE_WINDOW_US) {
+        w->rate_pps = w->win_packets * 1000000 / (now - w->win_start_us);
+        w->win_start_us = now;
+        w->win_packets = 0;
+    }
+    /* a pass that already found a batch was not woken too early */
+    if (w->pass_packets >= ANCHOR_COALESCE_TARGET ||
+        w->rate_pps * ANCHOR_COALESCE_MAX_US < (uint64_t)ANCHOR_COALESCE_MIN * 1000000)
+        return 0;
+    uint64_t period = (uint64_t)ANCHOR_COALESCE_TARGET * 1000000 / w->rate_pps;
+    return period < ANCHOR_COALESCE_MAX_US ? period : ANCHOR_COALESCE_MAX_US;
+}
+
 static void *worker_main(void *arg)
 {
     struct anchor_worker *w = arg;
-    event_base_dispatch(w->base);
+    w->win_start_us = now_us();
+    while (!w->stopping) {
+        uint64_t start = now_us();
+        w->pass_packets = 0;
+        if (event_base_loop(w->base, EVLOOP_ONCE) < 0)
+            break;
+        anchor_path_flush(w); /* what the pass forwarded, back to back */
+        if (w->stopping)
+            break;
+        uint64_t now = now_us(), period = coalesce_period_us(w, now);
+        if (period && now - start < period) {
+            /* the sockets fill meanwhile; nothing here holds a lock */
+            uint64_t until = start + period;
+            struct timespec ts = {(time_t)(until / 1000000), (long)(until % 1000000) * 1000};
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+                ;
+        }
+    }
     return NULL;
 }
 
@@ -445,10 +494,11 @@ static int worker_init(struct anchor *a, struct anchor_worker *w, unsigned index
     if (hmap_init(&w->streams, 64) != 0)
         return -ENOMEM;
     w->base = event_base_new();
-    w->slots = malloc((size_t)ANCHOR_BATCH * ANCHOR_SLOT_SIZE);
+    w->slots = malloc((size_t)ANCHOR_SLOTS * ANCHOR_SLOT_SIZE);
     w->logs = log_limit_new("media", 1024, 20);
     if (!w->base || !w->slots || !w->logs)
         return -ENOMEM;
+    anchor_path_init(w);
     w->mbox = mbox_new(w->base, worker_on_msg, w);
     w->tick = event_new(w->base, -1, EV_PERSIST, worker_on_tick, w);
     if (!w->mbox || !w->tick)
@@ -695,7 +745,10 @@ int anchor_stream_new(struct anchor *a, const char *call_id, const char *user, u
         return rc;
     }
     struct anchor_stream *s = calloc(1, sizeof(*s));
-    struct anchor_wstream *st = calloc(1, sizeof(*st));
+    /* aligned as its legs' hot fields ask (a cache line) */
+    struct anchor_wstream *st = aligned_alloc(_Alignof(struct anchor_wstream), sizeof(*st));
+    if (st)
+        memset(st, 0, sizeof(*st));
     struct anchor_msg *m = calloc(1, sizeof(*m));
     if (!s || !st || !m) {
         rc = -ENOMEM;

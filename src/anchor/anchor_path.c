@@ -6,8 +6,12 @@
  * Nothing here allocates or takes a lock in the steady state: datagrams
  * are read with recvmmsg into the worker's slots, unprotected and
  * protected in place (each slot keeps room behind the packet for a tag),
- * and sent with sendmmsg. A latch (the party's address changing) takes the
- * worker's list lock, so status never reads an address half-written.
+ * and sent with sendmmsg at the end of the event-loop pass, all of the
+ * pass's datagrams back to back (a receiver woken by the first is still
+ * awake for the rest: on loopback, and for the engine's CPU, the wake-up
+ * of the receiving party is a large part of a send). A latch (the party's
+ * address changing) takes the worker's list lock, so status never reads
+ * an address half-written.
  */
 #include "anchor/anchor_priv.h"
 
@@ -56,26 +60,22 @@ void anchor_path_flush(struct anchor_worker *w)
         i = j;
     }
     q->n = 0;
+    w->slot_next = 0;
 }
 
 static void queue(struct anchor_worker *w, int fd, const struct netaddr *to, const uint8_t *p,
                   size_t len, struct anchor_counters *counters, size_t plain_len)
 {
     struct anchor_txq *q = &w->txq;
-    if (q->n == ANCHOR_BATCH)
-        anchor_path_flush(w);
-    unsigned i = q->n++;
+    unsigned i = q->n++; /* never full: a queued datagram holds a slot of its own */
     q->fd[i] = fd;
     q->counters[i] = counters;
     q->plain_len[i] = plain_len;
-    q->to[i] = *to;
+    /* the headers point at to[i] and iov[i] already (anchor_path_init) */
+    memcpy(&q->to[i].u, &to->u, to->len);
     q->iov[i].iov_base = (void *)p;
     q->iov[i].iov_len = len;
-    memset(&q->msgs[i], 0, sizeof(q->msgs[i]));
-    q->msgs[i].msg_hdr.msg_name = &q->to[i].u.sa;
-    q->msgs[i].msg_hdr.msg_namelen = q->to[i].len;
-    q->msgs[i].msg_hdr.msg_iov = &q->iov[i];
-    q->msgs[i].msg_hdr.msg_iovlen = 1;
+    q->msgs[i].msg_hdr.msg_namelen = to->len;
 }
 
 /* Where a leg's party is for RTP or RTCP: where its packets came from
@@ -226,20 +226,28 @@ static void packet(struct anchor_worker *w, struct anchor_wstream *st, int leg, 
             return;
         }
     }
-    int fd = rtcp && !o->rtcp_mux ? o->rtcp.fd : o->rtp.fd;
+    int fd = rtcp && !o->rtcp_mux ? o->fd_rtcp : o->fd_rtp;
     queue(w, fd, to, p, out_len, &o->c, plain_len);
 }
 
-static void rx_prepare(struct anchor_worker *w)
+/* The receive and send headers, built once: each points at its slot (or
+ * queued address) for good; per datagram only what the kernel changed or
+ * the packet decides is set again. */
+void anchor_path_init(struct anchor_worker *w)
 {
-    for (unsigned i = 0; i < ANCHOR_BATCH; i++) {
+    struct anchor_txq *q = &w->txq;
+    memset(w->rx, 0, sizeof(w->rx));
+    memset(q->msgs, 0, sizeof(q->msgs));
+    for (unsigned i = 0; i < ANCHOR_SLOTS; i++) {
         w->rx_iov[i].iov_base = slot(w, i);
         w->rx_iov[i].iov_len = ANCHOR_MAX_PACKET;
-        memset(&w->rx[i], 0, sizeof(w->rx[i]));
         w->rx[i].msg_hdr.msg_iov = &w->rx_iov[i];
         w->rx[i].msg_hdr.msg_iovlen = 1;
         w->rx[i].msg_hdr.msg_name = &w->rx_from[i];
         w->rx[i].msg_hdr.msg_namelen = sizeof(w->rx_from[i]);
+        q->msgs[i].msg_hdr.msg_name = &q->to[i].u.sa;
+        q->msgs[i].msg_hdr.msg_iov = &q->iov[i];
+        q->msgs[i].msg_hdr.msg_iovlen = 1;
     }
 }
 
@@ -253,24 +261,30 @@ void anchor_path_on_readable(evutil_socket_t fd, short what, void *arg)
     struct anchor_worker *w = st->w;
     w->now_ms = anchor_now_ms();
     for (int round = 0; round < ANCHOR_ROUNDS; round++) {
-        /* queued datagrams point into the slots: send them first */
-        anchor_path_flush(w);
-        rx_prepare(w);
-        int n = recvmmsg(fd, w->rx, ANCHOR_BATCH, MSG_DONTWAIT, NULL);
+        /* queued datagrams point into the slots: with too few free,
+         * send them first */
+        if (ANCHOR_SLOTS - w->slot_next < ANCHOR_BATCH)
+            anchor_path_flush(w);
+        unsigned first = w->slot_next;
+        int n = recvmmsg(fd, &w->rx[first], ANCHOR_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
             break;
-        for (int i = 0; i < n; i++) {
+        w->slot_next += (unsigned)n;
+        w->pass_packets += (unsigned)n;
+        for (unsigned i = first; i < first + (unsigned)n; i++) {
             struct msghdr *h = &w->rx[i].msg_hdr;
             struct netaddr from;
-            if (netaddr_from_sockaddr(h->msg_name, h->msg_namelen, &from) != 0)
+            int bad = netaddr_from_sockaddr(h->msg_name, h->msg_namelen, &from);
+            h->msg_namelen = sizeof(w->rx_from[i]); /* for the next recvmmsg */
+            if (bad != 0)
                 continue;
             if (h->msg_flags & MSG_TRUNC) {
                 count(&st->leg[s->leg].c.malformed, 1);
                 continue;
             }
-            packet(w, st, s->leg, s->rtcp, &from, slot(w, (unsigned)i), w->rx[i].msg_len);
+            packet(w, st, s->leg, s->rtcp, &from, slot(w, i), w->rx[i].msg_len);
         }
-        anchor_path_flush(w);
+        /* sent at the end of the pass (worker_main) */
         if (n < ANCHOR_BATCH)
             break;
     }

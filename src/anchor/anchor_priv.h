@@ -32,7 +32,11 @@
 struct event;
 struct event_base;
 
-#define ANCHOR_BATCH     32   /* datagrams per recvmmsg/sendmmsg */
+#define ANCHOR_BATCH 32 /* datagrams per recvmmsg/sendmmsg */
+/* Slots a worker reads into: what one pass forwards is queued and sent
+ * together at its end (or when fewer than ANCHOR_BATCH slots are left), so
+ * that the sends of a pass leave back to back. */
+#define ANCHOR_SLOTS     (2 * ANCHOR_BATCH)
 #define ANCHOR_SLOT_SIZE 2048 /* a datagram longer than this is dropped */
 /* Room protect needs behind a packet: an SRTCP E/index word and tag. */
 #define ANCHOR_TAILROOM    RTP_SRTCP_MAX_TRAILER
@@ -47,6 +51,20 @@ struct event_base;
  * rebinds silences the old address at once. */
 #define ANCHOR_REBIND_QUIET_MS 500
 #define ANCHOR_WORKERS_MAX     64
+/* Coalescing wake-ups. At 50 packets/s a stream, every packet arrives
+ * alone on its socket and each one costs an epoll wake-up of its own;
+ * under load the worker therefore waits a little between event-loop passes
+ * so that one pass finds several sockets ready. It waits only while the
+ * recent rate would bring at least ANCHOR_COALESCE_MIN packets in
+ * ANCHOR_COALESCE_MAX_US, aims at ANCHOR_COALESCE_TARGET packets a pass,
+ * and never makes a pass start more than ANCHOR_COALESCE_MAX_US after the
+ * previous one started: the delay a packet gains is bounded by that, and
+ * is zero when the engine is idle or the rate is low (a lone packet wakes
+ * it at once). */
+#define ANCHOR_COALESCE_MAX_US    1000
+#define ANCHOR_COALESCE_TARGET    16
+#define ANCHOR_COALESCE_MIN       4
+#define ANCHOR_COALESCE_WINDOW_US 20000 /* the rate is measured over this */
 
 /* What a reload may change, copied to each worker. */
 struct anchor_params {
@@ -82,41 +100,46 @@ struct anchor_sock {
     struct event *ev;
 };
 
+/* One leg. What the packet path reads or writes for every packet comes
+ * first, in the order it is used (two cache lines with the start of the
+ * latched address: per-stream state is cold when each stream sends every
+ * 20 ms); keys, SDP addresses and the sockets' own records follow. */
 struct anchor_wleg {
-    struct anchor_sock rtp, rtcp;
-    struct netaddr local_rtp, local_rtcp;
-    /* the party: where its SDP says, where it really is (latched) */
-    bool have_remote;
-    struct netaddr sdp_rtp, sdp_rtcp;
+    _Alignas(64) bool have_remote; /* its party described itself */
     bool rtcp_mux;
+    bool latched_rtp_set, latched_rtcp_set; /* where it really is is known */
+    bool latched_expected; /* latched_rtp is at the IP its SDP or signalling named */
+    bool tx_set;           /* Parley's side of the leg is decided: nothing is sent before */
     bool on_hold;
-    bool latched_rtp_set, latched_rtcp_set;
-    struct netaddr latched_rtp, latched_rtcp;
-    uint64_t heard_rtp_ms, heard_rtcp_ms; /* last packet from the latched address */
-    uint64_t described_ms;                /* when its party last described itself */
-    bool latched_expected;                /* latched_rtp is at the IP its SDP or signalling named */
     bool have_signal_ip;
-    struct netaddr signal_ip; /* where its party's signalling came from */
-    bool scrub_rtcp;          /* its party is private: RTCP toward it scrubbed */
+    bool scrub_rtcp; /* its party is private: RTCP toward it scrubbed */
     enum anchor_protection rx_protection, tx_protection;
-    bool tx_set; /* Parley's side of the leg is decided: nothing is sent before */
+    struct rtp_srtp *rx;                  /* the party's key: unprotects what it sends */
+    struct rtp_srtp *tx;                  /* Parley's key for this leg: protects what it gets */
+    uint64_t heard_rtp_ms, heard_rtcp_ms; /* last packet from the latched address */
+    int fd_rtp, fd_rtcp;                  /* = rtp.fd, rtcp.fd: where its packets are sent from */
+    struct anchor_counters c;
+    struct netaddr latched_rtp, latched_rtcp;
+    /* the party: where its SDP says */
+    struct netaddr sdp_rtp, sdp_rtcp;
+    uint64_t described_ms;    /* when its party last described itself */
+    struct netaddr signal_ip; /* where its party's signalling came from */
     enum rtp_srtp_suite rx_suite, tx_suite;
     uint8_t rx_key[RTP_SRTP_MAX_KEY], rx_salt[RTP_SRTP_MAX_SALT]; /* the party's (SECRET) */
-    struct rtp_srtp *rx; /* the party's key: unprotects what it sends */
-    struct rtp_srtp *tx; /* Parley's key for this leg: protects what it gets */
-    struct anchor_counters c;
+    struct anchor_sock rtp, rtcp;
+    struct netaddr local_rtp, local_rtcp;
 };
 
 /* A stream as its worker holds it. */
 struct anchor_wstream {
     struct hmap_node node;
-    struct anchor_wstream *prev, *next; /* the worker's list (under list_lock) */
     struct anchor_worker *w;
+    uint64_t last_rx_ms;                /* written for every packet */
+    struct anchor_wstream *prev, *next; /* the worker's list (under list_lock) */
     uint64_t id;
     char call_id[ANCHOR_CALL_ID_MAX];
     char user[ANCHOR_USER_MAX];
     int64_t created_s; /* wall clock */
-    uint64_t last_rx_ms;
     bool timed_out;    /* told the core */
     unsigned ports[4]; /* to release: leg 0 RTP, RTCP, leg 1 RTP, RTCP */
     struct anchor_wleg leg[2];
@@ -125,14 +148,14 @@ struct anchor_wstream {
 /* A queued datagram (points into the worker's slots). */
 struct anchor_txq {
     unsigned n;
-    int fd[ANCHOR_BATCH];
+    int fd[ANCHOR_SLOTS];
     /* the leg each datagram goes to, and its plain length: counted out
      * once the kernel took it, undelivered when it did not */
-    struct anchor_counters *counters[ANCHOR_BATCH];
-    size_t plain_len[ANCHOR_BATCH];
-    struct mmsghdr msgs[ANCHOR_BATCH];
-    struct iovec iov[ANCHOR_BATCH];
-    struct netaddr to[ANCHOR_BATCH];
+    struct anchor_counters *counters[ANCHOR_SLOTS];
+    size_t plain_len[ANCHOR_SLOTS];
+    struct mmsghdr msgs[ANCHOR_SLOTS];
+    struct iovec iov[ANCHOR_SLOTS];
+    struct netaddr to[ANCHOR_SLOTS];
 };
 
 struct anchor_worker {
@@ -151,12 +174,18 @@ struct anchor_worker {
     struct anchor_wstream *list;
     size_t nstreams;
     /* I/O scratch */
-    uint8_t *slots; /* ANCHOR_BATCH * ANCHOR_SLOT_SIZE */
-    struct mmsghdr rx[ANCHOR_BATCH];
-    struct iovec rx_iov[ANCHOR_BATCH];
-    struct sockaddr_storage rx_from[ANCHOR_BATCH];
+    uint8_t *slots;     /* ANCHOR_SLOTS * ANCHOR_SLOT_SIZE */
+    unsigned slot_next; /* slots before it hold datagrams read in this pass */
+    struct mmsghdr rx[ANCHOR_SLOTS];
+    struct iovec rx_iov[ANCHOR_SLOTS];
+    struct sockaddr_storage rx_from[ANCHOR_SLOTS];
     struct anchor_txq txq;
     uint64_t now_ms;
+    /* coalescing (worker_main) */
+    bool stopping;
+    unsigned pass_packets;              /* datagrams read in this pass */
+    uint64_t win_start_us, win_packets; /* the current rate window */
+    uint64_t rate_pps;                  /* datagrams/s over the last window */
 };
 
 /* Parley's key for one leg, kept by the core until the stream ends (the
@@ -241,6 +270,10 @@ void anchor_ports_release(struct anchor *a, const unsigned ports[4]);
 
 /* anchor_path.c */
 void anchor_path_on_readable(evutil_socket_t fd, short what, void *arg);
+/* Sends what the pass queued (and frees the slots): at the end of each
+ * event-loop pass. */
 void anchor_path_flush(struct anchor_worker *w);
+/* Builds the worker's receive and send headers (once, before its thread runs). */
+void anchor_path_init(struct anchor_worker *w);
 
 #endif

@@ -23,9 +23,9 @@
 #define CM_IV_LEN    16
 #define EIDX_LEN     4 /* SRTCP E flag and index */
 #define SRTCP_E_FLAG 0x80000000u
-/* The replay bitmap is a ring of this many bits, whatever the window. */
-#define RING_BITS  RTP_SRTP_REPLAY_MAX
-#define RING_WORDS (RING_BITS / 64)
+/* The replay bitmap of a source is a ring of the smallest power of two of
+ * 64-bit words that holds the session's window (128 bits by default,
+ * RTP_SRTP_REPLAY_MAX at most), kept behind the session. */
 
 static const struct {
     const char *name;
@@ -46,13 +46,14 @@ struct rtp_srtp_crypto {
 };
 
 /* What one source has sent or been seen to send, for SRTP or SRTCP: the
- * highest index and which of the RTP_SRTP_REPLAY_MAX indices up to it
- * were used, as a ring (bit i % RING_BITS for index i). Only the last
+ * highest index and which of the `bits` indices up to it were used, as a
+ * ring (bit i % bits for index i; bits >= the window). Only the last
  * `window` of them are ever consulted. */
 struct replay {
     uint64_t top;
     bool started;
-    uint64_t ring[RING_WORDS];
+    unsigned bits;
+    uint64_t *ring; /* bits / 64 words, behind the session */
 };
 
 struct source {
@@ -71,6 +72,14 @@ struct keyset {
     size_t tag_len;
 };
 
+/* SRTCP's session keys until its contexts are made: most streams send
+ * RTCP rarely or never, and the contexts are most of a session's memory
+ * (SECRET; cleansed once used and when the session is freed). */
+struct pending_keys {
+    bool set;
+    uint8_t key[RTP_SRTP_MAX_KEY], auth[AUTH_KEY_LEN];
+};
+
 struct rtp_srtp {
     enum rtp_srtp_suite suite;
     bool aead;
@@ -78,7 +87,10 @@ struct rtp_srtp {
     bool allow_unencrypted_srtcp; /* UNENCRYPTED_SRTCP negotiated */
     unsigned last;                /* the source used last: packets come in runs */
     struct keyset rtp, rtcp;
+    const struct rtp_srtp_crypto *crypto; /* for SRTCP's contexts, made at its first packet */
+    struct pending_keys rtcp_keys;
     struct source src[RTP_SRTP_MAX_SSRC];
+    uint64_t rings[]; /* the sources' replay rings: 2 * RTP_SRTP_MAX_SSRC of them */
 };
 
 static bool suite_valid(enum rtp_srtp_suite suite)
@@ -297,7 +309,7 @@ void rtp_srtp_free(struct rtp_srtp *s)
         return;
     keyset_free(&s->rtp);
     keyset_free(&s->rtcp);
-    OPENSSL_cleanse(s, sizeof(*s));
+    OPENSSL_cleanse(s, sizeof(*s)); /* the rings behind it hold no secret */
     free(s);
 }
 
@@ -306,14 +318,12 @@ enum rtp_srtp_suite rtp_srtp_suite(const struct rtp_srtp *s)
     return s->suite;
 }
 
-static int keyset_init(struct keyset *k, const struct rtp_srtp_crypto *c, enum rtp_srtp_suite suite,
-                       const uint8_t *key, const uint8_t *salt, const uint8_t *auth, size_t tag_len)
+static int keyset_contexts(struct keyset *k, const struct rtp_srtp_crypto *c,
+                           enum rtp_srtp_suite suite, const uint8_t *key, const uint8_t *auth)
 {
     const EVP_CIPHER *cipher;
     int enc_ok;
 
-    k->tag_len = tag_len;
-    memcpy(k->salt, salt, g_suites[suite].salt_len);
     k->cipher = EVP_CIPHER_CTX_new();
     if (!k->cipher)
         return -ENOMEM;
@@ -341,6 +351,41 @@ static int keyset_init(struct keyset *k, const struct rtp_srtp_crypto *c, enum r
     return 0;
 }
 
+static int keyset_init(struct keyset *k, const struct rtp_srtp_crypto *c, enum rtp_srtp_suite suite,
+                       const uint8_t *key, const uint8_t *salt, const uint8_t *auth, size_t tag_len)
+{
+    k->tag_len = tag_len;
+    memcpy(k->salt, salt, g_suites[suite].salt_len);
+    return keyset_contexts(k, c, suite, key, auth);
+}
+
+/* SRTCP's contexts, at the session's first SRTCP packet (once: what a
+ * session allocates, it allocates here or when it is made). */
+static int rtcp_ready(struct rtp_srtp *s)
+{
+    if (s->rtcp.cipher)
+        return 0;
+    if (!s->rtcp_keys.set)
+        return -EIO; /* a failed attempt before: the session takes no SRTCP */
+    int rc = keyset_contexts(&s->rtcp, s->crypto, s->suite, s->rtcp_keys.key, s->rtcp_keys.auth);
+    OPENSSL_cleanse(&s->rtcp_keys, sizeof(s->rtcp_keys));
+    if (rc < 0) {
+        keyset_free(&s->rtcp);
+        ERR_clear_error();
+        return -EIO;
+    }
+    return 0;
+}
+
+/* The smallest power of two of 64-bit words that holds `window` bits. */
+static unsigned ring_words(unsigned window)
+{
+    unsigned w = 1;
+    while (w * 64 < window)
+        w *= 2;
+    return w;
+}
+
 static int session_new(struct rtp_srtp_crypto *c, enum rtp_srtp_suite suite,
                        const struct rtp_srtp_session_keys *keys, unsigned replay_window,
                        struct rtp_srtp **out)
@@ -354,17 +399,27 @@ static int session_new(struct rtp_srtp_crypto *c, enum rtp_srtp_suite suite,
         return -EINVAL;
     if (!rtp_srtp_crypto_has_suite(c, suite))
         return -ENOTSUP;
-    s = calloc(1, sizeof(*s));
+    unsigned words = ring_words(replay_window);
+    s = calloc(1, sizeof(*s) + sizeof(uint64_t) * words * 2 * RTP_SRTP_MAX_SSRC);
     if (!s)
         return -ENOMEM;
     s->suite = suite;
     s->aead = g_suites[suite].aead;
     s->window = replay_window;
+    s->crypto = c;
+    for (unsigned i = 0; i < RTP_SRTP_MAX_SSRC; i++) {
+        s->src[i].rtp.bits = s->src[i].rtcp.bits = words * 64;
+        s->src[i].rtp.ring = s->rings + (size_t)words * (2 * i);
+        s->src[i].rtcp.ring = s->rings + (size_t)words * (2 * i + 1);
+    }
     rc = keyset_init(&s->rtp, c, suite, keys->rtp_key, keys->rtp_salt, keys->rtp_auth,
                      g_suites[suite].tag_len);
-    if (rc == 0)
-        rc = keyset_init(&s->rtcp, c, suite, keys->rtcp_key, keys->rtcp_salt, keys->rtcp_auth,
-                         g_suites[suite].rtcp_tag_len);
+    /* SRTCP: its salt and tag length now, its contexts at its first packet */
+    s->rtcp.tag_len = g_suites[suite].rtcp_tag_len;
+    memcpy(s->rtcp.salt, keys->rtcp_salt, g_suites[suite].salt_len);
+    memcpy(s->rtcp_keys.key, keys->rtcp_key, g_suites[suite].key_len);
+    memcpy(s->rtcp_keys.auth, keys->rtcp_auth, AUTH_KEY_LEN);
+    s->rtcp_keys.set = true;
     if (rc < 0) {
         ERR_clear_error();
         rtp_srtp_free(s);
@@ -445,10 +500,18 @@ static struct source *source_find(struct rtp_srtp *s, uint32_t ssrc)
     return free_slot;
 }
 
+static void replay_reset(struct replay *r)
+{
+    r->top = 0;
+    r->started = false;
+    memset(r->ring, 0, r->bits / 8);
+}
+
 static void source_commit(struct rtp_srtp *s, struct source *x, uint32_t ssrc)
 {
     if (!x->used) {
-        memset(x, 0, sizeof(*x));
+        replay_reset(&x->rtp);
+        replay_reset(&x->rtcp);
         x->used = true;
         x->ssrc = ssrc;
     }
@@ -457,13 +520,13 @@ static void source_commit(struct rtp_srtp *s, struct source *x, uint32_t ssrc)
 
 static bool ring_test(const struct replay *r, uint64_t idx)
 {
-    unsigned bit = (unsigned)(idx % RING_BITS);
+    unsigned bit = (unsigned)(idx % r->bits);
     return (r->ring[bit / 64] >> (bit % 64)) & 1;
 }
 
 static void ring_set(struct replay *r, uint64_t idx)
 {
-    unsigned bit = (unsigned)(idx % RING_BITS);
+    unsigned bit = (unsigned)(idx % r->bits);
     r->ring[bit / 64] |= UINT64_C(1) << (bit % 64);
 }
 
@@ -481,19 +544,19 @@ static int replay_check(const struct replay *r, uint64_t idx, unsigned window)
 static void replay_accept(struct replay *r, uint64_t idx)
 {
     if (!r->started) {
-        memset(r->ring, 0, sizeof(r->ring));
+        memset(r->ring, 0, r->bits / 8);
         r->started = true;
         r->top = idx;
     } else if (idx > r->top) {
         uint64_t d = idx - r->top;
-        if (d >= RING_BITS) {
-            memset(r->ring, 0, sizeof(r->ring));
+        if (d >= r->bits) {
+            memset(r->ring, 0, r->bits / 8);
         } else {
             /* Forget the indices the ring reuses for top+1 .. idx, a word
              * at a time where it can. */
             uint64_t k = r->top + 1;
             while (k <= idx) {
-                unsigned bit = (unsigned)(k % RING_BITS);
+                unsigned bit = (unsigned)(k % r->bits);
                 if (bit % 64 == 0 && idx - k >= 63) {
                     r->ring[bit / 64] = 0;
                     k += 64;
@@ -766,6 +829,9 @@ int rtp_srtcp_protect(struct rtp_srtp *s, uint8_t *pkt, size_t len, size_t cap, 
     uint64_t idx = x->used && x->rtcp.started ? x->rtcp.top + 1 : 0;
     if (idx >= RTP_SRTCP_INDEX_LIMIT)
         return -EOVERFLOW;
+    rc = rtcp_ready(s);
+    if (rc < 0)
+        return rc;
     uint8_t eidx[EIDX_LEN];
     put32(eidx, SRTCP_E_FLAG | (uint32_t)idx);
 
@@ -827,6 +893,9 @@ int rtp_srtcp_unprotect(struct rtp_srtp *s, uint8_t *pkt, size_t len, size_t *ou
     rc = replay_check(x->used ? &x->rtcp : NULL, idx, s->window);
     if (rc < 0)
         return rc;
+    rc = rtcp_ready(s);
+    if (rc < 0)
+        return rc;
 
     uint8_t *body = pkt + RTCP_HEADER_MIN;
     size_t blen = plain - RTCP_HEADER_MIN;
@@ -879,7 +948,7 @@ static int set_index(struct rtp_srtp *s, uint32_t ssrc, uint64_t index, bool rtc
         return -ENOSPC;
     source_commit(s, x, ssrc);
     struct replay *r = rtcp ? &x->rtcp : &x->rtp;
-    memset(r, 0, sizeof(*r));
+    replay_reset(r);
     replay_accept(r, index);
     return 0;
 }

@@ -13,16 +13,20 @@
  *                           salt, the session keys for SRTP and SRTCP derived
  *                           once at creation (RFC 3711 §4.3, key derivation
  *                           rate 0, AES-CM PRF), cipher and MAC contexts
- *                           keyed once, and the state of up to
- *                           RTP_SRTP_MAX_SSRC sources: ROC, highest sequence
- *                           number and replay window for SRTP, sent index or
- *                           replay window for SRTCP.
+ *                           keyed once (SRTCP's at its first packet: most
+ *                           streams send little or no RTCP, and the contexts
+ *                           are most of a session's memory), and the state
+ *                           of up to RTP_SRTP_MAX_SSRC sources: ROC, highest
+ *                           sequence number and replay window for SRTP, sent
+ *                           index or replay window for SRTCP (each window a
+ *                           ring of the power of two of bits that holds it).
  * A session is used by one thread at a time. The same session may protect
  * or unprotect; a leg uses one session per direction, each with its own
  * master key, so that a key never encrypts in both directions.
  *
  * The packet functions work in place on the caller's buffer, allocate
- * nothing, never log, and return 0 or a negative errno:
+ * nothing (but SRTCP's contexts, once per session, at its first SRTCP
+ * packet), never log, and return 0 or a negative errno:
  *   -EINVAL     malformed (too short, not version 2, header past the end,
  *               larger than RTP_SRTP_MAX_PACKET)
  *   -ENOSPC     no room for the trailer in the buffer, or a new SSRC when
@@ -35,7 +39,9 @@
  *               that was not negotiated (rtp_srtp_allow_unencrypted_srtcp)
  *   -EOVERFLOW  the key's lifetime is over for this source (2^48 SRTP
  *               packets, 2^31 SRTCP packets): rekey
- *   -EIO        OpenSSL failed (not expected once the session exists)
+ *   -EIO        OpenSSL failed (not expected once the session exists;
+ *               SRTCP's contexts not made at its first packet: that
+ *               session then takes and sends no SRTCP)
  * Nothing in a session changes unless a packet is accepted: the index is
  * estimated and checked against the replay window first, the tag verified,
  * and only then are ROC, highest index and window updated. A refused

@@ -665,6 +665,25 @@ static void test_replay_window_sizes(void **state)
     }
     rtp_srtp_free(tx);
     rtp_srtp_free(rx);
+
+    /* A window that is not a power of two (its ring is 128 bits): exactly
+     * the last 100 indices are told apart, after jumps that wrap the ring. */
+    tx = session(suite, 6, 0);
+    rx = session(suite, 6, 100);
+    for (unsigned k = 0; k < 1100; k++) {
+        size_t n = make_rtp(pk[k], (uint16_t)k, 11, 160, 0, -1, 0);
+        assert_int_equal(rtp_srtp_protect(tx, pk[k], n, 220, &lens[k]), 0);
+    }
+    assert_int_equal(deliver(rx, pk[0], lens[0]), 0);
+    for (at = 130; at < 1100; at += 130) {
+        assert_int_equal(deliver(rx, pk[at], lens[at]), 0);
+        assert_int_equal(deliver(rx, pk[at - 100], lens[at - 100]), -EALREADY);
+        assert_int_equal(deliver(rx, pk[at - 99], lens[at - 99]), 0);
+        assert_int_equal(deliver(rx, pk[at - 99], lens[at - 99]), -EALREADY);
+        assert_int_equal(deliver(rx, pk[at], lens[at]), -EALREADY);
+    }
+    rtp_srtp_free(tx);
+    rtp_srtp_free(rx);
 }
 
 static void test_rtcp_replay(void **state)
