@@ -301,6 +301,24 @@ static void b2b_timer_headers(struct proxy_b2b *b, int to, struct strbuf *h)
                   b->se_min);
 }
 
+/* A re-INVITE or UPDATE of Parley's toward side `to` on conn: Contact,
+ * Allow, the session timer toward a gateway; the body given. NULL on
+ * failure. */
+static struct sip_msg *b2b_reoffer_request(struct proxy_b2b *b, int to, uint64_t conn,
+                                           const char *method, struct strview body)
+{
+    struct strbuf h = STRBUF_INIT;
+    char contact[400];
+    proxy_b2bua_leg_contact(b->p, conn, contact, sizeof(contact));
+    strbuf_puts(&h, contact);
+    strbuf_puts(&h, B2B_ALLOW);
+    b2b_timer_headers(b, to, &h);
+    struct sip_msg *m =
+        h.err ? NULL : proxy_b2bua_leg_build(b, to, conn, method, 0, strbuf_cstr(&h), body);
+    strbuf_free(&h);
+    return m;
+}
+
 static void b2b_refresh(struct proxy_b2b *b)
 {
     struct proxy *p = b->p;
@@ -320,17 +338,8 @@ static void b2b_refresh(struct proxy_b2b *b)
     r->from = -1;
     r->to = gw;
     r->invite = true;
-    struct strbuf h = STRBUF_INIT;
-    char contact[400];
-    proxy_b2bua_leg_contact(p, conn, contact, sizeof(contact));
-    strbuf_puts(&h, contact);
-    strbuf_puts(&h, B2B_ALLOW);
-    b2b_timer_headers(b, gw, &h);
-    struct sip_msg *m =
-        h.err ? NULL
-              : proxy_b2bua_leg_build(b, gw, conn, "INVITE", 0, strbuf_cstr(&h),
-                                      strview_make(b->sdp_to[gw].p, b->sdp_to[gw].len));
-    strbuf_free(&h);
+    struct sip_msg *m = b2b_reoffer_request(b, gw, conn, "INVITE",
+                                            strview_make(b->sdp_to[gw].p, b->sdp_to[gw].len));
     r->txn = m ? sip_txn_client_send(p->txn, conn, m, r) : NULL;
     if (!r->txn)
         proxy_b2bua_leg_end(b, "session refresh could not be sent", true, true, 500, NULL);
@@ -428,17 +437,7 @@ static void b2b_reoffer_start(struct proxy_b2b *b, int from, struct sip_server_t
             return;
         }
     }
-    struct strbuf h = STRBUF_INIT;
-    char contact[400];
-    proxy_b2bua_leg_contact(p, out_conn, contact, sizeof(contact));
-    strbuf_puts(&h, contact);
-    strbuf_puts(&h, B2B_ALLOW);
-    b2b_timer_headers(b, to, &h);
-    struct sip_msg *m =
-        h.err ? NULL
-              : proxy_b2bua_leg_build(b, to, out_conn, r->invite ? "INVITE" : "UPDATE", 0,
-                                      strbuf_cstr(&h), sdp);
-    strbuf_free(&h);
+    struct sip_msg *m = b2b_reoffer_request(b, to, out_conn, r->invite ? "INVITE" : "UPDATE", sdp);
     int status =
         m ? proxy_anchor_offer(p, &b->anchor, from == 0, m, in_conn, out_conn,
                                b->call ? b->call->call_id : "", b->user, warning, sizeof(warning))

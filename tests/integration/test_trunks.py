@@ -28,8 +28,6 @@ run gets its own ports and directory.
 """
 from __future__ import annotations
 
-import array
-import math
 import os
 import re
 import shutil
@@ -38,12 +36,10 @@ import subprocess
 import tempfile
 import time
 import unittest
-import wave
-from concurrent.futures import ThreadPoolExecutor
 
 from harness import (TIMEOUT_SCALE, Baresip, Parley, free_port, free_ports, issue_cert, make_ca,
                      make_crl)
-from linphone import make_tone
+from linphone import make_tone, tone_ratio
 
 try:
     from capture import (Capture, CaptureUnavailable, appears_in, informative_chunks,
@@ -63,26 +59,6 @@ CAROL_NUMBER = "+14255550103"
 
 def scaled(t: float) -> float:
     return t * TIMEOUT_SCALE
-
-
-def tone_tail_ratio(path: str, freq: float, seconds: float) -> float:
-    """Share of the energy of the last `seconds` of a 16-bit WAV at freq
-    (Goertzel per 0.1 s block)."""
-    with wave.open(path, "rb") as w:
-        rate, chans = w.getframerate(), w.getnchannels()
-        frames = w.readframes(w.getnframes())
-    samples = array.array("h", frames)[::chans]
-    samples = samples[-int(rate * seconds):]
-    n = max(1, int(rate * 0.1))
-    coeff = 2 * math.cos(2 * math.pi * freq / rate)
-    tone = total = 0.0
-    for i in range(0, len(samples) - n + 1, n):
-        s1 = s2 = 0.0
-        for x in samples[i:i + n]:
-            s1, s2 = x + coeff * s1 - s2, s1
-        tone += (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2 / n
-        total += sum(x * x for x in samples[i:i + n])
-    return min(1.0, tone / total) if total else 0.0
 
 
 class Sipp:
@@ -255,7 +231,7 @@ class TestTcpTrunk(unittest.TestCase):
                       "(trunk gw1: not_supported)", log)
         heard = a.heard()
         self.assertIsNotNone(heard, "alice recorded nothing")
-        ratio = tone_tail_ratio(heard, 1000.0, 2.0)
+        ratio = tone_ratio(heard, 1000.0, tail=2.0)
         print(f"\nalice heard her 1000 Hz tone echoed: {ratio:.2f}")
         self.assertGreater(ratio, 0.5, "the echo of alice's own tone did not come back")
         if cap is not None:

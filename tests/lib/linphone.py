@@ -84,9 +84,11 @@ def make_tone(path: str, freq: float = 440.0, seconds: float = 30.0, rate: int =
     return path
 
 
-def tone_ratio(path: str, freq: float = 440.0, block: float = 0.1) -> float:
+def tone_ratio(path: str, freq: float = 440.0, block: float = 0.1,
+               tail: float | None = None) -> float:
     """Share (0..1) of the energy of a 16-bit WAV that is at ``freq`` (Goertzel
-    per ``block`` seconds, so that jitter-buffer phase jumps do not matter).
+    per ``block`` seconds, so that jitter-buffer phase jumps do not matter),
+    over the whole file or its last ``tail`` seconds.
     About 1 for a clean tone, about 0 for another tone or noise, 0 for silence."""
     with wave.open(path, "rb") as w:
         rate, width, chans = w.getframerate(), w.getsampwidth(), w.getnchannels()
@@ -94,6 +96,8 @@ def tone_ratio(path: str, freq: float = 440.0, block: float = 0.1) -> float:
     if width != 2:
         raise ValueError(f"{path}: {8 * width}-bit samples, expected 16")
     samples = array.array("h", frames)[::chans]
+    if tail is not None:
+        samples = samples[-int(rate * tail):]
     n = max(1, int(rate * block))
     coeff = 2 * math.cos(2 * math.pi * freq / rate)
     tone = total = 0.0
