@@ -264,6 +264,21 @@ int fx_init(struct fx *f)
     return fx_init_env(f, NULL, false);
 }
 
+void fx_engine_config(struct config *cfg, char *port_range, long long max_streams)
+{
+    cfg->media.anchor = "always";
+    cfg->media.workers = 1;
+    cfg->media.port_range = port_range;
+    cfg->media.address = "127.0.0.1";
+    cfg->media.public_address = "";
+    cfg->media.timeout = 60;
+    cfg->media.consent_timeout = 30;
+    cfg->media.replay_window = 128;
+    cfg->media.latch_plain = "sdp";
+    cfg->media.max_streams = max_streams;
+    cfg->media.max_streams_per_user = max_streams;
+}
+
 int fx_init_anchored(struct fx *f, struct anchor *anchor)
 {
     return fx_init_env(f, anchor, false);

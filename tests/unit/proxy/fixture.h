@@ -141,6 +141,12 @@ struct fx {
 int fx_init(struct fx *f);
 /* The same with media.anchor = always through the engine `anchor` (the
  * caller's: started before and stopped after the fixture). */
+struct config;
+/* The media engine's keys for a test engine on 127.0.0.1 with that port
+ * range and stream bound (total and per user), the rest at their
+ * defaults. */
+void fx_engine_config(struct config *cfg, char *port_range, long long max_streams);
+
 int fx_init_anchored(struct fx *f, struct anchor *anchor);
 /* The anchored fixture with what mediation needs from the environment:
  * line numbers (FX_NUMBER_ALICE, FX_NUMBER_BOB: env.number_owner and

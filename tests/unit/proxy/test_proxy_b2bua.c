@@ -129,17 +129,7 @@ static int setup_med(void **state)
     struct med *t = calloc(1, sizeof(*t));
     if (!t)
         return -1;
-    t->cfg.media.anchor = "always";
-    t->cfg.media.workers = 1;
-    t->cfg.media.port_range = "31300-31363";
-    t->cfg.media.address = ENGINE;
-    t->cfg.media.public_address = "";
-    t->cfg.media.timeout = 60;
-    t->cfg.media.consent_timeout = 30;
-    t->cfg.media.replay_window = 128;
-    t->cfg.media.latch_plain = "sdp";
-    t->cfg.media.max_streams = 16;
-    t->cfg.media.max_streams_per_user = 16;
+    fx_engine_config(&t->cfg, "31300-31363", 16);
     t->base = event_base_new();
     struct anchor_events ev = {.arg = t, .timed_out = on_timed_out};
     char err[200] = "";
