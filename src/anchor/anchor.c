@@ -463,7 +463,8 @@ static void *worker_main(void *arg)
     while (!w->stopping) {
         uint64_t start = now_us();
         w->pass_packets = 0;
-        if (event_base_loop(w->base, EVLOOP_ONCE) < 0)
+        /* 1: nothing registered (never, the mailbox is; but never spin) */
+        if (event_base_loop(w->base, EVLOOP_ONCE) != 0)
             break;
         anchor_path_flush(w); /* what the pass forwarded, back to back */
         if (w->stopping)

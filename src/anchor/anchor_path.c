@@ -204,6 +204,9 @@ static void packet(struct anchor_worker *w, struct anchor_wstream *st, int leg, 
         *heard = w->now_ms;
     count(&l->c.in_packets, 1);
     count(&l->c.in_bytes, plain_len);
+    /* what the wake-up coalescing goes by: a stranger's junk must not
+     * turn on the wait for every call of the worker */
+    w->pass_packets++;
     st->last_rx_ms = w->now_ms;
 
     const struct netaddr *to = leg_dest(w, o, rtcp);
@@ -270,7 +273,7 @@ void anchor_path_on_readable(evutil_socket_t fd, short what, void *arg)
         if (n <= 0)
             break;
         w->slot_next += (unsigned)n;
-        w->pass_packets += (unsigned)n;
+        /* (the pass's rate counts accepted packets only: see packet()) */
         for (unsigned i = first; i < first + (unsigned)n; i++) {
             struct msghdr *h = &w->rx[i].msg_hdr;
             struct netaddr from;

@@ -183,7 +183,7 @@ struct anchor_worker {
     uint64_t now_ms;
     /* coalescing (worker_main) */
     bool stopping;
-    unsigned pass_packets;              /* datagrams read in this pass */
+    unsigned pass_packets;              /* datagrams accepted in this pass */
     uint64_t win_start_us, win_packets; /* the current rate window */
     uint64_t rate_pps;                  /* datagrams/s over the last window */
 };

@@ -77,14 +77,25 @@ int rtp_rtcp_scrub(uint8_t *p, size_t len)
 {
     size_t off = 0;
     int scrubbed = 0;
+    if (rtp_rtcp_parse(p, len, NULL) != 0)
+        return -EINVAL; /* the SRTCP path has not checked it yet */
     while (off + 4 <= len) {
         uint8_t *h = p + off;
         size_t plen = 4 * ((size_t)get16(h + 2) + 1);
         if (plen > len - off)
             return -EINVAL;
         size_t end = off + plen;
-        if (h[0] & 0x20 && end == len)
-            end -= p[len - 1] <= plen - 4 ? p[len - 1] : 0; /* padding is no text */
+        if (h[0] & 0x20 && end == len) {
+            /* padding says nothing either: blanked (to zero) */
+            size_t pad = p[len - 1] <= plen - 4 ? p[len - 1] : 0;
+            end -= pad;
+            if (pad > 1)
+                memset(p + end, 0, pad - 1);
+        }
+        /* reports and descriptions only: feedback, XR and the types to come
+         * may carry anything, and a private party gets none of them */
+        if (h[1] < 200 || h[1] > 204)
+            return -EINVAL;
         unsigned count = h[0] & 0x1f;
         size_t at = off + 4;
         if (h[1] == 202) {

@@ -72,9 +72,11 @@ int rtp_rtcp_parse(const uint8_t *p, size_t len, uint32_t *sender_ssrc);
  * each octet by 'x', lengths unchanged (a CNAME stays one per source, and
  * nothing else of the packet moves). For a party that must learn nothing
  * of the other (a gateway, of a user whose client names itself
- * sip:alice@...). The packet must have passed rtp_rtcp_parse. Returns the
- * number of octets overwritten, or -EINVAL for an SDES or BYE packet whose
- * insides run past its length (nothing after it is touched). */
+ * sip:alice@...). Padding is zeroed. Only SR, RR, SDES, BYE and APP may
+ * be in it. Returns the number of octets overwritten, or -EINVAL for a
+ * compound that rtp_rtcp_parse refuses, that holds another packet type, or
+ * whose SDES or BYE insides run past their length (then drop it: what was
+ * touched is not all there is). */
 int rtp_rtcp_scrub(uint8_t *p, size_t len);
 
 #endif

@@ -274,6 +274,18 @@ static void test_rtcp_scrub(void **state)
     /* an item that runs past its packet: refused, nothing after touched */
     p[17] = 200;
     assert_int_equal(rtp_rtcp_scrub(p, sizeof(p)), -EINVAL);
+    /* feedback (PSFB, application layer) may carry anything: refused */
+    uint8_t fb[] = {0x80, 201, 0, 1, 1, 2, 3, 4, 0x8f, 206, 0,   3,
+                    1,    2,   3, 4, 5, 6, 7, 8, 'a',  'l', 'i', 'c'};
+    assert_int_equal(rtp_rtcp_parse(fb, sizeof(fb), NULL), 0);
+    assert_int_equal(rtp_rtcp_scrub(fb, sizeof(fb)), -EINVAL);
+    /* a compound rtp_rtcp_parse refuses (bytes left over): refused */
+    assert_int_equal(rtp_rtcp_scrub(fb, 10), -EINVAL);
+    /* padding is zeroed: an RR padded with 4 octets whose first three say "ali" */
+    uint8_t pad[] = {0xa0, 201, 0, 2, 1, 2, 3, 4, 'a', 'l', 'i', 4};
+    assert_int_equal(rtp_rtcp_scrub(pad, sizeof(pad)), 0);
+    assert_null(memmem(pad, sizeof(pad), "ali", 3));
+    assert_int_equal(rtp_rtcp_parse(pad, sizeof(pad), NULL), 0);
 }
 
 static void test_rtcp_padding(void **state)
