@@ -155,22 +155,23 @@ static void b2b_invite_gateway(struct proxy_b2b *b, uint64_t conn)
              "number", b->number, "attempt", LOG_INT(b->attempt + 1));
 }
 
-/* Side B's view for the attempt: a fresh Call-ID and tag, From the
- * caller's number (or anonymous), To the number at the gateway. */
-static int b2b_view_toward_gateway(struct proxy_b2b *b)
+/* Side B's view: a fresh Call-ID, tag and CSeq; From the caller's number
+ * (named in its display name too, when `display`) or anonymous (none, or
+ * Privacy: id); To as given. 0 or -EINVAL / -ENOMEM. */
+static int b2b_view_toward_b(struct proxy_b2b *b, bool display, const char *to)
 {
     struct proxy *p = b->p;
-    struct proxy_trunk *t = proxy_b2bua_leg_trunk(b);
-    char call_id[64], tag[32], from[400], to[400];
+    char call_id[64], tag[32], from[400], name[B2B_NUMBER_MAX + 4] = "";
     random_token(call_id, 32);
     random_token(tag, 16);
-    if (b->privacy || !b->caller_number[0])
+    if (b->privacy || !b->caller_number[0]) {
         snprintf(from, sizeof(from), "\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=%s", tag);
-    else
-        snprintf(from, sizeof(from), "<sip:%s@%s;user=phone>;tag=%s", b->caller_number, p->domain,
-                 tag);
-    snprintf(to, sizeof(to), "<sip:%s@%s;user=phone>", b->number,
-             t ? proxy_trunk_gateway(t) : "invalid");
+    } else {
+        if (display)
+            snprintf(name, sizeof(name), "\"%s\" ", b->caller_number);
+        snprintf(from, sizeof(from), "%s<sip:%s@%s;user=phone>;tag=%s", name, b->caller_number,
+                 p->domain, tag);
+    }
     struct sip_addr fa, ta;
     proxy_b2bua_leg_unindex(b, 1);
     sip_dialog_clear(&b->side[1]);
@@ -184,6 +185,16 @@ static int b2b_view_toward_gateway(struct proxy_b2b *b)
         proxy_b2bua_leg_index(b, 1);
     }
     return rc;
+}
+
+/* Side B's view for an attempt on a trunk: To the number at the gateway. */
+static int b2b_view_toward_gateway(struct proxy_b2b *b)
+{
+    struct proxy_trunk *t = proxy_b2bua_leg_trunk(b);
+    char to[400];
+    snprintf(to, sizeof(to), "<sip:%s@%s;user=phone>", b->number,
+             t ? proxy_trunk_gateway(t) : "invalid");
+    return b2b_view_toward_b(b, false, to);
 }
 
 /* The next trunk of the route that is not left out; the call fails when
@@ -823,24 +834,12 @@ void proxy_b2bua_from_trunk(struct proxy *p, struct sip_server_txn *st, const st
     }
     proxy_anchor_set_leg(b->anchor, 0, b2b_leg_mode(t));
     /* side B: Parley calls the user, as the caller's number */
-    char call_id[64], tag[32], from[400], to[400];
-    random_token(call_id, 32);
-    random_token(tag, 16);
-    if (b->privacy || !b->caller_number[0])
-        snprintf(from, sizeof(from), "\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=%s", tag);
-    else
-        snprintf(from, sizeof(from), "\"%s\" <sip:%s@%s;user=phone>;tag=%s", b->caller_number,
-                 b->caller_number, p->domain, tag);
+    char to[PROXY_ADDR_MAX + 8];
     snprintf(to, sizeof(to), "<sip:%s>", callee_aor);
-    struct sip_addr fa, ta;
-    if (sip_addr_parse(strview_cstr(from), &fa) != 0 ||
-        sip_addr_parse(strview_cstr(to), &ta) != 0 ||
-        sip_dialog_init(&b->side[1], strview_cstr(call_id), &fa, &ta, STRVIEW_EMPTY) != 0) {
+    if (b2b_view_toward_b(b, true, to) != 0) {
         proxy_b2bua_leg_fail(b, 500, NULL, NULL);
         return;
     }
-    sip_dialog_note_local_cseq(&b->side[1], (uint32_t)(random_u64() % 10000));
-    proxy_b2bua_leg_index(b, 1);
     int last = 0;
     /* one INVITE forked: every device gets the same CSeq */
     uint32_t base = b->side[1].local_cseq;

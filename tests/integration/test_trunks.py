@@ -57,6 +57,12 @@ CRYPTO = re.compile(r"a=crypto:\d+ \S+ inline:([A-Za-z0-9+/=]+)")
 CAROL_NUMBER = "+14255550103"
 
 
+def ctl_ok(p: Parley, *args: str) -> None:
+    """parleyctl ARGS, which must succeed (set-up)."""
+    res = p.ctl(*args)
+    assert res.returncode == 0, res.stderr
+
+
 def scaled(t: float) -> float:
     return t * TIMEOUT_SCALE
 
@@ -145,8 +151,7 @@ class TestTcpTrunk(unittest.TestCase):
                       "--transport", "tcp", "--srtp-mode", "not_supported"),
                      ("route", "add", "direct", r"^\+1555\d{7}$", "--trunks", "gw1"),
                      ("route", "add", "failover", r"^\+1666\d{7}$", "--trunks", "gw1,gw2")):
-            res = p.ctl(*args)
-            assert res.returncode == 0, res.stderr
+            ctl_ok(p, *args)
         p.start()
 
     @classmethod
@@ -480,8 +485,7 @@ class TestTlsTrunk(unittest.TestCase):
                      ("route", "add", "good", r"^\+1555\d{7}$", "--trunks", "gwtls"),
                      ("route", "add", "stranger", r"^\+1666\d{7}$", "--trunks", "gwstranger"),
                      ("route", "add", "misnamed", r"^\+1777\d{7}$", "--trunks", "gwmisnamed")):
-            res = p.ctl(*args)
-            assert res.returncode == 0, res.stderr
+            ctl_ok(p, *args)
         p.start()
 
     @classmethod

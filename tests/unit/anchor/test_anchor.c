@@ -264,12 +264,16 @@ static void client_hello(struct fx *f, struct client *c, const struct call *k, i
 }
 
 /* A stream with A on leg 0 and B on leg 1, each told Parley's key. */
-static void call_setup(struct fx *f, struct call *k, struct client *a, struct client *b)
+/* A stream between a and b, both described and heard from; b_private:
+ * b's party is private (a gateway's leg). */
+static void call_setup_as(struct fx *f, struct call *k, struct client *a, struct client *b,
+                          bool b_private)
 {
     assert_int_equal(anchor_stream_new(f->a, "call-1@test", "alice", &k->id), 0);
     assert_int_equal(anchor_leg_local(f->a, k->id, 0, a->prot, a->suite, &k->local[0]), 0);
     assert_int_equal(anchor_leg_local(f->a, k->id, 1, b->prot, b->suite, &k->local[1]), 0);
     struct anchor_remote ra = client_remote(a), rb = client_remote(b);
+    rb.private_party = b_private;
     assert_int_equal(anchor_leg_remote(f->a, k->id, 0, &ra), 0);
     assert_int_equal(anchor_leg_remote(f->a, k->id, 1, &rb), 0);
     client_learn(f, a, &k->local[0]);
@@ -278,6 +282,11 @@ static void call_setup(struct fx *f, struct call *k, struct client *a, struct cl
     client_hello(f, b, k, 1);
     client_drain(f, a);
     client_drain(f, b);
+}
+
+static void call_setup(struct fx *f, struct call *k, struct client *a, struct client *b)
+{
+    call_setup_as(f, k, a, b, false);
 }
 
 /* A leg's status. The engine's worker takes a new stream from its
@@ -474,19 +483,7 @@ static void test_rtcp_toward_a_private_party_scrubbed(void **state)
     client_open(f, &a, ANCHOR_SRTP, RTP_SRTP_AES_CM_128_HMAC_SHA1_80);
     client_open(f, &b, ANCHOR_PLAIN, RTP_SRTP_AES_CM_128_HMAC_SHA1_80);
     struct call k;
-    assert_int_equal(anchor_stream_new(f->a, "call-p@test", "alice", &k.id), 0);
-    assert_int_equal(anchor_leg_local(f->a, k.id, 0, a.prot, a.suite, &k.local[0]), 0);
-    assert_int_equal(anchor_leg_local(f->a, k.id, 1, b.prot, b.suite, &k.local[1]), 0);
-    struct anchor_remote ra = client_remote(&a), rb = client_remote(&b);
-    rb.private_party = true;
-    assert_int_equal(anchor_leg_remote(f->a, k.id, 0, &ra), 0);
-    assert_int_equal(anchor_leg_remote(f->a, k.id, 1, &rb), 0);
-    client_learn(f, &a, &k.local[0]);
-    client_learn(f, &b, &k.local[1]);
-    client_hello(f, &a, &k, 0);
-    client_hello(f, &b, &k, 1);
-    client_drain(f, &a);
-    client_drain(f, &b);
+    call_setup_as(f, &k, &a, &b, true);
     assert_true(deliver(f, &a, a.fd, &k.local[0].rtp, &b, 0x31));
     assert_true(deliver(f, &b, b.fd, &k.local[1].rtp, &a, 0x32));
     uint8_t pkt[256], got[256];
