@@ -127,6 +127,17 @@ struct config {
         long long workers;
     } relay;
     struct {
+        struct config_addr_list listen; /* HTTPS web services; empty: none */
+        long long ticket_lifetime;
+        long long max_header_size;
+        long long max_body_size;
+        long long request_timeout;
+        long long keepalive_timeout;
+        long long content_max_file;
+        long long content_quota_meeting;
+        long long content_quota_total;
+    } https;
+    struct {
         char *nameservers; /* "IP[:PORT], ..." or "" for /etc/resolv.conf */
     } dns;
     struct {

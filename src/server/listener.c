@@ -132,6 +132,27 @@ static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, s
     hmap_insert(&rt->conns, &cc->node, hash_u64(cc->id));
     rt->nconns++;
 
+    char p[NETADDR_STRLEN];
+    log_debug("conn.accepted", "conn", LOG_INT(cc->id), "peer", netaddr_format(&peer, p),
+              "transport", l->kind == LISTENER_HTTPS ? "https" : l->tls ? "tls" : "tcp");
+    if (l->kind == LISTENER_HTTPS) {
+        /* No CertificateRequest: a browser would show a certificate picker. */
+        const struct config *cfg = rt->cfg;
+        struct conn_params hp = {
+            .tls = rt->tls,
+            .proto = &http_transport_protocol,
+            .proto_arg = &rt->http_transport,
+            .listener = l->index,
+            .client_certs = TLS_CLIENT_CERTS_NONE,
+            .handshake_timeout_s = (unsigned)cfg->tls.handshake_timeout,
+            .idle_timeout_s = (unsigned)cfg->https.keepalive_timeout,
+            .read_limit = (size_t)cfg->https.max_header_size + 65536,
+            /* a content download is written whole */
+            .output_limit = (size_t)cfg->https.content_max_file + (1u << 20),
+        };
+        worker_pool_adopt(rt->workers, cc->id, fd, &peer, &hp);
+        return;
+    }
     enum tls_client_certs certs = TLS_CLIENT_CERTS_REQUIRE;
     if (l->kind == LISTENER_TLS && tls_client_certs_parse(rt->cfg->sip.client_certificates, &certs))
         certs = TLS_CLIENT_CERTS_NONE;
@@ -145,9 +166,6 @@ static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, s
         .idle_timeout_s = (unsigned)rt->cfg->sip.idle_timeout,
         .read_limit = runtime_read_limit(rt->cfg),
     };
-    char p[NETADDR_STRLEN];
-    log_debug("conn.accepted", "conn", LOG_INT(cc->id), "peer", netaddr_format(&peer, p),
-              "transport", l->tls ? "tls" : "tcp");
     worker_pool_adopt(rt->workers, cc->id, fd, &peer, &params);
 }
 
@@ -204,6 +222,8 @@ const char *listener_key(enum listener_kind kind)
         return "sip.tcp_listen";
     case LISTENER_TRUNK_TCP:
         return "sip.trunk_tcp_listen";
+    case LISTENER_HTTPS:
+        return "https.listen";
     }
     return "?";
 }
@@ -220,9 +240,10 @@ int listeners_open(struct runtime *rt, char *err, size_t errlen)
         {LISTENER_MTLS, &cfg->sip.mtls_listen},
         {LISTENER_TCP, &cfg->sip.tcp_listen},
         {LISTENER_TRUNK_TCP, &cfg->sip.trunk_tcp_listen},
+        {LISTENER_HTTPS, &cfg->https.listen},
     };
     size_t n = cfg->sip.tls_listen.n + cfg->sip.mtls_listen.n + cfg->sip.tcp_listen.n +
-               cfg->sip.trunk_tcp_listen.n;
+               cfg->sip.trunk_tcp_listen.n + cfg->https.listen.n;
     rt->listeners = calloc(n ? n : 1, sizeof(*rt->listeners));
     if (!rt->listeners)
         return -ENOMEM;
@@ -232,7 +253,8 @@ int listeners_open(struct runtime *rt, char *err, size_t errlen)
             l->rt = rt;
             l->index = (int)rt->nlisteners;
             l->kind = sets[s].kind;
-            l->tls = l->kind == LISTENER_TLS || l->kind == LISTENER_MTLS;
+            l->tls = l->kind == LISTENER_TLS || l->kind == LISTENER_MTLS ||
+                     l->kind == LISTENER_HTTPS;
             l->addr = sets[s].addrs->v[i];
             int rc = listener_open_one(rt, l, err, errlen);
             if (rc)
@@ -247,6 +269,7 @@ int listeners_open(struct runtime *rt, char *err, size_t errlen)
                  l->kind == LISTENER_TCP         ? "tcp"
                  : l->kind == LISTENER_TRUNK_TCP ? "trunk-tcp"
                  : l->kind == LISTENER_MTLS      ? "mtls"
+                 : l->kind == LISTENER_HTTPS     ? "https"
                                                  : "tls");
     }
     return 0;

@@ -21,11 +21,13 @@
 #include "core/strbuf.h"
 #include "core/timer.h"
 #include "dialplan/dialplan.h"
+#include "http/transport.h"
 #include "net/worker.h"
 #include "presence/presence.h"
 #include "proxy/proxy.h"
 #include "registrar/auth.h"
 #include "registrar/registrar.h"
+#include "relay/relay_cred.h"
 #include "sip/transport.h"
 
 struct event;
@@ -34,12 +36,14 @@ struct evconnlistener;
 struct control;
 struct relay;
 struct anchor;
+struct web;
 
 enum listener_kind {
     LISTENER_TLS,       /* sip.tls_listen: clients; sip.client_certificates applies */
     LISTENER_MTLS,      /* sip.mtls_listen: servers; certificates required */
     LISTENER_TCP,       /* sip.tcp_listen: plain, internal networks only */
     LISTENER_TRUNK_TCP, /* sip.trunk_tcp_listen: plain, TCP trunks' gateways only */
+    LISTENER_HTTPS,     /* https.listen: the web services; no client certificates asked */
 };
 
 struct listener {
@@ -122,6 +126,10 @@ struct runtime {
     struct relay *relay;       /* the media relay (TURN), when relay.enabled */
     struct anchor *anchor;     /* the media engine */
     struct dialplan *dialplan; /* from the store (mediation.c); the proxy borrows it */
+
+    struct http_transport http_transport; /* HTTPS: shared with the workers */
+    struct mbox *http_mbox;               /* HTTP events to the core (websvc.c) */
+    struct web *web;                      /* the web services, when https.listen is set */
 };
 
 /* listener.c */
@@ -157,6 +165,14 @@ void sipcore_check_certificates(struct runtime *rt);
 void sipcore_reconfigure(struct runtime *rt);
 void sipcore_stop(struct runtime *rt);
 void sipcore_on_event(struct mbox_msg *m, void *arg);
+/* A relay credential for user from STATE_DIR/relay.secrets (lifetime_s
+ * <= 0: relay.max_lifetime): 0, -ENOENT (no relay here) or an error. */
+int sipcore_relay_issue(struct runtime *rt, const char *user, int64_t lifetime_s,
+                        struct relay_cred *out);
+/* websvc.c: the HTTPS web services (src/web) and their transport. */
+int websvc_start(struct runtime *rt, char *err, size_t errlen);
+void websvc_reconfigure(struct runtime *rt);
+void websvc_stop(struct runtime *rt);
 /* mediation.c: the dial plan from the store into the proxy (at start, on
  * reload, on `parleyctl dialplan|route|trunk`); a plan that fails to
  * build leaves the one in force, logged. 0 or a negative errno. */

@@ -195,6 +195,9 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
         config_free(cfg);
         return rc;
     }
+    if (!runtime_addr_lists_equal(&cfg->https.listen, &rt->cfg->https.listen))
+        log_warn("config.restart_needed", "key", "https.listen", "reason",
+                 "listener addresses change only when parleyd restarts");
     if (!runtime_addr_lists_equal(&cfg->sip.tls_listen, &rt->cfg->sip.tls_listen))
         log_warn("config.restart_needed", "key", "sip.tls_listen", "reason",
                  "listener addresses change only when parleyd restarts");
@@ -254,6 +257,7 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     if (rt->workers)
         worker_pool_set_read_limit(rt->workers, runtime_read_limit(cfg));
     runtime_apply_log_level(rt);
+    websvc_reconfigure(rt);
     if (rt->proxy) {
         sipcore_reconfigure(rt);
         sipcore_load_partners(rt);
@@ -359,6 +363,10 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     rc = sipcore_start(rt, err, errlen);
     if (rc)
         goto fail;
+    /* after the SIP core: the web services share its throttle */
+    rc = websvc_start(rt, err, errlen);
+    if (rc)
+        goto fail;
     rc = control_open(rt, &rt->control, err, errlen);
     if (rc)
         goto fail;
@@ -430,6 +438,7 @@ void server_free(struct runtime *rt)
      * while the SIP core can still see them. */
     mbox_free(rt->core_mbox);
     rt->core_mbox = NULL;
+    websvc_stop(rt);
     sipcore_stop(rt);
     /* after the proxy, whose dialogs end their streams as they go */
     anchor_stop(rt->anchor);

@@ -168,10 +168,9 @@ static uint64_t sipcore_partner_conn(void *arg, const char *domain)
     return rt->proxy ? proxy_federation_conn(rt->proxy, domain) : 0;
 }
 
-static int sipcore_relay_credentials(void *arg, const char *user, int64_t lifetime_s,
-                                     struct proxy_relay_grant *out)
+int sipcore_relay_issue(struct runtime *rt, const char *user, int64_t lifetime_s,
+                        struct relay_cred *out)
 {
-    struct runtime *rt = arg;
     const struct config *cfg = rt->cfg;
     if (!cfg->relay.enabled || cfg->relay.listen.n == 0)
         return -ENOENT;
@@ -182,10 +181,19 @@ static int sipcore_relay_credentials(void *arg, const char *user, int64_t lifeti
         log_error("relay.credentials_failed", "reason", err);
         return -EIO;
     }
-    struct relay_cred cred;
     int rc = relay_cred_issue(&secrets, user, (int64_t)time(NULL), lifetime_s,
-                              cfg->relay.max_lifetime, &cred);
+                              cfg->relay.max_lifetime, out);
     OPENSSL_cleanse(&secrets, sizeof(secrets));
+    return rc;
+}
+
+static int sipcore_relay_credentials(void *arg, const char *user, int64_t lifetime_s,
+                                     struct proxy_relay_grant *out)
+{
+    struct runtime *rt = arg;
+    const struct config *cfg = rt->cfg;
+    struct relay_cred cred;
+    int rc = sipcore_relay_issue(rt, user, lifetime_s, &cred);
     if (rc)
         return rc;
     snprintf(out->username, sizeof(out->username), "%s", cred.username);

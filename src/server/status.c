@@ -8,6 +8,7 @@
 #include "proxy/federation.h"
 #include "registrar/throttle.h"
 #include "server/runtime.h"
+#include "web/web.h"
 #include "tls/cert.h"
 #include "tls/context.h"
 
@@ -118,6 +119,28 @@ static json_t *status_listeners(const struct config *cfg, const struct tls_conte
             json_array_append_new(arr, l);
         }
     }
+    for (size_t i = 0; i < cfg->https.listen.n; i++) {
+        json_t *l = json_pack("{s:s, s:s, s:s, s:s}", "address",
+                              netaddr_format(&cfg->https.listen.v[i], a), "transport", "https",
+                              "key", "https.listen", "client_certificates",
+                              "none asked (no CertificateRequest)");
+        if (facts) {
+            json_object_set_new(l, "tls_versions", json_string(facts->versions));
+            json_object_set_new(l, "tls_suites", json_string(facts->suites ? facts->suites : ""));
+            json_object_set_new(l, "tls_groups", json_string(facts->groups));
+        } else {
+            json_object_set_new(l, "tls_error", json_string(tls_error));
+        }
+        json_object_set_new(
+            l, "carries",
+            json_pack("[s, s, s, s, s]", "web tickets (POST /auth/ticket)",
+                      "address book (CardDAV, /dav/)", "group expansion (/groups/)",
+                      "relay credentials (/turn/credentials)", "meeting content (/content/)"));
+        json_object_set_new(l, "refuses",
+                            json_pack("[s]", "plain HTTP (no answer: TLS only, with HSTS)"));
+        json_object_set_new(l, "certificate", status_certificate(cfg));
+        json_array_append_new(arr, l);
+    }
     for (size_t i = 0; i < cfg->sip.trunk_tcp_listen.n; i++) {
         json_t *l = json_pack(
             "{s:s, s:s, s:o, s:o, s:o}", "address",
@@ -142,6 +165,44 @@ static json_t *status_listeners(const struct config *cfg, const struct tls_conte
         json_array_append_new(arr, l);
     }
     return arr;
+}
+
+/* The protection table's web rows (https.*). */
+static void status_web_rows(const struct config *cfg, json_t *rows)
+{
+    char buf[512];
+    bool on = cfg->https.listen.n > 0;
+    const char *off = "no https.listen: not served on this node";
+    snprintf(buf, sizeof(buf),
+             "HTTPS only (TLS %s+, HSTS) on https.listen; tickets are JWTs signed ES256 with "
+             "STATE_DIR/https-ticket.keys (0600; parleyctl https rotate-key), bound to user and "
+             "domain, valid %lld s; issued for a user's password (Basic), failed logins "
+             "throttled with SIP's",
+             cfg->tls.min_version, cfg->https.ticket_lifetime);
+    json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "web tickets",
+                                          "protection", "HTTPS, authenticated", "enforced",
+                                          on ? buf : off));
+    snprintf(buf, sizeof(buf),
+             "CardDAV over HTTPS only (/dav/addressbooks/global/), read-only, for users of %s "
+             "with their password (Basic) or a web ticket; delta sync (RFC 6578)",
+             cfg->server.domain);
+    json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "address-book download",
+                                          "protection", "HTTPS, authenticated", "enforced",
+                                          on ? buf : off));
+    json_array_append_new(
+        rows, json_pack("{s:s, s:s, s:s}", "traffic", "distribution-group expansion",
+                        "protection", "HTTPS, authenticated", "enforced",
+                        on ? "GET /groups/NAME/members over HTTPS only, for web-ticket holders "
+                             "of the domain; nested groups expanded once each, cycle-safe"
+                           : off));
+    snprintf(buf, sizeof(buf),
+             "HTTPS only, web-ticket holders the meeting allows (organizer writes); stored "
+             "encrypted: AES-256-GCM in 64 KiB authenticated segments, a key per file wrapped "
+             "by STATE_DIR/content.key (0600); at most %lld bytes a file, %lld a meeting",
+             cfg->https.content_max_file, cfg->https.content_quota_meeting);
+    json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "conference content",
+                                          "protection", "HTTPS; encrypted at rest", "enforced",
+                                          on ? buf : off));
 }
 
 static json_t *status_protection(const struct config *cfg, const struct tls_context_facts *facts)
@@ -199,7 +260,8 @@ static json_t *status_protection(const struct config *cfg, const struct tls_cont
     if (cfg->relay.enabled)
         snprintf(buf, sizeof(buf),
                  "HMAC credentials (relay.secrets) lasting at most %lld s, issued to authenticated "
-                 "users over TLS (SERVICE) and by parleyctl; the relay verifies them without "
+                 "users over TLS (SERVICE), over HTTPS to web-ticket holders (GET "
+                 "/turn/credentials) and by parleyctl; the relay verifies them without "
                  "shared state and forwards media it cannot decrypt",
                  cfg->relay.max_lifetime);
     else
@@ -241,6 +303,7 @@ static json_t *status_protection(const struct config *cfg, const struct tls_cont
     json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic",
                                           "mediation: media toward PSTN gateways", "protection",
                                           "SRTP when the gateway supports it", "enforced", buf));
+    status_web_rows(cfg, rows);
     return rows;
 }
 
@@ -334,6 +397,8 @@ json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtim
         json_object_set_new(daemon, "dialogs", json_integer((json_int_t)ps.dialogs));
         json_object_set_new(daemon, "sip", status_sip(rt));
         json_object_set_new(daemon, "authentication", status_authentication(rt));
+        if (rt->web)
+            json_object_set_new(daemon, "https", web_status(rt->web));
     }
     json_object_set_new(doc, "ok", json_true());
     json_object_set_new(doc, "daemon", daemon);

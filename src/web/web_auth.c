@@ -1,0 +1,231 @@
+/*
+ * web_auth — who is asking: HTTP Basic with a Parley user's password
+ * (what CardDAV clients send), or a web ticket (Bearer); and the endpoint
+ * that turns the first into the second.
+ *
+ * Passwords are checked against the same HA1 digests SIP uses, and every
+ * check goes through the SIP core's throttle first, so guessing over HTTPS
+ * and over SIP count together and `parleyctl user unblock` lifts both.
+ * Tickets are verified once (an ES256 signature costs about 0.1 ms) and
+ * then found in a cache keyed by their hash until they expire; anything
+ * written to the store empties that cache, so a removed user's ticket is
+ * refused at its next use.
+ */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "crypto/digest.h"
+#include "crypto/encoding.h"
+#include "http/response.h"
+#include "registrar/throttle.h"
+#include "web/web_priv.h"
+
+#define WEB_BASIC_MAX 512 /* decoded "user:password" */
+
+static const char *auth_header(const struct web_req *r, const char *scheme, size_t *len)
+{
+    const char *v = http_request_header(r->http, "Authorization");
+    size_t n = strlen(scheme);
+    if (!v || strncasecmp(v, scheme, n) != 0 || v[n] != ' ')
+        return NULL;
+    v += n;
+    while (*v == ' ')
+        v++;
+    *len = strlen(v);
+    return v;
+}
+
+/* 401 with a challenge for each scheme allowed; error describes a refused
+ * token (RFC 6750 §3). */
+static void auth_challenge(struct web_req *r, unsigned schemes, const char *token_error)
+{
+    web_reply_begin(r, 401);
+    if (schemes & WEB_AUTH_BASIC)
+        http_response_headerf(r->out, "WWW-Authenticate", "Basic realm=\"%s\", charset=\"UTF-8\"",
+                              r->w->realm);
+    if (schemes & WEB_AUTH_BEARER) {
+        if (token_error)
+            http_response_headerf(r->out, "WWW-Authenticate",
+                                  "Bearer realm=\"%s\", error=\"invalid_token\", "
+                                  "error_description=\"%s\"",
+                                  r->w->domain, token_error);
+        else
+            http_response_headerf(r->out, "WWW-Authenticate", "Bearer realm=\"%s\"",
+                                  r->w->domain);
+    }
+    char body[160];
+    int n = snprintf(body, sizeof(body), "%s\n",
+                     token_error ? token_error : "authentication required");
+    web_reply_end(r, "text/plain; charset=utf-8", body, n > 0 ? (size_t)n : 0);
+}
+
+static void auth_log_failure(struct web_req *r, const char *user, const char *reason)
+{
+    uint8_t src[16];
+    netaddr_source_key(&r->peer->addr, src);
+    uint64_t suppressed = 0;
+    if (!log_limit_allow(r->w->auth_log, clock_now_ms(r->w->env.clock),
+                         hash_bytes(src, sizeof(src)), &suppressed))
+        return;
+    char p[NETADDR_STRLEN];
+    log_warn("http.auth_failed", "peer", netaddr_format(&r->peer->addr, p), "user", user, "path",
+             r->http->path, "reason", reason, "suppressed", LOG_INT(suppressed));
+}
+
+/* The user's password against the stored HA1 of the strongest allowed
+ * algorithm the user has. An unknown user costs the same hash. */
+static bool basic_password_ok(struct web *w, const char *user, const char *password)
+{
+    struct store_user u;
+    int rc = store_user_get(w->env.store, user, &u);
+    enum digest_alg alg = DIGEST_ALG_SHA256;
+    const char *want = NULL;
+    if (rc == 0 && w->cfg.allow_sha256 && u.ha1_sha256[0])
+        want = u.ha1_sha256;
+    else if (rc == 0 && w->cfg.allow_md5 && u.ha1_md5[0]) {
+        alg = DIGEST_ALG_MD5;
+        want = u.ha1_md5;
+    }
+    char ha1[DIGEST_HEX_BUF];
+    if (digest_ha1(alg, user, w->realm, password, ha1) != 0)
+        want = NULL;
+    bool ok = want && digest_hex_equal(want, strview_cstr(ha1));
+    OPENSSL_cleanse(ha1, sizeof(ha1));
+    OPENSSL_cleanse(&u, sizeof(u));
+    if (rc != 0 && rc != -ENOENT)
+        log_error("http.store_failed", "user", user, "reason", store_errmsg(w->env.store));
+    return ok;
+}
+
+/* 0: r->user is set; 1: no Basic credentials; -EACCES: answered. */
+static int auth_basic(struct web_req *r, unsigned schemes)
+{
+    size_t len;
+    const char *v = auth_header(r, "Basic", &len);
+    if (!v)
+        return 1;
+    unsigned char dec[WEB_BASIC_MAX + 1];
+    size_t n = 0;
+    if (len > BASE64_STD_LEN(WEB_BASIC_MAX) ||
+        base64_decode(BASE64_STD, strview_make(v, len), dec, sizeof(dec) - 1, &n) != 0) {
+        web_reply_text(r, 400, "malformed Basic credentials");
+        return -EACCES;
+    }
+    dec[n] = '\0';
+    char *colon = memchr(dec, ':', n);
+    if (!colon || memchr(dec, '\0', n)) {
+        OPENSSL_cleanse(dec, sizeof(dec));
+        web_reply_text(r, 400, "malformed Basic credentials");
+        return -EACCES;
+    }
+    *colon = '\0';
+    const char *user = (const char *)dec, *password = colon + 1;
+    struct web *w = r->w;
+    int result = -EACCES;
+    if (!store_user_name_valid(user)) {
+        w->logins_failed++;
+        auth_log_failure(r, "", "bad user name");
+        auth_challenge(r, schemes, NULL);
+        goto out;
+    }
+    enum throttle_scope scope;
+    uint64_t wait_ms = throttle_check(w->env.throttle, user, &r->peer->addr, &scope);
+    if (wait_ms) {
+        web_reply_begin(r, 429);
+        http_response_headerf(r->out, "Retry-After", "%llu",
+                              (unsigned long long)((wait_ms + 999) / 1000));
+        static const char text[] = "too many failed logins: try again later\n";
+        web_reply_end(r, "text/plain; charset=utf-8", text, sizeof(text) - 1);
+        goto out;
+    }
+    if (!basic_password_ok(w, user, password)) {
+        throttle_failed(w->env.throttle, user, &r->peer->addr);
+        w->logins_failed++;
+        auth_log_failure(r, user, "wrong user name or password");
+        auth_challenge(r, schemes, NULL);
+        goto out;
+    }
+    throttle_succeeded(w->env.throttle, user, &r->peer->addr);
+    snprintf(r->user, sizeof(r->user), "%s", user);
+    result = 0;
+out:
+    OPENSSL_cleanse(dec, sizeof(dec));
+    return result;
+}
+
+/* 0: r->user is set; 1: no Bearer token; -EACCES: answered. */
+static int auth_bearer(struct web_req *r, unsigned schemes)
+{
+    size_t len;
+    const char *token = auth_header(r, "Bearer", &len);
+    if (!token)
+        return 1;
+    struct web *w = r->w;
+    int64_t now = clock_wall_s(w->env.clock);
+    if (ticket_cache_lookup(w->tickets, token, len, now, r->user))
+        return 0;
+    int64_t exp = 0;
+    enum ticket_result res = ticket_verify(w->keys, token, len, w->domain, now,
+                                           w->cfg.ticket_lifetime_s, r->user, &exp);
+    struct store_user u;
+    if (res == TICKET_OK && store_user_get(w->env.store, r->user, &u) != 0)
+        res = TICKET_MALFORMED; /* a user removed since: no longer anyone */
+    if (res != TICKET_OK) {
+        const char *why = store_user_name_valid(r->user) && res == TICKET_MALFORMED
+                              ? "no such user"
+                              : ticket_result_name(res);
+        r->user[0] = '\0';
+        w->tokens_refused++;
+        auth_log_failure(r, "", why);
+        auth_challenge(r, schemes, why);
+        return -EACCES;
+    }
+    ticket_cache_insert(w->tickets, token, len, r->user, exp);
+    return 0;
+}
+
+int web_auth_request(struct web_req *r, unsigned schemes)
+{
+    int rc = 1;
+    if (schemes & WEB_AUTH_BEARER)
+        rc = auth_bearer(r, schemes);
+    if (rc == 1 && (schemes & WEB_AUTH_BASIC))
+        rc = auth_basic(r, schemes);
+    if (rc == 1) {
+        auth_challenge(r, schemes, NULL);
+        return -EACCES;
+    }
+    return rc;
+}
+
+void web_auth_ticket(struct web_req *r)
+{
+    struct web *w = r->w;
+    if (web_auth_request(r, WEB_AUTH_BASIC) != 0)
+        return;
+    int64_t now = clock_wall_s(w->env.clock);
+    char ticket[2048];
+    int rc = ticket_issue(w->keys, r->user, w->domain, now, w->cfg.ticket_lifetime_s, ticket,
+                          sizeof(ticket));
+    if (rc != 0) {
+        log_error("https.ticket_failed", "user", r->user, "reason", strerror(-rc));
+        web_reply_text(r, 500, "the ticket could not be made");
+        return;
+    }
+    w->tickets_issued++;
+    json_t *doc = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "ticket", ticket, "token_type",
+                            "Bearer", "expires_in", (json_int_t)w->cfg.ticket_lifetime_s,
+                            "expires", (json_int_t)(now + w->cfg.ticket_lifetime_s), "user",
+                            r->user, "domain", w->domain);
+    OPENSSL_cleanse(ticket, sizeof(ticket));
+    web_reply_json(r, 200, doc);
+}
+
+void web_auth_forget(struct web *w)
+{
+    ticket_cache_clear(w->tickets);
+}
