@@ -82,5 +82,6 @@ int cmd_media(struct ctl *ctl);
 int cmd_dialplan(struct ctl *ctl);
 int cmd_route(struct ctl *ctl);
 int cmd_trunk(struct ctl *ctl);
+int cmd_https(struct ctl *ctl);
 
 #endif

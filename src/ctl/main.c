@@ -75,6 +75,8 @@ static void ctl_print_usage(FILE *f)
            "  relay secret            print the current relay secret (administrators only)\n"
            "  relay rotate-secret     add a new relay secret; older ones retire after\n"
            "                          relay.max_lifetime\n"
+           "  https rotate-key        a new web ticket signing key; the previous one verifies\n"
+           "                          for https.ticket_lifetime (a running parleyd: after reload)\n"
            "\n"
            "  -c CONF   configuration file (default $PARLEY_CONFIG or " CTL_DEFAULT_CONFIG ")\n"
            "  --json    machine-readable output\n"
@@ -336,6 +338,8 @@ int main(int argc, char **argv)
         rc = cmd_route(&ctl);
     else if (strcmp(cmd, "trunk") == 0)
         rc = cmd_trunk(&ctl);
+    else if (strcmp(cmd, "https") == 0)
+        rc = cmd_https(&ctl);
     else
         rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 
