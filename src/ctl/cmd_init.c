@@ -150,7 +150,13 @@ int cmd_init(struct ctl *ctl)
              address);
     snprintf(v_relay_tls, sizeof(v_relay_tls),
              v6 ? "relay.tls_listen=[%s]:5349" : "relay.tls_listen=%s:5349", address);
-    const char *values[] = {v_domain, v_listen, v_mtls, v_relay, v_relay_tls, NULL};
+    /* HTTPS on 443 in production; a user who is not root cannot bind it,
+     * so `make run` as one gets 8443 rather than a server that fails */
+    unsigned https_port = geteuid() == 0 ? 443 : 8443;
+    char v_https[128];
+    snprintf(v_https, sizeof(v_https), v6 ? "https.listen=[%s]:%u" : "https.listen=%s:%u",
+             address, https_port);
+    const char *values[] = {v_domain, v_listen, v_mtls, v_relay, v_relay_tls, v_https, NULL};
     if (config_template(values, &text) != 0) {
         rc = ctl_fail(ctl, "out of memory");
         goto undo;
@@ -176,9 +182,10 @@ int cmd_init(struct ctl *ctl)
                       "  %s/server.pem, .key    certificate for sip.%s, %s, %s\n"
                       "  %s              user store\n"
                       "  %s          media relay secret (0600)\n"
+                      "  HTTPS web services on port %u (https.listen)\n"
                       "Next: parleyctl -c %s user add NAME, then parleyd -c %s\n",
-                      dir, domain, conf, pki, pki, pki, domain, domain, address, db, secrets, conf,
-                      conf);
+                      dir, domain, conf, pki, pki, pki, domain, domain, address, db, secrets,
+                      https_port, conf, conf);
         json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "dir", dir, "domain", domain,
                                 "address", address, "config", conf, "pki", pki, "store", db,
                                 "relay_secrets", secrets);

@@ -1222,6 +1222,9 @@ class Parley:
             self.relay_tls_port = free_port("tcp")
             self.config_set("relay.listen", _hostport(address, self.relay_port))
             self.config_set("relay.tls_listen", _hostport(address, self.relay_tls_port))
+            # the HTTPS web services: a port of this test's own
+            self.https_port = free_port("tcp")
+            self.config_set("https.listen", _hostport(address, self.https_port))
             # the media engine's ports too (a test's relay.port_range comes
             # from the same pool, so the two never overlap)
             media = free_ports(16, "udp", consecutive=True)
