@@ -90,6 +90,105 @@ static const char *const migrations[] = {
     "  added INTEGER NOT NULL,"
     "  CHECK (transport = 'tls' OR srtp_mode = 'not_supported')"
     ") STRICT;",
+    /* 5 -> 6: the directory: users' profiles and uids, distribution
+     * groups, conferences, and the address book's change log. Triggers
+     * keep the log, so that every writer (parleyctl, the daemon, an
+     * administrator's sqlite3) records what it changes; and so do the
+     * clean-ups when a user or group goes, and the one namespace of users
+     * and groups. A uid is 128 random bits, never changed: it names a
+     * card or a meeting's content for good, even if the name comes back. */
+    "ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN uid TEXT;"
+    "UPDATE users SET uid = lower(hex(randomblob(16)));"
+    "CREATE UNIQUE INDEX users_by_uid ON users (uid);"
+    "CREATE TABLE groups ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  display_name TEXT NOT NULL DEFAULT '',"
+    "  uid TEXT NOT NULL UNIQUE CHECK (length(uid) = 32),"
+    "  created INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE group_members ("
+    "  group_name TEXT NOT NULL REFERENCES groups (name) ON DELETE CASCADE,"
+    "  member TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),"
+    "  PRIMARY KEY (group_name, member)"
+    ") STRICT;"
+    "CREATE INDEX group_members_by_member ON group_members (member);"
+    "CREATE TABLE conferences ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  organizer TEXT NOT NULL REFERENCES users (name),"
+    "  uid TEXT NOT NULL UNIQUE CHECK (length(uid) = 32),"
+    "  created INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX conferences_by_organizer ON conferences (organizer);"
+    "CREATE TABLE conference_allow ("
+    "  conference TEXT NOT NULL REFERENCES conferences (name) ON DELETE CASCADE,"
+    "  member TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),"
+    "  PRIMARY KEY (conference, member)"
+    ") STRICT;"
+    "CREATE INDEX conference_allow_by_member ON conference_allow (member);"
+    "CREATE TABLE card_changes ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),"
+    "  name TEXT NOT NULL,"
+    "  uid TEXT NOT NULL,"
+    "  removed INTEGER NOT NULL CHECK (removed IN (0, 1))"
+    ") STRICT;"
+    /* a first sync sees the users there are */
+    "INSERT INTO card_changes (kind, name, uid, removed)"
+    "  SELECT 'user', name, uid, 0 FROM users ORDER BY name;"
+    "CREATE TRIGGER users_name_free BEFORE INSERT ON users"
+    "  WHEN EXISTS (SELECT 1 FROM groups WHERE name = new.name)"
+    "  BEGIN SELECT RAISE(ABORT, 'the name is taken by a group'); END;"
+    "CREATE TRIGGER users_uid_given BEFORE INSERT ON users"
+    "  WHEN new.uid IS NULL OR length(new.uid) <> 32"
+    "  BEGIN SELECT RAISE(ABORT, 'a user needs a uid of 32 hex characters'); END;"
+    "CREATE TRIGGER users_uid_fixed BEFORE UPDATE OF uid ON users"
+    "  WHEN new.uid IS NOT old.uid"
+    "  BEGIN SELECT RAISE(ABORT, 'a uid never changes'); END;"
+    "CREATE TRIGGER users_card_added AFTER INSERT ON users BEGIN"
+    "  INSERT INTO card_changes (kind, name, uid, removed) VALUES ('user', new.name, new.uid, 0);"
+    "END;"
+    "CREATE TRIGGER users_card_changed AFTER UPDATE OF display_name, email, number ON users"
+    "  WHEN old.display_name IS NOT new.display_name OR old.email IS NOT new.email"
+    "    OR old.number IS NOT new.number BEGIN"
+    "  INSERT INTO card_changes (kind, name, uid, removed) VALUES ('user', new.name, new.uid, 0);"
+    "END;"
+    "CREATE TRIGGER users_card_removed AFTER DELETE ON users BEGIN"
+    "  DELETE FROM group_members WHERE member = old.name AND kind = 'user';"
+    "  DELETE FROM conference_allow WHERE member = old.name AND kind = 'user';"
+    "  INSERT INTO card_changes (kind, name, uid, removed) VALUES ('user', old.name, old.uid, 1);"
+    "END;"
+    "CREATE TRIGGER groups_name_free BEFORE INSERT ON groups"
+    "  WHEN EXISTS (SELECT 1 FROM users WHERE name = new.name)"
+    "  BEGIN SELECT RAISE(ABORT, 'the name is taken by a user'); END;"
+    "CREATE TRIGGER groups_uid_fixed BEFORE UPDATE OF uid ON groups"
+    "  WHEN new.uid IS NOT old.uid"
+    "  BEGIN SELECT RAISE(ABORT, 'a uid never changes'); END;"
+    "CREATE TRIGGER groups_card_added AFTER INSERT ON groups BEGIN"
+    "  INSERT INTO card_changes (kind, name, uid, removed) VALUES ('group', new.name, new.uid, 0);"
+    "END;"
+    "CREATE TRIGGER groups_card_changed AFTER UPDATE OF display_name ON groups"
+    "  WHEN old.display_name IS NOT new.display_name BEGIN"
+    "  INSERT INTO card_changes (kind, name, uid, removed) VALUES ('group', new.name, new.uid, 0);"
+    "END;"
+    /* its own member rows go by the foreign key's cascade (recording
+     * nothing: the group is gone); the groups it was a member of change */
+    "CREATE TRIGGER groups_card_removed AFTER DELETE ON groups BEGIN"
+    "  DELETE FROM group_members WHERE member = old.name AND kind = 'group';"
+    "  DELETE FROM conference_allow WHERE member = old.name AND kind = 'group';"
+    "  INSERT INTO card_changes (kind, name, uid, removed) VALUES ('group', old.name, old.uid, 1);"
+    "END;"
+    "CREATE TRIGGER group_members_card_added AFTER INSERT ON group_members BEGIN"
+    "  INSERT INTO card_changes (kind, name, uid, removed)"
+    "    SELECT 'group', name, uid, 0 FROM groups WHERE name = new.group_name;"
+    "END;"
+    "CREATE TRIGGER group_members_card_removed AFTER DELETE ON group_members BEGIN"
+    "  INSERT INTO card_changes (kind, name, uid, removed)"
+    "    SELECT 'group', name, uid, 0 FROM groups WHERE name = old.group_name;"
+    "END;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -200,6 +299,20 @@ int store_exec(struct store *st, const char *op, const char *sql)
 {
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
     return rc == SQLITE_OK ? 0 : store_fail(st, op, rc);
+}
+
+int store_begin(struct store *st, const char *op)
+{
+    return store_exec(st, op, "BEGIN IMMEDIATE");
+}
+
+int store_end(struct store *st, const char *op, int rc)
+{
+    if (rc == 0)
+        rc = store_exec(st, op, "COMMIT");
+    if (rc != 0 && !sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
 }
 
 /* Reads a single-row, single-column result (PRAGMAs). text may be NULL. */
@@ -587,8 +700,8 @@ int store_user_add(struct store *st, const char *name, const char *ha1_md5, cons
         return rc;
     int64_t now = clock_wall_s(st->clock);
     rc = store_prepare(st, op,
-                       "INSERT INTO users (name, ha1_md5, ha1_sha256, created, updated) "
-                       "VALUES (?1, ?2, ?3, ?4, ?4)",
+                       "INSERT INTO users (name, ha1_md5, ha1_sha256, created, updated, uid) "
+                       "VALUES (?1, ?2, ?3, ?4, ?4, lower(hex(randomblob(16))))",
                        &s);
     if (rc == 0)
         rc = store_bind_texts(st, op, s, 3, name, ha1_md5, ha1_sha256);
@@ -600,6 +713,10 @@ int store_user_add(struct store *st, const char *name, const char *ha1_md5, cons
     if (src == SQLITE_CONSTRAINT_PRIMARYKEY) {
         store_set_msg(st, "user %s exists", name);
         rc = -EEXIST;
+    } else if (src == SQLITE_CONSTRAINT_TRIGGER &&
+               strstr(sqlite3_errmsg(st->db), "taken by a group")) {
+        store_set_msg(st, "group %s exists (users and groups share one namespace)", name);
+        rc = -EEXIST;
     } else if (src != SQLITE_DONE) {
         rc = store_fail(st, op, src);
     }
@@ -608,12 +725,49 @@ out:
     return rc;
 }
 
+/* The first conference (by name) that user organizes: 1 with its name in
+ * conf, 0 when none. The foreign key would refuse the removal too, but
+ * without saying which conference is in the way. */
+static int user_organizes(struct store *st, const char *user, char *conf, size_t cap)
+{
+    static const char op[] = "user_remove";
+    sqlite3_stmt *s = NULL;
+    int rc = store_prepare(
+        st, op, "SELECT name FROM conferences WHERE organizer = ?1 ORDER BY name LIMIT 1", &s);
+    if (rc == 0)
+        rc = store_bind_texts(st, op, s, 1, user);
+    if (rc == 0) {
+        int src = sqlite3_step(s);
+        if (src == SQLITE_ROW) {
+            rc = store_column_copy(st, s, 0, conf, cap);
+            if (rc == 0)
+                rc = 1;
+        } else if (src != SQLITE_DONE) {
+            rc = store_fail(st, op, src);
+        }
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int store_user_remove(struct store *st, const char *name)
 {
+    char conf[STORE_USER_NAME_MAX + 1];
     if (!store_user_name_valid(name)) {
         store_set_msg(st, "invalid user name");
         return -EINVAL;
     }
+    int rc = user_organizes(st, name, conf, sizeof(conf));
+    if (rc == 1) {
+        store_set_msg(st,
+                      "%s organizes conference %s (remove the conference, or create it anew "
+                      "with another organizer, first)",
+                      name, conf);
+        return -EBUSY;
+    }
+    if (rc < 0)
+        return rc;
+    /* the triggers take the user out of groups and conferences */
     return store_delete_by_key(st, "user_remove", "DELETE FROM users WHERE name = ?1", name,
                                "user");
 }
@@ -674,6 +828,12 @@ int store_user_from_row(struct store *st, sqlite3_stmt *s, struct store_user *u)
         rc = store_column_copy(st, s, 5, u->number, sizeof(u->number));
     if (rc == 0)
         rc = store_column_copy(st, s, 6, u->outbound, sizeof(u->outbound));
+    if (rc == 0)
+        rc = store_column_copy(st, s, 7, u->display_name, sizeof(u->display_name));
+    if (rc == 0)
+        rc = store_column_copy(st, s, 8, u->email, sizeof(u->email));
+    if (rc == 0)
+        rc = store_column_copy(st, s, 9, u->uid, sizeof(u->uid));
     return rc;
 }
 

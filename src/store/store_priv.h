@@ -1,7 +1,8 @@
 /*
  * store internals, shared by store.c (opening, migrations, users, settings,
- * call log, presence rules, partners), and store_mediation.c (numbers,
- * outbound rights, the dial plan, routes, trunks). Not a
+ * call log, presence rules, partners), store_mediation.c (numbers,
+ * outbound rights, the dial plan, routes, trunks) and store_directory.c
+ * (profiles, groups, conferences, the address book's change log). Not a
  * public interface.
  *
  * The helpers report a failure the way store.h promises: the message is
@@ -11,6 +12,7 @@
 #ifndef PARLEY_STORE_PRIV_H
 #define PARLEY_STORE_PRIV_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <sqlite3.h>
@@ -22,11 +24,17 @@ struct store {
     sqlite3_stmt *user_get; /* prepared once: every authenticated request reads a user */
     char *path;             /* for log lines */
     struct clock *clock;
+    /* what store_data_changed() saw last: PRAGMA data_version (commits by
+     * other connections) and sqlite3_total_changes64 (this one's) */
+    int64_t data_version;
+    int64_t own_changes;
+    bool data_seen;
     char errmsg[512];
 };
 
 /* The columns store_user_from_row() reads, in its order. */
-#define STORE_USER_COLUMNS "name, ha1_md5, ha1_sha256, created, updated, number, outbound"
+#define STORE_USER_COLUMNS                                                                         \
+    "name, ha1_md5, ha1_sha256, created, updated, number, outbound, display_name, email, uid"
 
 /* Sets the message store_errmsg() returns. */
 void store_set_msg(struct store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -40,6 +48,12 @@ int store_bind_int64(struct store *st, const char *op, sqlite3_stmt *s, int idx,
 int store_step_done(struct store *st, const char *op, sqlite3_stmt *s);
 /* Runs sql (no rows, no parameters). */
 int store_exec(struct store *st, const char *op, const char *sql);
+/* A write transaction of several statements: store_begin() takes the
+ * write lock first (BEGIN IMMEDIATE), so what was checked stays true until
+ * the write; store_end() commits when rc is 0 and rolls back otherwise,
+ * and returns rc or the commit's failure. */
+int store_begin(struct store *st, const char *op);
+int store_end(struct store *st, const char *op, int rc);
 /* Runs a DELETE of one row by its key (?1); -ENOENT, with "no WHAT KEY" as
  * the message, when there was no such row. */
 int store_delete_by_key(struct store *st, const char *op, const char *sql, const char *key,
