@@ -12,17 +12,9 @@
 #include <sqlite3.h>
 
 #include "core/clock.h"
-#include "dialplan/dialplan.h"
 #include "core/log.h"
 #include "core/strview.h"
-
-struct store {
-    sqlite3 *db;
-    sqlite3_stmt *user_get; /* prepared once: every authenticated request reads a user */
-    char *path;             /* for log lines */
-    struct clock *clock;
-    char errmsg[512];
-};
+#include "store/store_priv.h"
 
 /*
  * Migrations: entry i brings the schema from version i to i + 1. Append,
@@ -98,6 +90,105 @@ static const char *const migrations[] = {
     "  added INTEGER NOT NULL,"
     "  CHECK (transport = 'tls' OR srtp_mode = 'not_supported')"
     ") STRICT;",
+    /* 5 -> 6: the directory: users' profiles and uids, distribution
+     * groups, conferences, and the address book's change log. Triggers
+     * keep the log, so that every writer (parleyctl, the daemon, an
+     * administrator's sqlite3) records what it changes; and so do the
+     * clean-ups when a user or group goes, and the one namespace of users
+     * and groups. A uid is 128 random bits, never changed: it names a
+     * card or a meeting's content for good, even if the name comes back. */
+    "ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN uid TEXT;"
+    "UPDATE users SET uid = lower(hex(randomblob(16)));"
+    "CREATE UNIQUE INDEX users_by_uid ON users (uid);"
+    "CREATE TABLE groups ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  display_name TEXT NOT NULL DEFAULT '',"
+    "  uid TEXT NOT NULL UNIQUE CHECK (length(uid) = 32),"
+    "  created INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE group_members ("
+    "  group_name TEXT NOT NULL REFERENCES groups (name) ON DELETE CASCADE,"
+    "  member TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),"
+    "  PRIMARY KEY (group_name, member)"
+    ") STRICT;"
+    "CREATE INDEX group_members_by_member ON group_members (member);"
+    "CREATE TABLE conferences ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  organizer TEXT NOT NULL REFERENCES users (name),"
+    "  uid TEXT NOT NULL UNIQUE CHECK (length(uid) = 32),"
+    "  created INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX conferences_by_organizer ON conferences (organizer);"
+    "CREATE TABLE conference_allow ("
+    "  conference TEXT NOT NULL REFERENCES conferences (name) ON DELETE CASCADE,"
+    "  member TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),"
+    "  PRIMARY KEY (conference, member)"
+    ") STRICT;"
+    "CREATE INDEX conference_allow_by_member ON conference_allow (member);"
+    "CREATE TABLE card_changes ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),"
+    "  name TEXT NOT NULL,"
+    "  uid TEXT NOT NULL,"
+    "  removed INTEGER NOT NULL CHECK (removed IN (0, 1))"
+    ") STRICT;"
+    /* a first sync sees the users there are */
+    "INSERT INTO card_changes (kind, name, uid, removed)"
+    "  SELECT 'user', name, uid, 0 FROM users ORDER BY name;"
+    "CREATE TRIGGER users_name_free BEFORE INSERT ON users"
+    "  WHEN EXISTS (SELECT 1 FROM groups WHERE name = new.name)"
+    "  BEGIN SELECT RAISE(ABORT, 'the name is taken by a group'); END;"
+    "CREATE TRIGGER users_uid_given BEFORE INSERT ON users"
+    "  WHEN new.uid IS NULL OR length(new.uid) <> 32"
+    "  BEGIN SELECT RAISE(ABORT, 'a user needs a uid of 32 hex characters'); END;"
+    "CREATE TRIGGER users_uid_fixed BEFORE UPDATE OF uid ON users"
+    "  WHEN new.uid IS NOT old.uid"
+    "  BEGIN SELECT RAISE(ABORT, 'a uid never changes'); END;"
+    "CREATE TRIGGER users_card_added AFTER INSERT ON users BEGIN"
+    "  INSERT INTO card_changes (kind, name, uid, removed) VALUES ('user', new.name, new.uid, 0);"
+    "END;"
+    "CREATE TRIGGER users_card_changed AFTER UPDATE OF display_name, email, number ON users"
+    "  WHEN old.display_name IS NOT new.display_name OR old.email IS NOT new.email"
+    "    OR old.number IS NOT new.number BEGIN"
+    "  INSERT INTO card_changes (kind, name, uid, removed) VALUES ('user', new.name, new.uid, 0);"
+    "END;"
+    "CREATE TRIGGER users_card_removed AFTER DELETE ON users BEGIN"
+    "  DELETE FROM group_members WHERE member = old.name AND kind = 'user';"
+    "  DELETE FROM conference_allow WHERE member = old.name AND kind = 'user';"
+    "  INSERT INTO card_changes (kind, name, uid, removed) VALUES ('user', old.name, old.uid, 1);"
+    "END;"
+    "CREATE TRIGGER groups_name_free BEFORE INSERT ON groups"
+    "  WHEN EXISTS (SELECT 1 FROM users WHERE name = new.name)"
+    "  BEGIN SELECT RAISE(ABORT, 'the name is taken by a user'); END;"
+    "CREATE TRIGGER groups_uid_fixed BEFORE UPDATE OF uid ON groups"
+    "  WHEN new.uid IS NOT old.uid"
+    "  BEGIN SELECT RAISE(ABORT, 'a uid never changes'); END;"
+    "CREATE TRIGGER groups_card_added AFTER INSERT ON groups BEGIN"
+    "  INSERT INTO card_changes (kind, name, uid, removed) VALUES ('group', new.name, new.uid, 0);"
+    "END;"
+    "CREATE TRIGGER groups_card_changed AFTER UPDATE OF display_name ON groups"
+    "  WHEN old.display_name IS NOT new.display_name BEGIN"
+    "  INSERT INTO card_changes (kind, name, uid, removed) VALUES ('group', new.name, new.uid, 0);"
+    "END;"
+    /* its own member rows go by the foreign key's cascade (recording
+     * nothing: the group is gone); the groups it was a member of change */
+    "CREATE TRIGGER groups_card_removed AFTER DELETE ON groups BEGIN"
+    "  DELETE FROM group_members WHERE member = old.name AND kind = 'group';"
+    "  DELETE FROM conference_allow WHERE member = old.name AND kind = 'group';"
+    "  INSERT INTO card_changes (kind, name, uid, removed) VALUES ('group', old.name, old.uid, 1);"
+    "END;"
+    "CREATE TRIGGER group_members_card_added AFTER INSERT ON group_members BEGIN"
+    "  INSERT INTO card_changes (kind, name, uid, removed)"
+    "    SELECT 'group', name, uid, 0 FROM groups WHERE name = new.group_name;"
+    "END;"
+    "CREATE TRIGGER group_members_card_removed AFTER DELETE ON group_members BEGIN"
+    "  INSERT INTO card_changes (kind, name, uid, removed)"
+    "    SELECT 'group', name, uid, 0 FROM groups WHERE name = old.group_name;"
+    "END;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -130,8 +221,7 @@ static int errno_from_sqlite(int rc)
     }
 }
 
-static void set_msg(struct store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_msg(struct store *st, const char *fmt, ...)
+void store_set_msg(struct store *st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -140,26 +230,26 @@ static void set_msg(struct store *st, const char *fmt, ...)
 }
 
 /* An SQLite call failed: keep its message, log it, map it to an errno. */
-static int fail(struct store *st, const char *op, int rc)
+int store_fail(struct store *st, const char *op, int rc)
 {
-    set_msg(st, "%s: %s", op, sqlite3_errmsg(st->db));
+    store_set_msg(st, "%s: %s", op, sqlite3_errmsg(st->db));
     log_error("store.failed", "path", st->path, "op", op, "error", sqlite3_errmsg(st->db), "code",
               LOG_INT(rc));
     return errno_from_sqlite(rc);
 }
 
-static int prepare(struct store *st, const char *op, const char *sql, sqlite3_stmt **out)
+int store_prepare(struct store *st, const char *op, const char *sql, sqlite3_stmt **out)
 {
     int rc = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
     if (rc != SQLITE_OK) {
         *out = NULL;
-        return fail(st, op, rc);
+        return store_fail(st, op, rc);
     }
     return 0;
 }
 
 /* Binds texts to ?1.. in order; a NULL binds SQL NULL. */
-static int bind_texts(struct store *st, const char *op, sqlite3_stmt *s, int n, ...)
+int store_bind_texts(struct store *st, const char *op, sqlite3_stmt *s, int n, ...)
 {
     va_list ap;
     int rc = SQLITE_OK;
@@ -170,45 +260,59 @@ static int bind_texts(struct store *st, const char *op, sqlite3_stmt *s, int n, 
         rc = t ? sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
     }
     va_end(ap);
-    return rc == SQLITE_OK ? 0 : fail(st, op, rc);
+    return rc == SQLITE_OK ? 0 : store_fail(st, op, rc);
 }
 
-static int bind_int64(struct store *st, const char *op, sqlite3_stmt *s, int idx, int64_t v)
+int store_bind_int64(struct store *st, const char *op, sqlite3_stmt *s, int idx, int64_t v)
 {
     int rc = sqlite3_bind_int64(s, idx, v);
-    return rc == SQLITE_OK ? 0 : fail(st, op, rc);
+    return rc == SQLITE_OK ? 0 : store_fail(st, op, rc);
 }
 
 /* Runs a statement that returns no rows. */
-static int step_done(struct store *st, const char *op, sqlite3_stmt *s)
+int store_step_done(struct store *st, const char *op, sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);
-    return rc == SQLITE_DONE ? 0 : fail(st, op, rc);
+    return rc == SQLITE_DONE ? 0 : store_fail(st, op, rc);
 }
 
 /* Runs a DELETE of one row by its key (?1); -ENOENT, with "no WHAT KEY" as
  * the message, when there was no such row. */
-static int delete_by_key(struct store *st, const char *op, const char *sql, const char *key,
-                         const char *what)
+int store_delete_by_key(struct store *st, const char *op, const char *sql, const char *key,
+                        const char *what)
 {
     sqlite3_stmt *s = NULL;
-    int rc = prepare(st, op, sql, &s);
+    int rc = store_prepare(st, op, sql, &s);
     if (rc == 0)
-        rc = bind_texts(st, op, s, 1, key);
+        rc = store_bind_texts(st, op, s, 1, key);
     if (rc == 0)
-        rc = step_done(st, op, s);
+        rc = store_step_done(st, op, s);
     if (rc == 0 && sqlite3_changes(st->db) == 0) {
-        set_msg(st, "no %s %s", what, key);
+        store_set_msg(st, "no %s %s", what, key);
         rc = -ENOENT;
     }
     sqlite3_finalize(s);
     return rc;
 }
 
-static int exec_sql(struct store *st, const char *op, const char *sql)
+int store_exec(struct store *st, const char *op, const char *sql)
 {
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : fail(st, op, rc);
+    return rc == SQLITE_OK ? 0 : store_fail(st, op, rc);
+}
+
+int store_begin(struct store *st, const char *op)
+{
+    return store_exec(st, op, "BEGIN IMMEDIATE");
+}
+
+int store_end(struct store *st, const char *op, int rc)
+{
+    if (rc == 0)
+        rc = store_exec(st, op, "COMMIT");
+    if (rc != 0 && !sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
 }
 
 /* Reads a single-row, single-column result (PRAGMAs). text may be NULL. */
@@ -218,17 +322,17 @@ static int query_one(struct store *st, const char *op, const char *sql, int64_t 
     sqlite3_stmt *s = NULL;
     int rc;
 
-    rc = prepare(st, op, sql, &s);
+    rc = store_prepare(st, op, sql, &s);
     if (rc < 0)
         goto out;
     int src = sqlite3_step(s);
     if (src == SQLITE_DONE) {
-        set_msg(st, "%s: no result", op);
+        store_set_msg(st, "%s: no result", op);
         rc = -EIO;
         goto out;
     }
     if (src != SQLITE_ROW) {
-        rc = fail(st, op, src);
+        rc = store_fail(st, op, src);
         goto out;
     }
     if (num)
@@ -238,6 +342,61 @@ static int query_one(struct store *st, const char *op, const char *sql, int64_t 
         snprintf(text, cap, "%s", t ? t : "");
     }
 out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Reads the one row a SELECT by key (?1) finds; -ENOENT when none. */
+int store_get_one(struct store *st, const char *op, const char *sql, const char *key,
+                  int (*read)(struct store *st, sqlite3_stmt *s, void *out), void *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = store_prepare(st, op, sql, &s);
+    if (rc == 0)
+        rc = store_bind_texts(st, op, s, 1, key);
+    if (rc == 0) {
+        int src = sqlite3_step(s);
+        if (src == SQLITE_ROW)
+            rc = read(st, s, out);
+        else if (src == SQLITE_DONE)
+            rc = -ENOENT;
+        else
+            rc = store_fail(st, op, src);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* An INSERT whose only expected failure is a duplicate name. */
+int store_insert_named(struct store *st, const char *op, sqlite3_stmt *s, const char *what,
+                       const char *name)
+{
+    int src = sqlite3_step(s);
+    if (src == SQLITE_DONE)
+        return 0;
+    if (src == SQLITE_CONSTRAINT_UNIQUE || src == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        store_set_msg(st, "%s %s exists", what, name);
+        return -EEXIST;
+    }
+    return store_fail(st, op, src);
+}
+
+/* Walks the rows of a SELECT: `each` reads one and hands it on. */
+int store_list_rows(struct store *st, const char *op, const char *sql,
+                    int (*each)(struct store *st, sqlite3_stmt *s, void *walk), void *walk)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = store_prepare(st, op, sql, &s);
+    while (rc == 0) {
+        int src = sqlite3_step(s);
+        if (src == SQLITE_DONE)
+            break;
+        if (src != SQLITE_ROW) {
+            rc = store_fail(st, op, src);
+            break;
+        }
+        rc = each(st, s, walk);
+    }
     sqlite3_finalize(s);
     return rc;
 }
@@ -253,14 +412,14 @@ static int configure(struct store *st)
     sqlite3_extended_result_codes(st->db, 1);
     rc = sqlite3_busy_timeout(st->db, 5000);
     if (rc != SQLITE_OK)
-        return fail(st, "busy_timeout", rc);
+        return store_fail(st, "busy_timeout", rc);
     /* Defensive mode stops SQL from corrupting the file on purpose
      * (writable_schema and the like); we never need those. */
     rc = sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
     if (rc != SQLITE_OK)
-        return fail(st, "db_config", rc);
+        return store_fail(st, "db_config", rc);
 
     rc = query_one(st, "journal_mode", "PRAGMA journal_mode = WAL", NULL, mode, sizeof(mode));
     if (rc < 0)
@@ -268,19 +427,19 @@ static int configure(struct store *st)
     /* SQLite answers with the mode it kept: WAL can be refused (no shared
      * memory on some file systems), and we rely on it for readers. */
     if (strcasecmp(mode, "wal") != 0) {
-        set_msg(st, "journal_mode: WAL refused (got %s)", mode);
+        store_set_msg(st, "journal_mode: WAL refused (got %s)", mode);
         return -EIO;
     }
-    rc = exec_sql(st, "synchronous", "PRAGMA synchronous = FULL");
+    rc = store_exec(st, "synchronous", "PRAGMA synchronous = FULL");
     if (rc == 0)
-        rc = exec_sql(st, "foreign_keys", "PRAGMA foreign_keys = ON");
+        rc = store_exec(st, "foreign_keys", "PRAGMA foreign_keys = ON");
     if (rc < 0)
         return rc;
     rc = query_one(st, "foreign_keys", "PRAGMA foreign_keys", &fk, NULL, 0);
     if (rc < 0)
         return rc;
     if (fk != 1) {
-        set_msg(st, "foreign_keys: not supported by this SQLite");
+        store_set_msg(st, "foreign_keys: not supported by this SQLite");
         return -EIO;
     }
     return 0;
@@ -294,7 +453,7 @@ static int migrate(struct store *st, bool created, bool readonly)
     if (!readonly) {
         /* IMMEDIATE takes the write lock first, so two processes opening
          * an old store at once cannot both migrate it. */
-        rc = exec_sql(st, "migrate", "BEGIN IMMEDIATE");
+        rc = store_exec(st, "migrate", "BEGIN IMMEDIATE");
         if (rc < 0)
             return rc;
     }
@@ -302,34 +461,34 @@ static int migrate(struct store *st, bool created, bool readonly)
     if (rc < 0)
         goto out;
     if (version == 0 && !created) {
-        set_msg(st, "not an initialised Parley store (schema version 0)");
+        store_set_msg(st, "not an initialised Parley store (schema version 0)");
         rc = -EPROTO;
         goto out;
     }
     if (version > STORE_SCHEMA_VERSION || version < 0) {
-        set_msg(st, "schema version %lld is newer than this build's (%d)", (long long)version,
-                STORE_SCHEMA_VERSION);
+        store_set_msg(st, "schema version %lld is newer than this build's (%d)", (long long)version,
+                      STORE_SCHEMA_VERSION);
         rc = -EPROTO;
         goto out;
     }
     if (version < STORE_SCHEMA_VERSION && readonly) {
-        set_msg(st, "schema version %lld needs migrating to %d; open read-write",
-                (long long)version, STORE_SCHEMA_VERSION);
+        store_set_msg(st, "schema version %lld needs migrating to %d; open read-write",
+                      (long long)version, STORE_SCHEMA_VERSION);
         rc = -EPROTO;
         goto out;
     }
     for (int64_t v = version; v < STORE_SCHEMA_VERSION; v++) {
         char sql[48];
-        rc = exec_sql(st, "migrate", migrations[v]);
+        rc = store_exec(st, "migrate", migrations[v]);
         if (rc < 0)
             goto out;
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld", (long long)(v + 1));
-        rc = exec_sql(st, "migrate", sql);
+        rc = store_exec(st, "migrate", sql);
         if (rc < 0)
             goto out;
     }
     if (!readonly)
-        rc = exec_sql(st, "migrate", "COMMIT");
+        rc = store_exec(st, "migrate", "COMMIT");
     if (rc == 0 && version < STORE_SCHEMA_VERSION)
         log_info("store.migrated", "path", st->path, "from", LOG_INT(version), "to",
                  LOG_INT(STORE_SCHEMA_VERSION));
@@ -425,14 +584,14 @@ int store_open(const char *path, int flags, struct store **out, char *err, size_
      * fresh empty store. NOMUTEX: one thread per connection. */
     int src = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
-        rc = st->db ? fail(st, "open", src) : -ENOMEM;
+        rc = st->db ? store_fail(st, "open", src) : -ENOMEM;
         goto out;
     }
     rc = configure(st);
     if (rc == 0)
         rc = migrate(st, created, readonly);
     if (rc == 0 && readonly)
-        rc = exec_sql(st, "query_only", "PRAGMA query_only = ON");
+        rc = store_exec(st, "query_only", "PRAGMA query_only = ON");
     if (rc < 0)
         goto out;
     st->errmsg[0] = '\0';
@@ -520,11 +679,11 @@ static bool ha1_valid(const char *h, size_t len)
 static int check_user_args(struct store *st, const char *name, const char *md5, const char *sha256)
 {
     if (!store_user_name_valid(name)) {
-        set_msg(st, "invalid user name");
+        store_set_msg(st, "invalid user name");
         return -EINVAL;
     }
     if (!ha1_valid(md5, 32) || !ha1_valid(sha256, 64) || (!md5[0] && !sha256[0])) {
-        set_msg(st, "invalid HA1 values");
+        store_set_msg(st, "invalid HA1 values");
         return -EINVAL;
     }
     return 0;
@@ -540,35 +699,77 @@ int store_user_add(struct store *st, const char *name, const char *ha1_md5, cons
     if (rc < 0)
         return rc;
     int64_t now = clock_wall_s(st->clock);
-    rc = prepare(st, op,
-                 "INSERT INTO users (name, ha1_md5, ha1_sha256, created, updated) "
-                 "VALUES (?1, ?2, ?3, ?4, ?4)",
-                 &s);
+    rc = store_prepare(st, op,
+                       "INSERT INTO users (name, ha1_md5, ha1_sha256, created, updated, uid) "
+                       "VALUES (?1, ?2, ?3, ?4, ?4, lower(hex(randomblob(16))))",
+                       &s);
     if (rc == 0)
-        rc = bind_texts(st, op, s, 3, name, ha1_md5, ha1_sha256);
+        rc = store_bind_texts(st, op, s, 3, name, ha1_md5, ha1_sha256);
     if (rc == 0)
-        rc = bind_int64(st, op, s, 4, now);
+        rc = store_bind_int64(st, op, s, 4, now);
     if (rc < 0)
         goto out;
     int src = sqlite3_step(s);
     if (src == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        set_msg(st, "user %s exists", name);
+        store_set_msg(st, "user %s exists", name);
+        rc = -EEXIST;
+    } else if (src == SQLITE_CONSTRAINT_TRIGGER &&
+               strstr(sqlite3_errmsg(st->db), "taken by a group")) {
+        store_set_msg(st, "group %s exists (users and groups share one namespace)", name);
         rc = -EEXIST;
     } else if (src != SQLITE_DONE) {
-        rc = fail(st, op, src);
+        rc = store_fail(st, op, src);
     }
 out:
     sqlite3_finalize(s);
     return rc;
 }
 
+/* The first conference (by name) that user organizes: 1 with its name in
+ * conf, 0 when none. The foreign key would refuse the removal too, but
+ * without saying which conference is in the way. */
+static int user_organizes(struct store *st, const char *user, char *conf, size_t cap)
+{
+    static const char op[] = "user_remove";
+    sqlite3_stmt *s = NULL;
+    int rc = store_prepare(
+        st, op, "SELECT name FROM conferences WHERE organizer = ?1 ORDER BY name LIMIT 1", &s);
+    if (rc == 0)
+        rc = store_bind_texts(st, op, s, 1, user);
+    if (rc == 0) {
+        int src = sqlite3_step(s);
+        if (src == SQLITE_ROW) {
+            rc = store_column_copy(st, s, 0, conf, cap);
+            if (rc == 0)
+                rc = 1;
+        } else if (src != SQLITE_DONE) {
+            rc = store_fail(st, op, src);
+        }
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int store_user_remove(struct store *st, const char *name)
 {
+    char conf[STORE_USER_NAME_MAX + 1];
     if (!store_user_name_valid(name)) {
-        set_msg(st, "invalid user name");
+        store_set_msg(st, "invalid user name");
         return -EINVAL;
     }
-    return delete_by_key(st, "user_remove", "DELETE FROM users WHERE name = ?1", name, "user");
+    int rc = user_organizes(st, name, conf, sizeof(conf));
+    if (rc == 1) {
+        store_set_msg(st,
+                      "%s organizes conference %s (remove the conference, or create it anew "
+                      "with another organizer, first)",
+                      name, conf);
+        return -EBUSY;
+    }
+    if (rc < 0)
+        return rc;
+    /* the triggers take the user out of groups and conferences */
+    return store_delete_by_key(st, "user_remove", "DELETE FROM users WHERE name = ?1", name,
+                               "user");
 }
 
 int store_user_set_ha1(struct store *st, const char *name, const char *ha1_md5,
@@ -582,16 +783,16 @@ int store_user_set_ha1(struct store *st, const char *name, const char *ha1_md5,
     if (rc < 0)
         return rc;
     int64_t now = clock_wall_s(st->clock);
-    rc = prepare(
+    rc = store_prepare(
         st, op, "UPDATE users SET ha1_md5 = ?2, ha1_sha256 = ?3, updated = ?4 WHERE name = ?1", &s);
     if (rc == 0)
-        rc = bind_texts(st, op, s, 3, name, ha1_md5, ha1_sha256);
+        rc = store_bind_texts(st, op, s, 3, name, ha1_md5, ha1_sha256);
     if (rc == 0)
-        rc = bind_int64(st, op, s, 4, now);
+        rc = store_bind_int64(st, op, s, 4, now);
     if (rc == 0)
-        rc = step_done(st, op, s);
+        rc = store_step_done(st, op, s);
     if (rc == 0 && sqlite3_changes(st->db) == 0) {
-        set_msg(st, "no user %s", name);
+        store_set_msg(st, "no user %s", name);
         rc = -ENOENT;
     }
     sqlite3_finalize(s);
@@ -600,37 +801,41 @@ int store_user_set_ha1(struct store *st, const char *name, const char *ha1_md5,
 
 /* Copies a text column; a value that does not fit means the file was
  * edited behind our back, which we report rather than truncate. */
-static int column_copy(struct store *st, sqlite3_stmt *s, int col, char *dst, size_t cap)
+int store_column_copy(struct store *st, sqlite3_stmt *s, int col, char *dst, size_t cap)
 {
     const char *t = (const char *)sqlite3_column_text(s, col);
     size_t n = (size_t)sqlite3_column_bytes(s, col);
     if (strview_copy(strview_make(t, t ? n : 0), dst, cap) < 0) {
-        set_msg(st, "corrupt row: %s too long", sqlite3_column_name(s, col));
+        store_set_msg(st, "corrupt row: %s too long", sqlite3_column_name(s, col));
         return -EIO;
     }
     return 0;
 }
 
-static int user_from_row(struct store *st, sqlite3_stmt *s, struct store_user *u)
+int store_user_from_row(struct store *st, sqlite3_stmt *s, struct store_user *u)
 {
     int rc;
 
     memset(u, 0, sizeof(*u));
-    rc = column_copy(st, s, 0, u->name, sizeof(u->name));
+    rc = store_column_copy(st, s, 0, u->name, sizeof(u->name));
     if (rc == 0)
-        rc = column_copy(st, s, 1, u->ha1_md5, sizeof(u->ha1_md5));
+        rc = store_column_copy(st, s, 1, u->ha1_md5, sizeof(u->ha1_md5));
     if (rc == 0)
-        rc = column_copy(st, s, 2, u->ha1_sha256, sizeof(u->ha1_sha256));
+        rc = store_column_copy(st, s, 2, u->ha1_sha256, sizeof(u->ha1_sha256));
     u->created = sqlite3_column_int64(s, 3);
     u->updated = sqlite3_column_int64(s, 4);
     if (rc == 0)
-        rc = column_copy(st, s, 5, u->number, sizeof(u->number));
+        rc = store_column_copy(st, s, 5, u->number, sizeof(u->number));
     if (rc == 0)
-        rc = column_copy(st, s, 6, u->outbound, sizeof(u->outbound));
+        rc = store_column_copy(st, s, 6, u->outbound, sizeof(u->outbound));
+    if (rc == 0)
+        rc = store_column_copy(st, s, 7, u->display_name, sizeof(u->display_name));
+    if (rc == 0)
+        rc = store_column_copy(st, s, 8, u->email, sizeof(u->email));
+    if (rc == 0)
+        rc = store_column_copy(st, s, 9, u->uid, sizeof(u->uid));
     return rc;
 }
-
-#define USER_COLUMNS "name, ha1_md5, ha1_sha256, created, updated, number, outbound"
 
 int store_user_get(struct store *st, const char *name, struct store_user *out)
 {
@@ -639,29 +844,30 @@ int store_user_get(struct store *st, const char *name, struct store_user *out)
     int rc;
 
     if (!store_user_name_valid(name)) {
-        set_msg(st, "invalid user name");
+        store_set_msg(st, "invalid user name");
         return -EINVAL;
     }
     if (!st->user_get) {
-        int prc = sqlite3_prepare_v3(st->db, "SELECT " USER_COLUMNS " FROM users WHERE name = ?1",
-                                     -1, SQLITE_PREPARE_PERSISTENT, &st->user_get, NULL);
+        int prc =
+            sqlite3_prepare_v3(st->db, "SELECT " STORE_USER_COLUMNS " FROM users WHERE name = ?1",
+                               -1, SQLITE_PREPARE_PERSISTENT, &st->user_get, NULL);
         if (prc != SQLITE_OK) {
             st->user_get = NULL;
-            return fail(st, op, prc);
+            return store_fail(st, op, prc);
         }
     }
     s = st->user_get;
-    rc = bind_texts(st, op, s, 1, name);
+    rc = store_bind_texts(st, op, s, 1, name);
     if (rc < 0)
         goto out;
     int src = sqlite3_step(s);
     if (src == SQLITE_ROW) {
-        rc = user_from_row(st, s, out);
+        rc = store_user_from_row(st, s, out);
     } else if (src == SQLITE_DONE) {
-        set_msg(st, "no user %s", name);
+        store_set_msg(st, "no user %s", name);
         rc = -ENOENT;
     } else {
-        rc = fail(st, op, src);
+        rc = store_fail(st, op, src);
     }
 out:
     sqlite3_reset(s);
@@ -677,19 +883,44 @@ int store_user_list(struct store *st, int (*fn)(const struct store_user *user, v
     struct store_user u;
     int rc, src;
 
-    rc = prepare(st, op, "SELECT " USER_COLUMNS " FROM users ORDER BY name", &s);
+    rc = store_prepare(st, op, "SELECT " STORE_USER_COLUMNS " FROM users ORDER BY name", &s);
     if (rc < 0)
         return rc;
     while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = user_from_row(st, s, &u);
+        rc = store_user_from_row(st, s, &u);
         if (rc == 0)
             rc = fn(&u, arg);
         if (rc != 0)
             goto out;
     }
     if (src != SQLITE_DONE)
-        rc = fail(st, op, src);
+        rc = store_fail(st, op, src);
 out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Runs an UPDATE of one user (?1) with one text value (?2); -ENOENT when
+ * there is no such user. */
+int store_user_update(struct store *st, const char *op, const char *sql, const char *name,
+                      const char *value)
+{
+    if (!store_user_name_valid(name)) {
+        store_set_msg(st, "invalid user name");
+        return -EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = store_prepare(st, op, sql, &s);
+    if (rc == 0)
+        rc = store_bind_texts(st, op, s, 2, name, value);
+    if (rc == 0)
+        rc = store_bind_int64(st, op, s, 3, clock_wall_s(st->clock));
+    if (rc == 0)
+        rc = store_step_done(st, op, s);
+    if (rc == 0 && sqlite3_changes(st->db) == 0) {
+        store_set_msg(st, "no user %s", name);
+        rc = -ENOENT;
+    }
     sqlite3_finalize(s);
     return rc;
 }
@@ -720,12 +951,12 @@ int store_setting_get(struct store *st, const char *key, char *buf, size_t cap)
     int rc;
 
     if (!setting_key_valid(key) || !buf || cap == 0) {
-        set_msg(st, "invalid setting key or buffer");
+        store_set_msg(st, "invalid setting key or buffer");
         return -EINVAL;
     }
-    rc = prepare(st, op, "SELECT value FROM settings WHERE key = ?1", &s);
+    rc = store_prepare(st, op, "SELECT value FROM settings WHERE key = ?1", &s);
     if (rc == 0)
-        rc = bind_texts(st, op, s, 1, key);
+        rc = store_bind_texts(st, op, s, 1, key);
     if (rc < 0)
         goto out;
     int src = sqlite3_step(s);
@@ -733,15 +964,15 @@ int store_setting_get(struct store *st, const char *key, char *buf, size_t cap)
         const char *t = (const char *)sqlite3_column_text(s, 0);
         size_t n = (size_t)sqlite3_column_bytes(s, 0);
         if (strview_copy(strview_make(t, t ? n : 0), buf, cap) < 0) {
-            set_msg(st, "setting %s: value longer than %zu bytes", key, cap - 1);
+            store_set_msg(st, "setting %s: value longer than %zu bytes", key, cap - 1);
             buf[0] = '\0';
             rc = -ENOSPC;
         }
     } else if (src == SQLITE_DONE) {
-        set_msg(st, "no setting %s", key);
+        store_set_msg(st, "no setting %s", key);
         rc = -ENOENT;
     } else {
-        rc = fail(st, op, src);
+        rc = store_fail(st, op, src);
     }
 out:
     sqlite3_finalize(s);
@@ -755,17 +986,17 @@ int store_setting_set(struct store *st, const char *key, const char *value)
     int rc;
 
     if (!setting_key_valid(key) || !value) {
-        set_msg(st, "invalid setting key or value");
+        store_set_msg(st, "invalid setting key or value");
         return -EINVAL;
     }
-    rc = prepare(st, op,
-                 "INSERT INTO settings (key, value) VALUES (?1, ?2) "
-                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                 &s);
+    rc = store_prepare(st, op,
+                       "INSERT INTO settings (key, value) VALUES (?1, ?2) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       &s);
     if (rc == 0)
-        rc = bind_texts(st, op, s, 2, key, value);
+        rc = store_bind_texts(st, op, s, 2, key, value);
     if (rc == 0)
-        rc = step_done(st, op, s);
+        rc = store_step_done(st, op, s);
     sqlite3_finalize(s);
     return rc;
 }
@@ -773,11 +1004,11 @@ int store_setting_set(struct store *st, const char *key, const char *value)
 int store_setting_delete(struct store *st, const char *key)
 {
     if (!setting_key_valid(key)) {
-        set_msg(st, "invalid setting key");
+        store_set_msg(st, "invalid setting key");
         return -EINVAL;
     }
-    return delete_by_key(st, "setting_delete", "DELETE FROM settings WHERE key = ?1", key,
-                         "setting");
+    return store_delete_by_key(st, "setting_delete", "DELETE FROM settings WHERE key = ?1", key,
+                               "setting");
 }
 
 /* --- call log --- */
@@ -785,9 +1016,9 @@ int store_setting_delete(struct store *st, const char *key)
 static int bind_time(struct store *st, const char *op, sqlite3_stmt *s, int idx, int64_t t)
 {
     if (t != 0)
-        return bind_int64(st, op, s, idx, t);
+        return store_bind_int64(st, op, s, idx, t);
     int rc = sqlite3_bind_null(s, idx);
-    return rc == SQLITE_OK ? 0 : fail(st, op, rc);
+    return rc == SQLITE_OK ? 0 : store_fail(st, op, rc);
 }
 
 int store_call_insert(struct store *st, const struct store_call *call, int64_t *id_out)
@@ -797,24 +1028,24 @@ int store_call_insert(struct store *st, const struct store_call *call, int64_t *
     int rc;
 
     if (!call || !call->call_id || !call->caller || !call->callee) {
-        set_msg(st, "call_id, caller and callee are required");
+        store_set_msg(st, "call_id, caller and callee are required");
         return -EINVAL;
     }
-    rc = prepare(st, op,
-                 "INSERT INTO calls (call_id, caller, callee, reason, media, legs, started, "
-                 "answered, ended) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                 &s);
+    rc = store_prepare(st, op,
+                       "INSERT INTO calls (call_id, caller, callee, reason, media, legs, started, "
+                       "answered, ended) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                       &s);
     if (rc == 0)
-        rc = bind_texts(st, op, s, 6, call->call_id, call->caller, call->callee, call->reason,
-                        call->media, call->legs);
+        rc = store_bind_texts(st, op, s, 6, call->call_id, call->caller, call->callee, call->reason,
+                              call->media, call->legs);
     if (rc == 0)
-        rc = bind_int64(st, op, s, 7, call->started);
+        rc = store_bind_int64(st, op, s, 7, call->started);
     if (rc == 0)
         rc = bind_time(st, op, s, 8, call->answered);
     if (rc == 0)
         rc = bind_time(st, op, s, 9, call->ended);
     if (rc == 0)
-        rc = step_done(st, op, s);
+        rc = store_step_done(st, op, s);
     if (rc == 0 && id_out)
         *id_out = sqlite3_last_insert_rowid(st->db);
     sqlite3_finalize(s);
@@ -828,12 +1059,13 @@ int store_call_list(struct store *st, int limit,
     sqlite3_stmt *s = NULL;
     int rc, src;
 
-    rc = prepare(st, op,
-                 "SELECT id, call_id, caller, callee, started, answered, ended, reason, media, "
-                 "legs FROM calls ORDER BY started DESC, id DESC LIMIT ?1",
-                 &s);
+    rc = store_prepare(
+        st, op,
+        "SELECT id, call_id, caller, callee, started, answered, ended, reason, media, "
+        "legs FROM calls ORDER BY started DESC, id DESC LIMIT ?1",
+        &s);
     if (rc == 0)
-        rc = bind_int64(st, op, s, 1, limit > 0 ? limit : -1);
+        rc = store_bind_int64(st, op, s, 1, limit > 0 ? limit : -1);
     if (rc < 0)
         goto out;
     while ((src = sqlite3_step(s)) == SQLITE_ROW) {
@@ -850,7 +1082,7 @@ int store_call_list(struct store *st, int limit,
             .legs = (const char *)sqlite3_column_text(s, 9),
         };
         if (!c.call_id || !c.caller || !c.callee) {
-            set_msg(st, "corrupt calls row %lld", (long long)c.id);
+            store_set_msg(st, "corrupt calls row %lld", (long long)c.id);
             rc = -EIO;
             goto out;
         }
@@ -859,7 +1091,7 @@ int store_call_list(struct store *st, int limit,
             goto out;
     }
     if (src != SQLITE_DONE)
-        rc = fail(st, op, src);
+        rc = store_fail(st, op, src);
 out:
     sqlite3_finalize(s);
     return rc;
@@ -875,23 +1107,24 @@ int store_presence_rule_set(struct store *st, const char *user, const char *watc
     int rc;
 
     if (!store_user_name_valid(user) || !watcher || !*watcher || strlen(watcher) > 255) {
-        set_msg(st, "invalid user or watcher");
+        store_set_msg(st, "invalid user or watcher");
         return -EINVAL;
     }
     if (rule == STORE_PRESENCE_NONE)
-        rc = prepare(st, op, "DELETE FROM presence_rules WHERE user = ?1 AND watcher = ?2", &s);
+        rc = store_prepare(st, op, "DELETE FROM presence_rules WHERE user = ?1 AND watcher = ?2",
+                           &s);
     else
-        rc = prepare(st, op,
-                     "INSERT INTO presence_rules (user, watcher, rule) VALUES (?1, ?2, ?3) "
-                     "ON CONFLICT (user, watcher) DO UPDATE SET rule = excluded.rule",
-                     &s);
+        rc = store_prepare(st, op,
+                           "INSERT INTO presence_rules (user, watcher, rule) VALUES (?1, ?2, ?3) "
+                           "ON CONFLICT (user, watcher) DO UPDATE SET rule = excluded.rule",
+                           &s);
     if (rc == 0)
         rc = rule == STORE_PRESENCE_NONE
-                 ? bind_texts(st, op, s, 2, user, watcher)
-                 : bind_texts(st, op, s, 3, user, watcher,
-                              rule == STORE_PRESENCE_ALLOW ? "allow" : "block");
+                 ? store_bind_texts(st, op, s, 2, user, watcher)
+                 : store_bind_texts(st, op, s, 3, user, watcher,
+                                    rule == STORE_PRESENCE_ALLOW ? "allow" : "block");
     if (rc == 0)
-        rc = step_done(st, op, s);
+        rc = store_step_done(st, op, s);
     sqlite3_finalize(s);
     return rc;
 }
@@ -902,17 +1135,17 @@ int store_presence_rule_get(struct store *st, const char *user, const char *watc
     static const char op[] = "presence_rule_get";
     sqlite3_stmt *s = NULL;
     *out = STORE_PRESENCE_NONE;
-    int rc =
-        prepare(st, op, "SELECT rule FROM presence_rules WHERE user = ?1 AND watcher = ?2", &s);
+    int rc = store_prepare(st, op,
+                           "SELECT rule FROM presence_rules WHERE user = ?1 AND watcher = ?2", &s);
     if (rc == 0)
-        rc = bind_texts(st, op, s, 2, user, watcher);
+        rc = store_bind_texts(st, op, s, 2, user, watcher);
     if (rc == 0) {
         int src = sqlite3_step(s);
         if (src == SQLITE_ROW) {
             const char *t = (const char *)sqlite3_column_text(s, 0);
             *out = t && strcmp(t, "allow") == 0 ? STORE_PRESENCE_ALLOW : STORE_PRESENCE_BLOCK;
         } else if (src != SQLITE_DONE) {
-            rc = fail(st, op, src);
+            rc = store_fail(st, op, src);
         }
     }
     sqlite3_finalize(s);
@@ -926,16 +1159,16 @@ int store_presence_rule_list(struct store *st, const char *user,
 {
     static const char op[] = "presence_rule_list";
     sqlite3_stmt *s = NULL;
-    int rc = prepare(
+    int rc = store_prepare(
         st, op, "SELECT watcher, rule FROM presence_rules WHERE user = ?1 ORDER BY watcher", &s);
     if (rc == 0)
-        rc = bind_texts(st, op, s, 1, user);
+        rc = store_bind_texts(st, op, s, 1, user);
     while (rc == 0) {
         int src = sqlite3_step(s);
         if (src == SQLITE_DONE)
             break;
         if (src != SQLITE_ROW) {
-            rc = fail(st, op, src);
+            rc = store_fail(st, op, src);
             break;
         }
         const char *w = (const char *)sqlite3_column_text(s, 0);
@@ -968,39 +1201,39 @@ int store_partner_add(struct store *st, const struct store_partner *p)
     sqlite3_stmt *s = NULL;
     struct store_partner existing;
     if (store_partner_get(st, p->domain, &existing) == 0) {
-        set_msg(st, "%s is a partner already", p->domain);
+        store_set_msg(st, "%s is a partner already", p->domain);
         return -EEXIST;
     }
-    int rc = prepare(st, op,
-                     "INSERT INTO partners (domain, server, port, address, added) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5)",
-                     &s);
+    int rc = store_prepare(st, op,
+                           "INSERT INTO partners (domain, server, port, address, added) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5)",
+                           &s);
     if (rc == 0)
-        rc = bind_texts(st, op, s, 2, p->domain, p->server);
+        rc = store_bind_texts(st, op, s, 2, p->domain, p->server);
     if (rc == 0 && (sqlite3_bind_int(s, 3, p->port) != SQLITE_OK ||
                     sqlite3_bind_text(s, 4, p->address, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
                     sqlite3_bind_int64(s, 5, p->added) != SQLITE_OK))
-        rc = fail(st, op, sqlite3_errcode(st->db));
+        rc = store_fail(st, op, sqlite3_errcode(st->db));
     if (rc == 0)
-        rc = step_done(st, op, s);
+        rc = store_step_done(st, op, s);
     sqlite3_finalize(s);
     return rc;
 }
 
 int store_partner_remove(struct store *st, const char *domain)
 {
-    return delete_by_key(st, "partner_remove", "DELETE FROM partners WHERE domain = ?1", domain,
-                         "partner");
+    return store_delete_by_key(st, "partner_remove", "DELETE FROM partners WHERE domain = ?1",
+                               domain, "partner");
 }
 
 int store_partner_get(struct store *st, const char *domain, struct store_partner *out)
 {
     static const char op[] = "partner_get";
     sqlite3_stmt *s = NULL;
-    int rc = prepare(
+    int rc = store_prepare(
         st, op, "SELECT domain, server, port, address, added FROM partners WHERE domain = ?1", &s);
     if (rc == 0)
-        rc = bind_texts(st, op, s, 1, domain);
+        rc = store_bind_texts(st, op, s, 1, domain);
     if (rc == 0) {
         int src = sqlite3_step(s);
         if (src == SQLITE_ROW)
@@ -1008,7 +1241,7 @@ int store_partner_get(struct store *st, const char *domain, struct store_partner
         else if (src == SQLITE_DONE)
             rc = -ENOENT;
         else
-            rc = fail(st, op, src);
+            rc = store_fail(st, op, src);
     }
     sqlite3_finalize(s);
     return rc;
@@ -1019,14 +1252,14 @@ int store_partner_list(struct store *st, int (*fn)(const struct store_partner *p
 {
     static const char op[] = "partner_list";
     sqlite3_stmt *s = NULL;
-    int rc = prepare(
+    int rc = store_prepare(
         st, op, "SELECT domain, server, port, address, added FROM partners ORDER BY domain", &s);
     while (rc == 0) {
         int src = sqlite3_step(s);
         if (src == SQLITE_DONE)
             break;
         if (src != SQLITE_ROW) {
-            rc = fail(st, op, src);
+            rc = store_fail(st, op, src);
             break;
         }
         struct store_partner p;
@@ -1035,388 +1268,4 @@ int store_partner_list(struct store *st, int (*fn)(const struct store_partner *p
     }
     sqlite3_finalize(s);
     return rc;
-}
-
-/* --- numbers and outbound rights ------------------------------------------ */
-
-/* Reads the one row a SELECT by key (?1) finds; -ENOENT when none. */
-static int get_one(struct store *st, const char *op, const char *sql, const char *key,
-                   int (*read)(struct store *st, sqlite3_stmt *s, void *out), void *out)
-{
-    sqlite3_stmt *s = NULL;
-    int rc = prepare(st, op, sql, &s);
-    if (rc == 0)
-        rc = bind_texts(st, op, s, 1, key);
-    if (rc == 0) {
-        int src = sqlite3_step(s);
-        if (src == SQLITE_ROW)
-            rc = read(st, s, out);
-        else if (src == SQLITE_DONE)
-            rc = -ENOENT;
-        else
-            rc = fail(st, op, src);
-    }
-    sqlite3_finalize(s);
-    return rc;
-}
-
-static int user_read(struct store *st, sqlite3_stmt *s, void *out)
-{
-    return user_from_row(st, s, out);
-}
-
-/* Runs an UPDATE of one user (?1) with one text value (?2); -ENOENT when
- * there is no such user. */
-static int user_update(struct store *st, const char *op, const char *sql, const char *name,
-                       const char *value)
-{
-    if (!store_user_name_valid(name)) {
-        set_msg(st, "invalid user name");
-        return -EINVAL;
-    }
-    sqlite3_stmt *s = NULL;
-    int rc = prepare(st, op, sql, &s);
-    if (rc == 0)
-        rc = bind_texts(st, op, s, 2, name, value);
-    if (rc == 0)
-        rc = bind_int64(st, op, s, 3, clock_wall_s(st->clock));
-    if (rc == 0)
-        rc = step_done(st, op, s);
-    if (rc == 0 && sqlite3_changes(st->db) == 0) {
-        set_msg(st, "no user %s", name);
-        rc = -ENOENT;
-    }
-    sqlite3_finalize(s);
-    return rc;
-}
-
-int store_user_set_number(struct store *st, const char *name, const char *number)
-{
-    if (!number || (*number && !dialplan_is_e164(number))) {
-        set_msg(st, "a number is E.164: '+' and up to 15 digits, the first not 0");
-        return -EINVAL;
-    }
-    if (*number) {
-        struct store_user owner;
-        int rc = store_user_by_number(st, number, &owner);
-        if (rc == 0 && strcmp(owner.name, name) != 0) {
-            set_msg(st, "%s is %s's number", number, owner.name);
-            return -EEXIST;
-        }
-        if (rc != 0 && rc != -ENOENT)
-            return rc;
-    }
-    return user_update(st, "user_set_number",
-                       "UPDATE users SET number = nullif(?2, ''), updated = ?3 WHERE name = ?1",
-                       name, number);
-}
-
-int store_user_set_outbound(struct store *st, const char *name, const char *outbound)
-{
-    enum dialplan_outbound o;
-    if (dialplan_outbound_parse(outbound, &o) != 0) {
-        set_msg(st, "outbound rights are none, national or all");
-        return -EINVAL;
-    }
-    return user_update(st, "user_set_outbound",
-                       "UPDATE users SET outbound = ?2, updated = ?3 WHERE name = ?1", name,
-                       outbound);
-}
-
-int store_user_by_number(struct store *st, const char *number, struct store_user *out)
-{
-    return get_one(st, "user_by_number", "SELECT " USER_COLUMNS " FROM users WHERE number = ?1",
-                   number, user_read, out);
-}
-
-/* --- dial plan, routes, trunks --------------------------------------------- */
-
-/* An INSERT whose only expected failure is a duplicate name. */
-static int insert_named(struct store *st, const char *op, sqlite3_stmt *s, const char *what,
-                        const char *name)
-{
-    int src = sqlite3_step(s);
-    if (src == SQLITE_DONE)
-        return 0;
-    if (src == SQLITE_CONSTRAINT_UNIQUE || src == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        set_msg(st, "%s %s exists", what, name);
-        return -EEXIST;
-    }
-    return fail(st, op, src);
-}
-
-/* Walks the rows of a SELECT: `each` reads one and hands it on. */
-static int list_rows(struct store *st, const char *op, const char *sql,
-                     int (*each)(struct store *st, sqlite3_stmt *s, void *walk), void *walk)
-{
-    sqlite3_stmt *s = NULL;
-    int rc = prepare(st, op, sql, &s);
-    while (rc == 0) {
-        int src = sqlite3_step(s);
-        if (src == SQLITE_DONE)
-            break;
-        if (src != SQLITE_ROW) {
-            rc = fail(st, op, src);
-            break;
-        }
-        rc = each(st, s, walk);
-    }
-    sqlite3_finalize(s);
-    return rc;
-}
-
-int store_dialplan_add(struct store *st, const struct store_dialplan_rule *r)
-{
-    static const char op[] = "dialplan_add";
-    char why[300];
-    if (!dialplan_name_valid(r->name)) {
-        set_msg(st, "a rule name is 1 to 64 of a-z 0-9 . _ -");
-        return -EINVAL;
-    }
-    if (dialplan_check_rule(r->pattern, r->translation, why, sizeof(why)) != 0) {
-        set_msg(st, "%s", why);
-        return -EINVAL;
-    }
-    sqlite3_stmt *s = NULL;
-    int rc = prepare(
-        st, op, "INSERT INTO dialplan_rules (name, pattern, translation) VALUES (?1, ?2, ?3)", &s);
-    if (rc == 0)
-        rc = bind_texts(st, op, s, 3, r->name, r->pattern, r->translation);
-    if (rc == 0)
-        rc = insert_named(st, op, s, "rule", r->name);
-    sqlite3_finalize(s);
-    return rc;
-}
-
-int store_dialplan_remove(struct store *st, const char *name)
-{
-    return delete_by_key(st, "dialplan_remove", "DELETE FROM dialplan_rules WHERE name = ?1", name,
-                         "rule");
-}
-
-struct rule_walk {
-    int (*fn)(const struct store_dialplan_rule *rule, void *arg);
-    void *arg;
-};
-
-static int rule_each(struct store *st, sqlite3_stmt *s, void *walk)
-{
-    struct rule_walk *w = walk;
-    struct store_dialplan_rule r;
-    int rc = column_copy(st, s, 0, r.name, sizeof(r.name));
-    if (rc == 0)
-        rc = column_copy(st, s, 1, r.pattern, sizeof(r.pattern));
-    if (rc == 0)
-        rc = column_copy(st, s, 2, r.translation, sizeof(r.translation));
-    return rc ? rc : w->fn(&r, w->arg);
-}
-
-int store_dialplan_list(struct store *st,
-                        int (*fn)(const struct store_dialplan_rule *rule, void *arg), void *arg)
-{
-    struct rule_walk w = {fn, arg};
-    return list_rows(st, "dialplan_list",
-                     "SELECT name, pattern, translation FROM dialplan_rules ORDER BY position",
-                     rule_each, &w);
-}
-
-int store_route_add(struct store *st, const struct store_route *r)
-{
-    static const char op[] = "route_add";
-    char why[300];
-    if (!dialplan_name_valid(r->name)) {
-        set_msg(st, "a route name is 1 to 64 of a-z 0-9 . _ -");
-        return -EINVAL;
-    }
-    if (dialplan_check_pattern(r->pattern, why, sizeof(why)) != 0 ||
-        dialplan_check_trunks(r->trunks, why, sizeof(why)) != 0) {
-        set_msg(st, "%s", why);
-        return -EINVAL;
-    }
-    /* every trunk named exists: a route to nowhere is refused now, not
-     * discovered on the first call */
-    for (const char *p = r->trunks; *p;) {
-        size_t len = strcspn(p, ",");
-        char name[STORE_DIALPLAN_NAME_MAX + 1];
-        snprintf(name, sizeof(name), "%.*s", (int)len, p);
-        struct store_trunk t;
-        int rc = store_trunk_get(st, name, &t);
-        if (rc == -ENOENT) {
-            set_msg(st, "no trunk %s (parleyctl trunk add)", name);
-            return -ENOENT;
-        }
-        if (rc != 0)
-            return rc;
-        p += len + (p[len] == ',');
-    }
-    sqlite3_stmt *s = NULL;
-    int rc = prepare(st, op, "INSERT INTO routes (name, pattern, trunks) VALUES (?1, ?2, ?3)", &s);
-    if (rc == 0)
-        rc = bind_texts(st, op, s, 3, r->name, r->pattern, r->trunks);
-    if (rc == 0)
-        rc = insert_named(st, op, s, "route", r->name);
-    sqlite3_finalize(s);
-    return rc;
-}
-
-int store_route_remove(struct store *st, const char *name)
-{
-    return delete_by_key(st, "route_remove", "DELETE FROM routes WHERE name = ?1", name, "route");
-}
-
-struct route_walk {
-    int (*fn)(const struct store_route *route, void *arg);
-    void *arg;
-};
-
-static int route_each(struct store *st, sqlite3_stmt *s, void *walk)
-{
-    struct route_walk *w = walk;
-    struct store_route r;
-    int rc = column_copy(st, s, 0, r.name, sizeof(r.name));
-    if (rc == 0)
-        rc = column_copy(st, s, 1, r.pattern, sizeof(r.pattern));
-    if (rc == 0)
-        rc = column_copy(st, s, 2, r.trunks, sizeof(r.trunks));
-    return rc ? rc : w->fn(&r, w->arg);
-}
-
-int store_route_list(struct store *st, int (*fn)(const struct store_route *route, void *arg),
-                     void *arg)
-{
-    struct route_walk w = {fn, arg};
-    return list_rows(st, "route_list", "SELECT name, pattern, trunks FROM routes ORDER BY position",
-                     route_each, &w);
-}
-
-int store_trunk_add(struct store *st, const struct store_trunk *t)
-{
-    static const char op[] = "trunk_add";
-    if (!dialplan_name_valid(t->name)) {
-        set_msg(st, "a trunk name is 1 to 64 of a-z 0-9 . _ -");
-        return -EINVAL;
-    }
-    bool tls = strcmp(t->transport, "tls") == 0, tcp = strcmp(t->transport, "tcp") == 0;
-    if (!tls && !tcp) {
-        set_msg(st, "a trunk's transport is tls or tcp");
-        return -EINVAL;
-    }
-    if (strcmp(t->srtp_mode, "required") != 0 && strcmp(t->srtp_mode, "optional") != 0 &&
-        strcmp(t->srtp_mode, "not_supported") != 0) {
-        set_msg(st, "a trunk's srtp_mode is required, optional or not_supported");
-        return -EINVAL;
-    }
-    if (tcp && strcmp(t->srtp_mode, "not_supported") != 0) {
-        set_msg(st, "a TCP trunk's srtp_mode is not_supported: SDES keys never cross an "
-                    "unencrypted hop (use --transport tls for SRTP toward the gateway)");
-        return -EINVAL;
-    }
-    if (!t->gateway[0]) {
-        set_msg(st, "a trunk needs its gateway (HOST:PORT)");
-        return -EINVAL;
-    }
-    sqlite3_stmt *s = NULL;
-    int rc = prepare(st, op,
-                     "INSERT INTO trunks (name, gateway, transport, srtp_mode, address, added) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                     &s);
-    if (rc == 0)
-        rc = bind_texts(st, op, s, 5, t->name, t->gateway, t->transport, t->srtp_mode, t->address);
-    if (rc == 0)
-        rc = bind_int64(st, op, s, 6, clock_wall_s(st->clock));
-    if (rc == 0)
-        rc = insert_named(st, op, s, "trunk", t->name);
-    sqlite3_finalize(s);
-    return rc;
-}
-
-/* Is name one of the trunks of a route's list? */
-static bool trunks_name(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = list; *p;) {
-        size_t len = strcspn(p, ",");
-        if (len == n && strncmp(p, name, n) == 0)
-            return true;
-        p += len + (p[len] == ',');
-    }
-    return false;
-}
-
-struct trunk_user {
-    const char *trunk;
-    char route[STORE_DIALPLAN_NAME_MAX + 1];
-};
-
-static int route_uses_trunk(const struct store_route *r, void *arg)
-{
-    struct trunk_user *u = arg;
-    if (!trunks_name(r->trunks, u->trunk))
-        return 0;
-    snprintf(u->route, sizeof(u->route), "%s", r->name);
-    return 1;
-}
-
-int store_trunk_remove(struct store *st, const char *name)
-{
-    struct trunk_user u = {.trunk = name};
-    int rc = store_route_list(st, route_uses_trunk, &u);
-    if (rc == 1) {
-        set_msg(st, "route %s uses trunk %s (parleyctl route remove %s first)", u.route, name,
-                u.route);
-        return -EBUSY;
-    }
-    if (rc != 0)
-        return rc;
-    return delete_by_key(st, "trunk_remove", "DELETE FROM trunks WHERE name = ?1", name, "trunk");
-}
-
-static int trunk_row(struct store *st, sqlite3_stmt *s, struct store_trunk *t)
-{
-    memset(t, 0, sizeof(*t));
-    int rc = column_copy(st, s, 0, t->name, sizeof(t->name));
-    if (rc == 0)
-        rc = column_copy(st, s, 1, t->gateway, sizeof(t->gateway));
-    if (rc == 0)
-        rc = column_copy(st, s, 2, t->transport, sizeof(t->transport));
-    if (rc == 0)
-        rc = column_copy(st, s, 3, t->srtp_mode, sizeof(t->srtp_mode));
-    if (rc == 0)
-        rc = column_copy(st, s, 4, t->address, sizeof(t->address));
-    t->added = sqlite3_column_int64(s, 5);
-    return rc;
-}
-
-#define TRUNK_COLUMNS "name, gateway, transport, srtp_mode, address, added"
-
-static int trunk_read(struct store *st, sqlite3_stmt *s, void *out)
-{
-    return trunk_row(st, s, out);
-}
-
-int store_trunk_get(struct store *st, const char *name, struct store_trunk *out)
-{
-    return get_one(st, "trunk_get", "SELECT " TRUNK_COLUMNS " FROM trunks WHERE name = ?1", name,
-                   trunk_read, out);
-}
-
-struct trunk_walk {
-    int (*fn)(const struct store_trunk *trunk, void *arg);
-    void *arg;
-};
-
-static int trunk_each(struct store *st, sqlite3_stmt *s, void *walk)
-{
-    struct trunk_walk *w = walk;
-    struct store_trunk t;
-    int rc = trunk_row(st, s, &t);
-    return rc ? rc : w->fn(&t, w->arg);
-}
-
-int store_trunk_list(struct store *st, int (*fn)(const struct store_trunk *trunk, void *arg),
-                     void *arg)
-{
-    struct trunk_walk w = {fn, arg};
-    return list_rows(st, "trunk_list", "SELECT " TRUNK_COLUMNS " FROM trunks ORDER BY name",
-                     trunk_each, &w);
 }

@@ -29,8 +29,8 @@
 struct clock;
 struct store;
 
-#define STORE_SCHEMA_VERSION 5
-#define STORE_SCHEMA_NEXT    6 /* for tests: a version this build does not know */
+#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_NEXT    7 /* for tests: a version this build does not know */
 
 /* store_open() flags. */
 #define STORE_CREATE   0x1 /* create a new store; refuse (-EEXIST) if the file exists */
@@ -70,6 +70,10 @@ void store_set_clock(struct store *st, struct clock *clock);
 #define STORE_NUMBER_MAX    16 /* "+" and 15 digits (E.164) */
 bool store_user_name_valid(const char *name);
 
+#define STORE_DISPLAY_NAME_MAX 128
+#define STORE_EMAIL_MAX        254
+#define STORE_UID_LEN          32 /* lowercase hex: 128 random bits */
+
 /* HA1 values are lowercase hex (32 for MD5, 64 for SHA-256), or "" when
  * that algorithm's HA1 could not be computed (MD5 under FIPS): at least
  * one of the two must be present. The realm is fixed per deployment, so
@@ -82,11 +86,18 @@ struct store_user {
     int64_t updated;                   /* Unix seconds; changed by store_user_set_ha1() */
     char number[STORE_NUMBER_MAX + 1]; /* E.164 line number, "" for none */
     char outbound[16];                 /* "none", "national" or "all" */
+    char display_name[STORE_DISPLAY_NAME_MAX + 1]; /* "" for none */
+    char email[STORE_EMAIL_MAX + 1];               /* "" for none */
+    char uid[STORE_UID_LEN + 1];                   /* set when the user is added, never changed */
 };
 
-/* Returns 0, -EINVAL (bad name or HA1), -EEXIST, or a write failure. */
+/* Returns 0, -EINVAL (bad name or HA1), -EEXIST (a user or a group of that
+ * name exists: the two share one namespace; the message says which), or a
+ * write failure. */
 int store_user_add(struct store *st, const char *name, const char *ha1_md5, const char *ha1_sha256);
-/* Returns 0, -EINVAL, -ENOENT, or a write failure. */
+/* Removes the user with their group memberships and conference allow
+ * entries. Returns 0, -EINVAL, -ENOENT, -EBUSY (the user organizes a
+ * conference: the message names it), or a write failure. */
 int store_user_remove(struct store *st, const char *name);
 /* Replaces both HA1 values (a password change). Returns 0, -EINVAL,
  * -ENOENT, or a write failure. */
@@ -109,6 +120,149 @@ int store_user_set_number(struct store *st, const char *name, const char *number
 int store_user_set_outbound(struct store *st, const char *name, const char *outbound);
 /* The user whose number this is. Returns 0, -ENOENT, or a read failure. */
 int store_user_by_number(struct store *st, const char *number, struct store_user *out);
+
+/* A user's display name and e-mail address; NULL leaves a field as it is,
+ * "" clears it. Display names: UTF-8, no control characters (< 0x20,
+ * 0x7f), at most STORE_DISPLAY_NAME_MAX bytes; e-mail: a plain addr-spec
+ * (one '@' with something on both sides, no spaces, no control
+ * characters, none of <>,;:"\), at most STORE_EMAIL_MAX bytes. Returns
+ * 0, -EINVAL (the message says why), -ENOENT, or a write failure. */
+int store_user_set_profile(struct store *st, const char *name, const char *display_name,
+                           const char *email);
+/* The checks store_user_set_profile() makes ("" passes both). */
+bool store_display_name_valid(const char *display_name);
+bool store_email_valid(const char *email);
+
+/* --- the directory: distribution groups ------------------------------- */
+
+/* A group's name follows the user-name rule, and users and groups share
+ * one namespace (a group is addressed like a user). Its members are users
+ * and other groups; cycles through other groups are allowed, expansion is
+ * cycle-safe. A change to a group's display name or members is recorded
+ * in the address book's change log (below). */
+struct store_group {
+    char name[STORE_USER_NAME_MAX + 1];
+    char display_name[STORE_DISPLAY_NAME_MAX + 1];
+    char uid[STORE_UID_LEN + 1];
+    int64_t created; /* Unix seconds */
+};
+
+/* display_name may be NULL or "". Returns 0, -EINVAL, -EEXIST (a group or
+ * a user of that name exists: the message says which), or a write
+ * failure. */
+int store_group_add(struct store *st, const char *name, const char *display_name);
+/* Removes the group, its memberships (as a group and as a member) and the
+ * conference allow entries that name it. Returns 0, -EINVAL, -ENOENT, or a
+ * write failure. */
+int store_group_remove(struct store *st, const char *name);
+/* Returns 0, -EINVAL, -ENOENT, or a write failure. */
+int store_group_set_name(struct store *st, const char *name, const char *display_name);
+/* Returns 0, -EINVAL, -ENOENT, or a read failure. */
+int store_group_get(struct store *st, const char *name, struct store_group *out);
+/* Every group in name order; the same callback rules as store_user_list(). */
+int store_group_list(struct store *st, int (*fn)(const struct store_group *g, void *arg),
+                     void *arg);
+
+enum store_member_kind {
+    STORE_MEMBER_USER = 1,
+    STORE_MEMBER_GROUP = 2,
+};
+
+/* member names a user or a group. Returns 0, -EINVAL (a bad name, or a
+ * group made a member of itself), -ENOENT (no such group or member),
+ * -EEXIST (a member already), or a write failure. */
+int store_group_member_add(struct store *st, const char *group, const char *member);
+/* Returns 0, -EINVAL, -ENOENT (no such group, or not a member), or a write
+ * failure. */
+int store_group_member_remove(struct store *st, const char *group, const char *member);
+/* Direct members, users and groups, ordered by name. -ENOENT for an
+ * unknown group; otherwise as store_user_list(). */
+int store_group_members(struct store *st, const char *group,
+                        int (*fn)(enum store_member_kind kind, const char *name, void *arg),
+                        void *arg);
+/* Every user reachable from group through nested groups, each once, in
+ * name order. A group nested more than max_depth levels below `group` is
+ * not followed, and then *truncated (which may be NULL) is set true; a
+ * group that is also reachable within the bound is followed there, so a
+ * cycle never truncates. Returns 0, -EINVAL, -ENOENT (unknown group), a
+ * read failure, or fn's non-zero return. */
+int store_group_expand(struct store *st, const char *group, unsigned max_depth,
+                       int (*fn)(const struct store_user *user, void *arg), void *arg,
+                       bool *truncated);
+
+/* --- the directory: conferences (meetings with content) --------------- */
+
+/* A conference's name follows the user-name rule (its own namespace); its
+ * organizer is a user, who cannot be removed while organizing it. */
+struct store_conference {
+    char name[STORE_USER_NAME_MAX + 1];
+    char organizer[STORE_USER_NAME_MAX + 1];
+    char uid[STORE_UID_LEN + 1]; /* names its content: STATE_DIR/content/<uid> */
+    int64_t created;
+};
+
+/* Returns 0, -EINVAL, -ENOENT (the organizer is not a user), -EEXIST (the
+ * name is taken), or a write failure. */
+int store_conference_add(struct store *st, const char *name, const char *organizer);
+/* Removes the conference and its allow entries (not its content: the
+ * caller removes STATE_DIR/content/<uid>). Returns 0, -EINVAL, -ENOENT,
+ * or a write failure. */
+int store_conference_remove(struct store *st, const char *name);
+int store_conference_get(struct store *st, const char *name, struct store_conference *out);
+int store_conference_list(struct store *st, int (*fn)(const struct store_conference *c, void *arg),
+                          void *arg);
+/* member: a user or a group. Returns 0, -EINVAL, -ENOENT (no such
+ * conference or member), -EEXIST (allowed already), or a write failure. */
+int store_conference_allow(struct store *st, const char *conference, const char *member);
+/* Returns 0, -EINVAL, -ENOENT (no such conference, or not allowed), or a
+ * write failure. */
+int store_conference_disallow(struct store *st, const char *conference, const char *member);
+/* Who is allowed, users and groups, ordered by name; -ENOENT for an
+ * unknown conference. */
+int store_conference_allowed(struct store *st, const char *conference,
+                             int (*fn)(enum store_member_kind kind, const char *name, void *arg),
+                             void *arg);
+/* May `user` read the conference's content: its organizer, a user allowed
+ * directly, or a member (through nested groups, max_depth levels below an
+ * allowed group as store_group_expand() bounds them) of an allowed group.
+ * *organizer says whether user is the organizer (who may write). Returns
+ * 0 with both set, -EINVAL (a bad conference or user name), -ENOENT (no
+ * such conference), or a read failure. */
+int store_conference_access(struct store *st, const char *conference, const char *user,
+                            unsigned max_depth, bool *may_read, bool *organizer);
+
+/* --- the directory: the address book's change log --------------------- */
+
+/* SQLite triggers record every change to what an address book shows,
+ * whoever writes (parleyctl or the daemon): a user added, removed, or
+ * with a changed display name, e-mail or number; a group added, removed,
+ * or with a changed display name or members. A change's seq only grows. */
+enum store_card_kind {
+    STORE_CARD_USER = 1,
+    STORE_CARD_GROUP = 2,
+};
+
+struct store_card_change {
+    int64_t seq;
+    enum store_card_kind kind;
+    const char *name;
+    const char *uid;
+    bool removed;
+};
+
+/* The highest change seq (0 when there has been none). */
+int store_card_seq(struct store *st, int64_t *out);
+/* For each uid changed after `since`, its latest change only, in seq
+ * order (strings valid during the callback). Returns 0, -EINVAL (since is
+ * negative or above store_card_seq: a token from another store), a read
+ * failure, or fn's non-zero return. */
+int store_card_changes(struct store *st, int64_t since,
+                       int (*fn)(const struct store_card_change *c, void *arg), void *arg);
+/* Cheap test of whether the store changed since the last call on this
+ * handle: a commit by any other connection (PRAGMA data_version) or a
+ * change through this one. The first call says changed. Lets a reader
+ * keep caches. Returns 0 and sets *changed, or a read failure. */
+int store_data_changed(struct store *st, bool *changed);
 
 /* --- the dial plan: normalisation rules and routes, in order --- */
 

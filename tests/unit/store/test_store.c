@@ -520,6 +520,13 @@ static int collect_call(const struct store_call *call, void *arg)
 }
 
 /* SQL that undoes a migration, for tests that start from an old schema. */
+#define UNDO_6                                                                                     \
+    "DROP TRIGGER users_name_free; DROP TRIGGER users_uid_given; DROP TRIGGER users_uid_fixed;"    \
+    "DROP TRIGGER users_card_added; DROP TRIGGER users_card_changed;"                              \
+    "DROP TRIGGER users_card_removed; DROP TABLE card_changes; DROP TABLE conference_allow;"       \
+    "DROP TABLE conferences; DROP TABLE group_members; DROP TABLE groups;"                         \
+    "DROP INDEX users_by_uid; ALTER TABLE users DROP COLUMN uid;"                                  \
+    "ALTER TABLE users DROP COLUMN email; ALTER TABLE users DROP COLUMN display_name;"
 #define UNDO_5                                                                                     \
     "DROP TABLE trunks; DROP TABLE routes; DROP TABLE dialplan_rules;"                             \
     "DROP INDEX users_by_number; ALTER TABLE users DROP COLUMN number;"                            \
@@ -541,13 +548,13 @@ static void test_migration_from_3_keeps_calls(void **state)
     struct fixture *f = *state;
     assert_int_equal(store_close(create(f)), 0);
     /* the schema as version 3 left it, with one call and one user in it */
-    raw_exec(f,
-             UNDO_5 UNDO_4 "PRAGMA user_version = 3;"
-                           "INSERT INTO users (name, ha1_md5, ha1_sha256, created, updated) VALUES "
-                           "('alice', '" MD5_A "', '" SHA_A "', 1, 1);"
-                           "INSERT INTO calls (call_id, caller, callee, started, media) VALUES "
-                           "('old@x', 'alice@example.test', 'bob@example.test', 1700000000, "
-                           "'audio SRTP AES_CM_128_HMAC_SHA1_80')");
+    raw_exec(f, UNDO_6 UNDO_5 UNDO_4
+             "PRAGMA user_version = 3;"
+             "INSERT INTO users (name, ha1_md5, ha1_sha256, created, updated) VALUES "
+             "('alice', '" MD5_A "', '" SHA_A "', 1, 1);"
+             "INSERT INTO calls (call_id, caller, callee, started, media) VALUES "
+             "('old@x', 'alice@example.test', 'bob@example.test', 1700000000, "
+             "'audio SRTP AES_CM_128_HMAC_SHA1_80')");
     struct store *st = reopen(f, 0);
     struct store_call c = {.call_id = "new@x",
                            .caller = "alice@example.test",
@@ -567,6 +574,102 @@ static void test_migration_from_3_keeps_calls(void **state)
     assert_int_equal(store_close(st), 0);
     sqlite3 *db = raw_open(f);
     assert_int_equal(raw_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    sqlite3_close(db);
+}
+
+struct seeded {
+    int n;
+    char names[4][STORE_USER_NAME_MAX + 1];
+    char uids[4][STORE_UID_LEN + 1];
+};
+
+static int note_seeded(const struct store_card_change *c, void *arg)
+{
+    struct seeded *s = arg;
+    assert_int_equal(c->kind, STORE_CARD_USER);
+    assert_false(c->removed);
+    if (s->n < 4) {
+        snprintf(s->names[s->n], sizeof(s->names[0]), "%s", c->name);
+        snprintf(s->uids[s->n], sizeof(s->uids[0]), "%s", c->uid);
+    }
+    s->n++;
+    return 0;
+}
+
+static bool uid_form(const char *uid)
+{
+    if (strlen(uid) != STORE_UID_LEN)
+        return false;
+    for (const char *p = uid; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+/* A store of schema 5 (before the directory) is migrated: its users keep
+ * what they had, each gains a uid of its own (32 lowercase hex), no
+ * profile, and a seeded change so that a first address-book sync sees
+ * them; users added afterwards get a uid too. */
+static void test_migration_from_5_fills_uids(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(store_close(create(f)), 0);
+    raw_exec(f, UNDO_6 "PRAGMA user_version = 5;"
+                       "INSERT INTO users (name, ha1_md5, ha1_sha256, created, updated, number, "
+                       "outbound) VALUES "
+                       "('alice', '" MD5_A "', '" SHA_A "', 1, 2, '+14255550101', 'national'),"
+                       "('bob', '" MD5_B "', '', 3, 4, NULL, 'none'),"
+                       "('carol', '', '" SHA_B "', 5, 6, NULL, 'all');"
+                       "INSERT INTO trunks (name, gateway, transport, srtp_mode, address, added) "
+                       "VALUES ('gw1', '192.0.2.1:5060', 'tcp', 'not_supported', '192.0.2.1', 7)");
+    struct store *st = reopen(f, 0);
+    struct store_user a, b, c;
+    assert_int_equal(store_user_get(st, "alice", &a), 0);
+    assert_int_equal(store_user_get(st, "bob", &b), 0);
+    assert_int_equal(store_user_get(st, "carol", &c), 0);
+    assert_string_equal(a.ha1_md5, MD5_A);
+    assert_string_equal(a.ha1_sha256, SHA_A);
+    assert_int_equal(a.created, 1);
+    assert_int_equal(a.updated, 2);
+    assert_string_equal(a.number, "+14255550101");
+    assert_string_equal(a.outbound, "national");
+    assert_string_equal(b.ha1_sha256, "");
+    assert_string_equal(c.ha1_md5, "");
+    assert_string_equal(c.outbound, "all");
+    assert_string_equal(a.display_name, "");
+    assert_string_equal(a.email, "");
+    assert_true(uid_form(a.uid) && uid_form(b.uid) && uid_form(c.uid));
+    assert_string_not_equal(a.uid, b.uid);
+    assert_string_not_equal(a.uid, c.uid);
+    assert_string_not_equal(b.uid, c.uid);
+    struct store_trunk t;
+    assert_int_equal(store_trunk_get(st, "gw1", &t), 0);
+    assert_string_equal(t.address, "192.0.2.1");
+
+    /* the change log is seeded: one change per user, in name order */
+    int64_t seq = 0;
+    assert_int_equal(store_card_seq(st, &seq), 0);
+    assert_int_equal(seq, 3);
+    struct seeded s = {0};
+    assert_int_equal(store_card_changes(st, 0, note_seeded, &s), 0);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.names[0], "alice");
+    assert_string_equal(s.uids[0], a.uid);
+    assert_string_equal(s.names[2], "carol");
+    assert_string_equal(s.uids[2], c.uid);
+
+    /* the schema is 6's in full: a new user gets a uid, and is logged */
+    struct store_user d;
+    assert_int_equal(store_user_add(st, "dave", MD5_A, SHA_A), 0);
+    assert_int_equal(store_user_get(st, "dave", &d), 0);
+    assert_true(uid_form(d.uid));
+    assert_int_equal(store_card_seq(st, &seq), 0);
+    assert_int_equal(seq, 4);
+    assert_int_equal(store_group_add(st, "staff", "Staff"), 0);
+    assert_int_equal(store_close(st), 0);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    assert_int_equal(raw_int(db, "SELECT count(DISTINCT uid) FROM users"), 4);
     sqlite3_close(db);
 }
 
@@ -809,6 +912,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_3_keeps_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_5_fills_uids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dialplan_routes_trunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
