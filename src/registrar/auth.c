@@ -443,19 +443,18 @@ static uint32_t parse_nc(struct strview nc)
 
 /* The credentials meant for us: the first Digest header for our realm
  * with an algorithm we allow. */
-static enum auth_result select_credentials(const struct auth *a, const struct sip_msg *req,
-                                           bool proxy, struct digest_credentials *cr,
-                                           enum digest_alg *alg, const char **why)
+static enum auth_result select_credentials(const struct auth *a, const struct auth_request *req,
+                                           struct digest_credentials *cr, enum digest_alg *alg,
+                                           const char **why)
 {
-    enum sip_hdr_id id = proxy ? SIP_HDR_PROXY_AUTHORIZATION : SIP_HDR_AUTHORIZATION;
     bool malformed = false, ours_refused = false;
 
-    for (struct sip_hdr *h = sip_msg_hdr_first(req, id); h; h = sip_msg_hdr_next(h, id)) {
+    for (size_t i = 0; i < req->ncreds; i++) {
         struct digest_credentials c;
-        if (digest_credentials_parse(h->value, &c) < 0) {
+        if (digest_credentials_parse(req->creds[i], &c) < 0) {
             /* Other schemes may be meant for someone else; a broken
              * Digest header could have been ours. */
-            if (is_digest_scheme(h->value))
+            if (is_digest_scheme(req->creds[i]))
                 malformed = true;
             continue;
         }
@@ -480,8 +479,30 @@ static enum auth_result select_credentials(const struct auth *a, const struct si
     return AUTH_CHALLENGE;
 }
 
+/* What of a SIP request digest authentication looks at. */
+static void auth_request_from_sip(const struct sip_msg *msg, bool proxy, struct auth_request *out)
+{
+    enum sip_hdr_id id = proxy ? SIP_HDR_PROXY_AUTHORIZATION : SIP_HDR_AUTHORIZATION;
+    memset(out, 0, sizeof(*out));
+    out->method = msg->method_name;
+    out->uri = msg->request_uri;
+    for (struct sip_hdr *h = sip_msg_hdr_first(msg, id); h && out->ncreds < AUTH_MAX_CREDENTIALS;
+         h = sip_msg_hdr_next(h, id))
+        out->creds[out->ncreds++] = h->value;
+}
+
 int auth_claimed_user(const struct auth *a, const struct sip_msg *req, bool proxy, char *user,
                       size_t user_cap)
+{
+    if (!req)
+        return -ENOENT;
+    struct auth_request ar;
+    auth_request_from_sip(req, proxy, &ar);
+    return auth_claimed_user_request(a, &ar, user, user_cap);
+}
+
+int auth_claimed_user_request(const struct auth *a, const struct auth_request *req, char *user,
+                              size_t user_cap)
 {
     struct digest_credentials cr;
     enum digest_alg alg;
@@ -490,7 +511,7 @@ int auth_claimed_user(const struct auth *a, const struct sip_msg *req, bool prox
     if (!a || !req || !user || user_cap == 0)
         return -ENOENT;
     user[0] = '\0';
-    if (select_credentials(a, req, proxy, &cr, &alg, &why) != AUTH_OK ||
+    if (select_credentials(a, req, &cr, &alg, &why) != AUTH_OK ||
         digest_unescape(cr.username, user, user_cap) < 0 || !username_plausible(user, user_cap)) {
         user[0] = '\0';
         return -ENOENT;
@@ -514,7 +535,7 @@ struct check_bufs {
 
 /* Everything but recording nc; on AUTH_OK, id / issued_ms / nc_out say
  * what to record and b->user who it is. */
-static enum auth_result check(struct auth *a, const struct sip_msg *req, bool proxy,
+static enum auth_result check(struct auth *a, const struct auth_request *req,
                               auth_lookup_fn lookup, void *lookup_arg, size_t user_cap,
                               struct check_bufs *b, unsigned char id[NONCE_ID_LEN],
                               uint64_t *issued_ms, uint32_t *nc_out, const char **why)
@@ -525,7 +546,7 @@ static enum auth_result check(struct auth *a, const struct sip_msg *req, bool pr
     uint64_t now = clock_now_ms(a->clock);
     int rc;
 
-    res = select_credentials(a, req, proxy, &cr, &alg, why);
+    res = select_credentials(a, req, &cr, &alg, why);
     if (res != AUTH_OK)
         return res;
 
@@ -543,7 +564,7 @@ static enum auth_result check(struct auth *a, const struct sip_msg *req, bool pr
         return AUTH_BAD_REQUEST;
     }
     if (digest_unescape(cr.uri, b->uri, sizeof(b->uri)) < 0 ||
-        !strview_eq(req->request_uri, b->uri)) {
+        !strview_eq(req->uri, b->uri)) {
         *why = WHY_URI;
         return AUTH_BAD_REQUEST;
     }
@@ -596,7 +617,7 @@ static enum auth_result check(struct auth *a, const struct sip_msg *req, bool pr
         b->ha1[digest_alg_hex_len(alg)] = '\0';
     }
     rc = digest_response(alg, b->ha1, strview_cstr(b->nonce), cr.nc, strview_cstr(b->cnonce),
-                         cr.qop, req->method_name, strview_cstr(b->uri), b->expected);
+                         cr.qop, req->method, strview_cstr(b->uri), b->expected);
     if (rc == -ENOTSUP) {
         *why = WHY_UNAVAILABLE;
         return AUTH_FORBIDDEN;
@@ -622,6 +643,22 @@ enum auth_result auth_check(struct auth *a, const struct sip_msg *req, bool prox
                             auth_lookup_fn lookup, void *lookup_arg, char *user, size_t user_cap,
                             const char **why)
 {
+    if (!req || !req->is_request) {
+        if (user && user_cap)
+            user[0] = '\0';
+        if (why)
+            *why = WHY_INTERNAL;
+        return AUTH_FORBIDDEN;
+    }
+    struct auth_request ar;
+    auth_request_from_sip(req, proxy, &ar);
+    return auth_check_request(a, &ar, lookup, lookup_arg, user, user_cap, why);
+}
+
+enum auth_result auth_check_request(struct auth *a, const struct auth_request *req,
+                                    auth_lookup_fn lookup, void *lookup_arg, char *user,
+                                    size_t user_cap, const char **why)
+{
     struct check_bufs b;
     unsigned char id[NONCE_ID_LEN];
     uint64_t issued_ms = 0;
@@ -632,12 +669,12 @@ enum auth_result auth_check(struct auth *a, const struct sip_msg *req, bool prox
     if (user && user_cap)
         user[0] = '\0';
     memset(&b, 0, sizeof(b));
-    if (!a || !req || !req->is_request || !lookup || !user || user_cap == 0) {
+    if (!a || !req || !lookup || !user || user_cap == 0) {
         res = AUTH_FORBIDDEN;
         reason = WHY_INTERNAL;
         goto out;
     }
-    res = check(a, req, proxy, lookup, lookup_arg, user_cap, &b, id, &issued_ms, &nc, &reason);
+    res = check(a, req, lookup, lookup_arg, user_cap, &b, id, &issued_ms, &nc, &reason);
     if (res != AUTH_OK)
         goto out;
     if (table_record(a, id, issued_ms, nc, clock_now_ms(a->clock)) < 0) {

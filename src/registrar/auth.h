@@ -139,6 +139,24 @@ enum auth_result auth_check(struct auth *a, const struct sip_msg *req, bool prox
                             auth_lookup_fn lookup, void *lookup_arg, char *user, size_t user_cap,
                             const char **why);
 
+/* The parts of a request that digest authentication looks at, whatever
+ * the protocol: SIP (auth_check fills it from the message) or HTTP (the
+ * web services, RFC 7616). Views borrow the caller's memory. */
+#define AUTH_MAX_CREDENTIALS 8
+struct auth_request {
+    struct strview method; /* "REGISTER", "POST" */
+    struct strview uri;    /* Request-URI (SIP) or request-target (HTTP): the digest-uri */
+    struct strview creds[AUTH_MAX_CREDENTIALS]; /* the Authorization header values */
+    size_t ncreds;
+};
+/* auth_check for any protocol; the same rules and results. */
+enum auth_result auth_check_request(struct auth *a, const struct auth_request *req,
+                                    auth_lookup_fn lookup, void *lookup_arg, char *user,
+                                    size_t user_cap, const char **why);
+/* auth_claimed_user for any protocol. */
+int auth_claimed_user_request(const struct auth *a, const struct auth_request *req, char *user,
+                              size_t user_cap);
+
 /* The user name the request's credentials for our realm claim (unescaped,
  * plausible), whether or not they would verify: 0 with user set, or
  * -ENOENT when there are none (or none usable). Cheap: no lookup, no hash.

@@ -120,13 +120,14 @@ int websvc_start(struct runtime *rt, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory during start-up");
         return -ENOMEM;
     }
-    rt->http_transport.core = rt->http_mbox;
+    http_transport_init(&rt->http_transport, rt->http_mbox);
     websvc_apply_transport(rt);
     if (rt->cfg->https.listen.n == 0)
         return 0;
     struct web_env env = {
         .store = rt->store,
         .throttle = rt->throttle,
+        .auth = rt->auth,
         .clock = timer_heap_clock(rt->timers),
         .state_dir = rt->cfg->state_dir,
         .libctx = NULL,

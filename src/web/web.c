@@ -3,6 +3,7 @@
  * log, and the two small services: group expansion and relay credentials.
  */
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -34,6 +34,7 @@
 struct clock;
 struct store;
 struct throttle;
+struct auth;
 
 /* What the daemon's configuration says (https.*, and what the services
  * borrow from other sections). Strings are copied. */
@@ -62,6 +63,7 @@ struct web_relay_grant {
 struct web_env {
     struct store *store;       /* the core thread's handle */
     struct throttle *throttle; /* failed logins, shared with SIP digest */
+    struct auth *auth;         /* SIP's digest checker: nonces, nc replay, algorithms */
     struct clock *clock;
     const char *state_dir;
     OSSL_LIB_CTX *libctx; /* NULL: the default context */

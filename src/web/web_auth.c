@@ -1,6 +1,7 @@
 /*
  * web_auth — who is asking: HTTP Basic with a Parley user's password
- * (what CardDAV clients send), or a web ticket (Bearer); and the endpoint
+ * (what CardDAV clients send), HTTP Digest (RFC 7616, checked by the
+ * same code as SIP's), or a web ticket (Bearer); and the endpoint
  * that turns the first into the second.
  *
  * Passwords are checked against the same HA1 digests SIP uses, and every
@@ -17,10 +18,12 @@
 #include <strings.h>
 
 #include "core/clock.h"
+#include "core/hmap.h"
 #include "core/log.h"
 #include "crypto/digest.h"
 #include "crypto/encoding.h"
 #include "http/response.h"
+#include "registrar/auth.h"
 #include "registrar/throttle.h"
 #include "web/web_priv.h"
 
@@ -41,9 +44,14 @@ static const char *auth_header(const struct web_req *r, const char *scheme, size
 
 /* 401 with a challenge for each scheme allowed; error describes a refused
  * token (RFC 6750 §3). */
-static void auth_challenge(struct web_req *r, unsigned schemes, const char *token_error)
+static void challenge_reply(struct web_req *r, unsigned schemes, const char *token_error,
+                            bool stale)
 {
     web_reply_begin(r, 401);
+    /* Digest first: a client takes the first scheme it supports */
+    if ((schemes & WEB_AUTH_DIGEST) && r->w->env.auth &&
+        auth_challenge(r->w->env.auth, false, stale, r->out) != 0)
+        log_error("http.challenge_failed", "path", r->http->path);
     if (schemes & WEB_AUTH_BASIC)
         http_response_headerf(r->out, "WWW-Authenticate", "Basic realm=\"%s\", charset=\"UTF-8\"",
                               r->w->realm);
@@ -129,7 +137,7 @@ static int auth_basic(struct web_req *r, unsigned schemes)
     if (!store_user_name_valid(user)) {
         w->logins_failed++;
         auth_log_failure(r, "", "bad user name");
-        auth_challenge(r, schemes, NULL);
+        challenge_reply(r, schemes, NULL, false);
         goto out;
     }
     enum throttle_scope scope;
@@ -146,7 +154,7 @@ static int auth_basic(struct web_req *r, unsigned schemes)
         throttle_failed(w->env.throttle, user, &r->peer->addr);
         w->logins_failed++;
         auth_log_failure(r, user, "wrong user name or password");
-        auth_challenge(r, schemes, NULL);
+        challenge_reply(r, schemes, NULL, false);
         goto out;
     }
     throttle_succeeded(w->env.throttle, user, &r->peer->addr);
@@ -155,6 +163,77 @@ static int auth_basic(struct web_req *r, unsigned schemes)
 out:
     OPENSSL_cleanse(dec, sizeof(dec));
     return result;
+}
+
+/* The user's HA1 for Digest, from the store (registrar/auth asks). */
+static int digest_lookup(void *arg, const char *user, enum digest_alg alg, char ha1[DIGEST_HEX_BUF])
+{
+    struct web *w = arg;
+    struct store_user u;
+    int rc = store_user_get(w->env.store, user, &u);
+    if (rc == 0) {
+        const char *h = alg == DIGEST_ALG_SHA256 ? u.ha1_sha256 : u.ha1_md5;
+        rc = h[0] ? 0 : -ENOENT;
+        snprintf(ha1, DIGEST_HEX_BUF, "%s", h);
+    }
+    OPENSSL_cleanse(&u, sizeof(u));
+    return rc == -EINVAL ? -ENOENT : rc;
+}
+
+/* 0: r->user is set; 1: no Digest credentials; -EACCES: answered.
+ * registrar/auth checks them exactly as it checks SIP's (nonces, nc
+ * replay, realm, algorithms), with the request-target as digest-uri. */
+static int auth_digest(struct web_req *r, unsigned schemes)
+{
+    struct web *w = r->w;
+    size_t len;
+    const char *v = auth_header(r, "Digest", &len);
+    if (!v || !w->env.auth)
+        return 1;
+    struct auth_request ar = {
+        .method = strview_cstr(r->http->method_name),
+        .uri = strview_cstr(r->http->target),
+        .creds = {strview_cstr(http_request_header(r->http, "Authorization"))},
+        .ncreds = 1,
+    };
+    char user[STORE_USER_NAME_MAX + 1] = "";
+    if (auth_claimed_user_request(w->env.auth, &ar, user, sizeof(user)) == 0) {
+        enum throttle_scope scope;
+        uint64_t wait_ms = throttle_check(w->env.throttle, user, &r->peer->addr, &scope);
+        if (wait_ms) {
+            web_reply_begin(r, 429);
+            http_response_headerf(r->out, "Retry-After", "%llu",
+                                  (unsigned long long)((wait_ms + 999) / 1000));
+            static const char text[] = "too many failed logins: try again later\n";
+            web_reply_end(r, "text/plain; charset=utf-8", text, sizeof(text) - 1);
+            return -EACCES;
+        }
+    }
+    const char *why = NULL;
+    enum auth_result res =
+        auth_check_request(w->env.auth, &ar, digest_lookup, w, r->user, sizeof(r->user), &why);
+    switch (res) {
+    case AUTH_OK:
+        throttle_succeeded(w->env.throttle, r->user, &r->peer->addr);
+        return 0;
+    case AUTH_STALE:
+        r->user[0] = '\0';
+        challenge_reply(r, schemes, NULL, true);
+        return -EACCES;
+    case AUTH_BAD_REQUEST:
+        r->user[0] = '\0';
+        web_reply_text(r, 400, why ? why : "malformed Digest credentials");
+        return -EACCES;
+    default:
+        r->user[0] = '\0';
+        if (auth_why_is_wrong_password(why) && store_user_name_valid(user)) {
+            throttle_failed(w->env.throttle, user, &r->peer->addr);
+            w->logins_failed++;
+        }
+        auth_log_failure(r, user, why ? why : "refused");
+        challenge_reply(r, schemes, NULL, false);
+        return -EACCES;
+    }
 }
 
 /* 0: r->user is set; 1: no Bearer token; -EACCES: answered. */
@@ -181,7 +260,7 @@ static int auth_bearer(struct web_req *r, unsigned schemes)
         r->user[0] = '\0';
         w->tokens_refused++;
         auth_log_failure(r, "", why);
-        auth_challenge(r, schemes, why);
+        challenge_reply(r, schemes, why, false);
         return -EACCES;
     }
     ticket_cache_insert(w->tickets, token, len, r->user, exp);
@@ -195,8 +274,10 @@ int web_auth_request(struct web_req *r, unsigned schemes)
         rc = auth_bearer(r, schemes);
     if (rc == 1 && (schemes & WEB_AUTH_BASIC))
         rc = auth_basic(r, schemes);
+    if (rc == 1 && (schemes & WEB_AUTH_DIGEST))
+        rc = auth_digest(r, schemes);
     if (rc == 1) {
-        auth_challenge(r, schemes, NULL);
+        challenge_reply(r, schemes, NULL, false);
         return -EACCES;
     }
     return rc;
@@ -205,7 +286,7 @@ int web_auth_request(struct web_req *r, unsigned schemes)
 void web_auth_ticket(struct web_req *r)
 {
     struct web *w = r->w;
-    if (web_auth_request(r, WEB_AUTH_BASIC) != 0)
+    if (web_auth_request(r, WEB_AUTH_BASIC | WEB_AUTH_DIGEST) != 0)
         return;
     int64_t now = clock_wall_s(w->env.clock);
     char ticket[2048];

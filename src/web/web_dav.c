@@ -577,7 +577,7 @@ static int prop_filter_match(const struct dav_ctx *d, const struct web_card *c,
     if (!name)
         return -1;
     bool allof = test && strview_eq(test->value, "allof");
-    const char *vals[4];
+    const char *vals[4] = {NULL, NULL, NULL, NULL};
     char sip[400];
     size_t nv = card_values(d, c, name->value, vals, sip, sizeof(sip));
     const struct xml_node *child = pf->first_child;
@@ -778,12 +778,8 @@ static bool etag_matches(const char *header, const char *etag)
         return false;
     if (strcmp(header, "*") == 0)
         return true;
-    size_t el = strlen(etag);
-    for (const char *p = header; (p = strstr(p, etag)) != NULL; p += el) {
-        /* a whole list element, weak or strong */
-        return true;
-    }
-    return false;
+    /* etags are quoted hex: one found in the list is that element */
+    return strstr(header, etag) != NULL;
 }
 
 static void dav_get(struct dav_ctx *d, const char *path)
@@ -839,7 +835,7 @@ void web_dav_handle(struct web_req *r, const char *path)
         web_reply_end(r, NULL, NULL, 0);
         return;
     }
-    if (web_auth_request(r, WEB_AUTH_BASIC | WEB_AUTH_BEARER) != 0)
+    if (web_auth_request(r, WEB_AUTH_BASIC | WEB_AUTH_DIGEST | WEB_AUTH_BEARER) != 0)
         return;
     struct dav_ctx d = {.r = r, .book = web_book_get(r->w), .body = STRBUF_INIT};
     if (!d.book) {

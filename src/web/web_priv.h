@@ -83,6 +83,7 @@ void web_reply_end_maybe_gzip(struct web_req *r, const char *content_type, const
 /* web_auth.c */
 #define WEB_AUTH_BASIC  0x1
 #define WEB_AUTH_BEARER 0x2
+#define WEB_AUTH_DIGEST 0x4
 /* Authenticates r with one of the allowed schemes: 0 with r->user set, or
  * -EACCES after answering (401 with the challenges, 429 when throttled). */
 int web_auth_request(struct web_req *r, unsigned schemes);
