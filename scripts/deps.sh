@@ -7,7 +7,8 @@
 set -eu
 
 BUILD_PKGS="gcc make meson ninja-build pkg-config libevent-dev libssl-dev openssl
-libsqlite3-dev libc-ares-dev libjansson-dev libinih-dev libpcre2-dev python3"
+libsqlite3-dev libc-ares-dev libjansson-dev libinih-dev libpcre2-dev libhttp-parser-dev
+zlib1g-dev python3"
 CHECK_PKGS="libcmocka-dev clang clang-format libclang-rt-14-dev baresip-core sip-tester coturn
 libsrtp2-dev python3-pylibsrtp
 dnsmasq-base procps iproute2 linphone-cli util-linux"

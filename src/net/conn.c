@@ -97,6 +97,11 @@ const struct conn_info *conn_info(const struct conn *c)
     return &c->info;
 }
 
+struct event_base *conn_event_base(const struct conn *c)
+{
+    return c->h->base;
+}
+
 void conn_set_data(struct conn *c, void *data)
 {
     c->data = data;

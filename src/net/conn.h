@@ -142,6 +142,9 @@ size_t conn_read_limit(const struct conn *c);
 /* Stops reading for ms milliseconds, then reads again (and hands over
  * what is buffered): a protocol whose consumer is behind slows its peer. */
 void conn_defer_read(struct conn *c, unsigned ms);
+/* The event base the connection lives on (its host's): a protocol arms
+ * timers of its own there (http/transport's request deadline). */
+struct event_base *conn_event_base(const struct conn *c);
 /* Protocol state attached to the connection. */
 void conn_set_data(struct conn *c, void *data);
 void *conn_get_data(const struct conn *c);
