@@ -559,15 +559,10 @@ const char *ticket_result_name(enum ticket_result r)
     return "?";
 }
 
-/* Strict base64url of a JSON object (duplicate members refused). */
-static json_t *decode_object(const char *p, size_t n)
+/* A JSON object from its bytes (duplicate members refused). */
+static json_t *parse_object(const unsigned char *buf, size_t len)
 {
-    unsigned char buf[BASE64_DECODED_MAX(TICKET_MAX_LEN)];
-    size_t len = 0;
     json_error_t jerr;
-
-    if (n == 0 || base64_decode(BASE64_URL, strview_make(p, n), buf, sizeof(buf), &len) != 0)
-        return NULL;
     json_t *v = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (v && !json_is_object(v)) {
         json_decref(v);
@@ -603,12 +598,13 @@ static const struct ticket_key *find_key(const struct ticket_keys *k, const char
     return NULL;
 }
 
-static enum ticket_result check_header(const struct ticket_keys *k, const char *p, size_t n,
-                                       int64_t now, int64_t grace_s, const struct ticket_key **key)
+static enum ticket_result check_header(const struct ticket_keys *k, const unsigned char *p,
+                                       size_t n, int64_t now, int64_t grace_s,
+                                       const struct ticket_key **key)
 {
     static const char *const names[] = {"alg", "kid", "typ"}; /* typ optional */
     enum ticket_result r = TICKET_MALFORMED;
-    json_t *h = decode_object(p, n);
+    json_t *h = parse_object(p, n);
 
     if (!h || !members_exactly(h, names, 3, 1))
         goto out;
@@ -627,12 +623,12 @@ out:
     return r;
 }
 
-static enum ticket_result check_claims(const char *p, size_t n, const char *domain, int64_t now,
-                                       char user[65], int64_t *exp_out)
+static enum ticket_result check_claims(const unsigned char *p, size_t n, const char *domain,
+                                       int64_t now, char user[65], int64_t *exp_out)
 {
     static const char *const names[] = {"iss", "sub", "dom", "iat", "exp", "jti"};
     enum ticket_result r = TICKET_MALFORMED;
-    json_t *c = decode_object(p, n);
+    json_t *c = parse_object(p, n);
 
     if (!c || !members_exactly(c, names, 6, 0))
         goto out;
@@ -665,12 +661,20 @@ out:
     return r;
 }
 
+/* Strict base64url of one part into out. */
+static bool decode_part(const char *p, size_t n, unsigned char *out, size_t cap, size_t *len)
+{
+    return n > 0 && base64_decode(BASE64_URL, strview_make(p, n), out, cap, len) == 0;
+}
+
 enum ticket_result ticket_verify(const struct ticket_keys *k, const char *token, size_t len,
                                  const char *domain, int64_t now, int64_t grace_s, char user[65],
                                  int64_t *exp)
 {
+    /* Each part decodes to at most 3/4 of the token. */
+    unsigned char hdr[BASE64_DECODED_MAX(TICKET_MAX_LEN)], body[BASE64_DECODED_MAX(TICKET_MAX_LEN)];
     unsigned char sig[BASE64_DECODED_MAX(TICKET_MAX_LEN)];
-    size_t siglen = 0;
+    size_t hn = 0, bn = 0, sn = 0;
     const struct ticket_key *key = NULL;
 
     if (user)
@@ -682,17 +686,18 @@ enum ticket_result ticket_verify(const struct ticket_keys *k, const char *token,
     const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
     if (!d1 || !d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token)))
         return TICKET_MALFORMED;
-    size_t hlen = (size_t)(d1 - token), plen = (size_t)(d2 - d1 - 1);
-    size_t slen = len - (size_t)(d2 + 1 - token);
-    if (hlen == 0 || plen == 0 || slen == 0 ||
-        base64_decode(BASE64_URL, strview_make(d2 + 1, slen), sig, sizeof(sig), &siglen) != 0)
+    /* All three parts decode strictly before anything else is looked at;
+     * the claims are parsed only once the signature holds. */
+    if (!decode_part(token, (size_t)(d1 - token), hdr, sizeof(hdr), &hn) ||
+        !decode_part(d1 + 1, (size_t)(d2 - d1 - 1), body, sizeof(body), &bn) ||
+        !decode_part(d2 + 1, len - (size_t)(d2 + 1 - token), sig, sizeof(sig), &sn))
         return TICKET_MALFORMED;
-    enum ticket_result r = check_header(k, token, hlen, now, grace_s, &key);
+    enum ticket_result r = check_header(k, hdr, hn, now, grace_s, &key);
     if (r != TICKET_OK)
         return r;
-    if (sign_es256_verify(key->key, token, (size_t)(d2 - token), sig, siglen) != 0)
+    if (sign_es256_verify(key->key, token, (size_t)(d2 - token), sig, sn) != 0)
         return TICKET_BAD_SIGNATURE;
-    r = check_claims(d1 + 1, plen, domain, now, user, exp);
+    r = check_claims(body, bn, domain, now, user, exp);
     if (r != TICKET_OK)
         user[0] = '\0';
     return r;
