@@ -77,7 +77,8 @@ static void auth_log_failure(struct web_req *r, const char *user, const char *re
     netaddr_source_key(&r->peer->addr, src);
     uint64_t suppressed = 0;
     if (!log_limit_allow(r->w->auth_log, clock_now_ms(r->w->env.clock),
-                         hash_bytes(src, sizeof(src)), &suppressed))
+                         hash_bytes(src, sizeof(src)) ^ (hash_bytes(reason, strlen(reason)) * 31),
+                         &suppressed))
         return;
     char p[NETADDR_STRLEN];
     log_warn("http.auth_failed", "peer", netaddr_format(&r->peer->addr, p), "user", user, "path",
