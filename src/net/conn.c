@@ -112,6 +112,11 @@ void *conn_get_data(const struct conn *c)
     return c->data;
 }
 
+const struct conn_protocol *conn_get_protocol(const struct conn *c)
+{
+    return c->proto;
+}
+
 static void host_reap_soon(struct conn_host *h)
 {
     event_active(h->reap_ev, EV_TIMEOUT, 0);

@@ -148,5 +148,7 @@ struct event_base *conn_event_base(const struct conn *c);
 /* Protocol state attached to the connection. */
 void conn_set_data(struct conn *c, void *data);
 void *conn_get_data(const struct conn *c);
+/* The protocol the connection was made with. */
+const struct conn_protocol *conn_get_protocol(const struct conn *c);
 
 #endif

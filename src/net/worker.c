@@ -84,11 +84,13 @@ static void worker_stop(struct worker *w, unsigned grace_ms)
     worker_on_reaped(w);
 }
 
-/* A new read limit for every connection that has one (reload). */
+/* A new read limit for every connection of a protocol that has one
+ * (reload). */
 static void worker_read_limit_one(struct conn *c, void *arg)
 {
-    if (conn_read_limit(c))
-        conn_set_read_limit(c, *(size_t *)arg);
+    const struct wmsg *m = arg;
+    if (conn_read_limit(c) && conn_get_protocol(c) == m->params.proto)
+        conn_set_read_limit(c, m->len);
 }
 
 static void worker_on_msg(struct mbox_msg *msg, void *arg)
@@ -122,7 +124,7 @@ static void worker_on_msg(struct mbox_msg *msg, void *arg)
             conn_set_idle_timeout(c, m->seconds);
         break;
     case WMSG_READ_LIMIT:
-        conn_host_foreach(w->conns, worker_read_limit_one, &m->len);
+        conn_host_foreach(w->conns, worker_read_limit_one, m);
         break;
     case WMSG_STOP:
         worker_stop(w, m->seconds);
@@ -298,13 +300,15 @@ void worker_pool_set_idle(struct worker_pool *pool, uint64_t id, unsigned second
     mbox_post(w->mbox, &m->m);
 }
 
-void worker_pool_set_read_limit(struct worker_pool *pool, size_t limit)
+void worker_pool_set_read_limit(struct worker_pool *pool, const struct conn_protocol *proto,
+                                size_t limit)
 {
     for (unsigned i = 0; i < pool->n; i++) {
         struct wmsg *m = wmsg_new(WMSG_READ_LIMIT, 0);
         if (!m)
             continue;
         m->len = limit;
+        m->params.proto = proto;
         mbox_post(pool->workers[i].mbox, &m->m);
     }
 }

@@ -45,8 +45,9 @@ void worker_pool_send(struct worker_pool *pool, uint64_t id, void *data, size_t 
 /* Closes a connection after flushing. */
 void worker_pool_close(struct worker_pool *pool, uint64_t id, const char *reason);
 void worker_pool_set_idle(struct worker_pool *pool, uint64_t id, unsigned seconds);
-/* Every connection opened with a read_limit gets this one (a reload of
- * sip.max_message_size). */
-void worker_pool_set_read_limit(struct worker_pool *pool, size_t limit);
+/* Every connection of proto opened with a read_limit gets this one (a
+ * reload of sip.max_message_size). */
+void worker_pool_set_read_limit(struct worker_pool *pool, const struct conn_protocol *proto,
+                                size_t limit);
 
 #endif

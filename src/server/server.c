@@ -255,7 +255,7 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     config_free(old);
     runtime_apply_transport(rt);
     if (rt->workers)
-        worker_pool_set_read_limit(rt->workers, runtime_read_limit(cfg));
+        worker_pool_set_read_limit(rt->workers, &sip_transport_protocol, runtime_read_limit(cfg));
     runtime_apply_log_level(rt);
     websvc_reconfigure(rt);
     if (rt->proxy) {
