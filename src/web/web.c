@@ -242,7 +242,7 @@ void web_handle(struct web *w, const struct web_peer *peer, const struct http_re
     *close = r.close;
     char p[NETADDR_STRLEN];
     log_info("http.request", "conn", LOG_INT(peer->conn), "peer", netaddr_format(&peer->addr, p),
-             "method", req->method == HTTP_M_OTHER ? req->method_name : req->method_name, "path",
+             "method", req->method_name, "path",
              req->path, "status", LOG_INT(r.status), "bytes", LOG_INT(r.bytes), "duration_ms",
              LOG_INT(clock_now_ms(w->env.clock) - t0), "user", r.user);
 }

@@ -251,13 +251,11 @@ static int auth_bearer(struct web_req *r, unsigned schemes)
     int64_t exp = 0;
     enum ticket_result res = ticket_verify(w->keys, token, len, w->domain, now,
                                            w->cfg.ticket_lifetime_s, r->user, &exp);
+    const char *why = res == TICKET_OK ? NULL : ticket_result_name(res);
     struct store_user u;
-    if (res == TICKET_OK && store_user_get(w->env.store, r->user, &u) != 0)
-        res = TICKET_MALFORMED; /* a user removed since: no longer anyone */
-    if (res != TICKET_OK) {
-        const char *why = store_user_name_valid(r->user) && res == TICKET_MALFORMED
-                              ? "no such user"
-                              : ticket_result_name(res);
+    if (!why && store_user_get(w->env.store, r->user, &u) != 0)
+        why = "no such user"; /* removed since the ticket was issued */
+    if (why) {
         r->user[0] = '\0';
         w->tokens_refused++;
         auth_log_failure(r, "", why);

@@ -353,8 +353,8 @@ static void content_get(struct web_req *r, struct content_target *t)
         return;
     }
     size_t len = size ? (size_t)(to - from + 1) : 0;
-    unsigned char *buf = len ? malloc(len) : NULL;
-    if (len && !buf) {
+    unsigned char *buf = len && !r->head ? malloc(len) : NULL;
+    if (len && !r->head && !buf) {
         sealed_close(f);
         web_reply_text(r, 500, "out of memory");
         return;
@@ -374,7 +374,10 @@ static void content_get(struct web_req *r, struct content_target *t)
                               (unsigned long long)from, (unsigned long long)to,
                               (unsigned long long)size);
     content_disposition(r, t->name);
-    web_reply_end(r, "application/octet-stream", buf, len);
+    /* HEAD: the length of what GET would send, without reading it */
+    http_response_header(r->out, "Content-Type", "application/octet-stream");
+    http_response_end(r->out, buf, len, r->head, r->close);
+    r->bytes = r->head ? 0 : len;
     free(buf);
 }
 
@@ -413,10 +416,13 @@ void web_content_handle(struct web_req *r, const char *rest)
         goto out;
     enum http_method m = r->http->method;
     if (!t->name[0]) {
-        if (m == HTTP_M_GET || m == HTTP_M_HEAD)
+        if (m == HTTP_M_GET || m == HTTP_M_HEAD) {
             content_list(r, t);
-        else
-            web_reply_text(r, 405, "a meeting's listing is read with GET");
+        } else {
+            web_reply_begin(r, 405);
+            http_response_header(r->out, "Allow", "GET, HEAD");
+            web_reply_end(r, "text/plain; charset=utf-8", "method not allowed\n", 19);
+        }
     } else if (m == HTTP_M_GET || m == HTTP_M_HEAD) {
         content_get(r, t);
     } else if (m == HTTP_M_PUT) {

@@ -203,6 +203,12 @@ class TestWeb(unittest.TestCase):
         self.assertEqual(status, 401)
         status, _, _ = self.curl("/auth/ticket", user="bob:bob-pw")  # GET
         self.assertEqual(status, 405)
+        # HTTP Digest (RFC 7616) as curl speaks it: the same nonces and checks as SIP's
+        status, _, body = self.curl("/auth/ticket", "--digest", method="POST", user="bob:bob-pw")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["user"], "bob")
+        status, _, _ = self.curl("/auth/ticket", "--digest", method="POST", user="bob:nope")
+        self.assertEqual(status, 401)
 
     def test_guessing_throttled(self):
         for _ in range(3):
