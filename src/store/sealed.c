@@ -150,10 +150,15 @@ static void fsync_dir_of(const char *path)
     }
 }
 
-/* A private temporary file beside path: mode 0600 whatever the umask. */
+/* A private temporary file in path's directory: mode 0600 whatever the
+ * umask. Its name has a fixed length, not path's name with a suffix, so
+ * that any name up to NAME_MAX can be written (meeting content spells
+ * names of up to 120 bytes in hex: 247 characters). */
 static int temp_beside(const char *path, char tmp[PATH_MAX], char *err, size_t errlen)
 {
-    if (snprintf(tmp, PATH_MAX, "%s.tmp.XXXXXX", path) >= PATH_MAX) {
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir) ||
+        snprintf(tmp, PATH_MAX, "%s/tmp.sealed.XXXXXX", dirname(dir)) >= PATH_MAX) {
         snprintf(err, errlen, "%s: path too long", path);
         return -ENAMETOOLONG;
     }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -163,6 +164,23 @@ static void test_round_trip_sizes(void **state)
         free(back);
         free(data);
     }
+}
+
+/* A name as long as the file system allows is written: the temporary
+ * file beside it does not need a longer one. */
+static void test_long_name(void **state)
+{
+    struct fx *fx = *state;
+    char name[NAME_MAX + 1], path[sizeof(fx->dir) + NAME_MAX + 2], err[256];
+    memset(name, 'n', NAME_MAX);
+    name[NAME_MAX] = '\0';
+    snprintf(path, sizeof(path), "%s/%s", fx->dir, name);
+    assert_int_equal(sealed_write_file(fx->m, path, CTX, "abc", 3, err, sizeof(err)), 0);
+    assert_int_equal(read_all_rc(fx, path, CTX), 0);
+    /* and its temporary file is gone */
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "ls -A %s | grep -q tmp", fx->dir);
+    assert_int_not_equal(system(cmd), 0);
 }
 
 static void test_range_reads(void **state)
@@ -491,6 +509,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_each_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncation_refused, setup, teardown),
