@@ -279,7 +279,15 @@ static void response_write(struct dav_ctx *d, const struct dav_res *res,
             const struct dav_prop *p = &props->v[i];
             if (prop_write(d, res, p->ns, p->local, props->card_version, &found))
                 continue;
-            /* each missing property in its own namespace declaration */
+            /* each missing property in its own namespace declaration; one
+             * in no namespace unprefixed, as a prefix may not be bound to
+             * "" (Namespaces in XML 1.0 §3: libxml2 and expat refuse) */
+            if (p->ns.n == 0) {
+                strbuf_putc(&missing, '<');
+                strbuf_putview(&missing, p->local);
+                strbuf_puts(&missing, " xmlns=\"\"/>");
+                continue;
+            }
             strbuf_puts(&missing, "<X:");
             strbuf_putview(&missing, p->local);
             strbuf_puts(&missing, " xmlns:X=\"");
