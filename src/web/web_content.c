@@ -272,7 +272,9 @@ static void content_put(struct web_req *r, struct content_target *t)
              LOG_INT(h->body_len), "user", r->user);
     web_reply_begin(r, existed ? 204 : 201);
     if (!existed)
-        http_response_headerf(r->out, "Location", "%s", h->path);
+        /* the target as sent (percent-encoded, a URI reference), not the
+         * decoded path, which may hold spaces and raw UTF-8 */
+        http_response_headerf(r->out, "Location", "%.*s", (int)strcspn(h->target, "?"), h->target);
     web_reply_end(r, NULL, NULL, 0);
 }
 
