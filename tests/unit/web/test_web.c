@@ -1045,6 +1045,14 @@ static void test_dav_propfind(void **state)
     }
     /* the unknown property's namespace is declared where it is used */
     assert_non_null(strstr(body(&r), "<X:color xmlns:X=\"urn:example:x\"/>"));
+    /* an unknown property in no namespace comes back in no namespace */
+    static const char nons[] = "<D:propfind xmlns:D=\"DAV:\"><D:prop><D:getetag/>"
+                               "<plain xmlns=\"\"/></D:prop></D:propfind>";
+    assert_int_equal(call(fx, &r, "PROPFIND", BOOK, bearer, depth0, nons, sizeof(nons) - 1), 207);
+    ms_parse(&r, &m);
+    assert_true(has_prop(m.e[0].missing, "plain"));
+    assert_non_null(strstr(body(&r), "<plain xmlns=\"\"/>"));
+    assert_null(strstr(body(&r), "xmlns:X=\"\""));
     /* absent Depth: as 1 */
     assert_int_equal(
         call(fx, &r, "PROPFIND", BOOK, bearer, NULL, propfind_etag, sizeof(propfind_etag) - 1),
@@ -1758,7 +1766,8 @@ static void test_content(void **state)
     json_decref(doc);
 
     /* the organizer writes: created, then replaced */
-    assert_int_equal(call(fx, &r, "PUT", file, alice, NULL, data, size / 2), 201);
+    assert_int_equal(
+        call(fx, &r, "PUT", "/content/standup/slides.pdf?x=1", alice, NULL, data, size / 2), 201);
     assert_string_equal(hdrv(&r, "Location"), file);
     assert_int_equal(call(fx, &r, "PUT", file, alice, NULL, data, size), 204);
     assert_null(hdr(&r, "Location"));
@@ -1838,6 +1847,7 @@ static void test_content(void **state)
     /* a name in UTF-8, an empty file, and the listing */
     const char *resume = "/content/standup/r%C3%A9sum%C3%A9%20v2.txt";
     assert_int_equal(call(fx, &r, "PUT", resume, alice, NULL, "hello", 5), 201);
+    assert_string_equal(hdrv(&r, "Location"), "/content/standup/r%C3%A9sum%C3%A9%20v2.txt");
     assert_int_equal(call(fx, &r, "PUT", "/content/standup/empty", alice, NULL, NULL, 0), 201);
     assert_int_equal(get(fx, &r, "/content/standup/empty", carol), 200);
     assert_int_equal(r.len, 0);
