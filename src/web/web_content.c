@@ -41,26 +41,17 @@ struct content_target {
     bool organizer;
 };
 
-/* A file name a user may give: printable UTF-8 without '/', not starting
- * with '.', at most CONTENT_NAME_MAX bytes. */
+/* A file name a user may give: well-formed UTF-8 (no overlong forms, such
+ * as an overlong '/', no surrogates, nothing above U+10FFFF) without
+ * control characters, '/' or a backslash, not starting with '.', at most
+ * CONTENT_NAME_MAX bytes. The first two are the store's rule for display
+ * names, which are longer. */
 static bool content_name_valid(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > CONTENT_NAME_MAX || s[0] == '.')
-        return false;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f || c == '/' || c == '\\')
-            return false;
-        size_t cl = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (cl == 0 || i + cl > n)
-            return false;
-        for (size_t k = 1; k < cl; k++)
-            if (((unsigned char)s[i + k] >> 6) != 2)
-                return false;
-        i += cl;
-    }
-    return true;
+    _Static_assert(CONTENT_NAME_MAX <= STORE_DISPLAY_NAME_MAX, "names are display names");
+    return n > 0 && n <= CONTENT_NAME_MAX && s[0] != '.' && !strpbrk(s, "/\\") &&
+           store_display_name_valid(s);
 }
 
 static void hex_name(const char *name, char *out)
