@@ -1928,6 +1928,10 @@ static void test_content_names(void **state)
         "/content/standup/%C3%28",
         "/content/standup/%80abc",
         "/content/standup/%F8%88%80%80%80",
+        "/content/standup/a%C0%AFb",           /* an overlong '/' */
+        "/content/standup/%E0%80%AE%E0%80%AE", /* overlong dots */
+        "/content/standup/%ED%A0%80",          /* a surrogate */
+        "/content/standup/%F4%90%80%80",       /* above U+10FFFF */
         "/content/standup/a%01b",
         "/content/standup/a%1Fb",
         "/content/standup/a%7Fb",
