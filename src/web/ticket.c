@@ -491,8 +491,18 @@ static bool domain_ok(const char *d)
     return true;
 }
 
-int ticket_issue(const struct ticket_keys *k, const char *user, const char *domain, int64_t now,
-                 int64_t lifetime_s, char *out, size_t cap)
+/* A user's store uid: 32 lowercase hex digits. */
+static bool uid_ok(const char *uid)
+{
+    size_t n = 0;
+    for (; uid && uid[n]; n++)
+        if (!((uid[n] >= '0' && uid[n] <= '9') || (uid[n] >= 'a' && uid[n] <= 'f')))
+            return false;
+    return n == 32;
+}
+
+int ticket_issue(const struct ticket_keys *k, const char *user, const char *uid, const char *domain,
+                 int64_t now, int64_t lifetime_s, char *out, size_t cap)
 {
     unsigned char raw[JTI_BYTES], sig[SIGN_ES256_LEN];
     char jti[BASE64_URL_LEN(JTI_BYTES) + 1];
@@ -500,8 +510,8 @@ int ticket_issue(const struct ticket_keys *k, const char *user, const char *doma
     size_t used = 0;
     int rc;
 
-    if (!k || !k->n || !store_user_name_valid(user) || !domain_ok(domain) || lifetime_s <= 0 ||
-        now < 0 || now > INT64_MAX - lifetime_s || !out || cap == 0)
+    if (!k || !k->n || !store_user_name_valid(user) || !uid_ok(uid) || !domain_ok(domain) ||
+        lifetime_s <= 0 || now < 0 || now > INT64_MAX - lifetime_s || !out || cap == 0)
         return -EINVAL;
     out[0] = '\0';
     if (RAND_bytes_ex(k->libctx, raw, sizeof(raw), 0) != 1) {
@@ -513,9 +523,9 @@ int ticket_issue(const struct ticket_keys *k, const char *user, const char *doma
         return rc;
     const struct ticket_key *cur = &k->v[k->current];
     hdr = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", "JWT", "kid", cur->kid);
-    claims =
-        json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", "parley", "sub", user, "dom", domain,
-                  "iat", (json_int_t)now, "exp", (json_int_t)(now + lifetime_s), "jti", jti);
+    claims = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "iss", "parley", "sub", user, "uid",
+                       uid, "dom", domain, "iat", (json_int_t)now, "exp",
+                       (json_int_t)(now + lifetime_s), "jti", jti);
     rc = put_b64_json(hdr, out, cap, &used);
     if (rc == 0 && used + 1 >= cap)
         rc = -ENOSPC;
@@ -624,21 +634,24 @@ out:
 }
 
 static enum ticket_result check_claims(const unsigned char *p, size_t n, const char *domain,
-                                       int64_t now, char user[65], int64_t *exp_out)
+                                       int64_t now, char user[65], char uid_out[33],
+                                       int64_t *exp_out)
 {
-    static const char *const names[] = {"iss", "sub", "dom", "iat", "exp", "jti"};
+    static const char *const names[] = {"iss", "sub", "uid", "dom", "iat", "exp", "jti"};
     enum ticket_result r = TICKET_MALFORMED;
     json_t *c = parse_object(p, n);
 
-    if (!c || !members_exactly(c, names, 6, 0))
+    if (!c || !members_exactly(c, names, 7, 0))
         goto out;
     const char *iss = json_string_value(json_object_get(c, "iss"));
     const char *sub = json_string_value(json_object_get(c, "sub"));
+    const char *uid = json_string_value(json_object_get(c, "uid"));
     const char *dom = json_string_value(json_object_get(c, "dom"));
     json_t *iat = json_object_get(c, "iat"), *exp = json_object_get(c, "exp");
     if (!iss || strcmp(iss, "parley") != 0 || !sub || !dom || !json_is_integer(iat) ||
         !json_is_integer(exp) || !json_is_string(json_object_get(c, "jti")) ||
-        !store_user_name_valid(sub) || json_integer_value(exp) <= json_integer_value(iat))
+        !store_user_name_valid(sub) || !uid_ok(uid) ||
+        json_integer_value(exp) <= json_integer_value(iat))
         goto out;
     if (json_integer_value(iat) > now + TICKET_CLOCK_SKEW) {
         r = TICKET_NOT_YET_VALID;
@@ -653,6 +666,8 @@ static enum ticket_result check_claims(const unsigned char *p, size_t n, const c
         goto out;
     }
     snprintf(user, 65, "%s", sub);
+    if (uid_out)
+        snprintf(uid_out, 33, "%s", uid);
     if (exp_out)
         *exp_out = json_integer_value(exp);
     r = TICKET_OK;
@@ -669,7 +684,7 @@ static bool decode_part(const char *p, size_t n, unsigned char *out, size_t cap,
 
 enum ticket_result ticket_verify(const struct ticket_keys *k, const char *token, size_t len,
                                  const char *domain, int64_t now, int64_t grace_s, char user[65],
-                                 int64_t *exp)
+                                 char uid[33], int64_t *exp)
 {
     /* Each part decodes to at most 3/4 of the token. */
     unsigned char hdr[BASE64_DECODED_MAX(TICKET_MAX_LEN)], body[BASE64_DECODED_MAX(TICKET_MAX_LEN)];
@@ -697,7 +712,7 @@ enum ticket_result ticket_verify(const struct ticket_keys *k, const char *token,
         return r;
     if (sign_es256_verify(key->key, token, (size_t)(d2 - token), sig, sn) != 0)
         return TICKET_BAD_SIGNATURE;
-    r = check_claims(body, bn, domain, now, user, exp);
+    r = check_claims(body, bn, domain, now, user, uid, exp);
     if (r != TICKET_OK)
         user[0] = '\0';
     return r;

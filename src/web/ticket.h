@@ -3,7 +3,11 @@
  * HTTPS services issue after a login and accept as bearer tokens.
  *
  *   header  {"alg":"ES256","typ":"JWT","kid":KID}
- *   claims  {"iss":"parley","sub":USER,"dom":DOMAIN,"iat":NOW,"exp":NOW+LIFETIME,"jti":RANDOM}
+ *   claims  {"iss":"parley","sub":USER,"uid":UID,"dom":DOMAIN,"iat":NOW,"exp":NOW+LIFETIME,
+ *            "jti":RANDOM}
+ *
+ * UID is the user's store uid, which a user of the same name made later
+ * does not have: a ticket names one account, not a name.
  *
  * Verification is strict and only for Parley's own tickets: three
  * base64url parts decoded strictly (one accepted encoding per byte string),
@@ -67,11 +71,12 @@ const char *ticket_keys_current_id(const struct ticket_keys *k);
 /* How many keys were loaded (the current one and the retired ones). */
 size_t ticket_keys_count(const struct ticket_keys *k);
 
-/* A ticket for user (a valid user name) in domain, valid from now for
- * lifetime_s (> 0) seconds, written into out (NUL-terminated). Returns 0,
- * -EINVAL, -ENOSPC (cap too small), -ENOMEM or what signing returns. */
-int ticket_issue(const struct ticket_keys *k, const char *user, const char *domain, int64_t now,
-                 int64_t lifetime_s, char *out, size_t cap);
+/* A ticket for user (a valid user name) whose store uid is uid (32
+ * lowercase hex digits) in domain, valid from now for lifetime_s (> 0)
+ * seconds, written into out (NUL-terminated). Returns 0, -EINVAL, -ENOSPC
+ * (cap too small), -ENOMEM or what signing returns. */
+int ticket_issue(const struct ticket_keys *k, const char *user, const char *uid, const char *domain,
+                 int64_t now, int64_t lifetime_s, char *out, size_t cap);
 
 enum ticket_result {
     TICKET_OK = 0,
@@ -87,11 +92,12 @@ enum ticket_result {
 const char *ticket_result_name(enum ticket_result r);
 
 /* Checks token[0..len) as said above; a retired key verifies until grace_s
- * after its retirement. On TICKET_OK, user gets sub and *exp (may be NULL)
- * the expiry; otherwise user is "". */
+ * after its retirement. On TICKET_OK, user gets sub, uid (may be NULL) the
+ * uid and *exp (may be NULL) the expiry; otherwise user is "". The caller
+ * checks that the user still has that uid. */
 enum ticket_result ticket_verify(const struct ticket_keys *k, const char *token, size_t len,
                                  const char *domain, int64_t now, int64_t grace_s, char user[65],
-                                 int64_t *exp);
+                                 char uid[33], int64_t *exp);
 
 /*
  * Verified tickets, so keep-alive requests do not check a signature each

@@ -248,12 +248,22 @@ static int auth_bearer(struct web_req *r, unsigned schemes)
     if (ticket_cache_lookup(w->tickets, token, len, now, r->user))
         return 0;
     int64_t exp = 0;
-    enum ticket_result res =
-        ticket_verify(w->keys, token, len, w->domain, now, w->cfg.ticket_lifetime_s, r->user, &exp);
+    char uid[STORE_UID_LEN + 1] = "";
+    enum ticket_result res = ticket_verify(w->keys, token, len, w->domain, now,
+                                           w->cfg.ticket_lifetime_s, r->user, uid, &exp);
     const char *why = res == TICKET_OK ? NULL : ticket_result_name(res);
     struct store_user u;
-    if (!why && store_user_get(w->env.store, r->user, &u) != 0)
-        why = "no such user"; /* removed since the ticket was issued */
+    int rc = why ? 0 : store_user_get(w->env.store, r->user, &u);
+    if (rc != 0 && rc != -ENOENT) {
+        log_error("http.store_failed", "user", r->user, "reason", store_errmsg(w->env.store));
+        r->user[0] = '\0';
+        web_reply_text(r, 500, "the store could not be read");
+        return -EACCES;
+    }
+    /* removed since the ticket was issued, or removed and made again: a
+     * ticket names one account, not a name */
+    if (!why && (rc == -ENOENT || strcmp(u.uid, uid) != 0))
+        why = "no such user";
     if (why) {
         r->user[0] = '\0';
         w->tokens_refused++;
@@ -288,8 +298,12 @@ void web_auth_ticket(struct web_req *r)
         return;
     int64_t now = clock_wall_s(w->env.clock);
     char ticket[2048];
-    int rc = ticket_issue(w->keys, r->user, w->domain, now, w->cfg.ticket_lifetime_s, ticket,
+    struct store_user u;
+    int rc = store_user_get(w->env.store, r->user, &u);
+    if (rc == 0)
+        rc = ticket_issue(w->keys, r->user, u.uid, w->domain, now, w->cfg.ticket_lifetime_s, ticket,
                           sizeof(ticket));
+    OPENSSL_cleanse(&u, sizeof(u));
     if (rc != 0) {
         log_error("https.ticket_failed", "user", r->user, "reason", strerror(-rc));
         web_reply_text(r, 500, "the ticket could not be made");

@@ -132,7 +132,9 @@ class TestWeb(unittest.TestCase):
 
     def claims(self, **over) -> dict:
         now = int(time.time())
-        c = {"iss": "parley", "sub": "alice", "dom": "example.test", "iat": now,
+        pl = self.ticket.split(".")[1]
+        uid = json.loads(base64.urlsafe_b64decode(pl + "=" * (-len(pl) % 4)))["uid"]
+        c = {"iss": "parley", "sub": "alice", "uid": uid, "dom": "example.test", "iat": now,
              "exp": now + 600, "jti": "forged"}
         c.update(over)
         return c

@@ -31,6 +31,7 @@
 #define LIFE   3600
 #define DOMAIN "example.test"
 #define GRACE  LIFE
+#define UID    "0123456789abcdef0123456789abcdef"
 
 struct fx {
     char dir[64];
@@ -72,7 +73,7 @@ static enum ticket_result verify_at(struct fx *fx, const char *tok, int64_t now)
 {
     char user[65];
     int64_t exp = 0;
-    return ticket_verify(fx->k, tok, strlen(tok), DOMAIN, now, GRACE, user, &exp);
+    return ticket_verify(fx->k, tok, strlen(tok), DOMAIN, now, GRACE, user, NULL, &exp);
 }
 
 static char *b64u_str(const char *s)
@@ -151,7 +152,8 @@ static const char *claims(const char *sub, const char *dom, long long iat, long 
 {
     static char c[512];
     snprintf(c, sizeof(c),
-             "{\"iss\":\"parley\",\"sub\":\"%s\",\"dom\":\"%s\",\"iat\":%lld,\"exp\":%lld,"
+             "{\"iss\":\"parley\",\"sub\":\"%s\",\"uid\":\"" UID "\",\"dom\":\"%s\",\"iat\":%lld,"
+             "\"exp\":%lld,"
              "\"jti\":\"abc\"}",
              sub, dom, iat, exp);
     return c;
@@ -164,8 +166,8 @@ static void test_issue_verify(void **state)
     int64_t exp = 0;
 
     assert_int_equal(strlen(ticket_keys_current_id(fx->k)), 16);
-    assert_int_equal(ticket_issue(fx->k, "alice", DOMAIN, NOW, LIFE, tok, sizeof(tok)), 0);
-    assert_int_equal(ticket_verify(fx->k, tok, strlen(tok), DOMAIN, NOW, GRACE, user, &exp),
+    assert_int_equal(ticket_issue(fx->k, "alice", UID, DOMAIN, NOW, LIFE, tok, sizeof(tok)), 0);
+    assert_int_equal(ticket_verify(fx->k, tok, strlen(tok), DOMAIN, NOW, GRACE, user, NULL, &exp),
                      TICKET_OK);
     assert_string_equal(user, "alice");
     assert_int_equal(exp, NOW + LIFE);
@@ -196,14 +198,16 @@ static void test_issue_verify(void **state)
     json_decref(c);
 
     /* two tickets differ (jti, and ECDSA's k) */
-    assert_int_equal(ticket_issue(fx->k, "alice", DOMAIN, NOW, LIFE, tok2, sizeof(tok2)), 0);
+    assert_int_equal(ticket_issue(fx->k, "alice", UID, DOMAIN, NOW, LIFE, tok2, sizeof(tok2)), 0);
     assert_string_not_equal(tok, tok2);
 
     /* what issue refuses */
-    assert_int_equal(ticket_issue(fx->k, "Alice!", DOMAIN, NOW, LIFE, tok2, sizeof(tok2)), -EINVAL);
-    assert_int_equal(ticket_issue(fx->k, "alice", "", NOW, LIFE, tok2, sizeof(tok2)), -EINVAL);
-    assert_int_equal(ticket_issue(fx->k, "alice", DOMAIN, NOW, 0, tok2, sizeof(tok2)), -EINVAL);
-    assert_int_equal(ticket_issue(fx->k, "alice", DOMAIN, NOW, LIFE, tok2, 40), -ENOSPC);
+    assert_int_equal(ticket_issue(fx->k, "Alice!", UID, DOMAIN, NOW, LIFE, tok2, sizeof(tok2)),
+                     -EINVAL);
+    assert_int_equal(ticket_issue(fx->k, "alice", UID, "", NOW, LIFE, tok2, sizeof(tok2)), -EINVAL);
+    assert_int_equal(ticket_issue(fx->k, "alice", UID, DOMAIN, NOW, 0, tok2, sizeof(tok2)),
+                     -EINVAL);
+    assert_int_equal(ticket_issue(fx->k, "alice", UID, DOMAIN, NOW, LIFE, tok2, 40), -ENOSPC);
     assert_string_equal(tok2, "");
     assert_string_equal(ticket_result_name(TICKET_EXPIRED), "expired");
     assert_string_equal(ticket_result_name(TICKET_MALFORMED), "malformed");
@@ -214,7 +218,7 @@ static void test_malformed(void **state)
     struct fx *fx = *state;
     char tok[TICKET_MAX_LEN], bad[TICKET_MAX_LEN + 16];
 
-    assert_int_equal(ticket_issue(fx->k, "bob", DOMAIN, NOW, LIFE, tok, sizeof(tok)), 0);
+    assert_int_equal(ticket_issue(fx->k, "bob", UID, DOMAIN, NOW, LIFE, tok, sizeof(tok)), 0);
     char *d1 = strchr(tok, '.'), *d2 = strchr(d1 + 1, '.');
 
     /* missing parts */
@@ -249,8 +253,9 @@ static void test_malformed(void **state)
 
     /* a NUL inside */
     char user[65];
-    assert_int_equal(ticket_verify(fx->k, tok, strlen(tok) + 1, DOMAIN, NOW, GRACE, user, NULL),
-                     TICKET_MALFORMED);
+    assert_int_equal(
+        ticket_verify(fx->k, tok, strlen(tok) + 1, DOMAIN, NOW, GRACE, user, NULL, NULL),
+        TICKET_MALFORMED);
     assert_string_equal(user, "");
 }
 
@@ -259,7 +264,7 @@ static void test_alg_none_and_hs256(void **state)
     struct fx *fx = *state;
     char tok[TICKET_MAX_LEN], bad[TICKET_MAX_LEN];
 
-    assert_int_equal(ticket_issue(fx->k, "carol", DOMAIN, NOW, LIFE, tok, sizeof(tok)), 0);
+    assert_int_equal(ticket_issue(fx->k, "carol", UID, DOMAIN, NOW, LIFE, tok, sizeof(tok)), 0);
     const char *d1 = strchr(tok, '.');
 
     /* alg none, with no signature and with the real one */
@@ -317,12 +322,12 @@ static void test_alg_none_and_hs256(void **state)
     assert_int_equal(verify_at(fx, t, NOW), TICKET_MALFORMED);
     free(t);
     t = forge(pkey, hdr_for(fx, "ES256"),
-              "{\"iss\":\"other\",\"sub\":\"carol\",\"dom\":\"" DOMAIN
+              "{\"iss\":\"other\",\"sub\":\"carol\",\"uid\":\"" UID "\",\"dom\":\"" DOMAIN
               "\",\"iat\":1700000000,\"exp\":1700003600,\"jti\":\"a\"}");
     assert_int_equal(verify_at(fx, t, NOW), TICKET_MALFORMED);
     free(t);
     t = forge(pkey, hdr_for(fx, "ES256"),
-              "{\"iss\":\"parley\",\"sub\":\"carol\",\"dom\":\"" DOMAIN
+              "{\"iss\":\"parley\",\"sub\":\"carol\",\"uid\":\"" UID "\",\"dom\":\"" DOMAIN
               "\",\"iat\":1700000000,\"exp\":\"1700003600\",\"jti\":\"a\"}");
     assert_int_equal(verify_at(fx, t, NOW), TICKET_MALFORMED);
     free(t);
@@ -337,7 +342,7 @@ static void test_tampered(void **state)
     struct fx *fx = *state;
     char tok[TICKET_MAX_LEN], bad[TICKET_MAX_LEN];
 
-    assert_int_equal(ticket_issue(fx->k, "dave", DOMAIN, NOW, LIFE, tok, sizeof(tok)), 0);
+    assert_int_equal(ticket_issue(fx->k, "dave", UID, DOMAIN, NOW, LIFE, tok, sizeof(tok)), 0);
     const char *d1 = strchr(tok, '.'), *d2 = strchr(d1 + 1, '.');
 
     /* sub changed, everything else kept */
@@ -367,18 +372,20 @@ static void test_times_and_domain(void **state)
     struct fx *fx = *state;
     char tok[TICKET_MAX_LEN], user[65];
 
-    assert_int_equal(ticket_issue(fx->k, "erin", DOMAIN, NOW, LIFE, tok, sizeof(tok)), 0);
+    assert_int_equal(ticket_issue(fx->k, "erin", UID, DOMAIN, NOW, LIFE, tok, sizeof(tok)), 0);
     assert_int_equal(verify_at(fx, tok, NOW + LIFE - 1), TICKET_OK);
     assert_int_equal(verify_at(fx, tok, NOW + LIFE), TICKET_EXPIRED);
     assert_int_equal(verify_at(fx, tok, NOW + 10 * LIFE), TICKET_EXPIRED);
     /* iat may be 60 s ahead of the verifier's clock, not more */
     assert_int_equal(verify_at(fx, tok, NOW - 60), TICKET_OK);
     assert_int_equal(verify_at(fx, tok, NOW - 61), TICKET_NOT_YET_VALID);
-    assert_int_equal(ticket_verify(fx->k, tok, strlen(tok), "other.test", NOW, GRACE, user, NULL),
-                     TICKET_WRONG_DOMAIN);
+    assert_int_equal(
+        ticket_verify(fx->k, tok, strlen(tok), "other.test", NOW, GRACE, user, NULL, NULL),
+        TICKET_WRONG_DOMAIN);
     assert_string_equal(user, "");
-    assert_int_equal(ticket_verify(fx->k, tok, strlen(tok), "EXAMPLE.test", NOW, GRACE, user, NULL),
-                     TICKET_WRONG_DOMAIN);
+    assert_int_equal(
+        ticket_verify(fx->k, tok, strlen(tok), "EXAMPLE.test", NOW, GRACE, user, NULL, NULL),
+        TICKET_WRONG_DOMAIN);
 }
 
 static void test_unknown_key_and_rotation(void **state)
@@ -391,13 +398,13 @@ static void test_unknown_key_and_rotation(void **state)
     /* signed by a key this server never had */
     assert_non_null(mkdtemp(odir));
     assert_int_equal(ticket_keys_load(NULL, odir, NOW, &other, NULL, err, sizeof(err)), 0);
-    assert_int_equal(ticket_issue(other, "frank", DOMAIN, NOW, LIFE, tok, sizeof(tok)), 0);
+    assert_int_equal(ticket_issue(other, "frank", UID, DOMAIN, NOW, LIFE, tok, sizeof(tok)), 0);
     assert_int_equal(verify_at(fx, tok, NOW), TICKET_UNKNOWN_KEY);
     ticket_keys_free(other);
     nftw(odir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 
     /* a ticket from the first key; then a rotation 100 s later */
-    assert_int_equal(ticket_issue(fx->k, "frank", DOMAIN, NOW, 3 * LIFE, tok, sizeof(tok)), 0);
+    assert_int_equal(ticket_issue(fx->k, "frank", UID, DOMAIN, NOW, 3 * LIFE, tok, sizeof(tok)), 0);
     snprintf(old_id, sizeof(old_id), "%s", ticket_keys_current_id(fx->k));
     assert_false(ticket_keys_changed(fx->k, fx->dir));
     assert_int_equal(ticket_keys_rotate(NULL, fx->dir, NOW + 100, GRACE, err, sizeof(err)), 0);
@@ -414,8 +421,8 @@ static void test_unknown_key_and_rotation(void **state)
     assert_int_equal(verify_at(fx, tok, NOW + 100 + GRACE), TICKET_OK);
     assert_int_equal(verify_at(fx, tok, NOW + 100 + GRACE + 1), TICKET_UNKNOWN_KEY);
     /* the new key issues */
-    assert_int_equal(ticket_issue(fx->k, "frank", DOMAIN, NOW + 100, LIFE, fresh, sizeof(fresh)),
-                     0);
+    assert_int_equal(
+        ticket_issue(fx->k, "frank", UID, DOMAIN, NOW + 100, LIFE, fresh, sizeof(fresh)), 0);
     assert_int_equal(verify_at(fx, fresh, NOW + 200), TICKET_OK);
 
     /* a rotation past the grace drops the first key from the file */
@@ -481,7 +488,8 @@ static void test_cache(void **state)
     struct ticket_cache *c = ticket_cache_new(3);
 
     for (int i = 0; i < 4; i++)
-        assert_int_equal(ticket_issue(fx->k, "gina", DOMAIN, NOW, LIFE + i, t[i], sizeof(t[i])), 0);
+        assert_int_equal(
+            ticket_issue(fx->k, "gina", UID, DOMAIN, NOW, LIFE + i, t[i], sizeof(t[i])), 0);
     assert_false(ticket_cache_lookup(c, t[0], strlen(t[0]), NOW, user));
     assert_string_equal(user, "");
     ticket_cache_insert(c, t[0], strlen(t[0]), "gina", NOW + LIFE);

@@ -648,7 +648,8 @@ static void test_ticket_basic(void **state)
     struct ticket_keys *k = NULL;
     char err[256];
     assert_int_equal(ticket_keys_load(NULL, fx->state, WALL0, &k, NULL, err, sizeof(err)), 0);
-    assert_int_equal(ticket_verify(k, t, strlen(t), DOMAIN, WALL0, LIFE, user, &exp), TICKET_OK);
+    assert_int_equal(ticket_verify(k, t, strlen(t), DOMAIN, WALL0, LIFE, user, NULL, &exp),
+                     TICKET_OK);
     assert_string_equal(user, "alice");
     ticket_keys_free(k);
     json_decref(doc);
@@ -938,17 +939,29 @@ static void test_bearer_refused(void **state)
     char err[256];
     assert_int_equal(ticket_keys_load(NULL, fx->state, WALL0, &k, NULL, err, sizeof(err)), 0);
     memcpy(t, "Bearer ", 7);
-    assert_int_equal(ticket_issue(k, "alice", "other.test", WALL0, LIFE, t + 7, sizeof(t) - 7), 0);
+    struct store_user au;
+    assert_int_equal(store_user_get(fx->st, "alice", &au), 0);
+    assert_int_equal(
+        ticket_issue(k, "alice", au.uid, "other.test", WALL0, LIFE, t + 7, sizeof(t) - 7), 0);
     assert_int_equal(get(fx, &r, "/turn/credentials", t), 401);
     assert_invalid_token(&r, "wrong_domain");
     /* a ticket of a user that does not exist */
-    assert_int_equal(ticket_issue(k, "mallory", DOMAIN, WALL0, LIFE, t + 7, sizeof(t) - 7), 0);
+    assert_int_equal(ticket_issue(k, "mallory", au.uid, DOMAIN, WALL0, LIFE, t + 7, sizeof(t) - 7),
+                     0);
+    assert_int_equal(get(fx, &r, "/turn/credentials", t), 401);
+    assert_invalid_token(&r, "no such user");
+    /* alice's name with another account's uid: a user removed and made
+     * again under the same name is not the one the ticket was for */
+    struct store_user bu;
+    assert_int_equal(store_user_get(fx->st, "bob", &bu), 0);
+    assert_int_equal(ticket_issue(k, "alice", bu.uid, DOMAIN, WALL0, LIFE, t + 7, sizeof(t) - 7),
+                     0);
     assert_int_equal(get(fx, &r, "/turn/credentials", t), 401);
     assert_invalid_token(&r, "no such user");
     /* one issued for later than now */
-    assert_int_equal(
-        ticket_issue(k, "alice", DOMAIN, WALL0 + 3 * TICKET_CLOCK_SKEW, LIFE, t + 7, sizeof(t) - 7),
-        0);
+    assert_int_equal(ticket_issue(k, "alice", au.uid, DOMAIN, WALL0 + 3 * TICKET_CLOCK_SKEW, LIFE,
+                                  t + 7, sizeof(t) - 7),
+                     0);
     assert_int_equal(get(fx, &r, "/turn/credentials", t), 401);
     assert_invalid_token(&r, "not_yet_valid");
 
