@@ -635,7 +635,7 @@ out:
 
 static enum ticket_result check_claims(const unsigned char *p, size_t n, const char *domain,
                                        int64_t now, char user[65], char uid_out[33],
-                                       int64_t *exp_out)
+                                       int64_t *iat_out, int64_t *exp_out)
 {
     static const char *const names[] = {"iss", "sub", "uid", "dom", "iat", "exp", "jti"};
     enum ticket_result r = TICKET_MALFORMED;
@@ -668,6 +668,8 @@ static enum ticket_result check_claims(const unsigned char *p, size_t n, const c
     snprintf(user, 65, "%s", sub);
     if (uid_out)
         snprintf(uid_out, 33, "%s", uid);
+    if (iat_out)
+        *iat_out = json_integer_value(iat);
     if (exp_out)
         *exp_out = json_integer_value(exp);
     r = TICKET_OK;
@@ -684,7 +686,7 @@ static bool decode_part(const char *p, size_t n, unsigned char *out, size_t cap,
 
 enum ticket_result ticket_verify(const struct ticket_keys *k, const char *token, size_t len,
                                  const char *domain, int64_t now, int64_t grace_s, char user[65],
-                                 char uid[33], int64_t *exp)
+                                 char uid[33], int64_t *iat, int64_t *exp)
 {
     /* Each part decodes to at most 3/4 of the token. */
     unsigned char hdr[BASE64_DECODED_MAX(TICKET_MAX_LEN)], body[BASE64_DECODED_MAX(TICKET_MAX_LEN)];
@@ -712,7 +714,7 @@ enum ticket_result ticket_verify(const struct ticket_keys *k, const char *token,
         return r;
     if (sign_es256_verify(key->key, token, (size_t)(d2 - token), sig, sn) != 0)
         return TICKET_BAD_SIGNATURE;
-    r = check_claims(body, bn, domain, now, user, uid, exp);
+    r = check_claims(body, bn, domain, now, user, uid, iat, exp);
     if (r != TICKET_OK)
         user[0] = '\0';
     return r;

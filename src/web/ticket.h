@@ -93,11 +93,12 @@ const char *ticket_result_name(enum ticket_result r);
 
 /* Checks token[0..len) as said above; a retired key verifies until grace_s
  * after its retirement. On TICKET_OK, user gets sub, uid (may be NULL) the
- * uid and *exp (may be NULL) the expiry; otherwise user is "". The caller
- * checks that the user still has that uid. */
+ * uid, *iat and *exp (may be NULL) when it was issued and when it expires;
+ * otherwise user is "". The caller checks that the user still has that uid
+ * (and has not changed since iat). */
 enum ticket_result ticket_verify(const struct ticket_keys *k, const char *token, size_t len,
                                  const char *domain, int64_t now, int64_t grace_s, char user[65],
-                                 char uid[33], int64_t *exp);
+                                 char uid[33], int64_t *iat, int64_t *exp);
 
 /*
  * Verified tickets, so keep-alive requests do not check a signature each

@@ -6,6 +6,8 @@
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -247,9 +249,42 @@ void web_handle(struct web *w, const struct web_peer *peer, const struct http_re
 size_t web_body_limit(const struct http_request *head, void *arg)
 {
     struct web *w = arg;
-    if (head->method == HTTP_M_PUT && strncmp(head->path, "/content/", 9) == 0)
-        return atomic_load(&w->content_max_file);
-    return atomic_load(&w->max_body_size);
+    const struct web_gate *g = atomic_load(&w->gate);
+    if (head->method != HTTP_M_PUT || strncmp(head->path, "/content/", 9) != 0)
+        return g->max_body_size;
+    /* A large body is buffered only for a head whose ticket verifies here
+     * (signature, expiry, domain): a stranger's upload is refused at its
+     * head, before any of it is held in memory. The core checks the
+     * ticket's account and the meeting's rights once the body is in. */
+    const char *a = http_request_header(head, "Authorization");
+    if (!a || strncasecmp(a, "Bearer ", 7) != 0)
+        return g->max_body_size;
+    const char *token = a + 7;
+    while (*token == ' ')
+        token++;
+    char user[STORE_USER_NAME_MAX + 1];
+    /* the clock is the system's in parleyd (any thread may read it) */
+    if (ticket_verify(g->keys, token, strlen(token), g->domain, clock_wall_s(w->env.clock),
+                      g->grace_s, user, NULL, NULL, NULL) != TICKET_OK)
+        return g->max_body_size;
+    return g->content_max_file;
+}
+
+/* Publishes a new gate for the workers (the old ones stay until web_free). */
+static int web_publish_gate(struct web *w)
+{
+    struct web_gate *g = calloc(1, sizeof(*g));
+    if (!g || !(g->domain = strdup(w->domain))) {
+        free(g);
+        return -ENOMEM;
+    }
+    g->keys = w->keys;
+    g->grace_s = w->cfg.ticket_lifetime_s;
+    g->max_body_size = w->cfg.max_body_size;
+    g->content_max_file = w->cfg.content_max_file;
+    g->older = atomic_load(&w->gate);
+    atomic_store(&w->gate, g);
+    return 0;
 }
 
 /* --- the object ---------------------------------------------------------- */
@@ -270,8 +305,6 @@ static int web_apply_config(struct web *w, const struct web_config *cfg)
     w->cfg = *cfg;
     w->cfg.domain = w->domain;
     w->cfg.realm = w->realm;
-    atomic_store(&w->max_body_size, cfg->max_body_size);
-    atomic_store(&w->content_max_file, cfg->content_max_file);
     return 0;
 }
 
@@ -306,6 +339,11 @@ int web_new(const struct web_env *env, const struct web_config *cfg, struct web 
         goto out;
     if (created)
         log_info("https.content_key_created", "path", path);
+    rc = web_publish_gate(w);
+    if (rc) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     *out = w;
     return 0;
 out:
@@ -322,12 +360,14 @@ int web_reload(struct web *w, const struct web_config *cfg, char *err, size_t er
                                   &created, err, errlen);
         if (rc)
             return rc;
-        ticket_keys_free(w->keys);
+        /* the old keys stay with the gate that names them (web_free) */
         w->keys = k;
         ticket_cache_clear(w->tickets);
         log_info("https.ticket_keys_loaded", "key", ticket_keys_current_id(k));
     }
     int rc = web_apply_config(w, cfg);
+    if (rc == 0)
+        rc = web_publish_gate(w);
     if (rc)
         snprintf(err, errlen, "out of memory");
     return rc;
@@ -337,6 +377,16 @@ void web_free(struct web *w)
 {
     if (!w)
         return;
+    /* every gate, and the keys each named (a reload may have kept them) */
+    struct ticket_keys *freed = NULL;
+    for (struct web_gate *g = atomic_load(&w->gate), *older; g; g = older) {
+        older = g->older;
+        if (g->keys != freed && g->keys != w->keys)
+            ticket_keys_free(g->keys);
+        freed = g->keys;
+        free(g->domain);
+        free(g);
+    }
     ticket_keys_free(w->keys);
     ticket_cache_free(w->tickets);
     sealed_master_free(w->master);

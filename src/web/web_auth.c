@@ -247,10 +247,10 @@ static int auth_bearer(struct web_req *r, unsigned schemes)
     int64_t now = clock_wall_s(w->env.clock);
     if (ticket_cache_lookup(w->tickets, token, len, now, r->user))
         return 0;
-    int64_t exp = 0;
+    int64_t iat = 0, exp = 0;
     char uid[STORE_UID_LEN + 1] = "";
     enum ticket_result res = ticket_verify(w->keys, token, len, w->domain, now,
-                                           w->cfg.ticket_lifetime_s, r->user, uid, &exp);
+                                           w->cfg.ticket_lifetime_s, r->user, uid, &iat, &exp);
     const char *why = res == TICKET_OK ? NULL : ticket_result_name(res);
     struct store_user u;
     int rc = why ? 0 : store_user_get(w->env.store, r->user, &u);
@@ -264,6 +264,10 @@ static int auth_bearer(struct web_req *r, unsigned schemes)
      * ticket names one account, not a name */
     if (!why && (rc == -ENOENT || strcmp(u.uid, uid) != 0))
         why = "no such user";
+    /* a password change (or any change to the account) ends the tickets
+     * issued before it: the way to cut off a stolen one */
+    if (!why && u.updated > iat)
+        why = "account changed since the ticket was issued";
     if (why) {
         r->user[0] = '\0';
         w->tokens_refused++;

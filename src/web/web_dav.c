@@ -39,6 +39,11 @@
 #define DAV_BOOK       "/dav/addressbooks/global/"
 #define DAV_MAX_PROPS  64
 #define DAV_MAX_HREFS  1000 /* hrefs in one multiget */
+/* Bounds on what a request asks for by name (each name is echoed back in
+ * every response when unknown) and on the answer built on the core thread. */
+#define DAV_PROP_NAME_MAX  256
+#define DAV_PROP_NAMES_MAX 4096
+#define DAV_MAX_RESPONSE   (16u << 20)
 
 enum dav_kind { DAV_RES_ROOT, DAV_RES_PRINCIPAL, DAV_RES_HOME, DAV_RES_BOOK, DAV_RES_CARD };
 
@@ -64,6 +69,7 @@ struct dav_ctx {
     struct web_req *r;
     struct web_book *book;
     struct strbuf body;
+    bool too_large; /* the answer passed DAV_MAX_RESPONSE: 507 */
 };
 
 /* --- XML output ------------------------------------------------------------ */
@@ -266,6 +272,10 @@ static void response_write(struct dav_ctx *d, const struct dav_res *res,
                            const struct dav_props *props)
 {
     struct strbuf *b = &d->body;
+    if (b->len > DAV_MAX_RESPONSE) {
+        d->too_large = true;
+        return;
+    }
     char href[256];
     dav_href(d, res, href, sizeof(href));
     strbuf_printf(b, "<D:response><D:href>%s</D:href>", href);
@@ -320,6 +330,12 @@ static void response_not_found(struct dav_ctx *d, const char *href)
 static void ms_send(struct dav_ctx *d)
 {
     struct strbuf *b = &d->body;
+    if (d->too_large) {
+        web_reply_text(d->r, 507,
+                       "the answer would pass 16 MiB: ask for fewer properties "
+                       "or cards, or sync with sync-collection");
+        return;
+    }
     if (b->err) {
         web_reply_text(d->r, 500, "out of memory");
         return;
@@ -361,17 +377,32 @@ static struct xml_doc *body_xml(struct web_req *r, bool *bad)
     return doc;
 }
 
-/* <D:prop> children, or allprop. */
-static void props_read(const struct xml_node *parent, struct dav_props *out)
+/* <D:prop> children, or allprop. -EINVAL (answered 400 by the caller) for
+ * more than DAV_MAX_PROPS properties or names past the bounds: what is
+ * asked for and unknown is echoed in every response, so what a request
+ * may ask is bounded, and a property asked twice is answered once. */
+static int props_read(const struct xml_node *parent, struct dav_props *out)
 {
     memset(out, 0, sizeof(*out));
     out->card_version = 3;
     const struct xml_node *prop = parent ? xml_child(parent, NS_DAV, "prop") : NULL;
     if (!prop) {
         out->all = true;
-        return;
+        return 0;
     }
-    for (const struct xml_node *c = prop->first_child; c && out->n < DAV_MAX_PROPS; c = c->next) {
+    size_t name_bytes = 0;
+    for (const struct xml_node *c = prop->first_child; c; c = c->next) {
+        if (c->ns.n > DAV_PROP_NAME_MAX || c->local.n > DAV_PROP_NAME_MAX)
+            return -EINVAL;
+        bool dup = false;
+        for (size_t i = 0; i < out->n && !dup; i++)
+            dup =
+                strview_eq_view(out->v[i].ns, c->ns) && strview_eq_view(out->v[i].local, c->local);
+        if (dup)
+            continue;
+        name_bytes += c->ns.n + c->local.n;
+        if (out->n == DAV_MAX_PROPS || name_bytes > DAV_PROP_NAMES_MAX)
+            return -EINVAL;
         out->v[out->n].ns = c->ns;
         out->v[out->n].local = c->local;
         out->v[out->n].node = c;
@@ -382,6 +413,15 @@ static void props_read(const struct xml_node *parent, struct dav_props *out)
                 out->card_version = 4;
         }
     }
+    return 0;
+}
+
+static bool props_refused(struct dav_ctx *d, const struct xml_node *root, struct dav_props *props)
+{
+    if (props_read(root, props) == 0)
+        return false;
+    web_reply_text(d->r, 400, "too many properties asked for, or names too long");
+    return true;
 }
 
 /* --- where a path points --------------------------------------------------- */
@@ -479,7 +519,10 @@ static void dav_propfind(struct dav_ctx *d, const char *path)
         return;
     }
     struct dav_props props;
-    props_read(root, &props);
+    if (props_refused(d, root, &props)) {
+        xml_free(doc);
+        return;
+    }
 
     ms_begin(&d->body);
     response_write(d, &res, &props);
@@ -509,12 +552,20 @@ static void dav_propfind(struct dav_ctx *d, const char *path)
 static void report_multiget(struct dav_ctx *d, const struct xml_node *root)
 {
     struct dav_props props;
-    props_read(root, &props);
+    if (props_refused(d, root, &props))
+        return;
+    /* a card named twice is answered once */
+    bool *seen = d->book->n ? calloc(d->book->n, sizeof(*seen)) : NULL;
+    if (d->book->n && !seen) {
+        web_reply_text(d->r, 500, "out of memory");
+        return;
+    }
     ms_begin(&d->body);
     size_t n = 0;
     for (const struct xml_node *h = xml_child(root, NS_DAV, "href"); h;
          h = xml_next(h, NS_DAV, "href")) {
         if (++n > DAV_MAX_HREFS) {
+            free(seen);
             strbuf_free(&d->body);
             web_reply_text(d->r, 413, "too many hrefs in one addressbook-multiget");
             return;
@@ -522,11 +573,16 @@ static void report_multiget(struct dav_ctx *d, const struct xml_node *root)
         char buf[512];
         const char *path = href_path(xml_text_trimmed(h), buf, sizeof(buf));
         struct dav_res res;
-        if (path && dav_resolve(d, path, &res) == 0 && res.kind == DAV_RES_CARD)
-            response_write(d, &res, &props);
-        else
+        if (path && dav_resolve(d, path, &res) == 0 && res.kind == DAV_RES_CARD) {
+            size_t i = (size_t)(res.card - d->book->cards);
+            if (!seen[i])
+                response_write(d, &res, &props);
+            seen[i] = true;
+        } else {
             response_not_found(d, path ? path : "");
+        }
     }
+    free(seen);
     strbuf_puts(&d->body, "</D:multistatus>\n");
     ms_send(d);
 }
@@ -627,7 +683,8 @@ static int prop_filter_match(const struct dav_ctx *d, const struct web_card *c,
 static void report_query(struct dav_ctx *d, const struct xml_node *root)
 {
     struct dav_props props;
-    props_read(root, &props);
+    if (props_refused(d, root, &props))
+        return;
     const struct xml_node *filter = xml_child(root, NS_CARD, "filter");
     const struct xml_attr *test = filter ? xml_attr(filter, "test") : NULL;
     bool allof = test && strview_eq(test->value, "allof");
@@ -703,7 +760,8 @@ static void report_sync(struct dav_ctx *d, const struct xml_node *root)
         return;
     }
     struct dav_props props;
-    props_read(root, &props);
+    if (props_refused(d, root, &props))
+        return;
     struct strview t = tok ? xml_text_trimmed(tok) : strview_make("", 0);
     int64_t since = 0;
     if (t.n) {

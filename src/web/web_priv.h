@@ -37,6 +37,18 @@ struct web_book {
     int64_t seq; /* store_card_seq when read: the sync token's number */
 };
 
+/* What the workers need to judge an upload's head (web_body_limit): made
+ * whole on the core thread, published with one atomic store, never changed,
+ * and kept until web_free (a reload makes a new one; they are few). */
+struct web_gate {
+    struct web_gate *older; /* the views it replaced, freed by web_free */
+    struct ticket_keys *keys;
+    char *domain;
+    int64_t grace_s;
+    size_t max_body_size;
+    size_t content_max_file;
+};
+
 struct web {
     struct web_env env;
     char *state_dir;
@@ -44,10 +56,9 @@ struct web {
     char *realm;
     struct web_config cfg; /* strings point at the copies above */
     /* read by web_body_limit on the workers */
-    _Atomic size_t max_body_size;
-    _Atomic size_t content_max_file;
+    struct web_gate *_Atomic gate;
 
-    struct ticket_keys *keys;
+    struct ticket_keys *keys; /* the current gate's */
     struct ticket_cache *tickets;
     struct sealed_master *master;
     struct web_book *book;

@@ -52,7 +52,8 @@ class TestWeb(unittest.TestCase):
         relay_ports = free_ports(16, "udp", consecutive=True)
         cls.p = Parley(name="web", users={"alice": "alice-pw", "bob": "bob-pw",
                                            "dave": "dave-pw", "frank": "frank-pw",
-                                           "hank": "hank-pw", "eve": "eve-pw"},
+                                           "hank": "hank-pw", "eve": "eve-pw",
+                                           "ivan": "ivan-pw"},
                        config={"auth.max_failures": 3, "auth.max_source_failures": 1000,
                                "https.content_max_file": 300000,
                                "relay.allowed_peers": "127.0.0.0/8",
@@ -429,6 +430,10 @@ fileext = ".vcf"
         big = os.path.join(self.tmp, "big.bin")
         open(big, "wb").write(os.urandom(300001))
         self.assertEqual(self.curl("/content/m1/big.bin", token=self.ticket, upload=big)[0], 413)
+        # a large upload without a ticket that verifies is refused at its head
+        self.assertEqual(self.curl("/content/m1/slides.bin", upload=path)[0], 413)
+        self.assertEqual(self.curl("/content/m1/slides.bin", token=self.ticket[:-4] + "AAAA",
+                                   upload=path)[0], 413)
         # names that could escape the store
         # (sent with -X PUT: curl's -T would rewrite a path ending in "..")
         for name in ("../x", "..%2Fx", "..", "a%2Fb", "a%00b", ".hidden", "x" * 121, "%ff"):
@@ -491,13 +496,24 @@ fileext = ".vcf"
         self.assertIn("/turn/credentials", rows["media relay credentials"]["enforced"])
         self.assertGreater(doc["daemon"]["https"]["tickets_issued"], 0)
 
+    def test_password_change_ends_tickets(self):
+        t = self.get_ticket("ivan", "ivan-pw")
+        self.assertEqual(self.curl("/turn/credentials", token=t)[0], 200)
+        time.sleep(1.1)  # by the second: a ticket of the same second as the change stays
+        res = self.p.ctl("user", "passwd", "ivan", "--password-stdin", input="ivan-new\n")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        status, h, _ = self.curl("/turn/credentials", token=t)
+        self.assertEqual(status, 401)
+        self.assertIn("account changed", h["www-authenticate"])
+        self.assertEqual(self.curl("/turn/credentials",
+                                   token=self.get_ticket("ivan", "ivan-new"))[0], 200)
+
     def test_rotate_key(self):
         old = self.get_ticket("dave", "dave-pw")
         old_kid = json.loads(base64.urlsafe_b64decode(old.split(".")[0] + "=="))["kid"]
         res = self.p.ctl("https", "rotate-key", json=True)
         self.assertEqual(res.returncode, 0, res.stderr)
-        self.assertEqual(self.p.ctl("reload").returncode, 0)
-        self.p.wait_log("https.ticket_keys_loaded")
+        self.assertEqual(self.p.ctl("reload").returncode, 0)  # answered once done
         new = self.get_ticket("dave", "dave-pw")
         new_kid = json.loads(base64.urlsafe_b64decode(new.split(".")[0] + "=="))["kid"]
         self.assertNotEqual(old_kid, new_kid)
@@ -506,6 +522,13 @@ fileext = ".vcf"
             self.assertEqual(self.curl("/turn/credentials", token=t)[0], 200)
         self.assertEqual(os.stat(os.path.join(self.p.dir, "https-ticket.keys")).st_mode & 0o777,
                          0o600)
+        # --now: the keys before it go, and every ticket they signed
+        self.assertEqual(self.p.ctl("https", "rotate-key", "--now").returncode, 0)
+        self.assertEqual(self.p.ctl("reload").returncode, 0)  # answered once done
+        for t in (old, new):
+            status, h, _ = self.curl("/turn/credentials", token=t)
+            self.assertEqual(status, 401)
+            self.assertIn("unknown_key", h["www-authenticate"])
         self.ticket = TestWeb.ticket = self.get_ticket("alice", "alice-pw")
 
     # -- relay credentials -------------------------------------------------------------

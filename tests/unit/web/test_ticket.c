@@ -73,7 +73,7 @@ static enum ticket_result verify_at(struct fx *fx, const char *tok, int64_t now)
 {
     char user[65];
     int64_t exp = 0;
-    return ticket_verify(fx->k, tok, strlen(tok), DOMAIN, now, GRACE, user, NULL, &exp);
+    return ticket_verify(fx->k, tok, strlen(tok), DOMAIN, now, GRACE, user, NULL, NULL, &exp);
 }
 
 static char *b64u_str(const char *s)
@@ -167,8 +167,9 @@ static void test_issue_verify(void **state)
 
     assert_int_equal(strlen(ticket_keys_current_id(fx->k)), 16);
     assert_int_equal(ticket_issue(fx->k, "alice", UID, DOMAIN, NOW, LIFE, tok, sizeof(tok)), 0);
-    assert_int_equal(ticket_verify(fx->k, tok, strlen(tok), DOMAIN, NOW, GRACE, user, NULL, &exp),
-                     TICKET_OK);
+    assert_int_equal(
+        ticket_verify(fx->k, tok, strlen(tok), DOMAIN, NOW, GRACE, user, NULL, NULL, &exp),
+        TICKET_OK);
     assert_string_equal(user, "alice");
     assert_int_equal(exp, NOW + LIFE);
 
@@ -254,7 +255,7 @@ static void test_malformed(void **state)
     /* a NUL inside */
     char user[65];
     assert_int_equal(
-        ticket_verify(fx->k, tok, strlen(tok) + 1, DOMAIN, NOW, GRACE, user, NULL, NULL),
+        ticket_verify(fx->k, tok, strlen(tok) + 1, DOMAIN, NOW, GRACE, user, NULL, NULL, NULL),
         TICKET_MALFORMED);
     assert_string_equal(user, "");
 }
@@ -380,11 +381,11 @@ static void test_times_and_domain(void **state)
     assert_int_equal(verify_at(fx, tok, NOW - 60), TICKET_OK);
     assert_int_equal(verify_at(fx, tok, NOW - 61), TICKET_NOT_YET_VALID);
     assert_int_equal(
-        ticket_verify(fx->k, tok, strlen(tok), "other.test", NOW, GRACE, user, NULL, NULL),
+        ticket_verify(fx->k, tok, strlen(tok), "other.test", NOW, GRACE, user, NULL, NULL, NULL),
         TICKET_WRONG_DOMAIN);
     assert_string_equal(user, "");
     assert_int_equal(
-        ticket_verify(fx->k, tok, strlen(tok), "EXAMPLE.test", NOW, GRACE, user, NULL, NULL),
+        ticket_verify(fx->k, tok, strlen(tok), "EXAMPLE.test", NOW, GRACE, user, NULL, NULL, NULL),
         TICKET_WRONG_DOMAIN);
 }
 

@@ -648,7 +648,7 @@ static void test_ticket_basic(void **state)
     struct ticket_keys *k = NULL;
     char err[256];
     assert_int_equal(ticket_keys_load(NULL, fx->state, WALL0, &k, NULL, err, sizeof(err)), 0);
-    assert_int_equal(ticket_verify(k, t, strlen(t), DOMAIN, WALL0, LIFE, user, NULL, &exp),
+    assert_int_equal(ticket_verify(k, t, strlen(t), DOMAIN, WALL0, LIFE, user, NULL, NULL, &exp),
                      TICKET_OK);
     assert_string_equal(user, "alice");
     ticket_keys_free(k);
@@ -2023,11 +2023,26 @@ static void test_content_quota(void **state)
     assert_int_equal(get(fx, &r, "/content/retro/d", alice), 200);
     assert_memory_equal(r.body, data, 1300);
 
-    /* web_body_limit: content uploads get content_max_file */
+    /* web_body_limit: content uploads with a ticket that verifies get
+     * content_max_file; without one, or with a bad one, the small limit */
     struct http_request *h = NULL;
     assert_int_equal(
         http_request_new("PUT", (struct http_span){"/content/x/y", 12}, 1, NULL, NULL, 0, &h), 0);
+    assert_int_equal(web_body_limit(h, fx->w), cfg.max_body_size);
+    http_request_free(h);
+    const struct http_span names[] = {{"Authorization", 13}};
+    const struct http_span good[] = {{alice, strlen(alice)}};
+    assert_int_equal(
+        http_request_new("PUT", (struct http_span){"/content/x/y", 12}, 1, names, good, 1, &h), 0);
     assert_int_equal(web_body_limit(h, fx->w), 2000);
+    http_request_free(h);
+    char forged[2100];
+    snprintf(forged, sizeof(forged), "%s", alice);
+    forged[strlen(forged) - 2] ^= 1; /* the signature's last characters */
+    const struct http_span bad[] = {{forged, strlen(forged)}};
+    assert_int_equal(
+        http_request_new("PUT", (struct http_span){"/content/x/y", 12}, 1, names, bad, 1, &h), 0);
+    assert_int_equal(web_body_limit(h, fx->w), cfg.max_body_size);
     http_request_free(h);
     assert_int_equal(http_request_new("PUT", (struct http_span){"/dav/x", 6}, 1, NULL, NULL, 0, &h),
                      0);
