@@ -142,7 +142,7 @@ enum auth_result auth_check(struct auth *a, const struct sip_msg *req, bool prox
 /* The parts of a request that digest authentication looks at, whatever
  * the protocol: SIP (auth_check fills it from the message) or HTTP (the
  * web services, RFC 7616). Views borrow the caller's memory. */
-#define AUTH_MAX_CREDENTIALS 8
+#define AUTH_MAX_CREDENTIALS 32 /* headers looked at; clients send one or two */
 struct auth_request {
     struct strview method; /* "REGISTER", "POST" */
     struct strview uri;    /* Request-URI (SIP) or request-target (HTTP): the digest-uri */

@@ -31,6 +31,11 @@
 
 #define CONTENT_NAME_MAX 120 /* bytes; spelt in hex it stays under NAME_MAX */
 #define CONTENT_SUFFIX   ".sealed"
+/* Files a meeting may hold, and what each costs at least against the
+ * quotas: every upload, a listing and the quota check walk the files, so
+ * their number is bounded too, not only their bytes. */
+#define CONTENT_FILES_MAX 1000
+#define CONTENT_FILE_MIN  4096
 
 struct content_target {
     struct store_conference conf;
@@ -88,10 +93,14 @@ static int unhex_name(const char *file, char *out, size_t cap)
     return content_name_valid(out) ? 0 : -EINVAL;
 }
 
-/* Bytes of the sealed files under dir (one level), skipping skip_file. */
-static uint64_t dir_bytes(const char *dir, const char *skip_file)
+/* Bytes of the sealed files under dir (one level), skipping skip_file,
+ * each counted as at least CONTENT_FILE_MIN; *files (may be NULL) gets how
+ * many there are. */
+static uint64_t dir_bytes(const char *dir, const char *skip_file, size_t *files)
 {
     uint64_t total = 0;
+    if (files)
+        *files = 0;
     DIR *dp = opendir(dir);
     if (!dp)
         return 0;
@@ -104,8 +113,12 @@ static uint64_t dir_bytes(const char *dir, const char *skip_file)
         if (skip_file && strcmp(path, skip_file) == 0)
             continue;
         struct stat st;
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-            total += (uint64_t)st.st_size;
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            total +=
+                (uint64_t)st.st_size < CONTENT_FILE_MIN ? CONTENT_FILE_MIN : (uint64_t)st.st_size;
+            if (files)
+                (*files)++;
+        }
     }
     closedir(dp);
     return total;
@@ -123,7 +136,7 @@ static uint64_t content_total_bytes(const char *root, const char *skip_file)
         if (e->d_name[0] == '.')
             continue;
         snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
-        total += dir_bytes(path, skip_file);
+        total += dir_bytes(path, skip_file, NULL);
     }
     closedir(dp);
     return total;
@@ -234,12 +247,18 @@ static void content_put(struct web_req *r, struct content_target *t)
     }
     char root[4096];
     snprintf(root, sizeof(root), "%s/content", w->state_dir);
-    uint64_t in_meeting = dir_bytes(t->dir, t->file);
-    if (in_meeting + h->body_len > w->cfg.content_quota_meeting) {
+    size_t files = 0;
+    uint64_t in_meeting = dir_bytes(t->dir, t->file, &files);
+    uint64_t cost = h->body_len < CONTENT_FILE_MIN ? CONTENT_FILE_MIN : h->body_len;
+    if (files >= CONTENT_FILES_MAX) {
+        web_reply_text(r, 413, "the meeting holds 1000 files already");
+        return;
+    }
+    if (in_meeting + cost > w->cfg.content_quota_meeting) {
         web_reply_text(r, 413, "the meeting's content would pass https.content_quota_meeting");
         return;
     }
-    if (content_total_bytes(root, t->file) + h->body_len > w->cfg.content_quota_total) {
+    if (content_total_bytes(root, t->file) + cost > w->cfg.content_quota_total) {
         web_reply_text(r, 413, "the server's content would pass https.content_quota_total");
         return;
     }

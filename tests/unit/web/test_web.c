@@ -1994,34 +1994,37 @@ static void test_content_quota(void **state)
     struct resp r = {0};
     char alice[2048];
     login_as(fx, "alice", alice, sizeof(alice));
-    unsigned char *data = pattern(3000, 2);
+    unsigned char *data = pattern(30000, 2);
 
+    /* on disk a file is its bytes and about 116 more; each counts as at
+     * least 4096 */
     struct web_config cfg = default_config();
-    cfg.content_max_file = 2000;
-    cfg.content_quota_meeting = 2500;
-    cfg.content_quota_total = 4000;
+    cfg.content_max_file = 20000;
+    cfg.content_quota_meeting = 25000;
+    cfg.content_quota_total = 40000;
     char err[256];
     assert_int_equal(web_reload(fx->w, &cfg, err, sizeof(err)), 0);
 
     /* one file above content_max_file */
-    assert_int_equal(call(fx, &r, "PUT", "/content/standup/big", alice, NULL, data, 2001), 413);
-    assert_int_equal(call(fx, &r, "PUT", "/content/standup/a", alice, NULL, data, 2000), 201);
-    /* the meeting's quota: 2000 stored (and the sealing) + 500 */
-    assert_int_equal(call(fx, &r, "PUT", "/content/standup/b", alice, NULL, data, 500), 413);
+    assert_int_equal(call(fx, &r, "PUT", "/content/standup/big", alice, NULL, data, 20001), 413);
+    assert_int_equal(call(fx, &r, "PUT", "/content/standup/a", alice, NULL, data, 20000), 201);
+    /* the meeting's quota: 20116 stored + 5000 */
+    assert_int_equal(call(fx, &r, "PUT", "/content/standup/b", alice, NULL, data, 5000), 413);
     assert_non_null(strstr(body(&r), "content_quota_meeting"));
-    assert_int_equal(call(fx, &r, "PUT", "/content/standup/b", alice, NULL, data, 300), 201);
+    /* 4000 bytes count as 4096 */
+    assert_int_equal(call(fx, &r, "PUT", "/content/standup/b", alice, NULL, data, 4000), 201);
     /* replacing a file counts it once */
-    assert_int_equal(call(fx, &r, "PUT", "/content/standup/a", alice, NULL, data, 2000), 204);
+    assert_int_equal(call(fx, &r, "PUT", "/content/standup/a", alice, NULL, data, 20000), 204);
     /* the server's total */
-    assert_int_equal(call(fx, &r, "PUT", "/content/retro/c", alice, NULL, data, 1500), 413);
+    assert_int_equal(call(fx, &r, "PUT", "/content/retro/c", alice, NULL, data, 16000), 413);
     assert_non_null(strstr(body(&r), "content_quota_total"));
-    assert_int_equal(call(fx, &r, "PUT", "/content/retro/c", alice, NULL, data, 1000), 201);
+    assert_int_equal(call(fx, &r, "PUT", "/content/retro/c", alice, NULL, data, 10000), 201);
     /* room made by a removal */
-    assert_int_equal(call(fx, &r, "PUT", "/content/retro/d", alice, NULL, data, 1300), 413);
+    assert_int_equal(call(fx, &r, "PUT", "/content/retro/d", alice, NULL, data, 13000), 413);
     assert_int_equal(call(fx, &r, "DELETE", "/content/standup/a", alice, NULL, NULL, 0), 204);
-    assert_int_equal(call(fx, &r, "PUT", "/content/retro/d", alice, NULL, data, 1300), 201);
+    assert_int_equal(call(fx, &r, "PUT", "/content/retro/d", alice, NULL, data, 13000), 201);
     assert_int_equal(get(fx, &r, "/content/retro/d", alice), 200);
-    assert_memory_equal(r.body, data, 1300);
+    assert_memory_equal(r.body, data, 13000);
 
     /* web_body_limit: content uploads with a ticket that verifies get
      * content_max_file; without one, or with a bad one, the small limit */
@@ -2034,7 +2037,7 @@ static void test_content_quota(void **state)
     const struct http_span good[] = {{alice, strlen(alice)}};
     assert_int_equal(
         http_request_new("PUT", (struct http_span){"/content/x/y", 12}, 1, names, good, 1, &h), 0);
-    assert_int_equal(web_body_limit(h, fx->w), 2000);
+    assert_int_equal(web_body_limit(h, fx->w), 20000);
     http_request_free(h);
     char forged[2100];
     snprintf(forged, sizeof(forged), "%s", alice);
