@@ -19,4 +19,6 @@ fi
 echo "Starting parleyd (Ctrl-C stops it). In another terminal:"
 echo "  $ctl -c $conf status"
 echo "  openssl s_client -connect 127.0.0.1:5061 -CAfile var/pki/ca.pem -verify_return_error"
+https=$("$ctl" -c "$conf" config get https.listen | cut -d, -f1)
+[ -n "$https" ] && echo "  curl --cacert var/pki/ca.pem -u alice -X POST https://$https/auth/ticket"
 exec build/src/daemon/parleyd -c "$conf"

@@ -154,8 +154,8 @@ int cmd_init(struct ctl *ctl)
      * so `make run` as one gets 8443 rather than a server that fails */
     unsigned https_port = geteuid() == 0 ? 443 : 8443;
     char v_https[128];
-    snprintf(v_https, sizeof(v_https), v6 ? "https.listen=[%s]:%u" : "https.listen=%s:%u",
-             address, https_port);
+    snprintf(v_https, sizeof(v_https), v6 ? "https.listen=[%s]:%u" : "https.listen=%s:%u", address,
+             https_port);
     const char *values[] = {v_domain, v_listen, v_mtls, v_relay, v_relay_tls, v_https, NULL};
     if (config_template(values, &text) != 0) {
         rc = ctl_fail(ctl, "out of memory");

@@ -1,5 +1,5 @@
 /*
- * parleyctl user add|remove|list|passwd. Passwords are never stored: only
+ * parleyctl user add|remove|list|passwd|set|unblock. Passwords are never stored: only
  * the digest hashes (HA1, MD5 and SHA-256) for realm = server.domain.
  */
 #include <errno.h>
@@ -127,7 +127,8 @@ static int user_set(struct ctl *ctl, const char *name, bool add)
     int sr =
         add ? store_user_add(st, name, md5, sha256) : store_user_set_ha1(st, name, md5, sha256);
     if (sr == -EEXIST) {
-        rc = ctl_fail(ctl, "user %s exists already", name);
+        /* a user, or a group: the two share one namespace (the store says which) */
+        rc = ctl_fail(ctl, "%s", store_errmsg(st));
         goto out;
     }
     if (sr == -ENOENT) {
@@ -210,15 +211,21 @@ static json_t *user_throttle_of(json_t *records, const char *user, struct strbuf
     return mine;
 }
 
-/* user set NAME [--number +E164|none] [--outbound none|national|all] */
+#define USER_SET_USAGE                                                                             \
+    "usage: user set NAME [--number +E164|none] [--outbound none|national|all] "                   \
+    "[--name \"Display Name\"] [--email ADDR]"
+
+/* user set NAME [--number +E164|none] [--outbound none|national|all]
+ *               [--name "Display Name"] [--email ADDR]  ("" clears the last two) */
 static int user_set_attributes(struct ctl *ctl)
 {
     bool missing = false;
     const char *number = ctl_take_option(ctl, "--number", &missing);
     const char *outbound = ctl_take_option(ctl, "--outbound", &missing);
-    if (missing || ctl->argc != 1 || (!number && !outbound))
-        return ctl_usage(
-            ctl, "usage: user set NAME [--number +E164|none] [--outbound none|national|all]");
+    const char *display = ctl_take_option(ctl, "--name", &missing);
+    const char *email = ctl_take_option(ctl, "--email", &missing);
+    if (missing || ctl->argc != 1 || (!number && !outbound && !display && !email))
+        return ctl_usage(ctl, USER_SET_USAGE);
     const char *name = ctl->argv[0];
     if (number && strcmp(number, "none") == 0)
         number = "";
@@ -232,6 +239,8 @@ static int user_set_attributes(struct ctl *ctl)
     int sr = number ? store_user_set_number(st, name, number) : 0;
     if (sr == 0 && outbound)
         sr = store_user_set_outbound(st, name, outbound);
+    if (sr == 0 && (display || email))
+        sr = store_user_set_profile(st, name, display, email);
     if (sr == -ENOENT)
         rc = ctl_fail(ctl, "no user %s", name);
     else if (sr)
@@ -242,12 +251,20 @@ static int user_set_attributes(struct ctl *ctl)
     rc = ctl_close_store(ctl, st, rc);
     if (rc)
         return rc;
-    char msg[300];
-    snprintf(msg, sizeof(msg), "%s: number %s, outbound calls %s", name,
-             u.number[0] ? u.number : "none", u.outbound);
-    return ctl_done(
-        ctl, json_pack("{s:s, s:s, s:s}", "user", name, "number", u.number, "outbound", u.outbound),
-        msg);
+    struct strbuf msg = STRBUF_INIT;
+    strbuf_printf(&msg, "%s: number %s, outbound calls %s", name, u.number[0] ? u.number : "none",
+                  u.outbound);
+    if (u.display_name[0])
+        strbuf_printf(&msg, ", display name \"%s\"", u.display_name);
+    if (u.email[0])
+        strbuf_printf(&msg, ", e-mail %s", u.email);
+    ctl_done(ctl,
+             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "user", name, "number", u.number,
+                       "outbound", u.outbound, "display_name", u.display_name, "email", u.email,
+                       "uid", u.uid),
+             strbuf_cstr(&msg));
+    strbuf_free(&msg);
+    return CTL_OK;
 }
 
 static int user_list_one(const struct store_user *u, void *arg)
@@ -255,14 +272,21 @@ static int user_list_one(const struct store_user *u, void *arg)
     struct user_list_ctx *lc = arg;
     char uri[200];
     snprintf(uri, sizeof(uri), "sip:%s@%s", u->name, lc->domain);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "user", u->name, "uri", uri, "number",
-                          u->number, "outbound", u->outbound, "created", (json_int_t)u->created,
-                          "updated", (json_int_t)u->updated);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "user", u->name, "uri",
+                          uri, "display_name", u->display_name, "email", u->email, "uid", u->uid,
+                          "number", u->number, "outbound", u->outbound, "created",
+                          (json_int_t)u->created, "updated", (json_int_t)u->updated);
     /* a user's number and outbound rights, when there is anything to say */
     char extra[80] = "";
     if (u->number[0] || strcmp(u->outbound, "none") != 0)
         snprintf(extra, sizeof(extra), "  %s  outbound %s", u->number[0] ? u->number : "-",
                  u->outbound);
+    /* the profile, as an address book shows it: "Name" <e-mail> */
+    struct strbuf profile = STRBUF_INIT;
+    if (u->display_name[0])
+        strbuf_printf(&profile, "  \"%s\"", u->display_name);
+    if (u->email[0])
+        strbuf_printf(&profile, "  <%s>", u->email);
     struct strbuf why = STRBUF_INIT;
     if (lc->throttle) {
         json_t *mine = user_throttle_of(lc->throttle, u->name, &why);
@@ -274,10 +298,12 @@ static int user_list_one(const struct store_user *u, void *arg)
     }
     json_array_append_new(lc->users, o);
     if (why.len)
-        strbuf_printf(&lc->text, "%s%s  (password guessing: %s)\n", uri, extra, strbuf_cstr(&why));
+        strbuf_printf(&lc->text, "%s%s%s  (password guessing: %s)\n", uri, strbuf_cstr(&profile),
+                      extra, strbuf_cstr(&why));
     else
-        strbuf_printf(&lc->text, "%s%s\n", uri, extra);
+        strbuf_printf(&lc->text, "%s%s%s\n", uri, strbuf_cstr(&profile), extra);
     strbuf_free(&why);
+    strbuf_free(&profile);
     return 0;
 }
 

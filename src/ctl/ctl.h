@@ -83,5 +83,7 @@ int cmd_dialplan(struct ctl *ctl);
 int cmd_route(struct ctl *ctl);
 int cmd_trunk(struct ctl *ctl);
 int cmd_https(struct ctl *ctl);
+int cmd_group(struct ctl *ctl);
+int cmd_conference(struct ctl *ctl);
 
 #endif

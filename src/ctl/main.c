@@ -40,8 +40,20 @@ static void ctl_print_usage(FILE *f)
            "  user passwd NAME [--password-stdin | --generate-password]\n"
            "  user remove NAME\n"
            "  user set NAME [--number +E164|none] [--outbound none|national|all]\n"
-           "                          a user's line number and right to call out\n"
+           "                [--name \"Display Name\"] [--email ADDR]\n"
+           "                          a user's line number, right to call out, and the\n"
+           "                          name and e-mail address book cards show (\"\" clears)\n"
            "  user list\n"
+           "  group add NAME [--name \"Display Name\"] | group set NAME --name \"Display Name\"\n"
+           "  group remove NAME | group list | group show NAME\n"
+           "  group member add|remove NAME USER|GROUP\n"
+           "                          distribution groups (one namespace with users; groups\n"
+           "                          nest; show flattens them to users)\n"
+           "  conference create NAME --organizer USER [--allow USER|GROUP]...\n"
+           "  conference allow|disallow NAME USER|GROUP\n"
+           "  conference list | conference show NAME | conference remove NAME\n"
+           "                          meetings: the organizer changes their content, those\n"
+           "                          allowed read it; remove deletes the content too\n"
            "  status                  what the running server enforces (or the configured view)\n"
            "  reload                  re-read configuration and certificates (as SIGHUP)\n"
            "  registrations           registered devices (from the running server)\n"
@@ -340,6 +352,10 @@ int main(int argc, char **argv)
         rc = cmd_trunk(&ctl);
     else if (strcmp(cmd, "https") == 0)
         rc = cmd_https(&ctl);
+    else if (strcmp(cmd, "group") == 0)
+        rc = cmd_group(&ctl);
+    else if (strcmp(cmd, "conference") == 0)
+        rc = cmd_conference(&ctl);
     else
         rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 

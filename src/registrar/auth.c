@@ -535,10 +535,10 @@ struct check_bufs {
 
 /* Everything but recording nc; on AUTH_OK, id / issued_ms / nc_out say
  * what to record and b->user who it is. */
-static enum auth_result check(struct auth *a, const struct auth_request *req,
-                              auth_lookup_fn lookup, void *lookup_arg, size_t user_cap,
-                              struct check_bufs *b, unsigned char id[NONCE_ID_LEN],
-                              uint64_t *issued_ms, uint32_t *nc_out, const char **why)
+static enum auth_result check(struct auth *a, const struct auth_request *req, auth_lookup_fn lookup,
+                              void *lookup_arg, size_t user_cap, struct check_bufs *b,
+                              unsigned char id[NONCE_ID_LEN], uint64_t *issued_ms, uint32_t *nc_out,
+                              const char **why)
 {
     struct digest_credentials cr;
     enum digest_alg alg, nonce_alg;
@@ -563,8 +563,7 @@ static enum auth_result check(struct auth *a, const struct auth_request *req,
         *why = WHY_USERNAME;
         return AUTH_BAD_REQUEST;
     }
-    if (digest_unescape(cr.uri, b->uri, sizeof(b->uri)) < 0 ||
-        !strview_eq(req->uri, b->uri)) {
+    if (digest_unescape(cr.uri, b->uri, sizeof(b->uri)) < 0 || !strview_eq(req->uri, b->uri)) {
         *why = WHY_URI;
         return AUTH_BAD_REQUEST;
     }

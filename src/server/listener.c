@@ -134,7 +134,10 @@ static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, s
 
     char p[NETADDR_STRLEN];
     log_debug("conn.accepted", "conn", LOG_INT(cc->id), "peer", netaddr_format(&peer, p),
-              "transport", l->kind == LISTENER_HTTPS ? "https" : l->tls ? "tls" : "tcp");
+              "transport",
+              l->kind == LISTENER_HTTPS ? "https"
+              : l->tls                  ? "tls"
+                                        : "tcp");
     if (l->kind == LISTENER_HTTPS) {
         /* No CertificateRequest: a browser would show a certificate picker. */
         const struct config *cfg = rt->cfg;
@@ -236,10 +239,8 @@ int listeners_open(struct runtime *rt, char *err, size_t errlen)
         enum listener_kind kind;
         const struct config_addr_list *addrs;
     } sets[] = {
-        {LISTENER_TLS, &cfg->sip.tls_listen},
-        {LISTENER_MTLS, &cfg->sip.mtls_listen},
-        {LISTENER_TCP, &cfg->sip.tcp_listen},
-        {LISTENER_TRUNK_TCP, &cfg->sip.trunk_tcp_listen},
+        {LISTENER_TLS, &cfg->sip.tls_listen}, {LISTENER_MTLS, &cfg->sip.mtls_listen},
+        {LISTENER_TCP, &cfg->sip.tcp_listen}, {LISTENER_TRUNK_TCP, &cfg->sip.trunk_tcp_listen},
         {LISTENER_HTTPS, &cfg->https.listen},
     };
     size_t n = cfg->sip.tls_listen.n + cfg->sip.mtls_listen.n + cfg->sip.tcp_listen.n +
@@ -253,8 +254,8 @@ int listeners_open(struct runtime *rt, char *err, size_t errlen)
             l->rt = rt;
             l->index = (int)rt->nlisteners;
             l->kind = sets[s].kind;
-            l->tls = l->kind == LISTENER_TLS || l->kind == LISTENER_MTLS ||
-                     l->kind == LISTENER_HTTPS;
+            l->tls =
+                l->kind == LISTENER_TLS || l->kind == LISTENER_MTLS || l->kind == LISTENER_HTTPS;
             l->addr = sets[s].addrs->v[i];
             int rc = listener_open_one(rt, l, err, errlen);
             if (rc)

@@ -120,10 +120,10 @@ static json_t *status_listeners(const struct config *cfg, const struct tls_conte
         }
     }
     for (size_t i = 0; i < cfg->https.listen.n; i++) {
-        json_t *l = json_pack("{s:s, s:s, s:s, s:s}", "address",
-                              netaddr_format(&cfg->https.listen.v[i], a), "transport", "https",
-                              "key", "https.listen", "client_certificates",
-                              "none asked (no CertificateRequest)");
+        json_t *l =
+            json_pack("{s:s, s:s, s:s, s:s}", "address", netaddr_format(&cfg->https.listen.v[i], a),
+                      "transport", "https", "key", "https.listen", "client_certificates",
+                      "none asked (no CertificateRequest)");
         if (facts) {
             json_object_set_new(l, "tls_versions", json_string(facts->versions));
             json_object_set_new(l, "tls_suites", json_string(facts->suites ? facts->suites : ""));
@@ -131,11 +131,11 @@ static json_t *status_listeners(const struct config *cfg, const struct tls_conte
         } else {
             json_object_set_new(l, "tls_error", json_string(tls_error));
         }
-        json_object_set_new(
-            l, "carries",
-            json_pack("[s, s, s, s, s]", "web tickets (POST /auth/ticket)",
-                      "address book (CardDAV, /dav/)", "group expansion (/groups/)",
-                      "relay credentials (/turn/credentials)", "meeting content (/content/)"));
+        json_object_set_new(l, "carries",
+                            json_pack("[s, s, s, s, s]", "web tickets (POST /auth/ticket)",
+                                      "address book (CardDAV, /dav/)", "group expansion (/groups/)",
+                                      "relay credentials (/turn/credentials)",
+                                      "meeting content (/content/)"));
         json_object_set_new(l, "refuses",
                             json_pack("[s]", "plain HTTP (no answer: TLS only, with HSTS)"));
         json_object_set_new(l, "certificate", status_certificate(cfg));
@@ -179,9 +179,8 @@ static void status_web_rows(const struct config *cfg, json_t *rows)
              "domain, valid %lld s; issued for a user's password (Basic), failed logins "
              "throttled with SIP's",
              cfg->tls.min_version, cfg->https.ticket_lifetime);
-    json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "web tickets",
-                                          "protection", "HTTPS, authenticated", "enforced",
-                                          on ? buf : off));
+    json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "web tickets", "protection",
+                                          "HTTPS, authenticated", "enforced", on ? buf : off));
     snprintf(buf, sizeof(buf),
              "CardDAV over HTTPS only (/dav/addressbooks/global/), read-only, for users of %s "
              "with their password (Basic) or a web ticket; delta sync (RFC 6578)",
@@ -190,8 +189,8 @@ static void status_web_rows(const struct config *cfg, json_t *rows)
                                           "protection", "HTTPS, authenticated", "enforced",
                                           on ? buf : off));
     json_array_append_new(
-        rows, json_pack("{s:s, s:s, s:s}", "traffic", "distribution-group expansion",
-                        "protection", "HTTPS, authenticated", "enforced",
+        rows, json_pack("{s:s, s:s, s:s}", "traffic", "distribution-group expansion", "protection",
+                        "HTTPS, authenticated", "enforced",
                         on ? "GET /groups/NAME/members over HTTPS only, for web-ticket holders "
                              "of the domain; nested groups expanded once each, cycle-safe"
                            : off));

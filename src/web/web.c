@@ -113,12 +113,10 @@ static void web_groups_members(struct web_req *r, const char *name)
     struct members_walk mw = {json_array(), w->domain};
     bool truncated = false;
     if (rc == 0 && mw.list)
-        rc = store_group_expand(w->env.store, name, WEB_GROUP_DEPTH, members_add, &mw,
-                                &truncated);
+        rc = store_group_expand(w->env.store, name, WEB_GROUP_DEPTH, members_add, &mw, &truncated);
     if (rc != 0 || !mw.list) {
         json_decref(mw.list);
-        log_error("http.store_failed", "path", r->http->path, "reason",
-                  store_errmsg(w->env.store));
+        log_error("http.store_failed", "path", r->http->path, "reason", store_errmsg(w->env.store));
         web_reply_text(r, 500, "the store could not be read");
         return;
     }
@@ -137,8 +135,7 @@ static void web_turn_credentials(struct web_req *r)
         return;
     struct web_relay_grant g;
     memset(&g, 0, sizeof(g));
-    int rc = w->env.relay_credentials ? w->env.relay_credentials(w->env.arg, r->user, &g)
-                                      : -ENOENT;
+    int rc = w->env.relay_credentials ? w->env.relay_credentials(w->env.arg, r->user, &g) : -ENOENT;
     if (rc == -ENOENT) {
         web_reply_text(r, 404, "no media relay on this server");
         return;
@@ -150,8 +147,8 @@ static void web_turn_credentials(struct web_req *r)
     json_t *uris = json_array();
     for (size_t i = 0; uris && i < g.nuris; i++)
         json_array_append_new(uris, json_string(g.uris[i]));
-    json_t *doc = json_pack("{s:s, s:s, s:I, s:o}", "username", g.username, "password",
-                            g.password, "ttl", (json_int_t)g.ttl_s, "uris", uris);
+    json_t *doc = json_pack("{s:s, s:s, s:I, s:o}", "username", g.username, "password", g.password,
+                            "ttl", (json_int_t)g.ttl_s, "uris", uris);
     OPENSSL_cleanse(&g, sizeof(g));
     web_reply_json(r, 200, doc);
 }
@@ -242,9 +239,9 @@ void web_handle(struct web *w, const struct web_peer *peer, const struct http_re
     *close = r.close;
     char p[NETADDR_STRLEN];
     log_info("http.request", "conn", LOG_INT(peer->conn), "peer", netaddr_format(&peer->addr, p),
-             "method", req->method_name, "path",
-             req->path, "status", LOG_INT(r.status), "bytes", LOG_INT(r.bytes), "duration_ms",
-             LOG_INT(clock_now_ms(w->env.clock) - t0), "user", r.user);
+             "method", req->method_name, "path", req->path, "status", LOG_INT(r.status), "bytes",
+             LOG_INT(r.bytes), "duration_ms", LOG_INT(clock_now_ms(w->env.clock) - t0), "user",
+             r.user);
 }
 
 size_t web_body_limit(const struct http_request *head, void *arg)
@@ -357,6 +354,5 @@ json_t *web_status(struct web *w)
                      w->keys ? ticket_keys_current_id(w->keys) : "", "ticket_lifetime",
                      (json_int_t)w->cfg.ticket_lifetime_s, "requests", (json_int_t)w->requests,
                      "tickets_issued", (json_int_t)w->tickets_issued, "logins_failed",
-                     (json_int_t)w->logins_failed, "tokens_refused",
-                     (json_int_t)w->tokens_refused);
+                     (json_int_t)w->logins_failed, "tokens_refused", (json_int_t)w->tokens_refused);
 }

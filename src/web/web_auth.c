@@ -62,12 +62,11 @@ static void challenge_reply(struct web_req *r, unsigned schemes, const char *tok
                                   "error_description=\"%s\"",
                                   r->w->domain, token_error);
         else
-            http_response_headerf(r->out, "WWW-Authenticate", "Bearer realm=\"%s\"",
-                                  r->w->domain);
+            http_response_headerf(r->out, "WWW-Authenticate", "Bearer realm=\"%s\"", r->w->domain);
     }
     char body[160];
-    int n = snprintf(body, sizeof(body), "%s\n",
-                     token_error ? token_error : "authentication required");
+    int n =
+        snprintf(body, sizeof(body), "%s\n", token_error ? token_error : "authentication required");
     web_reply_end(r, "text/plain; charset=utf-8", body, n > 0 ? (size_t)n : 0);
 }
 
@@ -249,8 +248,8 @@ static int auth_bearer(struct web_req *r, unsigned schemes)
     if (ticket_cache_lookup(w->tickets, token, len, now, r->user))
         return 0;
     int64_t exp = 0;
-    enum ticket_result res = ticket_verify(w->keys, token, len, w->domain, now,
-                                           w->cfg.ticket_lifetime_s, r->user, &exp);
+    enum ticket_result res =
+        ticket_verify(w->keys, token, len, w->domain, now, w->cfg.ticket_lifetime_s, r->user, &exp);
     const char *why = res == TICKET_OK ? NULL : ticket_result_name(res);
     struct store_user u;
     if (!why && store_user_get(w->env.store, r->user, &u) != 0)
@@ -298,9 +297,9 @@ void web_auth_ticket(struct web_req *r)
     }
     w->tickets_issued++;
     json_t *doc = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "ticket", ticket, "token_type",
-                            "Bearer", "expires_in", (json_int_t)w->cfg.ticket_lifetime_s,
-                            "expires", (json_int_t)(now + w->cfg.ticket_lifetime_s), "user",
-                            r->user, "domain", w->domain);
+                            "Bearer", "expires_in", (json_int_t)w->cfg.ticket_lifetime_s, "expires",
+                            (json_int_t)(now + w->cfg.ticket_lifetime_s), "user", r->user, "domain",
+                            w->domain);
     OPENSSL_cleanse(ticket, sizeof(ticket));
     web_reply_json(r, 200, doc);
 }

@@ -264,8 +264,7 @@ static void content_put(struct web_req *r, struct content_target *t)
     else
         snprintf(err, sizeof(err), "%s: %s", t->dir, strerror(-rc));
     if (rc != 0) {
-        log_error("content.write_failed", "meeting", t->conf.name, "file", t->name, "reason",
-                  err);
+        log_error("content.write_failed", "meeting", t->conf.name, "file", t->name, "reason", err);
         web_reply_text(r, 500, "the file could not be stored");
         return;
     }

@@ -147,12 +147,12 @@ static bool prop_write(struct dav_ctx *d, const struct dav_res *res, struct strv
         return true;
     }
     if (dav && strview_eq(local, "displayname")) {
-        const char *name = res->kind == DAV_RES_BOOK        ? "Global address book"
-                           : res->kind == DAV_RES_PRINCIPAL ? d->r->user
-                           : res->kind == DAV_RES_CARD
-                               ? (res->card->display_name[0] ? res->card->display_name
-                                                             : res->card->name)
-                               : NULL;
+        const char *name =
+            res->kind == DAV_RES_BOOK        ? "Global address book"
+            : res->kind == DAV_RES_PRINCIPAL ? d->r->user
+            : res->kind == DAV_RES_CARD
+                ? (res->card->display_name[0] ? res->card->display_name : res->card->name)
+                : NULL;
         if (!name)
             return false;
         strbuf_puts(b, "<D:displayname>");
@@ -161,8 +161,9 @@ static bool prop_write(struct dav_ctx *d, const struct dav_res *res, struct strv
         return true;
     }
     if (dav && strview_eq(local, "current-user-principal")) {
-        strbuf_printf(b, "<D:current-user-principal><D:href>%s%s/</D:href>"
-                         "</D:current-user-principal>",
+        strbuf_printf(b,
+                      "<D:current-user-principal><D:href>%s%s/</D:href>"
+                      "</D:current-user-principal>",
                       DAV_PRINCIPALS, d->r->user);
         return true;
     }
@@ -271,8 +272,8 @@ static void response_write(struct dav_ctx *d, const struct dav_res *res,
     struct strbuf found = STRBUF_INIT, missing = STRBUF_INIT;
     if (props->all) {
         for (size_t i = 0; i < sizeof(allprop_names) / sizeof(allprop_names[0]); i++)
-            prop_write(d, res, strview_cstr(allprop_names[i][0]),
-                       strview_cstr(allprop_names[i][1]), props->card_version, &found);
+            prop_write(d, res, strview_cstr(allprop_names[i][0]), strview_cstr(allprop_names[i][1]),
+                       props->card_version, &found);
     } else {
         for (size_t i = 0; i < props->n; i++) {
             const struct dav_prop *p = &props->v[i];
@@ -287,12 +288,14 @@ static void response_write(struct dav_ctx *d, const struct dav_res *res,
         }
     }
     if (found.len)
-        strbuf_printf(b, "<D:propstat><D:prop>%s</D:prop><D:status>HTTP/1.1 200 OK</D:status>"
-                         "</D:propstat>",
+        strbuf_printf(b,
+                      "<D:propstat><D:prop>%s</D:prop><D:status>HTTP/1.1 200 OK</D:status>"
+                      "</D:propstat>",
                       strbuf_cstr(&found));
     if (missing.len)
-        strbuf_printf(b, "<D:propstat><D:prop>%s</D:prop><D:status>HTTP/1.1 404 Not Found"
-                         "</D:status></D:propstat>",
+        strbuf_printf(b,
+                      "<D:propstat><D:prop>%s</D:prop><D:status>HTTP/1.1 404 Not Found"
+                      "</D:status></D:propstat>",
                       strbuf_cstr(&missing));
     strbuf_puts(b, "</D:response>\n");
     strbuf_free(&found);
@@ -542,7 +545,8 @@ static size_t card_values(const struct dav_ctx *d, const struct web_card *c, str
              c->kind == STORE_CARD_USER) {
         snprintf(sip, sipcap, "sip:%s@%s", c->name, d->r->w->domain);
         out[n++] = sip;
-    } else if (strview_eq_nocase(name, "KIND") || strview_eq_nocase(name, "X-ADDRESSBOOKSERVER-KIND"))
+    } else if (strview_eq_nocase(name, "KIND") ||
+               strview_eq_nocase(name, "X-ADDRESSBOOKSERVER-KIND"))
         out[n++] = c->kind == STORE_CARD_GROUP ? "group" : "individual";
     return n;
 }
@@ -791,8 +795,9 @@ static void dav_get(struct dav_ctx *d, const char *path)
         return;
     }
     if (res.kind != DAV_RES_CARD) {
-        web_reply_text(r, 200, "This is Parley's CardDAV address book: point a CardDAV "
-                               "client at /dav/addressbooks/global/");
+        web_reply_text(r, 200,
+                       "This is Parley's CardDAV address book: point a CardDAV "
+                       "client at /dav/addressbooks/global/");
         return;
     }
     if (etag_matches(http_request_header(r->http, "If-None-Match"), res.card->etag)) {
@@ -812,10 +817,9 @@ static void dav_get(struct dav_ctx *d, const char *path)
     web_reply_begin(r, 200);
     http_response_header(r->out, "ETag", res.card->etag);
     http_response_header(r->out, "Cache-Control", "private, no-cache");
-    web_reply_end_maybe_gzip(r,
-                             version == 4 ? "text/vcard; charset=utf-8; version=4.0"
-                                          : "text/vcard; charset=utf-8",
-                             v.p, v.len);
+    web_reply_end_maybe_gzip(
+        r, version == 4 ? "text/vcard; charset=utf-8; version=4.0" : "text/vcard; charset=utf-8",
+        v.p, v.len);
     strbuf_free(&v);
 }
 
@@ -856,8 +860,9 @@ void web_dav_handle(struct web_req *r, const char *path)
     case HTTP_M_PUT:
     case HTTP_M_DELETE:
     case HTTP_M_POST:
-        web_reply_text(r, 403, "the address book is read-only: users and groups are managed "
-                               "with parleyctl");
+        web_reply_text(r, 403,
+                       "the address book is read-only: users and groups are managed "
+                       "with parleyctl");
         break;
     default:
         if (strcmp(r->http->method_name, "PROPPATCH") == 0 ||

@@ -63,7 +63,7 @@ struct web_req {
     const struct http_request *http;
     struct strbuf *out;
     bool close;
-    bool head; /* HEAD: the headers of GET, no body */
+    bool head;                          /* HEAD: the headers of GET, no body */
     char user[STORE_USER_NAME_MAX + 1]; /* once authenticated */
     int status;
     size_t bytes; /* body bytes sent */

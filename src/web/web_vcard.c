@@ -93,8 +93,7 @@ static void vcard_n(struct strbuf *out, const char *display)
     strbuf_free(&l);
 }
 
-void web_vcard_write(struct strbuf *out, const struct web_card *c, int version,
-                     const char *domain)
+void web_vcard_write(struct strbuf *out, const struct web_card *c, int version, const char *domain)
 {
     bool v4 = version == 4;
     const char *fn = c->display_name[0] ? c->display_name : c->name;
