@@ -41,8 +41,12 @@ struct sealed_file {
     unsigned char id[FILE_ID_LEN];
     unsigned char key[AEAD_KEY_LEN];
     uint64_t cached; /* the segment in plain, or UINT64_MAX */
-    unsigned char disk[SEG_DISK_LEN];
-    unsigned char plain[SEALED_SEGMENT_SIZE];
+    /* sized to the file's largest segment: a 4 kB file costs 8 kB here,
+     * not two 64 KiB buffers to allocate and wipe */
+    size_t seg_cap;
+    unsigned char *disk;  /* seg_cap + AEAD_TAG_LEN bytes */
+    unsigned char *plain; /* seg_cap bytes */
+    unsigned char buf[];
 };
 
 static void put_be32(unsigned char *p, uint32_t v)
@@ -438,12 +442,16 @@ int sealed_open(const struct sealed_master *m, const char *path, const char *con
                  path);
         goto out;
     }
-    f = calloc(1, sizeof(*f));
+    size_t seg_cap = len < SEALED_SEGMENT_SIZE ? (size_t)(len ? len : 1) : SEALED_SEGMENT_SIZE;
+    f = calloc(1, sizeof(*f) + 2 * seg_cap + AEAD_TAG_LEN);
     if (!f) {
         rc = -ENOMEM;
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    f->seg_cap = seg_cap;
+    f->plain = f->buf;
+    f->disk = f->buf + seg_cap;
     size_t aadlen = wrap_aad(hdr, context, aad);
     if (aead_open(m->key, hdr + OFF_NONCE, aad, aadlen, hdr + OFF_WRAPPED, AEAD_KEY_LEN, f->key,
                   hdr + OFF_TAG) != 0) {
@@ -539,6 +547,6 @@ void sealed_close(struct sealed_file *f)
         return;
     close(f->fd);
     OPENSSL_cleanse(f->key, sizeof(f->key));
-    OPENSSL_cleanse(f->plain, sizeof(f->plain));
+    OPENSSL_cleanse(f->plain, f->seg_cap);
     free(f);
 }

@@ -347,11 +347,47 @@ out:
 }
 
 /* Reads the one row a SELECT by key (?1) finds; -ENOENT when none. */
+int store_prepare_kept(struct store *st, const char *op, const char *sql, sqlite3_stmt **out,
+                       bool *kept)
+{
+    for (size_t i = 0; i < st->nkept; i++) {
+        if (st->kept[i].sql == sql) {
+            *out = st->kept[i].s;
+            *kept = true;
+            return 0;
+        }
+    }
+    *kept = false;
+    if (st->nkept == STORE_KEPT_MAX)
+        return store_prepare(st, op, sql, out);
+    int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+    if (rc != SQLITE_OK) {
+        *out = NULL;
+        return store_fail(st, op, rc);
+    }
+    st->kept[st->nkept].sql = sql;
+    st->kept[st->nkept].s = *out;
+    st->nkept++;
+    *kept = true;
+    return 0;
+}
+
+void store_kept_done(sqlite3_stmt *s, bool kept)
+{
+    if (!kept) {
+        sqlite3_finalize(s);
+        return;
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
 int store_get_one(struct store *st, const char *op, const char *sql, const char *key,
                   int (*read)(struct store *st, sqlite3_stmt *s, void *out), void *out)
 {
     sqlite3_stmt *s = NULL;
-    int rc = store_prepare(st, op, sql, &s);
+    bool kept = false;
+    int rc = store_prepare_kept(st, op, sql, &s, &kept);
     if (rc == 0)
         rc = store_bind_texts(st, op, s, 1, key);
     if (rc == 0) {
@@ -363,7 +399,8 @@ int store_get_one(struct store *st, const char *op, const char *sql, const char 
         else
             rc = store_fail(st, op, src);
     }
-    sqlite3_finalize(s);
+    if (s)
+        store_kept_done(s, kept);
     return rc;
 }
 
@@ -617,6 +654,8 @@ int store_close(struct store *st)
     if (!st)
         return 0;
     sqlite3_finalize(st->user_get);
+    for (size_t i = 0; i < st->nkept; i++)
+        sqlite3_finalize(st->kept[i].s);
     /* Closing checkpoints the WAL into the main file; a failure there
      * loses nothing (the WAL stays and is replayed on the next open) but
      * it is still worth knowing about. */

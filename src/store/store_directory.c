@@ -709,12 +709,13 @@ int store_conference_access(struct store *st, const char *conference, const char
     /* the allowed users and groups are at depth 0: a group allowed is
      * followed as store_group_expand() follows the group it starts from */
     sqlite3_stmt *s = NULL;
-    rc = store_prepare(
+    bool kept = false;
+    rc = store_prepare_kept(
         st, op,
         "WITH RECURSIVE reach(name, kind, depth) AS ("
         "  SELECT member, kind, 0 FROM conference_allow WHERE conference = ?1" REACH_STEP
         ") SELECT EXISTS (SELECT 1 FROM reach WHERE kind = 'user' AND name = ?3)",
-        &s);
+        &s, &kept);
     if (rc == 0)
         rc = store_bind_texts(st, op, s, 1, conference);
     if (rc == 0)
@@ -728,7 +729,8 @@ int store_conference_access(struct store *st, const char *conference, const char
         else
             rc = store_fail(st, op, src);
     }
-    sqlite3_finalize(s);
+    if (s)
+        store_kept_done(s, kept);
     return rc;
 }
 
@@ -810,15 +812,16 @@ int store_data_changed(struct store *st, bool *changed)
     static const char op[] = "data_changed";
     int64_t version = 0;
     sqlite3_stmt *s = NULL;
-    int rc = store_prepare(st, op, "PRAGMA data_version", &s);
+    bool kept = false;
+    int rc = store_prepare_kept(st, op, "PRAGMA data_version", &s, &kept);
     if (rc == 0) {
         int src = sqlite3_step(s);
         if (src == SQLITE_ROW)
             rc = int64_read(st, s, &version);
         else
             rc = store_fail(st, op, src);
+        store_kept_done(s, kept);
     }
-    sqlite3_finalize(s);
     if (rc < 0)
         return rc;
     /* data_version moves with other connections' commits only; this

@@ -19,10 +19,19 @@
 
 #include "store/store.h"
 
+/* Statements the hot paths run again and again (a request's user, its
+ * meeting, whether the store changed), prepared once per handle. */
+#define STORE_KEPT_MAX 16
+
 struct store {
     sqlite3 *db;
     sqlite3_stmt *user_get; /* prepared once: every authenticated request reads a user */
-    char *path;             /* for log lines */
+    struct {
+        const char *sql; /* the statement's text: a string literal, compared by address */
+        sqlite3_stmt *s;
+    } kept[STORE_KEPT_MAX];
+    size_t nkept;
+    char *path; /* for log lines */
     struct clock *clock;
     /* what store_data_changed() saw last: PRAGMA data_version (commits by
      * other connections) and sqlite3_total_changes64 (this one's) */
@@ -41,6 +50,16 @@ void store_set_msg(struct store *st, const char *fmt, ...) __attribute__((format
 /* An SQLite call failed: keeps its message, logs it, maps rc to an errno. */
 int store_fail(struct store *st, const char *op, int rc);
 int store_prepare(struct store *st, const char *op, const char *sql, sqlite3_stmt **out);
+/* Like store_prepare for a statement the handle keeps (sql must be a
+ * string literal: it is the key): prepared the first time, then reused.
+ * Give it back with store_kept_done (never sqlite3_finalize). When the
+ * table is full the statement is an ordinary one and *kept is false: the
+ * caller finalizes it. */
+int store_prepare_kept(struct store *st, const char *op, const char *sql, sqlite3_stmt **out,
+                       bool *kept);
+/* Resets a statement from store_prepare_kept (and finalizes it if it was
+ * not kept). */
+void store_kept_done(sqlite3_stmt *s, bool kept);
 /* Binds n texts to ?1.. in order; a NULL binds SQL NULL. */
 int store_bind_texts(struct store *st, const char *op, sqlite3_stmt *s, int n, ...);
 int store_bind_int64(struct store *st, const char *op, sqlite3_stmt *s, int idx, int64_t v);

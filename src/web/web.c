@@ -239,6 +239,8 @@ void web_handle(struct web *w, const struct web_peer *peer, const struct http_re
     web_route(&r);
 
     *close = r.close;
+    if (!log_enabled(LOG_LEVEL_INFO))
+        return;
     char p[NETADDR_STRLEN];
     log_info("http.request", "conn", LOG_INT(peer->conn), "peer", netaddr_format(&peer->addr, p),
              "method", req->method_name, "path", req->path, "status", LOG_INT(r.status), "bytes",
