@@ -354,7 +354,8 @@ int cmd_trust(struct ctl *ctl)
 
 int cmd_cert(struct ctl *ctl)
 {
-    int rc = ctl_load_config(ctl);
+    /* keys, requests and CRL signatures on the configured context */
+    int rc = ctl_open_crypto(ctl);
     if (rc)
         return rc;
     if (ctl->argc == 1 && strcmp(ctl->argv[0], "request") == 0)
