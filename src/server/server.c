@@ -23,6 +23,7 @@
 #include "core/random.h"
 #include "crypto/fips.h"
 #include "rtp/srtp.h"
+#include "stun/stun.h"
 #include "relay/relay.h"
 #include "server/runtime.h"
 #include "store/store.h"
@@ -342,6 +343,12 @@ static int server_crypto_start(struct runtime *rt, char *err, size_t errlen)
     log_info("crypto.selftest", "result", "passed", "tests",
              LOG_INT(fips_self_tests(rt->fips) + 1));
     random_set_secret_source(fips_secret_source, rt->fips);
+    /* STUN's own digests (the long-term credential key, MD5 or SHA-256) */
+    if (stun_crypto_init(fips_libctx(rt->fips), fips_propq(rt->fips)) != 0) {
+        snprintf(err, errlen, "the %s library context offers no SHA-256 for STUN",
+                 fips_mode_name(mode));
+        return -ENOTSUP;
+    }
     return 0;
 }
 
@@ -533,6 +540,8 @@ void server_free(struct runtime *rt)
     free(rt->lock_path);
     /* last: everything above may hold algorithms or keys of its context */
     random_set_secret_source(NULL, NULL);
+    if (rt->fips)
+        stun_crypto_cleanup();
     fips_close(rt->fips);
     rt->fips = NULL;
     config_free(rt->cfg);
