@@ -506,9 +506,9 @@ static int worker_init(struct anchor *a, struct anchor_worker *w, unsigned index
         return -ENOMEM;
     struct timeval tv = {ANCHOR_TICK_MS / 1000, (ANCHOR_TICK_MS % 1000) * 1000};
     event_add(w->tick, &tv);
-    /* the SRTP algorithms, fetched once for this thread (the FIPS mode will
-     * hand in its own library context) */
-    int rc = rtp_srtp_crypto_new(NULL, NULL, &w->crypto);
+    /* the SRTP algorithms, fetched once for this thread from the server's
+     * library context (crypto/fips) */
+    int rc = rtp_srtp_crypto_new(a->events.libctx, a->events.propq, &w->crypto);
     return rc;
 }
 
@@ -808,7 +808,7 @@ int anchor_leg_local(struct anchor *a, uint64_t id, int leg, enum anchor_protect
     if (renew) {
         struct anchor_local_key nk = {.set = true, .protection = protection, .suite = suite};
         if (protection == ANCHOR_SRTP &&
-            rtp_srtp_generate_master(NULL, suite, nk.key, nk.salt) != 0) {
+            rtp_srtp_generate_master(a->events.libctx, suite, nk.key, nk.salt) != 0) {
             OPENSSL_cleanse(&nk, sizeof(nk));
             return -EIO;
         }

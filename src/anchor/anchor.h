@@ -47,6 +47,12 @@ struct anchor_events {
      * parties described themselves (and it is not on hold): its call
      * should end. Told once, until a party describes itself again. */
     void (*timed_out)(void *arg, uint64_t stream, const char *call_id);
+    /* Not an event: where the SRTP algorithms are fetched from and the
+     * session keys drawn (the server's crypto/fips context and property
+     * query; NULL: OpenSSL's default context, for tests). Must outlive the
+     * engine. */
+    OSSL_LIB_CTX *libctx;
+    const char *propq;
 };
 
 /* Binds nothing yet (ports are taken per stream) but checks the address

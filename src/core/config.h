@@ -152,6 +152,10 @@ struct config {
     struct {
         char *level;
     } log;
+    struct {
+        char *fips;              /* "auto" | "on" | "approved-only" | "off" (crypto/fips) */
+        char *fips_enabled_file; /* the kernel's FIPS switch, read by auto */
+    } security;
 };
 
 enum config_type {

@@ -70,9 +70,23 @@ void random_token(char *out, size_t len)
     out[len] = '\0';
 }
 
+/* Set once at start, before threads, and reset after they end: read-only
+ * while anything else runs. */
+static int (*g_secret_fill)(void *arg, void *out, size_t len);
+static void *g_secret_arg;
+
+void random_set_secret_source(int (*fill)(void *arg, void *out, size_t len), void *arg)
+{
+    g_secret_fill = fill;
+    g_secret_arg = fill ? arg : NULL;
+}
+
 int random_secret(void *out, size_t len)
 {
     unsigned char *p = out;
+
+    if (g_secret_fill)
+        return g_secret_fill(g_secret_arg, out, len) == 0 ? 0 : -EIO;
     while (len) {
         ssize_t n = getrandom(p, len, 0);
         if (n < 0) {

@@ -20,6 +20,12 @@
  * is used (fips_open initialises digest, mac, sign and aead on it); every
  * other module that fetches algorithms takes fips_libctx()/fips_propq().
  * After fips_open, the getters may be called from any thread.
+ *
+ * Randomness: keys, secrets and nonces come from the context's private DRBG
+ * (fips_random, and core/random's random_secret once the program installs
+ * fips_secret_source). SIP tags, branches and Call-IDs (random_token) are
+ * identifiers, not secrets, and the hash tables' SipHash seed (core/hmap)
+ * protects against flooding, not a secret: both stay on the kernel.
  */
 #ifndef PARLEY_CRYPTO_FIPS_H
 #define PARLEY_CRYPTO_FIPS_H
@@ -28,6 +34,9 @@
 #include <stddef.h>
 
 #include <openssl/types.h>
+
+/* The kernel's FIPS switch: security.fips_enabled_file's default. */
+#define FIPS_ENABLED_FILE_DEFAULT "/proc/sys/crypto/fips_enabled"
 
 enum fips_setting { FIPS_SETTING_AUTO, FIPS_SETTING_ON, FIPS_SETTING_APPROVED, FIPS_SETTING_OFF };
 enum fips_mode { FIPS_MODE_OFF, FIPS_MODE_APPROVED, FIPS_MODE_ON };
@@ -46,9 +55,16 @@ enum fips_mode fips_resolve(enum fips_setting setting, const char *fips_enabled_
 struct fips_ctx;
 
 /* Makes the library context for mode and initialises the crypto modules
- * on it. -ENOENT with err naming what is missing and how to install or
- * configure it (FIPS_MODE_ON without a loadable fips provider), -EIO when
- * a self-test fails, -ENOMEM. */
+ * on it, then runs crypto/selftest's known-answer tests. Mode on also
+ * loads OpenSSL's configuration file (OPENSSL_CONF, else the one in
+ * OpenSSL's directory) into the context: the fips provider's own
+ * configuration (`openssl fipsinstall`'s output) is found through it.
+ * -ENOENT with err naming what is missing and how to install or configure
+ * it (FIPS_MODE_ON without a fips.so in OPENSSL_MODULES), -EIO when the
+ * provider does not load (its self-test or configuration) or a known-answer
+ * test fails (err names it), -ENOTSUP when an algorithm Parley needs is not
+ * offered, -ENOMEM. Once only per process at a time: the crypto modules'
+ * algorithms are process-wide. */
 int fips_open(enum fips_mode mode, struct fips_ctx **out, char *err, size_t errlen);
 void fips_close(struct fips_ctx *c);
 
@@ -61,5 +77,22 @@ const char *fips_propq(const struct fips_ctx *c);
 /* For status: "on (provider OpenSSL FIPS Provider 3.0.9, self-test passed)",
  * "approved-only (no validated module)", "off". */
 const char *fips_describe(const struct fips_ctx *c);
+/* Mode on: the validated module's name and version ("OpenSSL FIPS Provider
+ * 3.0.9"); NULL in the other modes. */
+const char *fips_provider(const struct fips_ctx *c);
+/* Mode on: algorithms come from a (separately) validated module. */
+bool fips_validated_module(const struct fips_ctx *c);
+/* How many of crypto/selftest's known-answer tests fips_open ran and
+ * passed (it fails otherwise). */
+int fips_self_tests(const struct fips_ctx *c);
+
+/* len bytes from the context's private DRBG (RAND_priv_bytes_ex), for keys
+ * and secrets. 0, -EINVAL or -EIO. */
+int fips_random(const struct fips_ctx *c, void *buf, size_t len);
+/* fips_random with the context as an opaque argument: the shape of
+ * core/random's random_secret source (random_set_secret_source), so that
+ * random_secret's callers (nonce keys, relay secrets, tag keys) draw from
+ * the context's DRBG without knowing crypto. */
+int fips_secret_source(void *ctx, void *buf, size_t len);
 
 #endif

@@ -25,6 +25,14 @@
 
 #include "crypto/pki.h"
 
+/* Where keys are made and algorithms fetched (pki_init; crypto/fips sets
+ * it at start): written before use, read-only afterwards. The defaults are
+ * OpenSSL's default context, for tests. */
+static OSSL_LIB_CTX *g_libctx;
+static char *g_propq;
+static bool g_restricted;
+static EVP_MD *g_sha256; /* fetched at first use from g_libctx */
+
 /* Certificates start an hour in the past so that a peer whose clock is a
  * little behind does not reject a certificate made a moment ago. */
 #define PKI_SKEW_SECONDS 3600
@@ -54,6 +62,26 @@ static const char *ossl_reason(void)
     unsigned long e = ERR_peek_last_error();
     const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
     return r != NULL ? r : "no detail from OpenSSL";
+}
+
+void pki_cleanup(void)
+{
+    EVP_MD_free(g_sha256);
+    g_sha256 = NULL;
+    free(g_propq);
+    g_propq = NULL;
+    g_libctx = NULL;
+    g_restricted = false;
+}
+
+int pki_init(OSSL_LIB_CTX *libctx, const char *propq, bool restricted)
+{
+    pki_cleanup();
+    if (propq && !(g_propq = strdup(propq)))
+        return -ENOMEM;
+    g_libctx = libctx;
+    g_restricted = restricted;
+    return 0;
 }
 
 int pki_key_type_parse(const char *name, enum pki_key_type *out)
@@ -239,7 +267,7 @@ static int file_write_bio(const char *path, BIO *data, mode_t mode, bool replace
     base = base != NULL ? base + 1 : path;
     for (int tries = 0; tries < 8; tries++) {
         unsigned char rnd[6];
-        if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        if (RAND_bytes_ex(g_libctx, rnd, sizeof(rnd), 0) != 1) {
             rc = -EIO;
             seterr(err, errlen, "cannot write %s: no random bytes: %s", path, ossl_reason());
             goto out;
@@ -435,7 +463,7 @@ static int key_load(const char *path, const char *what, EVP_PKEY **out, char *er
     int rc = file_open_read(path, what, PKI_MAX_PEM_FILE, true, &b, err, errlen);
     if (rc < 0)
         goto out;
-    *out = PEM_read_bio_PrivateKey(b, NULL, pass_refuse, &probe);
+    *out = PEM_read_bio_PrivateKey_ex(b, NULL, pass_refuse, &probe, g_libctx, g_propq);
     if (*out == NULL) {
         rc = -EINVAL;
         if (probe.asked)
@@ -456,8 +484,11 @@ static int cert_load(const char *path, const char *what, X509 **out, char *err, 
     int rc = file_open_read(path, what, PKI_MAX_PEM_FILE, false, &b, err, errlen);
     if (rc < 0)
         goto out;
-    *out = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    /* made on the context first: its signature checks fetch from there */
+    X509 *x = X509_new_ex(g_libctx, g_propq);
+    *out = x != NULL ? PEM_read_bio_X509(b, &x, NULL, NULL) : NULL;
     if (*out == NULL) {
+        X509_free(x);
         rc = -EINVAL;
         seterr(err, errlen, "%s %s is not a PEM certificate (%s)", what, path, ossl_reason());
         goto out;
@@ -499,9 +530,9 @@ static EVP_PKEY *key_generate(enum pki_key_type type)
 {
     switch (type) {
     case PKI_KEY_ECDSA_P256:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+        return EVP_PKEY_Q_keygen(g_libctx, g_propq, "EC", "P-256");
     case PKI_KEY_RSA_2048:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+        return EVP_PKEY_Q_keygen(g_libctx, g_propq, "RSA", (size_t)2048);
     }
     return NULL;
 }
@@ -517,7 +548,34 @@ static const EVP_MD *sign_md(EVP_PKEY *key)
     int nid = NID_undef;
     if (EVP_PKEY_get_default_digest_nid(key, &nid) == 2 && nid == NID_undef)
         return NULL;
-    return EVP_sha256();
+    if (g_sha256 == NULL)
+        g_sha256 = EVP_MD_fetch(g_libctx, "SHA2-256", g_propq);
+    return g_sha256;
+}
+
+/* Under a restricted mode (security.fips), the keys Parley signs with must
+ * be approved ones: EC on P-256 or P-384, RSA of 2048 bits or more. */
+static int key_approved(EVP_PKEY *key, const char *what, const char *path, char *err, size_t errlen)
+{
+    char group[32] = "";
+    size_t glen = 0;
+
+    if (!g_restricted)
+        return 0;
+    if (EVP_PKEY_is_a(key, "EC") &&
+        EVP_PKEY_get_group_name(key, group, sizeof(group), &glen) == 1 &&
+        (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0 ||
+         strcmp(group, "secp384r1") == 0 || strcmp(group, "P-384") == 0))
+        return 0;
+    if ((EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "RSA-PSS")) &&
+        EVP_PKEY_get_bits(key) >= 2048)
+        return 0;
+    ERR_clear_error();
+    seterr(err, errlen,
+           "%s %s is not an approved key under security.fips (EC P-256/P-384 or RSA of 2048 "
+           "bits or more are)",
+           what, path);
+    return -EINVAL;
 }
 
 static int serial_random(ASN1_INTEGER **out)
@@ -525,7 +583,7 @@ static int serial_random(ASN1_INTEGER **out)
     unsigned char b[16];
     BIGNUM *bn = NULL;
     int rc = 0;
-    if (RAND_bytes(b, sizeof(b)) != 1) {
+    if (RAND_bytes_ex(g_libctx, b, sizeof(b), 0) != 1) {
         rc = -EIO;
         goto out;
     }
@@ -647,7 +705,7 @@ static int ca_build(EVP_PKEY *key, const char *cn, time_t now, X509 **out)
 {
     X509_NAME *name = NULL;
     X509V3_CTX ctx;
-    X509 *x = X509_new();
+    X509 *x = X509_new_ex(g_libctx, g_propq);
     int rc = x == NULL ? -ENOMEM : name_with_cn(cn, &name);
     if (rc < 0)
         goto out;
@@ -692,7 +750,7 @@ static int leaf_build(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const struct le
     X509_NAME *name = NULL;
     GENERAL_NAMES *gens = NULL;
     X509V3_CTX ctx;
-    X509 *x = X509_new();
+    X509 *x = X509_new_ex(g_libctx, g_propq);
     int rc = x == NULL ? -ENOMEM : name_with_cn(spec->cn, &name);
     if (rc < 0)
         goto out;
@@ -754,7 +812,7 @@ static int crl_build(X509 *ca, EVP_PKEY *ca_key, const STACK_OF(X509_REVOKED) * 
     X509_REVOKED *rev = NULL;
     X509_EXTENSION *aki = NULL;
     int rc = 0;
-    X509_CRL *crl = X509_CRL_new();
+    X509_CRL *crl = X509_CRL_new_ex(g_libctx, g_propq);
     if (crl == NULL || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
         !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca))) {
         rc = -ENOMEM;
@@ -863,6 +921,9 @@ static int ca_load(const char *cert_path, const char *key_path, X509 **ca, EVP_P
     if (rc < 0)
         return rc;
     rc = key_load(key_path, "CA key", ca_key, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = key_approved(*ca_key, "CA key", key_path, err, errlen);
     if (rc < 0)
         return rc;
     if (EVP_PKEY_eq(X509_get0_pubkey(*ca), *ca_key) != 1) {
@@ -1233,8 +1294,10 @@ static int crl_load(const char *path, X509 *ca, const char *ca_path, X509_CRL **
     int rc = file_open_read(path, "CRL", PKI_MAX_CRL_FILE, false, &b, err, errlen);
     if (rc < 0)
         goto out;
-    *out = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+    X509_CRL *crl = X509_CRL_new_ex(g_libctx, g_propq);
+    *out = crl != NULL ? PEM_read_bio_X509_CRL(b, &crl, NULL, NULL) : NULL;
     if (*out == NULL) {
+        X509_CRL_free(crl);
         rc = -EINVAL;
         seterr(err, errlen, "CRL %s is not a PEM CRL (%s)", path, ossl_reason());
         goto out;
@@ -1376,10 +1439,12 @@ int pki_csr_write(const char *key_path, const char *subject_cn, const char *cons
     if (rc < 0)
         goto out;
     rc = key_load(key_path, "private key", &key, err, errlen);
+    if (rc == 0)
+        rc = key_approved(key, "private key", key_path, err, errlen);
     if (rc < 0)
         goto out;
 
-    req = X509_REQ_new();
+    req = X509_REQ_new_ex(g_libctx, g_propq);
     if (req == NULL || (rc = name_with_cn(cn, &name)) < 0 ||
         !X509_REQ_set_version(req, X509_REQ_VERSION_1) || !X509_REQ_set_subject_name(req, name) ||
         !X509_REQ_set_pubkey(req, key)) {

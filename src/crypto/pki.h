@@ -24,6 +24,7 @@
 #ifndef PARLEY_CRYPTO_PKI_H
 #define PARLEY_CRYPTO_PKI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/types.h>
@@ -44,6 +45,15 @@ enum pki_key_type {
     PKI_KEY_ECDSA_P256 = 0, /* the default */
     PKI_KEY_RSA_2048 = 1,
 };
+
+/* Where keys are made, certificates built and signatures checked:
+ * libctx with propq (crypto/fips calls it at start with its context;
+ * until then OpenSSL's default context). restricted (security.fips on or
+ * approved-only): a CA key or a key for a request must be approved too (EC
+ * P-256/P-384, RSA >= 2048 bits; what pki makes always is), else -EINVAL
+ * naming the file. 0 or -ENOMEM. */
+int pki_init(OSSL_LIB_CTX *libctx, const char *propq, bool restricted);
+void pki_cleanup(void);
 
 /* "ecdsa" | "ec" | "p256" | "ecdsa-p256" | "rsa" | "rsa2048" | "rsa-2048"
  * (case-insensitive). Returns 0 or -EINVAL. */

@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "core/strbuf.h"
+#include "crypto/fips.h"
 #include "crypto/pki.h"
+#include "crypto/sign.h"
 #include "ctl/ctl.h"
 #include "tls/cert.h"
 #include "tls/context.h"
@@ -30,12 +32,17 @@ static void cert_path(struct ctl *ctl, const char *rel, char *out, size_t cap)
 /* SHA-256 fingerprint, lower-case hex without separators. */
 static void cert_fingerprint(X509 *x, char out[65])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
+    /* SHA-256 of the DER encoding (what X509_digest computes), through
+     * crypto/sign on the configured library context */
+    unsigned char md[SIGN_SHA256_LEN], *der = NULL;
+    int len = i2d_X509(x, &der);
     out[0] = '\0';
-    if (!X509_digest(x, EVP_sha256(), md, &n))
+    if (len <= 0 || sign_sha256(der, (size_t)len, md) != 0) {
+        OPENSSL_free(der);
         return;
-    for (unsigned i = 0; i < n && i < 32; i++)
+    }
+    OPENSSL_free(der);
+    for (unsigned i = 0; i < SIGN_SHA256_LEN; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
@@ -234,6 +241,8 @@ static int cert_request(struct ctl *ctl)
 /* Does the certificate chain to what this node trusts? */
 static int cert_verify_chain(struct ctl *ctl, const char *file, char *err, size_t errlen)
 {
+    OSSL_LIB_CTX *libctx = fips_libctx(ctl->fips);
+    const char *propq = fips_propq(ctl->fips);
     X509_STORE *store = X509_STORE_new();
     STACK_OF(X509) *chain = sk_X509_new_null();
     X509 *leaf = NULL;
@@ -242,7 +251,7 @@ static int cert_verify_chain(struct ctl *ctl, const char *file, char *err, size_
     if (!store || !chain)
         goto out;
     for (size_t i = 0; i < ctl->cfg->tls.ca_files.n; i++)
-        X509_STORE_load_file(store, ctl->cfg->tls.ca_files.v[i]);
+        X509_STORE_load_file_ex(store, ctl->cfg->tls.ca_files.v[i], libctx, propq);
     char dir[4096];
     cert_path(ctl, TLS_TRUSTED_DIR, dir, sizeof(dir));
     DIR *d = opendir(dir);
@@ -253,26 +262,30 @@ static int cert_verify_chain(struct ctl *ctl, const char *file, char *err, size_
             if (n >= 5 && strcmp(de->d_name + n - 4, ".pem") == 0) {
                 char f[4400];
                 snprintf(f, sizeof(f), "%s/%s", dir, de->d_name);
-                X509_STORE_load_file(store, f);
+                X509_STORE_load_file_ex(store, f, libctx, propq);
             }
         }
         closedir(d);
     }
     BIO *bio = BIO_new_file(file, "r");
-    X509 *x;
-    while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+    /* each made on the context first: the chain's signatures are checked
+     * with its algorithms */
+    X509 *x = bio ? X509_new_ex(libctx, propq) : NULL;
+    while (x && PEM_read_bio_X509(bio, &x, NULL, NULL) != NULL) {
         if (!leaf)
             leaf = x;
         else
             sk_X509_push(chain, x);
+        x = X509_new_ex(libctx, propq);
     }
+    X509_free(x);
     BIO_free(bio);
     ERR_clear_error();
     if (!leaf) {
         snprintf(err, errlen, "%s: no certificate found", file);
         goto out;
     }
-    sctx = X509_STORE_CTX_new();
+    sctx = X509_STORE_CTX_new_ex(libctx, propq);
     if (!sctx || !X509_STORE_CTX_init(sctx, store, leaf, chain))
         goto out;
     X509_STORE_CTX_set_purpose(sctx, X509_PURPOSE_SSL_SERVER);
@@ -340,7 +353,7 @@ static int cert_revoke(struct ctl *ctl, const char *what)
 
 int cmd_trust(struct ctl *ctl)
 {
-    int rc = ctl_load_config(ctl);
+    int rc = ctl_open_crypto(ctl); /* fingerprints on the configured context */
     if (rc)
         return rc;
     if (ctl->argc == 1 && strcmp(ctl->argv[0], "list") == 0)
@@ -354,7 +367,8 @@ int cmd_trust(struct ctl *ctl)
 
 int cmd_cert(struct ctl *ctl)
 {
-    int rc = ctl_load_config(ctl);
+    /* keys, requests and CRL signatures on the configured context */
+    int rc = ctl_open_crypto(ctl);
     if (rc)
         return rc;
     if (ctl->argc == 1 && strcmp(ctl->argv[0], "request") == 0)

@@ -15,6 +15,7 @@
 
 #include "core/config.h"
 #include "core/strbuf.h"
+#include "crypto/fips.h"
 #include "ctl/ctl.h"
 #include "web/ticket.h"
 
@@ -26,14 +27,15 @@ static int https_rotate_cmd(struct ctl *ctl)
     bool at_once = ctl->argc == 1 && strcmp(ctl->argv[0], "--now") == 0;
     if (ctl->argc && !at_once)
         return ctl_usage(ctl, "usage: https rotate-key [--now]");
-    int rc = ctl_load_config(ctl);
+    int rc = ctl_open_crypto(ctl);
     if (rc)
         return rc;
     /* a grace below zero: no retired key is kept */
     int64_t now = (int64_t)time(NULL), grace = at_once ? -1 : ctl->cfg->https.ticket_lifetime;
     const char *dir = ctl->cfg->state_dir;
-    if (ticket_keys_rotate(NULL, dir, now, grace, err, sizeof(err)) != 0 ||
-        ticket_keys_load(NULL, dir, now, &k, NULL, err, sizeof(err)) != 0)
+    OSSL_LIB_CTX *libctx = fips_libctx(ctl->fips);
+    if (ticket_keys_rotate(libctx, dir, now, grace, err, sizeof(err)) != 0 ||
+        ticket_keys_load(libctx, dir, now, &k, NULL, err, sizeof(err)) != 0)
         return ctl_fail(ctl, "%s", err);
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, TICKET_KEYS_FILE);

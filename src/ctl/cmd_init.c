@@ -16,6 +16,7 @@
 #include "core/strbuf.h"
 #include "crypto/pki.h"
 #include "ctl/ctl.h"
+#include "crypto/fips.h"
 #include "relay/relay_cred.h"
 #include "store/store.h"
 
@@ -66,6 +67,7 @@ int cmd_init(struct ctl *ctl)
     const char *domain = ctl_take_option(ctl, "--domain", &missing);
     const char *address = ctl_take_option(ctl, "--address", &missing);
     const char *key_type_name = ctl_take_option(ctl, "--key-type", &missing);
+    const char *fips = ctl_take_option(ctl, "--fips", &missing);
     enum pki_key_type key_type = PKI_KEY_ECDSA_P256;
     char err[1024];
     char *conf = NULL, *pki = NULL, *db = NULL, *secrets = NULL;
@@ -83,6 +85,11 @@ int cmd_init(struct ctl *ctl)
         address = "127.0.0.1";
     if (key_type_name && pki_key_type_parse(key_type_name, &key_type) != 0)
         return ctl_usage(ctl, "--key-type must be p256 or rsa2048, not \"%s\"", key_type_name);
+    enum fips_setting fips_setting = FIPS_SETTING_AUTO;
+    if (!fips)
+        fips = "auto";
+    if (fips_setting_parse(fips, &fips_setting) != 0)
+        return ctl_usage(ctl, "--fips must be auto, on, approved-only or off, not \"%s\"", fips);
 
     /* validate before touching anything */
     const struct config_key *dk = config_key_find("server.domain");
@@ -115,6 +122,14 @@ int cmd_init(struct ctl *ctl)
                       strbuf_cstr(&existing));
         goto out;
     }
+
+    /* The keys and secrets below are made on the context the new
+     * configuration will name (security.fips), so that a FIPS site's
+     * first keys come from its validated module. */
+    rc = ctl_open_crypto_as(ctl, fips, FIPS_ENABLED_FILE_DEFAULT);
+    if (rc)
+        goto out;
+    rc = CTL_FAIL;
 
     if (mkdir(dir, 0700) == 0) {
         made_dir = true;
@@ -156,7 +171,16 @@ int cmd_init(struct ctl *ctl)
     char v_https[128];
     snprintf(v_https, sizeof(v_https), v6 ? "https.listen=[%s]:%u" : "https.listen=%s:%u", address,
              https_port);
-    const char *values[] = {v_domain, v_listen, v_mtls, v_relay, v_relay_tls, v_https, NULL};
+    char v_fips[64];
+    snprintf(v_fips, sizeof(v_fips), "security.fips=%s", fips);
+    const char *values[] = {v_domain,
+                            v_listen,
+                            v_mtls,
+                            v_relay,
+                            v_relay_tls,
+                            v_https,
+                            fips_setting != FIPS_SETTING_AUTO ? v_fips : NULL,
+                            NULL};
     if (config_template(values, &text) != 0) {
         rc = ctl_fail(ctl, "out of memory");
         goto undo;

@@ -93,7 +93,7 @@ static int relay_load_secrets(struct ctl *ctl, struct relay_secrets *s, char *pa
 {
     char err[1024];
     bool created = false;
-    int rc = ctl_load_config(ctl);
+    int rc = ctl_open_crypto(ctl); /* a first secret comes from its DRBG */
     if (rc)
         return rc;
     if (relay_secrets_path(ctl->cfg->state_dir, path, cap) != 0)
@@ -139,7 +139,7 @@ static int relay_rotate_cmd(struct ctl *ctl)
 
     if (ctl->argc)
         return ctl_usage(ctl, "relay rotate-secret takes no arguments");
-    int rc = ctl_load_config(ctl);
+    int rc = ctl_open_crypto(ctl);
     if (rc)
         return rc;
     if (relay_secrets_path(ctl->cfg->state_dir, path, sizeof(path)) != 0)

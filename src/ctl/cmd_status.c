@@ -36,6 +36,7 @@ static void status_render(json_t *doc, const char *why_offline, struct strbuf *t
         strbuf_printf(t, "parleyd: not running (%s)\nshowing the configured view of %s\n",
                       why_offline ? why_offline : "no answer", status_str(d, "config"));
     strbuf_printf(t, "domain: %s\n", status_str(doc, "domain"));
+    strbuf_printf(t, "fips: %s\n", status_str(json_object_get(doc, "fips"), "description"));
     json_t *sip = json_object_get(d, "sip");
     if (sip) {
         json_t *tx = json_object_get(sip, "transactions");

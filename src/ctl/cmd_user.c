@@ -11,9 +11,9 @@
 
 #include <openssl/crypto.h>
 
-#include "core/random.h"
 #include "core/strbuf.h"
 #include "crypto/digest.h"
+#include "crypto/fips.h"
 #include "ctl/ctl.h"
 #include "dialplan/dialplan.h"
 #include "store/store.h"
@@ -57,7 +57,20 @@ static int user_get_password(struct ctl *ctl, char *buf, size_t cap, bool *gener
     if (from_stdin && generate)
         return ctl_usage(ctl, "--password-stdin and --generate-password exclude each other");
     if (generate) {
-        random_token(buf, 20);
+        /* a secret: from the context's DRBG, not random_token's generator
+         * (which makes identifiers) */
+        static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+        int rc = ctl_open_crypto(ctl);
+        if (rc)
+            return rc;
+        for (size_t i = 0; i < 20;) {
+            unsigned char b;
+            if (fips_random(ctl->fips, &b, 1) != 0)
+                return ctl_fail(ctl, "no random bytes for a password");
+            if (b < 252) /* 7 * 36: uniform over the alphabet */
+                buf[i++] = alphabet[b % 36];
+        }
+        buf[20] = '\0';
         *generated = true;
         return CTL_OK;
     }
@@ -87,12 +100,12 @@ static int user_get_password(struct ctl *ctl, char *buf, size_t cap, bool *gener
 static int user_hashes(struct ctl *ctl, const char *name, const char *password, char md5[65],
                        char sha256[65])
 {
-    if (digest_init(NULL, NULL) != 0)
-        return ctl_fail(ctl, "cannot initialise digest algorithms");
-    int rc = digest_ha1(DIGEST_ALG_MD5, name, ctl->cfg->server.domain, password, md5);
+    int rc = ctl_open_crypto(ctl); /* the digests on the configured context */
+    if (rc)
+        return rc;
+    rc = digest_ha1(DIGEST_ALG_MD5, name, ctl->cfg->server.domain, password, md5);
     if (rc == 0)
         rc = digest_ha1(DIGEST_ALG_SHA256, name, ctl->cfg->server.domain, password, sha256);
-    digest_cleanup();
     if (rc)
         return ctl_fail(ctl, "cannot compute the digest hashes (%s)", strerror(-rc));
     return CTL_OK;

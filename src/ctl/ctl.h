@@ -11,6 +11,8 @@
 
 #include "core/config.h"
 
+struct fips_ctx;
+
 enum {
     CTL_OK = 0,
     CTL_FAIL = 1,
@@ -22,12 +24,24 @@ struct ctl {
     bool json;
     int argc; /* the command's own arguments (after the command word) */
     char **argv;
-    struct config *cfg; /* loaded on demand by ctl_load_config */
+    struct config *cfg;    /* loaded on demand by ctl_load_config */
+    struct fips_ctx *fips; /* opened on demand by ctl_open_crypto; closed at exit */
 };
 
 /* Loads ctl->config_path into ctl->cfg; prints the error and returns
  * CTL_FAIL on failure. */
 int ctl_load_config(struct ctl *ctl);
+
+/* Opens the cryptographic context (crypto/fips) as parleyd would: the
+ * configuration's security.fips and security.fips_enabled_file (loaded
+ * first). Commands that make keys, secrets, passwords or certificates call
+ * it first; random_secret then draws from the context's DRBG. Opened once;
+ * prints why and returns CTL_FAIL when it cannot be (mode on without the
+ * fips provider). */
+int ctl_open_crypto(struct ctl *ctl);
+/* The same for a setting given directly ("auto" | "on" | "approved-only" |
+ * "off"): `init`, which has no configuration yet. */
+int ctl_open_crypto_as(struct ctl *ctl, const char *setting, const char *fips_enabled_file);
 
 /* Prints a failure (stderr, or {"ok":false,"error":...} with --json) and
  * returns CTL_FAIL. */

@@ -2,6 +2,7 @@
  * parleyctl — Parley's management tool.
  *
  *   parleyctl init --dir DIR --domain DOMAIN [--address IP] [--key-type p256|rsa2048]
+ *                  [--fips auto|on|approved-only|off]
  *   parleyctl [-c CONF] [--json] COMMAND ...
  *
  * Commands that change stored state (users, configuration) work whether or
@@ -19,6 +20,8 @@
 
 #include "ctl/ctl.h"
 #include "core/log.h"
+#include "core/random.h"
+#include "crypto/fips.h"
 #include "store/store.h"
 #include "server/control.h"
 #include "server/config_keys.h"
@@ -31,6 +34,7 @@ static void ctl_print_usage(FILE *f)
         f, "usage: parleyctl [-c CONF] [--json] COMMAND [ARGS]\n"
            "\n"
            "  init --dir DIR --domain DOMAIN [--address IP] [--key-type p256|rsa2048]\n"
+           "       [--fips auto|on|approved-only|off]\n"
            "                          create a configuration, development PKI and store\n"
            "  config get SECTION.KEY  print a configuration value\n"
            "  config set SECTION.KEY VALUE\n"
@@ -120,6 +124,32 @@ int ctl_load_config(struct ctl *ctl)
     if (config_load(ctl->config_path, &ctl->cfg, err, sizeof(err)) != 0)
         return ctl_fail(ctl, "%s", err);
     return CTL_OK;
+}
+
+int ctl_open_crypto_as(struct ctl *ctl, const char *setting, const char *fips_enabled_file)
+{
+    char err[2048];
+    enum fips_setting fs;
+    const char *why = NULL;
+
+    if (ctl->fips)
+        return CTL_OK;
+    if (fips_setting_parse(setting, &fs) != 0)
+        return ctl_usage(ctl, "security.fips must be auto, on, approved-only or off, not \"%s\"",
+                         setting ? setting : "");
+    enum fips_mode mode = fips_resolve(fs, fips_enabled_file, &why);
+    if (fips_open(mode, &ctl->fips, err, sizeof(err)) != 0)
+        return ctl_fail(ctl, "%s (%s)", err, why);
+    random_set_secret_source(fips_secret_source, ctl->fips);
+    return CTL_OK;
+}
+
+int ctl_open_crypto(struct ctl *ctl)
+{
+    int rc = ctl_load_config(ctl);
+    if (rc)
+        return rc;
+    return ctl_open_crypto_as(ctl, ctl->cfg->security.fips, ctl->cfg->security.fips_enabled_file);
 }
 
 static void ctl_vreport(struct ctl *ctl, const char *fmt, va_list ap)
@@ -360,6 +390,8 @@ int main(int argc, char **argv)
     else
         rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 
+    random_set_secret_source(NULL, NULL);
+    fips_close(ctl.fips);
     config_free(ctl.cfg);
     free(rest);
     return rc;

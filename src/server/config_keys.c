@@ -52,12 +52,11 @@ const struct config_key limits_config_keys[] = {
 extern const struct config_key sip_config_keys[], tls_config_keys[], auth_config_keys[],
     registrar_config_keys[], im_config_keys[], presence_config_keys[], media_config_keys[],
     anchor_config_keys[], relay_config_keys[], https_config_keys[], dns_config_keys[],
-    log_config_keys[];
+    log_config_keys[], security_config_keys[];
 
 const struct config_key *const server_config_key_sets[] = {
-    server_config_keys,   sip_config_keys,       tls_config_keys,
-    auth_config_keys,     registrar_config_keys, im_config_keys,
-    presence_config_keys, media_config_keys,     anchor_config_keys,
-    relay_config_keys,    https_config_keys,     dns_config_keys,
-    limits_config_keys,   log_config_keys,       NULL,
+    server_config_keys,    sip_config_keys,   tls_config_keys,      auth_config_keys,
+    registrar_config_keys, im_config_keys,    presence_config_keys, media_config_keys,
+    anchor_config_keys,    relay_config_keys, https_config_keys,    dns_config_keys,
+    limits_config_keys,    log_config_keys,   security_config_keys, NULL,
 };

@@ -37,6 +37,7 @@ struct control;
 struct relay;
 struct anchor;
 struct web;
+struct fips_ctx;
 
 enum listener_kind {
     LISTENER_TLS,       /* sip.tls_listen: clients; sip.client_certificates applies */
@@ -79,6 +80,9 @@ static inline size_t runtime_read_limit(const struct config *cfg)
 
 struct runtime {
     struct config *cfg;
+    /* the cryptographic context (security.fips): every algorithm is
+     * fetched from it; opened first, closed last */
+    struct fips_ctx *fips;
     char *config_path;
     bool debug;
     time_t started;

@@ -20,7 +20,10 @@
 #include "core/log_limit.h"
 #include "core/mbox.h"
 #include "server/control.h"
-#include "crypto/digest.h"
+#include "core/random.h"
+#include "crypto/fips.h"
+#include "rtp/srtp.h"
+#include "stun/stun.h"
 #include "relay/relay.h"
 #include "server/runtime.h"
 #include "store/store.h"
@@ -281,6 +284,74 @@ static void runtime_on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(rt->base);
 }
 
+/* RFC 3711 B.3: the SRTP key derivation (rtp/srtp) on the context, the one
+ * known-answer test above crypto's layer. The session encryption key and
+ * salt for master key E1F97A0D..., master salt 0EC675AD..., kdr 0. */
+static int server_selftest_srtp(const struct fips_ctx *fips)
+{
+    static const uint8_t mk[16] = {0xe1, 0xf9, 0x7a, 0x0d, 0x3e, 0x01, 0x8b, 0xe0,
+                                   0xd6, 0x4f, 0xa3, 0x2c, 0x06, 0xde, 0x41, 0x39};
+    static const uint8_t ms[14] = {0x0e, 0xc6, 0x75, 0xad, 0x49, 0x8a, 0xfe,
+                                   0xeb, 0xb6, 0x96, 0x0b, 0x3a, 0xab, 0xe6};
+    static const uint8_t want_key[16] = {0xc6, 0x1e, 0x7a, 0x93, 0x74, 0x4f, 0x39, 0xee,
+                                         0x10, 0x73, 0x4a, 0xfe, 0x3f, 0xf7, 0xa0, 0x87};
+    static const uint8_t want_salt[14] = {0x30, 0xcb, 0xbc, 0x08, 0x86, 0x3d, 0x8c,
+                                          0x85, 0xd4, 0x9d, 0xb3, 0x4a, 0x9a, 0xe1};
+    struct rtp_srtp_crypto *c = NULL;
+    uint8_t key[16], salt[14];
+    int rc = rtp_srtp_crypto_new(fips_libctx(fips), fips_propq(fips), &c);
+
+    if (rc == 0)
+        rc = rtp_srtp_kdf(c, mk, sizeof(mk), ms, sizeof(ms), RTP_SRTP_LABEL_RTP_ENCRYPTION, key,
+                          sizeof(key));
+    if (rc == 0)
+        rc = rtp_srtp_kdf(c, mk, sizeof(mk), ms, sizeof(ms), RTP_SRTP_LABEL_RTP_SALT, salt,
+                          sizeof(salt));
+    if (rc == 0 &&
+        (memcmp(key, want_key, sizeof(key)) != 0 || memcmp(salt, want_salt, sizeof(salt)) != 0))
+        rc = -EIO;
+    rtp_srtp_crypto_free(c);
+    return rc ? -EIO : 0;
+}
+
+/* security.fips: the library context every algorithm comes from, before
+ * anything else cryptographic; the known-answer tests on it; random_secret
+ * drawing from its private DRBG. */
+static int server_crypto_start(struct runtime *rt, char *err, size_t errlen)
+{
+    enum fips_setting setting;
+    const char *why = NULL;
+
+    if (fips_setting_parse(rt->cfg->security.fips, &setting) != 0) {
+        snprintf(err, errlen, "security.fips: unknown value \"%s\"", rt->cfg->security.fips);
+        return -EINVAL;
+    }
+    enum fips_mode mode = fips_resolve(setting, rt->cfg->security.fips_enabled_file, &why);
+    int rc = fips_open(mode, &rt->fips, err, errlen);
+    if (rc) {
+        size_t n = strlen(err);
+        snprintf(err + n, errlen - n, " (%s)", why); /* what asked for the mode */
+        return rc;
+    }
+    log_info("crypto.mode", "mode", fips_mode_name(mode), "why", why, "description",
+             fips_describe(rt->fips));
+    if (server_selftest_srtp(rt->fips) != 0) {
+        snprintf(err, errlen, "the known-answer self-test srtp-kdf failed (mode %s)",
+                 fips_mode_name(mode));
+        return -EIO;
+    }
+    log_info("crypto.selftest", "result", "passed", "tests",
+             LOG_INT(fips_self_tests(rt->fips) + 1));
+    random_set_secret_source(fips_secret_source, rt->fips);
+    /* STUN's own digests (the long-term credential key, MD5 or SHA-256) */
+    if (stun_crypto_init(fips_libctx(rt->fips), fips_propq(rt->fips)) != 0) {
+        snprintf(err, errlen, "the %s library context offers no SHA-256 for STUN",
+                 fips_mode_name(mode));
+        return -ENOTSUP;
+    }
+    return 0;
+}
+
 int server_start(const struct server_options *opts, struct runtime **out, char *err, size_t errlen)
 {
     struct runtime *rt = calloc(1, sizeof(*rt));
@@ -304,6 +375,10 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
         goto fail;
     runtime_apply_log_level(rt);
 
+    rc = server_crypto_start(rt, err, errlen);
+    if (rc)
+        goto fail;
+
     rc = tls_init();
     if (rc == 0)
         rc = tls_context_new(rt->cfg, &rt->tls, err, errlen);
@@ -314,11 +389,6 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     if (rc)
         goto fail;
 
-    if (digest_init(NULL, NULL) != 0) {
-        snprintf(err, errlen, "no digest algorithm is available from OpenSSL");
-        rc = -ENOTSUP;
-        goto fail;
-    }
     {
         char path[4096];
         snprintf(path, sizeof(path), "%s/parley.db", rt->cfg->state_dir);
@@ -447,7 +517,6 @@ void server_free(struct runtime *rt)
     rt->store_writer = NULL;
     store_close(rt->store);
     rt->store = NULL;
-    digest_cleanup();
     runtime_conn_tables_free(rt);
     runtime_txn_tables_free(rt);
     log_limit_free(rt->refuse_log);
@@ -469,6 +538,12 @@ void server_free(struct runtime *rt)
         close(rt->lock_fd);
     }
     free(rt->lock_path);
+    /* last: everything above may hold algorithms or keys of its context */
+    random_set_secret_source(NULL, NULL);
+    if (rt->fips)
+        stun_crypto_cleanup();
+    fips_close(rt->fips);
+    rt->fips = NULL;
     config_free(rt->cfg);
     free(rt->config_path);
     free(rt);

@@ -16,6 +16,7 @@
 #include "tls/context.h"
 #include "tls/expiry.h"
 #include "server/runtime.h"
+#include "crypto/fips.h"
 #include "store/store.h"
 #include "store/writer.h"
 #include "relay/relay_cred.h"
@@ -395,7 +396,10 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         return drc;
     /* the media engine, on threads of its own; the proxy anchors calls in
      * it when media.anchor says so (reloadable), so it always runs */
-    struct anchor_events aev = {.arg = rt, .timed_out = sipcore_media_timed_out};
+    struct anchor_events aev = {.arg = rt,
+                                .timed_out = sipcore_media_timed_out,
+                                .libctx = fips_libctx(rt->fips),
+                                .propq = fips_propq(rt->fips)};
     drc = anchor_start(rt->cfg, rt->base, &aev, &rt->anchor, err, errlen);
     if (drc && strcmp(rt->cfg->media.anchor, "always") == 0)
         return drc;

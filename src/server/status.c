@@ -7,6 +7,7 @@
 
 #include "proxy/federation.h"
 #include "registrar/throttle.h"
+#include "crypto/fips.h"
 #include "server/runtime.h"
 #include "web/web.h"
 #include "tls/cert.h"
@@ -202,6 +203,50 @@ static void status_web_rows(const struct config *cfg, json_t *rows)
     json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "conference content",
                                           "protection", "HTTPS; encrypted at rest", "enforced",
                                           on ? buf : off));
+}
+
+/* The cryptographic mode (security.fips): the running daemon's context,
+ * or, without one, what the configuration resolves to on this machine. */
+static json_t *status_fips(const struct config *cfg, const struct runtime *rt)
+{
+    if (rt && rt->fips) {
+        const struct fips_ctx *f = rt->fips;
+        json_t *o = json_pack("{s:s, s:s, s:b, s:s, s:i}", "mode", fips_mode_name(fips_mode(f)),
+                              "description", fips_describe(f), "validated_module",
+                              fips_validated_module(f), "self_test", "passed", "self_tests",
+                              fips_self_tests(f) + 1 /* the server's SRTP one */);
+        if (fips_provider(f))
+            json_object_set_new(o, "provider", json_string(fips_provider(f)));
+        return o;
+    }
+    enum fips_setting setting = FIPS_SETTING_AUTO;
+    (void)fips_setting_parse(cfg->security.fips, &setting);
+    enum fips_mode mode = fips_resolve(setting, cfg->security.fips_enabled_file, NULL);
+    char d[128];
+    snprintf(d, sizeof(d), "%s (as configured; checked when parleyd starts)",
+             mode == FIPS_MODE_APPROVED ? "approved-only (no validated module)"
+                                        : fips_mode_name(mode));
+    return json_pack("{s:s, s:s, s:b, s:s}", "mode", fips_mode_name(mode), "description", d,
+                     "validated_module", mode == FIPS_MODE_ON, "self_test", "not run");
+}
+
+/* The protection table's FIPS row: the mode and what it narrows. */
+static void status_fips_row(json_t *fips, json_t *rows)
+{
+    char buf[640];
+    const char *desc = json_string_value(json_object_get(fips, "description"));
+    bool restricted = strcmp(json_string_value(json_object_get(fips, "mode")), "off") != 0;
+
+    if (restricted)
+        snprintf(buf, sizeof(buf),
+                 "%s; narrows TLS to 1.2/1.3 AES-GCM suites over P-256/P-384, SIP and HTTP digest "
+                 "to SHA-256, TURN long-term credentials to PASSWORD-ALGORITHM SHA-256, keys made "
+                 "to EC P-256/P-384 or RSA >= 2048; secrets from the context's DRBG",
+                 desc);
+    else
+        snprintf(buf, sizeof(buf), "%s; no restriction beyond Parley's defaults", desc);
+    json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "FIPS 140", "protection",
+                                          "FIPS-approved algorithms only", "enforced", buf));
 }
 
 static json_t *status_protection(const struct config *cfg, const struct tls_context_facts *facts)
@@ -404,7 +449,11 @@ json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtim
     json_object_set_new(doc, "domain", json_string(cfg->server.domain));
     json_object_set_new(doc, "listeners",
                         status_listeners(cfg, have_facts ? &facts : NULL, tls_error));
-    json_object_set_new(doc, "protection", status_protection(cfg, have_facts ? &facts : NULL));
+    json_t *fips = status_fips(cfg, rt);
+    json_t *rows = status_protection(cfg, have_facts ? &facts : NULL);
+    status_fips_row(fips, rows);
+    json_object_set_new(doc, "fips", fips);
+    json_object_set_new(doc, "protection", rows);
     if (rt && rt->proxy) {
         json_t *partners = json_array();
         proxy_federation_foreach(rt->proxy, status_one_partner, partners);

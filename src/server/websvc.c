@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "http/response.h"
 #include "http/transport.h"
+#include "crypto/fips.h"
 #include "server/runtime.h"
 #include "web/web.h"
 
@@ -130,7 +131,7 @@ int websvc_start(struct runtime *rt, char *err, size_t errlen)
         .auth = rt->auth,
         .clock = timer_heap_clock(rt->timers),
         .state_dir = rt->cfg->state_dir,
-        .libctx = NULL,
+        .libctx = fips_libctx(rt->fips),
         .relay_credentials = websvc_relay_credentials,
         .arg = rt,
     };
