@@ -892,8 +892,8 @@ static int relay_setup(struct relay *r, const struct config *cfg, char *err, siz
     return 0;
 }
 
-int relay_start(const struct config *cfg, SSL_CTX *tls, struct relay **out, char *err,
-                size_t errlen)
+int relay_start(const struct config *cfg, SSL_CTX *tls, bool restricted, struct relay **out,
+                char *err, size_t errlen)
 {
     struct relay *r = calloc(1, sizeof(*r));
     int rc;
@@ -907,6 +907,7 @@ int relay_start(const struct config *cfg, SSL_CTX *tls, struct relay **out, char
         rc = -ENOMEM;
         goto fail;
     }
+    r->restricted = restricted;
     rc = relay_setup(r, cfg, err, errlen);
     if (rc)
         goto fail;
@@ -962,7 +963,8 @@ int relay_start(const struct config *cfg, SSL_CTX *tls, struct relay **out, char
                       netaddr_format(&r->listen[i], s));
     log_info("relay.started", "listen", strbuf_cstr(&l), "relay_address",
              netaddr_format_ip(&r->relay_addr, s), "ports", cfg->relay.port_range, "workers",
-             LOG_INT(r->nworkers), "secrets", LOG_INT(r->secrets.n));
+             LOG_INT(r->nworkers), "secrets", LOG_INT(r->secrets.n), "password_algorithms",
+             r->restricted ? "SHA-256 (FIPS: MD5 key refused)" : "SHA-256,MD5");
     strbuf_free(&l);
     *out = r;
     return 0;
@@ -1038,6 +1040,13 @@ json_t *relay_status(struct relay *r)
     json_object_set_new(doc, "relay_address", json_string(netaddr_format_ip(&r->relay_addr, s)));
     json_object_set_new(doc, "port_range", json_string(range));
     json_object_set_new(doc, "listen", listen);
+    uint16_t algs[2];
+    size_t nalgs = stun_password_algs_offer(r->restricted, algs);
+    json_t *pwalgs = json_array();
+    for (size_t i = 0; i < nalgs; i++)
+        json_array_append_new(pwalgs,
+                              json_string(algs[i] == STUN_PASSWORD_SHA256 ? "SHA-256" : "MD5"));
+    json_object_set_new(doc, "password_algorithms", pwalgs);
     json_object_set_new(doc, "secrets", secrets);
     json_object_set_new(doc, "allocation_count", json_integer((json_int_t)total));
     json_object_set_new(doc, "allocations", allocs);

@@ -34,6 +34,8 @@
 #ifndef PARLEY_RELAY_RELAY_H
 #define PARLEY_RELAY_RELAY_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 #include <openssl/ssl.h>
 
@@ -44,9 +46,18 @@ struct relay;
 /* Binds every socket, loads (or creates) the secrets file and starts the
  * threads. On failure returns a negative errno with one line in err
  * ("relay.listen 127.0.0.1:3478: Address already in use"). tls is the
- * node's context for TURN over TLS (the relay takes its own reference). */
-int relay_start(const struct config *cfg, SSL_CTX *tls, struct relay **out, char *err,
-                size_t errlen);
+ * node's context for TURN over TLS (the relay takes its own reference).
+ *
+ * restricted (crypto/fips: fips_restricted(), security.fips = on or
+ * approved-only) is fixed for the relay's life, as the mode is for the
+ * process: challenges then offer PASSWORD-ALGORITHMS SHA-256 only, and a
+ * request that uses the MD5-derived long-term key (no PASSWORD-ALGORITHM,
+ * as RFC 5389 clients such as turnutils_uclient send) is refused with 400
+ * and a relay.refused line. MESSAGE-INTEGRITY (HMAC-SHA1) stays allowed:
+ * HMAC-SHA1 is an approved MAC. stun_crypto_init() must have run on the
+ * process's library context before. */
+int relay_start(const struct config *cfg, SSL_CTX *tls, bool restricted, struct relay **out,
+                char *err, size_t errlen);
 
 /* Applies what a reload may change (allowed peers, lifetimes, quotas,
  * bandwidth, nonce lifetime, realm), uses tls for new TLS connections and
@@ -59,6 +70,7 @@ int relay_reload(struct relay *r, const struct config *cfg, SSL_CTX *tls);
 /* What the relay holds now, as JSON (a new reference):
  *   {"enabled": true, "workers": N, "relay_address": "...", "port_range":
  *    "...", "listen": ["udp/ADDR", "tcp/ADDR", "tls/ADDR"...],
+ *    "password_algorithms": ["SHA-256", "MD5"] (what challenges offer),
  *    "secrets": {"count": N, "current_added": T},
  *    "allocations": [{"user", "username", "transport", "client",
  *      "relayed", "age_s", "expires_in_s", "permissions", "channels",

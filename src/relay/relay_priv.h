@@ -272,6 +272,7 @@ struct relay {
     struct cidr refused[32];
     size_t nrefused;
     uint8_t nonce_key[32];
+    bool restricted; /* FIPS: the MD5-derived key is refused (relay_start) */
     char secrets_path[PATH_MAX];
 
     pthread_mutex_t lock;

@@ -25,16 +25,25 @@
 #include "crypto/mac.h"
 
 /*
- * Nonces: "obMatJos2" (RFC 8489 §9.2's cookie) and the security feature
- * set with "password algorithms" on ("gAAA"), then base64url of the issue
- * time (monotonic ms, 8 bytes) and a tag, HMAC-SHA256(nonce key, time)
- * truncated to 12 bytes. The key is random per start, so a nonce from an
- * earlier run is refused (438: the client retries with a fresh one).
+ * Nonces: the RFC 8489 §9.2 cookie, "obMatJos2" and the security feature
+ * set with "password algorithms" on ("gAAA", stun_nonce_cookie), then
+ * base64url of the issue time (monotonic ms, 8 bytes) and a tag,
+ * HMAC-SHA256(nonce key, time) truncated to 12 bytes. The key is random per
+ * start, so a nonce from an earlier run is refused (438: the client retries
+ * with a fresh one). What PASSWORD-ALGORITHMS offers with it depends only
+ * on the relay's mode, fixed for its life, so the echo is checked against
+ * the offer of now.
  */
-#define NONCE_PREFIX     "obMatJos2gAAA"
-#define NONCE_PREFIX_LEN 13
+#define NONCE_PREFIX_LEN STUN_NONCE_COOKIE_LEN
 #define NONCE_RAW_LEN    20
 #define NONCE_LEN        (NONCE_PREFIX_LEN + BASE64_URL_LEN(NONCE_RAW_LEN))
+
+/* Reasons of the refusals the restricted mode and RFC 8489 §9.2.4 make:
+ * stable texts (logs, tests, the client's ERROR-CODE). */
+#define WHY_MD5_FIPS      "MD5-derived key not allowed under FIPS: use PASSWORD-ALGORITHM SHA-256"
+#define WHY_PWALG_PAIR    "PASSWORD-ALGORITHM and PASSWORD-ALGORITHMS must come together"
+#define WHY_PWALG_CHANGED "PASSWORD-ALGORITHMS differs from the offer (downgrade)"
+#define WHY_PWALG_UNKNOWN "PASSWORD-ALGORITHM not among those offered"
 
 struct req {
     struct relay_worker *w;
@@ -78,12 +87,6 @@ static const uint16_t known_attrs[] = {
 };
 
 /* --- small helpers ---------------------------------------------------------------- */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
 
 static const char *transport_name(enum relay_transport t)
 {
@@ -216,7 +219,7 @@ static void nonce_make(const struct relay *r, uint64_t now_ms, char out[NONCE_LE
         now_ms >>= 8;
     }
     nonce_tag(r, raw, raw + 8);
-    memcpy(out, NONCE_PREFIX, NONCE_PREFIX_LEN);
+    stun_nonce_cookie(STUN_FEATURE_PASSWORD_ALGORITHMS, out);
     base64_encode(BASE64_URL, raw, sizeof(raw), out + NONCE_PREFIX_LEN,
                   NONCE_LEN + 1 - NONCE_PREFIX_LEN, NULL);
 }
@@ -228,7 +231,9 @@ static int nonce_check(const struct relay *r, const struct relay_params *p, stru
     uint8_t raw[NONCE_RAW_LEN + 2], tag[12];
     size_t len = 0;
 
-    if (n.n != NONCE_LEN || memcmp(n.p, NONCE_PREFIX, NONCE_PREFIX_LEN) != 0)
+    uint32_t features = 0;
+    if (n.n != NONCE_LEN || stun_nonce_features(n, &features) != 0 ||
+        features != STUN_FEATURE_PASSWORD_ALGORITHMS)
         return -ESTALE;
     if (base64_decode(BASE64_URL, strview_make(n.p + NONCE_PREFIX_LEN, n.n - NONCE_PREFIX_LEN), raw,
                       sizeof(raw), &len) != 0 ||
@@ -329,15 +334,9 @@ static void reply_error(struct req *q, int code, const char *reason, bool integr
     reply_send(q, &b, integrity);
 }
 
-static size_t our_password_algs(uint16_t algs[2])
+static size_t our_password_algs(const struct relay_worker *w, uint16_t algs[2])
 {
-    size_t n = 0;
-    /* SHA-256 first: preferred; MD5 only where the provider has it (not FIPS). */
-    if (stun_password_alg_available(STUN_PASSWORD_SHA256))
-        algs[n++] = STUN_PASSWORD_SHA256;
-    if (stun_password_alg_available(STUN_PASSWORD_MD5))
-        algs[n++] = STUN_PASSWORD_MD5;
-    return n;
+    return stun_password_algs_offer(w->r->restricted, algs);
 }
 
 /* 401 or 438 with what a client needs to (re)try: realm, a fresh nonce,
@@ -347,7 +346,7 @@ static void reply_challenge(struct req *q, int code, const char *reason)
     struct stun_builder b;
     char nonce[NONCE_LEN + 1];
     uint16_t algs[2];
-    size_t nalgs = our_password_algs(algs);
+    size_t nalgs = our_password_algs(q->w, algs);
 
     nonce_make(q->w->r, q->w->now_ms, nonce);
     reply_start(q, &b, STUN_CLASS_ERROR);
@@ -403,36 +402,31 @@ static int try_password(const char *password, size_t len, void *arg)
     return rc == 0 ? 0 : -1;
 }
 
-/* Settles which password algorithm the request uses (RFC 8489 §9.2.4):
- * 0, or an error code to answer. */
-static int pick_password_alg(struct req *q)
+/* Settles which password algorithm the request uses (RFC 8489 §9.2.4),
+ * and refuses the MD5-derived key in the restricted mode: NULL, or the
+ * reason to answer 400 with (and log). */
+static const char *pick_password_alg(struct req *q)
 {
-    const struct stun_attr *pa = stun_msg_find(&q->m, STUN_ATTR_PASSWORD_ALGORITHM);
-    const struct stun_attr *pas = stun_msg_find(&q->m, STUN_ATTR_PASSWORD_ALGORITHMS);
     uint16_t algs[2], alg = 0;
-    size_t nalgs = our_password_algs(algs);
+    size_t nalgs = our_password_algs(q->w, algs);
 
-    if (!pa && !pas) {
-        q->pwalg = STUN_PASSWORD_MD5;
-        return 0;
+    switch (stun_password_alg_select(&q->m, algs, nalgs, &alg)) {
+    case 0:
+        break;
+    case -EPERM:
+        return WHY_PWALG_CHANGED;
+    case -ENOTSUP:
+        return WHY_PWALG_UNKNOWN;
+    default:
+        return WHY_PWALG_PAIR;
     }
-    if (!pa || !pas || stun_attr_password_alg(&q->m, pa, &alg) != 0)
-        return 400;
-    /* What the client echoes must be exactly what we sent (no bid-down). */
-    uint8_t ours[8];
-    for (size_t i = 0; i < nalgs; i++) {
-        put16(ours + 4 * i, algs[i]);
-        put16(ours + 4 * i + 2, 0);
-    }
-    if (pas->len != 4 * nalgs || memcmp(stun_attr_value(&q->m, pas), ours, pas->len) != 0)
-        return 400;
-    for (size_t i = 0; i < nalgs; i++) {
-        if (algs[i] == alg) {
-            q->pwalg = alg;
-            return 0;
-        }
-    }
-    return 400;
+    /* A client that sends no PASSWORD-ALGORITHM uses MD5 whatever we offer:
+     * under FIPS that key may not be used to authenticate anybody. */
+    if (alg == STUN_PASSWORD_MD5 &&
+        (q->w->r->restricted || !stun_password_alg_available(STUN_PASSWORD_MD5)))
+        return WHY_MD5_FIPS;
+    q->pwalg = alg;
+    return NULL;
 }
 
 /* Authenticates a request. Returns true when it may proceed (q->key and
@@ -468,15 +462,10 @@ static bool req_auth(struct req *q)
         reply_challenge(q, 438, NULL);
         return false;
     }
-    int code = pick_password_alg(q);
-    if (code) {
-        reply_error(q, code, "PASSWORD-ALGORITHM and PASSWORD-ALGORITHMS do not match the offer",
-                    false);
-        return false;
-    }
-    if (!stun_password_alg_available((enum stun_password_alg)q->pwalg)) {
-        log_refused(q, "relay.auth_failed", "MD5 key derivation not available (FIPS)");
-        reply_error(q, 400, "MD5 not available (FIPS): use PASSWORD-ALGORITHM SHA-256", false);
+    const char *why = pick_password_alg(q);
+    if (why) {
+        log_refused(q, "relay.refused", why);
+        reply_error(q, 400, why, false);
         return false;
     }
     if (!strview_eq(stun_attr_string(&q->m, realm), w->params.realm)) {

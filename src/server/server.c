@@ -443,7 +443,7 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     /* The media relay runs on threads of its own; started before the worker
      * pool because server_free cannot stop a running pool on failure. */
     if (rt->cfg->relay.enabled) {
-        rc = relay_start(rt->cfg, rt->tls, &rt->relay, err, errlen);
+        rc = relay_start(rt->cfg, rt->tls, fips_restricted(rt->fips), &rt->relay, err, errlen);
         if (rc)
             goto fail;
     }

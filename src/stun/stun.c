@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "crypto/encoding.h"
 #include "crypto/mac.h"
 
 /* --- digests, fetched once ------------------------------------------------ */
@@ -370,6 +371,74 @@ int stun_attr_password_algs(const struct stun_msg *m, const struct stun_attr *a,
         off += 4 + plen;
     }
     return (int)(n < cap ? n : cap);
+}
+
+size_t stun_password_algs_offer(bool restricted, uint16_t out[2])
+{
+    size_t n = 0;
+
+    if (stun_password_alg_available(STUN_PASSWORD_SHA256))
+        out[n++] = STUN_PASSWORD_SHA256;
+    if (!restricted && stun_password_alg_available(STUN_PASSWORD_MD5))
+        out[n++] = STUN_PASSWORD_MD5;
+    return n;
+}
+
+int stun_password_alg_select(const struct stun_msg *m, const uint16_t *offered, size_t n,
+                             uint16_t *alg)
+{
+    const struct stun_attr *pa = stun_msg_find(m, STUN_ATTR_PASSWORD_ALGORITHM);
+    const struct stun_attr *pas = stun_msg_find(m, STUN_ATTR_PASSWORD_ALGORITHMS);
+    uint16_t chosen = 0;
+
+    if (!alg || (n && !offered))
+        return -EINVAL;
+    if (!pa && !pas) {
+        *alg = STUN_PASSWORD_MD5;
+        return 0;
+    }
+    if (!pa || !pas || stun_attr_password_alg(m, pa, &chosen) != 0)
+        return -EINVAL;
+    /* Compared as bytes: the same algorithms in the same order, and no
+     * parameters (we send none), so nothing can be stripped or added. */
+    const uint8_t *v = stun_attr_value(m, pas);
+    if (pas->len != 4 * n)
+        return -EPERM;
+    for (size_t i = 0; i < n; i++)
+        if (get16(v + 4 * i) != offered[i] || get16(v + 4 * i + 2) != 0)
+            return -EPERM;
+    for (size_t i = 0; i < n; i++) {
+        if (offered[i] == chosen) {
+            *alg = chosen;
+            return 0;
+        }
+    }
+    return -ENOTSUP;
+}
+
+void stun_nonce_cookie(uint32_t features, char out[STUN_NONCE_COOKIE_LEN + 1])
+{
+    uint8_t raw[3] = {(uint8_t)(features >> 16), (uint8_t)(features >> 8), (uint8_t)features};
+
+    memcpy(out, STUN_NONCE_COOKIE, sizeof(STUN_NONCE_COOKIE) - 1);
+    (void)base64_encode(BASE64_STD, raw, sizeof(raw), out + sizeof(STUN_NONCE_COOKIE) - 1,
+                        STUN_NONCE_COOKIE_LEN + 1 - (sizeof(STUN_NONCE_COOKIE) - 1), NULL);
+}
+
+int stun_nonce_features(struct strview nonce, uint32_t *features)
+{
+    const size_t clen = sizeof(STUN_NONCE_COOKIE) - 1;
+    uint8_t raw[BASE64_DECODED_MAX(4)];
+    size_t len = 0;
+
+    if (!features || !nonce.p || nonce.n < STUN_NONCE_COOKIE_LEN ||
+        memcmp(nonce.p, STUN_NONCE_COOKIE, clen) != 0)
+        return -EINVAL;
+    if (base64_decode(BASE64_STD, strview_make(nonce.p + clen, 4), raw, sizeof(raw), &len) != 0 ||
+        len != 3)
+        return -EINVAL;
+    *features = (uint32_t)raw[0] << 16 | (uint32_t)raw[1] << 8 | raw[2];
+    return 0;
 }
 
 size_t stun_msg_unknown_required(const struct stun_msg *m, const uint16_t *known, size_t nknown,

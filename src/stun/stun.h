@@ -158,6 +158,43 @@ int stun_crypto_init(OSSL_LIB_CTX *libctx, const char *propq);
 void stun_crypto_cleanup(void);
 bool stun_password_alg_available(enum stun_password_alg alg);
 
+/* The password algorithms a server offers in PASSWORD-ALGORITHMS, in order
+ * of preference: SHA-256, then MD5 unless restricted (FIPS: the MD5-derived
+ * key is not an approved use) or unavailable. Returns the count (0 when
+ * SHA-256 is unavailable too). */
+size_t stun_password_algs_offer(bool restricted, uint16_t out[2]);
+
+/*
+ * The server's side of RFC 8489 §9.2.4: which password algorithm a request
+ * uses, given what the server offered with the nonce (offered[0..n)).
+ * Neither PASSWORD-ALGORITHM nor PASSWORD-ALGORITHMS: MD5 (a client of
+ * RFC 5389). Otherwise both must be there, PASSWORD-ALGORITHMS must equal
+ * the offer exactly (same algorithms, same order, no parameters: anything
+ * else is a downgrade attempt) and PASSWORD-ALGORITHM one of them. Returns
+ * 0 with *alg, or (each answered 400) -EINVAL (one of the two missing, or
+ * malformed), -EPERM (PASSWORD-ALGORITHMS differs from the offer),
+ * -ENOTSUP (PASSWORD-ALGORITHM not among those offered).
+ */
+int stun_password_alg_select(const struct stun_msg *m, const uint16_t *offered, size_t n,
+                             uint16_t *alg);
+
+/*
+ * Nonce cookie (RFC 8489 §9.2): a nonce that starts with "obMatJos2" and
+ * four base64 characters of the 24-bit security feature set announces the
+ * features the server supports; bit 0 (the most significant) is password
+ * algorithms, bit 1 username anonymity.
+ */
+#define STUN_NONCE_COOKIE                "obMatJos2"
+#define STUN_NONCE_COOKIE_LEN            13 /* with the feature set */
+#define STUN_FEATURE_PASSWORD_ALGORITHMS 0x800000u
+#define STUN_FEATURE_USERNAME_ANONYMITY  0x400000u
+/* Writes the cookie and features (24 bits) as STUN_NONCE_COOKIE_LEN
+ * characters and a NUL. */
+void stun_nonce_cookie(uint32_t features, char out[STUN_NONCE_COOKIE_LEN + 1]);
+/* The feature set of a nonce that starts with the cookie: 0, or -EINVAL
+ * (no cookie, or the four characters are not base64). */
+int stun_nonce_features(struct strview nonce, uint32_t *features);
+
 /* A message type from method and class, and back. */
 uint16_t stun_type(uint16_t method, enum stun_class cls);
 

@@ -551,6 +551,113 @@ static void test_without_md5(void **state)
     assert_int_equal(stun_long_term_key(STUN_PASSWORD_MD5, SV("a"), SV("b"), SV("c"), key, &kl), 0);
 }
 
+/* A request with the given PASSWORD-ALGORITHMS value (NULL: none) and
+ * PASSWORD-ALGORITHM value (NULL: none), parsed into m over buf. */
+static void pwalg_request(uint8_t *buf, size_t cap, const uint8_t *pas, size_t paslen,
+                          const uint8_t *pa, size_t palen, struct stun_msg *m)
+{
+    static const uint8_t tid[STUN_TID_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    struct stun_builder b;
+    size_t len = 0;
+
+    stun_build_start(&b, buf, cap, TURN_METHOD_ALLOCATE, STUN_CLASS_REQUEST, tid);
+    stun_build_attr(&b, STUN_ATTR_USERNAME, "u", 1);
+    if (pas)
+        stun_build_attr(&b, STUN_ATTR_PASSWORD_ALGORITHMS, pas, paslen);
+    if (pa)
+        stun_build_attr(&b, STUN_ATTR_PASSWORD_ALGORITHM, pa, palen);
+    assert_int_equal(stun_build_finish(&b, &len), 0);
+    assert_int_equal(stun_msg_parse(buf, len, m), 0);
+}
+
+/* What a server offers, and the RFC 8489 §9.2.4 checks of the echo: the
+ * restricted mode drops MD5; a client that strips, adds, reorders or
+ * parameterises an entry (a downgrade) is refused, and so is a
+ * PASSWORD-ALGORITHM that was not offered or comes without the list. */
+static void test_password_alg_select(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    struct stun_msg m;
+    uint16_t offer[2], alg = 0;
+
+    assert_int_equal(stun_password_algs_offer(false, offer), 2);
+    assert_int_equal(offer[0], STUN_PASSWORD_SHA256);
+    assert_int_equal(offer[1], STUN_PASSWORD_MD5);
+    assert_int_equal(stun_password_algs_offer(true, offer), 1);
+    assert_int_equal(offer[0], STUN_PASSWORD_SHA256);
+
+    const uint16_t both[] = {STUN_PASSWORD_SHA256, STUN_PASSWORD_MD5};
+    const uint16_t sha_only[] = {STUN_PASSWORD_SHA256};
+    const uint8_t echo_both[] = {0, 2, 0, 0, 0, 1, 0, 0};
+    const uint8_t echo_sha[] = {0, 2, 0, 0};
+    const uint8_t echo_swapped[] = {0, 1, 0, 0, 0, 2, 0, 0};
+    const uint8_t echo_param[] = {0, 2, 0, 4, 1, 2, 3, 4, 0, 1, 0, 0};
+    const uint8_t echo_md5_added[] = {0, 2, 0, 0, 0, 1, 0, 0};
+    const uint8_t pa_sha[] = {0, 2, 0, 0}, pa_md5[] = {0, 1, 0, 0}, pa_other[] = {0, 3, 0, 0};
+    const uint8_t pa_short[] = {0, 2};
+
+    /* neither attribute: an RFC 5389 client, MD5 */
+    pwalg_request(buf, sizeof(buf), NULL, 0, NULL, 0, &m);
+    assert_int_equal(stun_password_alg_select(&m, both, 2, &alg), 0);
+    assert_int_equal(alg, STUN_PASSWORD_MD5);
+    /* the echo of the offer and a choice among it */
+    pwalg_request(buf, sizeof(buf), echo_both, sizeof(echo_both), pa_sha, 4, &m);
+    assert_int_equal(stun_password_alg_select(&m, both, 2, &alg), 0);
+    assert_int_equal(alg, STUN_PASSWORD_SHA256);
+    pwalg_request(buf, sizeof(buf), echo_both, sizeof(echo_both), pa_md5, 4, &m);
+    assert_int_equal(stun_password_alg_select(&m, both, 2, &alg), 0);
+    assert_int_equal(alg, STUN_PASSWORD_MD5);
+    pwalg_request(buf, sizeof(buf), echo_sha, sizeof(echo_sha), pa_sha, 4, &m);
+    assert_int_equal(stun_password_alg_select(&m, sha_only, 1, &alg), 0);
+    assert_int_equal(alg, STUN_PASSWORD_SHA256);
+
+    /* downgrades: MD5 stripped, entries swapped, a parameter, MD5 added */
+    pwalg_request(buf, sizeof(buf), echo_sha, sizeof(echo_sha), pa_sha, 4, &m);
+    assert_int_equal(stun_password_alg_select(&m, both, 2, &alg), -EPERM);
+    pwalg_request(buf, sizeof(buf), echo_swapped, sizeof(echo_swapped), pa_md5, 4, &m);
+    assert_int_equal(stun_password_alg_select(&m, both, 2, &alg), -EPERM);
+    pwalg_request(buf, sizeof(buf), echo_param, sizeof(echo_param), pa_sha, 4, &m);
+    assert_int_equal(stun_password_alg_select(&m, both, 2, &alg), -EPERM);
+    pwalg_request(buf, sizeof(buf), echo_md5_added, sizeof(echo_md5_added), pa_md5, 4, &m);
+    assert_int_equal(stun_password_alg_select(&m, sha_only, 1, &alg), -EPERM);
+    /* a choice not offered: MD5 where only SHA-256 was, an unknown one */
+    pwalg_request(buf, sizeof(buf), echo_sha, sizeof(echo_sha), pa_md5, 4, &m);
+    assert_int_equal(stun_password_alg_select(&m, sha_only, 1, &alg), -ENOTSUP);
+    pwalg_request(buf, sizeof(buf), echo_both, sizeof(echo_both), pa_other, 4, &m);
+    assert_int_equal(stun_password_alg_select(&m, both, 2, &alg), -ENOTSUP);
+    /* one without the other, a malformed PASSWORD-ALGORITHM */
+    pwalg_request(buf, sizeof(buf), NULL, 0, pa_sha, 4, &m);
+    assert_int_equal(stun_password_alg_select(&m, both, 2, &alg), -EINVAL);
+    pwalg_request(buf, sizeof(buf), echo_both, sizeof(echo_both), NULL, 0, &m);
+    assert_int_equal(stun_password_alg_select(&m, both, 2, &alg), -EINVAL);
+    pwalg_request(buf, sizeof(buf), echo_both, sizeof(echo_both), pa_short, 2, &m);
+    assert_int_equal(stun_password_alg_select(&m, both, 2, &alg), -EINVAL);
+    assert_int_equal(stun_password_alg_select(&m, both, 2, NULL), -EINVAL);
+}
+
+/* The nonce cookie of RFC 8489 §9.2: "obMatJos2" and the feature set. */
+static void test_nonce_cookie(void **state)
+{
+    (void)state;
+    char c[STUN_NONCE_COOKIE_LEN + 1];
+    uint32_t f = 0;
+
+    stun_nonce_cookie(STUN_FEATURE_PASSWORD_ALGORITHMS, c);
+    assert_string_equal(c, "obMatJos2gAAA");
+    stun_nonce_cookie(STUN_FEATURE_PASSWORD_ALGORITHMS | STUN_FEATURE_USERNAME_ANONYMITY, c);
+    assert_string_equal(c, "obMatJos2wAAA");
+    assert_int_equal(stun_nonce_features(SV("obMatJos2gAAAsomething"), &f), 0);
+    assert_int_equal(f, STUN_FEATURE_PASSWORD_ALGORITHMS);
+    assert_int_equal(stun_nonce_features(SV("obMatJos2wAAA"), &f), 0);
+    assert_int_equal(f, 0xC00000u);
+    /* no cookie, too short, not base64 */
+    assert_int_equal(stun_nonce_features(SV("xbMatJos2gAAA"), &f), -EINVAL);
+    assert_int_equal(stun_nonce_features(SV("obMatJos2gA"), &f), -EINVAL);
+    assert_int_equal(stun_nonce_features(SV("obMatJos2g!AA"), &f), -EINVAL);
+    assert_int_equal(stun_nonce_features(SV(""), &f), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +671,8 @@ int main(void)
         cmocka_unit_test(test_attributes),
         cmocka_unit_test(test_types_and_framing),
         cmocka_unit_test(test_without_md5),
+        cmocka_unit_test(test_password_alg_select),
+        cmocka_unit_test(test_nonce_cookie),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
