@@ -9,6 +9,10 @@ for stale nonces, 486/508 for quotas, 437/441/442/443, SHA-256 integrity,
 Send/Data indications and channels with their counters in `parleyctl relay
 status --json` and in the allocation_ended log line, the bandwidth limit,
 secret rotation without a reload, malformed input, and a start-up refusal.
+PASSWORD-ALGORITHM SHA-256 (RFC 8489 §9.2.2) relays, a tampered
+PASSWORD-ALGORITHMS echo is refused (bid-down), and under security.fips =
+approved-only only the SHA-256 key is accepted: turnutils_uclient (MD5 key
+only) is refused with the reason (TestTurnFips).
 """
 from __future__ import annotations
 
@@ -221,7 +225,7 @@ class TurnClient:
             self.buf += data
 
     def transact(self, method: int, attrs: list, auth: bool = True, tid: bytes | None = None,
-                 fingerprint: bool = True) -> Msg:
+                 fingerprint: bool = True, pa: int | None = None) -> Msg:
         """A request and its response. Attribute values may be functions of
         the transaction id (XOR addresses). A 401 to a request sent without
         credentials and a 438 are answered by retrying with the realm and
@@ -236,7 +240,11 @@ class TurnClient:
                 a += [(A_USERNAME, self.username.encode()), (A_REALM, self.realm.encode()),
                       (A_NONCE, self.nonce)]
                 if self.pwalg == 2:
-                    a += [(A_PAS, self.pas or b""), (A_PA, struct.pack("!HH", 2, 0))]
+                    # RFC 8489 §9.2.4: echo the offer, name the algorithm
+                    # (pa: another number, to test the server's checks)
+                    if self.pas is not None:
+                        a.append((A_PAS, self.pas))
+                    a.append((A_PA, struct.pack("!HH", pa or 2, 0)))
                 key = self.key
             resp = self._exchange(encode(method, REQUEST, t, a, key, self.integrity, fingerprint), t)
             if resp.cls == ERROR and resp.code in (401, 438) and resp.get(A_NONCE):
@@ -363,6 +371,31 @@ class TurnTestBase(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertTrue(out["ok"])
         return out
+
+    def relay_round_trip(self, c: TurnClient, channel: int = 0x4005) -> None:
+        """Allocates, sends to a loopback peer through the relay with a Send
+        indication and on a channel, and gets the peer's answers back."""
+        peer = Peer()
+        try:
+            r = c.allocate()
+            self.assertEqual(r.cls, SUCCESS, r)
+            self.assertTrue(r.verify(c.key, c.integrity), "the success response is not signed")
+            relayed = r.xaddr(A_RELAYED)
+            self.assertEqual(c.create_permission(peer.addr).cls, SUCCESS)
+            c.send_indication(peer.addr, b"ping" * 25)
+            data, src = peer.recv()
+            self.assertEqual((data, src), (b"ping" * 25, relayed))
+            peer.sock.sendto(b"pong" * 25, relayed)
+            self.assertEqual(c.recv_data(), ("data", peer.addr, b"pong" * 25))
+            self.assertEqual(c.channel_bind(channel, peer.addr).cls, SUCCESS)
+            c.send_channel(channel, b"over a channel")
+            data, src = peer.recv()
+            self.assertEqual((data, src), (b"over a channel", relayed))
+            peer.sock.sendto(b"and back", relayed)
+            self.assertEqual(c.recv_data(), ("channel", channel, b"and back"))
+            self.assertEqual(c.refresh(0).cls, SUCCESS)
+        finally:
+            peer.close()
 
     def allocation(self, client: TurnClient) -> dict:
         host, port = client.local
@@ -641,6 +674,55 @@ class TestTurnRelay(TurnTestBase):
             c.pas = struct.pack("!HH", 2, 0)  # MD5 stripped: a bid-down attempt
             r = c.allocate()
             self.assertEqual(r.code, 400, r)
+
+    def test_password_algorithm_sha256_relays(self) -> None:
+        """PASSWORD-ALGORITHM SHA-256 (RFC 8489 §9.2.2) with either integrity
+        attribute, over UDP and TCP: allocation and relaying both ways."""
+        self.assertEqual(self.status()["password_algorithms"], ["SHA-256", "MD5"])
+        for transport, integrity in (("udp", "sha256"), ("udp", "sha1"), ("tcp", "sha256")):
+            with self.subTest(transport=transport, integrity=integrity):
+                with self.client("frank", transport, pwalg=2, integrity=integrity) as c:
+                    self.relay_round_trip(c)
+                    self.assertEqual(hashlib.sha256(
+                        f"{c.username}:{c.realm}:{c.password}".encode()).digest(), c.key)
+
+    def test_md5_key_still_relays(self) -> None:
+        """Without FIPS, a client of RFC 5389 (no PASSWORD-ALGORITHM: the MD5
+        key) is served as before."""
+        with self.client("mona") as c:
+            self.relay_round_trip(c)
+
+    def test_tampered_password_algorithms_refused(self) -> None:
+        """The PASSWORD-ALGORITHMS a client echoes must be the offer, byte for
+        byte (RFC 8489 §9.2.4: bid-down protection); each refusal is a 400
+        with the reason, and a bounded relay.refused line."""
+        sha, md5 = struct.pack("!HH", 2, 0), struct.pack("!HH", 1, 0)
+        cases = [
+            (sha, 1, "PASSWORD-ALGORITHMS differs from the offer (downgrade)"),  # MD5 stripped
+            (md5 + sha, 1, "PASSWORD-ALGORITHMS differs from the offer (downgrade)"),  # reordered
+            (md5, 1, "PASSWORD-ALGORITHMS differs from the offer (downgrade)"),
+            (sha + md5, 3, "PASSWORD-ALGORITHM not among those offered"),
+        ]
+        logged = set()  # one line a second per source and reason: look for the first
+        for pas, alg, reason in cases:
+            with self.subTest(pas=pas.hex(), alg=alg):
+                with self.client("tess", pwalg=2) as c:
+                    c.allocate(auth=False)
+                    self.assertEqual(c.pas, sha + md5)  # the offer
+                    mark = self.p.log_mark()
+                    c.pas = pas
+                    r = c.transact(ALLOCATE, [(A_TRANSPORT, UDP_TRANSPORT)], pa=alg)
+                    self.assertEqual((r.code, r.reason), (400, reason), r)
+                    if reason not in logged:
+                        self.p.wait_log("relay.refused", since=mark, reason=reason)
+                        logged.add(reason)
+        # PASSWORD-ALGORITHM without PASSWORD-ALGORITHMS
+        with self.client("tess", pwalg=2) as c:
+            c.allocate(auth=False)
+            c.pas = None
+            r = c.allocate()
+            self.assertEqual(r.code, 400, r)
+            self.assertIn("must come together", r.reason)
 
     def test_binding_without_auth(self) -> None:
         for transport in ("udp", "tcp", "tls"):
@@ -1137,6 +1219,97 @@ class TestTurnBaresipCall(unittest.TestCase):
                 other = busy["bob" if a["user"] == "alice" else "alice"]
                 self.assertNotEqual(a["relayed"], other["relayed"])
             self.assertEqual(p.find_log("relay.peer_refused"), [])
+
+
+MD5_FIPS = "MD5-derived key not allowed under FIPS: use PASSWORD-ALGORITHM SHA-256"
+
+
+class TestTurnFips(TurnTestBase):
+    """security.fips = approved-only (issue 18): the long-term key must come
+    from PASSWORD-ALGORITHM SHA-256. Challenges offer SHA-256 alone; a client
+    that can only use the MD5-derived key (turnutils_uclient, an RFC 5389
+    client) is refused with 400 and the reason; this suite's client relays
+    with SHA-256, with MESSAGE-INTEGRITY (HMAC-SHA1, an approved MAC) or
+    MESSAGE-INTEGRITY-SHA256."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.p = Parley(name="turnfips", config={"security.fips": "approved-only",
+                                                "relay.allowed_peers": "127.0.0.0/8",
+                                                "relay.port_range": relay_ports()})
+        try:
+            cls.p.start()
+        except BaseException:
+            cls.p.close(failed=True)
+            raise
+        cls.failed = False
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.p.close(failed=cls.failed)
+
+    def run(self, result=None):
+        res = super().run(result)
+        if result is not None and (result.failures or result.errors):
+            type(self).failed = True
+        return res
+
+    def test_challenge_offers_sha256_only(self) -> None:
+        self.p.wait_log("relay.started", password_algorithms=re.compile(r"SHA-256 \(FIPS.*"))
+        self.assertEqual(self.status()["password_algorithms"], ["SHA-256"])
+        with self.client() as c:
+            r = c.allocate(auth=False)
+            self.assertEqual(r.code, 401, r)
+            self.assertTrue(r.get(A_NONCE).startswith(b"obMatJos2gAAA"), r.get(A_NONCE))
+            self.assertEqual(r.get(A_PAS), struct.pack("!HH", 2, 0))
+
+    def test_sha256_client_relays(self) -> None:
+        for transport, integrity in (("udp", "sha256"), ("udp", "sha1"), ("tcp", "sha1"),
+                                     ("tls", "sha256")):
+            with self.subTest(transport=transport, integrity=integrity):
+                mark = self.p.log_mark()
+                with self.client("frank", transport, pwalg=2, integrity=integrity) as c:
+                    self.relay_round_trip(c)
+                self.p.wait_log("relay.allocation_ended", since=mark, user="frank",
+                                transport=transport, to_peer_packets="2", from_peer_packets="2")
+
+    def test_md5_key_refused(self) -> None:
+        """The suite's client without PASSWORD-ALGORITHM (the MD5 key), and
+        one that asks for MD5 although only SHA-256 was offered."""
+        with self.client("mallory") as c:
+            mark = self.p.log_mark()
+            r = c.allocate()
+            self.assertEqual((r.cls, r.code, r.reason), (ERROR, 400, MD5_FIPS), r)
+            self.assertIsNone(r.get(A_MI))
+            self.p.wait_log("relay.refused", since=mark, username=c.username, reason=MD5_FIPS)
+        with self.client("mallory", pwalg=2) as c:
+            c.allocate(auth=False)
+            r = c.transact(ALLOCATE, [(A_TRANSPORT, UDP_TRANSPORT)], pa=1)
+            self.assertEqual(r.code, 400, r)
+            self.assertEqual(r.reason, "PASSWORD-ALGORITHM not among those offered")
+        # MD5 added back to the echo: a bid-up is no better than a bid-down
+        with self.client("mallory", pwalg=2) as c:
+            c.allocate(auth=False)
+            c.pas = struct.pack("!HHHH", 2, 0, 1, 0)
+            r = c.transact(ALLOCATE, [(A_TRANSPORT, UDP_TRANSPORT)], pa=1)
+            self.assertEqual(r.code, 400, r)
+            self.assertIn("downgrade", r.reason)
+
+    def test_uclient_refused_with_the_reason(self) -> None:
+        """coturn's turnutils_uclient derives only the MD5 key: refused, the
+        reason in its output and in the server's log."""
+        username, password = self.creds("alice")
+        peer_port = free_ports(2, "udp", consecutive=True)[0]
+        time.sleep(1.1)  # past another test's line for this source and reason (bounded log)
+        mark = self.p.log_mark()
+        res = run_peer(["turnutils_uclient", "-u", username, "-w", password, "-p",
+                        str(self.p.relay_port), "-e", "127.0.0.1", "-r", str(peer_port), "-n",
+                        "1", "-c", "127.0.0.1"], timeout=60)
+        out = res.stdout + res.stderr
+        self.assertNotEqual(res.returncode, 0, out[-3000:])
+        self.assertIn("MD5-derived key not allowed under FIPS", out, out[-3000:])
+        self.p.wait_log("relay.refused", since=mark, username=username, reason=MD5_FIPS)
+        self.assertEqual(self.status()["allocations"], [])
 
 
 class TestTurnStartup(unittest.TestCase):
