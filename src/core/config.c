@@ -543,6 +543,31 @@ int config_validate_value(const struct config_key *key, const char *value, char 
     return config_apply(NULL, key, value, err, errlen);
 }
 
+/* The row's index in the table, or -1. */
+static long config_key_index(const char *dotted)
+{
+    const struct config_key *k = config_key_find(dotted);
+    return k ? (long)(k - config_table_get()) : -1;
+}
+
+bool config_is_explicit(const struct config *cfg, const char *dotted)
+{
+    long i = cfg ? config_key_index(dotted) : -1;
+    return i >= 0 && i < CONFIG_KEYS_MAX && cfg->explicit_keys[i];
+}
+
+int config_override(struct config *cfg, const char *dotted, const char *value, char *err,
+                    size_t errlen)
+{
+    const struct config_key *k = config_key_find(dotted);
+
+    if (!cfg || !k || !value) {
+        config_err(err, errlen, "%s: no such key", dotted ? dotted : "(null)");
+        return -ENOENT;
+    }
+    return config_apply(cfg, k, value, err, errlen);
+}
+
 /* --- loading ---------------------------------------------------------- */
 
 struct config_loader {
@@ -718,6 +743,8 @@ int config_load_string(const char *path, const char *text, struct config **out, 
         rc = ld.rc ? ld.rc : -EINVAL;
         goto fail;
     }
+    _Static_assert(sizeof(cfg->explicit_keys) >= CONFIG_KEYS_MAX, "explicit_keys too small");
+    memcpy(cfg->explicit_keys, ld.seen, CONFIG_KEYS_MAX);
     rc = config_check_whole(cfg, inner, sizeof(inner));
     if (rc) {
         config_err(err, errlen, "%s: %s", path, inner);

@@ -37,6 +37,8 @@ struct config_str_list {
 struct config {
     char *path;      /* absolute path of the file */
     char *state_dir; /* its directory */
+    /* Which rows of config_keys() the file set (config_is_explicit). */
+    unsigned char explicit_keys[256]; /* CONFIG_KEYS_MAX */
 
     struct {
         char *domain;
@@ -220,6 +222,17 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 int config_load_string(const char *path, const char *text, struct config **out, char *err,
                        size_t errlen);
 void config_free(struct config *cfg);
+
+/* Did the file set the key ("auth.algorithms"), rather than leave it at
+ * its default? Defaults may narrow by themselves (security.fips: a key left
+ * alone takes its approved subset) where an explicit value is refused. */
+bool config_is_explicit(const struct config *cfg, const char *dotted);
+/* Replaces a key's value in a loaded configuration (validated as when
+ * loading; the key keeps counting as not explicit unless it was): how a
+ * default narrows. Returns 0, -ENOENT (no such key) or -EINVAL/-ENOMEM
+ * with err filled. */
+int config_override(struct config *cfg, const char *dotted, const char *value, char *err,
+                    size_t errlen);
 
 /* Validates one value for a key, without loading a file. */
 int config_validate_value(const struct config_key *key, const char *value, char *err,

@@ -1,6 +1,10 @@
 /*
  * parleyctl user add|remove|list|passwd|set|unblock. Passwords are never stored: only
  * the digest hashes (HA1, MD5 and SHA-256) for realm = server.domain.
+ * Under FIPS (security.fips = on or approved-only) only the SHA-256 one:
+ * an MD5 digest is not an approved use, and the server would never accept
+ * it. `user list` shows which digests each user has, so those without a
+ * SHA-256 one (who cannot authenticate under FIPS) are found.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -97,15 +101,26 @@ static int user_get_password(struct ctl *ctl, char *buf, size_t cap, bool *gener
     return CTL_OK;
 }
 
+/* Does security.fips restrict digests to SHA-256 here? Asked of the
+ * context parleyctl opens from the configuration; fails closed. */
+static bool user_fips_restricted(struct ctl *ctl)
+{
+    return ctl_open_crypto(ctl) != 0 || fips_restricted(ctl->fips);
+}
+
+/* The HA1 values to store: SHA-256 always, MD5 unless restricted (then md5
+ * is ""). *md5_skipped says so, for the message. */
 static int user_hashes(struct ctl *ctl, const char *name, const char *password, char md5[65],
-                       char sha256[65])
+                       char sha256[65], bool *md5_skipped)
 {
     int rc = ctl_open_crypto(ctl); /* the digests on the configured context */
     if (rc)
         return rc;
-    rc = digest_ha1(DIGEST_ALG_MD5, name, ctl->cfg->server.domain, password, md5);
-    if (rc == 0)
-        rc = digest_ha1(DIGEST_ALG_SHA256, name, ctl->cfg->server.domain, password, sha256);
+    *md5_skipped = fips_restricted(ctl->fips);
+    md5[0] = '\0';
+    rc = digest_ha1(DIGEST_ALG_SHA256, name, ctl->cfg->server.domain, password, sha256);
+    if (rc == 0 && !*md5_skipped)
+        rc = digest_ha1(DIGEST_ALG_MD5, name, ctl->cfg->server.domain, password, md5);
     if (rc)
         return ctl_fail(ctl, "cannot compute the digest hashes (%s)", strerror(-rc));
     return CTL_OK;
@@ -114,8 +129,8 @@ static int user_hashes(struct ctl *ctl, const char *name, const char *password, 
 static int user_set(struct ctl *ctl, const char *name, bool add)
 {
     char password[USER_PASSWORD_MAX + 2];
-    char md5[65], sha256[65];
-    bool generated;
+    char md5[65] = "", sha256[65] = "";
+    bool generated, md5_skipped = false;
     struct store *st = NULL;
     int rc;
 
@@ -131,7 +146,7 @@ static int user_set(struct ctl *ctl, const char *name, bool add)
         rc = ctl_usage(ctl, "unexpected argument \"%s\"", ctl->argv[1]);
         goto out;
     }
-    rc = user_hashes(ctl, name, password, md5, sha256);
+    rc = user_hashes(ctl, name, password, md5, sha256, &md5_skipped);
     if (rc)
         goto out;
     rc = ctl_open_store(ctl, &st, 0);
@@ -160,7 +175,12 @@ static int user_set(struct ctl *ctl, const char *name, bool add)
                  add ? "added" : "changed password of", name, uri, password);
     else
         snprintf(msg, sizeof(msg), "%s %s <%s>", add ? "added" : "changed password of", name, uri);
-    json_t *doc = json_pack("{s:s, s:s}", "user", name, "uri", uri);
+    if (md5_skipped)
+        snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
+                 "\nSHA-256 digest only (security.fips): MD5-only clients cannot authenticate");
+    json_t *doc = json_pack("{s:s, s:s, s:[s]}", "user", name, "uri", uri, "digests", "sha-256");
+    if (!md5_skipped)
+        json_array_insert_new(json_object_get(doc, "digests"), 0, json_string("md5"));
     if (generated)
         json_object_set_new(doc, "password", json_string(password));
     ctl_done(ctl, doc, msg);
@@ -197,6 +217,8 @@ struct user_list_ctx {
     json_t *users;
     struct strbuf text;
     const char *domain;
+    bool restricted;  /* security.fips: SHA-256 digests only */
+    size_t no_sha256; /* users without a SHA-256 digest */
     json_t *throttle; /* the daemon's throttle records, or NULL */
     size_t matched;   /* of those, the records of listed users */
 };
@@ -309,12 +331,31 @@ static int user_list_one(const struct store_user *u, void *arg)
         else
             json_decref(mine);
     }
+    /* the digests stored: a user without SHA-256 cannot authenticate under
+     * FIPS (nor with a SHA-256-only auth.algorithms) until `user passwd` */
+    json_t *digests = json_array();
+    if (u->ha1_md5[0])
+        json_array_append_new(digests, json_string("md5"));
+    if (u->ha1_sha256[0])
+        json_array_append_new(digests, json_string("sha-256"));
+    json_object_set_new(o, "digests", digests);
+    struct strbuf dig = STRBUF_INIT;
+    strbuf_printf(&dig, "  digests: %s%s%s", u->ha1_md5[0] ? "md5" : "",
+                  u->ha1_md5[0] && u->ha1_sha256[0] ? ", " : "", u->ha1_sha256[0] ? "sha-256" : "");
+    if (!u->ha1_sha256[0]) {
+        lc->no_sha256++;
+        json_object_set_new(o, "needs_passwd", json_true());
+        strbuf_printf(&dig, " (no SHA-256 digest%s: run `parleyctl user passwd %s`)",
+                      lc->restricted ? ", cannot authenticate under FIPS" : "", u->name);
+    }
     json_array_append_new(lc->users, o);
     if (why.len)
-        strbuf_printf(&lc->text, "%s%s%s  (password guessing: %s)\n", uri, strbuf_cstr(&profile),
-                      extra, strbuf_cstr(&why));
+        strbuf_printf(&lc->text, "%s%s%s  (password guessing: %s)%s\n", uri, strbuf_cstr(&profile),
+                      extra, strbuf_cstr(&why), strbuf_cstr(&dig));
     else
-        strbuf_printf(&lc->text, "%s%s%s\n", uri, strbuf_cstr(&profile), extra);
+        strbuf_printf(&lc->text, "%s%s%s%s\n", uri, strbuf_cstr(&profile), extra,
+                      strbuf_cstr(&dig));
+    strbuf_free(&dig);
     strbuf_free(&why);
     strbuf_free(&profile);
     return 0;
@@ -326,7 +367,8 @@ static int user_list(struct ctl *ctl)
     int rc = ctl_open_store(ctl, &st, 0);
     if (rc)
         return rc;
-    struct user_list_ctx lc = {json_array(), STRBUF_INIT, ctl->cfg->server.domain, NULL, 0};
+    struct user_list_ctx lc = {
+        json_array(), STRBUF_INIT, ctl->cfg->server.domain, user_fips_restricted(ctl), 0, NULL, 0};
     /* throttling is the running daemon's; without one there is none */
     json_t *reply = NULL;
     char err[256];
@@ -343,7 +385,14 @@ static int user_list(struct ctl *ctl)
     }
     if (lc.users && json_array_size(lc.users) == 0)
         strbuf_puts(&lc.text, "no users; add one with `parleyctl user add NAME`\n");
-    json_t *doc = json_pack("{s:o}", "users", lc.users);
+    if (lc.no_sha256)
+        strbuf_printf(&lc.text,
+                      "%zu user%s without a SHA-256 digest%s: `parleyctl user passwd NAME` "
+                      "stores one\n",
+                      lc.no_sha256, lc.no_sha256 == 1 ? "" : "s",
+                      lc.restricted ? " cannot authenticate under FIPS" : "");
+    json_t *doc = json_pack("{s:o, s:b, s:I}", "users", lc.users, "fips_restricted", lc.restricted,
+                            "without_sha256", (json_int_t)lc.no_sha256);
     if (lc.throttle) {
         /* guessing at names that are no user shows too: someone is trying */
         size_t others = json_array_size(lc.throttle) - lc.matched;

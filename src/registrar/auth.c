@@ -1,6 +1,7 @@
 #include "registrar/auth.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,7 @@ struct auth {
     char *realm;
     enum digest_alg algs[AUTH_MAX_ALGORITHMS];
     size_t nalgs;
+    bool restricted;
     uint64_t lifetime_ms;
     size_t max_nonces;
     unsigned char key[KEY_LEN];
@@ -58,6 +60,7 @@ struct auth {
 static const char WHY_NO_CREDENTIALS[] = "no credentials";
 static const char WHY_MALFORMED[] = "malformed credentials";
 static const char WHY_ALGORITHM[] = "algorithm not allowed";
+static const char WHY_ALGORITHM_FIPS[] = "algorithm not allowed: MD5 is not FIPS approved";
 static const char WHY_QOP_REQUIRED[] = "qop=auth required";
 static const char WHY_QOP_UNSUPPORTED[] = "qop not supported";
 static const char WHY_USERNAME[] = "bad username";
@@ -104,8 +107,36 @@ static int config_check(const struct auth_config *cfg)
             if (cfg->algorithms[j] == alg)
                 return -EINVAL;
         }
+        if (cfg->restricted && alg != DIGEST_ALG_SHA256)
+            return -EPERM;
         if (!digest_alg_available(alg))
             return -ENOTSUP;
+    }
+    return 0;
+}
+
+int auth_config_narrow(struct config *cfg, bool restricted, char *err, size_t errlen)
+{
+    static const char key[] = "auth.algorithms";
+
+    if (!cfg)
+        return -EINVAL;
+    if (!restricted)
+        return 0;
+    if (!config_is_explicit(cfg, key))
+        return config_override(cfg, key, AUTH_FIPS_ALGORITHMS, err, errlen);
+    for (size_t i = 0; i < cfg->auth.algorithms.n; i++) {
+        if (strcmp(cfg->auth.algorithms.v[i], "SHA-256") == 0)
+            continue;
+        struct strbuf v = STRBUF_INIT;
+        for (size_t j = 0; j < cfg->auth.algorithms.n; j++)
+            strbuf_printf(&v, "%s%s", j ? ", " : "", cfg->auth.algorithms.v[j]);
+        snprintf(err, errlen,
+                 "%s = %s: %s is not a FIPS approved digest (security.fips restricts SIP and "
+                 "HTTP digest to SHA-256); set %s = " AUTH_FIPS_ALGORITHMS,
+                 key, strbuf_cstr(&v), cfg->auth.algorithms.v[i], key);
+        strbuf_free(&v);
+        return -EPERM;
     }
     return 0;
 }
@@ -314,6 +345,7 @@ int auth_set_config(struct auth *a, const struct auth_config *cfg)
     a->realm = realm;
     memcpy(a->algs, cfg->algorithms, cfg->nalgorithms * sizeof(a->algs[0]));
     a->nalgs = cfg->nalgorithms;
+    a->restricted = cfg->restricted;
     a->lifetime_ms =
         cfg->nonce_lifetime_ms ? cfg->nonce_lifetime_ms : AUTH_DEFAULT_NONCE_LIFETIME_MS;
     a->max_nonces = cfg->max_nonces ? cfg->max_nonces : AUTH_DEFAULT_MAX_NONCES;
@@ -447,7 +479,7 @@ static enum auth_result select_credentials(const struct auth *a, const struct au
                                            struct digest_credentials *cr, enum digest_alg *alg,
                                            const char **why)
 {
-    bool malformed = false, ours_refused = false;
+    bool malformed = false, ours_refused = false, md5_refused = false;
 
     for (size_t i = 0; i < req->ncreds; i++) {
         struct digest_credentials c;
@@ -461,14 +493,20 @@ static enum auth_result select_credentials(const struct auth *a, const struct au
         if (!realm_is_ours(a, c.realm))
             continue;
         if (!alg_allowed(a, c.algorithm, alg)) {
+            enum digest_alg refused = DIGEST_ALG_MD5; /* absent: MD5 */
             ours_refused = true;
+            if (c.algorithm.n == 0 ||
+                (digest_alg_parse(c.algorithm, &refused) == 0 && refused == DIGEST_ALG_MD5))
+                md5_refused = true;
             continue;
         }
         *cr = c;
         return AUTH_OK;
     }
     if (ours_refused) {
-        *why = WHY_ALGORITHM;
+        /* Under FIPS say why MD5 is refused: an MD5-only client's user
+         * sees it in the 403, the operator in sip.rejected. */
+        *why = a->restricted && md5_refused ? WHY_ALGORITHM_FIPS : WHY_ALGORITHM;
         return AUTH_FORBIDDEN;
     }
     if (malformed) {

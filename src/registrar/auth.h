@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "core/clock.h"
+#include "core/config.h"
 #include "core/strbuf.h"
 #include "crypto/digest.h"
 #include "sip/msg.h"
@@ -42,7 +43,29 @@ struct auth_config {
     size_t nalgorithms;         /* offered in this order */
     uint64_t nonce_lifetime_ms; /* 0: a default */
     size_t max_nonces;          /* nc table bound (0: a default) */
+    /* security.fips = on or approved-only (crypto/fips: fips_restricted):
+     * SHA-256 only. MD5 among the algorithms is refused (-EPERM), and a
+     * client answering with MD5 is refused "algorithm not allowed (MD5
+     * under FIPS)". */
+    bool restricted;
 };
+
+/* What auth.algorithms becomes under FIPS, and what `parleyctl init`
+ * writes there when it sets up a restricted node. */
+#define AUTH_FIPS_ALGORITHMS "SHA-256"
+
+/*
+ * Applies the FIPS policy to a loaded configuration's auth.algorithms
+ * (restricted: crypto/fips's fips_restricted). Not restricted: nothing
+ * changes. Restricted: a value left at its default narrows to
+ * AUTH_FIPS_ALGORITHMS (config_override: status and `config get` show
+ * it); an explicit value naming MD5 is refused, -EPERM with one line in
+ * err naming the key, its value and why ("auth.algorithms = MD5, SHA-256:
+ * MD5 is not a FIPS approved digest (security.fips restricts SIP and HTTP
+ * digest to SHA-256); set auth.algorithms = SHA-256"). Call it on every
+ * configuration loaded (start and reload) before it is used.
+ */
+int auth_config_narrow(struct config *cfg, bool restricted, char *err, size_t errlen);
 
 struct auth;
 
@@ -54,8 +77,10 @@ struct auth *auth_new(struct clock *clock, const struct auth_config *cfg);
  * they expire, unless their algorithm is no longer allowed. Returns 0,
  * -EINVAL (no realm, a realm longer than AUTH_REALM_MAX or holding '"',
  * '\' or control characters, no algorithm, an unknown or repeated one),
- * -ENOTSUP (an algorithm digest_init() could not fetch, MD5 under FIPS
- * say) or -ENOMEM; on failure the previous configuration stays. */
+ * -EPERM (MD5 while restricted: refused by policy, whatever the provider
+ * offers), -ENOTSUP (an algorithm digest_init() could not fetch, MD5
+ * under a FIPS provider) or -ENOMEM; on failure the previous configuration
+ * stays. */
 int auth_set_config(struct auth *a, const struct auth_config *cfg);
 void auth_free(struct auth *a);
 
@@ -87,6 +112,9 @@ enum auth_result {
  *   FORBIDDEN "algorithm not allowed": credentials for our realm, none
  *     with a configured algorithm (unknown names and -sess included; an
  *     absent algorithm means MD5).
+ *   FORBIDDEN "algorithm not allowed: MD5 is not FIPS approved": the same
+ *     in the restricted mode when the refused credentials used MD5 (an
+ *     MD5-only client such as Debian's baresip).
  *   FORBIDDEN "qop=auth required": no qop (RFC 2069 form: without nc
  *     there is no replay protection; our challenges always ask for it).
  *   FORBIDDEN "qop not supported": a qop other than auth (auth-int).

@@ -189,6 +189,8 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
 
     int rc = config_load(rt->config_path, &cfg, err, sizeof(err));
     if (rc == 0)
+        rc = auth_config_narrow(cfg, fips_restricted(rt->fips), err, sizeof(err));
+    if (rc == 0)
         rc = tls_context_new(cfg, &ctx, err, sizeof(err));
     if (rc) {
         log_error("config.reload_failed", "reason", err, "action",
@@ -376,6 +378,11 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     runtime_apply_log_level(rt);
 
     rc = server_crypto_start(rt, err, errlen);
+    if (rc)
+        goto fail;
+    /* Before anything reads auth.algorithms: under FIPS its default
+     * narrows to SHA-256, and an explicit MD5 refuses the start. */
+    rc = auth_config_narrow(rt->cfg, fips_restricted(rt->fips), err, errlen);
     if (rc)
         goto fail;
 

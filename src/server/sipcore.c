@@ -10,6 +10,7 @@
 
 #include "anchor/anchor.h"
 #include "core/log.h"
+#include "crypto/fips.h"
 #include "proxy/federation.h"
 #include "registrar/throttle.h"
 #include "tls/cert.h"
@@ -382,6 +383,7 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
     struct proxy_config pc;
     struct presence_config prc;
     sipcore_configs(rt->cfg, &ac, &rc, &pc, &prc);
+    ac.restricted = fips_restricted(rt->fips);
     sipcore_pick_self_name(rt);
     pc.self_name = rt->self_name;
 
@@ -561,6 +563,7 @@ void sipcore_reconfigure(struct runtime *rt)
     struct proxy_config pc;
     struct presence_config prc;
     sipcore_configs(rt->cfg, &ac, &rc, &pc, &prc);
+    ac.restricted = fips_restricted(rt->fips);
     sipcore_pick_self_name(rt);
     pc.self_name = rt->self_name;
     auth_set_config(rt->auth, &ac);

@@ -14,6 +14,7 @@
 #include "crypto/digest.h"
 #include "crypto/encoding.h"
 #include "registrar/auth.h"
+#include "server/config_keys.h"
 #include "sip/msg.h"
 
 #define REALM    "example.test"
@@ -1143,8 +1144,99 @@ static void test_table_churn(void **state)
     assert_int_equal(auth_nonce_count(f->auth), 1);
 }
 
+/* security.fips restricted: MD5 refused in the configuration whatever the
+ * provider offers, and an MD5 answer is refused with the FIPS reason. */
+static void test_fips_restricted(void **state)
+{
+    struct fx *f = *state;
+    char nonce[128];
+    struct auth_config cfg = config(1, DIGEST_ALG_MD5, DIGEST_ALG_MD5);
+    cfg.restricted = true;
+    assert_int_equal(auth_set_config(f->auth, &cfg), -EPERM);
+    assert_null(auth_new(&f->clock.base, &cfg));
+    cfg = config(2, DIGEST_ALG_SHA256, DIGEST_ALG_MD5);
+    cfg.restricted = true;
+    assert_int_equal(auth_set_config(f->auth, &cfg), -EPERM);
+    cfg = config(1, DIGEST_ALG_SHA256, DIGEST_ALG_SHA256);
+    cfg.restricted = true;
+    assert_int_equal(auth_set_config(f->auth, &cfg), 0);
+
+    get_nonce(f->auth, DIGEST_ALG_SHA256, nonce);
+    struct client c = client(nonce, DIGEST_ALG_MD5);
+    assert_outcome(check_client(f, &c, false), AUTH_FORBIDDEN,
+                   "algorithm not allowed: MD5 is not FIPS approved");
+    c.alg_param = ""; /* absent means MD5 */
+    assert_outcome(check_client(f, &c, false), AUTH_FORBIDDEN,
+                   "algorithm not allowed: MD5 is not FIPS approved");
+    assert_false(auth_why_is_wrong_password("algorithm not allowed: MD5 is not FIPS approved"));
+    /* another unknown algorithm is not about FIPS */
+    c = client(nonce, DIGEST_ALG_SHA256);
+    c.alg_param = "SHA-512-256";
+    struct strbuf b = STRBUF_INIT;
+    client_header(&c, &b);
+    assert_outcome(check_hdrs(f, strbuf_cstr(&b), false), AUTH_FORBIDDEN, "algorithm not allowed");
+    strbuf_free(&b);
+    assert_int_equal(f->store.calls, 0);
+    c = client(nonce, DIGEST_ALG_SHA256);
+    assert_outcome(check_client(f, &c, false), AUTH_OK, NULL);
+    /* unrestricted again: the same MD5 answer gets the plain reason */
+    cfg.restricted = false;
+    assert_int_equal(auth_set_config(f->auth, &cfg), 0);
+    c = client(nonce, DIGEST_ALG_MD5);
+    assert_outcome(check_client(f, &c, false), AUTH_FORBIDDEN, "algorithm not allowed");
+}
+
+static struct config *load(const char *text)
+{
+    struct config *cfg = NULL;
+    char err[512] = "";
+    assert_int_equal(config_load_string("/tmp/parley.conf", text, &cfg, err, sizeof(err)), 0);
+    return cfg;
+}
+
+/* auth.algorithms under FIPS: the default narrows, an explicit MD5 is
+ * refused with the key, its value and the reason. */
+static void test_config_narrow(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    struct config *cfg = load("[server]\ndomain = example.test\n");
+    assert_int_equal(auth_config_narrow(cfg, false, err, sizeof(err)), 0);
+    assert_int_equal(cfg->auth.algorithms.n, 1);
+    assert_string_equal(cfg->auth.algorithms.v[0], "MD5");
+    assert_int_equal(auth_config_narrow(cfg, true, err, sizeof(err)), 0);
+    assert_int_equal(cfg->auth.algorithms.n, 1);
+    assert_string_equal(cfg->auth.algorithms.v[0], AUTH_FIPS_ALGORITHMS);
+    assert_false(config_is_explicit(cfg, "auth.algorithms"));
+    config_free(cfg);
+
+    const char *refused[] = {"MD5", "SHA-256, MD5", "MD5, SHA-256"};
+    for (size_t i = 0; i < 3; i++) {
+        char text[128];
+        snprintf(text, sizeof(text), "[server]\ndomain = example.test\n[auth]\nalgorithms = %s\n",
+                 refused[i]);
+        cfg = load(text);
+        assert_true(config_is_explicit(cfg, "auth.algorithms"));
+        assert_int_equal(auth_config_narrow(cfg, false, err, sizeof(err)), 0);
+        assert_int_equal(auth_config_narrow(cfg, true, err, sizeof(err)), -EPERM);
+        char want[64];
+        snprintf(want, sizeof(want), "auth.algorithms = %s: MD5 is not a FIPS approved",
+                 refused[i]);
+        assert_non_null(strstr(err, want));
+        assert_non_null(strstr(err, "set auth.algorithms = SHA-256"));
+        config_free(cfg);
+    }
+    cfg = load("[server]\ndomain = example.test\n[auth]\nalgorithms = SHA-256\n");
+    assert_int_equal(auth_config_narrow(cfg, true, err, sizeof(err)), 0);
+    assert_string_equal(cfg->auth.algorithms.v[0], "SHA-256");
+    config_free(cfg);
+    assert_int_equal(auth_config_narrow(NULL, true, err, sizeof(err)), -EINVAL);
+}
+
 int main(void)
 {
+    if (config_install_keys(server_config_key_sets) != 0)
+        return 1;
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_fixed_vector),
@@ -1168,6 +1260,8 @@ int main(void)
         T(test_unavailable_algorithm),
         T(test_bad_arguments),
         T(test_table_churn),
+        T(test_fips_restricted),
+        T(test_config_narrow),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
