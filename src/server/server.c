@@ -385,6 +385,12 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     rc = auth_config_narrow(rt->cfg, fips_restricted(rt->fips), err, errlen);
     if (rc)
         goto fail;
+    if (fips_restricted(rt->fips))
+        /* A client that answers only MD5 gives up on a SHA-256 challenge
+         * without a word to the server: say here why it will fail. */
+        log_info("auth.fips", "key", "auth.algorithms", "value", AUTH_FIPS_ALGORITHMS, "reason",
+                 "MD5 is not FIPS approved: clients that answer only MD5 digest challenges "
+                 "(Debian's baresip) cannot register");
 
     rc = tls_init();
     if (rc == 0)

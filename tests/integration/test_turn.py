@@ -1235,6 +1235,7 @@ class TestTurnFips(TurnTestBase):
     @classmethod
     def setUpClass(cls) -> None:
         cls.p = Parley(name="turnfips", config={"security.fips": "approved-only",
+                                                "auth.algorithms": "SHA-256",
                                                 "relay.allowed_peers": "127.0.0.0/8",
                                                 "relay.port_range": relay_ports()})
         try:
