@@ -17,6 +17,7 @@
 #include "crypto/pki.h"
 #include "ctl/ctl.h"
 #include "crypto/fips.h"
+#include "registrar/auth.h"
 #include "relay/relay_cred.h"
 #include "store/store.h"
 
@@ -173,14 +174,14 @@ int cmd_init(struct ctl *ctl)
              https_port);
     char v_fips[64];
     snprintf(v_fips, sizeof(v_fips), "security.fips=%s", fips);
-    const char *values[] = {v_domain,
-                            v_listen,
-                            v_mtls,
-                            v_relay,
-                            v_relay_tls,
-                            v_https,
-                            fips_setting != FIPS_SETTING_AUTO ? v_fips : NULL,
-                            NULL};
+    const char *values[9] = {v_domain, v_listen, v_mtls, v_relay, v_relay_tls, v_https};
+    size_t nv = 6;
+    if (fips_setting != FIPS_SETTING_AUTO)
+        values[nv++] = v_fips;
+    /* under FIPS the digest is SHA-256 only, written out so that it shows */
+    if (fips_restricted(ctl->fips))
+        values[nv++] = "auth.algorithms=" AUTH_FIPS_ALGORITHMS;
+    values[nv] = NULL;
     if (config_template(values, &text) != 0) {
         rc = ctl_fail(ctl, "out of memory");
         goto undo;
