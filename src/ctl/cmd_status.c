@@ -78,6 +78,8 @@ static void status_render(json_t *doc, const char *why_offline, struct strbuf *t
             strbuf_printf(t, "  TLS versions:   %s\n", status_str(l, "tls_versions"));
             strbuf_printf(t, "  suites:         %s\n", status_str(l, "tls_suites"));
             strbuf_printf(t, "  groups:         %s\n", status_str(l, "tls_groups"));
+            if (json_object_get(l, "tls_sigalgs"))
+                strbuf_printf(t, "  signatures:     %s\n", status_str(l, "tls_sigalgs"));
             strbuf_printf(t, "  client certs:   %s\n", status_str(l, "client_certificates"));
             strbuf_printf(t, "  revocation:     %s\n", status_str(l, "revocation"));
         }
@@ -156,7 +158,7 @@ int cmd_status(struct ctl *ctl)
     if (cr != 0) {
         /* no daemon: say so and show what the configuration would enforce */
         why = err;
-        doc = status_build(ctl->cfg, NULL, NULL);
+        doc = status_build(ctl->cfg, NULL, ctl->fips, NULL);
         json_object_set_new(json_object_get(doc, "daemon"), "reason", json_string(err));
     } else if (!json_is_true(json_object_get(doc, "ok"))) {
         rc = ctl_fail(ctl, "parleyd: %s", status_str(doc, "error"));

@@ -147,7 +147,7 @@ static json_t *control_dispatch(struct runtime *rt, const char *line)
         goto out;
     }
     if (strcmp(cmd, "status") == 0) {
-        reply = status_build(rt->cfg, rt->tls, rt);
+        reply = status_build(rt->cfg, rt->tls, rt->fips, rt);
     } else if (strcmp(cmd, "presence-rules") == 0) {
         const char *user = NULL;
         json_unpack(req, "{s?:s}", "user", &user);

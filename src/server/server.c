@@ -191,7 +191,7 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     if (rc == 0)
         rc = auth_config_narrow(cfg, fips_restricted(rt->fips), err, sizeof(err));
     if (rc == 0)
-        rc = tls_context_new(cfg, &ctx, err, sizeof(err));
+        rc = tls_context_new(cfg, rt->fips, &ctx, err, sizeof(err));
     if (rc) {
         log_error("config.reload_failed", "reason", err, "action",
                   "keeping the running configuration");
@@ -394,7 +394,7 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
 
     rc = tls_init();
     if (rc == 0)
-        rc = tls_context_new(rt->cfg, &rt->tls, err, errlen);
+        rc = tls_context_new(rt->cfg, rt->fips, &rt->tls, err, errlen);
     if (rc)
         goto fail;
 

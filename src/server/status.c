@@ -71,6 +71,9 @@ static json_t *status_listeners(const struct config *cfg, const struct tls_conte
                 json_object_set_new(l, "tls_suites",
                                     json_string(facts->suites ? facts->suites : ""));
                 json_object_set_new(l, "tls_groups", json_string(facts->groups));
+                json_object_set_new(
+                    l, "tls_sigalgs",
+                    json_string(*facts->sigalgs ? facts->sigalgs : "OpenSSL's defaults"));
                 json_object_set_new(l, "revocation", json_string(facts->crl_policy));
             } else {
                 json_object_set_new(l, "tls_error", json_string(tls_error));
@@ -112,6 +115,9 @@ static json_t *status_listeners(const struct config *cfg, const struct tls_conte
                 json_object_set_new(l, "tls_suites",
                                     json_string(facts->suites ? facts->suites : ""));
                 json_object_set_new(l, "tls_groups", json_string(facts->groups));
+                json_object_set_new(
+                    l, "tls_sigalgs",
+                    json_string(*facts->sigalgs ? facts->sigalgs : "OpenSSL's defaults"));
             }
             json_object_set_new(l, "carries",
                                 json_pack("[s]", "relayed media over TLS, with time-limited "
@@ -249,6 +255,17 @@ static void status_fips_row(json_t *fips, json_t *rows)
                                           "FIPS-approved algorithms only", "enforced", buf));
 }
 
+/* The TLS rows under a restricted FIPS mode say what the context narrowed
+ * to (the groups; the suites are in each listener's row). */
+static void status_tls_fips(const struct tls_context_facts *facts, char *buf, size_t cap)
+{
+    if (!facts || !facts->fips_restricted)
+        return;
+    size_t len = strlen(buf);
+    snprintf(buf + len, cap - len, "; FIPS-approved suites and groups only (AES-GCM over %s)",
+             facts->groups);
+}
+
 static json_t *status_protection(const struct config *cfg, const struct tls_context_facts *facts)
 {
     json_t *rows = json_array();
@@ -274,6 +291,7 @@ static json_t *status_protection(const struct config *cfg, const struct tls_cont
                  "no sip.mtls_listen: partners can reach this node only where "
                  "sip.client_certificates asks for certificates (now: %s)",
                  cfg->sip.client_certificates);
+    status_tls_fips(facts, buf, sizeof(buf));
     json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "server <-> server",
                                           "protection", "mutual TLS", "enforced", buf));
     if (cfg->sip.tcp_listen.n)
@@ -284,6 +302,7 @@ static json_t *status_protection(const struct config *cfg, const struct tls_cont
     else
         snprintf(buf, sizeof(buf), "TLS %s+ on %zu listener(s); plain TCP off",
                  cfg->tls.min_version, cfg->sip.tls_listen.n);
+    status_tls_fips(facts, buf, sizeof(buf));
     json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic",
                                           "client <-> server signalling, IM and presence",
                                           "protection", "TLS 1.2+", "enforced", buf));
@@ -403,7 +422,8 @@ static json_t *status_authentication(const struct runtime *rt)
                      "records", (json_int_t)ts.records, "trusted", (json_int_t)ts.trusted);
 }
 
-json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtime *rt)
+json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct fips_ctx *fc,
+                     const struct runtime *rt)
 {
     struct tls_context_facts facts;
     bool have_facts = false;
@@ -411,7 +431,7 @@ json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtim
     SSL_CTX *own = NULL;
 
     if (!ctx) {
-        if (tls_init() == 0 && tls_context_new(cfg, &own, tls_error, sizeof(tls_error)) == 0)
+        if (tls_init() == 0 && tls_context_new(cfg, fc, &own, tls_error, sizeof(tls_error)) == 0)
             ctx = own;
     }
     if (ctx) {

@@ -15,10 +15,13 @@
 #include "core/config.h"
 
 struct runtime;
+struct fips_ctx;
 
-/* ctx may be NULL (the document then says why TLS facts are missing); rt
- * is NULL when built by parleyctl without a running daemon. */
-json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct runtime *rt);
+/* ctx may be NULL: a context is then built from cfg on fc (crypto/fips.h),
+ * or the document says why TLS facts are missing; rt is NULL when built by
+ * parleyctl without a running daemon. */
+json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct fips_ctx *fc,
+                     const struct runtime *rt);
 
 /* Every registered device: user, contact, transport, source, TLS version,
  * expiry. */

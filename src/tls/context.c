@@ -9,8 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
+#include "crypto/fips.h"
+#include "crypto/pki.h"
 #include "tls/cert.h"
 
 /* ex_data: on an SSL_CTX, whether a missing CRL is fatal; on an SSL,
@@ -19,6 +22,44 @@ static int tls_ctx_require_crl_idx = -1;
 static int tls_ssl_crl_missing_idx = -1;
 static int tls_ssl_alert_idx = -1;
 static int tls_ssl_subject_idx = -1; /* subject of a certificate that failed verification */
+static int tls_ctx_info_idx = -1;    /* struct tls_ctx_info, owned by the SSL_CTX */
+
+/* What a context was built with, kept on it: the library context for the
+ * rechecks after a reload, and the effective lists for status (OpenSSL
+ * has no getter for a context's groups or signature algorithms). */
+struct tls_ctx_info {
+    OSSL_LIB_CTX *libctx; /* fc's, which lives as long as the process */
+    char *propq;
+    bool restricted;
+    char *groups;
+    char *sigalgs; /* NULL: OpenSSL's defaults */
+};
+
+static void tls_ctx_info_free(struct tls_ctx_info *info)
+{
+    if (!info)
+        return;
+    free(info->propq);
+    free(info->groups);
+    free(info->sigalgs);
+    free(info);
+}
+
+static struct tls_ctx_info *tls_ctx_info_of(SSL_CTX *ctx)
+{
+    return tls_ctx_info_idx >= 0 ? SSL_CTX_get_ex_data(ctx, tls_ctx_info_idx) : NULL;
+}
+
+static void tls_free_info(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                          void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    tls_ctx_info_free(ptr);
+}
 
 static void tls_free_subject(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
                              void *argp)
@@ -41,7 +82,10 @@ int tls_init(void)
         tls_ssl_alert_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     if (tls_ssl_subject_idx < 0)
         tls_ssl_subject_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_free_subject);
-    return tls_ctx_require_crl_idx < 0 || tls_ssl_crl_missing_idx < 0 || tls_ssl_alert_idx < 0
+    if (tls_ctx_info_idx < 0)
+        tls_ctx_info_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tls_free_info);
+    return tls_ctx_require_crl_idx < 0 || tls_ssl_crl_missing_idx < 0 || tls_ssl_alert_idx < 0 ||
+                   tls_ssl_subject_idx < 0 || tls_ctx_info_idx < 0
                ? -ENOMEM
                : 0;
 }
@@ -256,28 +300,241 @@ static int tls_load_crls(X509_STORE *store, const struct config_str_list *files,
     return 0;
 }
 
+/*
+ * FIPS narrowing. What SP 800-52r2 and the FIPS provider allow and this
+ * project chose among it: AES-GCM suites (no ChaCha20-Poly1305, no CBC),
+ * the NIST curves P-256 and P-384 (no X25519/X448, no ffdhe), ECDSA on
+ * those curves and RSA (PSS or PKCS#1) with SHA-256/384.
+ */
+static const char *const tls_fips_ciphers[] = {
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    NULL,
+};
+static const char *const tls_fips_ciphersuites[] = {
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_AES_128_GCM_SHA256",
+    NULL,
+};
+/* OpenSSL's names and aliases for the two curves */
+static const char *const tls_fips_groups[] = {
+    "P-256", "P-384", "secp256r1", "prime256v1", "secp384r1", NULL,
+};
+static const char tls_fips_sigalgs[] =
+    "ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:"
+    "rsa_pss_pss_sha256:rsa_pss_pss_sha384:rsa_pkcs1_sha256:rsa_pkcs1_sha384";
+#define TLS_FIPS_MIN_RSA_BITS 2048
+/* RSA >= 2048 and DH >= 2048 bits, ECC >= 224 bits, no SHA-1 signatures in
+ * peers' chains: what a peer's certificate must meet under FIPS. */
+#define TLS_FIPS_SECURITY_LEVEL 2
+
+static bool tls_fips_listed(const char *const *list, const char *name)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (strcasecmp(list[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Whether a key still holds the default of its row (config_key_find): the
+ * administrator did not choose it, so it may narrow silently. */
+static bool tls_is_default(const char *dotted, const char *value)
+{
+    const struct config_key *k = config_key_find(dotted);
+    return k && k->default_value && strcmp(k->default_value, value) == 0;
+}
+
+/* The items of a ':' (or ',') separated list that are in allowed, in the
+ * list's order; malloc'd ("" when none is). */
+static char *tls_fips_subset(const char *list, const char *const *allowed)
+{
+    struct strbuf b = STRBUF_INIT;
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ":,");
+        char item[64];
+        if (n > 0 && n < sizeof(item)) {
+            memcpy(item, p, n);
+            item[n] = '\0';
+            if (tls_fips_listed(allowed, item)) {
+                strbuf_puts(&b, b.len ? ":" : "");
+                strbuf_puts(&b, item);
+            }
+        }
+        p += n;
+        p += *p != '\0';
+    }
+    char *out = strbuf_take(&b, NULL);
+    return out ? out : strdup("");
+}
+
+static void tls_fips_refuse(char *err, size_t errlen, const char *key, const char *item,
+                            const struct fips_ctx *fc, const char *approved)
+{
+    snprintf(err, errlen, "%s: %s is not FIPS-approved (security.fips = %s); approved: %s", key,
+             item, fips_mode_name(fips_mode(fc)), approved);
+}
+
+/* Explicit tls.groups: every group must be approved. */
+static int tls_fips_check_groups(const char *groups, const struct fips_ctx *fc, char *err,
+                                 size_t errlen)
+{
+    const char *p = groups;
+    while (*p) {
+        size_t n = strcspn(p, ":,");
+        char item[64];
+        snprintf(item, sizeof(item), "%.*s", (int)n, p);
+        if (n > 0 && !tls_fips_listed(tls_fips_groups, item)) {
+            tls_fips_refuse(err, errlen, "tls.groups", item, fc, "P-256, P-384");
+            return -EINVAL;
+        }
+        p += n;
+        p += *p != '\0';
+    }
+    return 0;
+}
+
+/* After the suites are set: every suite the context would offer must be
+ * approved. Checking what OpenSSL made of the strings, rather than their
+ * words, also catches aliases ("HIGH", "ECDHE+AESGCM:CHACHA20"). */
+static int tls_fips_check_suites(SSL_CTX *ctx, const struct fips_ctx *fc, char *err, size_t errlen)
+{
+    STACK_OF(SSL_CIPHER) *ciphers = SSL_CTX_get_ciphers(ctx);
+    for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(ciphers, i);
+        const char *name = SSL_CIPHER_get_name(c);
+        bool tls13 = strcmp(SSL_CIPHER_get_version(c), "TLSv1.3") == 0;
+        if (tls13 && !tls_fips_listed(tls_fips_ciphersuites, name)) {
+            tls_fips_refuse(err, errlen, "tls.ciphersuites", name, fc,
+                            "TLS_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256");
+            return -EINVAL;
+        }
+        if (!tls13 && !tls_fips_listed(tls_fips_ciphers, name)) {
+            tls_fips_refuse(err, errlen, "tls.ciphers", name, fc,
+                            "ECDHE-ECDSA/ECDHE-RSA with AES-GCM");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* The server's own key, under FIPS: RSA of 2048 bits or more, or ECDSA on
+ * P-256 or P-384 (the curves of the signature algorithms offered). */
+static int tls_fips_judge_key(EVP_PKEY *key, const struct config *cfg, const struct fips_ctx *fc,
+                              char *err, size_t errlen)
+{
+    const char *mode = fips_mode_name(fips_mode(fc));
+    if (key && EVP_PKEY_is_a(key, "RSA")) {
+        int bits = EVP_PKEY_get_bits(key);
+        if (bits >= TLS_FIPS_MIN_RSA_BITS)
+            return 0;
+        snprintf(err, errlen,
+                 "%s: an RSA key of %d bits is not FIPS-approved (security.fips = %s); make one "
+                 "of %d bits or more, or ECDSA P-256 (parleyctl cert request)",
+                 cfg->tls.private_key, bits, mode, TLS_FIPS_MIN_RSA_BITS);
+        return -EKEYREJECTED;
+    }
+    char group[64] = "";
+    size_t len = 0;
+    if (key && EVP_PKEY_is_a(key, "EC") &&
+        EVP_PKEY_get_utf8_string_param(key, "group", group, sizeof(group), &len) &&
+        tls_fips_listed(tls_fips_groups, group))
+        return 0;
+    ERR_clear_error();
+    snprintf(err, errlen,
+             "%s: a %s key is not FIPS-approved for TLS (security.fips = %s); use ECDSA P-256 or "
+             "P-384, or RSA of %d bits or more",
+             cfg->tls.private_key,
+             !key                           ? "missing"
+             : *group                       ? group
+             : EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key)
+                                            : "such",
+             mode, TLS_FIPS_MIN_RSA_BITS);
+    return -EKEYREJECTED;
+}
+
+static int tls_fips_check_own_key(const struct config *cfg, const struct fips_ctx *fc, char *err,
+                                  size_t errlen)
+{
+    EVP_PKEY *key = NULL;
+    int rc = pki_key_load(cfg->tls.private_key, &key, err, errlen);
+    if (rc)
+        return rc;
+    rc = tls_fips_judge_key(key, cfg, fc, err, errlen);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
 static int tls_parse_min_version(const char *text)
 {
     return strcmp(text, "1.3") == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
 }
 
-int tls_context_new(const struct config *cfg, SSL_CTX **out, char *err, size_t errlen)
+int tls_context_new(const struct config *cfg, const struct fips_ctx *fc, SSL_CTX **out, char *err,
+                    size_t errlen)
 {
     SSL_CTX *ctx = NULL;
     STACK_OF(X509_NAME) *ca_names = NULL;
+    struct tls_ctx_info *info = NULL;
+    char *ciphers = NULL, *ciphersuites = NULL;
     int rc = -EINVAL;
+    bool restricted = fips_restricted(fc);
 
     /* Our own checks first: their messages name the file and the fault. */
     rc = cert_check_keypair(cfg->tls.certificate, cfg->tls.private_key, err, errlen);
+    if (rc == 0 && restricted)
+        rc = tls_fips_check_own_key(cfg, fc, err, errlen);
     if (rc)
         return rc;
     rc = -EINVAL;
 
-    ctx = SSL_CTX_new_ex(NULL, NULL, TLS_method());
+    info = calloc(1, sizeof(*info));
+    if (!info)
+        return -ENOMEM;
+    info->restricted = restricted;
+    info->libctx = fips_libctx(fc);
+    if (fips_propq(fc) && !(info->propq = strdup(fips_propq(fc)))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    /* Under FIPS, keys left at their defaults take their approved subset;
+     * one the administrator set must name approved items only. */
+    const char *groups = cfg->tls.groups;
+    if (restricted && tls_is_default("tls.groups", groups))
+        info->groups = tls_fips_subset(groups, tls_fips_groups);
+    else if (restricted && (rc = tls_fips_check_groups(groups, fc, err, errlen)) != 0)
+        goto fail;
+    else
+        info->groups = strdup(groups);
+    rc = -EINVAL;
+    ciphers = restricted && tls_is_default("tls.ciphers", cfg->tls.ciphers)
+                  ? tls_fips_subset(cfg->tls.ciphers, tls_fips_ciphers)
+                  : strdup(cfg->tls.ciphers);
+    ciphersuites = restricted && tls_is_default("tls.ciphersuites", cfg->tls.ciphersuites)
+                       ? tls_fips_subset(cfg->tls.ciphersuites, tls_fips_ciphersuites)
+                       : strdup(cfg->tls.ciphersuites);
+    if (restricted && !(info->sigalgs = strdup(tls_fips_sigalgs))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if (!info->groups || !ciphers || !ciphersuites) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+
+    ctx = SSL_CTX_new_ex(info->libctx, info->propq, TLS_method());
     if (!ctx) {
         tls_err(err, errlen, "cannot create a TLS context", NULL);
-        return -ENOMEM;
+        rc = -ENOMEM;
+        goto fail;
     }
+    if (!SSL_CTX_set_ex_data(ctx, tls_ctx_info_idx, info)) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    info = NULL; /* the context's now */
     /* TLS 1.0 and 1.1 are never spoken, whatever the configuration. */
     if (!SSL_CTX_set_min_proto_version(ctx, tls_parse_min_version(cfg->tls.min_version)) ||
         !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION)) {
@@ -289,17 +546,30 @@ int tls_context_new(const struct config *cfg, SSL_CTX **out, char *err, size_t e
     /* Idle connections give their read/write buffers back (tens of KB each). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 
-    if (!SSL_CTX_set_cipher_list(ctx, cfg->tls.ciphers)) {
+    if (!SSL_CTX_set_cipher_list(ctx, ciphers)) {
         tls_err(err, errlen, "tls.ciphers: no usable TLS 1.2 cipher suite", NULL);
         goto fail;
     }
-    if (!SSL_CTX_set_ciphersuites(ctx, cfg->tls.ciphersuites)) {
+    if (!SSL_CTX_set_ciphersuites(ctx, ciphersuites)) {
         tls_err(err, errlen, "tls.ciphersuites: not a valid TLS 1.3 suite list", NULL);
         goto fail;
     }
-    if (!SSL_CTX_set1_groups_list(ctx, cfg->tls.groups)) {
+    if (!SSL_CTX_set1_groups_list(ctx, tls_ctx_info_of(ctx)->groups)) {
         tls_err(err, errlen, "tls.groups: not a valid group list", NULL);
         goto fail;
+    }
+    if (restricted) {
+        rc = tls_fips_check_suites(ctx, fc, err, errlen);
+        if (rc)
+            goto fail;
+        rc = -EINVAL;
+        /* what we accept from peers and offer them (also in
+         * CertificateRequest), and what we sign with as a client */
+        if (!SSL_CTX_set1_sigalgs_list(ctx, tls_fips_sigalgs) ||
+            !SSL_CTX_set1_client_sigalgs_list(ctx, tls_fips_sigalgs)) {
+            tls_err(err, errlen, "cannot set the FIPS signature algorithms", NULL);
+            goto fail;
+        }
     }
 
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls.certificate) != 1) {
@@ -315,6 +585,12 @@ int tls_context_new(const struct config *cfg, SSL_CTX **out, char *err, size_t e
                 cfg->tls.private_key);
         rc = -EKEYREJECTED;
         goto fail;
+    }
+    if (restricted) {
+        /* Peers' keys: set after the cipher list, which may carry an
+         * @SECLEVEL of its own, and never lowering a stricter level. */
+        if (SSL_CTX_get_security_level(ctx) < TLS_FIPS_SECURITY_LEVEL)
+            SSL_CTX_set_security_level(ctx, TLS_FIPS_SECURITY_LEVEL);
     }
 
     ca_names = sk_X509_NAME_new_null();
@@ -384,10 +660,14 @@ int tls_context_new(const struct config *cfg, SSL_CTX **out, char *err, size_t e
     SSL_CTX_set_num_tickets(ctx, 1);
 
     *out = ctx;
-    return 0;
+    ctx = NULL;
+    rc = 0;
 fail:
     sk_X509_NAME_pop_free(ca_names, X509_NAME_free);
     SSL_CTX_free(ctx);
+    tls_ctx_info_free(info);
+    free(ciphers);
+    free(ciphersuites);
     return rc;
 }
 
@@ -403,7 +683,9 @@ static int tls_recheck_cb(int ok, X509_STORE_CTX *store)
 
 int tls_context_recheck(SSL_CTX *ctx, X509 *cert, STACK_OF(X509) * chain, char *why, size_t cap)
 {
-    X509_STORE_CTX *sctx = X509_STORE_CTX_new();
+    struct tls_ctx_info *info = tls_ctx_info_of(ctx);
+    X509_STORE_CTX *sctx =
+        info ? X509_STORE_CTX_new_ex(info->libctx, info->propq) : X509_STORE_CTX_new();
     if (!sctx)
         return 0; /* cannot tell: keep the connection */
     int rc = 0;
@@ -426,7 +708,11 @@ void tls_context_facts(SSL_CTX *ctx, const struct config *cfg, struct tls_contex
     memset(out, 0, sizeof(*out));
     snprintf(out->versions, sizeof(out->versions), "%s",
              SSL_CTX_get_min_proto_version(ctx) == TLS1_3_VERSION ? "TLSv1.3" : "TLSv1.2, TLSv1.3");
-    snprintf(out->groups, sizeof(out->groups), "%s", cfg->tls.groups);
+    struct tls_ctx_info *info = tls_ctx_info_of(ctx);
+    snprintf(out->groups, sizeof(out->groups), "%s", info ? info->groups : cfg->tls.groups);
+    if (info && info->sigalgs)
+        snprintf(out->sigalgs, sizeof(out->sigalgs), "%s", info->sigalgs);
+    out->fips_restricted = info && info->restricted;
     out->client_cert_requested = (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) != 0;
     out->client_cert_required =
         (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_FAIL_IF_NO_PEER_CERT) != 0;

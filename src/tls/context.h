@@ -18,6 +18,8 @@
 #include "core/config.h"
 #include "core/strbuf.h"
 
+struct fips_ctx;
+
 /* CA certificates added with `parleyctl trust add`, relative to the state
  * directory; loaded in addition to tls.ca_files. */
 #define TLS_TRUSTED_DIR "pki/trusted"
@@ -41,9 +43,24 @@ void tls_session_client_certs(SSL *ssl, enum tls_client_certs policy);
 /* Once per process, before any context is built. Returns 0 or -ENOMEM. */
 int tls_init(void);
 
-/* Builds a context from cfg. On failure returns a negative errno and writes
- * one line naming the file and the fault into err. */
-int tls_context_new(const struct config *cfg, SSL_CTX **out, char *err, size_t errlen);
+/*
+ * Builds a context from cfg on fc's library context (crypto/fips.h; NULL:
+ * OpenSSL's default context, no restriction). On failure returns a
+ * negative errno and writes one line naming the file or key and the fault
+ * into err.
+ *
+ * When fips_restricted(fc): TLS 1.2/1.3 with AES-GCM suites only, groups
+ * P-256 and P-384, signature algorithms ECDSA P-256/P-384 with SHA-256/384
+ * and RSA-PSS/PKCS#1 with SHA-256/384, security level 2 at least (peers'
+ * RSA keys of 2048 bits and more, EC keys of 224 bits and more), and the
+ * server's own key RSA >= 2048 bits or ECDSA P-256/P-384 (-EKEYREJECTED
+ * otherwise). tls.ciphers, tls.ciphersuites and tls.groups left at their
+ * defaults take their approved subset; one set in parley.conf that names a
+ * forbidden item is refused (-EINVAL, "tls.groups: X25519 is not
+ * FIPS-approved (security.fips = approved-only); ...").
+ */
+int tls_context_new(const struct config *cfg, const struct fips_ctx *fc, SSL_CTX **out, char *err,
+                    size_t errlen);
 
 /* The peer's issuer had no CRL loaded and the certificate was accepted
  * anyway (tls.require_crl = false). */
@@ -63,11 +80,14 @@ const char *tls_session_failed_subject(SSL *ssl);
  * with the reason in why. */
 int tls_context_recheck(SSL_CTX *ctx, X509 *cert, STACK_OF(X509) * chain, char *why, size_t cap);
 
-/* What a context actually enforces, for `parleyctl status`. */
+/* What a context actually enforces, for `parleyctl status`: the effective
+ * values, after narrowing under a restricted FIPS mode. */
 struct tls_context_facts {
     char versions[32]; /* "TLSv1.2, TLSv1.3" */
     char *suites;      /* malloc'd, comma-separated, usable with the key */
     char groups[128];
+    char sigalgs[256];    /* "" when OpenSSL's defaults apply */
+    bool fips_restricted; /* narrowed to FIPS-approved suites, groups and sigalgs */
     bool client_cert_requested;
     bool client_cert_required;
     char crl_policy[64];
