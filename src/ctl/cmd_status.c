@@ -158,6 +158,10 @@ int cmd_status(struct ctl *ctl)
     if (cr != 0) {
         /* no daemon: say so and show what the configuration would enforce */
         why = err;
+        /* the configuration's context, so the TLS rows narrow as parleyd's
+         * would; when it cannot be opened (mode on without the provider)
+         * the report still comes, and its FIPS row says what is configured */
+        (void)ctl_open_crypto(ctl);
         doc = status_build(ctl->cfg, NULL, ctl->fips, NULL);
         json_object_set_new(json_object_get(doc, "daemon"), "reason", json_string(err));
     } else if (!json_is_true(json_object_get(doc, "ok"))) {
