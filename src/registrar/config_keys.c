@@ -8,7 +8,9 @@
 /* clang-format off */
 /* [auth]: digest authentication and password-guessing throttle */
 const struct config_key auth_config_keys[] = {
-    {"auth", "algorithms", CONFIG_ENUM_LIST, "MD5", "MD5|SHA-256", 0, 0, true, true, NULL,
+    /* not written out by init (unless under FIPS): left at its default it
+     * narrows to SHA-256 by itself when security.fips restricts */
+    {"auth", "algorithms", CONFIG_ENUM_LIST, "MD5", "MD5|SHA-256", 0, 0, true, false, NULL,
      "Digest algorithms offered in challenges, in order (RFC 8760). Many clients (Debian's "
      "baresip among them) answer only MD5; use \"SHA-256, MD5\" where clients allow.",
      CONFIG_FIELD(auth.algorithms), NULL},
