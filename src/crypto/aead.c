@@ -38,7 +38,7 @@ int aead_init(OSSL_LIB_CTX *libctx, const char *propq)
 static void init_once(void)
 {
     if (!g_initialised)
-        (void)aead_init(NULL, NULL);
+        (void)aead_init(NULL, NULL); /* default-context: never opened */
 }
 
 static bool args_ok(const unsigned char *key, const unsigned char *nonce, const void *aad,

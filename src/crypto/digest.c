@@ -56,6 +56,15 @@ int digest_init(OSSL_LIB_CTX *libctx, const char *propq)
     return available ? 0 : -ENOTSUP;
 }
 
+int digest_forget(enum digest_alg alg)
+{
+    if (!alg_valid(alg))
+        return -EINVAL;
+    EVP_MD_free(g_md[alg]);
+    g_md[alg] = NULL;
+    return 0;
+}
+
 bool digest_alg_available(enum digest_alg alg)
 {
     return alg_valid(alg) && g_md[alg] != NULL;

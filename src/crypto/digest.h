@@ -48,6 +48,11 @@ int digest_init(OSSL_LIB_CTX *libctx, const char *propq);
 /* Frees the fetched algorithms; everything becomes unavailable. */
 void digest_cleanup(void);
 
+/* Makes alg unavailable until the next digest_init: a restricted FIPS
+ * mode drops MD5 even where the provider has it, so no new caller can use
+ * it by mistake. 0 or -EINVAL. */
+int digest_forget(enum digest_alg alg);
+
 bool digest_alg_available(enum digest_alg alg);
 
 /* "MD5" or "SHA-256", any case. Returns 0 or -EINVAL (unknown, including

@@ -226,6 +226,8 @@ static int init_modules(struct fips_ctx *c, char *err, size_t errlen)
 
     if (digest_init(c->libctx, propq) != 0)
         what = "the digest algorithms (SHA-256)";
+    else if ((fips_restricted(c) ? digest_forget(DIGEST_ALG_MD5) : 0) != 0)
+        what = "the digest algorithms";
     else if (mac_init(c->libctx, propq) != 0)
         what = "HMAC";
     else if (aead_init(c->libctx, propq) != 0)

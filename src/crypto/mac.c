@@ -83,7 +83,7 @@ int mac_init(OSSL_LIB_CTX *libctx, const char *propq)
 static void init_once(void)
 {
     if (!g_initialised)
-        (void)mac_init(NULL, NULL);
+        (void)mac_init(NULL, NULL); /* default-context: never opened */
 }
 
 static void ensure_init(void)

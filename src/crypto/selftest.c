@@ -52,6 +52,21 @@ static int kat_relay_credential(void)
     return rc == 0 && strcmp(b64, "aH9nItAksA8GzgO52fEa4HabBmI=") == 0 ? 0 : -EIO;
 }
 
+/* HMAC-SHA256, RFC 4231 test case 2: the MAC of SIP and relay nonces and
+ * of TURN's MESSAGE-INTEGRITY-SHA256. */
+static int kat_hmac_sha256(void)
+{
+    static const char key[] = "Jefe", data[] = "what do ya want for nothing?";
+    static const unsigned char want[32] = {0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e,
+                                           0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
+                                           0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83,
+                                           0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
+    unsigned char m[MAC_MAX_SIZE];
+    size_t mlen = 0;
+    int rc = mac_hmac(MAC_HMAC_SHA256, key, strlen(key), data, strlen(data), m, &mlen);
+    return rc == 0 && mlen == sizeof(want) && memcmp(m, want, sizeof(want)) == 0 ? 0 : -EIO;
+}
+
 /* The GCM specification's (McGrew, Viega) test case 16: AES-256, a 96-bit
  * IV, 60 octets of plaintext, 20 of AAD. Sealed, then opened, then opened
  * with one bit of the tag flipped (which must fail). */
@@ -150,6 +165,7 @@ int selftest_run(OSSL_LIB_CTX *libctx, const char *propq, bool restricted, const
     if (!restricted)
         RUN("sip-digest-md5", kat_digest_md5());
     RUN("turn-credential-hmac-sha1", kat_relay_credential());
+    RUN("hmac-sha256", kat_hmac_sha256());
     RUN("aes-256-gcm", kat_aes_256_gcm());
     RUN("es256-verify", kat_es256(libctx, propq));
 #undef RUN

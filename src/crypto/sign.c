@@ -67,7 +67,7 @@ int sign_init(OSSL_LIB_CTX *libctx, const char *propq)
 static void init_once(void)
 {
     if (!g_initialised)
-        (void)sign_init(NULL, NULL);
+        (void)sign_init(NULL, NULL); /* default-context: never opened */
 }
 
 static bool ready(void)

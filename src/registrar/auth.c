@@ -260,10 +260,8 @@ static int nonce_make(struct auth *a, enum digest_alg alg, uint64_t now,
     /* Unpredictable, not just unique: a nonce a client could guess
      * before it is issued would let a responder be asked for answers in
      * advance. */
-    if (random_secret(raw + 8, 8) < 0) {
-        uint64_t r = random_u64();
-        memcpy(raw + 8, &r, 8);
-    }
+    if (random_secret(raw + 8, 8) < 0)
+        return -EIO; /* fail closed: no challenge rather than a guessable one */
     raw[16] = (unsigned char)alg;
     rc = nonce_tag(a, raw, tag);
     if (rc < 0)

@@ -283,8 +283,16 @@ int relay_port_open(struct relay *r, bool even, bool reserve_next, uint64_t *tok
                 /* a reservation token is a capability: kernel randomness, not
                  * the fast generator whose outputs clients can observe */
                 uint64_t t = 0;
-                if (random_secret(&t, sizeof(t)) != 0)
-                    t = random_u64();
+                if (random_secret(&t, sizeof(t)) != 0) {
+                    /* fail closed: no reservation rather than a guessable one */
+                    close(fd);
+                    close(fd2);
+                    pthread_mutex_lock(&r->lock);
+                    port_mark(r, (unsigned)port, false);
+                    port_mark(r, (unsigned)port + 1, false);
+                    pthread_mutex_unlock(&r->lock);
+                    return -EIO;
+                }
                 t |= 1; /* never 0 */
                 pthread_mutex_lock(&r->lock);
                 r->resv[r->nresv++] = (struct relay_reservation){

@@ -200,6 +200,11 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
         config_free(cfg);
         return rc;
     }
+    if (strcmp(cfg->security.fips, rt->cfg->security.fips) != 0 ||
+        strcmp(cfg->security.fips_enabled_file, rt->cfg->security.fips_enabled_file) != 0)
+        log_warn("config.restart_needed", "key", "security.fips", "reason",
+                 "the cryptographic mode is fixed for the process: it changes when parleyd "
+                 "restarts");
     if (!runtime_addr_lists_equal(&cfg->https.listen, &rt->cfg->https.listen))
         log_warn("config.restart_needed", "key", "https.listen", "reason",
                  "listener addresses change only when parleyd restarts");
@@ -289,6 +294,22 @@ static void runtime_on_signal(evutil_socket_t sig, short what, void *arg)
 /* RFC 3711 B.3: the SRTP key derivation (rtp/srtp) on the context, the one
  * known-answer test above crypto's layer. The session encryption key and
  * salt for master key E1F97A0D..., master salt 0EC675AD..., kdr 0. */
+/* TURN's long-term key with PASSWORD-ALGORITHM SHA-256 (RFC 8489 §9.2.2),
+ * on STUN's own fetches: SHA-256("alice:example.test:secret"), computed
+ * with Python's hashlib. */
+static int server_selftest_stun(void)
+{
+    static const uint8_t want[32] = {0xcc, 0x01, 0x40, 0xd9, 0x7f, 0x2b, 0x01, 0x1f,
+                                     0xee, 0x9f, 0x86, 0xaa, 0x26, 0xb6, 0x3f, 0xc4,
+                                     0x72, 0x26, 0x82, 0x67, 0xb6, 0x52, 0xdc, 0xea,
+                                     0x06, 0x75, 0xe1, 0x5d, 0x9d, 0xa9, 0x24, 0x68};
+    uint8_t key[STUN_KEY_MAX];
+    size_t len = 0;
+    int rc = stun_long_term_key(STUN_PASSWORD_SHA256, strview_cstr("alice"),
+                                strview_cstr("example.test"), strview_cstr("secret"), key, &len);
+    return rc == 0 && len == sizeof(want) && memcmp(key, want, sizeof(want)) == 0 ? 0 : -EIO;
+}
+
 static int server_selftest_srtp(const struct fips_ctx *fips)
 {
     static const uint8_t mk[16] = {0xe1, 0xf9, 0x7a, 0x0d, 0x3e, 0x01, 0x8b, 0xe0,
@@ -342,8 +363,6 @@ static int server_crypto_start(struct runtime *rt, char *err, size_t errlen)
                  fips_mode_name(mode));
         return -EIO;
     }
-    log_info("crypto.selftest", "result", "passed", "tests",
-             LOG_INT(fips_self_tests(rt->fips) + 1));
     random_set_secret_source(fips_secret_source, rt->fips);
     /* STUN's own digests (the long-term credential key, MD5 or SHA-256) */
     if (stun_crypto_init(fips_libctx(rt->fips), fips_propq(rt->fips)) != 0) {
@@ -351,6 +370,14 @@ static int server_crypto_start(struct runtime *rt, char *err, size_t errlen)
                  fips_mode_name(mode));
         return -ENOTSUP;
     }
+    if (server_selftest_stun() != 0) {
+        snprintf(err, errlen, "the known-answer self-test turn-key-sha256 failed (mode %s)",
+                 fips_mode_name(mode));
+        return -EIO;
+    }
+    /* logged once: the crypto module's tests, SRTP's and STUN's */
+    log_info("crypto.selftest", "result", "passed", "tests",
+             LOG_INT(fips_self_tests(rt->fips) + 2));
     return 0;
 }
 

@@ -220,7 +220,7 @@ static json_t *status_fips(const struct config *cfg, const struct runtime *rt)
         json_t *o = json_pack("{s:s, s:s, s:b, s:s, s:i}", "mode", fips_mode_name(fips_mode(f)),
                               "description", fips_describe(f), "validated_module",
                               fips_validated_module(f), "self_test", "passed", "self_tests",
-                              fips_self_tests(f) + 1 /* the server's SRTP one */);
+                              fips_self_tests(f) + 2 /* the server's SRTP and STUN ones */);
         if (fips_provider(f))
             json_object_set_new(o, "provider", json_string(fips_provider(f)));
         return o;

@@ -43,7 +43,7 @@ int stun_crypto_init(OSSL_LIB_CTX *libctx, const char *propq)
 static void crypto_once(void)
 {
     if (!g_crypto_done)
-        (void)stun_crypto_init(NULL, NULL);
+        (void)stun_crypto_init(NULL, NULL); /* default-context: never opened */
 }
 
 static void crypto_ensure(void)

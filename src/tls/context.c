@@ -684,8 +684,8 @@ static int tls_recheck_cb(int ok, X509_STORE_CTX *store)
 int tls_context_recheck(SSL_CTX *ctx, X509 *cert, STACK_OF(X509) * chain, char *why, size_t cap)
 {
     struct tls_ctx_info *info = tls_ctx_info_of(ctx);
-    X509_STORE_CTX *sctx =
-        info ? X509_STORE_CTX_new_ex(info->libctx, info->propq) : X509_STORE_CTX_new();
+    /* every SSL_CTX Parley makes carries its info (tls_context_new) */
+    X509_STORE_CTX *sctx = info ? X509_STORE_CTX_new_ex(info->libctx, info->propq) : NULL;
     if (!sctx)
         return 0; /* cannot tell: keep the connection */
     int rc = 0;
