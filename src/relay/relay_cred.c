@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "core/random.h"
+#include "core/secret_file.h"
 #include "core/strbuf.h"
 #include "crypto/encoding.h"
 #include "crypto/mac.h"
@@ -143,62 +144,20 @@ int relay_secrets_load(const char *path, struct relay_secrets *out,
                        struct relay_secrets_stamp *stamp, char *err, size_t errlen)
 {
     char *text = NULL;
+    size_t len = 0;
     struct stat st;
-    int rc;
-
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-        return rc;
-    }
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-        goto out;
-    }
+    memset(&st, 0, sizeof(st));
+    int rc = secret_file_read(path, SECRETS_FILE_MAX, &text, &len, &st, err, errlen);
     /* Recorded whatever the content: a caller that keeps its old secrets
      * after a refusal waits for the file to change before trying again. */
-    if (stamp)
+    if (stamp && st.st_ino)
         stamp_from(&st, stamp);
-    if (!S_ISREG(st.st_mode)) {
-        rc = -EINVAL;
-        snprintf(err, errlen, "%s: not a regular file", path);
-        goto out;
-    }
-    if (st.st_mode & 077) {
-        rc = -EPERM;
-        snprintf(err, errlen, "%s: readable or writable by others (mode %04o); chmod 600 it", path,
-                 (unsigned)(st.st_mode & 07777));
-        goto out;
-    }
-    if (st.st_size > SECRETS_FILE_MAX) {
-        rc = -E2BIG;
-        snprintf(err, errlen, "%s: larger than %d bytes", path, SECRETS_FILE_MAX);
-        goto out;
-    }
-    text = malloc((size_t)st.st_size + 1);
-    if (!text) {
-        rc = -ENOMEM;
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    rc = parse_text(path, text, got, out, err, errlen);
-out:
+    if (rc == 0)
+        rc = parse_text(path, text, len, out, err, errlen);
     if (text) {
-        OPENSSL_cleanse(text, (size_t)st.st_size);
+        OPENSSL_cleanse(text, len);
         free(text);
     }
-    close(fd);
     return rc;
 }
 

@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
+#include "core/secret_file.h"
 #include "crypto/aead.h"
 
 #define FILE_ID_LEN  16
@@ -207,25 +208,11 @@ static int master_read(const char *path, unsigned char key[SEALED_MASTER_LEN], c
                        size_t errlen)
 {
     struct stat st;
+    int fd = secret_file_open(path, 4096, &st, err, errlen); /* the size is checked below */
+    if (fd < 0)
+        return fd;
     int rc = 0;
-
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-        return rc;
-    }
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-    } else if (!S_ISREG(st.st_mode)) {
-        rc = -EINVAL;
-        snprintf(err, errlen, "%s: not a regular file", path);
-    } else if (st.st_mode & 077) {
-        rc = -EPERM;
-        snprintf(err, errlen, "%s: readable or writable by others (mode %04o); chmod 600 it", path,
-                 (unsigned)(st.st_mode & 07777));
-    } else if (st.st_size != SEALED_MASTER_LEN) {
+    if (st.st_size != SEALED_MASTER_LEN) {
         rc = -EINVAL;
         snprintf(err, errlen, "%s: %lld bytes, not a %d-byte key", path, (long long)st.st_size,
                  SEALED_MASTER_LEN);

@@ -18,6 +18,7 @@
 
 #include "core/hmap.h"
 #include "core/strview.h"
+#include "core/secret_file.h"
 #include "crypto/encoding.h"
 #include "crypto/sign.h"
 #include "store/store.h"
@@ -170,51 +171,16 @@ static int keys_read(OSSL_LIB_CTX *libctx, const char *path, struct ticket_keys 
 {
     struct ticket_keys *k = NULL;
     char *text = NULL;
+    size_t got = 0;
     struct stat st;
-    int rc;
-
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+    int rc = secret_file_read(path, KEYS_FILE_MAX, &text, &got, &st, err, errlen);
+    if (rc)
         return rc;
-    }
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = -EINVAL;
-        snprintf(err, errlen, "%s: not a regular file", path);
-        goto out;
-    }
-    if (st.st_mode & 077) {
-        rc = -EPERM;
-        snprintf(err, errlen, "%s: readable or writable by others (mode %04o); chmod 600 it", path,
-                 (unsigned)(st.st_mode & 07777));
-        goto out;
-    }
-    if (st.st_size > KEYS_FILE_MAX) {
-        rc = -E2BIG;
-        snprintf(err, errlen, "%s: larger than %d bytes", path, KEYS_FILE_MAX);
-        goto out;
-    }
-    text = malloc((size_t)st.st_size + 1);
     k = keys_new(libctx);
-    if (!text || !k) {
+    if (!k) {
         rc = -ENOMEM;
         snprintf(err, errlen, "out of memory");
         goto out;
-    }
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
     }
     rc = parse_keys(libctx, path, text, got, k, err, errlen);
     if (rc == 0) {
@@ -227,12 +193,9 @@ static int keys_read(OSSL_LIB_CTX *libctx, const char *path, struct ticket_keys 
         k = NULL;
     }
 out:
-    if (text) {
-        OPENSSL_cleanse(text, (size_t)st.st_size);
-        free(text);
-    }
+    OPENSSL_cleanse(text, got);
+    free(text);
     ticket_keys_free(k);
-    close(fd);
     return rc;
 }
 

@@ -84,6 +84,22 @@ static void auth_log_failure(struct web_req *r, const char *user, const char *re
              r->http->path, "reason", reason, "suppressed", LOG_INT(suppressed));
 }
 
+/* Before a password is checked: is this user blocked from this source
+ * (registrar/throttle, shared with SIP)? Then 429 is answered, unchecked. */
+static bool throttled(struct web_req *r, const char *user)
+{
+    enum throttle_scope scope;
+    uint64_t wait_ms = throttle_check(r->w->env.throttle, user, &r->peer->addr, &scope);
+    if (!wait_ms)
+        return false;
+    web_reply_begin(r, 429);
+    http_response_headerf(r->out, "Retry-After", "%llu",
+                          (unsigned long long)((wait_ms + 999) / 1000));
+    static const char text[] = "too many failed logins: try again later\n";
+    web_reply_end(r, "text/plain; charset=utf-8", text, sizeof(text) - 1);
+    return true;
+}
+
 /* The user's password against the stored HA1 of the strongest allowed
  * algorithm the user has. An unknown user costs the same hash. */
 static bool basic_password_ok(struct web *w, const char *user, const char *password)
@@ -140,16 +156,8 @@ static int auth_basic(struct web_req *r, unsigned schemes)
         challenge_reply(r, schemes, NULL, false);
         goto out;
     }
-    enum throttle_scope scope;
-    uint64_t wait_ms = throttle_check(w->env.throttle, user, &r->peer->addr, &scope);
-    if (wait_ms) {
-        web_reply_begin(r, 429);
-        http_response_headerf(r->out, "Retry-After", "%llu",
-                              (unsigned long long)((wait_ms + 999) / 1000));
-        static const char text[] = "too many failed logins: try again later\n";
-        web_reply_end(r, "text/plain; charset=utf-8", text, sizeof(text) - 1);
+    if (throttled(r, user))
         goto out;
-    }
     if (!basic_password_ok(w, user, password)) {
         throttle_failed(w->env.throttle, user, &r->peer->addr);
         w->logins_failed++;
@@ -197,18 +205,8 @@ static int auth_digest(struct web_req *r, unsigned schemes)
         .ncreds = 1,
     };
     char user[STORE_USER_NAME_MAX + 1] = "";
-    if (auth_claimed_user_request(w->env.auth, &ar, user, sizeof(user)) == 0) {
-        enum throttle_scope scope;
-        uint64_t wait_ms = throttle_check(w->env.throttle, user, &r->peer->addr, &scope);
-        if (wait_ms) {
-            web_reply_begin(r, 429);
-            http_response_headerf(r->out, "Retry-After", "%llu",
-                                  (unsigned long long)((wait_ms + 999) / 1000));
-            static const char text[] = "too many failed logins: try again later\n";
-            web_reply_end(r, "text/plain; charset=utf-8", text, sizeof(text) - 1);
-            return -EACCES;
-        }
-    }
+    if (auth_claimed_user_request(w->env.auth, &ar, user, sizeof(user)) == 0 && throttled(r, user))
+        return -EACCES;
     const char *why = NULL;
     enum auth_result res =
         auth_check_request(w->env.auth, &ar, digest_lookup, w, r->user, sizeof(r->user), &why);
