@@ -339,43 +339,77 @@ static int group_each(struct store *st, sqlite3_stmt *s, void *walk)
     return rc ? rc : w->fn(&g, w->arg);
 }
 
-int store_group_list(struct store *st, int (*fn)(const struct store_group *g, void *arg), void *arg)
+/* The two lists of users and groups the store keeps for an owner: a
+ * group's members and a conference's allow entries. One way to add and
+ * remove for both. */
+struct member_set {
+    const char *what;                     /* "group", "conference": the owner */
+    const char *add_op, *remove_op;       /* for store_fail */
+    const char *insert_sql;               /* ?1 owner, ?2 member, ?3 kind */
+    const char *delete_sql;               /* ?1 owner, ?2 member */
+    const char *already_fmt, *absent_fmt; /* member, owner */
+    int (*owner_exists)(struct store *st, const char *name);
+};
+
+static int group_exists(struct store *st, const char *name)
 {
-    struct group_walk w = {fn, arg};
-    return store_list_rows(st, "group_list", "SELECT " GROUP_COLUMNS " FROM groups ORDER BY name",
-                           group_each, &w);
+    struct store_group g;
+    return store_group_get(st, name, &g);
 }
 
-int store_group_member_add(struct store *st, const char *group, const char *member)
+static int conference_exists(struct store *st, const char *name)
 {
-    static const char op[] = "group_member_add";
-    int rc = check_name(st, group, "group");
+    struct store_conference c;
+    return store_conference_get(st, name, &c);
+}
+
+static const struct member_set group_members_set = {
+    "group",
+    "group_member_add",
+    "group_member_remove",
+    "INSERT INTO group_members (group_name, member, kind) VALUES (?1, ?2, ?3)",
+    "DELETE FROM group_members WHERE group_name = ?1 AND member = ?2",
+    "%s is a member of %s already",
+    "%s is not a member of %s",
+    group_exists,
+};
+
+static const struct member_set conference_allow_set = {
+    "conference",
+    "conference_allow",
+    "conference_disallow",
+    "INSERT INTO conference_allow (conference, member, kind) VALUES (?1, ?2, ?3)",
+    "DELETE FROM conference_allow WHERE conference = ?1 AND member = ?2",
+    "%s is allowed in %s already",
+    "%s is not allowed in %s",
+    conference_exists,
+};
+
+static int member_add(struct store *st, const struct member_set *ms, const char *owner,
+                      const char *member)
+{
+    const char *op = ms->add_op;
+    int rc = check_name(st, owner, ms->what);
     if (rc == 0)
         rc = check_name(st, member, "member");
-    if (rc == 0 && strcmp(group, member) == 0) {
-        store_set_msg(st, "a group cannot be a member of itself");
-        rc = -EINVAL;
-    }
     if (rc < 0)
         return rc;
     rc = store_begin(st, op);
     if (rc < 0)
         return rc;
-    struct store_group g;
     enum store_member_kind kind = STORE_MEMBER_USER;
     sqlite3_stmt *s = NULL;
-    rc = store_group_get(st, group, &g);
+    rc = ms->owner_exists(st, owner);
     if (rc == 0)
         rc = member_kind(st, member, &kind);
     if (rc == 0)
-        rc = store_prepare(
-            st, op, "INSERT INTO group_members (group_name, member, kind) VALUES (?1, ?2, ?3)", &s);
+        rc = store_prepare(st, op, ms->insert_sql, &s);
     if (rc == 0)
-        rc = store_bind_texts(st, op, s, 3, group, member, kind_text(kind));
+        rc = store_bind_texts(st, op, s, 3, owner, member, kind_text(kind));
     if (rc == 0) {
         int src = sqlite3_step(s);
         if (src == SQLITE_CONSTRAINT_PRIMARYKEY) {
-            store_set_msg(st, "%s is a member of %s already", member, group);
+            store_set_msg(st, ms->already_fmt, member, owner);
             rc = -EEXIST;
         } else if (src != SQLITE_DONE) {
             rc = store_fail(st, op, src);
@@ -385,31 +419,52 @@ int store_group_member_add(struct store *st, const char *group, const char *memb
     return store_end(st, op, rc);
 }
 
-int store_group_member_remove(struct store *st, const char *group, const char *member)
+static int member_remove(struct store *st, const struct member_set *ms, const char *owner,
+                         const char *member)
 {
-    static const char op[] = "group_member_remove";
-    int rc = check_name(st, group, "group");
+    const char *op = ms->remove_op;
+    int rc = check_name(st, owner, ms->what);
     if (rc == 0)
         rc = check_name(st, member, "member");
     if (rc < 0)
         return rc;
     sqlite3_stmt *s = NULL;
-    rc = store_prepare(st, op, "DELETE FROM group_members WHERE group_name = ?1 AND member = ?2",
-                       &s);
+    rc = store_prepare(st, op, ms->delete_sql, &s);
     if (rc == 0)
-        rc = store_bind_texts(st, op, s, 2, group, member);
+        rc = store_bind_texts(st, op, s, 2, owner, member);
     if (rc == 0)
         rc = store_step_done(st, op, s);
     if (rc == 0 && sqlite3_changes(st->db) == 0) {
-        struct store_group g;
-        rc = store_group_get(st, group, &g);
+        rc = ms->owner_exists(st, owner);
         if (rc == 0) {
-            store_set_msg(st, "%s is not a member of %s", member, group);
+            store_set_msg(st, ms->absent_fmt, member, owner);
             rc = -ENOENT;
         }
     }
     sqlite3_finalize(s);
     return rc;
+}
+
+int store_group_list(struct store *st, int (*fn)(const struct store_group *g, void *arg), void *arg)
+{
+    struct group_walk w = {fn, arg};
+    return store_list_rows(st, "group_list", "SELECT " GROUP_COLUMNS " FROM groups ORDER BY name",
+                           group_each, &w);
+}
+
+int store_group_member_add(struct store *st, const char *group, const char *member)
+{
+    if (check_name(st, group, "group") == 0 && check_name(st, member, "member") == 0 &&
+        strcmp(group, member) == 0) {
+        store_set_msg(st, "a group cannot be a member of itself");
+        return -EINVAL;
+    }
+    return member_add(st, &group_members_set, group, member);
+}
+
+int store_group_member_remove(struct store *st, const char *group, const char *member)
+{
+    return member_remove(st, &group_members_set, group, member);
 }
 
 int store_group_members(struct store *st, const char *group,
@@ -614,65 +669,12 @@ int store_conference_list(struct store *st, int (*fn)(const struct store_confere
 
 int store_conference_allow(struct store *st, const char *conference, const char *member)
 {
-    static const char op[] = "conference_allow";
-    int rc = check_name(st, conference, "conference");
-    if (rc == 0)
-        rc = check_name(st, member, "member");
-    if (rc < 0)
-        return rc;
-    rc = store_begin(st, op);
-    if (rc < 0)
-        return rc;
-    struct store_conference c;
-    enum store_member_kind kind = STORE_MEMBER_USER;
-    sqlite3_stmt *s = NULL;
-    rc = store_conference_get(st, conference, &c);
-    if (rc == 0)
-        rc = member_kind(st, member, &kind);
-    if (rc == 0)
-        rc = store_prepare(
-            st, op, "INSERT INTO conference_allow (conference, member, kind) VALUES (?1, ?2, ?3)",
-            &s);
-    if (rc == 0)
-        rc = store_bind_texts(st, op, s, 3, conference, member, kind_text(kind));
-    if (rc == 0) {
-        int src = sqlite3_step(s);
-        if (src == SQLITE_CONSTRAINT_PRIMARYKEY) {
-            store_set_msg(st, "%s is allowed in %s already", member, conference);
-            rc = -EEXIST;
-        } else if (src != SQLITE_DONE) {
-            rc = store_fail(st, op, src);
-        }
-    }
-    sqlite3_finalize(s);
-    return store_end(st, op, rc);
+    return member_add(st, &conference_allow_set, conference, member);
 }
 
 int store_conference_disallow(struct store *st, const char *conference, const char *member)
 {
-    static const char op[] = "conference_disallow";
-    int rc = check_name(st, conference, "conference");
-    if (rc == 0)
-        rc = check_name(st, member, "member");
-    if (rc < 0)
-        return rc;
-    sqlite3_stmt *s = NULL;
-    rc = store_prepare(st, op, "DELETE FROM conference_allow WHERE conference = ?1 AND member = ?2",
-                       &s);
-    if (rc == 0)
-        rc = store_bind_texts(st, op, s, 2, conference, member);
-    if (rc == 0)
-        rc = store_step_done(st, op, s);
-    if (rc == 0 && sqlite3_changes(st->db) == 0) {
-        struct store_conference c;
-        rc = store_conference_get(st, conference, &c);
-        if (rc == 0) {
-            store_set_msg(st, "%s is not allowed in %s", member, conference);
-            rc = -ENOENT;
-        }
-    }
-    sqlite3_finalize(s);
-    return rc;
+    return member_remove(st, &conference_allow_set, conference, member);
 }
 
 int store_conference_allowed(struct store *st, const char *conference,
