@@ -182,15 +182,15 @@ static void status_web_rows(const struct config *cfg, json_t *rows)
     const char *off = "no https.listen: not served on this node";
     snprintf(buf, sizeof(buf),
              "HTTPS only (TLS %s+, HSTS) on https.listen; tickets are JWTs signed ES256 with "
-             "STATE_DIR/https-ticket.keys (0600; parleyctl https rotate-key), bound to user and "
-             "domain, valid %lld s; issued for a user's password (Basic), failed logins "
-             "throttled with SIP's",
+             "STATE_DIR/https-ticket.keys (0600; parleyctl https rotate-key), bound to the "
+             "account (its uid) and domain, valid %lld s and ended by a change to the account; "
+             "issued for a user's password (Basic or Digest), failed logins throttled with SIP's",
              cfg->tls.min_version, cfg->https.ticket_lifetime);
     json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "web tickets", "protection",
                                           "HTTPS, authenticated", "enforced", on ? buf : off));
     snprintf(buf, sizeof(buf),
              "CardDAV over HTTPS only (/dav/addressbooks/global/), read-only, for users of %s "
-             "with their password (Basic) or a web ticket; delta sync (RFC 6578)",
+             "with their password (Basic or Digest) or a web ticket; delta sync (RFC 6578)",
              cfg->server.domain);
     json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "traffic", "address-book download",
                                           "protection", "HTTPS, authenticated", "enforced",
