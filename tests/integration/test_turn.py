@@ -704,6 +704,9 @@ class TestTurnRelay(TurnTestBase):
             (sha + md5, 3, "PASSWORD-ALGORITHM not among those offered"),
         ]
         logged = set()  # one line a second per source and reason: look for the first
+        # an earlier test's refusal for the same reason must not hold this
+        # one's line back (the bound is one a second per source and reason)
+        time.sleep(1.1)
         for pas, alg, reason in cases:
             with self.subTest(pas=pas.hex(), alg=alg):
                 with self.client("tess", pwalg=2) as c:
@@ -1277,6 +1280,7 @@ class TestTurnFips(TurnTestBase):
     def test_md5_key_refused(self) -> None:
         """The suite's client without PASSWORD-ALGORITHM (the MD5 key), and
         one that asks for MD5 although only SHA-256 was offered."""
+        time.sleep(1.1)  # the refusal line is bounded per source and reason: a fresh second
         with self.client("mallory") as c:
             mark = self.p.log_mark()
             r = c.allocate()
@@ -1302,6 +1306,7 @@ class TestTurnFips(TurnTestBase):
         username, password = self.creds("alice")
         peer_port = free_ports(2, "udp", consecutive=True)[0]
         time.sleep(1.1)  # past another test's line for this source and reason (bounded log)
+        time.sleep(1.1)  # the refusal line is bounded per source and reason: a fresh second
         mark = self.p.log_mark()
         res = run_peer(["turnutils_uclient", "-u", username, "-w", password, "-p",
                         str(self.p.relay_port), "-e", "127.0.0.1", "-r", str(peer_port), "-n",
