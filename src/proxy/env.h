@@ -80,6 +80,9 @@ struct proxy_env {
     bool (*conn_on_mtls_listener)(void *arg, uint64_t conn);
     /* Closes a connection (a partner that failed its identity check). */
     void (*disconnect)(void *arg, uint64_t conn, const char *reason);
+    /* A request on conn carried a digest that verified: the connection is
+     * someone's (a flood's newcomer may not push it out). NULL: ignored. */
+    void (*conn_authenticated)(void *arg, uint64_t conn);
     struct dns_resolver *dns;
     /* Relay credentials for user (issued only to authenticated users over
      * TLS): fills username/password/lifetime and where the relay is.

@@ -315,6 +315,8 @@ static bool proxy_authenticate(struct proxy *p, struct sip_server_txn *st, bool 
         throttle_failed(p->env.throttle, claimed, &ci->peer);
     switch (r) {
     case AUTH_OK:
+        if (p->env.conn_authenticated)
+            p->env.conn_authenticated(p->env.arg, sip_server_txn_conn(st));
         return true;
     case AUTH_CHALLENGE:
         proxy_challenge(p, st, proxy, false);

@@ -25,7 +25,8 @@ const struct config_key limits_config_keys[] = {
      "Most simultaneous connections from one source address; more are closed at once.",
      CONFIG_FIELD(limits.connections_per_source), NULL},
     {"limits", "connections_total", CONFIG_INT, "10000", NULL, 1, 10000000, true, false, NULL,
-     "Most simultaneous connections in all; more are closed at once.",
+     "Most simultaneous connections in all; past it a newcomer takes the place of the oldest "
+     "connection that has not authenticated.",
      CONFIG_FIELD(limits.connections_total), NULL},
     {"limits", "transactions_per_connection", CONFIG_INT, "500", NULL, 1, 1000000, true, false,
      NULL,

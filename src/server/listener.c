@@ -48,6 +48,70 @@ static void source_release(struct runtime *rt, const struct netaddr *a)
     }
 }
 
+static void untrusted_unlink(struct runtime *rt, struct core_conn *cc)
+{
+    if (cc->older)
+        cc->older->newer = cc->newer;
+    else if (rt->untrusted_oldest == cc)
+        rt->untrusted_oldest = cc->newer;
+    if (cc->newer)
+        cc->newer->older = cc->older;
+    else if (rt->untrusted_newest == cc)
+        rt->untrusted_newest = cc->older;
+    cc->older = cc->newer = NULL;
+}
+
+static void untrusted_append(struct runtime *rt, struct core_conn *cc)
+{
+    cc->older = rt->untrusted_newest;
+    cc->newer = NULL;
+    if (rt->untrusted_newest)
+        rt->untrusted_newest->newer = cc;
+    else
+        rt->untrusted_oldest = cc;
+    rt->untrusted_newest = cc;
+}
+
+void runtime_conn_trust(struct runtime *rt, uint64_t id)
+{
+    struct core_conn *cc = runtime_conn_find(rt, id);
+    if (!cc || cc->trusted)
+        return;
+    cc->trusted = true;
+    if (!cc->evicted)
+        untrusted_unlink(rt, cc);
+}
+
+/* The table is full: the oldest connection that never authenticated makes
+ * way (it is closed; the new one is accepted). false when every
+ * connection is trusted: the new one is refused then. */
+static bool listener_evict_oldest(struct runtime *rt, const struct netaddr *newcomer)
+{
+    struct core_conn *victim = rt->untrusted_oldest;
+    if (!victim)
+        return false;
+    untrusted_unlink(rt, victim);
+    victim->evicted = true;
+    rt->conns_evicted++;
+    worker_pool_close(rt->workers, victim->id,
+                      "evicted: limits.connections_total reached; the oldest connection that "
+                      "had not authenticated made way");
+    /* at most one line a second (the accept path's limiter), with the count */
+    uint8_t key[16];
+    netaddr_source_key(newcomer, key);
+    uint64_t suppressed = 0;
+    if (log_limit_allow(rt->refuse_log, clock_now_ms(timer_heap_clock(rt->timers)),
+                        hash_bytes("conn.evicted", 12), &suppressed)) {
+        char v[NETADDR_STRLEN], n[NETADDR_STRLEN];
+        log_warn("conn.evicted", "peer", netaddr_format(&victim->peer, v), "for",
+                 netaddr_format(newcomer, n), "reason",
+                 "limits.connections_total reached; the oldest connection that had not "
+                 "authenticated made way",
+                 "evicted_total", LOG_INT(rt->conns_evicted), "suppressed", LOG_INT(suppressed));
+    }
+    return true;
+}
+
 static bool listener_source_allowed(struct runtime *rt, const struct netaddr *peer)
 {
     const struct config_cidr_list *nets = &rt->cfg->sip.internal_networks;
@@ -99,14 +163,17 @@ static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, s
         listener_refuse(fd, l, &peer, "source is no TCP trunk's address");
         return;
     }
-    if (rt->nconns >= (size_t)rt->cfg->limits.connections_total) {
-        listener_refuse(fd, l, &peer, "limits.connections_total reached");
-        return;
-    }
     uint64_t h = source_hash(&peer);
     struct source_count *src = source_find(rt, &peer, h);
     if (src && src->n >= (size_t)rt->cfg->limits.connections_per_source) {
         listener_refuse(fd, l, &peer, "limits.connections_per_source reached");
+        return;
+    }
+    /* Connections being evicted still count until their close arrives;
+     * each newcomer past the limit evicts one more. */
+    if (rt->nconns >= (size_t)rt->cfg->limits.connections_total &&
+        !listener_evict_oldest(rt, &peer)) {
+        listener_refuse(fd, l, &peer, "limits.connections_total reached");
         return;
     }
     struct core_conn *cc = calloc(1, sizeof(*cc));
@@ -131,6 +198,10 @@ static void listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd, s
     cc->opened = time(NULL);
     hmap_insert(&rt->conns, &cc->node, hash_u64(cc->id));
     rt->nconns++;
+    /* a TCP trunk's gateway is known by its address already */
+    cc->trusted = l->kind == LISTENER_TRUNK_TCP;
+    if (!cc->trusted)
+        untrusted_append(rt, cc);
 
     char p[NETADDR_STRLEN];
     log_debug("conn.accepted", "conn", LOG_INT(cc->id), "peer", netaddr_format(&peer, p),
@@ -306,6 +377,9 @@ void runtime_conn_opened(struct runtime *rt, uint64_t id, struct conn_info *info
     }
     conn_info_free(cc->info);
     cc->info = info;
+    /* a certificate that chains to a trusted CA proves the peer */
+    if (info->peer_cert_verified)
+        runtime_conn_trust(rt, id);
     char p[NETADDR_STRLEN];
     if (info->tls)
         log_debug("conn.open", "conn", LOG_INT(id), "peer", netaddr_format(&info->peer, p), "tls",
@@ -328,6 +402,8 @@ void runtime_conn_closed(struct runtime *rt, uint64_t id, const char *reason)
               reason);
     hmap_remove(&rt->conns, &cc->node);
     rt->nconns--;
+    if (!cc->trusted && !cc->evicted)
+        untrusted_unlink(rt, cc);
     source_release(rt, &cc->peer);
     conn_info_free(cc->info);
     free(cc);
@@ -347,6 +423,7 @@ void runtime_conn_tables_free(struct runtime *rt)
         }
         hmap_destroy(&rt->conns);
     }
+    rt->untrusted_oldest = rt->untrusted_newest = NULL;
     if (rt->sources.buckets) {
         struct hmap_node *n = hmap_iter_first(&rt->sources, &b);
         while (n) {
@@ -368,6 +445,7 @@ struct core_conn *runtime_conn_add_outgoing(struct runtime *rt, uint64_t id,
     cc->id = id;
     cc->listener = -1;
     cc->tls = true;
+    cc->trusted = true; /* Parley made it */
     cc->peer = *peer;
     cc->opened = time(NULL);
     hmap_insert(&rt->conns, &cc->node, hash_u64(id));

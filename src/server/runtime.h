@@ -68,6 +68,14 @@ struct core_conn {
     struct netaddr peer;
     struct conn_info *info; /* set once the connection is established */
     time_t opened;
+    /* Trusted: it authenticated (a digest that verified, a certificate
+     * that chains to a trusted CA), is a TCP trunk's, or Parley made it.
+     * The others wait in accept order on the runtime's untrusted list:
+     * with limits.connections_total reached, the oldest of them makes way
+     * for a new connection, so idle strangers cannot lock users out. */
+    bool trusted;
+    bool evicted;                    /* closing to make way */
+    struct core_conn *older, *newer; /* on the untrusted list */
 };
 
 /* What a SIP connection may buffer unread: the largest message and a little
@@ -106,6 +114,8 @@ struct runtime {
     struct hmap conns;            /* id -> core_conn */
     struct hmap sources;          /* source address -> count */
     size_t nconns;
+    struct core_conn *untrusted_oldest, *untrusted_newest; /* see struct core_conn */
+    uint64_t conns_evicted;                                /* since start */
     /* held transactions (txn_bounds.c): per connection, per source, all */
     struct hmap txn_conns;
     struct hmap txn_sources;
@@ -143,6 +153,9 @@ void listeners_close(struct runtime *rt);
 struct core_conn *runtime_conn_find(struct runtime *rt, uint64_t id);
 void runtime_conn_opened(struct runtime *rt, uint64_t id, struct conn_info *info);
 void runtime_conn_closed(struct runtime *rt, uint64_t id, const char *reason);
+/* The connection proved who is at the other end (a digest that verified):
+ * it is no longer one a flood's newcomer may push out. */
+void runtime_conn_trust(struct runtime *rt, uint64_t id);
 void runtime_conn_tables_free(struct runtime *rt);
 /* Records an outgoing connection the core asked a worker to make. */
 struct core_conn *runtime_conn_add_outgoing(struct runtime *rt, uint64_t id,

@@ -213,6 +213,11 @@ static int sipcore_relay_credentials(void *arg, const char *user, int64_t lifeti
     return 0;
 }
 
+static void sipcore_conn_authenticated(void *arg, uint64_t conn)
+{
+    runtime_conn_trust(arg, conn);
+}
+
 static void sipcore_disconnect(void *arg, uint64_t conn, const char *reason)
 {
     struct runtime *rt = arg;
@@ -437,6 +442,7 @@ int sipcore_start(struct runtime *rt, char *err, size_t errlen)
         .connect = sipcore_connect,
         .relay_credentials = sipcore_relay_credentials,
         .disconnect = sipcore_disconnect,
+        .conn_authenticated = sipcore_conn_authenticated,
         .dns = rt->dns,
         .listeners = rt->listen_addrs,
         .nlisteners = rt->nlisteners,

@@ -452,6 +452,8 @@ json_t *status_build(const struct config *cfg, SSL_CTX *ctx, const struct fips_c
         json_object_set_new(daemon, "uptime_s", json_integer(time(NULL) - rt->started));
         json_object_set_new(daemon, "workers", json_integer(worker_pool_size(rt->workers)));
         json_object_set_new(daemon, "connections", json_integer((json_int_t)rt->nconns));
+        json_object_set_new(daemon, "connections_evicted",
+                            json_integer((json_int_t)rt->conns_evicted));
         json_object_set_new(
             daemon, "registrations",
             json_integer(rt->registrar ? (json_int_t)registrar_count(rt->registrar) : 0));
