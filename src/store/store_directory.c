@@ -347,6 +347,7 @@ struct member_set {
     const char *add_op, *remove_op;       /* for store_fail */
     const char *insert_sql;               /* ?1 owner, ?2 member, ?3 kind */
     const char *delete_sql;               /* ?1 owner, ?2 member */
+    const char *list_op, *list_sql;       /* ?1 owner: kind, member by name */
     const char *already_fmt, *absent_fmt; /* member, owner */
     int (*owner_exists)(struct store *st, const char *name);
 };
@@ -369,6 +370,8 @@ static const struct member_set group_members_set = {
     "group_member_remove",
     "INSERT INTO group_members (group_name, member, kind) VALUES (?1, ?2, ?3)",
     "DELETE FROM group_members WHERE group_name = ?1 AND member = ?2",
+    "group_members",
+    "SELECT kind, member FROM group_members WHERE group_name = ?1 ORDER BY member",
     "%s is a member of %s already",
     "%s is not a member of %s",
     group_exists,
@@ -380,6 +383,8 @@ static const struct member_set conference_allow_set = {
     "conference_disallow",
     "INSERT INTO conference_allow (conference, member, kind) VALUES (?1, ?2, ?3)",
     "DELETE FROM conference_allow WHERE conference = ?1 AND member = ?2",
+    "conference_allowed",
+    "SELECT kind, member FROM conference_allow WHERE conference = ?1 ORDER BY member",
     "%s is allowed in %s already",
     "%s is not allowed in %s",
     conference_exists,
@@ -445,6 +450,18 @@ static int member_remove(struct store *st, const struct member_set *ms, const ch
     return rc;
 }
 
+/* Every member, users and groups, ordered by name; -ENOENT for no owner. */
+static int member_list(struct store *st, const struct member_set *ms, const char *owner,
+                       int (*fn)(enum store_member_kind kind, const char *name, void *arg),
+                       void *arg)
+{
+    int rc = ms->owner_exists(st, owner);
+    if (rc < 0)
+        return rc;
+    struct member_walk w = {fn, arg};
+    return members_list(st, ms->list_op, ms->list_sql, owner, &w);
+}
+
 int store_group_list(struct store *st, int (*fn)(const struct store_group *g, void *arg), void *arg)
 {
     struct group_walk w = {fn, arg};
@@ -471,15 +488,7 @@ int store_group_members(struct store *st, const char *group,
                         int (*fn)(enum store_member_kind kind, const char *name, void *arg),
                         void *arg)
 {
-    struct store_group g;
-    int rc = store_group_get(st, group, &g);
-    if (rc < 0)
-        return rc;
-    struct member_walk w = {fn, arg};
-    return members_list(st, "group_members",
-                        "SELECT kind, member FROM group_members WHERE group_name = ?1 "
-                        "ORDER BY member",
-                        group, &w);
+    return member_list(st, &group_members_set, group, fn, arg);
 }
 
 /*
@@ -681,15 +690,7 @@ int store_conference_allowed(struct store *st, const char *conference,
                              int (*fn)(enum store_member_kind kind, const char *name, void *arg),
                              void *arg)
 {
-    struct store_conference c;
-    int rc = store_conference_get(st, conference, &c);
-    if (rc < 0)
-        return rc;
-    struct member_walk w = {fn, arg};
-    return members_list(st, "conference_allowed",
-                        "SELECT kind, member FROM conference_allow WHERE conference = ?1 "
-                        "ORDER BY member",
-                        conference, &w);
+    return member_list(st, &conference_allow_set, conference, fn, arg);
 }
 
 int store_conference_access(struct store *st, const char *conference, const char *user,
