@@ -94,6 +94,16 @@ static void ctl_print_usage(FILE *f)
            "  https rotate-key [--now] a new web ticket signing key; the previous one verifies\n"
            "                          for https.ticket_lifetime, none with --now (a running\n"
            "                          parleyd: after reload)\n"
+           "  diag                    check certificates (chains, expiry), partners' and\n"
+           "                          trunks' reachability, DNS SRV records, the clock, key\n"
+           "                          and state directory permissions, the store, parleyd;\n"
+           "                          one line per check (ok, warn, fail) with what to do;\n"
+           "                          exit 1 when a check fails\n"
+           "  backup FILE             the deployment (store snapshot, configuration, PKI,\n"
+           "                          secrets, meeting content) in one archive, created 0600,\n"
+           "                          while parleyd runs; a manifest holds each file's SHA-256\n"
+           "  restore FILE --dir DIR  the archive into an empty or new DIR, every digest\n"
+           "                          checked first; then parleyd -c DIR/parley.conf\n"
            "\n"
            "  -c CONF   configuration file (default $PARLEY_CONFIG or " CTL_DEFAULT_CONFIG ")\n"
            "  --json    machine-readable output\n"
@@ -387,6 +397,12 @@ int main(int argc, char **argv)
         rc = cmd_group(&ctl);
     else if (strcmp(cmd, "conference") == 0)
         rc = cmd_conference(&ctl);
+    else if (strcmp(cmd, "backup") == 0)
+        rc = cmd_backup(&ctl);
+    else if (strcmp(cmd, "restore") == 0)
+        rc = cmd_restore(&ctl);
+    else if (strcmp(cmd, "diag") == 0)
+        rc = cmd_diag(&ctl);
     else
         rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 
