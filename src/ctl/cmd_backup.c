@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "core/strbuf.h"
+#include "crypto/fips.h"
 #include "ctl/ctl.h"
 #include "server/control.h"
 #include "store/store.h"
@@ -58,9 +59,13 @@ struct sha {
     EVP_MD_CTX *ctx;
 };
 
+/* On Parley's library context (crypto/fips): SHA-256 is approved in
+ * every mode. */
+static const struct fips_ctx *sha_fips;
+
 static int sha_start(struct sha *h)
 {
-    EVP_MD *md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+    EVP_MD *md = EVP_MD_fetch(fips_libctx(sha_fips), "SHA2-256", fips_propq(sha_fips));
     h->ctx = EVP_MD_CTX_new();
     int ok = md && h->ctx && EVP_DigestInit_ex2(h->ctx, md, NULL);
     EVP_MD_free(md);
@@ -983,9 +988,10 @@ int cmd_backup(struct ctl *ctl)
 {
     if (ctl->argc != 1)
         return ctl_usage(ctl, "usage: backup FILE");
-    int rc = ctl_load_config(ctl);
+    int rc = ctl_open_crypto(ctl);
     if (rc)
         return rc;
+    sha_fips = ctl->fips;
     return backup_take(ctl, ctl->argv[0]);
 }
 
@@ -995,5 +1001,13 @@ int cmd_restore(struct ctl *ctl)
     const char *dir = ctl_take_option(ctl, "--dir", &missing);
     if (missing || !dir || ctl->argc != 1)
         return ctl_usage(ctl, "usage: restore FILE --dir DIR");
+    /* no configuration yet: the context a new one would have */
+    const struct config_key *mode = config_key_find("security.fips");
+    const struct config_key *file = config_key_find("security.fips_enabled_file");
+    int rc = ctl_open_crypto_as(ctl, mode ? mode->default_value : "auto",
+                                file ? file->default_value : NULL);
+    if (rc)
+        return rc;
+    sha_fips = ctl->fips;
     return restore_run(ctl, ctl->argv[0], dir);
 }

@@ -41,6 +41,7 @@
 #include "core/dns.h"
 #include "core/netaddr.h"
 #include "core/strbuf.h"
+#include "crypto/fips.h"
 #include "crypto/pki.h"
 #include "ctl/ctl.h"
 #include "relay/relay_cred.h"
@@ -239,7 +240,8 @@ static void diag_certificates(struct diag *d)
     }
     if (dir)
         closedir(dir);
-    X509_STORE_CTX *vctx = X509_STORE_CTX_new();
+    X509_STORE_CTX *vctx =
+        X509_STORE_CTX_new_ex(fips_libctx(d->ctl->fips), fips_propq(d->ctl->fips));
     if (!leaf) {
         diag_add(d, "certificate", "fail", "fix tls.certificate", "%s: no certificate",
                  cfg->tls.certificate);
@@ -788,13 +790,16 @@ int cmd_diag(struct ctl *ctl)
         return rc;
     struct diag d = {.ctl = ctl, .checks = json_array(), .now = (int64_t)time(NULL)};
 
+    /* Parley's library context: the chain is verified, and the peers'
+     * handshakes made, on it, as parleyd does */
+    bool crypto = ctl_open_crypto(ctl) == CTL_OK;
     diag_daemon(&d);
     diag_store(&d);
     diag_certificates(&d);
     diag_permissions(&d);
     diag_clock(&d);
     /* parleyd's own context for the peers: made as parleyd makes it */
-    if (ctl_open_crypto(ctl) != CTL_OK)
+    if (!crypto)
         snprintf(d.tls_err, sizeof(d.tls_err), "the cryptographic context cannot be opened");
     else if (tls_init() != 0 ||
              tls_context_new(ctl->cfg, ctl->fips, &d.tls, d.tls_err, sizeof(d.tls_err)) != 0)
