@@ -295,6 +295,35 @@ class TestBackupDiag(unittest.TestCase):
         self.assertIn("not empty", res.stderr)
         self.assertEqual(os.listdir(dest), ["keep.txt"])
 
+    def test_restore_refuses_members_outside_dir_and_links(self):
+        import io
+        import tarfile
+
+        def archive(name: str, members: list[tarfile.TarInfo]) -> str:
+            path = os.path.join(self.tmp, name)
+            with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as t:
+                for m in members:
+                    t.addfile(m, io.BytesIO(b"x" * m.size) if m.isfile() else None)
+            return path
+
+        def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+            m = tarfile.TarInfo(name)
+            m.type, m.linkname, m.size = kind, link, 1 if kind == tarfile.REGTYPE else 0
+            return m
+
+        outside = os.path.join(self.tmp, "escaped")
+        for name, members, why in (
+                ("up.tar", [member("../escaped")], "outside DIR"),
+                ("abs.tar", [member(outside)], "outside DIR"),
+                ("link.tar", [member("pki", tarfile.SYMTYPE, "/etc")], "type '2'"),
+                ("nomanifest.tar", [member("parley.conf")], "not a Parley backup")):
+            dest = os.path.join(self.tmp, "evil-" + name)
+            res = ctl("restore", archive(name, members), "--dir", dest)
+            self.assertEqual(res.returncode, 1, name)
+            self.assertIn(why, res.stderr, name)
+            self.assertFalse(os.path.exists(dest), name)
+            self.assertFalse(os.path.exists(outside), name)
+
     def test_backup_never_replaces(self):
         path = os.path.join(self.tmp, "exists.tar")
         with open(path, "w") as f:
