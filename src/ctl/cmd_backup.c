@@ -47,6 +47,7 @@
 #define BACKUP_MANIFEST     "parley-backup.manifest"
 #define BACKUP_FORMAT       "parley-backup 1"
 #define BACKUP_STORE        "parley.db"
+#define BACKUP_SELF         "the archive being written"
 #define BACKUP_FILE_MAX     (1LL << 32) /* a member larger than this is refused */
 #define BACKUP_MANIFEST_MAX (16 << 20)
 #define BACKUP_DEPTH_MAX    8
@@ -262,6 +263,22 @@ static const char *backup_excluded(const char *rel, const char *name)
     return NULL;
 }
 
+/* An archive of ours left in the state directory (its first member is
+ * always the store) would go into every later backup, each holding the
+ * one before. */
+static bool backup_is_archive(int dirfd, const char *name)
+{
+    char h[TAR_BLOCK];
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ours = pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+                memcmp(h, BACKUP_STORE, sizeof(BACKUP_STORE)) == 0 &&
+                memcmp(h + 257, "ustar", 5) == 0;
+    close(fd);
+    return ours;
+}
+
 static int strcmp_ptr(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -297,17 +314,21 @@ static int backup_walk(struct backup *b, int dirfd, const char *prefix, int dept
             rc = -ENAMETOOLONG;
             break;
         }
-        const char *why = backup_excluded(rel, v[i]);
         struct stat sb;
-        if (!why && fstatat(dirfd, v[i], &sb, AT_SYMLINK_NOFOLLOW) != 0)
+        const char *why = NULL;
+        if (fstatat(dirfd, v[i], &sb, AT_SYMLINK_NOFOLLOW) != 0)
             why = "vanished while read";
-        if (!why && sb.st_dev == b->skip_dev &&
-            (sb.st_ino == b->skip_ino[0] || sb.st_ino == b->skip_ino[1]))
-            why = "the archive being written";
+        else if (sb.st_dev == b->skip_dev &&
+                 (sb.st_ino == b->skip_ino[0] || sb.st_ino == b->skip_ino[1]))
+            why = BACKUP_SELF;
+        else
+            why = backup_excluded(rel, v[i]);
         if (!why && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
             why = S_ISLNK(sb.st_mode) ? "a symbolic link (not followed)" : "not a regular file";
         if (!why && S_ISDIR(sb.st_mode) && depth >= BACKUP_DEPTH_MAX)
             why = "nested too deep";
+        if (!why && S_ISREG(sb.st_mode) && backup_is_archive(dirfd, v[i]))
+            why = "a Parley backup (keep backups outside the state directory)";
         if (why) {
             json_array_append_new(b->skipped, json_pack("{s:s, s:s}", "path", rel, "why", why));
             continue;
@@ -520,7 +541,8 @@ out:
         /* the store's own files and parleyd's are left out every time */
         const char *p = json_string_value(json_object_get(f, "path"));
         if (strncmp(p, BACKUP_STORE, strlen(BACKUP_STORE)) == 0 || strcmp(p, "parleyd.lock") == 0 ||
-            strcmp(p, CONTROL_SOCKET_NAME) == 0)
+            strcmp(p, CONTROL_SOCKET_NAME) == 0 ||
+            strcmp(json_string_value(json_object_get(f, "why")), BACKUP_SELF) == 0)
             continue;
         strbuf_printf(&t, "  not taken: %s (%s)\n", json_string_value(json_object_get(f, "path")),
                       json_string_value(json_object_get(f, "why")));
