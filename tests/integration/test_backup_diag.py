@@ -11,6 +11,10 @@
   file (byte-identical download); the archive is 0600.
 - restore refuses a tampered archive (one byte flipped: a digest mismatch,
   nothing left behind) and a directory that is not empty.
+- Stores of every earlier schema (tests/fixtures/store) put in a
+  deployment: diag warns of the older schema, `parleyctl user list`
+  migrates and lists the users, and parleyd lets them REGISTER with the
+  passwords they were given by the old parleyctl.
 """
 from __future__ import annotations
 
@@ -332,6 +336,44 @@ class TestBackupDiag(unittest.TestCase):
         self.assertEqual(res.returncode, 1)
         with open(path) as f:
             self.assertEqual(f.read(), "x")
+
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "store")
+
+
+class TestOldStores(unittest.TestCase):
+    def test_every_schema_migrates_and_authenticates(self):
+        import json
+        versions = sorted(int(n[len("schema-"):-len(".db")]) for n in os.listdir(FIXTURES)
+                          if n.startswith("schema-") and n.endswith(".db"))
+        self.assertEqual(versions[:6], [1, 2, 3, 4, 5, 6])
+        for v in versions:
+            with self.subTest(schema=v), Parley(name=f"schema{v}") as p:
+                db = os.path.join(p.dir, "parley.db")
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(db + suffix):
+                        os.unlink(db + suffix)
+                shutil.copyfile(os.path.join(FIXTURES, f"schema-{v}.db"), db)
+                os.chmod(db, 0o600)
+                res = ctl("--json", "diag", conf=p.conf)
+                store = [c for c in json.loads(res.stdout) if c["check"] == "store"][0]
+                self.assertIn(f"schema {v}", store["detail"])
+                older = "this build's is" in store["detail"]
+                self.assertEqual(store["status"], "warn" if older else "ok", store)
+                res = ctl("user", "list", conf=p.conf)
+                self.assertEqual(res.returncode, 0, res.stderr)
+                self.assertIn("sip:alice@example.test", res.stdout)
+                self.assertIn("sip:bob@example.test", res.stdout)
+                res = ctl("--json", "diag", conf=p.conf)
+                store = [c for c in json.loads(res.stdout) if c["check"] == "store"][0]
+                self.assertEqual(store["status"], "ok", store)
+                p.start()
+                for user, pw in (("alice", "alice-secret-1"), ("bob", "bob-secret-2")):
+                    c = p.client(user, pw)
+                    try:
+                        self.assertEqual(c.register(expires=300).status, 200, (v, user))
+                    finally:
+                        c.close()
 
 
 if __name__ == "__main__":
