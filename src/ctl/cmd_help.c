@@ -103,6 +103,17 @@ static const struct cmd_help_row cmd_help_rows[] = {
     {"https rotate-key [--now]",
      "a new web ticket signing key; the previous one verifies for https.ticket_lifetime, none "
      "with --now (a running parleyd: after reload)", cmd_https},
+    {"diag",
+     "check certificates (chains, expiry), partners' and trunks' reachability, DNS SRV "
+     "records, the clock, key and state directory permissions, the store and parleyd; one "
+     "line per check (ok, warn, fail) with what to do; exit 1 when a check fails", cmd_diag},
+    {"backup FILE",
+     "the deployment (store snapshot, configuration, PKI, secrets, meeting content) in one "
+     "archive, created 0600, while parleyd runs; a manifest holds each file's SHA-256",
+     cmd_backup},
+    {"restore FILE --dir DIR",
+     "the archive into an empty or new DIR, every digest checked (on a mismatch nothing is "
+     "left); then parleyd -c DIR/parley.conf", cmd_restore},
     {"help [--format=man]", "this text, or the manual page parleyctl(8) in roff", cmd_help},
     {NULL, NULL, NULL},
 };

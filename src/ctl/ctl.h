@@ -115,5 +115,8 @@ int cmd_trunk(struct ctl *ctl);
 int cmd_https(struct ctl *ctl);
 int cmd_group(struct ctl *ctl);
 int cmd_conference(struct ctl *ctl);
+int cmd_backup(struct ctl *ctl);
+int cmd_restore(struct ctl *ctl);
+int cmd_diag(struct ctl *ctl);
 
 #endif

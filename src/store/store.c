@@ -1308,3 +1308,135 @@ int store_partner_list(struct store *st, int (*fn)(const struct store_partner *p
     sqlite3_finalize(s);
     return rc;
 }
+
+/* --- whole-file views: backups and diagnostics --- */
+
+/* SQLITE_BUSY and SQLITE_LOCKED while parleyd writes: wait and step again.
+ * 300 waits of 100 ms bound it at about 30 s. */
+#define SNAPSHOT_RETRIES 300
+#define SNAPSHOT_WAIT_MS 100
+#define SNAPSHOT_PAGES   256 /* per step: the writer gets its turns between steps */
+
+int store_snapshot(const char *path, const char *dest, char *err, size_t errlen)
+{
+    sqlite3 *src = NULL, *dst = NULL;
+    sqlite3_backup *b = NULL;
+    bool made = false;
+    int rc = 0;
+
+    err[0] = '\0';
+    rc = check_existing(path, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = create_file(dest, err, errlen);
+    if (rc < 0)
+        return rc;
+    made = true;
+    /* read-only: the snapshot must never be what writes to the live
+     * store (a hot journal, a checkpoint); WAL readers see one moment */
+    int s = sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (s == SQLITE_OK)
+        s = sqlite3_open_v2(dest, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (s != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path,
+                 src ? sqlite3_errmsg(dst ? dst : src) : sqlite3_errstr(s));
+        rc = -EIO;
+        goto out;
+    }
+    sqlite3_busy_timeout(src, SNAPSHOT_WAIT_MS);
+    b = sqlite3_backup_init(dst, "main", src, "main");
+    if (!b) {
+        snprintf(err, errlen, "%s: backup: %s", dest, sqlite3_errmsg(dst));
+        rc = -EIO;
+        goto out;
+    }
+    int tries = 0;
+    for (;;) {
+        s = sqlite3_backup_step(b, SNAPSHOT_PAGES);
+        if (s == SQLITE_DONE)
+            break;
+        if (s == SQLITE_OK)
+            continue;
+        if ((s == SQLITE_BUSY || s == SQLITE_LOCKED) && ++tries < SNAPSHOT_RETRIES) {
+            sqlite3_sleep(SNAPSHOT_WAIT_MS);
+            continue;
+        }
+        snprintf(err, errlen, "%s: backup: %s", path, sqlite3_errstr(s));
+        rc = (s == SQLITE_BUSY || s == SQLITE_LOCKED) ? -EBUSY : -EIO;
+        goto out;
+    }
+    s = sqlite3_backup_finish(b);
+    b = NULL;
+    if (s != SQLITE_OK) {
+        snprintf(err, errlen, "%s: backup: %s", path, sqlite3_errstr(s));
+        rc = -EIO;
+        goto out;
+    }
+    /* the copy took the source's WAL mode: back to a journal, so it is
+     * one file that a restore puts down as it is */
+    if (sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: journal_mode: %s", dest, sqlite3_errmsg(dst));
+        rc = -EIO;
+        goto out;
+    }
+out:
+    if (b)
+        sqlite3_backup_finish(b);
+    sqlite3_close(src);
+    if (dst && sqlite3_close(dst) != SQLITE_OK && rc == 0) {
+        snprintf(err, errlen, "%s: close failed", dest);
+        rc = -EIO;
+    }
+    if (rc == 0) {
+        int fd = open(dest, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) != 0) {
+            rc = -errno;
+            snprintf(err, errlen, "%s: fsync: %s", dest, strerror(errno));
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    if (rc < 0 && made)
+        unlink(dest);
+    return rc;
+}
+
+int store_check(const char *path, int64_t *version, char *integrity, size_t cap, char *err,
+                size_t errlen)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int rc = 0;
+
+    err[0] = '\0';
+    integrity[0] = '\0';
+    *version = -1;
+    rc = check_existing(path, err, errlen);
+    if (rc < 0)
+        return rc;
+    int q = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (q == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 5000);
+        q = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
+    }
+    if (q == SQLITE_OK && (q = sqlite3_step(s)) == SQLITE_ROW) {
+        *version = sqlite3_column_int64(s, 0);
+        q = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (q == SQLITE_OK)
+        q = sqlite3_prepare_v2(db, "PRAGMA integrity_check(1)", -1, &s, NULL);
+    if (q == SQLITE_OK && (q = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        snprintf(integrity, cap, "%s", t ? t : "");
+        q = SQLITE_OK;
+    }
+    if (q != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(q));
+        rc = -EIO;
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return rc;
+}

@@ -52,6 +52,26 @@ int store_open(const char *path, int flags, struct store **out, char *err, size_
  * could not close cleanly; the handle is freed either way. */
 int store_close(struct store *st);
 
+/* --- whole-file views: backups and diagnostics ------------------------ */
+
+/* Copies the store at path into a new file dest (created 0600 with
+ * O_EXCL, refused -EEXIST if it exists) through SQLite's online backup,
+ * on a connection of its own that only reads: a consistent snapshot of
+ * one moment, taken while parleyd writes. Busy or locked steps are
+ * retried (for at most about 30 s, then -EBUSY). The copy is synced
+ * (fsync) and left in rollback-journal mode, one self-contained file; its
+ * schema version is the source's (it is not migrated). Returns 0 or a
+ * negative errno with a reason in err; dest is removed on failure. */
+int store_snapshot(const char *path, const char *dest, char *err, size_t errlen);
+
+/* What a store file holds, read without changing it (no migration, no
+ * WAL mode switch): *version gets PRAGMA user_version and integrity gets
+ * the first line of PRAGMA integrity_check ("ok" when sound). Returns 0
+ * (whatever integrity_check said), or a negative errno with a reason in
+ * err when the file cannot be opened or read. */
+int store_check(const char *path, int64_t *version, char *integrity, size_t cap, char *err,
+                size_t errlen);
+
 /* The reason for the last failure on this store ("" if none). Valid until
  * the next call on st. */
 const char *store_errmsg(const struct store *st);

@@ -904,6 +904,92 @@ static void test_partners(void **state)
     assert_int_equal(store_close(st), 0);
 }
 
+/* A snapshot taken while another connection holds a write transaction
+ * open sees the last committed state, is 0600, one file, and opens. */
+static void test_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    assert_int_equal(store_user_add(st, "alice", MD5_A, SHA_A), 0);
+
+    sqlite3 *w = NULL;
+    assert_int_equal(sqlite3_open(f->path, &w), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(w,
+                                  "BEGIN IMMEDIATE; UPDATE users SET ha1_md5 = '" MD5_B
+                                  "' WHERE name = 'alice'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+
+    char dest[128], integrity[64];
+    snprintf(dest, sizeof(dest), "%s/snap.db", f->dir);
+    assert_int_equal(store_snapshot(f->path, dest, f->err, sizeof(f->err)), 0);
+    assert_int_equal(sqlite3_exec(w, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(w);
+    /* it exists now: never overwritten */
+    assert_int_equal(store_snapshot(f->path, dest, f->err, sizeof(f->err)), -EEXIST);
+
+    struct stat sb;
+    assert_int_equal(stat(dest, &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0600);
+    int64_t version = 0;
+    assert_int_equal(
+        store_check(dest, &version, integrity, sizeof(integrity), f->err, sizeof(f->err)), 0);
+    assert_int_equal(version, STORE_SCHEMA_VERSION);
+    assert_string_equal(integrity, "ok");
+
+    struct store *snap = NULL;
+    assert_int_equal(store_open(dest, 0, &snap, f->err, sizeof(f->err)), 0);
+    struct store_user u;
+    assert_int_equal(store_user_get(snap, "alice", &u), 0);
+    assert_string_equal(u.ha1_md5, MD5_A); /* not the uncommitted change */
+    store_close(snap);
+    store_close(st);
+    char p[160];
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        snprintf(p, sizeof(p), "%s%s", dest, suffix[i]);
+        unlink(p);
+    }
+}
+
+/* store_check says when the file is damaged, and refuses what is not a
+ * store at all or may be read by others */
+static void test_check_damaged(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st = create(f);
+    for (int i = 0; i < 200; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "user%03d", i);
+        assert_int_equal(store_user_add(st, name, MD5_A, SHA_A), 0);
+    }
+    assert_int_equal(store_close(st), 0);
+
+    char integrity[256];
+    int64_t version = 0;
+    assert_int_equal(
+        store_check(f->path, &version, integrity, sizeof(integrity), f->err, sizeof(f->err)), 0);
+    assert_string_equal(integrity, "ok");
+
+    /* every page after the first gets its page header overwritten */
+    int fd = open(f->path, O_RDWR);
+    assert_true(fd >= 0);
+    struct stat sb;
+    assert_int_equal(fstat(fd, &sb), 0);
+    char junk[16];
+    memset(junk, 0x5a, sizeof(junk));
+    for (off_t at = 4096; at < sb.st_size; at += 4096)
+        assert_int_equal(pwrite(fd, junk, sizeof(junk), at), sizeof(junk));
+    close(fd);
+    int rc = store_check(f->path, &version, integrity, sizeof(integrity), f->err, sizeof(f->err));
+    assert_true(rc < 0 || strcmp(integrity, "ok") != 0);
+
+    assert_int_equal(chmod(f->path, 0644), 0);
+    assert_int_equal(
+        store_check(f->path, &version, integrity, sizeof(integrity), f->err, sizeof(f->err)),
+        -EPERM);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -923,6 +1009,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partners, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_damaged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_retries_a_locked_store, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
