@@ -49,12 +49,8 @@ int privdrop_prepare(const char *user, struct privdrop_target *t, char *err, siz
     snprintf(t->name, sizeof(t->name), "%s", user);
     t->uid = pw.pw_uid;
     t->gid = pw.pw_gid;
-    if (t->uid == 0) {
-        /* root named explicitly: nothing to give up */
-        return 0;
-    }
     if (geteuid() == 0) {
-        t->change = true;
+        t->change = t->uid != 0; /* root named explicitly: nothing to give up */
         return 0;
     }
     uid_t r, ef, s;
@@ -67,7 +63,7 @@ int privdrop_prepare(const char *user, struct privdrop_target *t, char *err, siz
     }
     /* started as the user (systemd's User= with AmbientCapabilities=
      * CAP_NET_BIND_SERVICE): the capabilities go once the ports are bound */
-    t->drop_caps = true;
+    t->drop_caps = t->uid != 0;
     return 0;
 }
 

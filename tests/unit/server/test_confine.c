@@ -78,8 +78,8 @@ static int in_child(int (*fn)(const struct dirs *), const struct dirs *d)
 static int child_confined(const struct dirs *d)
 {
     const char *rw[] = {d->allowed, "/dev/null", NULL};
-    const char *ro[] = {d->readonly, "/proc", "/usr", "/lib", "/lib64", "/etc", "/nonexistent",
-                        NULL};
+    const char *ro[] = {d->readonly, "/proc", "/usr",         "/lib",
+                        "/lib64",    "/etc",  "/nonexistent", NULL};
     struct confine_report rep;
     char err[256];
     if (confine_apply(rw, ro, &rep, err, sizeof(err)) != 0) {
