@@ -18,17 +18,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define PRIVDROP_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PRIVDROP_SANITIZED 1
-#endif
-#endif
-#ifndef PRIVDROP_SANITIZED
-#define PRIVDROP_SANITIZED 0
-#endif
-
 int privdrop_prepare(const char *user, struct privdrop_target *t, char *err, size_t errlen)
 {
     memset(t, 0, sizeof(*t));
@@ -203,12 +192,9 @@ int privdrop_apply(const struct privdrop_target *t, char *err, size_t errlen)
                      (long)t->uid, (long)t->gid, strerror(-rc));
             return rc;
         }
-#if PRIVDROP_SANITIZED
-        /* the id change made the process undumpable; LeakSanitizer's
-         * tracer must attach at exit (sanitizer builds only: a production
-         * build keeps its memory out of reach of other processes) */
-        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-#endif
+        /* the process is now undumpable (the id change): no core file
+         * with keys, no ptrace by other processes of the user;
+         * LeakSanitizer makes it dumpable for its own check at exit */
     }
     rc = privdrop_caps_clear();
     if (rc) {

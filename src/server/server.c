@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -395,6 +396,20 @@ static const char *server_dir_of(const char *path, char *out, size_t cap)
     return out;
 }
 
+/* Threads of the process now: Landlock confines only the thread that asks
+ * and those it starts afterwards, so this must be 1 when it does. */
+static long long server_thread_count(void)
+{
+    long long n = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
 /* server.confine: what the running server may touch from now on. The
  * certificates' directories are read-only (a reload that points a
  * certificate key elsewhere needs a restart); libraries read /etc
@@ -429,6 +444,7 @@ static int server_confine(struct runtime *rt, char *err, size_t errlen)
     ro[n] = NULL;
 
     struct confine_report rep;
+    long long threads = server_thread_count();
     int rc = confine_apply(rw, ro, &rep, err, errlen);
     if (rc)
         return rc;
@@ -436,7 +452,8 @@ static int server_confine(struct runtime *rt, char *err, size_t errlen)
         log_warn("server.confine_degraded", "landlock", "unavailable", "reason", rep.landlock_why,
                  "action", "file access is not confined; the seccomp filter is in place");
     log_info("server.confined", "landlock_abi", LOG_INT(rep.landlock_abi), "seccomp",
-             rep.seccomp ? "execve denied" : "off", "state_dir", cfg->state_dir);
+             rep.seccomp ? "execve denied" : "off", "state_dir", cfg->state_dir, "threads",
+             LOG_INT(threads));
     return 0;
 }
 

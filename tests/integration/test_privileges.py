@@ -56,7 +56,8 @@ class TestPrivileges(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.p.stop()
+        code = cls.p.stop()
+        assert code == 0, f"parleyd exited {code}: {cls.p.log_tail()}"
         reports = cls.p.sanitizer_reports()
         cls.p.close()
         assert not reports, "\n".join(reports)
@@ -101,6 +102,10 @@ class TestPrivileges(unittest.TestCase):
         recs = self.p.find_log("server.confined", since=0)
         self.assertEqual(len(recs), 1, self.p.log_tail())
         self.assertEqual(recs[0]["seccomp"], "execve denied")
+        # before any other thread: each one started afterwards inherits Landlock
+        self.assertEqual(recs[0]["threads"], "1")
+        if recs[0]["landlock_abi"] == "0":  # a kernel without Landlock says so
+            self.assertTrue(self.p.find_log("server.confine_degraded", since=0))
 
     def test_low_port_serves_tls(self):
         ctx = ssl.create_default_context(cafile=self.p.ca_file)
