@@ -6,7 +6,8 @@
  * Runs in the foreground and logs logfmt lines to stderr. SIGHUP reloads
  * the configuration and certificates; SIGTERM stops after closing
  * connections. A start-up refusal is one log line naming the file and the
- * fault, and exit status 1.
+ * fault, and exit status 1. Started as root with server.user set, it binds
+ * its ports, then runs as that user, confined (server/server.c).
  */
 #include <getopt.h>
 #include <sys/resource.h>
@@ -21,7 +22,8 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: parleyd -c CONFIG [-d]\n"
-               "  -c CONFIG   the configuration file (its directory is the state directory)\n"
+               "  -c CONFIG   the configuration file (its directory holds the state unless\n"
+               "              server.state_dir names another)\n"
                "  -d          log at debug level\n"
                "  -h          this help\n");
 }
