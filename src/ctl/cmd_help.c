@@ -24,8 +24,9 @@ struct cmd_help_row {
 /* clang-format off */
 static const struct cmd_help_row cmd_help_rows[] = {
     {"init --dir DIR --domain DOMAIN [--address IP] [--key-type p256|rsa2048] "
-     "[--fips auto|on|approved-only|off]",
-     "create a configuration, development PKI and store", cmd_init},
+     "[--fips auto|on|approved-only|off] [--state-dir DIR] [--user NAME]",
+     "create a configuration, development PKI and store (--state-dir: the state apart from "
+     "the configuration; --user: server.user, who then owns the state)", cmd_init},
     {"config get SECTION.KEY", "print a configuration value", cmd_config},
     {"config set SECTION.KEY VALUE",
      "change a value (validated; the file is replaced atomically)", cmd_config},

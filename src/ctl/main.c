@@ -2,7 +2,7 @@
  * parleyctl — Parley's management tool.
  *
  *   parleyctl init --dir DIR --domain DOMAIN [--address IP] [--key-type p256|rsa2048]
- *                  [--fips auto|on|approved-only|off]
+ *                  [--fips auto|on|approved-only|off] [--state-dir DIR] [--user NAME]
  *   parleyctl [-c CONF] [--json] COMMAND ...
  *
  * The commands, their arguments and help are one table (cmd_help.c) that
@@ -27,6 +27,7 @@
 #include "crypto/fips.h"
 #include "store/store.h"
 #include "server/control.h"
+#include "server/privdrop.h"
 #include "server/config_keys.h"
 
 int ctl_open_store(struct ctl *ctl, struct store **st, int flags)
@@ -51,6 +52,14 @@ int ctl_load_config(struct ctl *ctl)
     if (ctl->cfg)
         return CTL_OK;
     if (config_load(ctl->config_path, &ctl->cfg, err, sizeof(err)) != 0)
+        return ctl_fail(ctl, "%s", err);
+    if (ctl->keep_privileges || geteuid() != 0 || !*ctl->cfg->server.user)
+        return CTL_OK;
+    /* root acts as server.user: what it writes, parleyd can read */
+    struct privdrop_target t;
+    if (privdrop_prepare(ctl->cfg->server.user, &t, err, sizeof(err)) != 0 ||
+        privdrop_own_state(&t, ctl->cfg->state_dir, err, sizeof(err)) != 0 ||
+        privdrop_apply(&t, err, sizeof(err)) != 0)
         return ctl_fail(ctl, "%s", err);
     return CTL_OK;
 }
@@ -277,6 +286,9 @@ int main(int argc, char **argv)
     ctl.argc = nrest - 1;
     ctl.argv = rest + 1;
 
+    /* `config` edits the configuration file, which may be root's (its
+     * owner and mode are kept); everything else acts as server.user */
+    ctl.keep_privileges = strcmp(cmd, "config") == 0;
     ctl_command_fn *run = cmd_help_find(cmd);
     int rc = run ? run(&ctl) : ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 

@@ -6,7 +6,7 @@
 
 const struct manual_option manual_options[] = {
     {MANUAL_OPT_CONFIG, "config", "CONFIG",
-     "the configuration file (its directory is the state directory)"},
+     "the configuration file (its directory holds the state unless server.state_dir names another)"},
     {MANUAL_OPT_DEBUG, "debug", NULL, "log at debug level"},
     {MANUAL_OPT_HELP, "help", NULL, "this help"},
     {MANUAL_OPT_MAN, "man", NULL, "print this manual page, parleyd(8), in roff"},
