@@ -415,11 +415,11 @@ static int rl_parse(int argc, char **argv, struct rl_opts *o)
 
 /* --- sockets ------------------------------------------------------------------- */
 
-/* A UDP socket on the loopback or wildcard address of the server's family,
- * connected to `to` when given; large buffers, the kernel's receive
- * timestamp and drop counter on every datagram; in the epoll set as tag. */
-static int rl_socket(struct rl *g, const struct netaddr *to, int bufsize, uint64_t tag,
-                     struct netaddr *local)
+/* A UDP socket connected to `to`, or else bound to `at` (port 0: any);
+ * large buffers, the kernel's receive timestamp and drop counter on every
+ * datagram; in the epoll set as tag. *local gets its address. */
+static int rl_socket(struct rl *g, const struct netaddr *to, const struct netaddr *at, int bufsize,
+                     uint64_t tag, struct netaddr *local)
 {
     int one = 1;
     int fam = netaddr_family(&g->o->server);
@@ -436,12 +436,8 @@ static int rl_socket(struct rl *g, const struct netaddr *to, int bufsize, uint64
     if (to) {
         if (connect(fd, &to->u.sa, to->len) != 0)
             rc = -errno;
-    } else {
-        /* the peer socket: on the IP the server reaches us from */
-        struct netaddr at = g->o->server;
-        netaddr_set_port(&at, 0);
-        if (bind(fd, &at.u.sa, at.len) != 0)
-            rc = -errno;
+    } else if (bind(fd, &at->u.sa, at->len) != 0) {
+        rc = -errno;
     }
     if (rc == 0) {
         struct sockaddr_storage ss;
@@ -497,11 +493,13 @@ static int rl_open(struct rl *g, char *err, size_t errlen)
     for (size_t i = 0; i < g->n; i++) {
         struct rl_alloc *a = &g->a[i];
         struct netaddr local;
-        int fd = rl_socket(g, &o->server, bufsize, (uint64_t)i << 1, &local);
+        int fd = rl_socket(g, &o->server, NULL, bufsize, (uint64_t)i << 1, &local);
         if (fd >= 0) {
             a->fd = fd;
             if (o->loop) {
-                fd = rl_socket(g, NULL, bufsize, (uint64_t)i << 1 | 1, &a->peer_at);
+                /* the peer on the IP the server reaches the client at */
+                netaddr_set_port(&local, 0);
+                fd = rl_socket(g, NULL, &local, bufsize, (uint64_t)i << 1 | 1, &a->peer_at);
                 a->peer_fd = fd;
             }
         }
@@ -1219,18 +1217,23 @@ static void rl_print(const struct rl *g, const struct load_result *r, double set
 int relay_load_main(int argc, char **argv)
 {
     struct rl_opts o;
-    struct rl g = {0};
+    struct rl *g = calloc(1, sizeof(*g)); /* receive buffers: too big for the stack */
     struct load_result r = {0};
     char err[512] = "";
     double setup_s = 0;
     int rc = 1;
 
-    g.epfd = g.tfd = -1;
+    if (!g) {
+        fprintf(stderr, "parley-bench: out of memory\n");
+        return 1;
+    }
+    g->epfd = g->tfd = -1;
     if (rl_parse(argc, argv, &o) != 0) {
         relay_load_usage(stderr);
+        free(g);
         return 2;
     }
-    g.o = &o;
+    g->o = &o;
     if (o.secret && rl_rest_credential(&o) != 0) {
         snprintf(err, sizeof(err), "cannot compute the credential from --secret");
         goto out;
@@ -1240,33 +1243,34 @@ int relay_load_main(int argc, char **argv)
                  o.alg == STUN_PASSWORD_MD5 ? "MD5" : "SHA-256");
         goto out;
     }
-    if (rl_open(&g, err, sizeof(err)) != 0)
+    if (rl_open(g, err, sizeof(err)) != 0)
         goto out;
     uint64_t t_setup = clock_ns(CLOCK_MONOTONIC);
     if (!o.quiet)
         fprintf(stderr, "parley-bench: allocating %u on %s\n", o.allocations, o.server_text);
-    if (rl_setup(&g, err, sizeof(err)) != 0 || rl_alloc_packets(&g, err, sizeof(err)) != 0) {
+    if (rl_setup(g, err, sizeof(err)) != 0 || rl_alloc_packets(g, err, sizeof(err)) != 0) {
         /* delete what was allocated; the error stands */
         char ignored[256];
-        rl_phase_run(&g, PH_RELEASE, ignored, sizeof(ignored));
+        rl_phase_run(g, PH_RELEASE, ignored, sizeof(ignored));
         goto out;
     }
     setup_s = (double)(clock_ns(CLOCK_MONOTONIC) - t_setup) / 1e9;
     if (!o.quiet)
         fprintf(stderr, "parley-bench: set-up done in %.2f s; %" PRIu64 " packets at %s\n", setup_s,
-                g.total, o.rate > 0 ? "the rate asked" : "full speed");
-    rl_run(&g, &r);
+                g->total, o.rate > 0 ? "the rate asked" : "full speed");
+    rl_run(g, &r);
     char rerr[256] = "";
-    if (rl_phase_run(&g, PH_RELEASE, rerr, sizeof(rerr)) != 0)
-        snprintf(g.release_error, sizeof(g.release_error), "%s", rerr);
-    rc = g.received >= g.sent && g.sent > 0 ? 0 : 1;
+    if (rl_phase_run(g, PH_RELEASE, rerr, sizeof(rerr)) != 0)
+        snprintf(g->release_error, sizeof(g->release_error), "%s", rerr);
+    rc = g->received >= g->sent && g->sent > 0 ? 0 : 1;
 out:
     if (err[0]) {
         fprintf(stderr, "parley-bench: %s\n", err);
         rc = 1;
     }
     if (err[0] ? o.json : true)
-        rl_print(&g, &r, setup_s, err, rc);
-    rl_close(&g);
+        rl_print(g, &r, setup_s, err, rc);
+    rl_close(g);
+    free(g);
     return rc;
 }
