@@ -668,8 +668,11 @@ static int rl_answer(struct rl *g, struct rl_alloc *a, enum rl_phase ph, const u
                      "--password (or --secret) and --algorithm",
                      phase_names[ph], (int)reason.n, reason.p);
         else
-            snprintf(err, errlen, "%s refused: %d %.*s", phase_names[ph], code, (int)reason.n,
-                     reason.p);
+            snprintf(err, errlen, "%s refused: %d %.*s%s", phase_names[ph], code, (int)reason.n,
+                     reason.p,
+                     code == 486   ? " (a quota per user: Parley's relay.max_allocations_per_user)"
+                     : code == 508 ? " (the server's relay ports or allocations ran out)"
+                                   : "");
         return -EACCES;
     }
     if (a->nonce_len && stun_msg_check_integrity(&m, STUN_INTEGRITY_SHA1, a->key, a->keylen) != 0) {
@@ -703,11 +706,15 @@ static void rl_new_tid(struct rl_alloc *a)
  * PH_RELEASE) side by side: up to SETUP_WINDOW transactions in flight,
  * each retransmitted after 250 ms, 500 ms, 1 s, then every 2 s, until
  * every one is answered or nothing has been answered for --timeout
- * seconds. Returns 0, or a negative errno with err.
+ * seconds. After a refusal no new transaction starts, but those in flight
+ * are still answered, so that what they allocated is known and can be
+ * deleted. Returns 0, or a negative errno with err (the first refusal).
  */
 static int rl_phase_run(struct rl *g, enum rl_phase ph, char *err, size_t errlen)
 {
     size_t left = 0, inflight = 0;
+    int fatal = 0;
+    char scratch[512];
     for (size_t i = 0; i < g->n; i++) {
         struct rl_alloc *a = &g->a[i];
         a->done = ph == PH_RELEASE && !a->allocated;
@@ -718,13 +725,13 @@ static int rl_phase_run(struct rl *g, enum rl_phase ph, char *err, size_t errlen
     uint64_t timeout_ns = (uint64_t)(g->o->timeout_s * 1e9);
     uint64_t last_progress = clock_ns(CLOCK_MONOTONIC);
     int rc = 0;
-    while (left) {
+    while (left && !(fatal && inflight == 0)) {
         uint64_t now = clock_ns(CLOCK_MONOTONIC);
         for (size_t i = 0; rc == 0 && i < g->n; i++) {
             struct rl_alloc *a = &g->a[i];
             if (a->done)
                 continue;
-            if (!a->inflight && inflight < SETUP_WINDOW) {
+            if (!a->inflight && inflight < SETUP_WINDOW && !fatal) {
                 rl_new_tid(a);
                 rc = rl_send_request(g, a, ph, now, err, errlen);
                 inflight++;
@@ -751,16 +758,15 @@ static int rl_phase_run(struct rl *g, enum rl_phase ph, char *err, size_t errlen
                 ssize_t got = recv(a->fd, buf, sizeof(buf), MSG_DONTWAIT);
                 if (got < 0)
                     break;
-                int r = rl_answer(g, a, ph, buf, (size_t)got, err, errlen);
+                int r = rl_answer(g, a, ph, buf, (size_t)got, fatal ? scratch : err,
+                                  fatal ? sizeof(scratch) : errlen);
                 if (r < 0 && ph == PH_RELEASE) {
                     /* reported, but the figures of the run stand */
                     g->release_failed++;
-                    snprintf(g->release_error, sizeof(g->release_error), "%s", err);
-                    err[0] = '\0';
+                    snprintf(g->release_error, sizeof(g->release_error), "%s",
+                             fatal ? scratch : err);
                     r = R_DONE;
                 }
-                if (r < 0)
-                    return r;
                 if (r == R_IGNORE)
                     continue;
                 last_progress = clock_ns(CLOCK_MONOTONIC);
@@ -773,7 +779,9 @@ static int rl_phase_run(struct rl *g, enum rl_phase ph, char *err, size_t errlen
                         return rc;
                     continue;
                 }
-                if (ph == PH_RELEASE && a->allocated) {
+                if (r < 0 && !fatal)
+                    fatal = r;
+                if (r == R_DONE && ph == PH_RELEASE && a->allocated) {
                     a->allocated = false;
                     g->released++;
                 }
@@ -785,6 +793,8 @@ static int rl_phase_run(struct rl *g, enum rl_phase ph, char *err, size_t errlen
             }
         }
         if (left && clock_ns(CLOCK_MONOTONIC) - last_progress > timeout_ns) {
+            if (fatal)
+                return fatal;
             char text[NETADDR_STRLEN];
             snprintf(err, errlen,
                      "timeout: no answer from %s to %s for %.1f s (%zu of %zu allocations "
@@ -794,7 +804,9 @@ static int rl_phase_run(struct rl *g, enum rl_phase ph, char *err, size_t errlen
             return -ETIMEDOUT;
         }
     }
-    return 0;
+    if (ph == PH_RELEASE)
+        err[0] = '\0';
+    return fatal;
 }
 
 static int rl_setup(struct rl *g, char *err, size_t errlen)

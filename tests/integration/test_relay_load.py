@@ -6,8 +6,9 @@ packets sent and received), and what it counts is what the relay counted
 (the relay.allocation_ended lines of its allocations: to-peer packets =
 sent, from-peer = received in pairs mode, none from the peer in loop
 mode). A credential computed from the secret and PASSWORD-ALGORITHM
-SHA-256 work too. Refused credentials and a server that does not answer
-end in a clear error and a non-zero exit, not a hang."""
+SHA-256 work too. Refused credentials, a refused Allocate (the quota per
+user) and a server that does not answer end in a clear error and a
+non-zero exit, not a hang, with nothing left allocated."""
 from __future__ import annotations
 
 import json
@@ -157,6 +158,23 @@ class RelayLoad(unittest.TestCase):
         rc, status, _ = self.p.ctl("relay", "status", json=True)
         self.assertEqual(rc, 0)
         self.assertNotIn("mallory", [a.get("user") for a in status["allocations"]])
+
+    def test_quota_refusal_leaves_nothing_allocated(self) -> None:
+        """More allocations than relay.max_allocations_per_user (10): the
+        486 is the error, and the ten the relay granted are deleted."""
+        username, password = self.creds("greedy")
+        mark = self.p.log_mark()
+        rc, out, err = self.bench("--server", f"127.0.0.1:{self.p.relay_port}", "--username",
+                                  username, "--password", password, "--allocations", "12")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("Allocate refused: 486", out["error"])
+        self.assertIn("relay.max_allocations_per_user", out["error"])
+        self.assertEqual(out["sent"], 0)
+        lines = self.ended("greedy", 10, mark)
+        self.assertEqual({l["reason"] for l in lines}, {"deleted by client"})
+        rc, status, _ = self.p.ctl("relay", "status", json=True)
+        self.assertEqual(rc, 0)
+        self.assertNotIn("greedy", [a.get("user") for a in status["allocations"]])
 
     def test_server_not_answering(self) -> None:
         port = free_port("udp")
