@@ -175,14 +175,14 @@ bool relay_load_selected(int argc, char **argv)
 
 static void relay_load_usage(FILE *f)
 {
-    fputs("usage: parley-bench --scenario relay --server HOST:PORT\n"
+    fputs("usage: parley-bench --scenario relay --server IP:PORT\n"
           "                    (--username U --password P | --secret S --user NAME) [options]\n"
           "\n"
           "ChannelData through a TURN server's UDP listener (RFC 8656), counted at the far\n"
           "end. Set-up: per allocation a UDP socket, Allocate with the long-term credential,\n"
           "a ChannelBind toward its target; at the end Refresh with lifetime 0.\n"
           "\n"
-          "  --server HOST:PORT    the TURN server's UDP listener\n"
+          "  --server IP:PORT      the TURN server's UDP listener\n"
           "  --username U          a REST-style credential (parleyctl relay credentials\n"
           "  --password P          USER --json prints one)\n"
           "  --secret S            or compute it: username EXPIRY:NAME (a day from now),\n"
@@ -197,7 +197,8 @@ static void relay_load_usage(FILE *f)
           "                        only counts: each packet crosses the relay once\n"
           "  --rate R              packets/s sent by all allocations together; 0 = as fast\n"
           "                        as possible (default 50 per allocation)\n"
-          "  --duration S          seconds of load (default 10; with --packets: until sent)\n"
+          "  --duration S          seconds of load (default 10; with --packets: until sent);\n"
+          "                        at most 270: the generator does not refresh\n"
           "  --packets N           packets per allocation, then stop\n"
           "  --max-packets N       bound on the run's packets with --rate 0 (default 20000000)\n"
           "  --size N              payload octets (default 172, G.711 20 ms with RTP; min 16)\n"

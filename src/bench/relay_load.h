@@ -3,7 +3,7 @@
  * through a TURN server's UDP listener (Parley's relay, coturn), measured
  * from the outside, at rates coturn's turnutils_uclient cannot offer.
  *
- *   parley-bench --scenario relay --server HOST:PORT
+ *   parley-bench --scenario relay --server IP:PORT
  *                (--username U --password P | --secret S --user NAME)
  *                [--allocations N] [--rate R] [--duration S] [--size N]
  *                [--peer-mode pairs|loop] [--algorithm MD5|SHA-256] [--json]
