@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "bench/relay_load.h"
 #include "bench/srtp_stream.h"
 
 int engine_on_new_session(SSL *ssl, SSL_SESSION *sess);
@@ -36,7 +37,9 @@ static void usage(FILE *f)
         "\n"
         "  --scenario S          register | register-newconn | message | call | handshake | idle\n"
         "                        (default register); srtp-stream: media through an anchoring\n"
-        "                        server, with options of its own (--scenario srtp-stream --help)\n"
+        "                        server, with options of its own (--scenario srtp-stream --help);\n"
+        "                        relay: TURN ChannelData load through a relay, options of its\n"
+        "                        own (--scenario relay --help)\n"
         "  --users N             users USER_TEMPLATE with i = first..first+N-1 (default 100);\n"
         "                        message/call: the first half call the second half\n"
         "  --first-user I        first i (default 0)\n"
@@ -585,6 +588,8 @@ int main(int argc, char **argv)
     /* media streams share nothing with the SIP scenarios but the binary */
     if (srtp_stream_selected(argc, argv))
         return srtp_stream_main(argc, argv);
+    if (relay_load_selected(argc, argv))
+        return relay_load_main(argc, argv);
     if (parse_args(argc, argv, &o) != 0) {
         usage(stderr);
         return 2;
