@@ -101,7 +101,8 @@ int prom_histogram_init(struct prom_histogram *h, const double *bounds, size_t n
             return -EINVAL;
     memset(h, 0, sizeof(*h));
     h->nbounds = nbounds;
-    memcpy(h->bounds, bounds, nbounds * sizeof(bounds[0]));
+    if (nbounds)
+        memcpy(h->bounds, bounds, nbounds * sizeof(bounds[0]));
     return 0;
 }
 

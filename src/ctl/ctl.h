@@ -99,5 +99,6 @@ int cmd_trunk(struct ctl *ctl);
 int cmd_https(struct ctl *ctl);
 int cmd_group(struct ctl *ctl);
 int cmd_conference(struct ctl *ctl);
+int cmd_metrics(struct ctl *ctl);
 
 #endif

@@ -44,9 +44,10 @@ static void ctl_print_usage(FILE *f)
            "  user passwd NAME [--password-stdin | --generate-password]\n"
            "  user remove NAME\n"
            "  user set NAME [--number +E164|none] [--outbound none|national|all]\n"
-           "                [--name \"Display Name\"] [--email ADDR]\n"
-           "                          a user's line number, right to call out, and the\n"
-           "                          name and e-mail address book cards show (\"\" clears)\n"
+           "                [--name \"Display Name\"] [--email ADDR] [--admin|--no-admin]\n"
+           "                          a user's line number, right to call out, the name and\n"
+           "                          e-mail address book cards show (\"\" clears), and\n"
+           "                          whether their web ticket reads /metrics\n"
            "  user list\n"
            "  group add NAME [--name \"Display Name\"] | group set NAME --name \"Display Name\"\n"
            "  group remove NAME | group list | group show NAME\n"
@@ -94,6 +95,10 @@ static void ctl_print_usage(FILE *f)
            "  https rotate-key [--now] a new web ticket signing key; the previous one verifies\n"
            "                          for https.ticket_lifetime, none with --now (a running\n"
            "                          parleyd: after reload)\n"
+           "  https metrics-token [--revoke]\n"
+           "                          a new token for GET /metrics, printed once (only its\n"
+           "                          SHA-256 is kept; replaces the previous one)\n"
+           "  metrics                 the running server's metrics (Prometheus text format)\n"
            "\n"
            "  -c CONF   configuration file (default $PARLEY_CONFIG or " CTL_DEFAULT_CONFIG ")\n"
            "  --json    machine-readable output\n"
@@ -387,6 +392,8 @@ int main(int argc, char **argv)
         rc = cmd_group(&ctl);
     else if (strcmp(cmd, "conference") == 0)
         rc = cmd_conference(&ctl);
+    else if (strcmp(cmd, "metrics") == 0)
+        rc = cmd_metrics(&ctl);
     else
         rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 

@@ -28,6 +28,7 @@
 #include "registrar/auth.h"
 #include "registrar/registrar.h"
 #include "relay/relay_cred.h"
+#include "server/metrics.h"
 #include "sip/transport.h"
 
 struct event;
@@ -144,6 +145,8 @@ struct runtime {
     struct http_transport http_transport; /* HTTPS: shared with the workers */
     struct mbox *http_mbox;               /* HTTP events to the core (websvc.c) */
     struct web *web;                      /* the web services, when https.listen is set */
+
+    struct metrics_sip metrics_sip; /* SIP messages by method and class (metrics.c) */
 };
 
 /* listener.c */
