@@ -11,7 +11,8 @@ libsqlite3-dev libc-ares-dev libjansson-dev libinih-dev libpcre2-dev libhttp-par
 zlib1g-dev python3"
 CHECK_PKGS="libcmocka-dev clang clang-format libclang-rt-14-dev baresip-core sip-tester coturn
 libsrtp2-dev python3-pylibsrtp
-dnsmasq-base procps iproute2 linphone-cli util-linux curl vdirsyncer python3-cryptography"
+dnsmasq-base procps iproute2 linphone-cli util-linux curl vdirsyncer python3-cryptography
+prometheus"
 
 want="$BUILD_PKGS"
 [ "${1:-build}" = check ] && want="$want $CHECK_PKGS"

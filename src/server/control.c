@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "relay/relay.h"
 #include "registrar/throttle.h"
+#include "server/metrics.h"
 #include "server/runtime.h"
 #include "server/status.h"
 

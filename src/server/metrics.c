@@ -30,12 +30,12 @@ static const char *metrics_method_name(size_t m)
 
 void metrics_sip_received(struct runtime *rt, const struct sip_msg *msg)
 {
-    struct metrics_sip *s = &rt->metrics_sip;
+    struct runtime_sip_counts *s = &rt->sip_counts;
     if (msg->is_request) {
-        size_t m = (size_t)msg->method < METRICS_SIP_METHODS ? (size_t)msg->method : 0;
+        size_t m = (size_t)msg->method < RUNTIME_SIP_METHODS ? (size_t)msg->method : 0;
         s->requests_in[m]++;
     } else if (msg->status >= 100 && msg->status < 700) {
-        size_t m = (size_t)msg->cseq_method < METRICS_SIP_METHODS ? (size_t)msg->cseq_method : 0;
+        size_t m = (size_t)msg->cseq_method < RUNTIME_SIP_METHODS ? (size_t)msg->cseq_method : 0;
         s->responses_in[m][msg->status / 100]++;
     }
 }
@@ -68,11 +68,11 @@ void metrics_sip_sent(struct runtime *rt, const struct strbuf *data)
         while (q < end && *q != '\r' && *q != ' ')
             q++;
         m = (size_t)sip_method_from_view(strview_make(name, (size_t)(q - name)));
-        if (m >= METRICS_SIP_METHODS)
+        if (m >= RUNTIME_SIP_METHODS)
             m = 0;
         break;
     }
-    rt->metrics_sip.responses_out[m][cls]++;
+    rt->sip_counts.responses_out[m][cls]++;
 }
 
 /* --- the families ---------------------------------------------------------- */
@@ -177,10 +177,10 @@ static void metrics_connections(struct runtime *rt, struct strbuf *out)
 
 static void metrics_sip(struct runtime *rt, struct strbuf *out)
 {
-    const struct metrics_sip *s = &rt->metrics_sip;
+    const struct runtime_sip_counts *s = &rt->sip_counts;
     prom_family(out, "parley_sip_requests_received_total", PROM_COUNTER,
                 "SIP requests received, by method (other: extension methods).");
-    for (size_t m = 0; m < METRICS_SIP_METHODS; m++) {
+    for (size_t m = 0; m < RUNTIME_SIP_METHODS; m++) {
         const char *l[] = {"method", metrics_method_name(m)};
         prom_sample(out, "parley_sip_requests_received_total", l, 1, s->requests_in[m]);
     }
@@ -188,7 +188,7 @@ static void metrics_sip(struct runtime *rt, struct strbuf *out)
                 "SIP responses, by direction (received, sent), the method of their CSeq and "
                 "status class; only the combinations seen so far.");
     for (int dir = 0; dir < 2; dir++) {
-        for (size_t m = 0; m < METRICS_SIP_METHODS; m++) {
+        for (size_t m = 0; m < RUNTIME_SIP_METHODS; m++) {
             for (size_t c = 1; c <= 6; c++) {
                 uint64_t v = dir ? s->responses_out[m][c] : s->responses_in[m][c];
                 if (!v)

@@ -15,22 +15,13 @@
 #ifndef PARLEY_SERVER_METRICS_H
 #define PARLEY_SERVER_METRICS_H
 
-#include <stdint.h>
-
 #include "core/strbuf.h"
 #include "sip/msg.h"
 
 struct runtime;
 
-#define METRICS_SIP_METHODS (SIP_METHOD_SERVICE + 1) /* index 0: extensions */
-
-/* SIP messages, counted by the core thread only. */
-struct metrics_sip {
-    uint64_t requests_in[METRICS_SIP_METHODS];
-    uint64_t responses_in[METRICS_SIP_METHODS][7];  /* by class: [1] 1xx ... [6] 6xx */
-    uint64_t responses_out[METRICS_SIP_METHODS][7]; /* ... sent by Parley */
-};
-
+/* The counters themselves are the runtime's (struct runtime_sip_counts,
+ * server/runtime.h), written by the core thread only. */
 /* A message arrived from a connection (before the proxy takes it). */
 void metrics_sip_received(struct runtime *rt, const struct sip_msg *msg);
 /* Bytes about to go out on a SIP connection: a response is counted by its

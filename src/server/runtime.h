@@ -28,7 +28,6 @@
 #include "registrar/auth.h"
 #include "registrar/registrar.h"
 #include "relay/relay_cred.h"
-#include "server/metrics.h"
 #include "sip/transport.h"
 
 struct event;
@@ -59,6 +58,15 @@ struct listener {
 
 /* The key naming a listener kind's addresses ("sip.mtls_listen"). */
 const char *listener_key(enum listener_kind kind);
+
+/* SIP messages by method and status class, for the metrics (metrics.c):
+ * counted by the core thread only. Index 0 of a method: extensions. */
+#define RUNTIME_SIP_METHODS (SIP_METHOD_SERVICE + 1)
+struct runtime_sip_counts {
+    uint64_t requests_in[RUNTIME_SIP_METHODS];
+    uint64_t responses_in[RUNTIME_SIP_METHODS][7];  /* by class: [1] 1xx ... [6] 6xx */
+    uint64_t responses_out[RUNTIME_SIP_METHODS][7]; /* ... sent by Parley */
+};
 
 /* A connection as the core sees it. */
 struct core_conn {
@@ -146,7 +154,7 @@ struct runtime {
     struct mbox *http_mbox;               /* HTTP events to the core (websvc.c) */
     struct web *web;                      /* the web services, when https.listen is set */
 
-    struct metrics_sip metrics_sip; /* SIP messages by method and class (metrics.c) */
+    struct runtime_sip_counts sip_counts; /* SIP messages by method and class (metrics.c) */
 };
 
 /* listener.c */

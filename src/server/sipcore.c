@@ -16,6 +16,7 @@
 #include "tls/cert.h"
 #include "tls/context.h"
 #include "tls/expiry.h"
+#include "server/metrics.h"
 #include "server/runtime.h"
 #include "crypto/fips.h"
 #include "store/store.h"

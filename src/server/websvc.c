@@ -17,6 +17,7 @@
 #include "http/response.h"
 #include "http/transport.h"
 #include "crypto/fips.h"
+#include "server/metrics.h"
 #include "server/runtime.h"
 #include "web/web.h"
 
