@@ -158,6 +158,20 @@ class TestMetrics(unittest.TestCase):
     def test_address_in_metrics_networks(self):
         self.assert_metrics(*self.curl(source="127.0.0.2"))
 
+    def test_metrics_networks_reloaded(self):
+        self.assertEqual(self.curl(source="127.0.0.6")[0], 401)
+        self.p.config_set("https.metrics_networks", "127.0.0.2/32, 127.0.0.6")
+        try:
+            self.assertEqual(self.p.ctl("reload").returncode, 0)
+            status, hdrs, text = self.curl(source="127.0.0.6")
+            self.assertEqual(status, 200, text[:300])
+            self.assertEqual(hdrs.get("content-type"), [CONTENT_TYPE])
+        finally:
+            self.p.config_set("https.metrics_networks", "127.0.0.2/32")
+            self.assertEqual(self.p.ctl("reload").returncode, 0)
+        self.assertEqual(self.curl(source="127.0.0.6")[0], 401)
+        self.assertEqual(self.curl(source="127.0.0.2")[0], 200)
+
     def test_metrics_token(self):
         self.assert_metrics(*self.curl(token=self.token))
 
