@@ -12,7 +12,7 @@ zlib1g-dev python3"
 CHECK_PKGS="libcmocka-dev clang clang-format libclang-rt-14-dev baresip-core sip-tester coturn
 libsrtp2-dev python3-pylibsrtp
 dnsmasq-base procps iproute2 linphone-cli util-linux curl vdirsyncer python3-cryptography
-man-db groff-base"
+man-db groff-base prometheus"
 
 want="$BUILD_PKGS"
 [ "${1:-build}" = check ] && want="$want $CHECK_PKGS"

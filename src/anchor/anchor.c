@@ -222,6 +222,20 @@ static void wstream_log_end(const struct anchor_wstream *st, const char *reason)
     }
 }
 
+/* Adds a stream's two legs' counters to t. */
+static void anchor_stream_add(const struct anchor_wstream *st, struct anchor_totals *t)
+{
+    for (int i = 0; i < 2; i++) {
+        const struct anchor_counters *c = &st->leg[i].c;
+        t->in_packets += atomic_load_explicit(&c->in_packets, memory_order_relaxed);
+        t->in_bytes += atomic_load_explicit(&c->in_bytes, memory_order_relaxed);
+        t->out_packets += atomic_load_explicit(&c->out_packets, memory_order_relaxed);
+        t->out_bytes += atomic_load_explicit(&c->out_bytes, memory_order_relaxed);
+        t->auth_failures += atomic_load_explicit(&c->auth_failures, memory_order_relaxed);
+        t->replays += atomic_load_explicit(&c->replays, memory_order_relaxed);
+    }
+}
+
 static void wstream_remove(struct anchor_worker *w, struct anchor_wstream *st, const char *reason)
 {
     hmap_remove(&w->streams, &st->node);
@@ -233,6 +247,14 @@ static void wstream_remove(struct anchor_worker *w, struct anchor_wstream *st, c
     if (st->next)
         st->next->prev = st->prev;
     w->nstreams--;
+    struct anchor_totals t = {0};
+    anchor_stream_add(st, &t);
+    w->ended_in_packets += t.in_packets;
+    w->ended_in_bytes += t.in_bytes;
+    w->ended_out_packets += t.out_packets;
+    w->ended_out_bytes += t.out_bytes;
+    w->ended_auth_failures += t.auth_failures;
+    w->ended_replays += t.replays;
     pthread_mutex_unlock(&w->list_lock);
     wstream_log_end(st, reason);
     unsigned ports[4];
@@ -957,6 +979,26 @@ json_t *anchor_stream_legs(struct anchor *a, uint64_t id)
         pthread_mutex_unlock(&w->list_lock);
     }
     return legs;
+}
+
+void anchor_totals(struct anchor *a, struct anchor_totals *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; a && i < a->nworkers; i++) {
+        struct anchor_worker *w = &a->workers[i];
+        pthread_mutex_lock(&w->list_lock);
+        out->in_packets += w->ended_in_packets;
+        out->in_bytes += w->ended_in_bytes;
+        out->out_packets += w->ended_out_packets;
+        out->out_bytes += w->ended_out_bytes;
+        out->auth_failures += w->ended_auth_failures;
+        out->replays += w->ended_replays;
+        for (struct anchor_wstream *st = w->list; st; st = st->next) {
+            out->streams++;
+            anchor_stream_add(st, out);
+        }
+        pthread_mutex_unlock(&w->list_lock);
+    }
 }
 
 json_t *anchor_status(struct anchor *a)

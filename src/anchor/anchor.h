@@ -136,6 +136,18 @@ const struct netaddr *anchor_public_address(const struct anchor *a);
  *      "foreign_dropped", "malformed", "undelivered"}, ...]}]}
  * NULL a gives {"enabled": false, "streams": []}. */
 json_t *anchor_status(struct anchor *a);
+
+/* What the engine carried since it started, both legs of every stream,
+ * ended ones included, for the metrics; streams is how many there are
+ * now. Summed under each worker's list lock, as anchor_status does (the
+ * packet path never takes it). A NULL a gives zeros. */
+struct anchor_totals {
+    uint64_t streams;
+    uint64_t in_packets, in_bytes;   /* accepted from the parties */
+    uint64_t out_packets, out_bytes; /* sent to them */
+    uint64_t auth_failures, replays; /* refused */
+};
+void anchor_totals(struct anchor *a, struct anchor_totals *out);
 /* One stream's legs as anchor_status shows them (a new array of two
  * objects), for the call log; NULL when the engine does not hold it (yet,
  * or any more). */

@@ -172,6 +172,10 @@ struct anchor_worker {
     struct hmap streams;    /* by id */
     pthread_mutex_t list_lock;
     struct anchor_wstream *list;
+    /* the counters of streams ended here, both legs (under list_lock):
+     * with the live ones', totals that never go back (anchor_totals) */
+    uint64_t ended_in_packets, ended_in_bytes, ended_out_packets, ended_out_bytes;
+    uint64_t ended_auth_failures, ended_replays;
     size_t nstreams;
     /* I/O scratch */
     uint8_t *slots;     /* ANCHOR_SLOTS * ANCHOR_SLOT_SIZE */

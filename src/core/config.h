@@ -144,6 +144,7 @@ struct config {
         long long content_max_file;
         long long content_quota_meeting;
         long long content_quota_total;
+        struct config_cidr_list metrics_networks; /* served /metrics without credentials */
     } https;
     struct {
         char *nameservers; /* "IP[:PORT], ..." or "" for /etc/resolv.conf */

@@ -136,6 +136,11 @@ out:
     return rc;
 }
 
+int digest_hash_hex(enum digest_alg alg, struct strview data, char out[DIGEST_HEX_BUF])
+{
+    return hash_joined(alg, &data, 1, out);
+}
+
 int digest_ha1(enum digest_alg alg, const char *user, const char *realm, const char *password,
                char out[DIGEST_HEX_BUF])
 {

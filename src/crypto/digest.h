@@ -82,6 +82,10 @@ int digest_response(enum digest_alg alg, const char *ha1_hex, struct strview non
                     struct strview nc, struct strview cnonce, struct strview qop,
                     struct strview method, struct strview digest_uri, char out[DIGEST_HEX_BUF]);
 
+/* H(data) as lowercase hex (a metrics token's digest, say). 0, -EINVAL,
+ * -ENOTSUP (the algorithm is not available here) or -EIO. */
+int digest_hash_hex(enum digest_alg alg, struct strview data, char out[DIGEST_HEX_BUF]);
+
 /* Compares the expected hex digest (ours, NUL-terminated, at most
  * DIGEST_HEX_MAX characters) with the one received, ignoring the case of
  * letters. The time taken does not depend on where the two differ, nor on

@@ -38,9 +38,9 @@ static const struct cmd_help_row cmd_help_rows[] = {
     {"user passwd NAME [--password-stdin | --generate-password]", "change a user's password",
      cmd_user},
     {"user set NAME [--number +E164|none] [--outbound none|national|all] "
-     "[--name \"Display Name\"] [--email ADDR]",
-     "a user's line number, right to call out, and the name and e-mail address book cards "
-     "show (\"\" clears)", cmd_user},
+     "[--name \"Display Name\"] [--email ADDR] [--admin|--no-admin]",
+     "a user's line number, right to call out, the name and e-mail address book cards "
+     "show (\"\" clears), and whether their web ticket reads /metrics", cmd_user},
     {"user remove NAME", "remove a user", cmd_user},
     {"user list", "every user", cmd_user},
     {"user unblock NAME [--source ADDR]",
@@ -115,6 +115,10 @@ static const struct cmd_help_row cmd_help_rows[] = {
     {"restore FILE --dir DIR",
      "the archive into an empty or new DIR, every digest checked (on a mismatch nothing is "
      "left); then parleyd -c DIR/parley.conf", cmd_restore},
+    {"https metrics-token [--revoke]",
+     "a new token for GET /metrics, printed once (only its SHA-256 is kept; replaces the "
+     "previous one)", cmd_https},
+    {"metrics", "the running server's metrics (Prometheus text format)", cmd_metrics},
     {"help [--format=man]", "this text, or the manual page parleyctl(8) in roff", cmd_help},
     {NULL, NULL, NULL},
 };

@@ -248,7 +248,7 @@ static json_t *user_throttle_of(json_t *records, const char *user, struct strbuf
 
 #define USER_SET_USAGE                                                                             \
     "usage: user set NAME [--number +E164|none] [--outbound none|national|all] "                   \
-    "[--name \"Display Name\"] [--email ADDR]"
+    "[--name \"Display Name\"] [--email ADDR] [--admin|--no-admin]"
 
 /* user set NAME [--number +E164|none] [--outbound none|national|all]
  *               [--name "Display Name"] [--email ADDR]  ("" clears the last two) */
@@ -259,7 +259,11 @@ static int user_set_attributes(struct ctl *ctl)
     const char *outbound = ctl_take_option(ctl, "--outbound", &missing);
     const char *display = ctl_take_option(ctl, "--name", &missing);
     const char *email = ctl_take_option(ctl, "--email", &missing);
-    if (missing || ctl->argc != 1 || (!number && !outbound && !display && !email))
+    /* an administrator may read /metrics with a web ticket */
+    bool admin = ctl_take_flag(ctl, "--admin");
+    bool no_admin = ctl_take_flag(ctl, "--no-admin");
+    if (missing || ctl->argc != 1 || (admin && no_admin) ||
+        (!number && !outbound && !display && !email && !admin && !no_admin))
         return ctl_usage(ctl, USER_SET_USAGE);
     const char *name = ctl->argv[0];
     if (number && strcmp(number, "none") == 0)
@@ -276,6 +280,8 @@ static int user_set_attributes(struct ctl *ctl)
         sr = store_user_set_outbound(st, name, outbound);
     if (sr == 0 && (display || email))
         sr = store_user_set_profile(st, name, display, email);
+    if (sr == 0 && (admin || no_admin))
+        sr = store_user_set_admin(st, name, admin);
     if (sr == -ENOENT)
         rc = ctl_fail(ctl, "no user %s", name);
     else if (sr)
@@ -293,10 +299,12 @@ static int user_set_attributes(struct ctl *ctl)
         strbuf_printf(&msg, ", display name \"%s\"", u.display_name);
     if (u.email[0])
         strbuf_printf(&msg, ", e-mail %s", u.email);
+    if (u.admin)
+        strbuf_puts(&msg, ", administrator");
     ctl_done(ctl,
-             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "user", name, "number", u.number,
+             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "user", name, "number", u.number,
                        "outbound", u.outbound, "display_name", u.display_name, "email", u.email,
-                       "uid", u.uid),
+                       "uid", u.uid, "admin", u.admin),
              strbuf_cstr(&msg));
     strbuf_free(&msg);
     return CTL_OK;
@@ -311,6 +319,7 @@ static int user_list_one(const struct store_user *u, void *arg)
                           uri, "display_name", u->display_name, "email", u->email, "uid", u->uid,
                           "number", u->number, "outbound", u->outbound, "created",
                           (json_int_t)u->created, "updated", (json_int_t)u->updated);
+    json_object_set_new(o, "admin", json_boolean(u->admin));
     /* a user's number and outbound rights, when there is anything to say */
     char extra[80] = "";
     if (u->number[0] || strcmp(u->outbound, "none") != 0)
@@ -322,6 +331,8 @@ static int user_list_one(const struct store_user *u, void *arg)
         strbuf_printf(&profile, "  \"%s\"", u->display_name);
     if (u->email[0])
         strbuf_printf(&profile, "  <%s>", u->email);
+    if (u->admin)
+        strbuf_puts(&profile, "  (administrator)");
     struct strbuf why = STRBUF_INIT;
     if (lc->throttle) {
         json_t *mine = user_throttle_of(lc->throttle, u->name, &why);

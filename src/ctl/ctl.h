@@ -122,5 +122,6 @@ int cmd_conference(struct ctl *ctl);
 int cmd_backup(struct ctl *ctl);
 int cmd_restore(struct ctl *ctl);
 int cmd_diag(struct ctl *ctl);
+int cmd_metrics(struct ctl *ctl);
 
 #endif

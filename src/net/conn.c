@@ -9,6 +9,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@ struct conn_host {
     struct log_limit *refusals; /* tls.refused: bounded per source and reason */
     void (*on_reaped)(void *arg);
     void *on_reaped_arg;
+    /* written by the host's thread only, read by anyone (metrics) */
+    _Atomic uint64_t tls_failures[CONN_TLS_FAIL_COUNT_];
 };
 
 struct conn {
@@ -309,6 +312,37 @@ static void conn_log_refused(struct conn *c, const char *subject, const char *wh
              "reason", why, "suppressed", LOG_INT(suppressed));
 }
 
+const char *conn_tls_failure_name(enum conn_tls_failure f)
+{
+    static const char *const names[CONN_TLS_FAIL_COUNT_] = {"timeout", "certificate", "alert",
+                                                            "protocol", "closed"};
+    return (unsigned)f < CONN_TLS_FAIL_COUNT_ ? names[f] : "protocol";
+}
+
+void conn_host_tls_failures(const struct conn_host *h, uint64_t out[CONN_TLS_FAIL_COUNT_])
+{
+    for (size_t i = 0; i < CONN_TLS_FAIL_COUNT_; i++)
+        out[i] += atomic_load_explicit(&h->tls_failures[i], memory_order_relaxed);
+}
+
+static void conn_count_tls_failure(struct conn *c, enum conn_tls_failure f)
+{
+    atomic_fetch_add_explicit(&c->h->tls_failures[f], 1, memory_order_relaxed);
+}
+
+/* The kind of a failure conn_describe_error described (from TLS when tls). */
+static enum conn_tls_failure conn_tls_failure_kind(const char *why, bool from_tls)
+{
+    if (!from_tls)
+        return CONN_TLS_FAIL_CLOSED;
+    if (strncmp(why, "certificate verify failed", 25) == 0 ||
+        strncmp(why, "no client certificate", 21) == 0)
+        return CONN_TLS_FAIL_CERTIFICATE;
+    if (strstr(why, " alert: "))
+        return CONN_TLS_FAIL_ALERT;
+    return CONN_TLS_FAIL_PROTOCOL;
+}
+
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -318,8 +352,10 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
     if (c->closing) {
         conn_kill(c, NULL, false);
     } else if (!c->open) {
-        if (c->info.tls && !c->info.outgoing)
+        if (c->info.tls && !c->info.outgoing) {
+            conn_count_tls_failure(c, CONN_TLS_FAIL_TIMEOUT);
             conn_log_refused(c, "", "handshake timeout");
+        }
         conn_kill(c, c->info.outgoing ? "connect timeout" : "handshake timeout", false);
     }
 }
@@ -385,18 +421,20 @@ size_t conn_read_limit(const struct conn *c)
     return c->read_limit;
 }
 
-/* Reads what the TLS layer and the kernel said about a failure, for the log. */
-static void conn_describe_error(struct conn *c, short what, char *buf, size_t cap,
+/* Reads what the TLS layer and the kernel said about a failure, for the
+ * log; true when the TLS layer said it. */
+static bool conn_describe_error(struct conn *c, short what, char *buf, size_t cap,
                                 const char **subject)
 {
     *subject = "";
     if (c->info.tls && !c->open && tls_stream_failure(c->bev, buf, cap, subject))
-        return;
+        return true;
     int err = EVUTIL_SOCKET_ERROR();
     if ((what & BEV_EVENT_EOF) || err == 0)
         snprintf(buf, cap, c->open ? "peer closed" : "peer closed during handshake");
     else
         snprintf(buf, cap, "%s", evutil_socket_error_to_string(err));
+    return false;
 }
 
 static void conn_on_read(struct bufferevent *bev, void *arg)
@@ -475,8 +513,10 @@ static void conn_on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     const char *subject;
-    conn_describe_error(c, what, why, sizeof(why), &subject);
+    bool from_tls = conn_describe_error(c, what, why, sizeof(why), &subject);
     if (!c->open && c->info.tls) {
+        if (!c->info.outgoing)
+            conn_count_tls_failure(c, conn_tls_failure_kind(why, from_tls));
         if (c->info.outgoing)
             log_warn("tls.connect_failed", "peer", netaddr_format(&c->info.peer, peer), "host",
                      c->verify_host ? c->verify_host : (c->sni ? c->sni : ""), "subject", subject,

@@ -109,6 +109,21 @@ void conn_host_foreach(struct conn_host *h, void (*fn)(struct conn *c, void *arg
 /* Called after each pass of the reaper (the worker stops once empty). */
 void conn_host_on_reaped(struct conn_host *h, void (*fn)(void *arg), void *arg);
 
+/* Why an accepted TLS connection's handshake failed, in a few kinds (the
+ * log line says more): for the metrics, counted per host without a lock. */
+enum conn_tls_failure {
+    CONN_TLS_FAIL_TIMEOUT,     /* not finished within the handshake timeout */
+    CONN_TLS_FAIL_CERTIFICATE, /* a client certificate failed verification or was missing */
+    CONN_TLS_FAIL_ALERT,       /* an alert sent or received (no shared version, suite...) */
+    CONN_TLS_FAIL_PROTOCOL,    /* not TLS, or TLS OpenSSL refused otherwise */
+    CONN_TLS_FAIL_CLOSED,      /* the peer closed or reset the connection mid-handshake */
+    CONN_TLS_FAIL_COUNT_
+};
+/* "timeout", "certificate", "alert", "protocol", "closed". */
+const char *conn_tls_failure_name(enum conn_tls_failure f);
+/* Adds the host's counts since it was made to out (any thread may ask). */
+void conn_host_tls_failures(const struct conn_host *h, uint64_t out[CONN_TLS_FAIL_COUNT_]);
+
 /* Takes fd, an accepted socket, as connection id. Returns the connection
  * (its handshake under way) or NULL (fd closed; out of memory). */
 struct conn *conn_accept(struct conn_host *h, uint64_t id, int fd, const struct netaddr *peer,

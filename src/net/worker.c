@@ -197,6 +197,15 @@ nomem:
     return NULL;
 }
 
+void worker_pool_tls_failures(const struct worker_pool *pool, uint64_t out[CONN_TLS_FAIL_COUNT_])
+{
+    for (size_t i = 0; i < CONN_TLS_FAIL_COUNT_; i++)
+        out[i] = 0;
+    for (unsigned i = 0; pool && i < pool->n; i++)
+        if (pool->workers[i].conns)
+            conn_host_tls_failures(pool->workers[i].conns, out);
+}
+
 unsigned worker_pool_size(const struct worker_pool *pool)
 {
     return pool->n;

@@ -23,6 +23,9 @@ struct worker_pool;
 /* Starts n worker threads. Returns NULL with err filled on failure. */
 struct worker_pool *worker_pool_new(unsigned n, char *err, size_t errlen);
 unsigned worker_pool_size(const struct worker_pool *pool);
+/* The workers' refused TLS handshakes by kind (net/conn.h), summed: read
+ * without stopping them (relaxed counters). */
+void worker_pool_tls_failures(const struct worker_pool *pool, uint64_t out[CONN_TLS_FAIL_COUNT_]);
 /* Closes every connection (flushing output and TLS close_notify, for at
  * most grace_ms), then stops and joins the threads. */
 void worker_pool_stop(struct worker_pool *pool, unsigned grace_ms);

@@ -1066,6 +1066,33 @@ json_t *relay_status(struct relay *r)
     return doc;
 }
 
+void relay_totals(struct relay *r, struct relay_totals *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; r && i < r->nworkers; i++) {
+        struct relay_worker *w = &r->workers[i];
+        pthread_mutex_lock(&w->list_lock);
+        out->to_peer_bytes += w->ended_to_peer_bytes;
+        out->to_peer_packets += w->ended_to_peer_packets;
+        out->from_peer_bytes += w->ended_from_peer_bytes;
+        out->from_peer_packets += w->ended_from_peer_packets;
+        out->dropped_packets += w->ended_dropped;
+        for (struct relay_alloc *a = w->list; a; a = a->next) {
+            out->allocations++;
+            out->to_peer_bytes += atomic_load_explicit(&a->c.to_peer_bytes, memory_order_relaxed);
+            out->to_peer_packets +=
+                atomic_load_explicit(&a->c.to_peer_packets, memory_order_relaxed);
+            out->from_peer_bytes +=
+                atomic_load_explicit(&a->c.from_peer_bytes, memory_order_relaxed);
+            out->from_peer_packets +=
+                atomic_load_explicit(&a->c.from_peer_packets, memory_order_relaxed);
+            out->dropped_packets +=
+                atomic_load_explicit(&a->c.dropped_packets, memory_order_relaxed);
+        }
+        pthread_mutex_unlock(&w->list_lock);
+    }
+}
+
 void relay_stop(struct relay *r)
 {
     if (!r)

@@ -84,6 +84,18 @@ int relay_reload(struct relay *r, const struct config *cfg, SSL_CTX *tls);
  * Thread-safe; NULL r gives {"enabled": false, "allocations": []}. */
 json_t *relay_status(struct relay *r);
 
+/* What the relay carried since it started, ended allocations included,
+ * for the metrics; allocations is how many there are now. Sums each
+ * worker's figures under its list lock, as relay_status does (the packet
+ * path never takes it). A NULL r gives zeros. */
+struct relay_totals {
+    uint64_t allocations;
+    uint64_t to_peer_bytes, to_peer_packets;
+    uint64_t from_peer_bytes, from_peer_packets;
+    uint64_t dropped_packets;
+};
+void relay_totals(struct relay *r, struct relay_totals *out);
+
 /* Ends every allocation (logging its counters), stops the threads and
  * frees everything. NULL is a no-op. */
 void relay_stop(struct relay *r);

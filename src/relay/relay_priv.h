@@ -229,6 +229,10 @@ struct relay_worker {
     pthread_mutex_t list_lock;
     struct relay_alloc *list;
     size_t nallocs;
+    /* the counters of allocations ended here (under list_lock): with
+     * the live ones', totals that never go back (relay_totals) */
+    uint64_t ended_to_peer_bytes, ended_to_peer_packets;
+    uint64_t ended_from_peer_bytes, ended_from_peer_packets, ended_dropped;
 
     /* I/O scratch: receive slots, their headers, the send queue, responses. */
     uint8_t *slots;

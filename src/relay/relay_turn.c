@@ -540,6 +540,12 @@ static void list_remove(struct relay_worker *w, struct relay_alloc *a)
     if (a->next)
         a->next->prev = a->prev;
     w->nallocs--;
+    w->ended_to_peer_bytes += atomic_load_explicit(&a->c.to_peer_bytes, memory_order_relaxed);
+    w->ended_to_peer_packets += atomic_load_explicit(&a->c.to_peer_packets, memory_order_relaxed);
+    w->ended_from_peer_bytes += atomic_load_explicit(&a->c.from_peer_bytes, memory_order_relaxed);
+    w->ended_from_peer_packets +=
+        atomic_load_explicit(&a->c.from_peer_packets, memory_order_relaxed);
+    w->ended_dropped += atomic_load_explicit(&a->c.dropped_packets, memory_order_relaxed);
     pthread_mutex_unlock(&w->list_lock);
 }
 

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "relay/relay.h"
 #include "registrar/throttle.h"
+#include "server/metrics.h"
 #include "server/runtime.h"
 #include "server/status.h"
 
@@ -185,6 +186,12 @@ static json_t *control_dispatch(struct runtime *rt, const char *line)
         json_object_set_new(reply, "ok", json_true());
         /* what the running server does, not what the file says now */
         json_object_set_new(reply, "anchor", json_string(rt->cfg->media.anchor));
+    } else if (strcmp(cmd, "metrics") == 0) {
+        /* the text GET /metrics serves, made by the same function */
+        struct strbuf text = STRBUF_INIT;
+        if (metrics_text(rt, &text) == 0)
+            reply = json_pack("{s:b, s:s%}", "ok", 1, "text", text.p ? text.p : "", text.len);
+        strbuf_free(&text);
     } else if (strcmp(cmd, "reload") == 0) {
         struct strbuf report = STRBUF_INIT;
         int rc = runtime_reload(rt, &report);

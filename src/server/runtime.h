@@ -59,6 +59,15 @@ struct listener {
 /* The key naming a listener kind's addresses ("sip.mtls_listen"). */
 const char *listener_key(enum listener_kind kind);
 
+/* SIP messages by method and status class, for the metrics (metrics.c):
+ * counted by the core thread only. Index 0 of a method: extensions. */
+#define RUNTIME_SIP_METHODS (SIP_METHOD_SERVICE + 1)
+struct runtime_sip_counts {
+    uint64_t requests_in[RUNTIME_SIP_METHODS];
+    uint64_t responses_in[RUNTIME_SIP_METHODS][7];  /* by class: [1] 1xx ... [6] 6xx */
+    uint64_t responses_out[RUNTIME_SIP_METHODS][7]; /* ... sent by Parley */
+};
+
 /* A connection as the core sees it. */
 struct core_conn {
     struct hmap_node node;
@@ -144,6 +153,8 @@ struct runtime {
     struct http_transport http_transport; /* HTTPS: shared with the workers */
     struct mbox *http_mbox;               /* HTTP events to the core (websvc.c) */
     struct web *web;                      /* the web services, when https.listen is set */
+
+    struct runtime_sip_counts sip_counts; /* SIP messages by method and class (metrics.c) */
 };
 
 /* listener.c */

@@ -16,6 +16,7 @@
 #include "tls/cert.h"
 #include "tls/context.h"
 #include "tls/expiry.h"
+#include "server/metrics.h"
 #include "server/runtime.h"
 #include "crypto/fips.h"
 #include "store/store.h"
@@ -30,6 +31,7 @@ static const struct conn_info *sipcore_conn_info(void *arg, uint64_t conn)
 
 static void sipcore_send(void *arg, uint64_t conn, struct strbuf *data)
 {
+    metrics_sip_sent(arg, data);
     runtime_send(arg, conn, data);
 }
 
@@ -633,6 +635,7 @@ void sipcore_on_event(struct mbox_msg *m, void *arg)
         break;
     case SIP_TP_MESSAGE: {
         if (rt->proxy && runtime_conn_find(rt, ev->conn)) {
+            metrics_sip_received(rt, ev->msg);
             proxy_on_message(rt->proxy, ev->conn, ev->msg);
             ev->msg = NULL;
         }

@@ -139,10 +139,12 @@ static json_t *status_listeners(const struct config *cfg, const struct tls_conte
             json_object_set_new(l, "tls_error", json_string(tls_error));
         }
         json_object_set_new(l, "carries",
-                            json_pack("[s, s, s, s, s]", "web tickets (POST /auth/ticket)",
+                            json_pack("[s, s, s, s, s, s]", "web tickets (POST /auth/ticket)",
                                       "address book (CardDAV, /dav/)", "group expansion (/groups/)",
                                       "relay credentials (/turn/credentials)",
-                                      "meeting content (/content/)"));
+                                      "meeting content (/content/)",
+                                      "metrics (/metrics: https.metrics_networks, the metrics "
+                                      "token, administrators)"));
         json_object_set_new(l, "refuses",
                             json_pack("[s]", "plain HTTP (no answer: TLS only, with HSTS)"));
         json_object_set_new(l, "certificate", status_certificate(cfg));

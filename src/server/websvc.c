@@ -17,6 +17,7 @@
 #include "http/response.h"
 #include "http/transport.h"
 #include "crypto/fips.h"
+#include "server/metrics.h"
 #include "server/runtime.h"
 #include "web/web.h"
 
@@ -36,6 +37,8 @@ static void websvc_config(const struct config *cfg, struct web_config *wc)
     wc->content_max_file = (size_t)cfg->https.content_max_file;
     wc->content_quota_meeting = (uint64_t)cfg->https.content_quota_meeting;
     wc->content_quota_total = (uint64_t)cfg->https.content_quota_total;
+    wc->metrics_networks = cfg->https.metrics_networks.v;
+    wc->nmetrics_networks = cfg->https.metrics_networks.n;
 }
 
 static void websvc_apply_transport(struct runtime *rt)
@@ -82,6 +85,11 @@ static int websvc_relay_credentials(void *arg, const char *user, struct web_rela
                  n6 ? "[" : "", name, n6 ? "]" : "", netaddr_port(tls));
     }
     return 0;
+}
+
+static int websvc_metrics(void *arg, struct strbuf *out)
+{
+    return metrics_text(arg, out);
 }
 
 static void websvc_on_event(struct mbox_msg *m, void *arg)
@@ -133,6 +141,7 @@ int websvc_start(struct runtime *rt, char *err, size_t errlen)
         .state_dir = rt->cfg->state_dir,
         .libctx = fips_libctx(rt->fips),
         .relay_credentials = websvc_relay_credentials,
+        .metrics = websvc_metrics,
         .arg = rt,
     };
     struct web_config wc;

@@ -189,6 +189,9 @@ static const char *const migrations[] = {
     "  INSERT INTO card_changes (kind, name, uid, removed)"
     "    SELECT 'group', name, uid, 0 FROM groups WHERE name = old.group_name;"
     "END;",
+    /* 6 -> 7: administrators (who may read /metrics with a web ticket);
+     * nobody is one until `parleyctl user set NAME --admin` */
+    "ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1));",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -873,6 +876,7 @@ int store_user_from_row(struct store *st, sqlite3_stmt *s, struct store_user *u)
         rc = store_column_copy(st, s, 8, u->email, sizeof(u->email));
     if (rc == 0)
         rc = store_column_copy(st, s, 9, u->uid, sizeof(u->uid));
+    u->admin = sqlite3_column_int64(s, 10) != 0;
     return rc;
 }
 
@@ -962,6 +966,13 @@ int store_user_update(struct store *st, const char *op, const char *sql, const c
     }
     sqlite3_finalize(s);
     return rc;
+}
+
+int store_user_set_admin(struct store *st, const char *name, bool admin)
+{
+    return store_user_update(st, "user_set_admin",
+                             "UPDATE users SET admin = (?2 = '1'), updated = ?3 WHERE name = ?1",
+                             name, admin ? "1" : "0");
 }
 
 /* --- settings --- */

@@ -29,8 +29,8 @@
 struct clock;
 struct store;
 
-#define STORE_SCHEMA_VERSION 6
-#define STORE_SCHEMA_NEXT    7 /* for tests: a version this build does not know */
+#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_NEXT    8 /* for tests: a version this build does not know */
 
 /* store_open() flags. */
 #define STORE_CREATE   0x1 /* create a new store; refuse (-EEXIST) if the file exists */
@@ -109,6 +109,7 @@ struct store_user {
     char display_name[STORE_DISPLAY_NAME_MAX + 1]; /* "" for none */
     char email[STORE_EMAIL_MAX + 1];               /* "" for none */
     char uid[STORE_UID_LEN + 1];                   /* set when the user is added, never changed */
+    bool admin; /* may read /metrics with a web ticket (store_user_set_admin) */
 };
 
 /* Returns 0, -EINVAL (bad name or HA1), -EEXIST (a user or a group of that
@@ -149,6 +150,10 @@ int store_user_by_number(struct store *st, const char *number, struct store_user
  * 0, -EINVAL (the message says why), -ENOENT, or a write failure. */
 int store_user_set_profile(struct store *st, const char *name, const char *display_name,
                            const char *email);
+/* Makes the user an administrator or not (like any change to the account,
+ * it ends the web tickets issued before). Returns 0, -EINVAL, -ENOENT, or a
+ * write failure. */
+int store_user_set_admin(struct store *st, const char *name, bool admin);
 /* The checks store_user_set_profile() makes ("" passes both). */
 bool store_display_name_valid(const char *display_name);
 bool store_email_valid(const char *email);

@@ -43,7 +43,8 @@ struct store {
 
 /* The columns store_user_from_row() reads, in its order. */
 #define STORE_USER_COLUMNS                                                                         \
-    "name, ha1_md5, ha1_sha256, created, updated, number, outbound, display_name, email, uid"
+    "name, ha1_md5, ha1_sha256, created, updated, number, outbound, display_name, email, uid, "    \
+    "admin"
 
 /* Sets the message store_errmsg() returns. */
 void store_set_msg(struct store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -36,7 +36,24 @@ struct store_writer {
     size_t queued; /* waiting or in the writer's hands: WRITER_MAX_QUEUE bounds both */
     size_t dropped;
     bool stopping;
+    struct prom_histogram latency; /* observed by the writer thread only */
 };
+
+/* From a page-cache write to a slow disk's fsync. */
+static const double writer_latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                               0.05,   0.1,   0.25,   0.5,   1,    2.5};
+
+static double writer_elapsed_s(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+struct prom_histogram *store_writer_latency(struct store_writer *w)
+{
+    return &w->latency;
+}
 
 static void writer_item_free(struct writer_item *it)
 {
@@ -91,7 +108,13 @@ static void *writer_main(void *arg)
 
         while (list) {
             struct writer_item *next = list->next;
-            int rc = failing ? -EIO : store_call_insert(w->st, &list->call, NULL);
+            int rc = -EIO;
+            if (!failing) {
+                struct timespec t0;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                rc = store_call_insert(w->st, &list->call, NULL);
+                prom_histogram_observe(&w->latency, writer_elapsed_s(&t0));
+            }
             /* -EINVAL: the store refuses the record itself; retrying would
              * only hold up the ones behind it */
             if (rc != 0 && rc != -EINVAL && !give_up) {
@@ -138,6 +161,8 @@ int store_writer_start(const char *path, struct store_writer **out, char *err, s
         free(w);
         return rc;
     }
+    prom_histogram_init(&w->latency, writer_latency_bounds,
+                        sizeof(writer_latency_bounds) / sizeof(writer_latency_bounds[0]));
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 
+#include "core/prom.h"
 #include "store/store.h"
 
 struct store_writer;
@@ -23,6 +24,9 @@ struct store_writer;
 int store_writer_start(const char *path, struct store_writer **out, char *err, size_t errlen);
 /* Queues a call record (copied). Never blocks on the disk. */
 void store_writer_call(struct store_writer *w, const struct store_call *call);
+/* How long each write took (one call record, fsync included), in seconds,
+ * failed attempts too: read from any thread while the writer runs. */
+struct prom_histogram *store_writer_latency(struct store_writer *w);
 /* Writes what is queued, then stops the thread and closes. */
 void store_writer_stop(struct store_writer *w);
 

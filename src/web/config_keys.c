@@ -37,6 +37,10 @@ const struct config_key https_config_keys[] = {
     {"https", "content_quota_total", CONFIG_INT, "4294967296", NULL, 1024, 1099511627776LL, true,
      false, "bytes", "Most content bytes stored for all meetings together; beyond, 413.",
      CONFIG_FIELD(https.content_quota_total), NULL},
+    {"https", "metrics_networks", CONFIG_CIDR_LIST, "", NULL, 0, 0, true, false, NULL,
+     "Networks (CIDR, comma-separated) that may read GET /metrics without credentials "
+     "(else an admin's web ticket or the metrics token); the list: docs/METRICS.md.",
+     CONFIG_FIELD(https.metrics_networks), NULL},
     {NULL, NULL, 0, NULL, NULL, 0, 0, false, false, NULL, NULL, 0, NULL},
 };
 /* clang-format on */

@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/prom.h"
 #include "http/response.h"
 #include "web/web_priv.h"
 
@@ -155,6 +156,30 @@ static void web_turn_credentials(struct web_req *r)
     web_reply_json(r, 200, doc);
 }
 
+/* --- metrics: GET /metrics ---------------------------------------------- */
+
+static void web_metrics(struct web_req *r)
+{
+    struct web *w = r->w;
+    if (!w->env.metrics) {
+        web_reply_text(r, 404, "not found");
+        return;
+    }
+    if (web_auth_metrics(r) != 0)
+        return;
+    struct strbuf text = STRBUF_INIT;
+    int rc = w->env.metrics(w->env.arg, &text);
+    if (rc != 0 || text.err) {
+        strbuf_free(&text);
+        web_reply_text(r, 500, "the metrics could not be gathered");
+        return;
+    }
+    web_reply_begin(r, 200);
+    http_response_header(r->out, "Cache-Control", "no-store");
+    web_reply_end_maybe_gzip(r, PROM_CONTENT_TYPE, text.p, text.len);
+    strbuf_free(&text);
+}
+
 /* --- routing ------------------------------------------------------------- */
 
 static bool path_is(const char *path, const char *prefix, const char **rest)
@@ -211,6 +236,13 @@ static void web_route(struct web_req *r)
         web_content_handle(r, rest);
         return;
     }
+    if (strcmp(path, "/metrics") == 0) {
+        if (m != HTTP_M_GET && m != HTTP_M_HEAD)
+            web_reply_method_not_allowed(r, "GET, HEAD");
+        else
+            web_metrics(r);
+        return;
+    }
     web_reply_text(r, 404, "not found");
 }
 
@@ -237,6 +269,8 @@ void web_handle(struct web *w, const struct web_peer *peer, const struct http_re
             w->book->seq = -1; /* rebuilt at its next use */
     }
     web_route(&r);
+    if (r.status >= 100 && r.status < 600)
+        w->answered[r.status / 100]++;
 
     *close = r.close;
     if (!log_enabled(LOG_LEVEL_INFO))
@@ -295,18 +329,28 @@ static int web_apply_config(struct web *w, const struct web_config *cfg)
 {
     char *domain = strdup(cfg->domain ? cfg->domain : "");
     char *realm = strdup(cfg->realm ? cfg->realm : "");
-    if (!domain || !realm) {
+    struct cidr *nets = NULL;
+    if (cfg->nmetrics_networks) {
+        nets = calloc(cfg->nmetrics_networks, sizeof(*nets));
+        if (nets)
+            memcpy(nets, cfg->metrics_networks, cfg->nmetrics_networks * sizeof(*nets));
+    }
+    if (!domain || !realm || (cfg->nmetrics_networks && !nets)) {
         free(domain);
         free(realm);
+        free(nets);
         return -ENOMEM;
     }
     free(w->domain);
     free(w->realm);
+    free(w->metrics_networks);
     w->domain = domain;
     w->realm = realm;
+    w->metrics_networks = nets;
     w->cfg = *cfg;
     w->cfg.domain = w->domain;
     w->cfg.realm = w->realm;
+    w->cfg.metrics_networks = w->metrics_networks;
     return 0;
 }
 
@@ -395,9 +439,15 @@ void web_free(struct web *w)
     web_book_free(w->book);
     log_limit_free(w->auth_log);
     free(w->state_dir);
+    free(w->metrics_networks);
     free(w->domain);
     free(w->realm);
     free(w);
+}
+
+void web_http_counts(const struct web *w, uint64_t out[6])
+{
+    memcpy(out, w->answered, sizeof(w->answered));
 }
 
 json_t *web_status(struct web *w)

@@ -48,7 +48,15 @@ struct web_config {
     size_t content_max_file;   /* https.content_max_file */
     uint64_t content_quota_meeting;
     uint64_t content_quota_total;
+    /* https.metrics_networks: clients there read /metrics without credentials */
+    const struct cidr *metrics_networks;
+    size_t nmetrics_networks;
 };
+
+/* The setting (store) holding the SHA-256 (hex) of the metrics token, and
+ * the token's form: the prefix, then 43 base64url characters (256 bits). */
+#define WEB_METRICS_TOKEN_SETTING "https.metrics_token_sha256"
+#define WEB_METRICS_TOKEN_PREFIX  "pmt_"
 
 /* Relay credentials for a user (the daemon issues them as `parleyctl relay
  * credentials` does), with the relay's turn: and turns: URIs. */
@@ -69,6 +77,9 @@ struct web_env {
     OSSL_LIB_CTX *libctx; /* NULL: the default context */
     /* 0, -ENOENT (no relay here) or another negative errno */
     int (*relay_credentials)(void *arg, const char *user, struct web_relay_grant *out);
+    /* Appends the metrics (Prometheus text format) to out: 0 or a negative
+     * errno; NULL: /metrics answers 404. */
+    int (*metrics)(void *arg, struct strbuf *out);
     void *arg;
 };
 
@@ -102,5 +113,10 @@ size_t web_body_limit(const struct http_request *head, void *arg);
 
 /* Counters and keys in force, for parleyctl status. */
 json_t *web_status(struct web *w);
+
+/* Requests answered by the web services, by status class: out[1] the 1xx
+ * ... out[5] the 5xx (out[0] is 0). Malformed requests the workers answer
+ * themselves (400, 408, 413, 431) are not among them. */
+void web_http_counts(const struct web *w, uint64_t out[6]);
 
 #endif

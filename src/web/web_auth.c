@@ -293,6 +293,89 @@ int web_auth_request(struct web_req *r, unsigned schemes)
     return rc;
 }
 
+/* The name failed metrics tokens and tickets count under in the throttle:
+ * not a valid user name, so no user shares its records. */
+#define WEB_METRICS_THROTTLE_NAME "(metrics)"
+
+/* The metrics token (parleyctl https metrics-token) against the digest in
+ * the store: true when it is the one. Compared in constant time. */
+static int metrics_token_ok(struct web_req *r, const char *token, size_t len, bool *ok)
+{
+    struct web *w = r->w;
+    char want[DIGEST_HEX_BUF] = "", got[DIGEST_HEX_BUF] = "";
+    *ok = false;
+    int rc = store_setting_get(w->env.store, WEB_METRICS_TOKEN_SETTING, want, sizeof(want));
+    if (rc == -ENOENT)
+        return 0; /* none issued, or revoked */
+    if (rc != 0)
+        return rc;
+    rc = digest_hash_hex(DIGEST_ALG_SHA256, strview_make(token, len), got);
+    if (rc == 0)
+        *ok = strlen(want) == 64 && digest_hex_equal(want, strview_cstr(got));
+    OPENSSL_cleanse(got, sizeof(got));
+    return rc;
+}
+
+int web_auth_metrics(struct web_req *r)
+{
+    struct web *w = r->w;
+    for (size_t i = 0; i < w->cfg.nmetrics_networks; i++)
+        if (cidr_contains(&w->metrics_networks[i], &r->peer->addr))
+            return 0;
+    size_t len;
+    const char *token = auth_header(r, "Bearer", &len);
+    if (!token) {
+        challenge_reply(r, WEB_AUTH_BEARER, NULL, false);
+        return -EACCES;
+    }
+    /* a source guessing tokens is refused before anything is checked */
+    if (throttled(r, WEB_METRICS_THROTTLE_NAME))
+        return -EACCES;
+    size_t plen = strlen(WEB_METRICS_TOKEN_PREFIX);
+    if (len > plen && strncmp(token, WEB_METRICS_TOKEN_PREFIX, plen) == 0) {
+        bool ok = false;
+        int rc = metrics_token_ok(r, token, len, &ok);
+        if (rc != 0) {
+            log_error("http.store_failed", "path", r->http->path, "reason",
+                      store_errmsg(w->env.store));
+            web_reply_text(r, 500, "the store could not be read");
+            return -EACCES;
+        }
+        if (!ok) {
+            throttle_failed(w->env.throttle, WEB_METRICS_THROTTLE_NAME, &r->peer->addr);
+            w->tokens_refused++;
+            auth_log_failure(r, "", "wrong metrics token");
+            challenge_reply(r, WEB_AUTH_BEARER, "wrong metrics token", false);
+            return -EACCES;
+        }
+        /* the scraper's source is trusted: a broad guess at tokens from
+         * elsewhere does not lock it out */
+        throttle_succeeded(w->env.throttle, WEB_METRICS_THROTTLE_NAME, &r->peer->addr);
+        snprintf(r->user, sizeof(r->user), "%s", WEB_METRICS_THROTTLE_NAME);
+        return 0;
+    }
+    /* a web ticket: only an administrator's reads the metrics */
+    if (auth_bearer(r, WEB_AUTH_BEARER) != 0) {
+        throttle_failed(w->env.throttle, WEB_METRICS_THROTTLE_NAME, &r->peer->addr);
+        return -EACCES;
+    }
+    struct store_user u;
+    int rc = store_user_get(w->env.store, r->user, &u);
+    bool admin = rc == 0 && u.admin;
+    OPENSSL_cleanse(&u, sizeof(u));
+    if (rc != 0 && rc != -ENOENT) {
+        log_error("http.store_failed", "user", r->user, "reason", store_errmsg(w->env.store));
+        web_reply_text(r, 500, "the store could not be read");
+        return -EACCES;
+    }
+    if (!admin) {
+        auth_log_failure(r, r->user, "not an administrator");
+        web_reply_text(r, 403, "administrators only");
+        return -EACCES;
+    }
+    return 0;
+}
+
 void web_auth_ticket(struct web_req *r)
 {
     struct web *w = r->w;

@@ -65,6 +65,8 @@ struct web {
     struct log_limit *auth_log; /* failed logins, bounded per source */
 
     uint64_t requests, tickets_issued, logins_failed, tokens_refused;
+    uint64_t answered[6];          /* by status class (web_http_counts) */
+    struct cidr *metrics_networks; /* the config's, copied */
 };
 
 /* One request being answered. */
@@ -100,6 +102,12 @@ void web_reply_end_maybe_gzip(struct web_req *r, const char *content_type, const
 int web_auth_request(struct web_req *r, unsigned schemes);
 /* POST /auth/ticket */
 void web_auth_ticket(struct web_req *r);
+/* GET /metrics: 0 when r may read the metrics (an address in
+ * https.metrics_networks, the metrics token, an administrator's web
+ * ticket), else -EACCES after answering: 401 with a Bearer challenge
+ * (none, or a wrong token or ticket: those count as failed logins), 403
+ * (a ticket of a user who is no administrator), 429 (throttled). */
+int web_auth_metrics(struct web_req *r);
 /* A change in the store (a user removed, say) ends what was cached. */
 void web_auth_forget(struct web *w);
 

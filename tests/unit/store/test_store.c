@@ -520,6 +520,7 @@ static int collect_call(const struct store_call *call, void *arg)
 }
 
 /* SQL that undoes a migration, for tests that start from an old schema. */
+#define UNDO_7 "ALTER TABLE users DROP COLUMN admin;"
 #define UNDO_6                                                                                     \
     "DROP TRIGGER users_name_free; DROP TRIGGER users_uid_given; DROP TRIGGER users_uid_fixed;"    \
     "DROP TRIGGER users_card_added; DROP TRIGGER users_card_changed;"                              \
@@ -548,7 +549,7 @@ static void test_migration_from_3_keeps_calls(void **state)
     struct fixture *f = *state;
     assert_int_equal(store_close(create(f)), 0);
     /* the schema as version 3 left it, with one call and one user in it */
-    raw_exec(f, UNDO_6 UNDO_5 UNDO_4
+    raw_exec(f, UNDO_7 UNDO_6 UNDO_5 UNDO_4
              "PRAGMA user_version = 3;"
              "INSERT INTO users (name, ha1_md5, ha1_sha256, created, updated) VALUES "
              "('alice', '" MD5_A "', '" SHA_A "', 1, 1);"
@@ -614,14 +615,15 @@ static void test_migration_from_5_fills_uids(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(store_close(create(f)), 0);
-    raw_exec(f, UNDO_6 "PRAGMA user_version = 5;"
-                       "INSERT INTO users (name, ha1_md5, ha1_sha256, created, updated, number, "
-                       "outbound) VALUES "
-                       "('alice', '" MD5_A "', '" SHA_A "', 1, 2, '+14255550101', 'national'),"
-                       "('bob', '" MD5_B "', '', 3, 4, NULL, 'none'),"
-                       "('carol', '', '" SHA_B "', 5, 6, NULL, 'all');"
-                       "INSERT INTO trunks (name, gateway, transport, srtp_mode, address, added) "
-                       "VALUES ('gw1', '192.0.2.1:5060', 'tcp', 'not_supported', '192.0.2.1', 7)");
+    raw_exec(f, UNDO_7 UNDO_6
+             "PRAGMA user_version = 5;"
+             "INSERT INTO users (name, ha1_md5, ha1_sha256, created, updated, number, "
+             "outbound) VALUES "
+             "('alice', '" MD5_A "', '" SHA_A "', 1, 2, '+14255550101', 'national'),"
+             "('bob', '" MD5_B "', '', 3, 4, NULL, 'none'),"
+             "('carol', '', '" SHA_B "', 5, 6, NULL, 'all');"
+             "INSERT INTO trunks (name, gateway, transport, srtp_mode, address, added) "
+             "VALUES ('gw1', '192.0.2.1:5060', 'tcp', 'not_supported', '192.0.2.1', 7)");
     struct store *st = reopen(f, 0);
     struct store_user a, b, c;
     assert_int_equal(store_user_get(st, "alice", &a), 0);
@@ -670,6 +672,48 @@ static void test_migration_from_5_fills_uids(void **state)
     sqlite3 *db = raw_open(f);
     assert_int_equal(raw_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(raw_int(db, "SELECT count(DISTINCT uid) FROM users"), 4);
+    sqlite3_close(db);
+}
+
+/* A store of schema 6 (before administrators) is migrated: its users keep
+ * their accounts and are no administrators; one can be made one, and back,
+ * each change ending the tickets issued before (updated moves). */
+static void test_migration_from_6_adds_admin(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(store_close(create(f)), 0);
+    raw_exec(f,
+             UNDO_7 "PRAGMA user_version = 6;"
+                    "INSERT INTO users (name, ha1_md5, ha1_sha256, created, updated, uid) VALUES "
+                    "('alice', '" MD5_A "', '" SHA_A "', 1, 2, "
+                    "'0123456789abcdef0123456789abcdef')");
+    struct store *st = reopen(f, 0);
+    struct store_user u;
+    assert_int_equal(store_user_get(st, "alice", &u), 0);
+    assert_false(u.admin);
+    assert_string_equal(u.ha1_sha256, SHA_A);
+    assert_string_equal(u.uid, "0123456789abcdef0123456789abcdef");
+    assert_int_equal(u.updated, 2);
+    assert_int_equal(store_user_set_admin(st, "alice", true), 0);
+    assert_int_equal(store_user_get(st, "alice", &u), 0);
+    assert_true(u.admin);
+    assert_true(u.updated > 2);
+    assert_int_equal(store_user_set_admin(st, "alice", false), 0);
+    assert_int_equal(store_user_get(st, "alice", &u), 0);
+    assert_false(u.admin);
+    /* negative: no such user, a bad name */
+    assert_int_equal(store_user_set_admin(st, "nobody", true), -ENOENT);
+    assert_int_equal(store_user_set_admin(st, "bad name", true), -EINVAL);
+    /* a new user is no administrator */
+    assert_int_equal(store_user_add(st, "bob", MD5_B, SHA_B), 0);
+    assert_int_equal(store_user_get(st, "bob", &u), 0);
+    assert_false(u.admin);
+    assert_int_equal(store_close(st), 0);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    /* the column takes 0 or 1 only, whoever writes it */
+    assert_int_not_equal(sqlite3_exec(db, "UPDATE users SET admin = 2", NULL, NULL, NULL),
+                         SQLITE_OK);
     sqlite3_close(db);
 }
 
@@ -999,6 +1043,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_3_keeps_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_5_fills_uids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_6_adds_admin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dialplan_routes_trunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "core/clock.h"
+#include "core/prom.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "core/strview.h"
@@ -96,6 +97,15 @@ static int relay_fake(void *arg, const char *user, struct web_relay_grant *out)
     snprintf(out->uris[0], sizeof(out->uris[0]), "turn:relay.example.test?transport=udp");
     snprintf(out->uris[1], sizeof(out->uris[1]), "turns:relay.example.test?transport=tcp");
     out->nuris = 2;
+    return 0;
+}
+
+#define METRICS_TEXT "# HELP x_total X.\n# TYPE x_total counter\nx_total 1\n"
+
+static int metrics_fake(void *arg, struct strbuf *out)
+{
+    (void)arg;
+    strbuf_puts(out, METRICS_TEXT);
     return 0;
 }
 
@@ -188,6 +198,7 @@ static int setup(void **state)
         .clock = &fx->clock.base,
         .state_dir = fx->state,
         .relay_credentials = relay_fake,
+        .metrics = metrics_fake,
         .arg = fx,
     };
     assert_int_equal(web_new(&env, &fx->cfg, &fx->w, err, sizeof(err)), 0);
@@ -2171,16 +2182,141 @@ static void test_relay(void **state)
     resp_free(&r);
 }
 
+/* GET /metrics: served to https.metrics_networks, the metrics token and
+ * administrators' tickets; refused to everyone else, wrong tokens counted
+ * as failed logins. */
+static void test_metrics_access(void **state)
+{
+    struct fx *fx = *state;
+    struct resp r = {0};
+    unsigned nsrc = 0;
+    /* each refusal below from a source of its own, so that the throttle
+     * (tested at the end) stays out of the way */
+#define FRESH_SOURCE()                                                                             \
+    do {                                                                                           \
+        char a_[32];                                                                               \
+        snprintf(a_, sizeof(a_), "192.0.2.%u:40000", 100 + nsrc++);                                \
+        assert_int_equal(netaddr_parse(a_, &fx->peer.addr), 0);                                    \
+    } while (0)
+    struct netaddr home = fx->peer.addr;
+    char good[128], wrong[128], digest[DIGEST_HEX_BUF];
+    snprintf(good, sizeof(good), "Bearer " WEB_METRICS_TOKEN_PREFIX "%043d", 7);
+    snprintf(wrong, sizeof(wrong), "Bearer " WEB_METRICS_TOKEN_PREFIX "%043d", 8);
+
+    /* no credentials: 401 with a Bearer challenge, no metrics */
+    assert_int_equal(get(fx, &r, "/metrics", NULL), 401);
+    assert_string_equal(hdrv(&r, "WWW-Authenticate"), "Bearer realm=\"" DOMAIN "\"");
+    assert_null(strstr(body(&r), "x_total"));
+    /* no token issued yet: a token-shaped one is wrong */
+    FRESH_SOURCE();
+    assert_int_equal(get(fx, &r, "/metrics", good), 401);
+    assert_invalid_token(&r, "wrong metrics token");
+
+    /* the token (its digest in the store, as parleyctl writes it) */
+    assert_int_equal(digest_hash_hex(DIGEST_ALG_SHA256, strview_cstr(good + 7), digest), 0);
+    assert_int_equal(store_setting_set(fx->st, WEB_METRICS_TOKEN_SETTING, digest), 0);
+    fx->peer.addr = home;
+    assert_int_equal(get(fx, &r, "/metrics", good), 200);
+    assert_string_equal(hdr(&r, "Content-Type"), PROM_CONTENT_TYPE);
+    assert_string_equal(body(&r), METRICS_TEXT);
+    FRESH_SOURCE();
+    assert_int_equal(get(fx, &r, "/metrics", wrong), 401);
+    assert_invalid_token(&r, "wrong metrics token");
+    /* one character short, or the digest itself, are no token */
+    char shorter[128];
+    snprintf(shorter, sizeof(shorter), "%.*s", (int)strlen(good) - 1, good);
+    FRESH_SOURCE();
+    assert_int_equal(get(fx, &r, "/metrics", shorter), 401);
+    char as_digest[128];
+    snprintf(as_digest, sizeof(as_digest), "Bearer %s", digest);
+    FRESH_SOURCE();
+    assert_int_equal(get(fx, &r, "/metrics", as_digest), 401);
+    fx->peer.addr = home;
+    /* nothing but GET and HEAD */
+    assert_int_equal(call(fx, &r, "POST", "/metrics", good, NULL, NULL, 0), 405);
+    assert_int_equal(call(fx, &r, "HEAD", "/metrics", good, NULL, NULL, 0), 200);
+
+    /* revoked: refused */
+    assert_int_equal(store_setting_delete(fx->st, WEB_METRICS_TOKEN_SETTING), 0);
+    FRESH_SOURCE();
+    assert_int_equal(get(fx, &r, "/metrics", good), 401);
+    fx->peer.addr = home;
+    assert_int_equal(store_setting_set(fx->st, WEB_METRICS_TOKEN_SETTING, digest), 0);
+
+    /* tickets: a user who is no administrator gets 403, an administrator
+     * the metrics; Basic is not accepted at all */
+    char bob[2048], alice[2048], basic[512];
+    login_as(fx, "bob", bob, sizeof(bob));
+    assert_int_equal(get(fx, &r, "/metrics", bob), 403);
+    assert_null(strstr(body(&r), "x_total"));
+    assert_int_equal(store_user_set_admin(fx->st, "alice", true), 0);
+    login_as(fx, "alice", alice, sizeof(alice));
+    assert_int_equal(get(fx, &r, "/metrics", alice), 200);
+    assert_string_equal(body(&r), METRICS_TEXT);
+    basic_authz(basic, sizeof(basic), "alice", "alice-pw");
+    FRESH_SOURCE();
+    assert_int_equal(get(fx, &r, "/metrics", basic), 401);
+    fx->peer.addr = home;
+    /* no longer an administrator: the ticket ends with the change */
+    clock_fake_advance(&fx->clock, 2000);
+    assert_int_equal(store_user_set_admin(fx->st, "alice", false), 0);
+    FRESH_SOURCE();
+    assert_int_equal(get(fx, &r, "/metrics", alice), 401);
+    fx->peer.addr = home;
+    login_as(fx, "alice", alice, sizeof(alice));
+    assert_int_equal(get(fx, &r, "/metrics", alice), 403);
+
+    /* https.metrics_networks: inside, no credentials needed; outside, 401 */
+    struct cidr nets[1];
+    assert_int_equal(cidr_parse("198.51.100.0/24", &nets[0]), 0);
+    struct web_config cfg = default_config();
+    cfg.metrics_networks = nets;
+    cfg.nmetrics_networks = 1;
+    char err[256];
+    assert_int_equal(web_reload(fx->w, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(get(fx, &r, "/metrics", NULL), 401); /* 192.0.2.10 */
+    assert_int_equal(netaddr_parse("198.51.100.7:40000", &fx->peer.addr), 0);
+    assert_int_equal(get(fx, &r, "/metrics", NULL), 200);
+    assert_string_equal(body(&r), METRICS_TEXT);
+
+    /* wrong tokens from a source count like failed logins: after
+     * MAX_FAILURES even the right one is refused from there, unchecked */
+    assert_int_equal(netaddr_parse("203.0.113.9:40000", &fx->peer.addr), 0);
+    for (int i = 0; i < MAX_FAILURES; i++)
+        assert_int_equal(get(fx, &r, "/metrics", wrong), 401);
+    assert_int_equal(get(fx, &r, "/metrics", good), 429);
+    assert_non_null(hdr(&r, "Retry-After"));
+    /* a garbage ticket counts too (another source) */
+    assert_int_equal(netaddr_parse("203.0.113.10:40000", &fx->peer.addr), 0);
+    for (int i = 0; i < MAX_FAILURES; i++)
+        assert_int_equal(get(fx, &r, "/metrics", "Bearer not.a.ticket"), 401);
+    assert_int_equal(get(fx, &r, "/metrics", good), 429);
+    /* elsewhere the token still works */
+    fx->peer.addr = home;
+    assert_int_equal(get(fx, &r, "/metrics", good), 200);
+
+    /* answers by status class */
+    uint64_t counts[6];
+    web_http_counts(fx->w, counts);
+    assert_int_equal(counts[0], 0);
+    assert_true(counts[2] >= 6);
+    assert_true(counts[4] >= 10);
+    assert_int_equal(counts[5], 0);
+    resp_free(&r);
+#undef FRESH_SOURCE
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_routing),       T(test_ticket_basic),    T(test_ticket_throttle),
-        T(test_ticket_digest), T(test_bearer),          T(test_bearer_refused),
-        T(test_dav_propfind),  T(test_dav_multiget),    T(test_dav_query),
-        T(test_dav_sync),      T(test_dav_get),         T(test_vcard),
-        T(test_groups),        T(test_content),         T(test_content_names),
-        T(test_content_quota), T(test_content_corrupt), T(test_relay),
+        T(test_routing),        T(test_ticket_basic),    T(test_ticket_throttle),
+        T(test_ticket_digest),  T(test_bearer),          T(test_bearer_refused),
+        T(test_dav_propfind),   T(test_dav_multiget),    T(test_dav_query),
+        T(test_dav_sync),       T(test_dav_get),         T(test_vcard),
+        T(test_groups),         T(test_content),         T(test_content_names),
+        T(test_content_quota),  T(test_content_corrupt), T(test_relay),
+        T(test_metrics_access),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
