@@ -435,7 +435,13 @@ class TestTurnRelay(TurnTestBase):
 
     # -- coturn's client --------------------------------------------------
 
-    def uclient(self, *args: str, n: int = 30, port: int | None = None) -> str:
+    def uclient(self, *args: str, n: int = 30, port: int | None = None, exact: bool = True) -> str:
+        """turnutils_uclient through the relay to turnutils_peer; with exact,
+        every packet it sent must come back by its own count. Over TLS it
+        takes each TLS record for one message, so two ChannelData messages
+        that the relay wrote together count as one (see
+        test_tls_relay_frames_every_message): there the relay's own counters
+        decide."""
         peer_ports = free_ports(2, "udp", consecutive=True)
         peer = self.p.spawn_peer(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_ports[0])])
         try:
@@ -450,12 +456,13 @@ class TestTurnRelay(TurnTestBase):
         lost = re.search(r"Total lost packets (\d+)", out)
         sent = re.findall(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)", out)
         self.assertIsNotNone(lost, out[-3000:])
-        self.assertEqual(lost.group(1), "0", out[-3000:])
         self.assertTrue(sent, out[-3000:])
         total_sent, total_recv = map(int, sent[-1])
         clients = 1 if "-c" in args else 2  # RTP and RTCP unless -c
         self.assertEqual(total_sent, clients * n, out[-3000:])
-        self.assertEqual(total_recv, total_sent, out[-3000:])
+        if exact:
+            self.assertEqual(lost.group(1), "0", out[-3000:])
+            self.assertEqual(total_recv, total_sent, out[-3000:])
         return out
 
     def test_uclient_udp_with_parleyctl_credentials(self) -> None:
@@ -477,7 +484,7 @@ class TestTurnRelay(TurnTestBase):
 
     def test_uclient_tls_with_secret(self) -> None:
         mark = self.p.log_mark()
-        self.uclient("-t", "-S", "-u", "dora", "-W", self.secret(), port=self.p.relay_tls_port)
+        self.uclient("-t", "-S", "-u", "dora", "-W", self.secret(), port=self.p.relay_tls_port, exact=False)
         self.p.wait_log("relay.allocation_ended", since=mark, user="dora", transport="tls",
                         to_peer_packets="30", from_peer_packets="30")
 
