@@ -8,7 +8,8 @@ throwaway root of scripts/deb-check.sh, never on the machine itself):
   server.user = parley and server.state_dir = /var/lib/parley;
 - the unit: `systemd-analyze verify` says nothing, `systemd-analyze
   security --offline=true` stays under the threshold (the score is printed);
-- parleyd started as root with that configuration binds two ports below
+- parleyd started as root with that configuration, with the unit's
+  capabilities only (setpriv), binds two ports below
   1024 that this test picks (sip.tls_listen, https.listen), then runs as
   parley (/proc/PID/status: Uid, Gid, no capability left), tells systemd's
   notify socket READY=1 after the drop, and baresip registers to it over
@@ -44,6 +45,8 @@ PARLEYCTL = "/usr/sbin/parleyctl"
 # systemd-analyze security's overall exposure, times ten (2.4 when written)
 SECURITY_THRESHOLD = 30
 USERS = {"alice": "alice-secret"}
+# the unit's CapabilityBoundingSet=, in setpriv's words
+UNIT_CAPS = "+net_bind_service,+setuid,+setgid,+chown"
 
 
 def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -121,6 +124,10 @@ class TestInstalled(unittest.TestCase):
         print(f"\n  man pages installed: {len(mans)} of 3 {mans}")
 
     def test_2_unit(self):
+        with open(UNIT) as f:
+            caps = re.search(r"^CapabilityBoundingSet=(.*)$", f.read(), re.M).group(1).split()
+        self.assertEqual(sorted(c.lower().replace("cap_", "+") for c in caps),
+                         sorted(UNIT_CAPS.split(",")), "the test no longer starts parleyd as the unit")
         # `man:` references are checked only once the man pages are installed
         man = "yes" if os.path.exists("/usr/share/man/man8/parleyd.8.gz") and shutil.which("man") \
             else "no"
@@ -156,7 +163,11 @@ class TestInstalled(unittest.TestCase):
         os.chmod(notify_path, 0o777)
         log_path = os.path.join(tmp, "parleyd.log")
         log = open(log_path, "wb")
-        proc = subprocess.Popen([PARLEYD, "-c", CONF], stdin=subprocess.DEVNULL, stdout=log,
+        # root with the unit's capabilities only (CapabilityBoundingSet=,
+        # NoNewPrivileges=): no CAP_DAC_OVERRIDE, so root reads and writes
+        # only what the files' modes let it, as under systemd
+        proc = subprocess.Popen(["setpriv", f"--bounding-set=-all,{UNIT_CAPS}", "--inh-caps=-all",
+                                 "--no-new-privs", PARLEYD, "-c", CONF], stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT,
                                 env=dict(os.environ, NOTIFY_SOCKET=notify_path))
         agent = None
