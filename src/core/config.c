@@ -388,7 +388,7 @@ static int config_apply(struct config *cfg, const struct config_key *key, const 
             for (char *c = v; *c; c++)
                 *c = (char)tolower((unsigned char)*c);
         if (key->type == CONFIG_PATH && cfg) {
-            char *abs = config_resolve_path(cfg->state_dir, v);
+            char *abs = config_resolve_path(cfg->config_dir, v);
             free(v);
             if (!abs)
                 return -ENOMEM;
@@ -437,7 +437,7 @@ static int config_apply(struct config *cfg, const struct config_key *key, const 
             goto bad;
         if (cfg) {
             for (size_t i = 0; i < l.n; i++) {
-                char *abs = config_resolve_path(cfg->state_dir, l.v[i]);
+                char *abs = config_resolve_path(cfg->config_dir, l.v[i]);
                 if (!abs) {
                     config_str_list_free(&l);
                     return -ENOMEM;
@@ -711,9 +711,9 @@ static struct config *config_new(const char *path)
         free(cfg);
         return NULL;
     }
-    cfg->state_dir = strdup(dirname(copy));
+    cfg->config_dir = strdup(dirname(copy));
     free(copy);
-    if (!cfg->state_dir) {
+    if (!cfg->config_dir) {
         free(abs);
         free(cfg);
         return NULL;
@@ -745,6 +745,14 @@ int config_load_string(const char *path, const char *text, struct config **out, 
     }
     _Static_assert(sizeof(cfg->explicit_keys) >= CONFIG_KEYS_MAX, "explicit_keys too small");
     memcpy(cfg->explicit_keys, ld.seen, CONFIG_KEYS_MAX);
+    /* server.state_dir: a relative one against the file's directory, like
+     * every path of the file; empty is the file's directory (as before) */
+    const char *sd = cfg->server.state_dir;
+    cfg->state_dir = sd && *sd ? config_resolve_path(cfg->config_dir, sd) : strdup(cfg->config_dir);
+    if (!cfg->state_dir) {
+        rc = -ENOMEM;
+        goto fail;
+    }
     rc = config_check_whole(cfg, inner, sizeof(inner));
     if (rc) {
         config_err(err, errlen, "%s: %s", path, inner);
@@ -829,6 +837,7 @@ void config_free(struct config *cfg)
         }
     }
     free(cfg->path);
+    free(cfg->config_dir);
     free(cfg->state_dir);
     free(cfg);
 }
@@ -932,7 +941,8 @@ static int config_write_atomic(const char *path, const char *text, size_t len, c
 {
     struct stat st;
     mode_t mode = 0640;
-    if (stat(path, &st) == 0)
+    bool had = stat(path, &st) == 0;
+    if (had)
         mode = st.st_mode & 0777;
 
     size_t tlen = strlen(path) + 16;
@@ -948,6 +958,13 @@ static int config_write_atomic(const char *path, const char *text, size_t len, c
         goto out;
     }
     if (fchmod(fd, mode) != 0) {
+        rc = -errno;
+        goto fail_write;
+    }
+    /* root editing a file server.user reads keeps it that user's (or
+     * group's): the replacement has the original's owner */
+    if (had && geteuid() == 0 && (st.st_uid != 0 || st.st_gid != 0) &&
+        fchown(fd, st.st_uid, st.st_gid) != 0) {
         rc = -errno;
         goto fail_write;
     }

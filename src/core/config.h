@@ -7,8 +7,10 @@
  * `parleyctl init` writes, and a test that checks docs/parley.conf.md
  * documents every key. Add a key by adding a row and a field.
  *
- * Relative paths in the file are relative to the file's directory, which
- * is also the server's state directory (lock, control socket, store).
+ * Relative paths in the file are relative to the file's directory. The
+ * server's state directory (lock, control socket, store, relay secrets,
+ * ticket keys, meeting content) is server.state_dir when set (a relative
+ * one against the file's directory), else the file's directory too.
  */
 #ifndef PARLEY_CORE_CONFIG_H
 #define PARLEY_CORE_CONFIG_H
@@ -35,14 +37,18 @@ struct config_str_list {
 };
 
 struct config {
-    char *path;      /* absolute path of the file */
-    char *state_dir; /* its directory */
+    char *path;       /* absolute path of the file */
+    char *config_dir; /* its directory: relative paths resolve against it */
+    char *state_dir;  /* server.state_dir, absolute; config_dir when that is empty */
     /* Which rows of config_keys() the file set (config_is_explicit). */
     unsigned char explicit_keys[256]; /* CONFIG_KEYS_MAX */
 
     struct {
         char *domain;
         long long workers; /* 0: one per core */
+        char *user;        /* "": no change of user (server/privdrop) */
+        char *state_dir;   /* as written; see state_dir above */
+        bool confine;      /* Landlock and seccomp after start-up (server/confine) */
     } server;
     struct {
         struct config_addr_list tls_listen;

@@ -18,6 +18,7 @@
 #include "ctl/ctl.h"
 #include "crypto/fips.h"
 #include "registrar/auth.h"
+#include "server/privdrop.h"
 #include "relay/relay_cred.h"
 #include "store/store.h"
 
@@ -69,9 +70,13 @@ int cmd_init(struct ctl *ctl)
     const char *address = ctl_take_option(ctl, "--address", &missing);
     const char *key_type_name = ctl_take_option(ctl, "--key-type", &missing);
     const char *fips = ctl_take_option(ctl, "--fips", &missing);
+    const char *state_dir = ctl_take_option(ctl, "--state-dir", &missing);
+    const char *user = ctl_take_option(ctl, "--user", &missing);
+    struct privdrop_target owner;
     enum pki_key_type key_type = PKI_KEY_ECDSA_P256;
     char err[1024];
     char *conf = NULL, *pki = NULL, *db = NULL, *secrets = NULL;
+    bool made_state = false;
     struct strbuf existing = STRBUF_INIT, text = STRBUF_INIT;
     bool made_dir = false, made_pki = false, made_db = false, made_secrets = false;
     int rc = CTL_FAIL;
@@ -101,10 +106,26 @@ int cmd_init(struct ctl *ctl)
     if (!v6 && inet_pton(AF_INET, address, ipbuf) != 1)
         return ctl_usage(ctl, "--address: \"%s\" is not a numeric IPv4 or IPv6 address", address);
 
+    /* --state-dir: the store, PKI and secrets go there (server.state_dir),
+     * the configuration stays in --dir; it must be absolute, as the
+     * configuration names it for parleyd wherever that starts */
+    if (state_dir && state_dir[0] != '/')
+        return ctl_usage(ctl, "--state-dir must be an absolute path, not \"%s\"", state_dir);
+    if (state_dir && strcmp(state_dir, dir) == 0)
+        state_dir = NULL;
+    /* --user: server.user; the state directory becomes that user's */
+    if (user &&
+        (config_validate_value(config_key_find("server.user"), user, err, sizeof(err)) != 0 ||
+         !*user))
+        return ctl_usage(ctl, "--user: \"%s\" is not a user name", user);
+    if (privdrop_prepare(user, &owner, err, sizeof(err)) != 0)
+        return ctl_fail(ctl, "--user: %s", err);
+    const char *sdir = state_dir ? state_dir : dir;
+
     conf = init_path(dir, "parley.conf");
-    pki = init_path(dir, "pki");
-    db = init_path(dir, "parley.db");
-    secrets = init_path(dir, RELAY_SECRETS_FILE);
+    pki = init_path(sdir, "pki");
+    db = init_path(sdir, "parley.db");
+    secrets = init_path(sdir, RELAY_SECRETS_FILE);
     if (!conf || !pki || !db || !secrets)
         goto out;
 
@@ -137,6 +158,14 @@ int cmd_init(struct ctl *ctl)
     } else if (errno != EEXIST) {
         rc = ctl_fail(ctl, "%s: cannot create: %s", dir, strerror(errno));
         goto out;
+    }
+    if (state_dir) {
+        if (mkdir(state_dir, 0700) == 0) {
+            made_state = true;
+        } else if (errno != EEXIST) {
+            rc = ctl_fail(ctl, "%s: cannot create: %s", state_dir, strerror(errno));
+            goto undo;
+        }
     }
 
     if (pki_create(pki, domain, address, key_type, err, sizeof(err)) != 0) {
@@ -174,8 +203,26 @@ int cmd_init(struct ctl *ctl)
              https_port);
     char v_fips[64];
     snprintf(v_fips, sizeof(v_fips), "security.fips=%s", fips);
-    const char *values[9] = {v_domain, v_listen, v_mtls, v_relay, v_relay_tls, v_https};
+    const char *values[16] = {v_domain, v_listen, v_mtls, v_relay, v_relay_tls, v_https};
     size_t nv = 6;
+    char v_state[4200], v_user[128], v_cert[4200], v_key[4200], v_ca[4200], v_crl[4200];
+    if (state_dir) {
+        /* the PKI is in the state directory: named absolutely */
+        snprintf(v_state, sizeof(v_state), "server.state_dir=%s", state_dir);
+        snprintf(v_cert, sizeof(v_cert), "tls.certificate=%s/%s", pki, PKI_SERVER_CERT_FILE);
+        snprintf(v_key, sizeof(v_key), "tls.private_key=%s/%s", pki, PKI_SERVER_KEY_FILE);
+        snprintf(v_ca, sizeof(v_ca), "tls.ca_files=%s/%s", pki, PKI_CA_CERT_FILE);
+        snprintf(v_crl, sizeof(v_crl), "tls.crl_files=%s/%s", pki, PKI_CRL_FILE);
+        values[nv++] = v_state;
+        values[nv++] = v_cert;
+        values[nv++] = v_key;
+        values[nv++] = v_ca;
+        values[nv++] = v_crl;
+    }
+    if (user) {
+        snprintf(v_user, sizeof(v_user), "server.user=%s", user);
+        values[nv++] = v_user;
+    }
     if (fips_setting != FIPS_SETTING_AUTO)
         values[nv++] = v_fips;
     /* under FIPS the digest is SHA-256 only, written out so that it shows */
@@ -195,6 +242,20 @@ int cmd_init(struct ctl *ctl)
     if (init_write_config(conf, strbuf_cstr(&text), err, sizeof(err)) != 0) {
         rc = ctl_fail(ctl, "%s", err);
         goto undo;
+    }
+    /* server.user reads the configuration (root's, its group's) and owns
+     * the state directory */
+    if (owner.change) {
+        if (state_dir && (chown(conf, 0, owner.gid) != 0 ||
+                          (made_dir && (chown(dir, 0, owner.gid) != 0 || chmod(dir, 0750) != 0)))) {
+            rc = ctl_fail(ctl, "%s: cannot give it to group %ld: %s", conf, (long)owner.gid,
+                          strerror(errno));
+            goto undo_conf;
+        }
+        if (privdrop_own_state(&owner, sdir, err, sizeof(err)) != 0) {
+            rc = ctl_fail(ctl, "%s", err);
+            goto undo_conf;
+        }
     }
 
     {
@@ -220,17 +281,19 @@ int cmd_init(struct ctl *ctl)
     rc = CTL_OK;
     goto out;
 
+undo_conf:
+    unlink(conf);
 undo:
     /* leave nothing half-made behind */
     if (made_secrets)
         unlink(secrets);
     if (made_db) {
         unlink(db);
-        char *side = init_path(dir, "parley.db-wal");
+        char *side = init_path(sdir, "parley.db-wal");
         if (side)
             unlink(side);
         free(side);
-        side = init_path(dir, "parley.db-shm");
+        side = init_path(sdir, "parley.db-shm");
         if (side)
             unlink(side);
         free(side);
@@ -244,6 +307,8 @@ undo:
         }
         rmdir(pki);
     }
+    if (made_state)
+        rmdir(state_dir);
     if (made_dir)
         rmdir(dir);
 out:

@@ -26,10 +26,14 @@ struct ctl {
     char **argv;
     struct config *cfg;    /* loaded on demand by ctl_load_config */
     struct fips_ctx *fips; /* opened on demand by ctl_open_crypto; closed at exit */
+    bool keep_privileges;  /* `config`: stays root, whatever server.user says */
 };
 
 /* Loads ctl->config_path into ctl->cfg; prints the error and returns
- * CTL_FAIL on failure. */
+ * CTL_FAIL on failure. Run as root on a configuration with server.user,
+ * it then gives the state directory to that user and becomes it
+ * (server/privdrop), so that nothing it writes is out of parleyd's reach;
+ * unless ctl->keep_privileges. */
 int ctl_load_config(struct ctl *ctl);
 
 /* Opens the cryptographic context (crypto/fips) as parleyd would: the

@@ -2,7 +2,7 @@
  * parleyctl — Parley's management tool.
  *
  *   parleyctl init --dir DIR --domain DOMAIN [--address IP] [--key-type p256|rsa2048]
- *                  [--fips auto|on|approved-only|off]
+ *                  [--fips auto|on|approved-only|off] [--state-dir DIR] [--user NAME]
  *   parleyctl [-c CONF] [--json] COMMAND ...
  *
  * Commands that change stored state (users, configuration) work whether or
@@ -24,6 +24,7 @@
 #include "crypto/fips.h"
 #include "store/store.h"
 #include "server/control.h"
+#include "server/privdrop.h"
 #include "server/config_keys.h"
 
 #define CTL_DEFAULT_CONFIG "var/parley.conf"
@@ -34,8 +35,10 @@ static void ctl_print_usage(FILE *f)
         f, "usage: parleyctl [-c CONF] [--json] COMMAND [ARGS]\n"
            "\n"
            "  init --dir DIR --domain DOMAIN [--address IP] [--key-type p256|rsa2048]\n"
-           "       [--fips auto|on|approved-only|off]\n"
+           "       [--fips auto|on|approved-only|off] [--state-dir DIR] [--user NAME]\n"
            "                          create a configuration, development PKI and store\n"
+           "                          (--state-dir: state apart from the configuration;\n"
+           "                          --user: server.user, who then owns the state)\n"
            "  config get SECTION.KEY  print a configuration value\n"
            "  config set SECTION.KEY VALUE\n"
            "                          change a value (validated; the file is replaced atomically)\n"
@@ -122,6 +125,14 @@ int ctl_load_config(struct ctl *ctl)
     if (ctl->cfg)
         return CTL_OK;
     if (config_load(ctl->config_path, &ctl->cfg, err, sizeof(err)) != 0)
+        return ctl_fail(ctl, "%s", err);
+    if (ctl->keep_privileges || geteuid() != 0 || !*ctl->cfg->server.user)
+        return CTL_OK;
+    /* root acts as server.user: what it writes, parleyd can read */
+    struct privdrop_target t;
+    if (privdrop_prepare(ctl->cfg->server.user, &t, err, sizeof(err)) != 0 ||
+        privdrop_own_state(&t, ctl->cfg->state_dir, err, sizeof(err)) != 0 ||
+        privdrop_apply(&t, err, sizeof(err)) != 0)
         return ctl_fail(ctl, "%s", err);
     return CTL_OK;
 }
@@ -348,6 +359,9 @@ int main(int argc, char **argv)
     ctl.argc = nrest - 1;
     ctl.argv = rest + 1;
 
+    /* `config` edits the configuration file, which may be root's (its
+     * owner and mode are kept); everything else acts as server.user */
+    ctl.keep_privileges = strcmp(cmd, "config") == 0;
     int rc;
     if (strcmp(cmd, "init") == 0)
         rc = cmd_init(&ctl);

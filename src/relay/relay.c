@@ -906,7 +906,6 @@ int relay_start(const struct config *cfg, SSL_CTX *tls, bool restricted, struct 
     struct relay *r = calloc(1, sizeof(*r));
     int rc;
     bool created = false;
-    char s[NETADDR_STRLEN];
 
     if (!r)
         return -ENOMEM;
@@ -956,12 +955,21 @@ int relay_start(const struct config *cfg, SSL_CTX *tls, bool restricted, struct 
             goto fail;
         }
     }
+    *out = r;
+    return 0;
+fail:
+    relay_stop(r);
+    return rc;
+}
+
+int relay_run(struct relay *r, char *err, size_t errlen)
+{
+    char s[NETADDR_STRLEN], ports[16];
     for (unsigned i = 0; i < r->nworkers; i++) {
         int e = pthread_create(&r->workers[i].thread, NULL, worker_main, &r->workers[i]);
         if (e) {
             snprintf(err, errlen, "relay: cannot start a thread: %s", strerror(e));
-            rc = -e;
-            goto fail;
+            return -e;
         }
         r->workers[i].started = true;
     }
@@ -969,16 +977,13 @@ int relay_start(const struct config *cfg, SSL_CTX *tls, bool restricted, struct 
     for (size_t i = 0; i < r->nlisten; i++)
         strbuf_printf(&l, "%s%s/%s", i ? "," : "", i < r->nlisten_udp ? "udp+tcp" : "tls",
                       netaddr_format(&r->listen[i], s));
+    snprintf(ports, sizeof(ports), "%u-%u", r->port_first, r->port_last);
     log_info("relay.started", "listen", strbuf_cstr(&l), "relay_address",
-             netaddr_format_ip(&r->relay_addr, s), "ports", cfg->relay.port_range, "workers",
-             LOG_INT(r->nworkers), "secrets", LOG_INT(r->secrets.n), "password_algorithms",
+             netaddr_format_ip(&r->relay_addr, s), "ports", ports, "workers", LOG_INT(r->nworkers),
+             "secrets", LOG_INT(r->secrets.n), "password_algorithms",
              r->restricted ? "SHA-256 (FIPS: MD5 key refused)" : "SHA-256,MD5");
     strbuf_free(&l);
-    *out = r;
     return 0;
-fail:
-    relay_stop(r);
-    return rc;
 }
 
 int relay_reload(struct relay *r, const struct config *cfg, SSL_CTX *tls)

@@ -43,8 +43,10 @@
 
 struct relay;
 
-/* Binds every socket, loads (or creates) the secrets file and starts the
- * threads. On failure returns a negative errno with one line in err
+/* Binds every socket and loads (or creates) the secrets file; relay_run
+ * then starts the threads (parleyd drops its privileges and confines
+ * itself in between, so that the threads start confined). On failure returns a negative errno with
+ * one line in err
  * ("relay.listen 127.0.0.1:3478: Address already in use"). tls is the
  * node's context for TURN over TLS (the relay takes its own reference).
  *
@@ -58,6 +60,9 @@ struct relay;
  * process's library context before. */
 int relay_start(const struct config *cfg, SSL_CTX *tls, bool restricted, struct relay **out,
                 char *err, size_t errlen);
+/* Starts the threads of a relay relay_start made. Returns 0 or a negative
+ * errno with err filled (relay_stop cleans up either way). */
+int relay_run(struct relay *r, char *err, size_t errlen);
 
 /* Applies what a reload may change (allowed peers, lifetimes, quotas,
  * bandwidth, nonce lifetime, realm), uses tls for new TLS connections and

@@ -5,7 +5,23 @@
  */
 #include "server/config_keys.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+
 #include "core/config.h"
+
+/* A user name as useradd takes it: no path, no spaces, no ':' */
+static int server_config_check_user(const char *value, char *err, size_t errlen)
+{
+    for (const char *c = value; *c; c++)
+        if (!(isalnum((unsigned char)*c) || *c == '_' || *c == '-' || *c == '.') ||
+            (c == value && *c == '-')) {
+            snprintf(err, errlen, "a user name (letters, digits, '_', '-', '.') or \"\"");
+            return -EINVAL;
+        }
+    return 0;
+}
 
 /* clang-format off */
 /* [server]: the server itself: domain, workers */
@@ -16,6 +32,17 @@ const struct config_key server_config_keys[] = {
     {"server", "workers", CONFIG_INT, "0", NULL, 0, 64, false, false, NULL,
      "I/O worker threads that carry TLS connections; 0 means one per CPU core.",
      CONFIG_FIELD(server.workers), NULL},
+    {"server", "user", CONFIG_STRING, "", NULL, 0, 0, false, false, NULL,
+     "The user parleyd runs as: started as root, it binds its ports, then becomes this user "
+     "for good; \"\" keeps the user it was started as.",
+     CONFIG_FIELD(server.user), server_config_check_user},
+    {"server", "state_dir", CONFIG_STRING, "", NULL, 0, 0, false, false, NULL,
+     "Where the store, lock, control socket, secrets and keys live; \"\" is the "
+     "configuration file's directory.", CONFIG_FIELD(server.state_dir), NULL},
+    {"server", "confine", CONFIG_BOOL, "on", NULL, 0, 0, false, false, NULL,
+     "Confine parleyd after start-up: Landlock limits the files it may open, seccomp forbids "
+     "running programs.",
+     CONFIG_FIELD(server.confine), NULL},
     {NULL, NULL, 0, NULL, NULL, 0, 0, false, false, NULL, NULL, 0, NULL},
 };
 

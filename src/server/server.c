@@ -7,7 +7,10 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +22,10 @@
 #include "core/log.h"
 #include "core/log_limit.h"
 #include "core/mbox.h"
+#include "server/confine.h"
 #include "server/control.h"
 #include "server/notify.h"
+#include "server/privdrop.h"
 #include "core/random.h"
 #include "crypto/fips.h"
 #include "rtp/srtp.h"
@@ -399,6 +404,100 @@ static int server_crypto_start(struct runtime *rt, char *err, size_t errlen)
     return 0;
 }
 
+/* A file's directory, into out (cap PATH_MAX). */
+static const char *server_dir_of(const char *path, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", path);
+    char *d = dirname(out);
+    if (d != out)
+        memmove(out, d, strlen(d) + 1);
+    return out;
+}
+
+/* Threads of the process now: Landlock confines only the thread that asks
+ * and those it starts afterwards, so this must be 1 when it does. */
+static long long server_thread_count(void)
+{
+    long long n = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* server.confine: what the running server may touch from now on. The
+ * certificates' directories are read-only (a reload that points a
+ * certificate key elsewhere needs a restart); libraries read /etc
+ * (resolv.conf, hosts, nsswitch.conf, OpenSSL's configuration), /usr and
+ * /lib (NSS modules, OpenSSL's providers, time zones), /proc (the FIPS
+ * switch, sanitizers' /proc/self/maps), /sys's CPU list (sysconf); SQLite
+ * may spill large sorts into /var/tmp or /tmp. */
+static int server_confine(struct runtime *rt, char *err, size_t errlen)
+{
+    const struct config *cfg = rt->cfg;
+    enum { MAX_RO = 64 };
+    static char dirs[MAX_RO][PATH_MAX];
+    const char *rw[] = {cfg->state_dir, cfg->config_dir, "/dev/null", "/tmp", "/var/tmp", NULL};
+    const char *ro[MAX_RO + 12];
+    size_t n = 0, nd = 0;
+    static const char *const system_ro[] = {
+        "/etc",         "/usr",        "/lib", "/lib64", "/proc", "/sys/devices/system/cpu",
+        "/dev/urandom", "/dev/random", NULL};
+    for (const char *const *p = system_ro; *p; p++)
+        ro[n++] = *p;
+    const char *files[MAX_RO];
+    size_t nf = 0;
+    files[nf++] = cfg->tls.certificate;
+    files[nf++] = cfg->tls.private_key;
+    for (size_t i = 0; i < cfg->tls.ca_files.n && nf < MAX_RO - 2; i++)
+        files[nf++] = cfg->tls.ca_files.v[i];
+    for (size_t i = 0; i < cfg->tls.crl_files.n && nf < MAX_RO - 2; i++)
+        files[nf++] = cfg->tls.crl_files.v[i];
+    for (size_t i = 0; i < nf && nd < MAX_RO; i++)
+        if (files[i] && *files[i])
+            ro[n++] = server_dir_of(files[i], dirs[nd++], sizeof(dirs[0]));
+    ro[n] = NULL;
+
+    struct confine_report rep;
+    long long threads = server_thread_count();
+    int rc = confine_apply(rw, ro, &rep, err, errlen);
+    if (rc)
+        return rc;
+    if (rep.landlock_abi == 0)
+        log_warn("server.confine_degraded", "landlock", "unavailable", "reason", rep.landlock_why,
+                 "action", "file access is not confined; the seccomp filter is in place");
+    log_info("server.confined", "landlock_abi", LOG_INT(rep.landlock_abi), "seccomp",
+             rep.seccomp ? "execve denied" : "off", "state_dir", cfg->state_dir, "threads",
+             LOG_INT(threads));
+    return 0;
+}
+
+/* server.user and server.confine, once the ports are bound and before any
+ * thread starts (threads inherit both; Landlock confines only the thread
+ * that asks and those it starts later). */
+static int server_drop_and_confine(struct runtime *rt, const struct privdrop_target *target,
+                                   char *err, size_t errlen)
+{
+    int rc = privdrop_own_state(target, rt->cfg->state_dir, err, errlen);
+    if (rc == 0)
+        rc = privdrop_apply(target, err, errlen);
+    if (rc)
+        return rc;
+    if (target->change || target->drop_caps)
+        log_info("server.privileges_dropped", "user", target->name, "uid",
+                 LOG_INT((long long)getuid()), "gid", LOG_INT((long long)getgid()), "capabilities",
+                 "none");
+    if (!rt->cfg->server.confine) {
+        log_info("server.confine_off", "key", "server.confine", "reason",
+                 "switched off in the configuration");
+        return 0;
+    }
+    return server_confine(rt, err, errlen);
+}
+
 int server_start(const struct server_options *opts, struct runtime **out, char *err, size_t errlen)
 {
     struct runtime *rt = calloc(1, sizeof(*rt));
@@ -443,19 +542,15 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     if (rc)
         goto fail;
 
-    rc = runtime_lock(rt, err, errlen);
+    /* an unknown server.user refuses the start before anything is made */
+    struct privdrop_target target;
+    rc = privdrop_prepare(rt->cfg->server.user, &target, err, errlen);
     if (rc)
         goto fail;
 
-    {
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/parley.db", rt->cfg->state_dir);
-        rc = store_open(path, 0, &rt->store, err, errlen);
-        if (rc == 0)
-            rc = store_writer_start(path, &rt->store_writer, err, errlen);
-        if (rc)
-            goto fail;
-    }
+    rc = runtime_lock(rt, err, errlen);
+    if (rc)
+        goto fail;
 
     evthread_use_pthreads();
     rt->base = event_base_new();
@@ -485,9 +580,29 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     rt->transport.core = rt->core_mbox;
     runtime_apply_transport(rt);
 
+    /* Every port first (those under 1024 need root), then the drop to
+     * server.user and the confinement, then the store and the threads. */
     rc = listeners_open(rt, err, errlen);
     if (rc)
         goto fail;
+    if (rt->cfg->relay.enabled) {
+        rc = relay_start(rt->cfg, rt->tls, fips_restricted(rt->fips), &rt->relay, err, errlen);
+        if (rc)
+            goto fail;
+    }
+    rc = server_drop_and_confine(rt, &target, err, errlen);
+    if (rc)
+        goto fail;
+
+    {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/parley.db", rt->cfg->state_dir);
+        rc = store_open(path, 0, &rt->store, err, errlen);
+        if (rc == 0)
+            rc = store_writer_start(path, &rt->store_writer, err, errlen);
+        if (rc)
+            goto fail;
+    }
     rc = sipcore_start(rt, err, errlen);
     if (rc)
         goto fail;
@@ -500,8 +615,8 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
         goto fail;
     /* The media relay runs on threads of its own; started before the worker
      * pool because server_free cannot stop a running pool on failure. */
-    if (rt->cfg->relay.enabled) {
-        rc = relay_start(rt->cfg, rt->tls, fips_restricted(rt->fips), &rt->relay, err, errlen);
+    if (rt->relay) {
+        rc = relay_run(rt->relay, err, errlen);
         if (rc)
             goto fail;
     }
