@@ -29,7 +29,10 @@ trap 'cd /; umount -R "$tmp" 2>/dev/null || umount -lR "$tmp"; rmdir "$tmp"' EXI
 mount -t tmpfs -o mode=0755,size=2g tmpfs "$tmp"
 mkdir "$tmp/upper" "$tmp/work" "$tmp/root"
 root="$tmp/root"
-mount -t overlay overlay -o "lowerdir=/,upperdir=$tmp/upper,workdir=$tmp/work" "$root"
+# xino=on: every file reports the overlay's device, as on one file system
+# (without it a file's st_dev is its layer's, and walks that stay on one
+# file system, like server.user's chown of the state, skip the files)
+mount -t overlay overlay -o "lowerdir=/,upperdir=$tmp/upper,workdir=$tmp/work,xino=on" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
 mount --rbind -o ro /sys "$root/sys" 2>/dev/null || mount --rbind /sys "$root/sys"

@@ -14,7 +14,8 @@ throwaway root of scripts/deb-check.sh, never on the machine itself):
   parley (/proc/PID/status: Uid, Gid, no capability left), tells systemd's
   notify socket READY=1 after the drop, and baresip registers to it over
   TLS on the low port; SIGHUP reloads (the configuration and certificates
-  stay readable to parley);
+  stay readable to parley); the same started as parley with
+  CAP_NET_BIND_SERVICE ambient (docs/OPERATIONS.md's alternative);
 - reinstalling keeps the configuration; purge removes /etc/parley and
   /var/lib/parley and keeps the user.
 """
@@ -46,7 +47,7 @@ PARLEYCTL = "/usr/sbin/parleyctl"
 SECURITY_THRESHOLD = 30
 USERS = {"alice": "alice-secret"}
 # the unit's CapabilityBoundingSet=, in setpriv's words
-UNIT_CAPS = "+net_bind_service,+setuid,+setgid,+chown"
+UNIT_CAPS = "+net_bind_service,+setuid,+setgid,+chown,+dac_override"
 
 
 def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -116,9 +117,17 @@ class TestInstalled(unittest.TestCase):
         with self.subTest("server.user and server.state_dir set"):
             self.assertEqual(ctl("config", "get", "server.user").stdout.strip(), "parley")
             self.assertEqual(ctl("config", "get", "server.state_dir").stdout.strip(), STATE)
-        # the CA's key is root's alone; parley reads what the server needs
-        ca_key = os.stat("/etc/parley/pki/ca.key")
-        self.assertEqual((ca_key.st_uid, ca_key.st_mode & 0o077), (0, 0))
+        # the configuration is root's, readable by parley's group (a reload
+        # reads it again as parley); the state, PKI included, is parley's
+        conf = os.stat(CONF)
+        self.assertEqual((conf.st_uid, conf.st_gid, conf.st_mode & 0o7777),
+                         (0, pw.pw_gid, 0o640))
+        with self.subTest("the state is parley's"):
+            for top, dirs, files in os.walk(STATE):
+                for name in dirs + files:
+                    st = os.lstat(os.path.join(top, name))
+                    self.assertEqual(st.st_uid, pw.pw_uid, os.path.join(top, name))
+                    self.assertEqual(st.st_mode & 0o077, 0, os.path.join(top, name))
         mans = [m for m in ("/usr/share/man/man8/parleyd.8.gz", "/usr/share/man/man8/parleyctl.8.gz",
                             "/usr/share/man/man5/parley.conf.5.gz") if os.path.exists(m)]
         print(f"\n  man pages installed: {len(mans)} of 3 {mans}")
@@ -141,8 +150,28 @@ class TestInstalled(unittest.TestCase):
         self.assertEqual(res.returncode, 0, res.stdout[-3000:] + res.stderr)
 
     def test_3_server_drops_to_parley(self):
-        pw = pwd.getpwnam("parley")
+        """The package's unit: root with CapabilityBoundingSet= only, then
+        server.user."""
+        self.configure()
+        self.serve(["setpriv", f"--bounding-set=-all,{UNIT_CAPS}", "--inh-caps=-all",
+                    "--no-new-privs"])
+
+    def test_3b_server_started_as_parley(self):
+        """docs/OPERATIONS.md's alternative: User=parley with
+        AmbientCapabilities=CAP_NET_BIND_SERVICE; parleyd drops that too."""
+        self.configure()
+        self.serve(["setpriv", "--reuid=parley", "--regid=parley", "--init-groups",
+                    "--bounding-set=-all,+net_bind_service", "--inh-caps=-all,+net_bind_service",
+                    "--ambient-caps=-all,+net_bind_service", "--no-new-privs"])
+
+    configured = False
+
+    def configure(self) -> None:
+        if TestInstalled.configured:
+            return
+        TestInstalled.configured = True
         sip_low, https_low = low_ports(2)
+        TestInstalled.sip_low, TestInstalled.https_low = sip_low, https_low
         ctl("config", "set", "sip.tls_listen", f"127.0.0.1:{sip_low}")
         ctl("config", "set", "https.listen", f"127.0.0.1:{https_low}")
         # every other port this test's own (never the defaults 5061/3478/5349)
@@ -154,6 +183,12 @@ class TestInstalled(unittest.TestCase):
         for user, password in USERS.items():
             ctl("user", "add", user, "--password-stdin", input=password + "\n")
 
+    def serve(self, how: list[str]) -> None:
+        """parleyd started by `how` (a setpriv command line) on the
+        installed configuration: ends as parley without capabilities,
+        serves on the low ports, baresip registers, reload, stop."""
+        pw = pwd.getpwnam("parley")
+        sip_low, https_low = self.sip_low, self.https_low
         tmp = tempfile.mkdtemp(prefix="parley-deb-")
         notify_path = os.path.join(tmp, "notify")
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -163,11 +198,7 @@ class TestInstalled(unittest.TestCase):
         os.chmod(notify_path, 0o777)
         log_path = os.path.join(tmp, "parleyd.log")
         log = open(log_path, "wb")
-        # root with the unit's capabilities only (CapabilityBoundingSet=,
-        # NoNewPrivileges=): no CAP_DAC_OVERRIDE, so root reads and writes
-        # only what the files' modes let it, as under systemd
-        proc = subprocess.Popen(["setpriv", f"--bounding-set=-all,{UNIT_CAPS}", "--inh-caps=-all",
-                                 "--no-new-privs", PARLEYD, "-c", CONF], stdin=subprocess.DEVNULL, stdout=log,
+        proc = subprocess.Popen(how + [PARLEYD, "-c", CONF], stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT,
                                 env=dict(os.environ, NOTIFY_SOCKET=notify_path))
         agent = None
@@ -192,6 +223,8 @@ class TestInstalled(unittest.TestCase):
                 for path in os.listdir(STATE):
                     self.assertEqual(os.stat(os.path.join(STATE, path)).st_uid, pw.pw_uid, path)
                 self.assertTrue(os.path.exists(os.path.join(STATE, "parley.db")))
+            self.assertIn("server.privileges_dropped",
+                          [parse_logfmt(line).get("event") for line in read(log_path).splitlines()])
             # the low ports are parleyd's, and serve
             for port in (sip_low, https_low):
                 socket.create_connection(("127.0.0.1", port), timeout=5).close()
