@@ -12,7 +12,8 @@ libsqlite3-dev libc-ares-dev libjansson-dev libinih-dev libpcre2-dev libhttp-par
 zlib1g-dev python3"
 CHECK_PKGS="libcmocka-dev clang clang-format libclang-rt-14-dev baresip-core sip-tester coturn
 libsrtp2-dev python3-pylibsrtp
-dnsmasq-base procps iproute2 linphone-cli util-linux curl vdirsyncer python3-cryptography"
+dnsmasq-base procps iproute2 linphone-cli util-linux curl vdirsyncer python3-cryptography
+man-db groff-base"
 
 # `make deb` (dpkg-buildpackage, debhelper's meson support), lintian, and
 # what `make deb-check` runs in its throwaway root: systemd-analyze, unshare,

@@ -3,9 +3,9 @@
  *
  * Every key is a row of one table (config.c): its section, name, type,
  * default, whether SIGHUP applies it, and a one-line help. That table
- * drives loading, validation, `parleyctl config get|set`, the file that
- * `parleyctl init` writes, and a test that checks docs/parley.conf.md
- * documents every key. Add a key by adding a row and a field.
+ * drives loading, validation, `parleyctl config get|set|keys`, the file
+ * that `parleyctl init` writes, the manual page parley.conf(5), and a test
+ * that checks docs/parley.conf.md documents every key. Add a key by adding a row and a field.
  *
  * Relative paths in the file are relative to the file's directory. The
  * server's state directory (lock, control socket, store, relay secrets,

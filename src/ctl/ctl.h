@@ -8,10 +8,14 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "core/config.h"
 
 struct fips_ctx;
+
+/* The configuration file without -c or $PARLEY_CONFIG (what `make run` uses). */
+#define CTL_DEFAULT_CONFIG "var/parley.conf"
 
 enum {
     CTL_OK = 0,
@@ -83,6 +87,18 @@ int ctl_close_store(struct ctl *ctl, struct store *st, int rc);
 /* The running server's trunks (the "trunks" array of status), one line
  * each and a second for the certificate or the last error. */
 void cmd_trunk_render(struct strbuf *t, json_t *trunks);
+
+/* A command: runs with ctl->argv holding its arguments (after the command
+ * word); returns CTL_OK, CTL_FAIL or CTL_USAGE. */
+typedef int ctl_command_fn(struct ctl *ctl);
+
+/* The commands' table (cmd_help.c), which dispatch, --help and parleyctl(8)
+ * all read: the function that runs the command word ("user"), or NULL. */
+ctl_command_fn *cmd_help_find(const char *word);
+/* The --help text. */
+void cmd_help_usage(FILE *f);
+/* parleyctl help [--format=man]: the --help text, or parleyctl(8) in roff. */
+int cmd_help(struct ctl *ctl);
 
 int cmd_init(struct ctl *ctl);
 int cmd_presence(struct ctl *ctl);

@@ -5,6 +5,9 @@
  *                  [--fips auto|on|approved-only|off] [--state-dir DIR] [--user NAME]
  *   parleyctl [-c CONF] [--json] COMMAND ...
  *
+ * The commands, their arguments and help are one table (cmd_help.c) that
+ * dispatch, --help and the manual page parleyctl(8) read.
+ *
  * Commands that change stored state (users, configuration) work whether or
  * not parleyd runs; runtime views (status) ask the daemon over its control
  * socket.
@@ -26,82 +29,6 @@
 #include "server/control.h"
 #include "server/privdrop.h"
 #include "server/config_keys.h"
-
-#define CTL_DEFAULT_CONFIG "var/parley.conf"
-
-static void ctl_print_usage(FILE *f)
-{
-    fprintf(
-        f, "usage: parleyctl [-c CONF] [--json] COMMAND [ARGS]\n"
-           "\n"
-           "  init --dir DIR --domain DOMAIN [--address IP] [--key-type p256|rsa2048]\n"
-           "       [--fips auto|on|approved-only|off] [--state-dir DIR] [--user NAME]\n"
-           "                          create a configuration, development PKI and store\n"
-           "                          (--state-dir: state apart from the configuration;\n"
-           "                          --user: server.user, who then owns the state)\n"
-           "  config get SECTION.KEY  print a configuration value\n"
-           "  config set SECTION.KEY VALUE\n"
-           "                          change a value (validated; the file is replaced atomically)\n"
-           "  config list             every key with its value\n"
-           "  user add NAME [--password-stdin | --generate-password]\n"
-           "  user passwd NAME [--password-stdin | --generate-password]\n"
-           "  user remove NAME\n"
-           "  user set NAME [--number +E164|none] [--outbound none|national|all]\n"
-           "                [--name \"Display Name\"] [--email ADDR]\n"
-           "                          a user's line number, right to call out, and the\n"
-           "                          name and e-mail address book cards show (\"\" clears)\n"
-           "  user list\n"
-           "  group add NAME [--name \"Display Name\"] | group set NAME --name \"Display Name\"\n"
-           "  group remove NAME | group list | group show NAME\n"
-           "  group member add|remove NAME USER|GROUP\n"
-           "                          distribution groups (one namespace with users; groups\n"
-           "                          nest; show flattens them to users)\n"
-           "  conference create NAME --organizer USER [--allow USER|GROUP]...\n"
-           "  conference allow|disallow NAME USER|GROUP\n"
-           "  conference list | conference show NAME | conference remove NAME\n"
-           "                          meetings: the organizer changes their content, those\n"
-           "                          allowed read it; remove deletes the content too\n"
-           "  status                  what the running server enforces (or the configured view)\n"
-           "  reload                  re-read configuration and certificates (as SIGHUP)\n"
-           "  registrations           registered devices (from the running server)\n"
-           "  calls [--limit N]       the call log, newest first\n"
-           "  presence allow|block|unset USER WATCHER\n"
-           "  presence list USER      who may (not) see USER's presence\n"
-           "  partner add DOMAIN [--server HOST[:PORT]] [--address IP]\n"
-           "  partner remove DOMAIN | partner list\n"
-           "                          federation partners (mutual TLS)\n"
-           "  trust add FILE | trust remove FILE|FINGERPRINT | trust list\n"
-           "                          CA certificates trusted for peers\n"
-           "  cert request            write a CSR for this node's key\n"
-           "  cert install FILE       install a signed certificate (checked first)\n"
-           "  cert revoke FILE|SERIAL revoke a certificate of the development CA\n"
-           "  dialplan add NAME PATTERN TRANSLATION | dialplan remove NAME | dialplan list\n"
-           "  dialplan national PATTERN|none\n"
-           "                          normalisation rules for what users dial (in order),\n"
-           "                          and which numbers `--outbound national` reaches\n"
-           "  route add NAME PATTERN --trunks T1,T2 | route remove NAME | route list\n"
-           "                          which trunks carry calls to numbers that match\n"
-           "  trunk add NAME --gateway HOST:PORT --transport tls|tcp\n"
-           "            --srtp-mode required|optional|not_supported [--address IP]\n"
-           "  trunk remove NAME | trunk list | trunk status\n"
-           "                          PSTN gateways and SIP trunks\n"
-           "  media status            anchored media streams, each leg's protection and\n"
-           "                          counters (running server)\n"
-           "  relay status            relay allocations and their counters (running server)\n"
-           "  relay credentials USER [--lifetime SECONDS]\n"
-           "                          time-limited relay username and password (at most\n"
-           "                          relay.max_lifetime)\n"
-           "  relay secret            print the current relay secret (administrators only)\n"
-           "  relay rotate-secret     add a new relay secret; older ones retire after\n"
-           "                          relay.max_lifetime\n"
-           "  https rotate-key [--now] a new web ticket signing key; the previous one verifies\n"
-           "                          for https.ticket_lifetime, none with --now (a running\n"
-           "                          parleyd: after reload)\n"
-           "\n"
-           "  -c CONF   configuration file (default $PARLEY_CONFIG or " CTL_DEFAULT_CONFIG ")\n"
-           "  --json    machine-readable output\n"
-           "Exit status: 0 success, 1 failure, 2 usage error.\n");
-}
 
 int ctl_open_store(struct ctl *ctl, struct store **st, int flags)
 {
@@ -343,7 +270,7 @@ int main(int argc, char **argv)
             }
             ctl.config_path = argv[++i];
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            ctl_print_usage(stdout);
+            cmd_help_usage(stdout);
             free(rest);
             return CTL_OK;
         } else {
@@ -351,7 +278,7 @@ int main(int argc, char **argv)
         }
     }
     if (nrest == 0) {
-        ctl_print_usage(stderr);
+        cmd_help_usage(stderr);
         free(rest);
         return CTL_USAGE;
     }
@@ -362,47 +289,8 @@ int main(int argc, char **argv)
     /* `config` edits the configuration file, which may be root's (its
      * owner and mode are kept); everything else acts as server.user */
     ctl.keep_privileges = strcmp(cmd, "config") == 0;
-    int rc;
-    if (strcmp(cmd, "init") == 0)
-        rc = cmd_init(&ctl);
-    else if (strcmp(cmd, "config") == 0)
-        rc = cmd_config(&ctl);
-    else if (strcmp(cmd, "user") == 0)
-        rc = cmd_user(&ctl);
-    else if (strcmp(cmd, "status") == 0)
-        rc = cmd_status(&ctl);
-    else if (strcmp(cmd, "reload") == 0)
-        rc = cmd_reload(&ctl);
-    else if (strcmp(cmd, "registrations") == 0)
-        rc = cmd_registrations(&ctl);
-    else if (strcmp(cmd, "calls") == 0)
-        rc = cmd_calls(&ctl);
-    else if (strcmp(cmd, "presence") == 0)
-        rc = cmd_presence(&ctl);
-    else if (strcmp(cmd, "partner") == 0)
-        rc = cmd_partner(&ctl);
-    else if (strcmp(cmd, "trust") == 0)
-        rc = cmd_trust(&ctl);
-    else if (strcmp(cmd, "cert") == 0)
-        rc = cmd_cert(&ctl);
-    else if (strcmp(cmd, "relay") == 0)
-        rc = cmd_relay(&ctl);
-    else if (strcmp(cmd, "media") == 0)
-        rc = cmd_media(&ctl);
-    else if (strcmp(cmd, "dialplan") == 0)
-        rc = cmd_dialplan(&ctl);
-    else if (strcmp(cmd, "route") == 0)
-        rc = cmd_route(&ctl);
-    else if (strcmp(cmd, "trunk") == 0)
-        rc = cmd_trunk(&ctl);
-    else if (strcmp(cmd, "https") == 0)
-        rc = cmd_https(&ctl);
-    else if (strcmp(cmd, "group") == 0)
-        rc = cmd_group(&ctl);
-    else if (strcmp(cmd, "conference") == 0)
-        rc = cmd_conference(&ctl);
-    else
-        rc = ctl_usage(&ctl, "unknown command \"%s\"", cmd);
+    ctl_command_fn *run = cmd_help_find(cmd);
+    int rc = run ? run(&ctl) : ctl_usage(&ctl, "unknown command \"%s\"", cmd);
 
     random_set_secret_source(NULL, NULL);
     fips_close(ctl.fips);
