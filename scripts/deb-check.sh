@@ -14,13 +14,20 @@
 #   scripts/deb-check.sh OUT      (OUT: where `make deb` put the package)
 set -eu
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+    echo "make deb-check: needs root (a mount namespace, an overlay of /, chroot, dpkg -i" \
+        "in there; nothing is installed on this machine)" >&2
+    exit 1
+fi
 # first, into a private mount namespace of its own
 if [ "${PARLEY_DEB_NS:-}" != 1 ]; then
     PARLEY_DEB_NS=1 exec unshare --mount --propagation private "$0" "$@"
 fi
 src=$(pwd)
 out=$(realpath "${1:-build-deb}")
-deb=$(ls "$out"/parley_*_*.deb | head -n1)
+set -- "$out"/parley_*_*.deb
+deb=$1
+[ -f "$deb" ] || { echo "make deb-check: no package in $out (make deb)" >&2; exit 1; }
 
 tmp=$(mktemp -d /tmp/parley-debroot.XXXXXX)
 # everything under it is a mount of this namespace: gone with it, but

@@ -25,6 +25,7 @@ mkdir -p "$copy"
 # The files of the tree, committed or not, without what .gitignore names
 # (build directories, ./var); outside a git checkout, all but those.
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    # shellcheck disable=SC2016 # the inner shell expands them
     git ls-files -z --cached --others --exclude-standard |
         xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
         tar --null -T - -cf - | tar -xf - -C "$copy"
