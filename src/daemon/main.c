@@ -9,7 +9,8 @@
  * Runs in the foreground and logs logfmt lines to stderr. SIGHUP reloads
  * the configuration and certificates; SIGTERM stops after closing
  * connections. A start-up refusal is one log line naming the file and the
- * fault, and exit status 1.
+ * fault, and exit status 1. Started as root with server.user set, it binds
+ * its ports, then runs as that user, confined (server/server.c).
  */
 #include <errno.h>
 #include <getopt.h>

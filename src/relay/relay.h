@@ -45,8 +45,8 @@ struct relay;
 
 /* Binds every socket and loads (or creates) the secrets file; relay_run
  * then starts the threads (parleyd drops its privileges and confines
- * itself in between, so that the threads start confined). On failure returns a negative errno with
- * one line in err
+ * itself in between, so that the threads start confined). On failure
+ * returns a negative errno with one line in err
  * ("relay.listen 127.0.0.1:3478: Address already in use"). tls is the
  * node's context for TURN over TLS (the relay takes its own reference).
  *

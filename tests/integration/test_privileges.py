@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import socket
 import ssl
 import stat
 import subprocess
+import tempfile
 import unittest
 
-from harness import Parley
+from harness import Parley, free_port, parleyctl_path, parleyd_path, spawn_peer
 
 USER = "nobody"
 
@@ -201,6 +203,52 @@ class TestRefusals(unittest.TestCase):
             finally:
                 proc.terminate()
                 proc.communicate(timeout=20)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: init --user gives the state away")
+class TestSeparateState(unittest.TestCase):
+    """parleyctl init --dir CONF --state-dir STATE --user nobody: the
+    packaged layout (/etc/parley and /var/lib/parley)."""
+
+    def test_init_state_apart(self):
+        pw = pwd.getpwnam(USER)
+        top = tempfile.mkdtemp(prefix="parley-apart-")
+        os.chmod(top, 0o755)  # as /etc and /var/lib: the user passes through
+        conf_dir, state = os.path.join(top, "etc"), os.path.join(top, "lib")
+        conf = os.path.join(conf_dir, "parley.conf")
+        ctl = parleyctl_path()
+
+        def run(*args, input=None):
+            res = subprocess.run([ctl, *args], capture_output=True, text=True, input=input,
+                                 timeout=60)
+            self.assertEqual(res.returncode, 0, f"{args}: {res.stderr}")
+            return res.stdout
+
+        try:
+            run("init", "--dir", conf_dir, "--state-dir", state, "--user", USER, "--domain",
+                "example.test")
+            for key in ("sip.tls_listen", "sip.mtls_listen", "relay.tls_listen", "https.listen"):
+                run("-c", conf, "config", "set", key, f"127.0.0.1:{free_port()}")
+            relay = free_port("both")
+            run("-c", conf, "config", "set", "relay.listen", f"127.0.0.1:{relay}")
+            run("-c", conf, "user", "add", "carol", "--password-stdin", input="carol-pw\n")
+            self.assertEqual(run("-c", conf, "config", "get", "server.state_dir").strip(), state)
+            # the configuration stays root's, readable by the user's group
+            st = os.stat(conf)
+            self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
+                             (0, pw.pw_gid, 0o640))
+            self.assertFalse(os.path.exists(os.path.join(conf_dir, "parley.db")))
+            with spawn_peer([parleyd_path(), "-c", conf], name="parleyd-apart") as d:
+                d.wait_output("event=server.ready", timeout=30)
+                self.assertIn(f"state_dir={state}", d.output)
+                for root, dirs, files in os.walk(state):
+                    for n in [root] + [os.path.join(root, f) for f in files]:
+                        self.assertEqual(os.lstat(n).st_uid, pw.pw_uid, n)
+                self.assertTrue(os.path.exists(os.path.join(state, "parleyd.sock")))
+                rec = run("-c", conf, "--json", "status")
+                self.assertIn("example.test", rec)
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,48 @@ static void test_defaults_and_paths(void **state)
     assert_int_equal(cfg->limits.connections_per_source, 64);
     assert_int_equal(cfg->sip.internal_networks.n, 2);
     assert_string_equal(cfg->tls.min_version, "1.2");
+    assert_string_equal(cfg->config_dir, "/etc/parley");
+    assert_string_equal(cfg->server.user, ""); /* no change of user */
+    assert_true(cfg->server.confine);
     config_free(cfg);
+}
+
+/* server.state_dir moves the state, not the paths of the file */
+static void test_state_dir(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    char err[512] = "";
+    assert_int_equal(config_load_string("/etc/parley/parley.conf",
+                                        "[server]\ndomain = example.test\n"
+                                        "state_dir = /var/lib/parley\nuser = parley\n"
+                                        "confine = off\n",
+                                        &cfg, err, sizeof(err)),
+                     0);
+    assert_string_equal(cfg->state_dir, "/var/lib/parley");
+    assert_string_equal(cfg->config_dir, "/etc/parley");
+    assert_string_equal(cfg->tls.certificate, "/etc/parley/pki/server.pem");
+    assert_string_equal(cfg->server.user, "parley");
+    assert_false(cfg->server.confine);
+    config_free(cfg);
+    /* relative: against the file's directory */
+    assert_int_equal(config_load_string("/srv/p/parley.conf",
+                                        "[server]\ndomain = example.test\nstate_dir = state\n",
+                                        &cfg, err, sizeof(err)),
+                     0);
+    assert_string_equal(cfg->state_dir, "/srv/p/state");
+    config_free(cfg);
+    /* negative: a user name that could be anything else is refused */
+    const char *bad[] = {"a b", "../root", "x:y", "-x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[128];
+        snprintf(text, sizeof(text), "[server]\ndomain = example.test\nuser = %s\n", bad[i]);
+        cfg = NULL;
+        assert_int_equal(config_load_string("/x/parley.conf", text, &cfg, err, sizeof(err)),
+                         -EINVAL);
+        assert_null(cfg);
+        assert_non_null(strstr(err, "server.user"));
+    }
 }
 
 static void test_refusals_name_key_and_line(void **state)
@@ -208,6 +249,7 @@ int main(int argc, char **argv)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_paths),
+        cmocka_unit_test(test_state_dir),
         cmocka_unit_test(test_refusals_name_key_and_line),
         cmocka_unit_test(test_set_keeps_comments_and_is_atomic),
         cmocka_unit_test(test_template_loads),
