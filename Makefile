@@ -1,8 +1,10 @@
 # Thin wrapper over Meson/Ninja: the two commands a newcomer needs.
 #   make run    set up what is missing, build, initialise ./var, start parleyd
 #   make check  set up what is missing, build (plain, sanitized, fuzz), run every test
+#   make deb    the Debian package, in build-deb/ (the source tree stays clean)
+#   make deb-check  the package built, linted, installed in a throwaway root and tested
 .POSIX:
-.PHONY: all deps deps-check build build-asan build-fuzz run check layers format format-check unit fuzz clean
+.PHONY: all deps deps-check build build-asan build-fuzz run check layers format format-check unit fuzz clean deb deb-check
 
 PY       = /usr/bin/python3
 JOBS    ?= $(shell nproc)
@@ -63,5 +65,19 @@ check: deps-check format-check layers build build-asan build-fuzz
 	    meson test -C build-asan --print-errorlogs --num-processes $(JOBS)
 	scripts/run-fuzz.sh build-fuzz 20
 
+# The Debian package: dpkg-buildpackage in a copy of the tree under
+# build-deb/, which also receives the .deb, .changes and .buildinfo.
+deb:
+	@scripts/deps.sh deb
+	scripts/make-deb.sh build-deb
+
+# Not part of `make check` (CI runs it after): the package built, lintian
+# (errors fail), then installed into an overlay of / in a private mount
+# namespace and tested there (docs/OPERATIONS.md); the machine itself is
+# never touched.
+deb-check: deb
+	lintian --fail-on error --display-level '>=warning' build-deb/parley_*.changes
+	scripts/deb-check.sh build-deb
+
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-deb

@@ -2,6 +2,7 @@
 # Installs the Debian packages Parley needs to build, run and test.
 #   scripts/deps.sh build   what `make`/`make run` need
 #   scripts/deps.sh check   plus the real peers the tests drive
+#   scripts/deps.sh deb     what `make deb` and `make deb-check` need (with build's)
 # As root, missing packages are installed with apt-get; otherwise they are
 # named and the script fails, so nothing half-works.
 set -eu
@@ -14,8 +15,17 @@ libsrtp2-dev python3-pylibsrtp
 dnsmasq-base procps iproute2 linphone-cli util-linux curl vdirsyncer python3-cryptography
 man-db groff-base prometheus"
 
+# `make deb` (dpkg-buildpackage, debhelper's meson support), lintian, and
+# what `make deb-check` runs in its throwaway root: systemd-analyze, unshare,
+# adduser for the postinst, baresip registering to the installed parleyd
+DEB_PKGS="dpkg-dev debhelper lintian fakeroot systemd util-linux mount adduser hostname
+baresip-core procps"
+
 want="$BUILD_PKGS"
-[ "${1:-build}" = check ] && want="$want $CHECK_PKGS"
+case "${1:-build}" in
+    check) want="$want $CHECK_PKGS" ;;
+    deb) want="$want $DEB_PKGS" ;;
+esac
 
 missing=""
 for p in $want; do

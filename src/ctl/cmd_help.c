@@ -25,8 +25,8 @@ struct cmd_help_row {
 static const struct cmd_help_row cmd_help_rows[] = {
     {"init --dir DIR --domain DOMAIN [--address IP] [--key-type p256|rsa2048] "
      "[--fips auto|on|approved-only|off] [--state-dir DIR] [--user NAME]",
-     "create a configuration, development PKI and store (--state-dir: the state apart from "
-     "the configuration; --user: server.user, who then owns the state)", cmd_init},
+     "create a configuration, development PKI and store (--state-dir: state apart from the "
+     "configuration; --user: server.user, who then owns the state)", cmd_init},
     {"config get SECTION.KEY", "print a configuration value", cmd_config},
     {"config set SECTION.KEY VALUE",
      "change a value (validated; the file is replaced atomically)", cmd_config},

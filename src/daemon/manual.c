@@ -6,7 +6,8 @@
 
 const struct manual_option manual_options[] = {
     {MANUAL_OPT_CONFIG, "config", "CONFIG",
-     "the configuration file (its directory holds the state unless server.state_dir names another)"},
+     "the configuration file (its directory holds the state unless server.state_dir names "
+     "another)"},
     {MANUAL_OPT_DEBUG, "debug", NULL, "log at debug level"},
     {MANUAL_OPT_HELP, "help", NULL, "this help"},
     {MANUAL_OPT_MAN, "man", NULL, "print this manual page, parleyd(8), in roff"},
@@ -43,8 +44,11 @@ int manual_page(struct strbuf *out)
                      "HTTPS web services, as\n"
                      ".BR parley.conf (5)\n"
                      "configures them. It runs in the foreground and logs logfmt lines (one\n"
-                     "stable event= name each) to standard error. The directory of the\n"
-                     "configuration file is its state directory; one parleyd at a time holds it.\n"
+                     "stable event= name each) to standard error. Its state directory is\n"
+                     "server.state_dir, or else the configuration file's directory; one parleyd\n"
+                     "at a time holds it. Started as root with server.user set, it binds its\n"
+                     "ports, gives the state directory to that user and runs as it, without\n"
+                     "capabilities.\n"
                      ".PP\n"
                      "A start\\-up refusal (a configuration that does not load, a certificate\n"
                      "that does not fit, an address in use) is one log line naming the file and\n"
@@ -81,7 +85,8 @@ int manual_page(struct strbuf *out)
                      ".TP\n"
                      ".B NOTIFY_SOCKET\n"
                      "set by systemd for a unit of Type=notify: parleyd reports its state to it\n"
-                     "(the sd_notify protocol).\n"
+                     "(the sd_notify protocol): READY=1 once it serves, RELOADING=1 and READY=1\n"
+                     "around a SIGHUP reload, STOPPING=1 when it stops.\n"
                      ".SH FILES\n"
                      ".TP\n"
                      ".I STATE_DIR/parley.conf\n"

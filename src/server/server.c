@@ -24,6 +24,7 @@
 #include "core/mbox.h"
 #include "server/confine.h"
 #include "server/control.h"
+#include "server/notify.h"
 #include "server/privdrop.h"
 #include "core/random.h"
 #include "crypto/fips.h"
@@ -284,15 +285,32 @@ int runtime_reload(struct runtime *rt, struct strbuf *report)
     return 0;
 }
 
+/* systemd's readiness protocol; a failure to tell it is logged, never
+ * fatal (the service manager then times the start out itself). */
+static void runtime_notify(int rc, const char *state)
+{
+    if (rc == 0)
+        return;
+    char what[64];
+    snprintf(what, sizeof(what), "%.*s", (int)strcspn(state, "\n"), state);
+    log_warn("server.notify_failed", "state", what, "reason", strerror(-rc));
+}
+
 static void runtime_on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     struct runtime *rt = arg;
     if (sig == SIGHUP) {
-        runtime_reload(rt, NULL);
+        runtime_notify(notify_reloading("reloading"), "RELOADING=1");
+        const char *done = runtime_reload(rt, NULL) == 0
+                               ? "READY=1\nSTATUS=serving"
+                               : "READY=1\nSTATUS=serving; the last reload failed, "
+                                 "the running configuration is kept";
+        runtime_notify(notify_send(done), done);
         return;
     }
     log_info("server.stopping", "signal", sig == SIGTERM ? "TERM" : "INT");
+    runtime_notify(notify_send("STOPPING=1\nSTATUS=stopping"), "STOPPING=1");
     event_base_loopbreak(rt->base);
 }
 
@@ -629,6 +647,9 @@ int server_run(struct runtime *rt)
     log_info("server.ready", "domain", rt->cfg->server.domain, "listeners", strbuf_cstr(&addrs),
              "workers", LOG_INT(worker_pool_size(rt->workers)), "pid", LOG_INT(getpid()));
     strbuf_free(&addrs);
+    /* listeners, control socket and workers are up: systemd's Type=notify
+     * start completes here, and units ordered after parleyd may connect */
+    runtime_notify(notify_send("READY=1\nSTATUS=serving"), "READY=1");
 
     event_base_dispatch(rt->base);
 
