@@ -170,6 +170,18 @@ fail:
     return rc;
 }
 
+/* Whether t's user could change path: its owner, or a writer through the
+ * group or others (a directory's sticky bit keeps others' files theirs). */
+static bool privdrop_user_writes(const struct privdrop_target *t, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return false;
+    bool sticky = S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX);
+    return st.st_uid == t->uid || ((st.st_mode & S_IWGRP) && st.st_gid == t->gid && !sticky) ||
+           ((st.st_mode & S_IWOTH) && !sticky);
+}
+
 int privdrop_own_state(const struct privdrop_target *t, const char *state_dir,
                        const char *config_path, char *err, size_t errlen)
 {
@@ -204,6 +216,21 @@ int privdrop_own_state(const struct privdrop_target *t, const char *state_dir,
                  conf, real, t->name);
         rc = -EINVAL;
         goto out;
+    }
+    /* nor where the user could write it anyway (parleyctl -c FILE) */
+    char *slash = conf ? strrchr(conf, '/') : NULL;
+    if (slash) {
+        *slash = '\0';
+        bool dir_writable = privdrop_user_writes(t, *conf ? conf : "/");
+        *slash = '/';
+        if (dir_writable || privdrop_user_writes(t, conf)) {
+            snprintf(err, errlen,
+                     "server.user: the configuration file %s or its directory can be changed by "
+                     "%s: it could then rewrite what root runs; keep it root's",
+                     conf, t->name);
+            rc = -EINVAL;
+            goto out;
+        }
     }
     int dfd = open(real, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;

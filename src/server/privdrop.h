@@ -33,8 +33,10 @@ int privdrop_prepare(const char *user, struct privdrop_target *t, char *err, siz
  * followed, walked through directory descriptors so that a directory
  * swapped for a link meanwhile leads nowhere) to t's user: files 0600 (at
  * most), directories 0700. Refuses (-EINVAL) a system directory such as /
- * or /etc, and a state directory that holds config_path (the user could
- * then rewrite the configuration root reads; NULL: not checked); stops
+ * or /etc, and a state directory that holds config_path, or a config_path
+ * that the user could change otherwise (its owner, or writing to it or its
+ * directory through the group or others): the user could then rewrite the
+ * configuration root reads (NULL: not checked); stops
  * (-EMLINK) at a file of someone else's with more than one name (a hard
  * link to a file outside). Does nothing unless t->change. */
 int privdrop_own_state(const struct privdrop_target *t, const char *state_dir,

@@ -304,8 +304,19 @@ static void test_privdrop_own_state_keeps_the_config_out(void **state)
     assert_int_equal(st.st_uid, 0);
     assert_int_equal(stat(d.allowed, &st), 0);
     assert_int_equal(st.st_uid, 0);
-    /* apart from it: given */
+    /* apart from it, but the user's, or in a directory it may write to */
     snprintf(conf, sizeof(conf), "%s/file", d.readonly);
+    assert_int_equal(chown(conf, 65534, 0), 0);
+    assert_int_equal(privdrop_own_state(&t, d.allowed, conf, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "can be changed by nobody"));
+    assert_int_equal(chown(conf, 0, 0), 0);
+    assert_int_equal(chmod(d.readonly, 0770), 0);
+    assert_int_equal(chown(d.readonly, 0, 65534), 0);
+    assert_int_equal(privdrop_own_state(&t, d.allowed, conf, err, sizeof(err)), -EINVAL);
+    assert_int_equal(chmod(d.readonly, 0700), 0);
+    assert_int_equal(stat(d.allowed, &st), 0);
+    assert_int_equal(st.st_uid, 0);
+    /* root's, apart: given */
     assert_int_equal(privdrop_own_state(&t, d.allowed, conf, err, sizeof(err)), 0);
     assert_int_equal(stat(d.allowed, &st), 0);
     assert_int_equal(st.st_uid, 65534);
