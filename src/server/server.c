@@ -437,9 +437,11 @@ static int server_confine(struct runtime *rt, char *err, size_t errlen)
     const struct config *cfg = rt->cfg;
     enum { MAX_RO = 64 };
     static char dirs[MAX_RO][PATH_MAX];
-    const char *rw[] = {cfg->state_dir, cfg->config_dir, "/dev/null", "/tmp", "/var/tmp", NULL};
+    /* the configuration is read (a reload), never written by parleyd */
+    const char *rw[] = {cfg->state_dir, "/dev/null", "/tmp", "/var/tmp", NULL};
     const char *ro[MAX_RO + 12];
     size_t n = 0, nd = 0;
+    ro[n++] = cfg->config_dir;
     static const char *const system_ro[] = {
         "/etc",         "/usr",        "/lib", "/lib64", "/proc", "/sys/devices/system/cpu",
         "/dev/urandom", "/dev/random", NULL};
