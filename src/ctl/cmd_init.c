@@ -120,6 +120,12 @@ int cmd_init(struct ctl *ctl)
         return ctl_usage(ctl, "--user: \"%s\" is not a user name", user);
     if (privdrop_prepare(user, &owner, err, sizeof(err)) != 0)
         return ctl_fail(ctl, "--user: %s", err);
+    /* the user gets the state directory: the configuration, which root
+     * reads, must be elsewhere */
+    if (owner.change && !state_dir)
+        return ctl_usage(ctl, "--user needs --state-dir, a directory apart from --dir: the "
+                              "state directory is given to the user, the configuration stays "
+                              "root's");
     const char *sdir = state_dir ? state_dir : dir;
 
     conf = init_path(dir, "parley.conf");
@@ -252,7 +258,7 @@ int cmd_init(struct ctl *ctl)
                           strerror(errno));
             goto undo_conf;
         }
-        if (privdrop_own_state(&owner, sdir, err, sizeof(err)) != 0) {
+        if (privdrop_own_state(&owner, sdir, conf, err, sizeof(err)) != 0) {
             rc = ctl_fail(ctl, "%s", err);
             goto undo_conf;
         }

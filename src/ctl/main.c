@@ -58,7 +58,7 @@ int ctl_load_config(struct ctl *ctl)
     /* root acts as server.user: what it writes, parleyd can read */
     struct privdrop_target t;
     if (privdrop_prepare(ctl->cfg->server.user, &t, err, sizeof(err)) != 0 ||
-        privdrop_own_state(&t, ctl->cfg->state_dir, err, sizeof(err)) != 0 ||
+        privdrop_own_state(&t, ctl->cfg->state_dir, ctl->cfg->path, err, sizeof(err)) != 0 ||
         privdrop_apply(&t, err, sizeof(err)) != 0)
         return ctl_fail(ctl, "%s", err);
     return CTL_OK;

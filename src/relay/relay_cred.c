@@ -192,7 +192,11 @@ static int write_file(const char *path, const struct relay_secrets *s, char *err
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* a new file, never one found at the name: root writes here before
+     * parleyd drops to server.user, in a directory that user owns, and a
+     * hard link left at the name would be written through */
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         rc = -errno;
         snprintf(err, errlen, "%s: %s", tmp, strerror(-rc));

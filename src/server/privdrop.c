@@ -5,7 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
@@ -69,57 +69,130 @@ static bool privdrop_system_dir(const char *dir)
     return false;
 }
 
-/* nftw has no argument for its callback */
-static const struct privdrop_target *own_target;
-static int own_errno;
-static char own_failed[PATH_MAX];
+/* Opened relative to the directory dfd, never through a link: neither
+ * name itself (O_NOFOLLOW) nor a directory above it, because the walk
+ * holds each directory open and names only its entries. The user owns
+ * the directory already (after the first start), so whatever is found is
+ * checked on the opened file, not on its name. */
+struct own_walk {
+    const struct privdrop_target *t;
+    dev_t dev;
+    char failed[PATH_MAX];
+};
 
-static int privdrop_own_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+static int privdrop_own_fd(struct own_walk *w, int fd, const struct stat *st)
 {
-    (void)ftw;
-    int fd = -1, rc = 0;
-    if (type == FTW_SL || type == FTW_SLN)
-        return 0; /* a link is not followed, and its own owner matters to nobody */
-    if (S_ISREG(sb->st_mode) || S_ISDIR(sb->st_mode)) {
-        /* opened without following a link put there meanwhile */
-        fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
-                            (S_ISDIR(sb->st_mode) ? O_DIRECTORY : 0));
-        struct stat st;
-        if (fd < 0 || fstat(fd, &st) != 0 || (st.st_mode & S_IFMT) != (sb->st_mode & S_IFMT)) {
-            rc = fd < 0 ? errno : EAGAIN;
-            goto out;
-        }
-        mode_t want = S_ISDIR(st.st_mode) ? 0700 : (st.st_mode & 0600);
-        if ((st.st_uid != own_target->uid || st.st_gid != own_target->gid) &&
-            fchown(fd, own_target->uid, own_target->gid) != 0)
-            rc = errno;
-        else if ((st.st_mode & 07777) != want && fchmod(fd, want) != 0)
-            rc = errno;
-    } else if (S_ISSOCK(sb->st_mode)) {
-        /* a control socket left by an earlier run */
-        if (fchownat(AT_FDCWD, path, own_target->uid, own_target->gid, AT_SYMLINK_NOFOLLOW) != 0)
-            rc = errno;
-    }
-out:
-    if (fd >= 0)
-        close(fd);
-    if (rc) {
-        own_errno = rc;
-        snprintf(own_failed, sizeof(own_failed), "%s", path);
-        return 1;
-    }
+    /* a regular file with another name may be one outside (a hard link
+     * to /etc/shadow made by the user): root must not give it away */
+    if (S_ISREG(st->st_mode) && st->st_nlink > 1 &&
+        (st->st_uid != w->t->uid || st->st_gid != w->t->gid))
+        return EMLINK;
+    mode_t want = S_ISDIR(st->st_mode) ? 0700 : (st->st_mode & 0600);
+    if ((st->st_uid != w->t->uid || st->st_gid != w->t->gid) &&
+        fchown(fd, w->t->uid, w->t->gid) != 0)
+        return errno;
+    if (!S_ISSOCK(st->st_mode) && (st->st_mode & 07777) != want && fchmod(fd, want) != 0)
+        return errno;
     return 0;
 }
 
-int privdrop_own_state(const struct privdrop_target *t, const char *state_dir, char *err,
-                       size_t errlen)
+/* dfd (a directory, opened and checked) and everything under it; path
+ * only names it in an error. Takes dfd. */
+static int privdrop_own_dir(struct own_walk *w, int dfd, const char *path, int depth)
+{
+    int rc = 0;
+    DIR *d = NULL;
+    if (depth > 64) {
+        rc = ELOOP;
+        goto fail;
+    }
+    d = fdopendir(dfd);
+    if (!d) {
+        rc = errno;
+        goto fail;
+    }
+    for (struct dirent *e; rc == 0 && (errno = 0, e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            rc = errno == ENOENT ? 0 : errno; /* removed meanwhile */
+            if (rc)
+                snprintf(w->failed, sizeof(w->failed), "%s", sub);
+            continue;
+        }
+        /* a link is not followed and its own owner matters to nobody; a
+         * device or fifo is not the daemon's; another file system is not
+         * the state directory's */
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISSOCK(st.st_mode))
+            continue;
+        if (st.st_dev != w->dev)
+            continue;
+        /* a socket cannot be opened, only named (O_PATH) */
+        int flags = S_ISSOCK(st.st_mode) ? O_PATH : O_RDONLY | O_NONBLOCK;
+        int fd = openat(dirfd(d), e->d_name,
+                        flags | O_NOFOLLOW | O_CLOEXEC | (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
+        struct stat fst;
+        if (fd < 0 && errno == ENOENT) {
+            continue; /* removed meanwhile */
+        } else if (fd < 0 || fstat(fd, &fst) != 0 ||
+                   (fst.st_mode & S_IFMT) != (st.st_mode & S_IFMT) || fst.st_dev != w->dev) {
+            rc = fd < 0 ? errno : EAGAIN;
+        } else if (S_ISSOCK(fst.st_mode)) {
+            /* a control socket left by an earlier run, through its O_PATH fd */
+            if ((fst.st_uid != w->t->uid || fst.st_gid != w->t->gid) &&
+                fchownat(fd, "", w->t->uid, w->t->gid, AT_EMPTY_PATH) != 0)
+                rc = errno;
+        } else {
+            rc = privdrop_own_fd(w, fd, &fst);
+            if (rc == 0 && S_ISDIR(fst.st_mode)) {
+                rc = privdrop_own_dir(w, fd, sub, depth + 1);
+                fd = -1;  /* taken */
+                continue; /* w->failed is set */
+            }
+        }
+        if (fd >= 0)
+            close(fd);
+        if (rc)
+            snprintf(w->failed, sizeof(w->failed), "%s", sub);
+    }
+    if (rc == 0 && errno != 0) {
+        rc = errno;
+        snprintf(w->failed, sizeof(w->failed), "%s", path);
+    }
+    closedir(d);
+    return rc;
+fail:
+    close(dfd);
+    snprintf(w->failed, sizeof(w->failed), "%s", path);
+    return rc;
+}
+
+/* Whether t's user could change path: its owner, or a writer through the
+ * group or others (a directory's sticky bit keeps others' files theirs). */
+static bool privdrop_user_writes(const struct privdrop_target *t, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return false;
+    bool sticky = S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX);
+    return st.st_uid == t->uid || ((st.st_mode & S_IWGRP) && st.st_gid == t->gid && !sticky) ||
+           ((st.st_mode & S_IWOTH) && !sticky);
+}
+
+int privdrop_own_state(const struct privdrop_target *t, const char *state_dir,
+                       const char *config_path, char *err, size_t errlen)
 {
     if (!t->change)
         return 0;
     char *real = realpath(state_dir, NULL);
+    char *conf = config_path ? realpath(config_path, NULL) : NULL;
     if (!real) {
         int e = errno;
         snprintf(err, errlen, "server.state_dir %s: %s", state_dir, strerror(e));
+        free(conf);
         return -e;
     }
     int rc = 0;
@@ -131,17 +204,60 @@ int privdrop_own_state(const struct privdrop_target *t, const char *state_dir, c
         rc = -EINVAL;
         goto out;
     }
-    own_target = t;
-    own_errno = 0;
-    if (nftw(real, privdrop_own_one, 32, FTW_PHYS | FTW_MOUNT) != 0) {
-        int e = own_errno ? own_errno : errno;
-        snprintf(err, errlen, "server.user: cannot give %s to %s: %s",
-                 own_errno ? own_failed : real, t->name, strerror(e));
+    /* The configuration says what root does (which directory it gives
+     * away, which user it becomes): the user must not be able to change
+     * it, so it may not lie in what is given to the user. */
+    size_t n = strlen(real);
+    if (conf && strncmp(conf, real, n) == 0 && (conf[n] == '/' || conf[n] == '\0')) {
+        snprintf(err, errlen,
+                 "server.user: the configuration file %s is in the state directory %s, which "
+                 "is given to %s: it could then rewrite what root runs; set server.state_dir "
+                 "to a directory of its own (parleyctl init --state-dir)",
+                 conf, real, t->name);
+        rc = -EINVAL;
+        goto out;
+    }
+    /* nor where the user could write it anyway (parleyctl -c FILE) */
+    char *slash = conf ? strrchr(conf, '/') : NULL;
+    if (slash) {
+        *slash = '\0';
+        bool dir_writable = privdrop_user_writes(t, *conf ? conf : "/");
+        *slash = '/';
+        if (dir_writable || privdrop_user_writes(t, conf)) {
+            snprintf(err, errlen,
+                     "server.user: the configuration file %s or its directory can be changed by "
+                     "%s: it could then rewrite what root runs; keep it root's",
+                     conf, t->name);
+            rc = -EINVAL;
+            goto out;
+        }
+    }
+    int dfd = open(real, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (dfd < 0 || fstat(dfd, &st) != 0) {
+        rc = -errno;
+        snprintf(err, errlen, "server.user: cannot open %s: %s", real, strerror(-rc));
+        if (dfd >= 0)
+            close(dfd);
+        goto out;
+    }
+    struct own_walk w = {.t = t, .dev = st.st_dev};
+    int e = privdrop_own_fd(&w, dfd, &st);
+    if (e == 0)
+        e = privdrop_own_dir(&w, dfd, real, 0);
+    else {
+        close(dfd);
+        snprintf(w.failed, sizeof(w.failed), "%s", real);
+    }
+    if (e) {
+        snprintf(err, errlen, "server.user: cannot give %s to %s: %s", w.failed, t->name,
+                 e == EMLINK ? "a file with more than one name (a hard link) is not given away"
+                             : strerror(e));
         rc = -e;
     }
-    own_target = NULL;
 out:
     free(real);
+    free(conf);
     return rc;
 }
 

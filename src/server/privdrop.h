@@ -30,11 +30,17 @@ struct privdrop_target {
 int privdrop_prepare(const char *user, struct privdrop_target *t, char *err, size_t errlen);
 
 /* Gives state_dir and everything under it (same file system, no link
- * followed) to t's user: files 0600 (at most), directories 0700. Refuses
- * (-EINVAL) a system directory such as / or /etc. Does nothing unless
- * t->change. */
-int privdrop_own_state(const struct privdrop_target *t, const char *state_dir, char *err,
-                       size_t errlen);
+ * followed, walked through directory descriptors so that a directory
+ * swapped for a link meanwhile leads nowhere) to t's user: files 0600 (at
+ * most), directories 0700. Refuses (-EINVAL) a system directory such as /
+ * or /etc, and a state directory that holds config_path, or a config_path
+ * that the user could change otherwise (its owner, or writing to it or its
+ * directory through the group or others): the user could then rewrite the
+ * configuration root reads (NULL: not checked); stops
+ * (-EMLINK) at a file of someone else's with more than one name (a hard
+ * link to a file outside). Does nothing unless t->change. */
+int privdrop_own_state(const struct privdrop_target *t, const char *state_dir,
+                       const char *config_path, char *err, size_t errlen);
 
 /* Becomes t's user and primary group for good (no supplementary groups,
  * real, effective and saved ids), then checks that root cannot be

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "anchor/anchor.h"
@@ -80,14 +81,28 @@ static int runtime_lock(struct runtime *rt, char *err, size_t errlen)
     if (!rt->lock_path)
         return -ENOMEM;
     snprintf(rt->lock_path, n, "%s/parleyd.lock", rt->cfg->state_dir);
-    rt->lock_fd = open(rt->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (rt->lock_fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "%s: cannot open the lock file: %s", rt->lock_path, strerror(e));
+    /* opened as root in a directory server.user owns (after the first
+     * start): a link put there must not make root truncate the file it
+     * names (a symbolic link is refused, a file with another name too) */
+    rt->lock_fd = open(rt->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    struct stat st;
+    int e = 0;
+    if (rt->lock_fd < 0 || fstat(rt->lock_fd, &st) != 0)
+        e = errno;
+    else if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
+        e = EINVAL;
+    if (e) {
+        snprintf(err, errlen, "%s: cannot open the lock file: %s", rt->lock_path,
+                 e == ELOOP    ? "it is a symbolic link"
+                 : e == EINVAL ? "not a regular file with one name"
+                               : strerror(e));
+        if (rt->lock_fd >= 0)
+            close(rt->lock_fd);
+        rt->lock_fd = -1;
         return -e;
     }
     if (flock(rt->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
+        e = errno;
         char pid[32] = "";
         ssize_t r = pread(rt->lock_fd, pid, sizeof(pid) - 1, 0);
         pid[r > 0 ? r : 0] = '\0';
@@ -440,9 +455,11 @@ static int server_confine(struct runtime *rt, char *err, size_t errlen)
     const struct config *cfg = rt->cfg;
     enum { MAX_RO = 64 };
     static char dirs[MAX_RO][PATH_MAX];
-    const char *rw[] = {cfg->state_dir, cfg->config_dir, "/dev/null", "/tmp", "/var/tmp", NULL};
+    /* the configuration is read (a reload), never written by parleyd */
+    const char *rw[] = {cfg->state_dir, "/dev/null", "/tmp", "/var/tmp", NULL};
     const char *ro[MAX_RO + 12];
     size_t n = 0, nd = 0;
+    ro[n++] = cfg->config_dir;
     static const char *const system_ro[] = {
         "/etc",         "/usr",        "/lib", "/lib64", "/proc", "/sys/devices/system/cpu",
         "/dev/urandom", "/dev/random", NULL};
@@ -481,7 +498,7 @@ static int server_confine(struct runtime *rt, char *err, size_t errlen)
 static int server_drop_and_confine(struct runtime *rt, const struct privdrop_target *target,
                                    char *err, size_t errlen)
 {
-    int rc = privdrop_own_state(target, rt->cfg->state_dir, err, errlen);
+    int rc = privdrop_own_state(target, rt->cfg->state_dir, rt->cfg->path, err, errlen);
     if (rc == 0)
         rc = privdrop_apply(target, err, errlen);
     if (rc)

@@ -52,8 +52,8 @@ class TestPrivileges(unittest.TestCase):
     def setUpClass(cls):
         cls.pw = pwd.getpwnam(USER)
         cls.https = low_port()
-        cls.p = Parley(name="privs", users={"alice": "alice-pw"},
-                       config={"server.user": USER, "https.listen": f"127.0.0.1:{cls.https}"})
+        cls.p = Parley(name="privs", users={"alice": "alice-pw"}, user=USER,
+                       config={"https.listen": f"127.0.0.1:{cls.https}"})
         cls.p.start()
 
     @classmethod
@@ -67,7 +67,7 @@ class TestPrivileges(unittest.TestCase):
     def assert_state_owned(self):
         """Everything under the state directory is the user's, private
         (a certificate or request parleyctl writes later may be readable)."""
-        for root, dirs, files in os.walk(self.p.dir):
+        for root, dirs, files in os.walk(self.p.state_dir):
             for name in [root] + [os.path.join(root, f) for f in files]:
                 st = os.lstat(name)
                 if stat.S_ISLNK(st.st_mode):
@@ -180,6 +180,45 @@ class TestRefusals(unittest.TestCase):
                     os.chown(n, nobody, nobody)
             self.refused(p, nobody, 'server.user is \\"daemon\\"', "not root")
 
+    def test_config_in_the_state_directory(self):
+        """The configuration says what root does: never given to the user."""
+        with Parley(name="confin", config={"server.user": USER}) as p:
+            self.refused(p, None, "configuration file", "state directory")
+            res = p.ctl("user", "list")
+            self.assertNotEqual(res.returncode, 0)
+            self.assertIn("configuration file", res.stderr)
+            for n in (p.dir, p.conf):
+                self.assertEqual(os.stat(n).st_uid, 0, n)
+
+    def test_links_left_by_the_user(self):
+        """The user owns the state directory: a link it leaves there makes
+        root neither truncate (the lock file) nor give away (the walk) a
+        file outside."""
+        top = tempfile.mkdtemp(prefix="parley-victim-")
+        victim = os.path.join(top, "shadow")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        os.chmod(victim, 0o640)
+        try:
+            with Parley(name="links", user=USER) as p:
+                lock = os.path.join(p.state_dir, "parleyd.lock")
+                os.symlink(victim, lock)
+                self.refused(p, None, "parleyd.lock", "symbolic link")
+                os.unlink(lock)
+                # a hard link (fs.protected_hardlinks = 0 lets the user make it)
+                os.link(victim, os.path.join(p.state_dir, "pki", "x"))
+                res = p.ctl("user", "list")
+                self.assertNotEqual(res.returncode, 0)
+                self.assertIn("hard link", res.stderr)
+                self.refused(p, None, "hard link")
+                os.unlink(os.path.join(p.state_dir, "pki", "x"))
+                st = os.stat(victim)
+                self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o640))
+                with open(victim) as f:
+                    self.assertEqual(f.read(), "precious\n")
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
+
     def test_already_the_user(self):
         """Started as server.user itself (systemd's User=), it just runs."""
         nobody = pwd.getpwnam(USER).pw_uid
@@ -225,6 +264,12 @@ class TestSeparateState(unittest.TestCase):
             return res.stdout
 
         try:
+            # the state directory, given to the user, may not hold the configuration
+            res = subprocess.run([ctl, "init", "--dir", conf_dir, "--user", USER, "--domain",
+                                  "example.test"], capture_output=True, text=True, timeout=60)
+            self.assertEqual(res.returncode, 2, res.stderr)
+            self.assertIn("--state-dir", res.stderr)
+            self.assertFalse(os.path.exists(conf_dir))
             run("init", "--dir", conf_dir, "--state-dir", state, "--user", USER, "--domain",
                 "example.test")
             for key in ("sip.tls_listen", "sip.mtls_listen", "relay.tls_listen", "https.listen"):

@@ -1188,7 +1188,8 @@ class Parley:
                  config: Mapping[str, object] | None = None,
                  users: Mapping[str, str] | None = None, debug: bool = False,
                  name: str = "test", tls_port: int | None = None,
-                 env: Mapping[str, str] | None = None, keep: bool | None = None) -> None:
+                 env: Mapping[str, str] | None = None, keep: bool | None = None,
+                 user: str | None = None) -> None:
         self.domain = domain
         self.address = address
         self.debug = debug
@@ -1200,7 +1201,10 @@ class Parley:
         self.dir = tempfile.mkdtemp(prefix=f"parley-{name}-", dir=_tmp_root())
         self.conf = os.path.join(self.dir, CONF_NAME)
         self.log_path = os.path.join(self.dir, LOG_NAME)
-        self.ca_file = os.path.join(self.dir, "pki", "ca.pem")
+        # user: server.user, the packaged layout (init --user --state-dir):
+        # the state in DIR/state is the user's, the configuration root's
+        self.state_dir = os.path.join(self.dir, "state") if user else self.dir
+        self.ca_file = os.path.join(self.state_dir, "pki", "ca.pem")
         self.tls_port = tls_port or free_port("tcp")
         self.users: dict[str, str] = {}
         self.proc: subprocess.Popen | None = None
@@ -1212,7 +1216,12 @@ class Parley:
         self._closed = False
         _cleanups.append(self._atexit)
         try:
-            self._run(cmd_init(self.parleyctl, self.dir, domain, address))
+            init = cmd_init(self.parleyctl, self.dir, domain, address)
+            if user:
+                init += ["--state-dir", self.state_dir, "--user", user]
+            self._run(init)
+            if user:
+                os.chmod(self.dir, 0o755)  # as /etc: the user passes through
             self.config_set("sip.tls_listen", _hostport(address, self.tls_port))
             # the server-to-server (mutual TLS) listener: a port of its own too
             self.mtls_port = free_port("tcp")

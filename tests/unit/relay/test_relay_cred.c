@@ -398,6 +398,28 @@ static void test_rotation(void **state)
     assert_string_equal(r2.v[0].value, r1.v[1].value);
 }
 
+/* Root writes the file in a directory server.user owns: a file the user
+ * left at the temporary name (a hard link to one outside) is replaced,
+ * never written through. */
+static void test_file_tmp_name_taken(void **state)
+{
+    struct dir *d = *state;
+    struct relay_secrets s;
+    char err[256], outside[160], tmp[200];
+    snprintf(outside, sizeof(outside), "%s/outside", d->path);
+    int fd = open(outside, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "precious\n", 9), 9);
+    close(fd);
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", d->file, (long)getpid());
+    assert_int_equal(link(outside, tmp), 0);
+    assert_int_equal(relay_secrets_ensure(d->file, NOW, &s, NULL, err, sizeof(err)), 0);
+    struct stat st;
+    assert_int_equal(stat(outside, &st), 0);
+    assert_int_equal(st.st_size, 9);
+    assert_int_equal(st.st_mode & 0777, 0644);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +431,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_create_mode, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_file_refusals, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_rotation, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_file_tmp_name_taken, dir_setup, dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

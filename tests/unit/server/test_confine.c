@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -187,12 +189,12 @@ static void test_privdrop_refuses_system_dirs(void **state)
     (void)state;
     struct privdrop_target t = {.change = true, .uid = 65534, .gid = 65534, .name = "nobody"};
     char err[256] = "";
-    assert_int_equal(privdrop_own_state(&t, "/", err, sizeof(err)), -EINVAL);
+    assert_int_equal(privdrop_own_state(&t, "/", NULL, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "system directory"));
-    assert_int_equal(privdrop_own_state(&t, "/etc/", err, sizeof(err)), -EINVAL);
+    assert_int_equal(privdrop_own_state(&t, "/etc/", NULL, err, sizeof(err)), -EINVAL);
     /* nothing to do without a change of user */
     t.change = false;
-    assert_int_equal(privdrop_own_state(&t, "/", err, sizeof(err)), 0);
+    assert_int_equal(privdrop_own_state(&t, "/", NULL, err, sizeof(err)), 0);
 }
 
 static int child_dropped(const struct dirs *d)
@@ -201,7 +203,7 @@ static int child_dropped(const struct dirs *d)
     char err[256];
     if (privdrop_prepare("nobody", &t, err, sizeof(err)) != 0 || !t.change)
         return 1;
-    if (privdrop_own_state(&t, d->allowed, err, sizeof(err)) != 0)
+    if (privdrop_own_state(&t, d->allowed, NULL, err, sizeof(err)) != 0)
         return 2;
     struct stat st;
     if (stat(d->allowed, &st) != 0 || st.st_uid != t.uid || (st.st_mode & 07777) != 0700)
@@ -239,6 +241,139 @@ static void test_privdrop_apply_for_good(void **state)
     assert_int_equal(privdrop_verify(), -EPERM);
 }
 
+/* The user owns the state directory after the first start, and root walks
+ * it again at every start and every parleyctl command: what the user puts
+ * there must not make root give away a file outside. */
+static void own_state_outside_is_roots(const struct dirs *d)
+{
+    char p[128];
+    snprintf(p, sizeof(p), "%s/file", d->outside);
+    struct stat st;
+    assert_int_equal(lstat(p, &st), 0);
+    assert_int_equal(st.st_uid, 0);
+    assert_int_equal(st.st_mode & 07777, 0644);
+    assert_int_equal(lstat(d->outside, &st), 0);
+    assert_int_equal(st.st_uid, 0);
+}
+
+static void test_privdrop_own_state_hard_link(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    struct dirs d;
+    dirs_make(&d);
+    struct privdrop_target t = {.change = true, .uid = 65534, .gid = 65534, .name = "nobody"};
+    char p[128], q[128], sub[128], err[512] = "";
+    snprintf(p, sizeof(p), "%s/file", d.outside);
+    assert_int_equal(chmod(p, 0644), 0);
+    /* as a /etc/shadow: a second name for it in the state directory */
+    snprintf(sub, sizeof(sub), "%s/sub", d.allowed);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(q, sizeof(q), "%s/shadow", sub);
+    assert_int_equal(link(p, q), 0);
+    assert_int_equal(privdrop_own_state(&t, d.allowed, NULL, err, sizeof(err)), -EMLINK);
+    assert_non_null(strstr(err, "hard link"));
+    own_state_outside_is_roots(&d);
+    /* a symbolic link is not followed either */
+    assert_int_equal(unlink(q), 0);
+    assert_int_equal(symlink(p, q), 0);
+    assert_int_equal(privdrop_own_state(&t, d.allowed, NULL, err, sizeof(err)), 0);
+    own_state_outside_is_roots(&d);
+    unlink(q);
+    rmdir(sub);
+    dirs_remove(&d);
+}
+
+static void test_privdrop_own_state_keeps_the_config_out(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    struct dirs d;
+    dirs_make(&d);
+    struct privdrop_target t = {.change = true, .uid = 65534, .gid = 65534, .name = "nobody"};
+    char conf[128], err[512] = "";
+    make_file(d.allowed, "parley.conf");
+    snprintf(conf, sizeof(conf), "%s/parley.conf", d.allowed);
+    /* the configuration in the state directory: the user could rewrite it */
+    assert_int_equal(privdrop_own_state(&t, d.allowed, conf, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "configuration file"));
+    struct stat st;
+    assert_int_equal(stat(conf, &st), 0);
+    assert_int_equal(st.st_uid, 0);
+    assert_int_equal(stat(d.allowed, &st), 0);
+    assert_int_equal(st.st_uid, 0);
+    /* apart from it, but the user's, or in a directory it may write to */
+    snprintf(conf, sizeof(conf), "%s/file", d.readonly);
+    assert_int_equal(chown(conf, 65534, 0), 0);
+    assert_int_equal(privdrop_own_state(&t, d.allowed, conf, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "can be changed by nobody"));
+    assert_int_equal(chown(conf, 0, 0), 0);
+    assert_int_equal(chmod(d.readonly, 0770), 0);
+    assert_int_equal(chown(d.readonly, 0, 65534), 0);
+    assert_int_equal(privdrop_own_state(&t, d.allowed, conf, err, sizeof(err)), -EINVAL);
+    assert_int_equal(chmod(d.readonly, 0700), 0);
+    assert_int_equal(stat(d.allowed, &st), 0);
+    assert_int_equal(st.st_uid, 0);
+    /* root's, apart: given */
+    assert_int_equal(privdrop_own_state(&t, d.allowed, conf, err, sizeof(err)), 0);
+    assert_int_equal(stat(d.allowed, &st), 0);
+    assert_int_equal(st.st_uid, 65534);
+    snprintf(conf, sizeof(conf), "%s/parley.conf", d.allowed);
+    unlink(conf);
+    dirs_remove(&d);
+}
+
+/* While root walks, the user swaps a directory of the state for a link
+ * to one outside, again and again: root must never follow it. */
+static void test_privdrop_own_state_swapped_dir(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    struct dirs d;
+    dirs_make(&d);
+    struct privdrop_target t = {.change = true, .uid = 65534, .gid = 65534, .name = "nobody"};
+    char sub[128], real[128], p[128], err[512];
+    snprintf(sub, sizeof(sub), "%s/sub", d.allowed);
+    snprintf(real, sizeof(real), "%s/real", d.allowed);
+    snprintf(p, sizeof(p), "%s/file", d.outside);
+    assert_int_equal(chmod(p, 0644), 0);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    /* the name of a file outside (as /etc/shadow) */
+    make_file(sub, "file");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (;;) {
+            if (rename(sub, real) == 0) {
+                if (symlink(d.outside, sub) != 0)
+                    _exit(1);
+                unlink(sub);
+                rename(real, sub);
+            }
+        }
+    }
+    bool given = false;
+    /* nftw's walk (by path) gave it away within a few hundred */
+    for (int i = 0; i < 5000 && !given; i++) {
+        privdrop_own_state(&t, d.allowed, NULL, err, sizeof(err));
+        struct stat st;
+        given =
+            lstat(p, &st) != 0 || st.st_uid != 0 || lstat(d.outside, &st) != 0 || st.st_uid != 0;
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    unlink(sub);
+    rename(real, sub);
+    snprintf(real, sizeof(real), "%s/file", sub);
+    unlink(real);
+    rmdir(sub);
+    dirs_remove(&d);
+    assert_false(given);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +381,9 @@ int main(void)
         cmocka_unit_test(test_privdrop_prepare),
         cmocka_unit_test(test_privdrop_refuses_system_dirs),
         cmocka_unit_test(test_privdrop_apply_for_good),
+        cmocka_unit_test(test_privdrop_own_state_hard_link),
+        cmocka_unit_test(test_privdrop_own_state_keeps_the_config_out),
+        cmocka_unit_test(test_privdrop_own_state_swapped_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
