@@ -900,8 +900,8 @@ static int relay_setup(struct relay *r, const struct config *cfg, char *err, siz
     return 0;
 }
 
-int relay_start(const struct config *cfg, SSL_CTX *tls, bool restricted, struct relay **out,
-                char *err, size_t errlen)
+int relay_start(const struct config *cfg, bool restricted, struct relay **out, char *err,
+                size_t errlen)
 {
     struct relay *r = calloc(1, sizeof(*r));
     int rc;
@@ -935,10 +935,6 @@ int relay_start(const struct config *cfg, SSL_CTX *tls, bool restricted, struct 
         goto fail;
     if (created)
         log_info("relay.secret_created", "path", r->secrets_path);
-    if (tls)
-        SSL_CTX_up_ref(tls);
-    r->tls = tls;
-
     r->nworkers = (unsigned)(cfg->relay.workers > 0 ? cfg->relay.workers : 1);
     r->workers = calloc(r->nworkers, sizeof(*r->workers));
     if (!r->workers) {
@@ -962,9 +958,13 @@ fail:
     return rc;
 }
 
-int relay_run(struct relay *r, char *err, size_t errlen)
+int relay_run(struct relay *r, SSL_CTX *tls, char *err, size_t errlen)
 {
     char s[NETADDR_STRLEN], ports[16];
+    if (tls)
+        SSL_CTX_up_ref(tls);
+    SSL_CTX_free(r->tls);
+    r->tls = tls;
     for (unsigned i = 0; i < r->nworkers; i++) {
         int e = pthread_create(&r->workers[i].thread, NULL, worker_main, &r->workers[i]);
         if (e) {

@@ -47,8 +47,7 @@ struct relay;
  * then starts the threads (parleyd drops its privileges and confines
  * itself in between, so that the threads start confined). On failure
  * returns a negative errno with one line in err
- * ("relay.listen 127.0.0.1:3478: Address already in use"). tls is the
- * node's context for TURN over TLS (the relay takes its own reference).
+ * ("relay.listen 127.0.0.1:3478: Address already in use").
  *
  * restricted (crypto/fips: fips_restricted(), security.fips = on or
  * approved-only) is fixed for the relay's life, as the mode is for the
@@ -58,11 +57,14 @@ struct relay;
  * and a relay.refused line. MESSAGE-INTEGRITY (HMAC-SHA1) stays allowed:
  * HMAC-SHA1 is an approved MAC. stun_crypto_init() must have run on the
  * process's library context before. */
-int relay_start(const struct config *cfg, SSL_CTX *tls, bool restricted, struct relay **out,
-                char *err, size_t errlen);
-/* Starts the threads of a relay relay_start made. Returns 0 or a negative
+int relay_start(const struct config *cfg, bool restricted, struct relay **out, char *err,
+                size_t errlen);
+/* Starts the threads of a relay relay_start made, with tls, the node's
+ * context, for TURN over TLS (the relay takes its own reference; it comes
+ * here and not at relay_start because the certificate is read after the
+ * drop to server.user, later than the ports are bound). Returns 0 or a negative
  * errno with err filled (relay_stop cleans up either way). */
-int relay_run(struct relay *r, char *err, size_t errlen);
+int relay_run(struct relay *r, SSL_CTX *tls, char *err, size_t errlen);
 
 /* Applies what a reload may change (allowed peers, lifetimes, quotas,
  * bandwidth, nonce lifetime, realm), uses tls for new TLS connections and

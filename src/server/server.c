@@ -554,8 +554,6 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
                  "(Debian's baresip) cannot register");
 
     rc = tls_init();
-    if (rc == 0)
-        rc = tls_context_new(rt->cfg, rt->fips, &rt->tls, err, errlen);
     if (rc)
         goto fail;
 
@@ -603,11 +601,18 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     if (rc)
         goto fail;
     if (rt->cfg->relay.enabled) {
-        rc = relay_start(rt->cfg, rt->tls, fips_restricted(rt->fips), &rt->relay, err, errlen);
+        rc = relay_start(rt->cfg, fips_restricted(rt->fips), &rt->relay, err, errlen);
         if (rc)
             goto fail;
     }
     rc = server_drop_and_confine(rt, &target, err, errlen);
+    if (rc)
+        goto fail;
+    /* The certificate and key are read as server.user, as every reload
+     * will read them: never as root from files that user may have
+     * replaced (a link to another root-only key in a state directory it
+     * owns). Nothing accepts before the workers start. */
+    rc = tls_context_new(rt->cfg, rt->fips, &rt->tls, err, errlen);
     if (rc)
         goto fail;
 
@@ -633,7 +638,7 @@ int server_start(const struct server_options *opts, struct runtime **out, char *
     /* The media relay runs on threads of its own; started before the worker
      * pool because server_free cannot stop a running pool on failure. */
     if (rt->relay) {
-        rc = relay_run(rt->relay, err, errlen);
+        rc = relay_run(rt->relay, rt->tls, err, errlen);
         if (rc)
             goto fail;
     }

@@ -219,6 +219,27 @@ class TestRefusals(unittest.TestCase):
         finally:
             shutil.rmtree(top, ignore_errors=True)
 
+    def test_certificate_read_as_the_user(self):
+        """The certificate and key are read after the drop, as the user:
+        links it left in its state directory to another identity that
+        only root may read (its key 0600 in a 0700 directory of root's)
+        refuse the start instead of handing that key to the process."""
+        top = tempfile.mkdtemp(prefix="parley-other-")  # 0700, root's
+        key, cert = os.path.join(top, "other.key"), os.path.join(top, "other.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=other"],
+                       check=True, capture_output=True)
+        os.chmod(key, 0o600)
+        try:
+            with Parley(name="keylink", user=USER) as p:
+                pki = os.path.join(p.state_dir, "pki")
+                for name, target in (("server.key", key), ("server.pem", cert)):
+                    os.unlink(os.path.join(pki, name))
+                    os.symlink(target, os.path.join(pki, name))
+                self.refused(p, None, "server.key", "not readable by this user")
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
+
     def test_already_the_user(self):
         """Started as server.user itself (systemd's User=), it just runs."""
         nobody = pwd.getpwnam(USER).pw_uid
