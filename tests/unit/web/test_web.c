@@ -2231,6 +2231,20 @@ static void test_metrics_access(void **state)
     snprintf(as_digest, sizeof(as_digest), "Bearer %s", digest);
     FRESH_SOURCE();
     assert_int_equal(get(fx, &r, "/metrics", as_digest), 401);
+    /* nor its prefix in capitals, nor with padding, nor under another
+     * scheme; the scheme's name itself is case-insensitive (RFC 9110) */
+    char variant[160];
+    snprintf(variant, sizeof(variant), "Bearer PMT_%s", good + 7 + 4);
+    FRESH_SOURCE();
+    assert_int_equal(get(fx, &r, "/metrics", variant), 401);
+    snprintf(variant, sizeof(variant), "%s=", good);
+    FRESH_SOURCE();
+    assert_int_equal(get(fx, &r, "/metrics", variant), 401);
+    snprintf(variant, sizeof(variant), "Token %s", good + 7);
+    FRESH_SOURCE();
+    assert_int_equal(get(fx, &r, "/metrics", variant), 401);
+    snprintf(variant, sizeof(variant), "bearer %s", good + 7);
+    assert_int_equal(get(fx, &r, "/metrics", variant), 200);
     fx->peer.addr = home;
     /* nothing but GET and HEAD */
     assert_int_equal(call(fx, &r, "POST", "/metrics", good, NULL, NULL, 0), 405);
