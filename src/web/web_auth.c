@@ -328,11 +328,11 @@ int web_auth_metrics(struct web_req *r)
         challenge_reply(r, WEB_AUTH_BEARER, NULL, false);
         return -EACCES;
     }
-    /* a source guessing tokens is refused before anything is checked */
-    if (throttled(r, WEB_METRICS_THROTTLE_NAME))
-        return -EACCES;
     size_t plen = strlen(WEB_METRICS_TOKEN_PREFIX);
     if (len > plen && strncmp(token, WEB_METRICS_TOKEN_PREFIX, plen) == 0) {
+        /* a source guessing tokens is refused before anything is checked */
+        if (throttled(r, WEB_METRICS_THROTTLE_NAME))
+            return -EACCES;
         bool ok = false;
         int rc = metrics_token_ok(r, token, len, &ok);
         if (rc != 0) {
@@ -354,7 +354,11 @@ int web_auth_metrics(struct web_req *r)
         snprintf(r->user, sizeof(r->user), "%s", WEB_METRICS_THROTTLE_NAME);
         return 0;
     }
-    /* a web ticket: only an administrator's reads the metrics */
+    /* a web ticket: only an administrator's reads the metrics. Not held
+     * back by the throttle: a ticket is signed, not guessed, and wrong
+     * tokens from sources anywhere must not lock administrators out (the
+     * "(metrics)" name blocked for every source, a broad guess); a wrong
+     * one still counts */
     if (auth_bearer(r, WEB_AUTH_BEARER) != 0) {
         throttle_failed(w->env.throttle, WEB_METRICS_THROTTLE_NAME, &r->peer->addr);
         return -EACCES;

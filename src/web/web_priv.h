@@ -106,7 +106,8 @@ void web_auth_ticket(struct web_req *r);
  * https.metrics_networks, the metrics token, an administrator's web
  * ticket), else -EACCES after answering: 401 with a Bearer challenge
  * (none, or a wrong token or ticket: those count as failed logins), 403
- * (a ticket of a user who is no administrator), 429 (throttled). */
+ * (a ticket of a user who is no administrator), 429 (the token, from a
+ * source the throttle blocks; tickets are not held back). */
 int web_auth_metrics(struct web_req *r);
 /* A change in the store (a user removed, say) ends what was cached. */
 void web_auth_forget(struct web *w);

@@ -264,6 +264,18 @@ class TestMetrics(unittest.TestCase):
         # other sources are not affected
         self.assertEqual(self.curl(token=self.token)[0], 200)
 
+    def test_no_token_or_ticket_in_the_log(self):
+        wrong = "pmt_" + "C" * 43
+        self.assertEqual(self.curl(token=wrong, source="127.0.0.7")[0], 401)
+        self.assertEqual(self.curl(token=self.token)[0], 200)
+        self.assertEqual(self.curl(token=self.admin_ticket)[0], 200)
+        self.assertEqual(self.curl(token=self.user_ticket)[0], 403)
+        with open(self.p.log_path, encoding="utf-8", errors="replace") as f:
+            log = f.read()
+        self.assertIn("http.request", log)  # requests are logged, credentials are not
+        for secret in (wrong, self.token, self.admin_ticket, self.user_ticket, "pmt_"):
+            self.assertNotIn(secret, log)
+
     # -- parleyctl -----------------------------------------------------------
 
     def test_parleyctl_metrics_same_families(self):

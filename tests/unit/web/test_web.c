@@ -2231,6 +2231,20 @@ static void test_metrics_access(void **state)
     snprintf(as_digest, sizeof(as_digest), "Bearer %s", digest);
     FRESH_SOURCE();
     assert_int_equal(get(fx, &r, "/metrics", as_digest), 401);
+    /* nor its prefix in capitals, nor with padding, nor under another
+     * scheme; the scheme's name itself is case-insensitive (RFC 9110) */
+    char variant[160];
+    snprintf(variant, sizeof(variant), "Bearer PMT_%s", good + 7 + 4);
+    FRESH_SOURCE();
+    assert_int_equal(get(fx, &r, "/metrics", variant), 401);
+    snprintf(variant, sizeof(variant), "%s=", good);
+    FRESH_SOURCE();
+    assert_int_equal(get(fx, &r, "/metrics", variant), 401);
+    snprintf(variant, sizeof(variant), "Token %s", good + 7);
+    FRESH_SOURCE();
+    assert_int_equal(get(fx, &r, "/metrics", variant), 401);
+    snprintf(variant, sizeof(variant), "bearer %s", good + 7);
+    assert_int_equal(get(fx, &r, "/metrics", variant), 200);
     fx->peer.addr = home;
     /* nothing but GET and HEAD */
     assert_int_equal(call(fx, &r, "POST", "/metrics", good, NULL, NULL, 0), 405);
@@ -2306,17 +2320,76 @@ static void test_metrics_access(void **state)
 #undef FRESH_SOURCE
 }
 
+/* A broad guess at the metrics token (wrong ones from many sources) blocks
+ * the "(metrics)" name for every source that has not used the token: an
+ * administrator's ticket, signed and not guessed, is not refused for it,
+ * nor from a source that sent wrong tokens itself. */
+static void test_metrics_ticket_not_locked_out(void **state)
+{
+    struct fx *fx = *state;
+    struct resp r = {0};
+    char good[128], wrong[128], digest[DIGEST_HEX_BUF], alice[2048];
+    snprintf(good, sizeof(good), "Bearer " WEB_METRICS_TOKEN_PREFIX "%043d", 7);
+    snprintf(wrong, sizeof(wrong), "Bearer " WEB_METRICS_TOKEN_PREFIX "%043d", 8);
+    assert_int_equal(digest_hash_hex(DIGEST_ALG_SHA256, strview_cstr(good + 7), digest), 0);
+    assert_int_equal(store_setting_set(fx->st, WEB_METRICS_TOKEN_SETTING, digest), 0);
+    assert_int_equal(store_user_set_admin(fx->st, "alice", true), 0);
+    clock_fake_advance(&fx->clock, 2000);
+    login_as(fx, "alice", alice, sizeof(alice));
+    struct netaddr home = fx->peer.addr;
+    /* the scraper has used the token from home: trusted there */
+    assert_int_equal(get(fx, &r, "/metrics", good), 200);
+
+    struct throttle_config tc = {
+        .max_failures = MAX_FAILURES,
+        .max_source_failures = 1000,
+        .max_user_failures = 2 * MAX_FAILURES,
+        .window_ms = 600000,
+        .backoff_ms = BACKOFF_MS,
+        .backoff_max_ms = 8 * BACKOFF_MS,
+        .trust_ms = 3600000,
+        .max_entries = 1000,
+    };
+    throttle_set_config(fx->throttle, &tc);
+    for (int s = 0; s < 2; s++) {
+        char a[32];
+        snprintf(a, sizeof(a), "203.0.113.%d:40000", 50 + s);
+        assert_int_equal(netaddr_parse(a, &fx->peer.addr), 0);
+        for (int i = 0; i < MAX_FAILURES; i++)
+            assert_int_equal(get(fx, &r, "/metrics", wrong), 401);
+    }
+    /* blocked everywhere the token was not used, even for the right one */
+    assert_int_equal(netaddr_parse("198.51.100.77:40000", &fx->peer.addr), 0);
+    assert_int_equal(get(fx, &r, "/metrics", good), 429);
+    /* an administrator's ticket is no guess: served there */
+    assert_int_equal(get(fx, &r, "/metrics", alice), 200);
+    assert_string_equal(body(&r), METRICS_TEXT);
+    /* and from a source blocked for its own wrong tokens */
+    assert_int_equal(netaddr_parse("203.0.113.50:40000", &fx->peer.addr), 0);
+    assert_int_equal(get(fx, &r, "/metrics", good), 429);
+    assert_int_equal(get(fx, &r, "/metrics", alice), 200);
+    /* a garbage ticket still counts, and is still refused */
+    assert_int_equal(get(fx, &r, "/metrics", "Bearer not.a.ticket"), 401);
+    /* the scraper where it used the token: still served */
+    fx->peer.addr = home;
+    assert_int_equal(get(fx, &r, "/metrics", good), 200);
+    resp_free(&r);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_routing),        T(test_ticket_basic),    T(test_ticket_throttle),
-        T(test_ticket_digest),  T(test_bearer),          T(test_bearer_refused),
-        T(test_dav_propfind),   T(test_dav_multiget),    T(test_dav_query),
-        T(test_dav_sync),       T(test_dav_get),         T(test_vcard),
-        T(test_groups),         T(test_content),         T(test_content_names),
-        T(test_content_quota),  T(test_content_corrupt), T(test_relay),
-        T(test_metrics_access),
+        T(test_routing),         T(test_ticket_basic),
+        T(test_ticket_throttle), T(test_ticket_digest),
+        T(test_bearer),          T(test_bearer_refused),
+        T(test_dav_propfind),    T(test_dav_multiget),
+        T(test_dav_query),       T(test_dav_sync),
+        T(test_dav_get),         T(test_vcard),
+        T(test_groups),          T(test_content),
+        T(test_content_names),   T(test_content_quota),
+        T(test_content_corrupt), T(test_relay),
+        T(test_metrics_access),  T(test_metrics_ticket_not_locked_out),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
