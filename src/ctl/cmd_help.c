@@ -114,7 +114,8 @@ static const struct cmd_help_row cmd_help_rows[] = {
      cmd_backup},
     {"restore FILE --dir DIR",
      "the archive into an empty or new DIR, every digest checked (on a mismatch nothing is "
-     "left); then parleyd -c DIR/parley.conf", cmd_restore},
+     "left; the digests catch damage, not a forged archive: restore only your own); then "
+     "parleyd -c DIR/parley.conf", cmd_restore},
     {"help [--format=man]", "this text, or the manual page parleyctl(8) in roff", cmd_help},
     {NULL, NULL, NULL},
 };

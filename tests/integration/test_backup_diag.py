@@ -328,6 +328,21 @@ class TestBackupDiag(unittest.TestCase):
             self.assertFalse(os.path.exists(dest), name)
             self.assertFalse(os.path.exists(outside), name)
 
+    def test_backup_of_odd_names_restores(self):
+        # a name JSON cannot hold went into the archive but not the manifest,
+        # so that no restore of it could ever pass
+        odd = [os.path.join(os.fsencode(self.p.dir), n) for n in (b"log\xff", b"a\x1b[2Jb")]
+        for n in odd:
+            with open(n, "wb") as f:
+                f.write(b"x")
+        try:
+            archive = self.take_backup()
+        finally:
+            for n in odd:
+                os.unlink(n)
+        res = ctl("restore", archive, "--dir", os.path.join(self.tmp, "odd"))
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+
     def test_backup_never_replaces(self):
         path = os.path.join(self.tmp, "exists.tar")
         with open(path, "w") as f:
@@ -336,6 +351,121 @@ class TestBackupDiag(unittest.TestCase):
         self.assertEqual(res.returncode, 1)
         with open(path) as f:
             self.assertEqual(f.read(), "x")
+
+
+# -- archives made by hand: what a hostile archive may hold -------------------
+
+def _header(name: bytes, typ: bytes, size: int) -> bytes:
+    h = bytearray(512)
+    h[0:len(name[:100])] = name[:100]
+    h[100:108] = b"0000600\0"
+    h[108:124] = b"0000000\0" * 2
+    h[124:136] = b"%011o\0" % size
+    h[136:148] = b"00000000000\0"
+    h[148:156] = b" " * 8
+    h[156:157] = typ
+    h[257:265] = b"ustar\x0000"
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
+def _member(name: bytes, data: bytes = b"", typ: bytes = b"0") -> bytes:
+    return _header(name, typ, len(data)) + data + b"\0" * (-len(data) % 512)
+
+
+def _manifest(files: list[tuple[str, bytes | None]], **extra) -> bytes:
+    import hashlib
+    import json
+    out = [{"path": p, "type": "dir", "mode": "0700"} if d is None else
+           {"path": p, "type": "file", "mode": "0600", "size": len(d),
+            "sha256": hashlib.sha256(d).hexdigest()} for p, d in files]
+    doc = {"format": "parley-backup 1", "created": "2026-12-08T00:00:00Z", "source": "/x",
+           "domain": "example.test", "schema_version": 7, "files": out}
+    doc.update(extra)
+    return _member(b"parley-backup.manifest", json.dumps(doc).encode())
+
+
+class TestHostileArchives(unittest.TestCase):
+    """Archives an attacker could hand an administrator; no server needed.
+    Each has a manifest that matches it, as a forger would make it."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="parley-hostile-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def restore(self, data: bytes, dest: str | None = None) -> subprocess.CompletedProcess:
+        path = os.path.join(self.tmp, f"a-{time.monotonic_ns()}.tar")
+        with open(path, "wb") as f:
+            f.write(data + b"\0" * 1024)
+        return ctl("restore", path, "--dir", dest or os.path.join(self.tmp, "dest"))
+
+    def test_forged_manifest_restores(self):
+        # the manifest detects damage, not a forger: a consistent archive passes
+        files = [("parley.conf", b"[server]\ndomain = evil.test\n")]
+        res = self.restore(_member(b"parley.conf", files[0][1]) + _manifest(files))
+        self.assertEqual(res.returncode, 0, res.stderr)
+
+    def test_directory_member_with_data(self):
+        # GNU tar skips a directory's data; parleyctl read it as members
+        hidden = _member(b"hidden.key", b"planted")
+        files = [("d", None), ("hidden.key", b"planted")]
+        data = _header(b"d/", b"5", len(hidden)) + hidden + _manifest(files)
+        res = self.restore(data)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("directory member with data", res.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "dest")))
+
+    def test_pax_lengths(self):
+        for rec in (b"-1 path=x\n", b" 12 path=ab\n", b"+12 path=ab\n",
+                    b"11 path=ab\n" + b"18446744073709551615 path=x\n"):
+            data = _member(b"PaxHeader", rec, b"x") + _member(b"f", b"1") + \
+                _manifest([("f", b"1")])
+            res = self.restore(data)
+            self.assertEqual(res.returncode, 1, rec)
+            self.assertIn("damaged pax header", res.stderr, rec)
+
+    def test_control_characters_not_printed(self):
+        name = "x\x1b]0;pwned\x07\x1b[2J"
+        files = [(name, b"1")]
+        res = self.restore(_member(name.encode(), b"1") + _manifest(files))
+        self.assertEqual(res.returncode, 1)
+        self.assertNotIn("\x1b", res.stderr)
+        self.assertIn("\\x1b", res.stderr)
+        files = [("parley.conf", b"1")]
+        res = self.restore(_member(b"parley.conf", b"1") +
+                           _manifest(files, source="\x1b[2J/x", domain="\u009b2Jd"))
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertNotIn("\x1b", res.stdout)
+        self.assertNotIn("\u009b", res.stdout)
+
+    def test_directory_of_another_user(self):
+        # its owner could swap in a link while restore writes
+        dest = os.path.join(self.tmp, "theirs")
+        os.mkdir(dest, 0o777)
+        os.chmod(dest, 0o777)
+        if os.geteuid() == 0:
+            os.chown(dest, 65534, 65534)
+        else:
+            self.skipTest("needs root to make a directory of another user")
+        files = [("parley.conf", b"1")]
+        res = self.restore(_member(b"parley.conf", b"1") + _manifest(files), dest)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("not to the user restoring", res.stderr)
+        self.assertEqual(os.listdir(dest), [])
+        self.assertEqual(stat.S_IMODE(os.stat(dest).st_mode), 0o777)
+
+    def test_non_empty_directory_keeps_its_mode(self):
+        dest = os.path.join(self.tmp, "mine")
+        os.mkdir(dest)
+        os.chmod(dest, 0o755)
+        open(os.path.join(dest, "keep"), "w").close()
+        files = [("parley.conf", b"1")]
+        res = self.restore(_member(b"parley.conf", b"1") + _manifest(files), dest)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("not empty", res.stderr)
+        self.assertEqual(stat.S_IMODE(os.stat(dest).st_mode), 0o755)
 
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "store")
