@@ -183,6 +183,71 @@ class TestBackupDiag(unittest.TestCase):
         self.assertTrue(bad, checks)
         self.assertIn("connect", bad[0]["detail"])
 
+    def test_diag_trickling_trunk_bounded(self):
+        # a gateway that sends a byte now and then must not hold diag past
+        # its deadline (a timeout per read let it)
+        import socket
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        stop = threading.Event()
+
+        def trickle():
+            while not stop.is_set():
+                srv.settimeout(0.5)
+                try:
+                    c, _ = srv.accept()
+                except OSError:
+                    continue
+                try:
+                    c.recv(4096)
+                    c.sendall(b"\x16\x03\x03\x40\x00")
+                    while not stop.wait(0.5):
+                        c.sendall(b"\x02")
+                except OSError:
+                    pass
+                finally:
+                    c.close()
+
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        port = srv.getsockname()[1]
+        self.assertEqual(self.p.ctl("trunk", "add", "slowgw", "--gateway", f"127.0.0.1:{port}",
+                                    "--transport", "tls", "--srtp-mode",
+                                    "required").returncode, 0)
+        try:
+            start = time.monotonic()
+            res = subprocess.run([parleyctl_path(), "-c", self.p.conf, "--json", "diag"],
+                                 capture_output=True, text=True, timeout=60)
+            took = time.monotonic() - start
+        finally:
+            self.p.ctl("trunk", "remove", "slowgw")
+            stop.set()
+            t.join(5)
+            srv.close()
+        import json
+        bad = [c for c in json.loads(res.stdout) if c["check"] == "trunk slowgw"]
+        self.assertEqual(bad[0]["status"], "fail", bad)
+        self.assertLess(took, 40)
+
+    def test_diag_keeps_rows_with_non_utf8_paths(self):
+        # a path that is not UTF-8 made json_pack fail and its row vanish,
+        # the failing "parleyd" one among them (exit 1, no failure shown)
+        exe = os.fsencode(parleyctl_path())
+        state = os.path.join(os.fsencode(self.tmp), b"state\xff")
+        res = subprocess.run([exe, b"init", b"--dir", state, b"--domain", b"example.test"],
+                             capture_output=True, timeout=120)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        res = subprocess.run([exe, b"-c", os.path.join(state, b"parley.conf"), b"--json",
+                              b"diag"], capture_output=True, timeout=120)
+        import json
+        checks = {c["check"]: c for c in json.loads(res.stdout)}
+        for name in ("parleyd", "store", "permissions", "state directory", "certificate"):
+            self.assertIn(name, checks)
+        self.assertEqual(res.returncode, 1)
+        self.assertEqual(checks["parleyd"]["status"], "fail")
+        self.assertIn("state?", checks["store"]["detail"])
+
     # -- backup and restore ----------------------------------------------------
 
     def register_loop(self, stop: threading.Event, counts: list[int]) -> None:
