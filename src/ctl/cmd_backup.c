@@ -769,7 +769,20 @@ static int restore_small(struct restore *r, uint64_t size, size_t max, char **ou
     return 0;
 }
 
-/* "LEN path=VALUE\n" records; other keys are ignored. */
+/* pax keys that only describe a member (its times, owner, a comment):
+ * restore sets none of it and may ignore them. */
+static bool restore_pax_descriptive(const char *k, size_t n)
+{
+    static const char *const keys[] = {"mtime", "atime", "ctime",   "uid",     "gid",
+                                       "uname", "gname", "comment", "charset", "hdrcharset"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strlen(keys[i]) == n && memcmp(keys[i], k, n) == 0)
+            return true;
+    return false;
+}
+
+/* "LEN path=VALUE\n" records; keys that only describe are ignored, any
+ * other is refused. */
 static int restore_pax_path(struct restore *r, const char *p, size_t n, char *path, size_t cap)
 {
     size_t at = 0;
@@ -787,11 +800,25 @@ static int restore_pax_path(struct restore *r, const char *p, size_t n, char *pa
         }
         const char *kv = end + 1;
         size_t kvlen = (size_t)(p + at + len - 1 - kv);
-        if (kvlen > 5 && strncmp(kv, "path=", 5) == 0) {
-            if (kvlen - 5 >= cap)
+        const char *eq = memchr(kv, '=', kvlen);
+        if (!eq || memchr(kv, '\0', kvlen)) {
+            snprintf(r->err, sizeof(r->err), "a damaged pax header");
+            return -EPROTO;
+        }
+        size_t klen = (size_t)(eq - kv), vlen = kvlen - klen - 1;
+        if (klen == 4 && memcmp(kv, "path", 4) == 0) {
+            if (vlen >= cap)
                 return -ENAMETOOLONG;
-            memcpy(path, kv + 5, kvlen - 5);
-            path[kvlen - 5] = '\0';
+            memcpy(path, eq + 1, vlen);
+            path[vlen] = '\0';
+        } else if (!restore_pax_descriptive(kv, klen)) {
+            /* size, linkpath, GNU.sparse.* change what the data is: tar
+             * would read the archive one way and restore another */
+            char key[41], shown[201];
+            snprintf(key, sizeof(key), "%.*s", (int)(klen < 40 ? klen : 40), kv);
+            snprintf(r->err, sizeof(r->err), "a pax record \"%s\" (only path is taken)",
+                     printable(key, shown, sizeof(shown), true));
+            return -EPROTO;
         }
         at += len;
     }

@@ -491,6 +491,21 @@ class TestHostileArchives(unittest.TestCase):
             self.assertEqual(res.returncode, 1, rec)
             self.assertIn("damaged pax header", res.stderr, rec)
 
+    def test_pax_keys_that_change_the_data(self):
+        # tar takes a pax size over the header's: restore took the header's
+        hidden = _member(b"hidden.key", b"planted")
+        files = [("f", hidden), ("hidden.key", b"planted")]
+        for rec in (b"9 size=0\n", b"20 GNU.sparse.size=1\n", b"8 noequ\n"):
+            data = _member(b"PaxHeader", rec, b"x") + _member(b"f", hidden) + hidden + \
+                _manifest(files)
+            res = self.restore(data)
+            self.assertEqual(res.returncode, 1, rec)
+            self.assertRegex(res.stderr, r"pax record|damaged pax header", rec)
+        # what only describes a member is let through
+        data = _member(b"PaxHeader", b"20 mtime=1700000000\n", b"x") + _member(b"f", b"1") + \
+            _manifest([("f", b"1")])
+        self.assertEqual(self.restore(data).returncode, 0)
+
     def test_control_characters_not_printed(self):
         name = "x\x1b]0;pwned\x07\x1b[2J"
         files = [(name, b"1")]
