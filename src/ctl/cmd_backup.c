@@ -435,6 +435,19 @@ static int backup_take(struct ctl *ctl, const char *file)
 
     if (lstat(file, &sb) == 0)
         return ctl_fail(ctl, "%s exists: a backup never replaces a file", file);
+    /* In a directory others may write without the sticky bit, they could
+     * rename our temporary file away and put theirs in its place: the
+     * rename would give their file the backup's name. */
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    if (stat(slash ? dir : ".", &sb) == 0 && (sb.st_mode & S_IWOTH) && !(sb.st_mode & S_ISVTX))
+        return ctl_fail(ctl,
+                        "%s: others may write in its directory (mode %04o, no sticky bit): "
+                        "put backups where only administrators write",
+                        file, (unsigned)(sb.st_mode & 07777));
     if (snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", file) >= (int)sizeof(tmp) ||
         snprintf(parts, sizeof(parts), "%s.parts-XXXXXX", file) >= (int)sizeof(parts))
         return ctl_fail(ctl, "%s: name too long", file);
@@ -477,8 +490,10 @@ static int backup_take(struct ctl *ctl, const char *file)
                     : backup_read_file(pfd, BACKUP_STORE, &data, &len, &sb, b.err, sizeof(b.err));
     if (pfd >= 0)
         close(pfd);
-    if (r == 0)
+    if (r == 0) {
         r = backup_add_data(&b, BACKUP_STORE, 0600, data, len, (int64_t)time(NULL));
+        OPENSSL_cleanse(data, len);
+    }
     free(data);
     if (r != 0) {
         if (!b.err[0])
@@ -534,11 +549,6 @@ static int backup_take(struct ctl *ctl, const char *file)
     }
     tmp[0] = '\0';
     /* the rename itself durable */
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s", file);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
     int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         fsync(dfd);

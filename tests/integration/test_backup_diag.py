@@ -408,6 +408,20 @@ class TestBackupDiag(unittest.TestCase):
         res = ctl("restore", archive, "--dir", os.path.join(self.tmp, "odd"))
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
 
+    def test_backup_refuses_a_directory_others_write(self):
+        # others could swap their file in for the temporary one before the rename
+        shared = os.path.join(self.tmp, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o777)
+        res = ctl("backup", os.path.join(shared, "b.tar"), conf=self.p.conf)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("others may write", res.stderr)
+        self.assertEqual(os.listdir(shared), [])
+        os.chmod(shared, 0o1777)  # as /tmp: the sticky bit keeps our files ours
+        res = ctl("backup", os.path.join(shared, "b.tar"), conf=self.p.conf)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(os.listdir(shared), ["b.tar"])
+
     def test_backup_never_replaces(self):
         path = os.path.join(self.tmp, "exists.tar")
         with open(path, "w") as f:
