@@ -98,8 +98,8 @@ static int sha_finish(struct sha *h, char hex[65])
  * cannot go in JSON as it is). */
 static const char *printable(const char *s, char *out, size_t cap, bool ascii)
 {
-    size_t o = 0;
-    for (const unsigned char *c = (const unsigned char *)(s ? s : "?"); *c && o + 5 < cap; c++) {
+    size_t o = 0; /* room is kept for the longest step, "\xc2\x9b", and the NUL */
+    for (const unsigned char *c = (const unsigned char *)(s ? s : "?"); *c && o + 9 < cap; c++) {
         bool c1 = c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f;
         if (*c < 0x20 || *c == 0x7f || (ascii && *c > 0x7f)) {
             o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *c);

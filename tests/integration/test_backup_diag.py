@@ -534,6 +534,17 @@ class TestHostileArchives(unittest.TestCase):
         self.assertNotIn("\x1b", res.stdout)
         self.assertNotIn("\u009b", res.stdout)
 
+    def test_long_name_of_c1_controls(self):
+        # escaping one of these takes 8 bytes: the message buffer must not
+        # overflow (the ASan build would abort)
+        name = b"a" + b"\xc2\x9b" * 1500
+        rec = b" path=" + name + b"\n"
+        rec = str(len(rec) + 4).encode() + rec
+        res = self.restore(_member(b"PaxHeader", rec, b"x") + _member(b"f", b"1"))
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("control characters", res.stderr)
+        self.assertNotIn("Sanitizer", res.stderr)
+
     def test_directory_of_another_user(self):
         # its owner could swap in a link while restore writes
         dest = os.path.join(self.tmp, "theirs")
