@@ -19,10 +19,12 @@
  * and SHA-256. It is created 0600 under a temporary name (O_EXCL), synced
  * and renamed into place without replacing anything.
  *
- * A restore refuses a directory that is not empty, writes every member
- * with O_EXCL (no link followed, no path outside DIR), hashes as it
- * writes, and compares everything with the manifest at the end: on any
- * difference it removes what it wrote and says which member differed.
+ * A restore refuses a directory that is not empty or not its user's,
+ * writes every member with O_EXCL (no link followed, no path outside DIR),
+ * hashes as it writes, and compares everything with the manifest at the
+ * end: on any difference it removes what it wrote and says which member
+ * differed. The manifest travels in the archive: it detects damage, not a
+ * forger, who rewrites it to match (docs/BACKUP.md says so).
  * Only then are the recorded modes applied (0600 files, 0700 directories
  * stay so); nothing is rewritten, so relative paths in parley.conf point
  * into DIR.
@@ -88,6 +90,28 @@ static int sha_finish(struct sha *h, char hex[65])
     for (unsigned i = 0; i < sizeof(d); i++)
         snprintf(hex + 2 * i, 3, "%02x", d[i]);
     return ok ? 0 : -EIO;
+}
+
+/* A name for messages and the manifest: control characters (C0, DEL and
+ * C1 in UTF-8) as \xNN, so that a name cannot drive the terminal; with
+ * ascii, every byte outside printable ASCII (a name that is not UTF-8
+ * cannot go in JSON as it is). */
+static const char *printable(const char *s, char *out, size_t cap, bool ascii)
+{
+    size_t o = 0; /* room is kept for the longest step, "\xc2\x9b", and the NUL */
+    for (const unsigned char *c = (const unsigned char *)(s ? s : "?"); *c && o + 9 < cap; c++) {
+        bool c1 = c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f;
+        if (*c < 0x20 || *c == 0x7f || (ascii && *c > 0x7f)) {
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *c);
+        } else if (c1) {
+            o += (size_t)snprintf(out + o, cap - o, "\\xc2\\x%02x", c[1]);
+            c++;
+        } else {
+            out[o++] = (char)*c;
+        }
+    }
+    out[o] = '\0';
+    return out;
 }
 
 /* --- writing the archive --- */
@@ -204,7 +228,9 @@ static int backup_read_file(int dirfd, const char *name, char **data, size_t *le
                             char *err, size_t errlen)
 {
     for (int attempt = 0; attempt < BACKUP_RETRIES; attempt++) {
-        int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        /* O_NONBLOCK: a FIFO put there after the walk's lstat does not
+         * block the open (fstat refuses it next) */
+        int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0) {
             snprintf(err, errlen, "%s: %s", name, strerror(errno));
             return -errno;
@@ -269,7 +295,7 @@ static const char *backup_excluded(const char *rel, const char *name)
 static bool backup_is_archive(int dirfd, const char *name)
 {
     char h[TAR_BLOCK];
-    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return false;
     bool ours = pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
@@ -316,6 +342,18 @@ static int backup_walk(struct backup *b, int dirfd, const char *prefix, int dept
         }
         struct stat sb;
         const char *why = NULL;
+        char shown[4096 * 4 + 1];
+        json_t *name = json_string(rel);
+        bool plain = name && strcmp(printable(rel, shown, sizeof(shown), false), rel) == 0;
+        json_decref(name);
+        if (!plain) {
+            /* the manifest (JSON) cannot hold it, or restore refuses it */
+            json_array_append_new(
+                b->skipped,
+                json_pack("{s:s, s:s}", "path", printable(rel, shown, sizeof(shown), true), "why",
+                          "a name that is not UTF-8 or has control characters (rename it)"));
+            continue;
+        }
         if (fstatat(dirfd, v[i], &sb, AT_SYMLINK_NOFOLLOW) != 0)
             why = "vanished while read";
         else if (sb.st_dev == b->skip_dev &&
@@ -397,6 +435,19 @@ static int backup_take(struct ctl *ctl, const char *file)
 
     if (lstat(file, &sb) == 0)
         return ctl_fail(ctl, "%s exists: a backup never replaces a file", file);
+    /* In a directory others may write without the sticky bit, they could
+     * rename our temporary file away and put theirs in its place: the
+     * rename would give their file the backup's name. */
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    if (stat(slash ? dir : ".", &sb) == 0 && (sb.st_mode & S_IWOTH) && !(sb.st_mode & S_ISVTX))
+        return ctl_fail(ctl,
+                        "%s: others may write in its directory (mode %04o, no sticky bit): "
+                        "put backups where only administrators write",
+                        file, (unsigned)(sb.st_mode & 07777));
     if (snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", file) >= (int)sizeof(tmp) ||
         snprintf(parts, sizeof(parts), "%s.parts-XXXXXX", file) >= (int)sizeof(parts))
         return ctl_fail(ctl, "%s: name too long", file);
@@ -439,8 +490,10 @@ static int backup_take(struct ctl *ctl, const char *file)
                     : backup_read_file(pfd, BACKUP_STORE, &data, &len, &sb, b.err, sizeof(b.err));
     if (pfd >= 0)
         close(pfd);
-    if (r == 0)
+    if (r == 0) {
         r = backup_add_data(&b, BACKUP_STORE, 0600, data, len, (int64_t)time(NULL));
+        OPENSSL_cleanse(data, len);
+    }
     free(data);
     if (r != 0) {
         if (!b.err[0])
@@ -496,11 +549,6 @@ static int backup_take(struct ctl *ctl, const char *file)
     }
     tmp[0] = '\0';
     /* the rename itself durable */
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s", file);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
     int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         fsync(dfd);
@@ -617,10 +665,12 @@ static int restore_octal(const char *f, size_t len, uint64_t *out)
 }
 
 /* A member's path may only name something inside DIR: relative, no "..",
- * no empty or "." component. */
+ * no empty or "." component, no control character (printable). */
 static bool restore_path_valid(const char *p)
 {
-    if (!*p || *p == '/' || strlen(p) >= 4096)
+    char shown[4096 * 4 + 1];
+    if (!*p || *p == '/' || strlen(p) >= 4096 ||
+        strcmp(printable(p, shown, sizeof(shown), false), p) != 0)
         return false;
     for (const char *c = p; *c;) {
         const char *e = strchr(c, '/');
@@ -729,24 +779,56 @@ static int restore_small(struct restore *r, uint64_t size, size_t max, char **ou
     return 0;
 }
 
-/* "LEN path=VALUE\n" records; other keys are ignored. */
+/* pax keys that only describe a member (its times, owner, a comment):
+ * restore sets none of it and may ignore them. */
+static bool restore_pax_descriptive(const char *k, size_t n)
+{
+    static const char *const keys[] = {"mtime", "atime", "ctime",   "uid",     "gid",
+                                       "uname", "gname", "comment", "charset", "hdrcharset"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strlen(keys[i]) == n && memcmp(keys[i], k, n) == 0)
+            return true;
+    return false;
+}
+
+/* "LEN path=VALUE\n" records; keys that only describe are ignored, any
+ * other is refused. */
 static int restore_pax_path(struct restore *r, const char *p, size_t n, char *path, size_t cap)
 {
     size_t at = 0;
     while (at < n) {
-        char *end;
-        unsigned long len = strtoul(p + at, &end, 10);
-        if (len == 0 || at + len > n || *end != ' ' || p[at + len - 1] != '\n') {
+        /* LEN is decimal digits and nothing else (strtoul would also take
+         * blanks and a sign, and "-1" would wrap the bounds check) */
+        const char *end = p + at;
+        size_t len = 0;
+        while (end < p + n && *end >= '0' && *end <= '9' && len <= n)
+            len = len * 10 + (size_t)(*end++ - '0');
+        if (end == p + at || len > n - at || end >= p + at + len || *end != ' ' ||
+            p[at + len - 1] != '\n') {
             snprintf(r->err, sizeof(r->err), "a damaged pax header");
             return -EPROTO;
         }
         const char *kv = end + 1;
         size_t kvlen = (size_t)(p + at + len - 1 - kv);
-        if (kvlen > 5 && strncmp(kv, "path=", 5) == 0) {
-            if (kvlen - 5 >= cap)
+        const char *eq = memchr(kv, '=', kvlen);
+        if (!eq || memchr(kv, '\0', kvlen)) {
+            snprintf(r->err, sizeof(r->err), "a damaged pax header");
+            return -EPROTO;
+        }
+        size_t klen = (size_t)(eq - kv), vlen = kvlen - klen - 1;
+        if (klen == 4 && memcmp(kv, "path", 4) == 0) {
+            if (vlen >= cap)
                 return -ENAMETOOLONG;
-            memcpy(path, kv + 5, kvlen - 5);
-            path[kvlen - 5] = '\0';
+            memcpy(path, eq + 1, vlen);
+            path[vlen] = '\0';
+        } else if (!restore_pax_descriptive(kv, klen)) {
+            /* size, linkpath, GNU.sparse.* change what the data is: tar
+             * would read the archive one way and restore another */
+            char key[41], shown[201];
+            snprintf(key, sizeof(key), "%.*s", (int)(klen < 40 ? klen : 40), kv);
+            snprintf(r->err, sizeof(r->err), "a pax record \"%s\" (only path is taken)",
+                     printable(key, shown, sizeof(shown), true));
+            return -EPROTO;
         }
         at += len;
     }
@@ -802,8 +884,10 @@ static int restore_members(struct restore *r)
         if (type == '5' && plen > 1 && path[plen - 1] == '/')
             path[plen - 1] = '\0';
         if (!restore_path_valid(path)) {
-            snprintf(r->err, sizeof(r->err), "a member named \"%.200s\" would land outside DIR",
-                     path);
+            char shown[1601];
+            snprintf(r->err, sizeof(r->err),
+                     "a member named \"%.200s\" would land outside DIR or has control characters",
+                     printable(path, shown, sizeof(shown), false));
             return -EPROTO;
         }
         if (strcmp(path, BACKUP_MANIFEST) == 0 && (type == '0' || type == '\0')) {
@@ -818,13 +902,20 @@ static int restore_members(struct restore *r)
             continue;
         }
         if (type == '5') {
+            /* a directory has no data: tar would skip what follows as
+             * its data, we would read it as members */
+            if (size != 0) {
+                snprintf(r->err, sizeof(r->err), "%s: a directory member with data", path);
+                return -EPROTO;
+            }
             if (mkdirat(r->dirfd, path, 0700) != 0) {
                 snprintf(r->err, sizeof(r->err), "%s: %s", path, strerror(errno));
                 return -errno;
             }
-            if (!restore_add(r, path, true))
+            if (!restore_add(r, path, true)) {
+                unlinkat(r->dirfd, path, AT_REMOVEDIR);
                 return -ENOMEM;
-            rc = restore_skip_padding(r, size);
+            }
         } else if (type == '0' || type == '\0') {
             rc = restore_file(r, path, size);
             if (rc == 0)
@@ -876,8 +967,9 @@ static int restore_verify(struct restore *r, json_t **doc)
         struct restore_entry *e = &r->v[i];
         bool dir = type && strcmp(type, "dir") == 0;
         if (!path || !mode || strcmp(path, e->path) != 0 || dir != e->dir) {
-            snprintf(r->err, sizeof(r->err), "member %zu: the manifest says %s, the archive %s",
-                     i + 1, path ? path : "?", e->path);
+            char shown[1601];
+            snprintf(r->err, sizeof(r->err), "member %zu: the manifest says %.200s, the archive %s",
+                     i + 1, printable(path, shown, sizeof(shown), false), e->path);
             json_decref(m);
             return -EPROTO;
         }
@@ -920,6 +1012,24 @@ static void restore_undo(struct restore *r)
         unlinkat(r->dirfd, r->v[i].path, r->v[i].dir ? AT_REMOVEDIR : 0);
 }
 
+static bool restore_dir_empty(int dirfd)
+{
+    int fd = dup(dirfd);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    rewinddir(d);
+    bool empty = true;
+    struct dirent *e;
+    while (empty && (e = readdir(d)))
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty;
+}
+
 static int restore_run(struct ctl *ctl, const char *file, const char *dir)
 {
     struct restore r = {.in = -1, .dirfd = -1};
@@ -928,35 +1038,46 @@ static int restore_run(struct ctl *ctl, const char *file, const char *dir)
     int rc;
     struct stat sb;
 
-    if (stat(dir, &sb) == 0) {
-        if (!S_ISDIR(sb.st_mode))
-            return ctl_fail(ctl, "%s is not a directory", dir);
-        DIR *d = opendir(dir);
-        if (!d)
-            return ctl_fail(ctl, "%s: %s", dir, strerror(errno));
-        struct dirent *e;
-        bool empty = true;
-        while ((e = readdir(d)) && empty)
-            empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
-        closedir(d);
-        if (!empty)
-            return ctl_fail(ctl,
-                            "%s is not empty: restore only into an empty or new directory "
-                            "(nothing was changed)",
-                            dir);
-    } else if (errno != ENOENT || mkdir(dir, 0700) != 0) {
-        return ctl_fail(ctl, "%s: %s", dir, strerror(errno));
-    } else {
+    if (mkdir(dir, 0700) == 0)
         made = true;
+    else if (errno != EEXIST)
+        return ctl_fail(ctl, "%s: %s", dir, strerror(errno));
+    /* From here DIR is this descriptor. An existing DIR must be ours: its
+     * owner could put a link in it while we write (chmod would not stop
+     * them, they can chmod it back), and the archive's files would follow
+     * it. */
+    r.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (r.dirfd < 0 || fstat(r.dirfd, &sb) != 0) {
+        rc = ctl_fail(ctl, "%s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if (sb.st_uid != geteuid()) {
+        rc = ctl_fail(ctl,
+                      "%s belongs to uid %u, not to the user restoring: restore into a new "
+                      "directory (nothing was changed)",
+                      dir, (unsigned)sb.st_uid);
+        goto out;
+    }
+    /* empty before the chmod (a directory in use keeps its mode) and after
+     * it (nothing came in before others were shut out) */
+    if (!made && !restore_dir_empty(r.dirfd)) {
+        rc = ctl_fail(ctl,
+                      "%s is not empty: restore only into an empty or new directory "
+                      "(nothing was changed)",
+                      dir);
+        goto out;
+    }
+    if (fchmod(r.dirfd, 0700) != 0) {
+        rc = ctl_fail(ctl, "%s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if (!made && !restore_dir_empty(r.dirfd)) {
+        rc = ctl_fail(ctl, "%s: something was put in it while restore started", dir);
+        goto out;
     }
     r.in = open(file, O_RDONLY | O_CLOEXEC);
     if (r.in < 0) {
         rc = ctl_fail(ctl, "%s: %s", file, strerror(errno));
-        goto out;
-    }
-    r.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (r.dirfd < 0 || fchmod(r.dirfd, 0700) != 0) {
-        rc = ctl_fail(ctl, "%s: %s", dir, strerror(errno));
         goto out;
     }
     int e = restore_members(&r);
@@ -977,15 +1098,19 @@ static int restore_run(struct ctl *ctl, const char *file, const char *dir)
     size_t files = 0;
     for (size_t i = 0; i < r.n; i++)
         files += !r.v[i].dir;
-    char msg[2048];
-    snprintf(msg, sizeof(msg),
-             "restored %zu files into %s (store schema %lld, from %s of %s, taken %s)\n"
-             "next: parleyd -c %s/parley.conf (as the user that owns %s; `chown -R` it first "
-             "if parleyd runs as another user)",
-             files, dir, (long long)json_integer_value(json_object_get(doc, "schema_version")),
-             json_string_value(json_object_get(doc, "source")),
-             json_string_value(json_object_get(doc, "domain")),
-             json_string_value(json_object_get(doc, "created")), dir, dir);
+    /* what the manifest says of itself, shown as text but not trusted */
+    char source[801], domain[801], created[801], msg[4096];
+    snprintf(
+        msg, sizeof(msg),
+        "restored %zu files into %s (store schema %lld, from %s of %s, taken %s)\n"
+        "next: parleyd -c %s/parley.conf (as the user that owns %s; `chown -R` it first "
+        "if parleyd runs as another user)",
+        files, dir, (long long)json_integer_value(json_object_get(doc, "schema_version")),
+        printable(json_string_value(json_object_get(doc, "source")), source, sizeof(source), false),
+        printable(json_string_value(json_object_get(doc, "domain")), domain, sizeof(domain), false),
+        printable(json_string_value(json_object_get(doc, "created")), created, sizeof(created),
+                  false),
+        dir, dir);
     json_t *out =
         json_pack("{s:s, s:I, s:O}", "dir", dir, "files", (json_int_t)files, "manifest", doc);
     rc = ctl_done(ctl, out, msg);

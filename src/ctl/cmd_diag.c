@@ -77,9 +77,21 @@ static void diag_add(struct diag *d, const char *check, const char *status, cons
     va_end(ap);
     if (strcmp(status, "fail") == 0)
         d->fails++;
-    json_array_append_new(d->checks, json_pack("{s:s, s:s, s:s, s:s}", "check", check, "status",
-                                               status, "detail", detail, "hint",
-                                               strcmp(status, "ok") == 0 || !hint ? "" : hint));
+    char h[1024];
+    snprintf(h, sizeof(h), "%s", strcmp(status, "ok") == 0 || !hint ? "" : hint);
+    json_t *row = json_pack("{s:s, s:s, s:s, s:s}", "check", check, "status", status, "detail",
+                            detail, "hint", h);
+    if (!row) {
+        /* not UTF-8 (a path, a name, or cut inside a character): shown as
+         * ASCII rather than the check lost */
+        for (char *t[] = {detail, h}, **c = t; c < t + 2; c++)
+            for (char *b = *c; *b; b++)
+                if ((unsigned char)*b >= 0x80)
+                    *b = '?';
+        row = json_pack("{s:s, s:s, s:s, s:s}", "check", check, "status", status, "detail", detail,
+                        "hint", h);
+    }
+    json_array_append_new(d->checks, row);
 }
 
 /* --- parleyd and the store --- */
@@ -551,11 +563,8 @@ static int diag_connect(const struct netaddr *a, char *err, size_t errlen)
         close(fd);
         return n == 0 ? -ETIMEDOUT : -ECONNREFUSED;
     }
-    /* blocking from here, with timeouts, for the handshake */
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    struct timeval tv = {DIAG_TIMEOUT_S, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    /* still non-blocking: the handshake has one deadline (a timeout per
+     * read would let a peer that sends a byte now and then hold us) */
     return fd;
 }
 
@@ -575,8 +584,21 @@ static int diag_handshake(struct diag *d, int fd, const char *sni, X509 **peer, 
     SSL_set_fd(ssl, fd);
     if (sni)
         SSL_set_tlsext_host_name(ssl, sni);
-    int rc = 0;
-    if (SSL_connect(ssl) != 1) {
+    int rc = 0, r;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while ((r = SSL_connect(ssl)) != 1) {
+        int want = SSL_get_error(ssl, r);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = DIAG_TIMEOUT_S * 1000L - (now.tv_sec - start.tv_sec) * 1000L -
+                    (now.tv_nsec - start.tv_nsec) / 1000000L;
+        if ((want != SSL_ERROR_WANT_READ && want != SSL_ERROR_WANT_WRITE) || left <= 0)
+            break;
+        struct pollfd p = {.fd = fd, .events = want == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
+        if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+            break;
+    }
+    if (r != 1) {
         long v = SSL_get_verify_result(ssl);
         unsigned long e = ERR_peek_last_error();
         if (v != X509_V_OK)

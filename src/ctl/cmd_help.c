@@ -114,7 +114,8 @@ static const struct cmd_help_row cmd_help_rows[] = {
      cmd_backup},
     {"restore FILE --dir DIR",
      "the archive into an empty or new DIR, every digest checked (on a mismatch nothing is "
-     "left); then parleyd -c DIR/parley.conf", cmd_restore},
+     "left; the digests catch damage, not a forged archive: restore only your own); then "
+     "parleyd -c DIR/parley.conf", cmd_restore},
     {"https metrics-token [--revoke]",
      "a new token for GET /metrics, printed once (only its SHA-256 is kept; replaces the "
      "previous one)", cmd_https},

@@ -183,6 +183,71 @@ class TestBackupDiag(unittest.TestCase):
         self.assertTrue(bad, checks)
         self.assertIn("connect", bad[0]["detail"])
 
+    def test_diag_trickling_trunk_bounded(self):
+        # a gateway that sends a byte now and then must not hold diag past
+        # its deadline (a timeout per read let it)
+        import socket
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        stop = threading.Event()
+
+        def trickle():
+            while not stop.is_set():
+                srv.settimeout(0.5)
+                try:
+                    c, _ = srv.accept()
+                except OSError:
+                    continue
+                try:
+                    c.recv(4096)
+                    c.sendall(b"\x16\x03\x03\x40\x00")
+                    while not stop.wait(0.5):
+                        c.sendall(b"\x02")
+                except OSError:
+                    pass
+                finally:
+                    c.close()
+
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        port = srv.getsockname()[1]
+        self.assertEqual(self.p.ctl("trunk", "add", "slowgw", "--gateway", f"127.0.0.1:{port}",
+                                    "--transport", "tls", "--srtp-mode",
+                                    "required").returncode, 0)
+        try:
+            start = time.monotonic()
+            res = subprocess.run([parleyctl_path(), "-c", self.p.conf, "--json", "diag"],
+                                 capture_output=True, text=True, timeout=60)
+            took = time.monotonic() - start
+        finally:
+            self.p.ctl("trunk", "remove", "slowgw")
+            stop.set()
+            t.join(5)
+            srv.close()
+        import json
+        bad = [c for c in json.loads(res.stdout) if c["check"] == "trunk slowgw"]
+        self.assertEqual(bad[0]["status"], "fail", bad)
+        self.assertLess(took, 40)
+
+    def test_diag_keeps_rows_with_non_utf8_paths(self):
+        # a path that is not UTF-8 made json_pack fail and its row vanish,
+        # the failing "parleyd" one among them (exit 1, no failure shown)
+        exe = os.fsencode(parleyctl_path())
+        state = os.path.join(os.fsencode(self.tmp), b"state\xff")
+        res = subprocess.run([exe, b"init", b"--dir", state, b"--domain", b"example.test"],
+                             capture_output=True, timeout=120)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        res = subprocess.run([exe, b"-c", os.path.join(state, b"parley.conf"), b"--json",
+                              b"diag"], capture_output=True, timeout=120)
+        import json
+        checks = {c["check"]: c for c in json.loads(res.stdout)}
+        for name in ("parleyd", "store", "permissions", "state directory", "certificate"):
+            self.assertIn(name, checks)
+        self.assertEqual(res.returncode, 1)
+        self.assertEqual(checks["parleyd"]["status"], "fail")
+        self.assertIn("state?", checks["store"]["detail"])
+
     # -- backup and restore ----------------------------------------------------
 
     def register_loop(self, stop: threading.Event, counts: list[int]) -> None:
@@ -328,6 +393,35 @@ class TestBackupDiag(unittest.TestCase):
             self.assertFalse(os.path.exists(dest), name)
             self.assertFalse(os.path.exists(outside), name)
 
+    def test_backup_of_odd_names_restores(self):
+        # a name JSON cannot hold went into the archive but not the manifest,
+        # so that no restore of it could ever pass
+        odd = [os.path.join(os.fsencode(self.p.dir), n) for n in (b"log\xff", b"a\x1b[2Jb")]
+        for n in odd:
+            with open(n, "wb") as f:
+                f.write(b"x")
+        try:
+            archive = self.take_backup()
+        finally:
+            for n in odd:
+                os.unlink(n)
+        res = ctl("restore", archive, "--dir", os.path.join(self.tmp, "odd"))
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+
+    def test_backup_refuses_a_directory_others_write(self):
+        # others could swap their file in for the temporary one before the rename
+        shared = os.path.join(self.tmp, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o777)
+        res = ctl("backup", os.path.join(shared, "b.tar"), conf=self.p.conf)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("others may write", res.stderr)
+        self.assertEqual(os.listdir(shared), [])
+        os.chmod(shared, 0o1777)  # as /tmp: the sticky bit keeps our files ours
+        res = ctl("backup", os.path.join(shared, "b.tar"), conf=self.p.conf)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(os.listdir(shared), ["b.tar"])
+
     def test_backup_never_replaces(self):
         path = os.path.join(self.tmp, "exists.tar")
         with open(path, "w") as f:
@@ -336,6 +430,147 @@ class TestBackupDiag(unittest.TestCase):
         self.assertEqual(res.returncode, 1)
         with open(path) as f:
             self.assertEqual(f.read(), "x")
+
+
+# -- archives made by hand: what a hostile archive may hold -------------------
+
+def _header(name: bytes, typ: bytes, size: int) -> bytes:
+    h = bytearray(512)
+    h[0:len(name[:100])] = name[:100]
+    h[100:108] = b"0000600\0"
+    h[108:124] = b"0000000\0" * 2
+    h[124:136] = b"%011o\0" % size
+    h[136:148] = b"00000000000\0"
+    h[148:156] = b" " * 8
+    h[156:157] = typ
+    h[257:265] = b"ustar\x0000"
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
+def _member(name: bytes, data: bytes = b"", typ: bytes = b"0") -> bytes:
+    return _header(name, typ, len(data)) + data + b"\0" * (-len(data) % 512)
+
+
+def _manifest(files: list[tuple[str, bytes | None]], **extra) -> bytes:
+    import hashlib
+    import json
+    out = [{"path": p, "type": "dir", "mode": "0700"} if d is None else
+           {"path": p, "type": "file", "mode": "0600", "size": len(d),
+            "sha256": hashlib.sha256(d).hexdigest()} for p, d in files]
+    doc = {"format": "parley-backup 1", "created": "2026-12-08T00:00:00Z", "source": "/x",
+           "domain": "example.test", "schema_version": 7, "files": out}
+    doc.update(extra)
+    return _member(b"parley-backup.manifest", json.dumps(doc).encode())
+
+
+class TestHostileArchives(unittest.TestCase):
+    """Archives an attacker could hand an administrator; no server needed.
+    Each has a manifest that matches it, as a forger would make it."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="parley-hostile-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def restore(self, data: bytes, dest: str | None = None) -> subprocess.CompletedProcess:
+        path = os.path.join(self.tmp, f"a-{time.monotonic_ns()}.tar")
+        with open(path, "wb") as f:
+            f.write(data + b"\0" * 1024)
+        return ctl("restore", path, "--dir", dest or os.path.join(self.tmp, "dest"))
+
+    def test_forged_manifest_restores(self):
+        # the manifest detects damage, not a forger: a consistent archive passes
+        files = [("parley.conf", b"[server]\ndomain = evil.test\n")]
+        res = self.restore(_member(b"parley.conf", files[0][1]) + _manifest(files))
+        self.assertEqual(res.returncode, 0, res.stderr)
+
+    def test_directory_member_with_data(self):
+        # GNU tar skips a directory's data; parleyctl read it as members
+        hidden = _member(b"hidden.key", b"planted")
+        files = [("d", None), ("hidden.key", b"planted")]
+        data = _header(b"d/", b"5", len(hidden)) + hidden + _manifest(files)
+        res = self.restore(data)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("directory member with data", res.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "dest")))
+
+    def test_pax_lengths(self):
+        for rec in (b"-1 path=x\n", b" 12 path=ab\n", b"+12 path=ab\n",
+                    b"11 path=ab\n" + b"18446744073709551615 path=x\n"):
+            data = _member(b"PaxHeader", rec, b"x") + _member(b"f", b"1") + \
+                _manifest([("f", b"1")])
+            res = self.restore(data)
+            self.assertEqual(res.returncode, 1, rec)
+            self.assertIn("damaged pax header", res.stderr, rec)
+
+    def test_pax_keys_that_change_the_data(self):
+        # tar takes a pax size over the header's: restore took the header's
+        hidden = _member(b"hidden.key", b"planted")
+        files = [("f", hidden), ("hidden.key", b"planted")]
+        for rec in (b"9 size=0\n", b"20 GNU.sparse.size=1\n", b"8 noequ\n"):
+            data = _member(b"PaxHeader", rec, b"x") + _member(b"f", hidden) + hidden + \
+                _manifest(files)
+            res = self.restore(data)
+            self.assertEqual(res.returncode, 1, rec)
+            self.assertRegex(res.stderr, r"pax record|damaged pax header", rec)
+        # what only describes a member is let through
+        data = _member(b"PaxHeader", b"20 mtime=1700000000\n", b"x") + _member(b"f", b"1") + \
+            _manifest([("f", b"1")])
+        self.assertEqual(self.restore(data).returncode, 0)
+
+    def test_control_characters_not_printed(self):
+        name = "x\x1b]0;pwned\x07\x1b[2J"
+        files = [(name, b"1")]
+        res = self.restore(_member(name.encode(), b"1") + _manifest(files))
+        self.assertEqual(res.returncode, 1)
+        self.assertNotIn("\x1b", res.stderr)
+        self.assertIn("\\x1b", res.stderr)
+        files = [("parley.conf", b"1")]
+        res = self.restore(_member(b"parley.conf", b"1") +
+                           _manifest(files, source="\x1b[2J/x", domain="\u009b2Jd"))
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertNotIn("\x1b", res.stdout)
+        self.assertNotIn("\u009b", res.stdout)
+
+    def test_long_name_of_c1_controls(self):
+        # escaping one of these takes 8 bytes: the message buffer must not
+        # overflow (the ASan build would abort)
+        name = b"a" + b"\xc2\x9b" * 1500
+        rec = b" path=" + name + b"\n"
+        rec = str(len(rec) + 4).encode() + rec
+        res = self.restore(_member(b"PaxHeader", rec, b"x") + _member(b"f", b"1"))
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("control characters", res.stderr)
+        self.assertNotIn("Sanitizer", res.stderr)
+
+    def test_directory_of_another_user(self):
+        # its owner could swap in a link while restore writes
+        dest = os.path.join(self.tmp, "theirs")
+        os.mkdir(dest, 0o777)
+        os.chmod(dest, 0o777)
+        if os.geteuid() == 0:
+            os.chown(dest, 65534, 65534)
+        else:
+            self.skipTest("needs root to make a directory of another user")
+        files = [("parley.conf", b"1")]
+        res = self.restore(_member(b"parley.conf", b"1") + _manifest(files), dest)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("not to the user restoring", res.stderr)
+        self.assertEqual(os.listdir(dest), [])
+        self.assertEqual(stat.S_IMODE(os.stat(dest).st_mode), 0o777)
+
+    def test_non_empty_directory_keeps_its_mode(self):
+        dest = os.path.join(self.tmp, "mine")
+        os.mkdir(dest)
+        os.chmod(dest, 0o755)
+        open(os.path.join(dest, "keep"), "w").close()
+        files = [("parley.conf", b"1")]
+        res = self.restore(_member(b"parley.conf", b"1") + _manifest(files), dest)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("not empty", res.stderr)
+        self.assertEqual(stat.S_IMODE(os.stat(dest).st_mode), 0o755)
 
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "store")
