@@ -119,6 +119,9 @@ uint64_t bench_now_ns(void);
 /* A number in [min, max], the whole of s (an option's value). Returns 0
  * or -EINVAL. */
 int bench_parse_double(const char *s, double min, double max, double *out);
+/* The soft limit on open files raised to the hard one: a generator's
+ * connections and sockets go past the usual 1024. */
+void bench_raise_nofile(void);
 /* "user{i}" with {i} replaced by i. Returns 0 or -ENOSPC. */
 int bench_expand(const char *tmpl, unsigned i, char *out, size_t cap);
 void bench_stats_add_latency(struct bench_stats *s, uint64_t ns);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "bench/engine_priv.h"
@@ -40,6 +41,15 @@ int bench_parse_double(const char *s, double min, double max, double *out)
         return -EINVAL;
     *out = v;
     return 0;
+}
+
+void bench_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }
 
 int bench_expand(const char *tmpl, unsigned i, char *out, size_t cap)

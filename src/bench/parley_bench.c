@@ -566,15 +566,6 @@ static void print_table(const struct bench_opts *o, const struct bench_stats *s,
            pc > 90.0 * o->threads ? "  ** SATURATED: the figures measure the generator **" : "");
 }
 
-static void raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 int main(int argc, char **argv)
 {
     struct bench_opts o = {0};
@@ -595,7 +586,7 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    raise_nofile();
+    bench_raise_nofile();
     evthread_use_pthreads();
     if (digest_init(NULL, NULL) != 0 || !digest_alg_available(o.algorithm)) {
         fprintf(stderr, "parley-bench: digest algorithm %s unavailable\n",

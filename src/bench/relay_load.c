@@ -23,15 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "bench/packet_gen.h"
 #include "core/netaddr.h"
 #include "core/random.h"
 #include "core/strview.h"
@@ -39,16 +37,12 @@
 #include "crypto/mac.h"
 #include "stun/stun.h"
 
-#define RX_BATCH       64
-#define RX_BUF         4200
 #define SEND_BATCH_MAX 256
 #define SIZE_MIN       16 /* sender (4), sequence number (4), send time (8) */
 #define SIZE_MAX_      4096
 #define SLOT           (TURN_CHANNEL_HEADER_LEN + SIZE_MAX_)
 /* The one channel every allocation binds (channels are per allocation). */
 #define CHANNEL 0x4001
-/* Latency histogram: 1 µs buckets; the last one holds everything slower. */
-#define LAT_BUCKETS 200001
 /* Set-up: transactions in flight at once, first retransmission timeout. */
 #define SETUP_WINDOW  256
 #define SETUP_RTO_NS  250000000ull
@@ -113,64 +107,26 @@ struct rl {
     struct rl_opts *o;
     struct rl_alloc *a;
     size_t n;
-    int epfd, tfd;
+    /* allocation i's socket tagged i << 1, its peer socket i << 1 | 1 */
+    struct packet_gen_loop loop;
     uint64_t per_alloc; /* sequence numbers each allocation may use */
     uint64_t total;     /* packets of the run */
     /* counters */
     uint64_t sent, received, duplicates, reordered, stale, send_stalls, late;
     uint64_t retransmissions, released, release_failed;
     uint32_t min_lifetime;
-    uint64_t *lat_hist;
-    uint64_t lat_count, lat_sum_us;
+    struct packet_gen_lat lat;
     char release_error[200];
     /* send slots: header and filler made once */
     uint8_t (*tx)[SLOT];
-    /* receive scratch */
-    struct mmsghdr rx[RX_BATCH];
-    struct iovec rx_iov[RX_BATCH];
-    uint8_t rx_buf[RX_BATCH][RX_BUF];
-    uint64_t rx_ctl[RX_BATCH][16]; /* cmsg space, aligned */
+    struct packet_gen_rx rx;
 };
-
-static uint64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static double rusage_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* --- options ----------------------------------------------------------------- */
 
 bool relay_load_selected(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--scenario=relay") == 0 ||
-            (strcmp(argv[i], "--scenario") == 0 && i + 1 < argc &&
-             strcmp(argv[i + 1], "relay") == 0))
-            return true;
-    }
-    return false;
+    return packet_gen_selected(argc, argv, "relay");
 }
 
 static void relay_load_usage(FILE *f)
@@ -230,9 +186,7 @@ enum rl_number {
     NUM_COUNT,
 };
 
-static const struct {
-    double min, max, dflt;
-} rl_numbers[NUM_COUNT] = {
+static const struct packet_gen_number rl_numbers[NUM_COUNT] = {
     [NUM_ALLOCATIONS] = {1, 30000, 100},
     [NUM_RATE] = {0, 1e8, -1}, /* -1: 50 per allocation */
     [NUM_DURATION] = {0.1, PERMISSION_S - 30, 10},
@@ -312,15 +266,11 @@ static int rl_parse(int argc, char **argv, struct rl_opts *o)
 
     memset(o, 0, sizeof(*o));
     o->alg = STUN_PASSWORD_MD5;
-    for (size_t i = 0; i < NUM_COUNT; i++)
-        num[i] = rl_numbers[i].dflt;
+    packet_gen_numbers_default(rl_numbers, NUM_COUNT, num);
     while ((c = getopt_long(argc, argv, "h", options, &index)) != -1) {
         if (c >= 0 && c < NUM_COUNT) {
-            if (bench_parse_double(optarg, rl_numbers[c].min, rl_numbers[c].max, &num[c]) != 0) {
-                fprintf(stderr, "parley-bench: invalid value for --%s: %s\n", options[index].name,
-                        optarg);
+            if (packet_gen_number_parse(&rl_numbers[c], options[index].name, optarg, &num[c]) != 0)
                 return -EINVAL;
-            }
             set[c] = true;
             continue;
         }
@@ -422,17 +372,9 @@ static int rl_parse(int argc, char **argv, struct rl_opts *o)
 static int rl_socket(struct rl *g, const struct netaddr *to, const struct netaddr *at, int bufsize,
                      uint64_t tag, struct netaddr *local)
 {
-    int one = 1;
-    int fam = netaddr_family(&g->o->server);
-    int fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = packet_gen_socket(netaddr_family(&g->o->server), bufsize);
     if (fd < 0)
-        return -errno;
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsize, sizeof(bufsize)) != 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof(bufsize));
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsize, sizeof(bufsize)) != 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof(bufsize));
-    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+        return fd;
     int rc = 0;
     if (to) {
         if (connect(fd, &to->u.sa, to->len) != 0)
@@ -447,9 +389,8 @@ static int rl_socket(struct rl *g, const struct netaddr *to, const struct netadd
             netaddr_from_sockaddr((struct sockaddr *)&ss, len, local) != 0)
             rc = -EIO;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
-    if (rc == 0 && epoll_ctl(g->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
-        rc = -errno;
+    if (rc == 0)
+        rc = packet_gen_loop_add(&g->loop, fd, tag);
     if (rc) {
         close(fd);
         return rc;
@@ -457,36 +398,25 @@ static int rl_socket(struct rl *g, const struct netaddr *to, const struct netadd
     return fd;
 }
 
-static void raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 static int rl_open(struct rl *g, char *err, size_t errlen)
 {
     const struct rl_opts *o = g->o;
     g->n = o->allocations;
-    g->epfd = epoll_create1(EPOLL_CLOEXEC);
-    g->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    int rc = packet_gen_loop_open(&g->loop);
     g->a = calloc(g->n, sizeof(*g->a));
-    g->lat_hist = calloc(LAT_BUCKETS, sizeof(*g->lat_hist));
+    int lat_rc = packet_gen_lat_init(&g->lat);
     g->tx = calloc(SEND_BATCH_MAX, sizeof(*g->tx));
-    if (g->epfd < 0 || g->tfd < 0 || !g->a || !g->lat_hist || !g->tx) {
+    if (rc == -ENOMEM || !g->a || lat_rc || !g->tx) {
         snprintf(err, errlen, "out of resources");
         return -ENOMEM;
     }
     for (size_t i = 0; i < g->n; i++)
         g->a[i].fd = g->a[i].peer_fd = -1;
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
-    if (epoll_ctl(g->epfd, EPOLL_CTL_ADD, g->tfd, &ev) != 0) {
-        snprintf(err, errlen, "epoll: %s", strerror(errno));
-        return -errno;
+    if (rc) {
+        snprintf(err, errlen, "epoll: %s", strerror(-rc));
+        return rc;
     }
-    raise_nofile();
+    bench_raise_nofile();
     /* room for bursts at the generator, without pinning gigabytes over
      * thousands of sockets */
     long per = (64l << 20) / (long)g->n;
@@ -531,12 +461,9 @@ static void rl_close(struct rl *g)
             close(g->a[i].peer_fd);
         free(g->a[i].seen);
     }
-    if (g->epfd >= 0)
-        close(g->epfd);
-    if (g->tfd >= 0)
-        close(g->tfd);
+    packet_gen_loop_close(&g->loop);
     free(g->a);
-    free(g->lat_hist);
+    packet_gen_lat_free(&g->lat);
     free(g->tx);
 }
 
@@ -724,10 +651,10 @@ static int rl_phase_run(struct rl *g, enum rl_phase ph, char *err, size_t errlen
         left += !a->done;
     }
     uint64_t timeout_ns = (uint64_t)(g->o->timeout_s * 1e9);
-    uint64_t last_progress = clock_ns(CLOCK_MONOTONIC);
+    uint64_t last_progress = packet_gen_clock_ns(CLOCK_MONOTONIC);
     int rc = 0;
     while (left && !(fatal && inflight == 0)) {
-        uint64_t now = clock_ns(CLOCK_MONOTONIC);
+        uint64_t now = packet_gen_clock_ns(CLOCK_MONOTONIC);
         for (size_t i = 0; rc == 0 && i < g->n; i++) {
             struct rl_alloc *a = &g->a[i];
             if (a->done)
@@ -743,19 +670,19 @@ static int rl_phase_run(struct rl *g, enum rl_phase ph, char *err, size_t errlen
         if (rc)
             return rc;
         struct epoll_event evs[64];
-        int ne = epoll_wait(g->epfd, evs, 64, 10);
+        int ne = epoll_wait(g->loop.epfd, evs, 64, 10);
         for (int e = 0; e < ne; e++) {
             uint64_t tag = evs[e].data.u64;
-            if (tag == UINT64_MAX || (tag & 1)) { /* the timer; a peer socket */
-                uint8_t sink[RX_BUF];
-                int fd = tag == UINT64_MAX ? g->tfd : g->a[tag >> 1].peer_fd;
+            if (tag == PACKET_GEN_TIMER_TAG || (tag & 1)) { /* the timer; a peer socket */
+                uint8_t sink[PACKET_GEN_RX_BUF];
+                int fd = tag == PACKET_GEN_TIMER_TAG ? g->loop.tfd : g->a[tag >> 1].peer_fd;
                 while (read(fd, sink, sizeof(sink)) > 0)
                     ;
                 continue;
             }
             struct rl_alloc *a = &g->a[tag >> 1];
             for (;;) {
-                uint8_t buf[RX_BUF];
+                uint8_t buf[PACKET_GEN_RX_BUF];
                 ssize_t got = recv(a->fd, buf, sizeof(buf), MSG_DONTWAIT);
                 if (got < 0)
                     break;
@@ -770,7 +697,7 @@ static int rl_phase_run(struct rl *g, enum rl_phase ph, char *err, size_t errlen
                 }
                 if (r == R_IGNORE)
                     continue;
-                last_progress = clock_ns(CLOCK_MONOTONIC);
+                last_progress = packet_gen_clock_ns(CLOCK_MONOTONIC);
                 if (r == R_AGAIN) {
                     a->inflight = false;
                     a->tries = 0;
@@ -793,7 +720,7 @@ static int rl_phase_run(struct rl *g, enum rl_phase ph, char *err, size_t errlen
                 break;
             }
         }
-        if (left && clock_ns(CLOCK_MONOTONIC) - last_progress > timeout_ns) {
+        if (left && packet_gen_clock_ns(CLOCK_MONOTONIC) - last_progress > timeout_ns) {
             if (fatal)
                 return fatal;
             char text[NETADDR_STRLEN];
@@ -860,14 +787,16 @@ static int rl_alloc_packets(struct rl *g, char *err, size_t errlen)
     return 0;
 }
 
-/* A payload that reached a target at realtime `at`. */
-static void rl_account(struct rl *g, const uint8_t *p, size_t len, uint64_t at)
+/* A payload that reached a target at realtime `at`: as it is at a peer
+ * socket (loop mode). */
+static void rl_account(void *ctx, const uint8_t *p, size_t len, uint64_t at)
 {
+    struct rl *g = ctx;
     if (len != g->o->size) {
         g->stale++;
         return;
     }
-    uint32_t from = get32(p), seq = get32(p + 4);
+    uint32_t from = packet_gen_get32(p), seq = packet_gen_get32(p + 4);
     if (from >= g->n || seq >= g->per_alloc) {
         g->stale++;
         return;
@@ -888,85 +817,42 @@ static void rl_account(struct rl *g, const uint8_t *p, size_t len, uint64_t at)
     uint64_t sent_at;
     memcpy(&sent_at, p + 8, sizeof(sent_at));
     if (at >= sent_at) {
-        uint64_t us = (at - sent_at) / 1000;
-        g->lat_hist[us < LAT_BUCKETS ? us : LAT_BUCKETS - 1]++;
-        g->lat_count++;
-        g->lat_sum_us += us;
+        packet_gen_lat_add(&g->lat, (at - sent_at) / 1000);
     }
 }
 
-static void rl_receive(struct rl *g, uint64_t tag)
+/* What reached an allocation's socket from the server: ChannelData on
+ * our channel from its target (pairs mode). */
+static void rl_from_server(void *ctx, const uint8_t *p, size_t len, uint64_t at)
 {
+    struct rl *g = ctx;
+    if (stun_is_channel_data(p, len) && (p[0] << 8 | p[1]) == CHANNEL &&
+        (size_t)(p[2] << 8 | p[3]) + TURN_CHANNEL_HEADER_LEN <= len)
+        rl_account(g, p + TURN_CHANNEL_HEADER_LEN, (size_t)(p[2] << 8 | p[3]), at);
+    else
+        g->stale++; /* a late answer to a retransmitted request, say */
+}
+
+static void rl_ready(void *ctx, uint64_t tag)
+{
+    struct rl *g = ctx;
     struct rl_alloc *a = &g->a[tag >> 1];
-    bool peer = tag & 1;
-    int fd = peer ? a->peer_fd : a->fd;
-    for (;;) {
-        for (unsigned m = 0; m < RX_BATCH; m++) {
-            g->rx_iov[m] = (struct iovec){.iov_base = g->rx_buf[m], .iov_len = RX_BUF};
-            g->rx[m].msg_hdr = (struct msghdr){.msg_iov = &g->rx_iov[m],
-                                               .msg_iovlen = 1,
-                                               .msg_control = g->rx_ctl[m],
-                                               .msg_controllen = sizeof(g->rx_ctl[m])};
-        }
-        int got = recvmmsg(fd, g->rx, RX_BATCH, MSG_DONTWAIT, NULL);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return;
-        uint64_t now = clock_ns(CLOCK_REALTIME);
-        for (int m = 0; m < got; m++) {
-            struct msghdr *h = &g->rx[m].msg_hdr;
-            uint64_t at = now;
-            for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-                if (c->cmsg_level != SOL_SOCKET)
-                    continue;
-                if (c->cmsg_type == SCM_TIMESTAMPNS) {
-                    struct timespec ts;
-                    memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-                    at = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-                } else if (c->cmsg_type == SO_RXQ_OVFL) {
-                    memcpy(&a->overflow, CMSG_DATA(c), sizeof(a->overflow));
-                }
-            }
-            const uint8_t *p = g->rx_buf[m];
-            size_t len = g->rx[m].msg_len;
-            if (peer) {
-                rl_account(g, p, len, at);
-            } else if (stun_is_channel_data(p, len) && (p[0] << 8 | p[1]) == CHANNEL &&
-                       (size_t)(p[2] << 8 | p[3]) + TURN_CHANNEL_HEADER_LEN <= len) {
-                rl_account(g, p + TURN_CHANNEL_HEADER_LEN, (size_t)(p[2] << 8 | p[3]), at);
-            } else {
-                g->stale++; /* a late answer to a retransmitted request, say */
-            }
-        }
-        if (got < RX_BATCH)
-            return;
-    }
+    if (tag & 1)
+        packet_gen_receive(&g->rx, a->peer_fd, &a->overflow, rl_account, g);
+    else
+        packet_gen_receive(&g->rx, a->fd, &a->overflow, rl_from_server, g);
 }
 
 /* One wait of at most timeout_ms (0: a look): what arrived is counted, a
  * timer tick consumed. */
 static void rl_wait(struct rl *g, int timeout_ms)
 {
-    struct epoll_event evs[64];
-    int ne = epoll_wait(g->epfd, evs, 64, timeout_ms);
-    for (int e = 0; e < ne; e++) {
-        uint64_t ticks;
-        if (evs[e].data.u64 != UINT64_MAX)
-            rl_receive(g, evs[e].data.u64);
-        else if (read(g->tfd, &ticks, sizeof(ticks)) < 0)
-            continue;
-    }
+    packet_gen_wait(&g->loop, timeout_ms, rl_ready, g);
 }
 
 static void rl_pump_until(struct rl *g, uint64_t deadline_ns)
 {
-    for (;;) {
-        uint64_t now = clock_ns(CLOCK_MONOTONIC);
-        if (now >= deadline_ns)
-            return;
-        rl_wait(g, (int)((deadline_ns - now + 999999) / 1000000));
-    }
+    packet_gen_pump_until(&g->loop, deadline_ns, rl_ready, g);
 }
 
 /* Sends allocation i's packets up to sequence number `upto` (exclusive),
@@ -983,11 +869,11 @@ static bool rl_send_upto(struct rl *g, size_t i, uint64_t upto)
     while (a->next_seq < upto) {
         uint64_t left = upto - a->next_seq;
         unsigned count = left < g->o->batch ? (unsigned)left : g->o->batch;
-        uint64_t t = clock_ns(CLOCK_REALTIME);
+        uint64_t t = packet_gen_clock_ns(CLOCK_REALTIME);
         for (unsigned m = 0; m < count; m++) {
             uint8_t *p = g->tx[m] + TURN_CHANNEL_HEADER_LEN;
-            put32(p, (uint32_t)i);
-            put32(p + 4, (uint32_t)(a->next_seq + m));
+            packet_gen_put32(p, (uint32_t)i);
+            packet_gen_put32(p + 4, (uint32_t)(a->next_seq + m));
             memcpy(p + 8, &t, sizeof(t));
             iov[m] = (struct iovec){.iov_base = g->tx[m], .iov_len = len};
             msgs[m] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[m], .msg_iovlen = 1}};
@@ -1015,31 +901,21 @@ static uint64_t rl_share(const struct rl *g, uint64_t due, size_t i)
     return due > i ? (due - i + g->n - 1) / g->n : 0;
 }
 
-struct load_result {
-    double send_s, drain_s;
-    double cpu_send_s, cpu_total_s;
-    bool generator_limited;
-};
-
-static void rl_run(struct rl *g, struct load_result *r)
+static void rl_run(struct rl *g, struct packet_gen_result *r)
 {
     const struct rl_opts *o = g->o;
-    double cpu0 = rusage_s();
-    uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
-    uint64_t end = t0 + (uint64_t)(o->duration_s * 1e9);
+    struct packet_gen_meter m;
+    packet_gen_meter_start(&m);
+    uint64_t end = m.t0 + (uint64_t)(o->duration_s * 1e9);
     uint64_t done = 0; /* the run's packets due so far (all sent but for stalls) */
     bool behind = false;
 
-    if (o->rate > 0) {
-        struct itimerspec its = {.it_interval = {.tv_sec = o->tick_us / 1000000,
-                                                 .tv_nsec = (o->tick_us % 1000000) * 1000},
-                                 .it_value = {.tv_sec = 0, .tv_nsec = 1000}};
-        timerfd_settime(g->tfd, 0, &its, NULL);
-    }
+    if (o->rate > 0)
+        packet_gen_timer_start(&g->loop, o->tick_us);
     size_t cursor = 0;
     while (g->sent < g->total) {
         rl_wait(g, o->rate > 0 ? -1 : 0);
-        uint64_t now = clock_ns(CLOCK_MONOTONIC);
+        uint64_t now = packet_gen_clock_ns(CLOCK_MONOTONIC);
         bool last = now >= end;
         if (last && o->rate <= 0)
             break;
@@ -1056,10 +932,8 @@ static void rl_run(struct rl *g, struct load_result *r)
             }
             continue;
         }
-        double elapsed = (double)(now - t0);
-        uint64_t due = (uint64_t)(elapsed * o->rate / 1e9) + 1;
-        if (due > g->total)
-            due = g->total;
+        double elapsed = (double)(now - m.t0);
+        uint64_t due = packet_gen_due(elapsed, o->rate, g->total);
         if (due <= done && !behind) {
             if (last)
                 break;
@@ -1080,49 +954,18 @@ static void rl_run(struct rl *g, struct load_result *r)
         if (last)
             break;
     }
-    uint64_t t_sent = clock_ns(CLOCK_MONOTONIC);
-    double cpu_sent = rusage_s();
-    struct itimerspec off = {0};
-    timerfd_settime(g->tfd, 0, &off, NULL);
-    rl_pump_until(g, t_sent + (uint64_t)(o->drain_s * 1e9));
-    r->send_s = (double)(t_sent - t0) / 1e9;
-    r->drain_s = (double)(clock_ns(CLOCK_MONOTONIC) - t_sent) / 1e9;
-    r->cpu_send_s = cpu_sent - cpu0;
-    r->cpu_total_s = rusage_s() - cpu0;
-    bool saturated = r->send_s > 0 && r->cpu_send_s / r->send_s >= 0.95;
-    bool slow = o->rate > 0 && r->send_s > 0 && g->sent < g->total &&
-                (double)g->sent / r->send_s < 0.98 * o->rate;
+    packet_gen_meter_sent(&m);
+    packet_gen_timer_stop(&g->loop);
+    rl_pump_until(g, m.t_sent + (uint64_t)(o->drain_s * 1e9));
+    packet_gen_meter_result(&m, r);
+    bool saturated = packet_gen_cpu_percent(r) >= 95.0;
+    bool slow = g->sent < g->total && packet_gen_sent_slow(r, g->sent, o->rate);
     r->generator_limited = saturated || slow;
 }
 
 /* --- output ------------------------------------------------------------------------ */
 
-static double lat_percentile(const struct rl *g, double pct)
-{
-    if (!g->lat_count)
-        return NAN;
-    uint64_t rank = (uint64_t)ceil(pct / 100.0 * (double)g->lat_count), seen = 0;
-    if (rank < 1)
-        rank = 1;
-    for (size_t b = 0; b < LAT_BUCKETS; b++) {
-        seen += g->lat_hist[b];
-        if (seen >= rank)
-            return (double)b;
-    }
-    return (double)(LAT_BUCKETS - 1);
-}
-
-static json_t *json_u64(uint64_t v)
-{
-    return json_integer((json_int_t)v);
-}
-
-static json_t *json_figure(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
-static void rl_print(const struct rl *g, const struct load_result *r, double setup_s,
+static void rl_print(const struct rl *g, const struct packet_gen_result *r, double setup_s,
                      const char *error, int exit_code)
 {
     const struct rl_opts *o = g->o;
@@ -1131,7 +974,7 @@ static void rl_print(const struct rl *g, const struct load_result *r, double set
     uint64_t overflow = 0;
     for (size_t i = 0; g->a && i < g->n; i++)
         overflow += g->a[i].overflow;
-    double pct = r->send_s > 0 ? 100.0 * r->cpu_send_s / r->send_s : 0;
+    double pct = packet_gen_cpu_percent(r);
     double sent_ps = r->send_s > 0 ? (double)g->sent / r->send_s : 0;
     double recv_ps = r->send_s > 0 ? (double)g->received / r->send_s : 0;
     if (o->json) {
@@ -1146,60 +989,39 @@ static void rl_print(const struct rl *g, const struct load_result *r, double set
         json_object_set_new(j, "payload_bytes", json_integer(o->size));
         json_object_set_new(j, "rate_offered", json_real(o->rate));
         json_object_set_new(j, "duration_s", json_real(o->duration_s));
-        json_object_set_new(j, "packets_per_allocation", json_u64(g->per_alloc));
-        json_object_set_new(j, "sent", json_u64(g->sent));
-        json_object_set_new(j, "received", json_u64(g->received));
-        json_object_set_new(j, "lost", json_u64(lost));
-        json_object_set_new(j, "loss_ratio",
-                            json_real(g->sent ? (double)lost / (double)g->sent : 0.0));
-        json_object_set_new(j, "duplicates", json_u64(g->duplicates));
-        json_object_set_new(j, "reordered", json_u64(g->reordered));
-        json_object_set_new(j, "stale", json_u64(g->stale));
+        json_object_set_new(j, "packets_per_allocation", packet_gen_json_u64(g->per_alloc));
+        packet_gen_json_counts(j, g->sent, g->received);
+        json_object_set_new(j, "duplicates", packet_gen_json_u64(g->duplicates));
+        json_object_set_new(j, "reordered", packet_gen_json_u64(g->reordered));
+        json_object_set_new(j, "stale", packet_gen_json_u64(g->stale));
         json_object_set_new(j, "relay_traversals_per_packet", json_integer(traversals));
-        json_object_set_new(j, "relay_traversals", json_u64(g->received * traversals));
+        json_object_set_new(j, "relay_traversals", packet_gen_json_u64(g->received * traversals));
         json_object_set_new(j, "send_s", json_real(r->send_s));
         json_object_set_new(j, "drain_s", json_real(r->drain_s));
         json_object_set_new(j, "sent_per_s", json_real(sent_ps));
         json_object_set_new(j, "received_per_s", json_real(recv_ps));
         json_object_set_new(j, "relay_traversals_per_s", json_real(recv_ps * traversals));
-        json_object_set_new(j, "late_ticks", json_u64(g->late));
-        json_object_set_new(j, "send_stalls", json_u64(g->send_stalls));
+        json_object_set_new(j, "late_ticks", packet_gen_json_u64(g->late));
+        json_object_set_new(j, "send_stalls", packet_gen_json_u64(g->send_stalls));
         json_object_set_new(j, "generator_limited", json_boolean(r->generator_limited));
-        json_object_set_new(j, "generator_socket_drops", json_u64(overflow));
-        json_t *cpu = json_object();
-        json_object_set_new(cpu, "send_s", json_real(r->cpu_send_s));
-        json_object_set_new(cpu, "total_s", json_real(r->cpu_total_s));
-        json_object_set_new(cpu, "percent_of_one_core", json_real(pct));
-        json_object_set_new(cpu, "saturated", json_boolean(pct >= 95.0));
-        json_object_set_new(j, "generator_cpu", cpu);
-        json_t *lat = json_object();
-        json_object_set_new(lat, "samples", json_u64(g->lat_count));
-        json_object_set_new(lat, "p50", json_figure(lat_percentile(g, 50)));
-        json_object_set_new(lat, "p90", json_figure(lat_percentile(g, 90)));
-        json_object_set_new(lat, "p99", json_figure(lat_percentile(g, 99)));
-        json_object_set_new(lat, "max", json_figure(lat_percentile(g, 100)));
-        json_object_set_new(
-            lat, "mean",
-            json_figure(g->lat_count ? (double)g->lat_sum_us / (double)g->lat_count : NAN));
-        json_object_set_new(j, "latency_us", lat);
+        json_object_set_new(j, "generator_socket_drops", packet_gen_json_u64(overflow));
+        json_object_set_new(j, "generator_cpu", packet_gen_cpu_json(r, pct >= 95.0));
+        json_object_set_new(j, "latency_us", packet_gen_lat_json(&g->lat, false));
         json_t *setup = json_object();
         json_object_set_new(setup, "seconds", json_real(setup_s));
-        json_object_set_new(setup, "retransmissions", json_u64(g->retransmissions));
+        json_object_set_new(setup, "retransmissions", packet_gen_json_u64(g->retransmissions));
         json_object_set_new(setup, "lifetime_s",
                             g->min_lifetime && g->min_lifetime != UINT32_MAX
                                 ? json_integer(g->min_lifetime)
                                 : json_null());
-        json_object_set_new(setup, "released", json_u64(g->released));
-        json_object_set_new(setup, "release_failed", json_u64(g->release_failed));
+        json_object_set_new(setup, "released", packet_gen_json_u64(g->released));
+        json_object_set_new(setup, "release_failed", packet_gen_json_u64(g->release_failed));
         json_object_set_new(setup, "release_error",
                             g->release_error[0] ? json_string(g->release_error) : json_null());
         json_object_set_new(j, "setup", setup);
         json_object_set_new(j, "error", error && error[0] ? json_string(error) : json_null());
         json_object_set_new(j, "exit_code", json_integer(exit_code));
-        char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-        if (txt)
-            printf("%s\n", txt);
-        free(txt);
+        packet_gen_json_print(j);
         json_decref(j);
         return;
     }
@@ -1218,8 +1040,9 @@ static void rl_print(const struct rl *g, const struct load_result *r, double set
            "\n",
            lost, g->sent ? 100.0 * (double)lost / (double)g->sent : 0.0, g->duplicates,
            g->reordered);
-    printf("  latency us        p50 %.0f  p90 %.0f  p99 %.0f  max %.0f\n", lat_percentile(g, 50),
-           lat_percentile(g, 90), lat_percentile(g, 99), lat_percentile(g, 100));
+    printf("  latency us        p50 %.0f  p90 %.0f  p99 %.0f  max %.0f\n",
+           packet_gen_lat_percentile(&g->lat, 50), packet_gen_lat_percentile(&g->lat, 90),
+           packet_gen_lat_percentile(&g->lat, 99), packet_gen_lat_percentile(&g->lat, 100));
     printf("  set-up            %.2f s, %" PRIu64 " retransmissions; released %" PRIu64 "%s%s\n",
            setup_s, g->retransmissions, g->released, g->release_error[0] ? ": " : "",
            g->release_error);
@@ -1231,7 +1054,7 @@ int relay_load_main(int argc, char **argv)
 {
     struct rl_opts o;
     struct rl *g = calloc(1, sizeof(*g)); /* receive buffers: too big for the stack */
-    struct load_result r = {0};
+    struct packet_gen_result r = {0};
     char err[512] = "";
     double setup_s = 0;
     int rc = 1;
@@ -1240,7 +1063,7 @@ int relay_load_main(int argc, char **argv)
         fprintf(stderr, "parley-bench: out of memory\n");
         return 1;
     }
-    g->epfd = g->tfd = -1;
+    g->loop.epfd = g->loop.tfd = -1;
     if (rl_parse(argc, argv, &o) != 0) {
         relay_load_usage(stderr);
         free(g);
@@ -1258,7 +1081,7 @@ int relay_load_main(int argc, char **argv)
     }
     if (rl_open(g, err, sizeof(err)) != 0)
         goto out;
-    uint64_t t_setup = clock_ns(CLOCK_MONOTONIC);
+    uint64_t t_setup = packet_gen_clock_ns(CLOCK_MONOTONIC);
     if (!o.quiet)
         fprintf(stderr, "parley-bench: allocating %u on %s\n", o.allocations, o.server_text);
     if (rl_setup(g, err, sizeof(err)) != 0 || rl_alloc_packets(g, err, sizeof(err)) != 0) {
@@ -1267,7 +1090,7 @@ int relay_load_main(int argc, char **argv)
         rl_phase_run(g, PH_RELEASE, ignored, sizeof(ignored));
         goto out;
     }
-    setup_s = (double)(clock_ns(CLOCK_MONOTONIC) - t_setup) / 1e9;
+    setup_s = (double)(packet_gen_clock_ns(CLOCK_MONOTONIC) - t_setup) / 1e9;
     if (!o.quiet)
         fprintf(stderr, "parley-bench: set-up done in %.2f s; %" PRIu64 " packets at %s\n", setup_s,
                 g->total, o.rate > 0 ? "the rate asked" : "full speed");

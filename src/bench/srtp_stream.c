@@ -20,24 +20,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "bench/bench.h"
+#include "bench/packet_gen.h"
 #include "bench/srtp_packets.h"
 #include "core/netaddr.h"
 #include "rtp/srtp.h"
 
-#define RX_BATCH       64
-#define RX_BUF         2048
 #define SEND_BATCH_MAX 256
-/* Latency histogram: 1 µs buckets; the last one holds everything slower. */
-#define LAT_BUCKETS 200001
 /* A send later than this after its due time counts as late (reported:
  * bursts the server had to take). */
 #define LATE_NS (5 * 1000000ull)
@@ -80,8 +72,8 @@ struct gen {
     struct rtp_srtp_crypto *crypto;
     struct gen_sock *socks;
     size_t nsocks;
-    size_t *a_sock, *b_sock; /* per stream, into socks */
-    int epfd, tfd;
+    size_t *a_sock, *b_sock;     /* per stream, into socks */
+    struct packet_gen_loop loop; /* sockets tagged with their index in socks */
     /* the run's packets, j = k * n + i */
     uint64_t per_stream;
     uint64_t total;
@@ -90,47 +82,20 @@ struct gen {
     uint64_t *sent_ns; /* CLOCK_REALTIME of its send call; 0: not sent */
     uint8_t *got;      /* times it reached B (saturating) */
     uint64_t *highest_k;
-    uint64_t *lat_hist;
-    uint64_t lat_count, lat_sum_us;
+    struct packet_gen_lat lat;
     uint64_t late_arrivals; /* received, but more than late_ms after their send */
     /* counters */
     uint64_t sent, received, duplicates, stale, a_received, late, send_stalls;
     uint64_t max_k_sent;
     bool any_sent;
-    /* receive scratch */
-    struct mmsghdr rx[RX_BATCH];
-    struct iovec rx_iov[RX_BATCH];
-    struct sockaddr_storage rx_from[RX_BATCH];
-    uint8_t rx_buf[RX_BATCH][RX_BUF];
-    uint64_t rx_ctl[RX_BATCH][16]; /* cmsg space, aligned */
+    struct packet_gen_rx rx;
 };
-
-static uint64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static double rusage_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 /* --- options ----------------------------------------------------------------- */
 
 bool srtp_stream_selected(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--scenario=srtp-stream") == 0 ||
-            (strcmp(argv[i], "--scenario") == 0 && i + 1 < argc &&
-             strcmp(argv[i + 1], "srtp-stream") == 0))
-            return true;
-    }
-    return false;
+    return packet_gen_selected(argc, argv, "srtp-stream");
 }
 
 static void srtp_stream_usage(FILE *f)
@@ -173,9 +138,7 @@ enum srtp_stream_number {
     NUM_COUNT,
 };
 
-static const struct {
-    double min, max, dflt;
-} srtp_stream_numbers[NUM_COUNT] = {
+static const struct packet_gen_number srtp_stream_numbers[NUM_COUNT] = {
     [NUM_RATE] = {0, 1e8, -1}, /* -1: 50 per stream, known once the file is read */
     [NUM_DURATION] = {0.1, 86400, 10},
     [NUM_MAX_PACKETS] = {1, 1e9, 3e6},
@@ -214,16 +177,12 @@ static int srtp_stream_parse(int argc, char **argv, struct srtp_stream_opts *o)
     int c, index = 0;
 
     memset(o, 0, sizeof(*o));
-    for (size_t i = 0; i < NUM_COUNT; i++)
-        num[i] = srtp_stream_numbers[i].dflt;
+    packet_gen_numbers_default(srtp_stream_numbers, NUM_COUNT, num);
     while ((c = getopt_long(argc, argv, "h", options, &index)) != -1) {
         if (c >= 0 && c < NUM_COUNT) {
-            if (bench_parse_double(optarg, srtp_stream_numbers[c].min, srtp_stream_numbers[c].max,
-                                   &num[c]) != 0) {
-                fprintf(stderr, "parley-bench: invalid value for --%s: %s\n", options[index].name,
-                        optarg);
+            if (packet_gen_number_parse(&srtp_stream_numbers[c], options[index].name, optarg,
+                                        &num[c]) != 0)
                 return -EINVAL;
-            }
             continue;
         }
         if (c == F_SCENARIO && strcmp(optarg, "srtp-stream") != 0)
@@ -271,25 +230,16 @@ static int gen_sock_for(struct gen *g, const struct netaddr *local, size_t *inde
         }
     }
     struct gen_sock *s = &g->socks[g->nsocks];
-    int one = 1, size = SOCKET_BUF_BYTES;
-    int fd = socket(netaddr_family(local), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = packet_gen_socket(netaddr_family(local), SOCKET_BUF_BYTES);
     if (fd < 0)
-        return -errno;
-    /* the FORCE forms pass net.core.rmem_max when run as root */
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) != 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+        return fd;
     if (bind(fd, &local->u.sa, local->len) != 0) {
         int rc = -errno;
         close(fd);
         return rc;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
-    if (epoll_ctl(g->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        int rc = -errno;
+    int rc = packet_gen_loop_add(&g->loop, fd, g->nsocks);
+    if (rc) {
         close(fd);
         return rc;
     }
@@ -305,18 +255,15 @@ static int gen_sock_for(struct gen *g, const struct netaddr *local, size_t *inde
 /* A datagram that reached one of our sockets at realtime `at`. Matched by
  * its header only: A's SSRCs are the load arriving at B, B's are hellos
  * the server passed on to A. */
-static void gen_account(struct gen *g, const uint8_t *p, size_t len, uint64_t at)
+static void gen_account(void *ctx, const uint8_t *p, size_t len, uint64_t at)
 {
+    struct gen *g = ctx;
     if (len < 12 || (p[0] & 0xc0) != 0x80) {
         g->stale++;
         return;
     }
-    uint32_t ssrc;
-    uint16_t seq;
-    memcpy(&ssrc, p + 8, sizeof(ssrc));
-    memcpy(&seq, p + 2, sizeof(seq));
-    ssrc = ntohl(ssrc);
-    seq = ntohs(seq);
+    uint32_t ssrc = packet_gen_get32(p + 8);
+    uint16_t seq = packet_gen_get16(p + 2);
     if (ssrc - BENCH_SRTP_SSRC_B < g->n) {
         g->a_received++;
         return;
@@ -344,77 +291,30 @@ static void gen_account(struct gen *g, const uint8_t *p, size_t len, uint64_t at
     g->received++;
     if (g->sent_ns[j] && at >= g->sent_ns[j]) {
         uint64_t us = (at - g->sent_ns[j]) / 1000;
-        g->lat_hist[us < LAT_BUCKETS ? us : LAT_BUCKETS - 1]++;
         if ((double)us > g->o->late_ms * 1000.0)
             g->late_arrivals++;
-        g->lat_count++;
-        g->lat_sum_us += us;
+        packet_gen_lat_add(&g->lat, us);
     }
 }
 
-static void gen_receive(struct gen *g, struct gen_sock *s)
+static void gen_ready(void *ctx, uint64_t tag)
 {
-    for (;;) {
-        for (unsigned m = 0; m < RX_BATCH; m++) {
-            g->rx_iov[m] = (struct iovec){.iov_base = g->rx_buf[m], .iov_len = RX_BUF};
-            g->rx[m].msg_hdr = (struct msghdr){.msg_name = &g->rx_from[m],
-                                               .msg_namelen = sizeof(g->rx_from[m]),
-                                               .msg_iov = &g->rx_iov[m],
-                                               .msg_iovlen = 1,
-                                               .msg_control = g->rx_ctl[m],
-                                               .msg_controllen = sizeof(g->rx_ctl[m])};
-        }
-        int got = recvmmsg(s->fd, g->rx, RX_BATCH, MSG_DONTWAIT, NULL);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return;
-        uint64_t now = clock_ns(CLOCK_REALTIME);
-        for (int m = 0; m < got; m++) {
-            struct msghdr *h = &g->rx[m].msg_hdr;
-            uint64_t at = now;
-            for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-                if (c->cmsg_level != SOL_SOCKET)
-                    continue;
-                if (c->cmsg_type == SCM_TIMESTAMPNS) {
-                    struct timespec ts;
-                    memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-                    at = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-                } else if (c->cmsg_type == SO_RXQ_OVFL) {
-                    memcpy(&s->overflow, CMSG_DATA(c), sizeof(s->overflow));
-                }
-            }
-            gen_account(g, g->rx_buf[m], g->rx[m].msg_len, at);
-        }
-        if (got < RX_BATCH)
-            return;
-    }
+    struct gen *g = ctx;
+    struct gen_sock *s = &g->socks[tag];
+    packet_gen_receive(&g->rx, s->fd, &s->overflow, gen_account, g);
 }
 
 /* One wait of at most timeout_ms (-1: until something happens; 0: a
  * look): what arrived is counted, a timer tick consumed. */
 static void gen_wait(struct gen *g, int timeout_ms)
 {
-    struct epoll_event evs[64];
-    int ne = epoll_wait(g->epfd, evs, 64, timeout_ms);
-    for (int e = 0; e < ne; e++) {
-        uint64_t ticks;
-        if (evs[e].data.ptr)
-            gen_receive(g, evs[e].data.ptr);
-        else if (read(g->tfd, &ticks, sizeof(ticks)) < 0)
-            continue; /* a tick another wait took already */
-    }
+    packet_gen_wait(&g->loop, timeout_ms, gen_ready, g);
 }
 
 /* Receives until the monotonic clock passes deadline_ns. */
 static void gen_pump_until(struct gen *g, uint64_t deadline_ns)
 {
-    for (;;) {
-        uint64_t now = clock_ns(CLOCK_MONOTONIC);
-        if (now >= deadline_ns)
-            return;
-        gen_wait(g, (int)((deadline_ns - now + 999999) / 1000000));
-    }
+    packet_gen_pump_until(&g->loop, deadline_ns, gen_ready, g);
 }
 
 /* --- sending -------------------------------------------------------------------- */
@@ -441,7 +341,7 @@ static uint64_t gen_send(struct gen *g, uint64_t from, uint64_t to)
                                                        .msg_iovlen = 1}};
             count++;
         }
-        uint64_t t = clock_ns(CLOCK_REALTIME);
+        uint64_t t = packet_gen_clock_ns(CLOCK_REALTIME);
         int sent = sendmmsg(g->socks[sock].fd, msgs, count, MSG_DONTWAIT);
         if (sent < 0 && errno == EINTR)
             continue;
@@ -476,8 +376,8 @@ static int gen_alloc_packets(struct gen *g, uint64_t per_stream, char *err, size
     g->sent_ns = calloc(g->total, sizeof(*g->sent_ns));
     g->got = calloc(g->total, 1);
     g->highest_k = calloc(g->n, sizeof(*g->highest_k));
-    g->lat_hist = calloc(LAT_BUCKETS, sizeof(*g->lat_hist));
-    if (!g->slots || !g->lens || !g->sent_ns || !g->got || !g->highest_k || !g->lat_hist) {
+    int rc = packet_gen_lat_init(&g->lat);
+    if (!g->slots || !g->lens || !g->sent_ns || !g->got || !g->highest_k || rc) {
         snprintf(err, errlen, "out of memory for %" PRIu64 " packets", g->total);
         return -ENOMEM;
     }
@@ -532,19 +432,15 @@ static int gen_send_hellos(struct gen *g, char *err, size_t errlen)
 
 static int gen_open(struct gen *g, char *err, size_t errlen)
 {
-    int rc;
-    g->epfd = epoll_create1(EPOLL_CLOEXEC);
-    g->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    int rc = packet_gen_loop_open(&g->loop);
     g->socks = calloc(2 * g->n, sizeof(*g->socks));
     g->a_sock = calloc(g->n, sizeof(*g->a_sock));
     g->b_sock = calloc(g->n, sizeof(*g->b_sock));
-    if (g->epfd < 0 || g->tfd < 0 || !g->socks || !g->a_sock || !g->b_sock) {
+    if (rc == -ENOMEM || !g->socks || !g->a_sock || !g->b_sock) {
         snprintf(err, errlen, "out of resources");
         return -ENOMEM;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    if (epoll_ctl(g->epfd, EPOLL_CTL_ADD, g->tfd, &ev) != 0) {
-        rc = -errno;
+    if (rc) {
         snprintf(err, errlen, "epoll: %s", strerror(-rc));
         return rc;
     }
@@ -569,10 +465,7 @@ static void gen_close(struct gen *g)
 {
     for (size_t i = 0; g->socks && i < g->nsocks; i++)
         close(g->socks[i].fd);
-    if (g->epfd >= 0)
-        close(g->epfd);
-    if (g->tfd >= 0)
-        close(g->tfd);
+    packet_gen_loop_close(&g->loop);
     rtp_srtp_crypto_free(g->crypto);
     free(g->socks);
     free(g->a_sock);
@@ -582,38 +475,28 @@ static void gen_close(struct gen *g)
     free(g->sent_ns);
     free(g->got);
     free(g->highest_k);
-    free(g->lat_hist);
+    packet_gen_lat_free(&g->lat);
 }
 
 /* --- the load -------------------------------------------------------------------- */
 
-struct load_result {
-    double send_s, drain_s;
-    double cpu_send_s, cpu_total_s;
-    bool generator_limited;
-};
-
 /* Sends every packet at its due time (or as fast as possible with rate 0,
  * until the duration or the packets run out), then drains. */
-static void gen_run(struct gen *g, struct load_result *r)
+static void gen_run(struct gen *g, struct packet_gen_result *r)
 {
     const struct srtp_stream_opts *o = g->o;
     double rate = o->rate;
     uint64_t j = 0;
-    double cpu0 = rusage_s();
-    uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
-    uint64_t end = t0 + (uint64_t)(o->duration_s * 1e9);
+    struct packet_gen_meter m;
+    packet_gen_meter_start(&m);
+    uint64_t end = m.t0 + (uint64_t)(o->duration_s * 1e9);
 
     /* busy polling needs no timer: the loop reads the clock every turn */
-    if (rate > 0 && !o->busy_poll) {
-        struct itimerspec its = {.it_interval = {.tv_sec = o->tick_us / 1000000,
-                                                 .tv_nsec = (o->tick_us % 1000000) * 1000},
-                                 .it_value = {.tv_sec = 0, .tv_nsec = 1000}};
-        timerfd_settime(g->tfd, 0, &its, NULL);
-    }
+    if (rate > 0 && !o->busy_poll)
+        packet_gen_timer_start(&g->loop, o->tick_us);
     while (j < g->total) {
         gen_wait(g, rate > 0 && !o->busy_poll ? -1 : 0);
-        uint64_t now = clock_ns(CLOCK_MONOTONIC);
+        uint64_t now = packet_gen_clock_ns(CLOCK_MONOTONIC);
         if (rate <= 0) {
             if (now >= end)
                 break;
@@ -621,10 +504,8 @@ static void gen_run(struct gen *g, struct load_result *r)
             j = gen_send(g, j, to);
             continue;
         }
-        double elapsed = (double)(now - t0);
-        uint64_t due = (uint64_t)(elapsed * rate / 1e9) + 1;
-        if (due > g->total)
-            due = g->total;
+        double elapsed = (double)(now - m.t0);
+        uint64_t due = packet_gen_due(elapsed, rate, g->total);
         if (due <= j)
             continue;
         /* packets whose due time passed more than LATE_NS ago */
@@ -635,21 +516,16 @@ static void gen_run(struct gen *g, struct load_result *r)
         }
         j = gen_send(g, j, due);
     }
-    uint64_t t_sent = clock_ns(CLOCK_MONOTONIC);
-    double cpu_sent = rusage_s();
-    struct itimerspec off = {0};
-    timerfd_settime(g->tfd, 0, &off, NULL);
-    gen_pump_until(g, t_sent + (uint64_t)(o->drain_s * 1e9));
-    r->send_s = (double)(t_sent - t0) / 1e9;
-    r->drain_s = (double)(clock_ns(CLOCK_MONOTONIC) - t_sent) / 1e9;
-    r->cpu_send_s = cpu_sent - cpu0;
-    r->cpu_total_s = rusage_s() - cpu0;
-    bool saturated = r->send_s > 0 && r->cpu_send_s / r->send_s > 0.9;
+    packet_gen_meter_sent(&m);
+    packet_gen_timer_stop(&g->loop);
+    gen_pump_until(g, m.t_sent + (uint64_t)(o->drain_s * 1e9));
+    packet_gen_meter_result(&m, r);
+    bool saturated = packet_gen_cpu_percent(r) > 90.0;
     /* Paced: it did not send at the rate asked (late sends it caught up
      * with are only burstier, and counted apart), or its core was full.
      * Unpaced: the generator is what ran out. A busy-polling generator
      * always uses its whole core: only the rate says. */
-    bool slow = rate > 0 && r->send_s > 0 && (double)g->sent / r->send_s < 0.98 * rate;
+    bool slow = packet_gen_sent_slow(r, g->sent, rate);
     r->generator_limited = slow || (!o->busy_poll && saturated);
 }
 
@@ -687,7 +563,7 @@ static void gen_send_each(struct gen *g, uint64_t k, bool forge, int other)
             pkt[g->lens[j] - 1] ^= 0x5a;
         int fd = other >= 0 ? other : g->socks[g->a_sock[i]].fd;
         const struct netaddr *to = &g->specs[i].a_to;
-        g->sent_ns[j] = clock_ns(CLOCK_REALTIME);
+        g->sent_ns[j] = packet_gen_clock_ns(CLOCK_REALTIME);
         if (sendto(fd, pkt, g->lens[j], 0, &to->u.sa, to->len) == (ssize_t)g->lens[j])
             g->sent++;
     }
@@ -706,23 +582,23 @@ static void gen_forgery(struct gen *g, struct forgery_result *f)
     }
     for (uint64_t k = 0; k < FORGERY_VALID; k++) {
         gen_send_each(g, k, false, -1);
-        gen_pump_until(g, clock_ns(CLOCK_MONOTONIC) + 20000000ull);
+        gen_pump_until(g, packet_gen_clock_ns(CLOCK_MONOTONIC) + 20000000ull);
     }
-    gen_pump_until(g, clock_ns(CLOCK_MONOTONIC) + wait_ns);
+    gen_pump_until(g, packet_gen_clock_ns(CLOCK_MONOTONIC) + wait_ns);
     f->valid_sent = FORGERY_VALID * g->n;
     for (uint64_t k = 0; k < FORGERY_VALID; k++)
         f->valid_received += gen_got_k(g, k, false);
 
     gen_send_each(g, FORGERY_VALID, true, -1);
-    gen_pump_until(g, clock_ns(CLOCK_MONOTONIC) + wait_ns);
+    gen_pump_until(g, packet_gen_clock_ns(CLOCK_MONOTONIC) + wait_ns);
     f->forged_tag_delivered = gen_got_k(g, FORGERY_VALID, false);
 
     gen_send_each(g, FORGERY_VALID + 1, true, other);
-    gen_pump_until(g, clock_ns(CLOCK_MONOTONIC) + wait_ns);
+    gen_pump_until(g, packet_gen_clock_ns(CLOCK_MONOTONIC) + wait_ns);
     f->forged_other_port_delivered = gen_got_k(g, FORGERY_VALID + 1, false);
 
     gen_send_each(g, 3, false, other);
-    gen_pump_until(g, clock_ns(CLOCK_MONOTONIC) + wait_ns);
+    gen_pump_until(g, packet_gen_clock_ns(CLOCK_MONOTONIC) + wait_ns);
     f->replay_other_port_delivered = gen_got_k(g, 3, true);
 
     /* the stream still works from A's address: the forgeries neither
@@ -732,9 +608,9 @@ static void gen_forgery(struct gen *g, struct forgery_result *f)
         before += gen_got_k(g, k, false);
     for (uint64_t k = FORGERY_VALID; k < FORGERY_PACKETS; k++) {
         gen_send_each(g, k, false, -1);
-        gen_pump_until(g, clock_ns(CLOCK_MONOTONIC) + 20000000ull);
+        gen_pump_until(g, packet_gen_clock_ns(CLOCK_MONOTONIC) + 20000000ull);
     }
-    gen_pump_until(g, clock_ns(CLOCK_MONOTONIC) + wait_ns);
+    gen_pump_until(g, packet_gen_clock_ns(CLOCK_MONOTONIC) + wait_ns);
     for (uint64_t k = FORGERY_VALID; k < FORGERY_PACKETS; k++)
         f->after_received += gen_got_k(g, k, false);
     f->after_received -= before;
@@ -756,21 +632,6 @@ out:
 }
 
 /* --- output ------------------------------------------------------------------------ */
-
-static double lat_percentile(const struct gen *g, double pct)
-{
-    if (!g->lat_count)
-        return NAN;
-    uint64_t rank = (uint64_t)ceil(pct / 100.0 * (double)g->lat_count), seen = 0;
-    if (rank < 1)
-        rank = 1;
-    for (size_t b = 0; b < LAT_BUCKETS; b++) {
-        seen += g->lat_hist[b];
-        if (seen >= rank)
-            return (double)b;
-    }
-    return (double)(LAT_BUCKETS - 1);
-}
 
 /* UDP datagrams the kernel dropped for full receive buffers, host-wide
  * (the server's sockets and ours): what explains a loss. */
@@ -798,18 +659,7 @@ static long long udp_rcvbuf_errors(void)
     return result;
 }
 
-static json_t *json_u64(uint64_t v)
-{
-    return json_integer((json_int_t)v);
-}
-
-/* jansson has no NaN: a figure that could not be measured is null. */
-static json_t *json_figure(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
-static void gen_print(const struct gen *g, const struct load_result *r,
+static void gen_print(const struct gen *g, const struct packet_gen_result *r,
                       const struct forgery_result *f, long long rcvbuf_errors, int exit_code)
 {
     const struct srtp_stream_opts *o = g->o;
@@ -820,35 +670,32 @@ static void gen_print(const struct gen *g, const struct load_result *r,
     uint64_t next = o->first_index + (g->any_sent ? g->max_k_sent + 1 : 1);
     if (f)
         next = o->first_index + FORGERY_PACKETS;
-    double pct = r->send_s > 0 ? 100.0 * r->cpu_send_s / r->send_s : 0;
+    double pct = packet_gen_cpu_percent(r);
     json_t *j = json_object();
     json_object_set_new(j, "scenario", json_string("srtp-stream"));
     json_object_set_new(j, "mode", json_string(f ? "forgery-check" : "load"));
     json_object_set_new(j, "busy_poll", json_boolean(o->busy_poll));
-    json_object_set_new(j, "streams", json_u64(g->n));
+    json_object_set_new(j, "streams", packet_gen_json_u64(g->n));
     json_object_set_new(j, "rate_offered", json_real(f ? 0 : o->rate));
     json_object_set_new(j, "duration_s", json_real(o->duration_s));
-    json_object_set_new(j, "first_index", json_u64(o->first_index));
-    json_object_set_new(j, "next_index", json_u64(next));
-    json_object_set_new(j, "packets_per_stream", json_u64(g->per_stream));
-    json_object_set_new(j, "sent", json_u64(g->sent));
-    json_object_set_new(j, "received", json_u64(g->received));
-    json_object_set_new(j, "lost", json_u64(lost));
-    json_object_set_new(j, "loss_ratio", json_real(g->sent ? (double)lost / (double)g->sent : 0.0));
+    json_object_set_new(j, "first_index", packet_gen_json_u64(o->first_index));
+    json_object_set_new(j, "next_index", packet_gen_json_u64(next));
+    json_object_set_new(j, "packets_per_stream", packet_gen_json_u64(g->per_stream));
+    packet_gen_json_counts(j, g->sent, g->received);
     /* A server that falls behind queues packets in its sockets' buffers
      * (about 200 G.711 packets each by default: seconds of traffic over
      * a thousand streams) before it drops any: packets that came too late
      * to be played count with the lost for a rate it sustains. */
-    json_object_set_new(j, "late_arrivals", json_u64(g->late_arrivals));
+    json_object_set_new(j, "late_arrivals", packet_gen_json_u64(g->late_arrivals));
     json_object_set_new(j, "late_ms", json_real(o->late_ms));
     json_object_set_new(
         j, "lost_or_late_ratio",
         json_real(g->sent ? (double)(lost + g->late_arrivals) / (double)g->sent : 0.0));
-    json_object_set_new(j, "duplicates", json_u64(g->duplicates));
-    json_object_set_new(j, "stale", json_u64(g->stale));
-    json_object_set_new(j, "hellos_passed_to_a", json_u64(g->a_received));
-    json_object_set_new(j, "late_sends", json_u64(g->late));
-    json_object_set_new(j, "send_stalls", json_u64(g->send_stalls));
+    json_object_set_new(j, "duplicates", packet_gen_json_u64(g->duplicates));
+    json_object_set_new(j, "stale", packet_gen_json_u64(g->stale));
+    json_object_set_new(j, "hellos_passed_to_a", packet_gen_json_u64(g->a_received));
+    json_object_set_new(j, "late_sends", packet_gen_json_u64(g->late));
+    json_object_set_new(j, "send_stalls", packet_gen_json_u64(g->send_stalls));
     json_object_set_new(j, "send_s", json_real(r->send_s));
     json_object_set_new(j, "sent_per_s", json_real(r->send_s > 0 ? g->sent / r->send_s : 0));
     json_object_set_new(j, "received_per_s",
@@ -856,43 +703,26 @@ static void gen_print(const struct gen *g, const struct load_result *r,
     json_object_set_new(j, "generator_limited", json_boolean(r->generator_limited));
     json_object_set_new(j, "generator_socket_drops", json_integer(overflow));
     json_object_set_new(j, "host_udp_rcvbuf_errors", json_integer(rcvbuf_errors));
-    json_t *cpu = json_object();
-    json_object_set_new(cpu, "send_s", json_real(r->cpu_send_s));
-    json_object_set_new(cpu, "total_s", json_real(r->cpu_total_s));
-    json_object_set_new(cpu, "percent_of_one_core", json_real(pct));
-    json_object_set_new(cpu, "saturated", json_boolean(pct > 90.0));
-    json_object_set_new(j, "generator_cpu", cpu);
-    json_t *lat = json_object();
-    json_object_set_new(lat, "samples", json_u64(g->lat_count));
-    json_object_set_new(lat, "p50", json_figure(lat_percentile(g, 50)));
-    json_object_set_new(lat, "p90", json_figure(lat_percentile(g, 90)));
-    json_object_set_new(lat, "p99", json_figure(lat_percentile(g, 99)));
-    json_object_set_new(lat, "p999", json_figure(lat_percentile(g, 99.9)));
-    json_object_set_new(lat, "max", json_figure(lat_percentile(g, 100)));
-    json_object_set_new(
-        lat, "mean",
-        json_figure(g->lat_count ? (double)g->lat_sum_us / (double)g->lat_count : NAN));
-    json_object_set_new(j, "latency_us", lat);
+    json_object_set_new(j, "generator_cpu", packet_gen_cpu_json(r, pct > 90.0));
+    json_object_set_new(j, "latency_us", packet_gen_lat_json(&g->lat, true));
     if (f) {
         json_t *fj = json_object();
-        json_object_set_new(fj, "valid_sent", json_u64(f->valid_sent));
-        json_object_set_new(fj, "valid_received", json_u64(f->valid_received));
-        json_object_set_new(fj, "forged_tag_delivered", json_u64(f->forged_tag_delivered));
+        json_object_set_new(fj, "valid_sent", packet_gen_json_u64(f->valid_sent));
+        json_object_set_new(fj, "valid_received", packet_gen_json_u64(f->valid_received));
+        json_object_set_new(fj, "forged_tag_delivered",
+                            packet_gen_json_u64(f->forged_tag_delivered));
         json_object_set_new(fj, "forged_other_port_delivered",
-                            json_u64(f->forged_other_port_delivered));
+                            packet_gen_json_u64(f->forged_other_port_delivered));
         json_object_set_new(fj, "replay_other_port_delivered",
-                            json_u64(f->replay_other_port_delivered));
-        json_object_set_new(fj, "after_received", json_u64(f->after_received));
+                            packet_gen_json_u64(f->replay_other_port_delivered));
+        json_object_set_new(fj, "after_received", packet_gen_json_u64(f->after_received));
         json_object_set_new(fj, "passed", json_boolean(f->passed));
         json_object_set_new(fj, "why", f->passed ? json_null() : json_string(f->why));
         json_object_set_new(j, "forgery", fj);
     }
     json_object_set_new(j, "exit_code", json_integer(exit_code));
     if (o->json) {
-        char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-        if (txt)
-            printf("%s\n", txt);
-        free(txt);
+        packet_gen_json_print(j);
     } else {
         printf("parley-bench  scenario=srtp-stream  streams=%zu  offered %s\n", g->n,
                f             ? "forgery check"
@@ -903,8 +733,9 @@ static void gen_print(const struct gen *g, const struct load_result *r,
         printf("  rate sent %.0f/s  received %.0f/s%s\n", r->send_s > 0 ? g->sent / r->send_s : 0,
                r->send_s > 0 ? g->received / r->send_s : 0,
                r->generator_limited ? "  ** the generator is the limit: a floor **" : "");
-        printf("  latency us  p50 %.0f  p99 %.0f  max %.0f\n", lat_percentile(g, 50),
-               lat_percentile(g, 99), lat_percentile(g, 100));
+        printf("  latency us  p50 %.0f  p99 %.0f  max %.0f\n",
+               packet_gen_lat_percentile(&g->lat, 50), packet_gen_lat_percentile(&g->lat, 99),
+               packet_gen_lat_percentile(&g->lat, 100));
         printf("  generator CPU %.1f %% of one core; next index %" PRIu64 "\n", pct, next);
         if (f)
             printf("  forgery check: %s%s\n",
@@ -917,7 +748,7 @@ int srtp_stream_main(int argc, char **argv)
 {
     struct srtp_stream_opts o;
     struct gen *g = NULL;
-    struct load_result r = {0};
+    struct packet_gen_result r = {0};
     struct forgery_result f = {0};
     char err[256] = "";
     int rc = 1;
@@ -932,7 +763,7 @@ int srtp_stream_main(int argc, char **argv)
         return 1;
     }
     g->o = &o;
-    g->epfd = g->tfd = -1;
+    g->loop.epfd = g->loop.tfd = -1;
     if (srtp_packets_load(o.streams_file, &g->specs, &g->n, err, sizeof(err)) != 0 ||
         gen_open(g, err, sizeof(err)) != 0)
         goto out;
@@ -947,7 +778,7 @@ int srtp_stream_main(int argc, char **argv)
     if (gen_alloc_packets(g, per_stream, err, sizeof(err)) != 0 ||
         gen_precompute(g, err, sizeof(err)) != 0 || gen_send_hellos(g, err, sizeof(err)) != 0)
         goto out;
-    gen_pump_until(g, clock_ns(CLOCK_MONOTONIC) + (uint64_t)(o.hello_wait_s * 1e9));
+    gen_pump_until(g, packet_gen_clock_ns(CLOCK_MONOTONIC) + (uint64_t)(o.hello_wait_s * 1e9));
     g->a_received = 0;
     long long rcvbuf0 = udp_rcvbuf_errors();
     if (!o.quiet)
