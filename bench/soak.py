@@ -75,6 +75,9 @@ class Soak:
         extra = [("relay.allowed_peers", "127.0.0.0/8"), ("relay.workers", "1"),
                  ("relay.max_allocations_per_user", "100000"), ("relay.max_allocations", "100000"),
                  ("relay.max_bandwidth", "0"), ("presence.min_notify_interval", "0"),
+                 # turnutils_uclient leaves its allocations to expire: a minute
+                 # (not an hour) keeps their number steady after the first
+                 ("relay.allocation_lifetime", "60"),
                  ("presence.min_expires", "1"), ("registrar.min_expires", "10")]
         self.parley.prepare(310, name="parley-soak", extra=extra)
         ctl, conf = str(self.bins["parleyctl"]), self.parley.conf
