@@ -20,8 +20,14 @@ server stops.
 
 Verdict: no failed operation in any window; RSS and descriptors flat after
 the warm-up (the first quarter of the run, at least a minute): the last
-window's RSS within 5 % (and 4 MiB) of the median after warm-up, and the
-descriptors within 10 % (and 20) of theirs.
+tenth of the run under load (its median) no more than 5 % (and 4 MiB)
+above the median RSS after the warm-up, and its descriptors no more than
+10 % (and 20) above theirs.
+One more sample, once the loads have stopped, shows what the server keeps
+when idle again.
+
+`python3 bench/soak.py --report DIR` writes DIR's soak.md and soak.png
+again from its soak.json.
 
 Imported by bench/run, which passes itself as `b` (its Parley class, its
 helpers and constants).
@@ -288,52 +294,67 @@ class Soak:
             time.sleep(max(0.0, next_t - time.monotonic()))
         for th in loads:
             th.join(WINDOW_S + 180)
-        self.samples.append(self.sample(time.monotonic() - self.t0))
+        # once every load has stopped: what the server keeps when idle again
+        self.samples.append({**self.sample(time.monotonic() - self.t0), "after_loads": True})
         alive = self.parley.alive()
         self.parley.stop()
-        return self.verdict(alive)
-
-    def verdict(self, alive: bool) -> dict:
-        samples = [s for s in self.samples if "rss_kb" in s]
-        warm = max(60.0, 0.25 * 60 * self.minutes)
-        after = [s for s in samples if s["t"] >= warm] or samples[-1:]
-        med_rss = statistics.median(s["rss_kb"] for s in after)
-        med_fds = statistics.median(s["fds"] for s in after)
-        last = samples[-1]
-        rss_flat = abs(last["rss_kb"] - med_rss) <= max(0.05 * med_rss, 4096)
-        fds_flat = abs(last["fds"] - med_fds) <= max(0.10 * med_fds, 20)
-        by_load: dict = {}
-        for r in self.rows:
-            d = by_load.setdefault(r["load"], {"windows": 0, "ok": 0, "failed": 0, "p50": [], "p99": []})
-            d["windows"] += 1
-            d["ok"] += r["ok"]
-            d["failed"] += r["failed"]
-            if r.get("p50_ms") is not None:
-                d["p50"].append(r["p50_ms"])
-            if r.get("p99_ms") is not None:
-                d["p99"].append(r["p99_ms"])
-        failures = sum(d["failed"] for d in by_load.values())
         sanitizer = []
         if self.asan:
             text = Path(self.parley.logfile).read_text(errors="replace")
             sanitizer = [l for l in text.splitlines()
                          if re.search(r"ERROR: (LeakSanitizer|AddressSanitizer)|runtime error:|SUMMARY: ", l)]
-        ok = alive and not self.errors and failures == 0 and rss_flat and fds_flat and not sanitizer
-        return {"minutes": self.minutes, "asan": self.asan, "scale": self.scale, "rates": RATES,
-                "relay_clients": RELAY_CLIENTS, "presence_watchers": PRESENCE_WATCHERS, "warmup_s": warm,
-                "alive": alive, "errors": self.errors, "failures": failures, "by_load": by_load,
-                "rss_median_after_warmup_kb": med_rss, "rss_last_kb": last["rss_kb"], "rss_flat": rss_flat,
-                "fds_median_after_warmup": med_fds, "fds_last": last["fds"], "fds_flat": fds_flat,
-                "sanitizer_lines": sanitizer[:50], "passed": ok, "samples": self.samples, "rows": self.rows}
+        out = {"minutes": self.minutes, "asan": self.asan, "scale": self.scale, "rates": RATES,
+               "relay_clients": RELAY_CLIENTS, "presence_watchers": PRESENCE_WATCHERS, "alive": alive,
+               "errors": self.errors, "sanitizer_lines": sanitizer[:50], "samples": self.samples,
+               "rows": self.rows}
+        return verdict(out)
+
+
+def verdict(out: dict) -> dict:
+    """The figures and the pass/fail of a run (also for a saved soak.json):
+    growth is judged on the samples taken under load, after the warm-up;
+    the last sample, once the loads have stopped, is shown, not judged."""
+    loaded = [s for s in out["samples"] if "rss_kb" in s and not s.get("after_loads")]
+    warm = max(60.0, 0.25 * 60 * out["minutes"])
+    after = [s for s in loaded if s["t"] >= warm] or loaded[-1:]
+    med_rss = statistics.median(s["rss_kb"] for s in after)
+    med_fds = statistics.median(s["fds"] for s in after)
+    # the end of the run: its last tenth (at least 5 samples), as a median,
+    # since descriptors rise and fall with each window's allocations
+    tail = after[-max(5, len(after) // 10):]
+    last = {"rss_kb": statistics.median(s["rss_kb"] for s in tail),
+            "fds": statistics.median(s["fds"] for s in tail)}
+    idle = [s for s in out["samples"] if s.get("after_loads") and "rss_kb" in s]
+    rss_flat = last["rss_kb"] - med_rss <= max(0.05 * med_rss, 4096)
+    fds_flat = last["fds"] - med_fds <= max(0.10 * med_fds, 20)
+    by_load: dict = {}
+    for r in out["rows"]:
+        d = by_load.setdefault(r["load"], {"windows": 0, "ok": 0, "failed": 0, "p50": [], "p99": []})
+        d["windows"] += 1
+        d["ok"] += r["ok"]
+        d["failed"] += r["failed"]
+        if r.get("p50_ms") is not None:
+            d["p50"].append(r["p50_ms"])
+        if r.get("p99_ms") is not None:
+            d["p99"].append(r["p99_ms"])
+    failures = sum(d["failed"] for d in by_load.values())
+    ok = out["alive"] and not out["errors"] and failures == 0 and rss_flat and fds_flat and not out["sanitizer_lines"]
+    out.update(warmup_s=warm, failures=failures, by_load=by_load, rss_median_after_warmup_kb=med_rss,
+               rss_last_kb=last["rss_kb"], rss_flat=rss_flat, fds_median_after_warmup=med_fds,
+               fds_last=last["fds"], fds_flat=fds_flat, passed=ok,
+               idle_after=({"rss_kb": idle[-1]["rss_kb"], "fds": idle[-1]["fds"]} if idle else None))
+    return out
 
 
 def write_report(out: dict, results: Path) -> None:
     (results / "soak.json").write_text(json.dumps(out, indent=1))
     lines = [f"# Soak: {out['minutes']} min{' under ASan + UBSan' if out['asan'] else ''}", "",
              f"passed: **{out['passed']}**; failures {out['failures']}; parleyd alive at the end: {out['alive']}",
-             f"RSS after warm-up (median) {out['rss_median_after_warmup_kb'] / 1024:.1f} MiB, at the end "
-             f"{out['rss_last_kb'] / 1024:.1f} MiB (flat: {out['rss_flat']}); descriptors "
-             f"{out['fds_median_after_warmup']:.0f} and {out['fds_last']} (flat: {out['fds_flat']})", "",
+             f"RSS after warm-up (median) {out['rss_median_after_warmup_kb'] / 1024:.1f} MiB, in the last "
+             f"tenth under load {out['rss_last_kb'] / 1024:.1f} MiB (flat: {out['rss_flat']}); descriptors "
+             f"{out['fds_median_after_warmup']:.0f} and {out['fds_last']:.0f} (flat: {out['fds_flat']})"
+             + (f"; once the loads stopped {out['idle_after']['rss_kb'] / 1024:.1f} MiB and "
+                f"{out['idle_after']['fds']} descriptors" if out.get("idle_after") else ""), "",
              "| load | windows | ok | failed | p50 ms (median of windows) | p99 ms (worst window) |",
              "|---|---|---|---|---|---|"]
     for k, d in sorted(out["by_load"].items()):
@@ -347,7 +368,8 @@ def write_report(out: dict, results: Path) -> None:
                       f"{statistics.median(rtt):.2f} ms at the median window, {max(rtt):.2f} ms at the worst"]
     lines += ["", "| t (s) | RSS (MiB) | descriptors | threads | CPU (s) |", "|---|---|---|---|---|"]
     step = max(1, len(out["samples"]) // 20)
-    for s in out["samples"][::step] + out["samples"][-1:]:
+    shown = out["samples"][::step]
+    for s in shown + [x for x in out["samples"][-1:] if x not in shown]:
         if "rss_kb" in s:
             lines.append(f"| {s['t']:.0f} | {s['rss_kb'] / 1024:.1f} | {s['fds']} | {s['threads']} | {s['cpu_s']:.1f} |")
     if out["sanitizer_lines"]:
@@ -400,3 +422,19 @@ def main(b, args, results: Path, work: Path) -> int:
     write_report(out, results)
     print((results / "soak.md").read_text())
     return 0 if out["passed"] else 1
+
+
+if __name__ == "__main__":
+    # --report DIR: the report again from a saved run (a run made before the
+    # idle sample was marked had it last)
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--report", required=True, type=Path)
+    a = ap.parse_args()
+    saved = json.loads((a.report / "soak.json").read_text())
+    if saved["samples"] and not any(x.get("after_loads") for x in saved["samples"]):
+        saved["samples"][-1]["after_loads"] = True
+    saved = verdict(saved)
+    write_report(saved, a.report)
+    print((a.report / "soak.md").read_text())
+    sys.exit(0 if saved["passed"] else 1)
