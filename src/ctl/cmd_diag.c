@@ -387,10 +387,14 @@ static void diag_permissions(struct diag *d)
     diag_secret(d, cfg->tls.private_key, uid, who, true);
     snprintf(p, sizeof(p), "%s/parley.db", cfg->state_dir);
     diag_secret(d, p, uid, who, true);
-    static const char *const optional[] = {"pki/" PKI_CA_KEY_FILE, RELAY_SECRETS_FILE,
-                                           TICKET_KEYS_FILE, DIAG_CONTENT_KEY};
+    static const struct {
+        const char *dir, *name;
+    } optional[] = {{"pki/", PKI_CA_KEY_FILE},
+                    {"", RELAY_SECRETS_FILE},
+                    {"", TICKET_KEYS_FILE},
+                    {"", DIAG_CONTENT_KEY}};
     for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++) {
-        snprintf(p, sizeof(p), "%s/%s", cfg->state_dir, optional[i]);
+        snprintf(p, sizeof(p), "%s/%s%s", cfg->state_dir, optional[i].dir, optional[i].name);
         if (strcmp(p, cfg->tls.private_key) != 0)
             diag_secret(d, p, uid, who, false);
     }
