@@ -402,29 +402,21 @@ static void diag_permissions(struct diag *d)
 
 /* --- the clock --- */
 
-static time_t diag_build_time(void)
-{
-    /* __DATE__ is "Mmm dd yyyy" */
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    const char *date = __DATE__;
-    struct tm tm = {0};
-    char mon[4] = {date[0], date[1], date[2], 0};
-    const char *m = strstr(months, mon);
-    tm.tm_mon = m ? (int)(m - months) / 3 : 0;
-    tm.tm_mday = atoi(date + 4);
-    tm.tm_year = atoi(date + 7) - 1900;
-    return timegm(&tm);
-}
-
+/* PARLEY_BUILD_EPOCH (src/ctl/meson.build): SOURCE_DATE_EPOCH or the last
+ * commit's time, 0 when the build could tell neither. */
 static void diag_clock(struct diag *d)
 {
-    time_t built = diag_build_time();
-    if ((time_t)d->now < built - 86400) {
+    const time_t built = (time_t)PARLEY_BUILD_EPOCH;
+    char when[32] = "unknown";
+    struct tm tm;
+    if (built > 0 && gmtime_r(&built, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%d", &tm);
+    if (built > 0 && (time_t)d->now < built - 86400) {
         diag_add(d, "clock", "fail",
                  "set the clock (timedatectl set-ntp true, or an NTP client): certificates and "
                  "nonces depend on it",
                  "the system clock says %lld, before this program was built (%s)",
-                 (long long)d->now, __DATE__);
+                 (long long)d->now, when);
         return;
     }
     struct timex tx = {0};
@@ -435,12 +427,12 @@ static void diag_clock(struct diag *d)
                  "host",
                  "the kernel says the clock is not synchronised (no NTP?); it is after the build "
                  "date (%s)",
-                 __DATE__);
+                 when);
     else
         diag_add(d, "clock", "ok", NULL,
                  "after the build date (%s); the kernel says it is synchronised (estimated error "
                  "%ld us)",
-                 __DATE__, (long)tx.esterror);
+                 when, (long)tx.esterror);
 }
 
 /* --- DNS --- */
