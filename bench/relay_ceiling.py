@@ -63,33 +63,21 @@ def step(b, kind: str, pids: list[int], port: int, secret: str, rate: int, resul
           f"server_cpu/packet={'-' if cpu is None else f'{cpu:.2f}us'} "
           f"gen_cpu={res.get('generator_cpu', {}).get('percent_of_one_core', 0):.0f}%"
           + (" GENERATOR-LIMITED" if res.get("generator_limited") else "")
-          + (f" ERROR {res.get('error')} {res.get('stderr', '')[-300:]}" if "error" in res else ""))
+          + (f" ERROR {res.get('error')} {res.get('stderr', '')[-300:]}" if res.get("error") else ""))
     return res
 
 
-def one_round(b, work: Path, bins, secret: str, kind: str, results: Path, n0: int) -> dict:
+def one_step(b, work: Path, bins, secret: str, kind: str, rate: int, results: Path, n: int) -> dict:
+    """One rate against a relay started for it: a fresh server per step, as
+    coturn answers a new Allocate from a 5-tuple it saw in the step before
+    (the kernel hands the generator the same ports again) with 437."""
     cmd, port, sec = b.relay_server(kind, work, bins, secret)
     srv = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.5)
-    out: dict = {"steps": [], "highest": 0, "highest_floor": False, "cpu_at_highest": None, "cpu_at_common": None}
     try:
         if srv.poll() is not None:
-            out["error"] = f"{kind} exited at start"
-            return out
-        pids = [srv.pid] + b.descendants(srv.pid)
-        for i, rate in enumerate(RATES):
-            res = step(b, kind, pids, port, sec, rate, results, n0 + i)
-            out["steps"].append({k: res.get(k) for k in ("rate", "received_per_s", "loss_ratio", "generator_limited",
-                                                         "server_cpu_us_per_packet", "error")})
-            if res.get("loss_ratio") is None or res["loss_ratio"] > LOSS_LIMIT:
-                break
-            if rate == COMMON_RATE:
-                out["cpu_at_common"] = res["server_cpu_us_per_packet"]
-            out["highest"] = res.get("received_per_s") or rate
-            out["cpu_at_highest"] = res["server_cpu_us_per_packet"]
-            if res.get("generator_limited"):
-                out["highest_floor"] = True  # past here the generator, not the relay, is measured
-                break
+            return {"rate": rate, "error": f"{kind} exited at start"}
+        return step(b, kind, [srv.pid] + b.descendants(srv.pid), port, sec, rate, results, n)
     finally:
         srv.terminate()
         try:
@@ -97,6 +85,25 @@ def one_round(b, work: Path, bins, secret: str, kind: str, results: Path, n0: in
         except subprocess.TimeoutExpired:
             srv.kill()
             srv.wait()
+
+
+def one_round(b, work: Path, bins, secret: str, kind: str, results: Path, n0: int) -> dict:
+    out: dict = {"steps": [], "highest": 0, "highest_floor": False, "cpu_at_highest": None, "cpu_at_common": None}
+    for i, rate in enumerate(RATES):
+        res = one_step(b, work, bins, secret, kind, rate, results, n0 + i)
+        out["steps"].append({k: res.get(k) for k in ("rate", "received_per_s", "loss_ratio", "generator_limited",
+                                                     "server_cpu_us_per_packet", "error")})
+        if res.get("loss_ratio") is None or res["loss_ratio"] > LOSS_LIMIT:
+            # the generator at its limit loses packets itself: say so
+            out["stopped_by_generator"] = bool(res.get("generator_limited"))
+            break
+        if rate == COMMON_RATE:
+            out["cpu_at_common"] = res["server_cpu_us_per_packet"]
+        out["highest"] = res.get("received_per_s") or rate
+        out["cpu_at_highest"] = res["server_cpu_us_per_packet"]
+        if res.get("generator_limited"):
+            out["highest_floor"] = True  # past here the generator, not the relay, is measured
+            break
     return out
 
 
@@ -121,11 +128,19 @@ def figures(rc: dict) -> tuple[list[str], list[str]]:
 
     lines, table = [], ["| figure | Parley | coturn | Parley / coturn |", "|---|---|---|---|"]
     hp, hc = med("parley", "highest"), med("coturn", "highest")
-    fp = any(r.get("highest_floor") for r in rc.get("parley", []))
-    fc = any(r.get("highest_floor") for r in rc.get("coturn", []))
+    # a floor when the generator, not the relay, ended the search
+    fp = any(r.get("highest_floor") or r.get("stopped_by_generator") for r in rc.get("parley", []))
+    fc = any(r.get("highest_floor") or r.get("stopped_by_generator") for r in rc.get("coturn", []))
     table.append(f"| highest rate with ≤ 0.1 % lost, one core, packets/s | {'≥ ' if fp else ''}{hp or 0:,.0f} | "
                  f"{'≥ ' if fc else ''}{hc or 0:,.0f} | {hp / hc:.2f} |" if hp and hc else
                  f"| highest rate | {hp} | {hc} | |")
+    for rate in (50_000, COMMON_RATE):
+        per = {k: [st["server_cpu_us_per_packet"] for r in rc.get(k, []) for st in r.get("steps", [])
+                   if st.get("rate") == rate and st.get("server_cpu_us_per_packet")
+                   and (st.get("loss_ratio") or 0) <= LOSS_LIMIT] for k in ("parley", "coturn")}
+        if per["parley"] and per["coturn"] and rate != COMMON_RATE:
+            p50, c50 = statistics.median(per["parley"]), statistics.median(per["coturn"])
+            table.append(f"| CPU per relayed packet at {rate:,}/s | {p50:.2f} µs | {c50:.2f} µs | {p50 / c50:.3f} |")
     cp, cc = med("parley", "cpu_at_common"), med("coturn", "cpu_at_common")
     if cp and cc:
         table.append(f"| CPU per relayed packet at {COMMON_RATE:,}/s | {cp:.2f} µs | {cc:.2f} µs | {cp / cc:.3f} |")
