@@ -297,7 +297,10 @@ class Soak:
         # once every load has stopped: what the server keeps when idle again
         self.samples.append({**self.sample(time.monotonic() - self.t0), "after_loads": True})
         alive = self.parley.alive()
+        proc = self.parley.proc
         self.parley.stop()
+        # LeakSanitizer reports at exit, and then exits non-zero
+        exit_code = proc.returncode if proc else None
         sanitizer = []
         if self.asan:
             text = Path(self.parley.logfile).read_text(errors="replace")
@@ -305,7 +308,8 @@ class Soak:
                          if re.search(r"ERROR: (LeakSanitizer|AddressSanitizer)|runtime error:|SUMMARY: ", l)]
         out = {"minutes": self.minutes, "asan": self.asan, "scale": self.scale, "rates": RATES,
                "relay_clients": RELAY_CLIENTS, "presence_watchers": PRESENCE_WATCHERS, "alive": alive,
-               "errors": self.errors, "sanitizer_lines": sanitizer[:50], "samples": self.samples,
+               "errors": self.errors, "sanitizer_lines": sanitizer[:50], "exit_code": exit_code,
+               "samples": self.samples,
                "rows": self.rows}
         return verdict(out)
 
@@ -338,7 +342,8 @@ def verdict(out: dict) -> dict:
         if r.get("p99_ms") is not None:
             d["p99"].append(r["p99_ms"])
     failures = sum(d["failed"] for d in by_load.values())
-    ok = out["alive"] and not out["errors"] and failures == 0 and rss_flat and fds_flat and not out["sanitizer_lines"]
+    ok = (out["alive"] and not out["errors"] and failures == 0 and rss_flat and fds_flat
+          and not out["sanitizer_lines"] and out.get("exit_code") in (0, None))
     out.update(warmup_s=warm, failures=failures, by_load=by_load, rss_median_after_warmup_kb=med_rss,
                rss_last_kb=last["rss_kb"], rss_flat=rss_flat, fds_median_after_warmup=med_fds,
                fds_last=last["fds"], fds_flat=fds_flat, passed=ok,
@@ -349,7 +354,8 @@ def verdict(out: dict) -> dict:
 def write_report(out: dict, results: Path) -> None:
     (results / "soak.json").write_text(json.dumps(out, indent=1))
     lines = [f"# Soak: {out['minutes']} min{' under ASan + UBSan' if out['asan'] else ''}", "",
-             f"passed: **{out['passed']}**; failures {out['failures']}; parleyd alive at the end: {out['alive']}",
+             f"passed: **{out['passed']}**; failures {out['failures']}; parleyd alive at the end: {out['alive']}"
+             + (f"; its exit status after SIGTERM {out['exit_code']}" if out.get("exit_code") is not None else ""),
              f"RSS after warm-up (median) {out['rss_median_after_warmup_kb'] / 1024:.1f} MiB, in the last "
              f"tenth under load {out['rss_last_kb'] / 1024:.1f} MiB (flat: {out['rss_flat']}); descriptors "
              f"{out['fds_median_after_warmup']:.0f} and {out['fds_last']:.0f} (flat: {out['fds_flat']})"
