@@ -62,8 +62,10 @@ cp "$deb" "$root/tmp/"
 echo "deb-check: dpkg -i $(basename "$deb") in an overlay root ($root)"
 chroot "$root" dpkg -i "/tmp/$(basename "$deb")"
 
-# the test itself, with the suite's harness (baresip); the source tree is
-# seen through the overlay like the rest of /
-chroot "$root" env PYTHONPATH="$src/tests/lib" PYTHONDONTWRITEBYTECODE=1 \
+# the test itself, with the suite's harness (baresip), copied in: the
+# source tree may be under /tmp, which is the root's own tmpfs in there
+mkdir "$root/tmp/parley-tests"
+cp -r "$src/tests/lib" "$src/tests/package" "$root/tmp/parley-tests/"
+chroot "$root" env PYTHONPATH=/tmp/parley-tests/lib PYTHONDONTWRITEBYTECODE=1 \
     PARLEY_DEB="/tmp/$(basename "$deb")" PARLEY_TEST_TMP=/tmp \
-    python3 "$src/tests/package/test_installed.py" -v
+    python3 /tmp/parley-tests/package/test_installed.py -v
