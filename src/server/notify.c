@@ -57,11 +57,15 @@ int notify_send(const char *state)
         sa.sun_path[0] = '\0';
     salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (name[0] == '/'));
 
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    /* Never wait: a manager that does not read its socket (a full queue)
+     * must not stall the event loop that sends RELOADING=1 and STOPPING=1;
+     * the message is dropped with -EAGAIN instead. */
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
     size_t len = strlen(state);
-    ssize_t w = sendto(fd, state, len, MSG_NOSIGNAL, (const struct sockaddr *)&sa, salen);
+    ssize_t w =
+        sendto(fd, state, len, MSG_NOSIGNAL | MSG_DONTWAIT, (const struct sockaddr *)&sa, salen);
     if (w < 0)
         rc = -errno;
     else if ((size_t)w != len)

@@ -13,7 +13,8 @@
 /* Sends state (e.g. "READY=1\nSTATUS=serving") as one datagram. 0 when
  * sent or when $NOTIFY_SOCKET is unset; -EINVAL for a socket name that is
  * neither absolute nor abstract or too long for sun_path, -EAFNOSUPPORT
- * for the vsock form, else the negative errno of socket(2)/sendto(2). */
+ * for the vsock form, else the negative errno of socket(2)/sendto(2):
+ * -EAGAIN when the receiver's queue is full (it never blocks). */
 int notify_send(const char *state);
 
 /* "RELOADING=1" with MONOTONIC_USEC=<CLOCK_MONOTONIC in µs>, which

@@ -3,7 +3,8 @@
  * abstract '@' name) the state arrives there as one datagram; without it
  * nothing is sent and the call succeeds; a name that is neither absolute
  * nor abstract, too long, or the vsock form is refused, and a socket
- * nobody listens on is an error, not a hang.
+ * nobody listens on is an error, not a hang, and so is one whose queue
+ * is full.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -180,6 +181,30 @@ static void test_bad_names(void **state)
     unsetenv("NOTIFY_SOCKET");
 }
 
+/* A receiver that never reads: once its queue is full the send fails with
+ * -EAGAIN at once instead of blocking the caller (the event loop). The
+ * alarm turns a blocking send into a failure rather than a hung test. */
+static void test_full_queue_does_not_block(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/full", dir);
+    int fd = bind_receiver(path);
+    setenv("NOTIFY_SOCKET", path, 1);
+    alarm(10);
+    int rc = 0, sent = 0;
+    /* the queue holds net.unix.max_dgram_qlen datagrams (512 by default)
+     * or fewer when the receive buffer fills first */
+    while (sent < 100000 && (rc = notify_send("RELOADING=1")) == 0)
+        sent++;
+    alarm(0);
+    assert_int_equal(rc, -EAGAIN);
+    assert_true(sent > 0);
+    close(fd);
+    unlink(path);
+    unsetenv("NOTIFY_SOCKET");
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -189,7 +214,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_socket), cmocka_unit_test(test_abstract_socket),
         cmocka_unit_test(test_reloading),   cmocka_unit_test(test_unset_is_noop),
-        cmocka_unit_test(test_bad_names),
+        cmocka_unit_test(test_bad_names),   cmocka_unit_test(test_full_queue_does_not_block),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     rmdir(dir);
