@@ -134,7 +134,10 @@ class TestInstalled(unittest.TestCase):
 
     def test_2_unit(self):
         with open(UNIT) as f:
-            caps = re.search(r"^CapabilityBoundingSet=(.*)$", f.read(), re.M).group(1).split()
+            text = f.read()
+        caps = re.search(r"^CapabilityBoundingSet=(.*)$", text, re.M).group(1).split()
+        # only the state is writable: the configuration root runs stays read-only
+        self.assertEqual(re.findall(r"^ReadWritePaths=(.*)$", text, re.M), [STATE])
         self.assertEqual(sorted(c.lower().replace("cap_", "+") for c in caps),
                          sorted(UNIT_CAPS.split(",")), "the test no longer starts parleyd as the unit")
         # `man:` references are checked only once the man pages are installed
