@@ -17,7 +17,9 @@ throwaway root of scripts/deb-check.sh, never on the machine itself):
   stay readable to parley); the same started as parley with
   CAP_NET_BIND_SERVICE ambient (docs/OPERATIONS.md's alternative);
 - reinstalling keeps the configuration; purge removes /etc/parley and
-  /var/lib/parley and keeps the user.
+  /var/lib/parley and keeps the user;
+- an ordinary (non-system) account named parley makes the installation
+  fail instead of being adopted as the server's user.
 """
 from __future__ import annotations
 
@@ -274,6 +276,23 @@ class TestInstalled(unittest.TestCase):
         for path in ("/etc/parley", STATE, PARLEYD, UNIT):
             self.assertFalse(os.path.exists(path), path)
         pwd.getpwnam("parley")  # kept: see debian/parley.postrm
+
+    def test_6_refuses_a_person_named_parley(self):
+        """An ordinary account called parley (a person's, with a login
+        shell) is not adopted as the server's user: the installation fails
+        rather than hand it the state and the running server."""
+        run("deluser", "--quiet", "parley")  # the system user purge kept
+        if any(g.gr_name == "parley" for g in grp.getgrall()):
+            run("delgroup", "--quiet", "parley")
+        run("adduser", "--quiet", "--disabled-password", "--gecos", "", "parley")
+        self.assertGreaterEqual(pwd.getpwnam("parley").pw_uid, 1000)
+        try:
+            res = run("dpkg", "-i", os.environ["PARLEY_DEB"], check=False)
+            self.assertNotEqual(res.returncode, 0, res.stdout)
+            self.assertIn("not a system user", res.stdout + res.stderr)
+            self.assertFalse(os.path.exists(CONF), "configured for the person's account")
+        finally:
+            run("dpkg", "--purge", "parley", check=False)
 
 
 if __name__ == "__main__":
