@@ -23,6 +23,18 @@ fi
 if [ "${PARLEY_DEB_NS:-}" != 1 ]; then
     PARLEY_DEB_NS=1 exec unshare --mount --propagation private "$0" "$@"
 fi
+# and truly there: PARLEY_DEB_NS=1 inherited from a caller's environment
+# would otherwise put the mounts below (a recursive bind of /dev among
+# them, unmounted again by the trap) into this machine's own namespace
+# (compared with the parent's: the exec above kept this pid, so the parent
+# is whoever ran the script, in the namespace left behind; /proc/1 may be
+# unreadable in a container)
+parent_ns=$(readlink "/proc/$PPID/ns/mnt" 2>/dev/null || true)
+if [ -z "$parent_ns" ] || [ "$(readlink /proc/self/ns/mnt)" = "$parent_ns" ]; then
+    echo "make deb-check: not in a mount namespace of its own (PARLEY_DEB_NS is set" \
+        "outside?); nothing done" >&2
+    exit 1
+fi
 src=$(pwd)
 out=$(realpath "${1:-build-deb}")
 set -- "$out"/parley_*_*.deb

@@ -19,6 +19,16 @@ case "$deb_version" in
         ;;
 esac
 
+# OUT is emptied: never the tree itself, a directory above it, or /
+# (`make-deb.sh .` or `..` would otherwise delete the sources)
+real_out=$(realpath -m -- "$out")
+case "$(pwd -P)/" in
+    "$real_out"/*)
+        echo "make deb: OUT ($out) would contain the source tree; choose another" >&2
+        exit 1
+        ;;
+esac
+[ "$real_out" != / ] || { echo "make deb: OUT is /" >&2; exit 1; }
 rm -rf "$out"
 copy="$out/src/parley-$version"
 mkdir -p "$copy"
