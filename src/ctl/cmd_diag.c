@@ -691,15 +691,23 @@ struct diag_peers {
     size_t more;
 };
 
-static int diag_partner_one(const struct store_partner *p, void *arg)
+/* The next free target, zeroed; NULL (and counted) when the list is full. */
+static struct diag_target *diag_peers_next(struct diag_peers *ps)
 {
-    struct diag_peers *ps = arg;
     if (ps->n == DIAG_PEERS_MAX) {
         ps->more++;
-        return 0;
+        return NULL;
     }
     struct diag_target *t = &ps->v[ps->n++];
     memset(t, 0, sizeof(*t));
+    return t;
+}
+
+static int diag_partner_one(const struct store_partner *p, void *arg)
+{
+    struct diag_target *t = diag_peers_next(arg);
+    if (!t)
+        return 0;
     snprintf(t->check, sizeof(t->check), "partner %s", p->domain);
     snprintf(t->domain, sizeof(t->domain), "%s", p->domain);
     snprintf(t->host, sizeof(t->host), "%s", p->server);
@@ -711,13 +719,9 @@ static int diag_partner_one(const struct store_partner *p, void *arg)
 
 static int diag_trunk_one(const struct store_trunk *tr, void *arg)
 {
-    struct diag_peers *ps = arg;
-    if (ps->n == DIAG_PEERS_MAX) {
-        ps->more++;
+    struct diag_target *t = diag_peers_next(arg);
+    if (!t)
         return 0;
-    }
-    struct diag_target *t = &ps->v[ps->n++];
-    memset(t, 0, sizeof(*t));
     snprintf(t->check, sizeof(t->check), "trunk %s", tr->name);
     const char *colon = strrchr(tr->gateway, ':');
     size_t hl = colon ? (size_t)(colon - tr->gateway) : 0;

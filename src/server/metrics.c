@@ -255,22 +255,29 @@ static void metrics_calls(struct runtime *rt, struct strbuf *out)
     prom_sample(out, "parley_calls", l3, 1, mc.pending);
 }
 
+/* A counter family with one sample per direction (label "direction"). */
+static void metrics_directions(struct strbuf *out, const char *name, const char *help,
+                               const char *first, uint64_t a, const char *second, uint64_t b)
+{
+    const char *la[] = {"direction", first}, *lb[] = {"direction", second};
+    prom_family(out, name, PROM_COUNTER, help);
+    prom_sample(out, name, la, 1, a);
+    prom_sample(out, name, lb, 1, b);
+}
+
 static void metrics_relay(struct runtime *rt, struct strbuf *out)
 {
     struct relay_totals t;
     relay_totals(rt->relay, &t);
     prom_family(out, "parley_relay_allocations", PROM_GAUGE, "TURN allocations held now.");
     prom_sample(out, "parley_relay_allocations", NULL, 0, t.allocations);
-    const char *to[] = {"direction", "to_peer"}, *from[] = {"direction", "from_peer"};
-    prom_family(out, "parley_relay_packets_total", PROM_COUNTER,
-                "Packets the relay forwarded, by direction (to_peer: from clients to their "
-                "peers).");
-    prom_sample(out, "parley_relay_packets_total", to, 1, t.to_peer_packets);
-    prom_sample(out, "parley_relay_packets_total", from, 1, t.from_peer_packets);
-    prom_family(out, "parley_relay_bytes_total", PROM_COUNTER,
-                "Payload bytes the relay forwarded, by direction.");
-    prom_sample(out, "parley_relay_bytes_total", to, 1, t.to_peer_bytes);
-    prom_sample(out, "parley_relay_bytes_total", from, 1, t.from_peer_bytes);
+    metrics_directions(out, "parley_relay_packets_total",
+                       "Packets the relay forwarded, by direction (to_peer: from clients to "
+                       "their peers).",
+                       "to_peer", t.to_peer_packets, "from_peer", t.from_peer_packets);
+    metrics_directions(out, "parley_relay_bytes_total",
+                       "Payload bytes the relay forwarded, by direction.", "to_peer",
+                       t.to_peer_bytes, "from_peer", t.from_peer_bytes);
     prom_family(out, "parley_relay_dropped_packets_total", PROM_COUNTER,
                 "Packets the relay dropped (over relay.max_bandwidth, or a full TCP queue).");
     prom_sample(out, "parley_relay_dropped_packets_total", NULL, 0, t.dropped_packets);
@@ -283,16 +290,12 @@ static void metrics_media(struct runtime *rt, struct strbuf *out)
     prom_family(out, "parley_media_streams", PROM_GAUGE,
                 "Anchored media streams held now by the media engine.");
     prom_sample(out, "parley_media_streams", NULL, 0, t.streams);
-    const char *in[] = {"direction", "in"}, *outl[] = {"direction", "out"};
-    prom_family(out, "parley_media_packets_total", PROM_COUNTER,
-                "Anchored media packets, by direction (in: accepted from the parties, out: sent "
-                "to them).");
-    prom_sample(out, "parley_media_packets_total", in, 1, t.in_packets);
-    prom_sample(out, "parley_media_packets_total", outl, 1, t.out_packets);
-    prom_family(out, "parley_media_bytes_total", PROM_COUNTER,
-                "Anchored media bytes, by direction.");
-    prom_sample(out, "parley_media_bytes_total", in, 1, t.in_bytes);
-    prom_sample(out, "parley_media_bytes_total", outl, 1, t.out_bytes);
+    metrics_directions(out, "parley_media_packets_total",
+                       "Anchored media packets, by direction (in: accepted from the parties, "
+                       "out: sent to them).",
+                       "in", t.in_packets, "out", t.out_packets);
+    metrics_directions(out, "parley_media_bytes_total", "Anchored media bytes, by direction.", "in",
+                       t.in_bytes, "out", t.out_bytes);
     prom_family(out, "parley_media_refused_packets_total", PROM_COUNTER,
                 "Anchored media packets refused from a party's address, by reason "
                 "(authentication, replay).");
