@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "store_scratch.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "store/store.h"
@@ -38,10 +39,8 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/parley-store-XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (store_scratch_make("parley-store", f->dir, sizeof(f->dir), f->path, sizeof(f->path)) != 0)
         return -1;
-    snprintf(f->path, sizeof(f->path), "%s/parley.db", f->dir);
     *state = f;
     return 0;
 }
@@ -49,13 +48,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char p[128];
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-        snprintf(p, sizeof(p), "%s%s", f->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
+    store_scratch_remove(f->dir, f->path);
     free(f);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "store_scratch.h"
 #include "core/clock.h"
 #include "store/store.h"
 
@@ -32,10 +33,8 @@ static int setup(void **state)
     char err[256];
     if (!f)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/parley-dir-XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (store_scratch_make("parley-dir", f->dir, sizeof(f->dir), f->path, sizeof(f->path)) != 0)
         return -1;
-    snprintf(f->path, sizeof(f->path), "%s/parley.db", f->dir);
     if (store_open(f->path, STORE_CREATE, &f->st, err, sizeof(err)) != 0)
         return -1;
     static const char *const users[] = {"alice", "bob", "carol", "dave", "erin"};
@@ -49,14 +48,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char p[128];
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
     store_close(f->st);
-    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-        snprintf(p, sizeof(p), "%s%s", f->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
+    store_scratch_remove(f->dir, f->path);
     free(f);
     return 0;
 }
